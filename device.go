@@ -1,0 +1,74 @@
+package vitalgate
+
+import (
+	"context"
+	"time"
+)
+
+// DeviceStatus is the lifecycle state of a registered device.
+type DeviceStatus string
+
+// Device states.
+const (
+	DeviceActive  DeviceStatus = "active"  // may enroll (with a valid secret) and send data
+	DeviceRevoked DeviceStatus = "revoked" // every certificate revoked; handshakes fail
+)
+
+// Device is a registered medical device. The patient it is assigned to is held only as a blind
+// index (PatientIndex) and sealed (PatientSealed): the registry never stores a plaintext patient
+// identifier.
+type Device struct {
+	ID            string
+	Model         string
+	Status        DeviceStatus
+	PatientIndex  []byte // keyed HMAC blind index of the assigned patient's id
+	PatientSealed []byte // the assigned patient's id, sealed under the patient's data key
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+
+	// EnrollSecretHash is the argon2id hash (PHC string) of the one-time enrollment secret;
+	// empty once it has been used.
+	EnrollSecretHash string
+	// EnrollExpiresAt is when the enrollment secret stops being accepted.
+	EnrollExpiresAt time.Time
+}
+
+// Certificate is the registry's record of a device certificate issued by the built-in CA.
+type Certificate struct {
+	Serial    string // lowercase hex serial number
+	DeviceID  string
+	NotBefore time.Time
+	NotAfter  time.Time
+	IssuedAt  time.Time
+	RevokedAt time.Time // zero while valid
+}
+
+// Revoked reports whether the certificate has been revoked.
+func (c Certificate) Revoked() bool { return !c.RevokedAt.IsZero() }
+
+// DeviceStore persists devices and their certificates.
+type DeviceStore interface {
+	// CreateDevice registers a new device. Returns ECONFLICT if the id exists.
+	CreateDevice(ctx context.Context, d Device) error
+	// Device returns a device by id. Returns ENOTFOUND.
+	Device(ctx context.Context, id string) (Device, error)
+	// Devices lists all devices ordered by id.
+	Devices(ctx context.Context) ([]Device, error)
+	// ConsumeEnrollSecret atomically marks the enrollment secret whose hash is secretHash as
+	// used and records cert, so that a secret can be used exactly once even with several
+	// nodes. Returns ECONFLICT if the secret was used or replaced meanwhile, ENOTFOUND if the
+	// device does not exist.
+	ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash string, cert Certificate) error
+	// SetEnrollSecret replaces the device's enrollment secret hash and expiry. ENOTFOUND.
+	SetEnrollSecret(ctx context.Context, deviceID, secretHash string, expiresAt time.Time) error
+	// AssignPatient changes the device's patient. ENOTFOUND.
+	AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time) error
+	// AddCertificate records a newly issued certificate (renewal). ENOTFOUND for an unknown
+	// device, ECONFLICT if the serial exists.
+	AddCertificate(ctx context.Context, cert Certificate) error
+	// Certificate returns a certificate by serial. Returns ENOTFOUND.
+	Certificate(ctx context.Context, serial string) (Certificate, error)
+	// RevokeDevice marks the device revoked and every one of its certificates revoked at the
+	// given time. Returns ENOTFOUND.
+	RevokeDevice(ctx context.Context, deviceID string, at time.Time) error
+}
