@@ -1,0 +1,165 @@
+package fhir
+
+// kind is the JSON shape an element must have.
+type kind uint8
+
+const (
+	kString  kind = iota // a JSON string (FHIR string, code, uri, id, dateTime, instant, xhtml...)
+	kDecimal             // a JSON number
+	kInteger             // a JSON number without fraction or exponent, within int32
+	kBool                // true or false
+	kObject              // a JSON object of the datatype named by elem.typ
+)
+
+// elem describes one allowed element of a datatype.
+type elem struct {
+	kind   kind
+	array  bool   // a JSON array of kind (FHIR cardinality 0..*)
+	typ    string // for kObject: the schema name of the nested datatype
+	choice string // for choice elements (value[x], effective[x]): at most one per object
+}
+
+// schema is the set of allowed elements per datatype (case-sensitive). Elements not listed
+// here are rejected by the strict decoder. Datatypes used inside resources are shared, so
+// adding an element to a datatype adds it everywhere.
+var schema = map[string]map[string]elem{
+	"Observation": {
+		"resourceType":         {kind: kString},
+		"id":                   {kind: kString},
+		"meta":                 {kind: kObject, typ: "Meta"},
+		"language":             {kind: kString},
+		"text":                 {kind: kObject, typ: "Narrative"},
+		"identifier":           {kind: kObject, typ: "Identifier", array: true},
+		"basedOn":              {kind: kObject, typ: "Reference", array: true},
+		"partOf":               {kind: kObject, typ: "Reference", array: true},
+		"status":               {kind: kString},
+		"category":             {kind: kObject, typ: "CodeableConcept", array: true},
+		"code":                 {kind: kObject, typ: "CodeableConcept"},
+		"subject":              {kind: kObject, typ: "Reference"},
+		"focus":                {kind: kObject, typ: "Reference", array: true},
+		"encounter":            {kind: kObject, typ: "Reference"},
+		"effectiveDateTime":    {kind: kString, choice: "effective"},
+		"effectivePeriod":      {kind: kObject, typ: "Period", choice: "effective"},
+		"effectiveInstant":     {kind: kString, choice: "effective"},
+		"issued":               {kind: kString},
+		"performer":            {kind: kObject, typ: "Reference", array: true},
+		"valueQuantity":        {kind: kObject, typ: "Quantity", choice: "value"},
+		"valueCodeableConcept": {kind: kObject, typ: "CodeableConcept", choice: "value"},
+		"valueString":          {kind: kString, choice: "value"},
+		"valueBoolean":         {kind: kBool, choice: "value"},
+		"valueInteger":         {kind: kInteger, choice: "value"},
+		"valueDateTime":        {kind: kString, choice: "value"},
+		"valuePeriod":          {kind: kObject, typ: "Period", choice: "value"},
+		"dataAbsentReason":     {kind: kObject, typ: "CodeableConcept"},
+		"interpretation":       {kind: kObject, typ: "CodeableConcept", array: true},
+		"note":                 {kind: kObject, typ: "Annotation", array: true},
+		"bodySite":             {kind: kObject, typ: "CodeableConcept"},
+		"method":               {kind: kObject, typ: "CodeableConcept"},
+		"specimen":             {kind: kObject, typ: "Reference"},
+		"device":               {kind: kObject, typ: "Reference"},
+		"referenceRange":       {kind: kObject, typ: "ReferenceRange", array: true},
+		"hasMember":            {kind: kObject, typ: "Reference", array: true},
+		"derivedFrom":          {kind: kObject, typ: "Reference", array: true},
+		"component":            {kind: kObject, typ: "Component", array: true},
+	},
+	"Component": {
+		"code":                 {kind: kObject, typ: "CodeableConcept"},
+		"valueQuantity":        {kind: kObject, typ: "Quantity", choice: "value"},
+		"valueCodeableConcept": {kind: kObject, typ: "CodeableConcept", choice: "value"},
+		"valueString":          {kind: kString, choice: "value"},
+		"valueBoolean":         {kind: kBool, choice: "value"},
+		"valueInteger":         {kind: kInteger, choice: "value"},
+		"valueDateTime":        {kind: kString, choice: "value"},
+		"valuePeriod":          {kind: kObject, typ: "Period", choice: "value"},
+		"dataAbsentReason":     {kind: kObject, typ: "CodeableConcept"},
+		"interpretation":       {kind: kObject, typ: "CodeableConcept", array: true},
+		"referenceRange":       {kind: kObject, typ: "ReferenceRange", array: true},
+	},
+	"Meta": {
+		"versionId":   {kind: kString},
+		"lastUpdated": {kind: kString},
+		"source":      {kind: kString},
+		"profile":     {kind: kString, array: true},
+		"security":    {kind: kObject, typ: "Coding", array: true},
+		"tag":         {kind: kObject, typ: "Coding", array: true},
+	},
+	"Narrative": {
+		"status": {kind: kString},
+		"div":    {kind: kString},
+	},
+	"Coding": {
+		"system":       {kind: kString},
+		"version":      {kind: kString},
+		"code":         {kind: kString},
+		"display":      {kind: kString},
+		"userSelected": {kind: kBool},
+	},
+	"CodeableConcept": {
+		"coding": {kind: kObject, typ: "Coding", array: true},
+		"text":   {kind: kString},
+	},
+	"Reference": {
+		"reference":  {kind: kString},
+		"type":       {kind: kString},
+		"identifier": {kind: kObject, typ: "Identifier"},
+		"display":    {kind: kString},
+	},
+	"Identifier": {
+		"use":      {kind: kString},
+		"type":     {kind: kObject, typ: "CodeableConcept"},
+		"system":   {kind: kString},
+		"value":    {kind: kString},
+		"period":   {kind: kObject, typ: "Period"},
+		"assigner": {kind: kObject, typ: "Reference"},
+	},
+	"Quantity": {
+		"value":      {kind: kDecimal},
+		"comparator": {kind: kString},
+		"unit":       {kind: kString},
+		"system":     {kind: kString},
+		"code":       {kind: kString},
+	},
+	"Range": {
+		"low":  {kind: kObject, typ: "Quantity"},
+		"high": {kind: kObject, typ: "Quantity"},
+	},
+	"Period": {
+		"start": {kind: kString},
+		"end":   {kind: kString},
+	},
+	"Annotation": {
+		"authorReference": {kind: kObject, typ: "Reference", choice: "author"},
+		"authorString":    {kind: kString, choice: "author"},
+		"time":            {kind: kString},
+		"text":            {kind: kString},
+	},
+	"ReferenceRange": {
+		"low":       {kind: kObject, typ: "Quantity"},
+		"high":      {kind: kObject, typ: "Quantity"},
+		"type":      {kind: kObject, typ: "CodeableConcept"},
+		"appliesTo": {kind: kObject, typ: "CodeableConcept", array: true},
+		"age":       {kind: kObject, typ: "Range"},
+		"text":      {kind: kString},
+	},
+	// Bundle as accepted on input: a batch or transaction of Observations.
+	"Bundle": {
+		"resourceType": {kind: kString},
+		"id":           {kind: kString},
+		"meta":         {kind: kObject, typ: "Meta"},
+		"type":         {kind: kString},
+		"timestamp":    {kind: kString},
+		"entry":        {kind: kObject, typ: "BundleEntry", array: true},
+	},
+	"BundleEntry": {
+		"fullUrl":  {kind: kString},
+		"resource": {kind: kObject, typ: "Observation"},
+		"request":  {kind: kObject, typ: "BundleRequest"},
+	},
+	"BundleRequest": {
+		"method": {kind: kString},
+		"url":    {kind: kString},
+	},
+}
+
+// resourceTypes are the schema names that are resources: their objects carry resourceType.
+var resourceTypes = map[string]bool{"Observation": true, "Bundle": true}

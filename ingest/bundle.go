@@ -1,0 +1,146 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/fhir"
+)
+
+// EntryResult is the outcome of one Bundle entry: Created on success, Err otherwise.
+type EntryResult struct {
+	Created Created
+	Err     error
+}
+
+// BundleResult is the outcome of a batch or transaction Bundle.
+type BundleResult struct {
+	Type    string // "batch" or "transaction"
+	Entries []EntryResult
+}
+
+// entryPath re-roots an error's element path at the Bundle entry it came from.
+func entryPath(err error, i int) error {
+	var e *vitalgate.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	c := *e
+	prefix := fmt.Sprintf("Bundle.entry[%d].resource", i)
+	switch {
+	case strings.HasPrefix(c.Field, "Bundle."):
+	case strings.HasPrefix(c.Field, "Observation"):
+		c.Field = prefix + strings.TrimPrefix(c.Field, "Observation")
+	case c.Field == "":
+		c.Field = prefix
+	}
+	return &c
+}
+
+// CreateBundle ingests a Bundle of Observations sent by the device deviceID.
+//
+// A batch stores each valid entry and reports each invalid one; entries may not reference
+// each other. A transaction is all or nothing: any invalid entry fails the whole Bundle with
+// that entry's error, and references between entries (hasMember, derivedFrom, by fullUrl or
+// by Observation/<id>) are rewritten to the server-assigned ids. On success every stored
+// entry is durable.
+func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte) (BundleResult, error) {
+	b, err := fhir.DecodeBundle(body, s.Limits)
+	if err != nil {
+		return BundleResult{}, err
+	}
+	d, err := s.caller(ctx, deviceID)
+	if err != nil {
+		return BundleResult{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	res := BundleResult{Type: b.Type, Entries: make([]EntryResult, len(b.Entry))}
+
+	// Validate every entry and assign ids.
+	ids := make([]string, len(b.Entry))
+	local := make(map[string]string) // fullUrl or Observation/<client id> -> Observation/<new id>
+	for i, e := range b.Entry {
+		o := e.Resource
+		err := fhir.ValidateEntry(b, i, now)
+		if err == nil {
+			err = s.checkCaller(o, d, "Observation")
+		}
+		if err == nil && b.Type == "batch" && (len(o.HasMember) > 0 || len(o.DerivedFrom) > 0) {
+			err = vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, "Observation.hasMember",
+				"entries of a batch may not reference each other; send panels in a transaction Bundle")
+		}
+		if err == nil {
+			ids[i], err = NewID(now, s.rand())
+		}
+		if err != nil {
+			err = entryPath(err, i)
+			if b.Type == "transaction" {
+				return BundleResult{}, err
+			}
+			res.Entries[i].Err = err
+			continue
+		}
+		ref := "Observation/" + ids[i]
+		if e.FullURL != "" {
+			local[e.FullURL] = ref // DecodeBundle has checked that fullUrls are unique
+		}
+		if o.ID != "" {
+			local["Observation/"+o.ID] = ref
+		}
+	}
+
+	// Resolve references between entries of a transaction.
+	if b.Type == "transaction" {
+		for i, e := range b.Entry {
+			for _, refs := range []struct {
+				name string
+				list []fhir.Reference
+			}{{"hasMember", e.Resource.HasMember}, {"derivedFrom", e.Resource.DerivedFrom}} {
+				for j := range refs.list {
+					target, ok := local[refs.list[j].Reference]
+					if !ok {
+						return BundleResult{}, vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE,
+							fmt.Sprintf("Bundle.entry[%d].resource.%s[%d]", i, refs.name, j),
+							"the reference does not name an entry of this Bundle")
+					}
+					refs.list[j].Reference = target
+				}
+			}
+		}
+	}
+
+	// Seal and store every valid entry in one commit.
+	var batch []vitalgate.SealedResource
+	var stored []int
+	for i, e := range b.Entry {
+		if res.Entries[i].Err != nil {
+			continue
+		}
+		p, err := s.prepare(ctx, e.Resource, d, ids[i], now)
+		if err != nil {
+			if b.Type == "transaction" {
+				return BundleResult{}, err
+			}
+			res.Entries[i].Err = err
+			continue
+		}
+		res.Entries[i].Created = p.created
+		batch = append(batch, p.sealed)
+		stored = append(stored, i)
+	}
+	if len(batch) > 0 {
+		if err := s.Resources.CreateResources(ctx, batch); err != nil {
+			if b.Type == "transaction" {
+				return BundleResult{}, err
+			}
+			for _, i := range stored {
+				res.Entries[i] = EntryResult{Err: err}
+			}
+		}
+	}
+	return res, nil
+}

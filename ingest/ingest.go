@@ -1,0 +1,189 @@
+// Package ingest validates, seals and stores incoming device data, once for every transport
+// (FHIR over HTTPS today, HL7 v2 over MLLP later). A transport authenticates the device and
+// hands the decoded request here; ingest applies every rule that does not depend on the wire
+// format: structure and vocabulary (package fhir), plausible ranges (package vitals), the
+// device's patient assignment, and the device's own identity.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"io"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/vault"
+)
+
+// DeviceLookup finds the registered device behind an authenticated caller.
+type DeviceLookup interface {
+	Device(ctx context.Context, id string) (vitalgate.Device, error)
+}
+
+// ResourceWriter durably stores sealed resources, all or none.
+type ResourceWriter interface {
+	CreateResources(ctx context.Context, rs []vitalgate.SealedResource) error
+}
+
+// Service ingests device data.
+type Service struct {
+	Devices   DeviceLookup
+	Resources ResourceWriter
+	Vault     *vault.Vault
+	Limits    fhir.Limits
+	Now       func() time.Time // defaults to time.Now
+	Rand      io.Reader        // defaults to crypto/rand
+}
+
+// Created describes a stored resource.
+type Created struct {
+	Type        string
+	ID          string
+	Version     int
+	LastUpdated time.Time
+	Body        []byte // the stored resource as JSON (plaintext, for the response only)
+}
+
+// Location returns the resource's versioned relative URL, e.g. "Observation/123/_history/1".
+func (c Created) Location() string {
+	return c.Type + "/" + c.ID + "/_history/1"
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) rand() io.Reader {
+	if s.Rand != nil {
+		return s.Rand
+	}
+	return rand.Reader
+}
+
+// NewID returns a new server-assigned resource id: 32 lowercase hex digits, the first 12 a
+// millisecond timestamp so that ids sort roughly by creation time, the rest random.
+func NewID(now time.Time, rnd io.Reader) (string, error) {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	if _, err := io.ReadFull(rnd, b[6:]); err != nil {
+		return "", vitalgate.Internal(err, "resource id")
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// caller loads the device and checks that it may send data.
+func (s *Service) caller(ctx context.Context, deviceID string) (vitalgate.Device, error) {
+	d, err := s.Devices.Device(ctx, deviceID)
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return d, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q is not registered", deviceID)
+	} else if err != nil {
+		return d, err
+	}
+	if d.Status != vitalgate.DeviceActive {
+		return d, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q has been revoked", deviceID)
+	}
+	if len(d.PatientIndex) == 0 {
+		return d, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q is not assigned to a patient", deviceID)
+	}
+	return d, nil
+}
+
+// checkCaller applies the rules that tie an Observation to the sending device: its subject
+// must be the device's assigned patient, and a device reference, if present, the device itself.
+func (s *Service) checkCaller(o *fhir.Observation, d vitalgate.Device, path string) error {
+	pid, ok := o.SubjectID()
+	if !ok {
+		return vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path+".subject",
+			"subject must reference a Patient (Patient/<id>)")
+	}
+	if !bytes.Equal(s.Vault.PatientIndex(pid), d.PatientIndex) {
+		return vitalgate.FieldErrorf(vitalgate.EFORBIDDEN, path+".subject",
+			"subject is not the patient this device is assigned to")
+	}
+	if o.Device != nil {
+		did, ok := o.DeviceID()
+		if !ok || did != d.ID {
+			return vitalgate.FieldErrorf(vitalgate.EFORBIDDEN, path+".device",
+				"device must reference the sending device itself (Device/%s)", d.ID)
+		}
+	}
+	return nil
+}
+
+// prepared is a validated observation with its server-assigned identity.
+type prepared struct {
+	obs     *fhir.Observation
+	created Created
+	sealed  vitalgate.SealedResource
+}
+
+// prepare assigns id and meta, marshals, seals and indexes a validated observation.
+func (s *Service) prepare(ctx context.Context, o *fhir.Observation, d vitalgate.Device, id string, now time.Time) (prepared, error) {
+	o.SetMeta(id, "1", now)
+	body, err := o.Marshal()
+	if err != nil {
+		return prepared{}, vitalgate.Internal(err, "marshal observation")
+	}
+	sealedBody, err := s.Vault.Seal(ctx, d.PatientIndex, "Observation", id, 1, body)
+	if err != nil {
+		return prepared{}, err
+	}
+	var codes [][]byte
+	for _, c := range o.Codes() {
+		codes = append(codes, s.Vault.CodeIndex(c.System+"|"+c.Code))
+	}
+	eff, _ := o.EffectiveTime()
+	return prepared{
+		obs:     o,
+		created: Created{Type: "Observation", ID: id, Version: 1, LastUpdated: now, Body: body},
+		sealed: vitalgate.SealedResource{
+			Type: "Observation", ID: id, Version: 1,
+			PatientIndex: d.PatientIndex, CodeIndexes: codes,
+			Effective: eff.UTC(), LastUpdated: now, Body: sealedBody,
+		},
+	}, nil
+}
+
+// CreateObservation validates one FHIR Observation sent by the device deviceID and stores it.
+// On success the observation is durable. Errors: EINVALID (malformed), EUNPROCESSABLE (breaks
+// a rule), EFORBIDDEN (wrong patient or device), ETOOLARGE, EUNAVAILABLE (store busy).
+func (s *Service) CreateObservation(ctx context.Context, deviceID string, body []byte) (Created, error) {
+	o, err := fhir.DecodeObservation(body)
+	if err != nil {
+		return Created{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	if err := fhir.ValidateObservation(o, now); err != nil {
+		return Created{}, err
+	}
+	d, err := s.caller(ctx, deviceID)
+	if err != nil {
+		return Created{}, err
+	}
+	if err := s.checkCaller(o, d, "Observation"); err != nil {
+		return Created{}, err
+	}
+	if len(o.HasMember) > 0 {
+		return Created{}, vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, "Observation.hasMember",
+			"a panel with hasMember must be sent in a transaction Bundle together with its members")
+	}
+	id, err := NewID(now, s.rand())
+	if err != nil {
+		return Created{}, err
+	}
+	p, err := s.prepare(ctx, o, d, id, now)
+	if err != nil {
+		return Created{}, err
+	}
+	if err := s.Resources.CreateResources(ctx, []vitalgate.SealedResource{p.sealed}); err != nil {
+		return Created{}, err
+	}
+	return p.created, nil
+}
