@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/vitalgate/vitalgate/pki"
+	"github.com/vitalgate/vitalgate/seal"
+	"github.com/vitalgate/vitalgate/sqlite"
+	"github.com/vitalgate/vitalgate/vault"
+)
+
+// Data dir layout. Every file under keys/ and every *.key file is secret (mode 0600).
+const (
+	caCertFile     = "ca.crt"
+	caKeyFile      = "ca.key"
+	serverCertFile = "server.crt"
+	serverKeyFile  = "server.key"
+	keysDir        = "keys"
+	dbFile         = "vitalgate.db"
+)
+
+// idPattern is FHIR's id syntax; device, patient and client ids must follow it.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+func checkID(kind, id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%s id %q is not valid: use 1 to 64 letters, digits, '-' or '.'", kind, id)
+	}
+	return nil
+}
+
+// node is an opened data dir: what every command that works on stored data needs.
+type node struct {
+	dir   string
+	ca    *pki.CA
+	keys  *seal.Keyring
+	store *sqlite.DB
+	vault *vault.Vault
+}
+
+// openDataDir opens an initialised data dir.
+func (m *Main) openDataDir(ctx context.Context, dir string) (*node, error) {
+	if dir == "" {
+		return nil, errors.New("--data is required (the directory `vitalgate init` created)")
+	}
+	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("data dir %s does not exist: create it with `vitalgate init --data %s`", dir, dir)
+	} else if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("data dir %s is readable by other users (mode %o): run `chmod 700 %s`", dir, st.Mode().Perm(), dir)
+	}
+	certPEM, err := os.ReadFile(filepath.Join(dir, caCertFile))
+	if err != nil {
+		return nil, fmt.Errorf("read CA certificate: %w", err)
+	}
+	keyPEM, err := readSecretFile(filepath.Join(dir, caKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.LoadCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("load CA: %w", err)
+	}
+	keys, err := seal.LoadKeyring(filepath.Join(dir, keysDir))
+	if err != nil {
+		return nil, fmt.Errorf("load keys: %w", err)
+	}
+	store, err := sqlite.Open(ctx, filepath.Join(dir, dbFile), sqlite.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return &node{dir: dir, ca: ca, keys: keys, store: store, vault: vault.New(store, keys, m.Now, nil)}, nil
+}
+
+func (n *node) Close() error { return n.store.Close() }
+
+// serverCertificate loads the HTTPS server certificate and key.
+func (n *node) serverCertificate() (tls.Certificate, error) {
+	keyPEM, err := readSecretFile(filepath.Join(n.dir, serverKeyFile))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	certPEM, err := os.ReadFile(filepath.Join(n.dir, serverCertFile))
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("read server certificate: %w", err)
+	}
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load server certificate: %w", err)
+	}
+	return c, nil
+}
+
+// readSecretFile reads a key file, refusing one that other users could read.
+func readSecretFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by other users (mode %o): run `chmod 600 %s`", path, st.Mode().Perm(), path)
+	}
+	return os.ReadFile(path) // #nosec G304 -- path is inside the operator's data dir
+}
+
+// writeFile writes a new file with the given mode, refusing to overwrite.
+func writeFile(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode) // #nosec G304 -- data dir path
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}

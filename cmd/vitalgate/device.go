@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/auth"
+)
+
+func (m *Main) runDevice(ctx context.Context, args []string) error {
+	if len(args) == 0 || (args[0] != "add" && args[0] != "revoke" && args[0] != "list") {
+		fmt.Fprintln(m.Stderr, "Usage: vitalgate device add|revoke|list --data DIR ...")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return errUsage
+	}
+	switch args[0] {
+	case "add":
+		return m.deviceAdd(ctx, args[1:])
+	case "revoke":
+		return m.deviceRevoke(ctx, args[1:])
+	}
+	return m.deviceList(ctx, args[1:])
+}
+
+func (m *Main) deviceAdd(ctx context.Context, args []string) error {
+	fs := m.flags("device add", "device add --data DIR --id ID --patient PATIENT [--model M] [--expires 24h]")
+	dir := fs.String("data", "", "data directory")
+	id := fs.String("id", "", "device id (becomes the CN of its certificate)")
+	patient := fs.String("patient", "", "id of the patient the device is assigned to")
+	model := fs.String("model", "", "device model (optional)")
+	expires := fs.Duration("expires", 24*time.Hour, "how long the enrollment secret stays valid")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := checkID("device", *id); err != nil {
+		return err
+	}
+	if err := checkID("patient", *patient); err != nil {
+		return err
+	}
+	if *expires <= 0 || *expires > 30*24*time.Hour {
+		return fmt.Errorf("--expires must be between 1s and 720h")
+	}
+	n, err := m.openDataDir(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	d, secret, err := m.addDevice(ctx, n, *id, *patient, *model, *expires)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stderr, "Registered device %s. Its one-time enrollment secret (valid until %s) is on standard output.\n",
+		*id, d.EnrollExpiresAt.Format(time.RFC3339))
+	fmt.Fprintln(m.Stdout, secret)
+	return nil
+}
+
+func (m *Main) deviceRevoke(ctx context.Context, args []string) error {
+	fs := m.flags("device revoke", "device revoke --data DIR --id ID")
+	dir := fs.String("data", "", "data directory")
+	id := fs.String("id", "", "device id")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := checkID("device", *id); err != nil {
+		return err
+	}
+	n, err := m.openDataDir(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if err := n.store.RevokeDevice(ctx, *id, m.Now().UTC().Truncate(time.Microsecond)); err != nil {
+		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+			return fmt.Errorf("no device %q is registered", *id)
+		}
+		return err
+	}
+	fmt.Fprintf(m.Stderr, "Revoked device %s: its certificates are no longer accepted.\n", *id)
+	return nil
+}
+
+func (m *Main) deviceList(ctx context.Context, args []string) error {
+	fs := m.flags("device list", "device list --data DIR")
+	dir := fs.String("data", "", "data directory")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	n, err := m.openDataDir(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	ds, err := n.store.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(m.Stdout)
+	for _, d := range ds {
+		enrolled := d.EnrollSecretHash == ""
+		if err := enc.Encode(map[string]any{
+			"id": d.ID, "model": d.Model, "status": d.Status, "enrolled": enrolled,
+			"created": d.CreatedAt.Format(time.RFC3339),
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addDevice registers a device assigned to patient and returns it with its one-time
+// enrollment secret.
+func (m *Main) addDevice(ctx context.Context, n *node, id, patient, model string, expires time.Duration) (vitalgate.Device, string, error) {
+	secret, err := auth.NewSecret(rand.Reader)
+	if err != nil {
+		return vitalgate.Device{}, "", err
+	}
+	hash, err := auth.HashSecret(secret, auth.DefaultHashParams, rand.Reader)
+	if err != nil {
+		return vitalgate.Device{}, "", err
+	}
+	now := m.Now().UTC().Truncate(time.Microsecond)
+	pidx := n.vault.PatientIndex(patient)
+	psealed, err := n.vault.SealValue(ctx, pidx, "device-patient:"+id, []byte(patient))
+	if err != nil {
+		return vitalgate.Device{}, "", err
+	}
+	d := vitalgate.Device{
+		ID: id, Model: model, Status: vitalgate.DeviceActive,
+		PatientIndex: pidx, PatientSealed: psealed, CreatedAt: now, UpdatedAt: now,
+		EnrollSecretHash: hash, EnrollExpiresAt: now.Add(expires),
+	}
+	if err := n.store.CreateDevice(ctx, d); err != nil {
+		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
+			return vitalgate.Device{}, "", fmt.Errorf("device %q is already registered", id)
+		}
+		return vitalgate.Device{}, "", err
+	}
+	return d, secret, nil
+}

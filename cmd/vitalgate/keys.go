@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"path/filepath"
+
+	"github.com/vitalgate/vitalgate/seal"
+	"github.com/vitalgate/vitalgate/vault"
+)
+
+func (m *Main) runKeys(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "rotate" {
+		fmt.Fprintln(m.Stderr, "Usage: vitalgate keys rotate --data DIR")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return errUsage
+	}
+	fs := m.flags("keys rotate", "keys rotate --data DIR")
+	dir := fs.String("data", "", "data directory")
+	if err := parse(fs, args[1:], false); err != nil {
+		return err
+	}
+	n, err := m.openDataDir(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	keys, err := seal.AddKEK(filepath.Join(n.dir, keysDir), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("add key-encryption key: %w", err)
+	}
+	changed, err := vault.New(n.store, keys, m.Now, nil).Rotate(ctx)
+	if err != nil {
+		return fmt.Errorf("rewrap data keys (the new key is in place; run rotate again to finish): %w", err)
+	}
+	fmt.Fprintf(m.Stderr, "New key-encryption key %s is current; %d data keys rewrapped.\n"+
+		"Restart running servers so they load it. Keep the old key files until you have verified a backup.\n",
+		keys.CurrentKEKID(), changed)
+	return nil
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vitalgate/vitalgate/simulator"
+)
+
+func (m *Main) runSimulate(ctx context.Context, args []string) error {
+	fs := m.flags("simulate", "simulate --server URL --ca FILE --device ID:PATIENT:SECRET[:KIND]... [--interval 1s] [--duration 0]")
+	server := fs.String("server", "", "server base URL, e.g. https://127.0.0.1:8443")
+	caFile := fs.String("ca", "", "PEM file with the server's CA certificate (ca.crt of the data dir), obtained out of band")
+	var devs stringList
+	fs.Var(&devs, "device", "a device as ID:PATIENT:ENROLL_SECRET[:KIND] (repeatable); KIND is one of "+strings.Join(simulator.Kinds(), ", "))
+	interval := fs.Duration("interval", time.Second, "time between two rounds of a device's observations")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
+	batch := fs.Int("batch", 0, "send Bundles of this many observations instead of single ones")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if *server == "" || *caFile == "" || len(devs) == 0 {
+		fmt.Fprintln(m.Stderr, "--server, --ca and at least one --device are required")
+		fs.Usage()
+		return errUsage
+	}
+	cfg := simulator.Config{ServerURL: *server, CAFile: *caFile, Interval: *interval, BatchSize: *batch}
+	for _, d := range devs {
+		parts := strings.Split(d, ":")
+		if len(parts) < 3 || len(parts) > 4 {
+			return fmt.Errorf("--device %q: use ID:PATIENT:ENROLL_SECRET[:KIND]", strings.SplitN(d, ":", 2)[0])
+		}
+		dc := simulator.DeviceConfig{ID: parts[0], PatientID: parts[1], EnrollSecret: parts[2], Kind: "monitor"}
+		if len(parts) == 4 {
+			dc.Kind = parts[3]
+		}
+		cfg.Devices = append(cfg.Devices, dc)
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	var last simulator.Stats
+	err := simulator.Run(ctx, cfg, func(st simulator.Stats) {
+		last = st
+		fmt.Fprintf(m.Stderr, "\r%s   ", st.String())
+	})
+	fmt.Fprintln(m.Stderr)
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "%s\n", last.String())
+	return nil
+}

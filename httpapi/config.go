@@ -1,0 +1,80 @@
+package httpapi
+
+import (
+	"crypto/tls"
+	"fmt"
+	"time"
+)
+
+// Config holds every limit and TLS setting of the HTTPS listener, with secure defaults from
+// DefaultConfig. Change limits here and only here.
+type Config struct {
+	// Addr is the listen address, e.g. "127.0.0.1:8443".
+	Addr string
+	// AllowTLS12 also offers TLS 1.2 (ECDHE with AES-GCM or ChaCha20-Poly1305 only). Off by
+	// default: TLS 1.3 only.
+	AllowTLS12 bool
+
+	MaxBodyBytes      int64         // request body limit (413 above it)
+	MaxBundleEntries  int           // Bundle entries limit (413 above it)
+	MaxJSONDepth      int           // JSON nesting limit (400 above it)
+	MaxHeaderBytes    int           // request header limit
+	ReadHeaderTimeout time.Duration // time to read the request headers (includes TLS handshake)
+	ReadTimeout       time.Duration // time to read the whole request
+	WriteTimeout      time.Duration // time to write the response
+	IdleTimeout       time.Duration // keep-alive idle time
+	ShutdownTimeout   time.Duration // grace for in-flight requests on SIGINT/SIGTERM
+	// RevocationCacheTTL is how long a certificate's revocation status may be reused before
+	// the registry is asked again for requests on an existing connection. Handshakes always
+	// ask the registry.
+	RevocationCacheTTL time.Duration
+}
+
+// DefaultConfig returns the secure defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr:               "127.0.0.1:8443",
+		MaxBodyBytes:       1 << 20,
+		MaxBundleEntries:   1000,
+		MaxJSONDepth:       32,
+		MaxHeaderBytes:     16 << 10,
+		ReadHeaderTimeout:  10 * time.Second,
+		ReadTimeout:        30 * time.Second,
+		WriteTimeout:       30 * time.Second,
+		IdleTimeout:        120 * time.Second,
+		ShutdownTimeout:    20 * time.Second,
+		RevocationCacheTTL: 2 * time.Second,
+	}
+}
+
+// Validate reports the first setting that is missing or unsafe.
+func (c Config) Validate() error {
+	switch {
+	case c.Addr == "":
+		return fmt.Errorf("listen address is empty")
+	case c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20:
+		return fmt.Errorf("max body size must be between 1 KiB and 64 MiB")
+	case c.MaxBundleEntries < 1 || c.MaxBundleEntries > 100000:
+		return fmt.Errorf("max bundle entries must be between 1 and 100000")
+	case c.MaxJSONDepth < 8 || c.MaxJSONDepth > 256:
+		return fmt.Errorf("max JSON depth must be between 8 and 256")
+	case c.MaxHeaderBytes < 1024:
+		return fmt.Errorf("max header size must be at least 1 KiB")
+	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
+		return fmt.Errorf("timeouts must be positive")
+	case c.RevocationCacheTTL < 0 || c.RevocationCacheTTL > time.Minute:
+		return fmt.Errorf("revocation cache TTL must be between 0 and 1 minute")
+	}
+	return nil
+}
+
+// tls12Suites are the only TLS 1.2 suites offered: ECDHE key exchange with AEAD ciphers.
+// (TLS 1.3 suites are not configurable in Go and are all AEAD.)
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}

@@ -1,0 +1,270 @@
+// Package httpapi is Vitalgate's HTTPS transport: the FHIR, EST and health routes, their
+// authentication and permissions, request limits, TLS settings, and the one place where
+// Vitalgate's errors become HTTP statuses and FHIR OperationOutcomes.
+//
+// Every route is declared in one table with the authentication it needs and the permission
+// it checks; a request reaches a handler only after both succeed (deny by default).
+package httpapi
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/ingest"
+	"github.com/vitalgate/vitalgate/pki"
+)
+
+const fhirJSON = "application/fhir+json; charset=utf-8"
+
+// Registry is what the HTTP layer needs from the device registry.
+type Registry interface {
+	Device(ctx context.Context, id string) (vitalgate.Device, error)
+	Certificate(ctx context.Context, serial string) (vitalgate.Certificate, error)
+	ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash string, cert vitalgate.Certificate) error
+	AddCertificate(ctx context.Context, cert vitalgate.Certificate) error
+}
+
+// Pinger reports whether the store can serve requests (readiness).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Server serves Vitalgate's HTTPS API.
+type Server struct {
+	cfg      Config
+	ca       *pki.CA
+	registry Registry
+	ingest   *ingest.Service
+	ready    Pinger
+	log      *slog.Logger
+	now      func() time.Time
+
+	// DeviceCertValidity is the validity of certificates issued through EST (default 90 days).
+	DeviceCertValidity time.Duration
+
+	routes []Route
+	mux    *http.ServeMux
+
+	revMu    sync.Mutex
+	revCache map[string]revEntry
+}
+
+type revEntry struct {
+	err     error
+	checked time.Time
+}
+
+// Options are the collaborators of a Server.
+type Options struct {
+	Config   Config
+	CA       *pki.CA
+	Registry Registry
+	Ingest   *ingest.Service
+	Ready    Pinger
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// New returns a Server with its routes registered.
+func New(o Options) (*Server, error) {
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid HTTP configuration: %w", err)
+	}
+	if o.CA == nil || o.Registry == nil || o.Ingest == nil || o.Ready == nil {
+		return nil, errors.New("httpapi: CA, registry, ingest and readiness check are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{
+		cfg: o.Config, ca: o.CA, registry: o.Registry, ingest: o.Ingest, ready: o.Ready,
+		log: o.Logger, now: o.Now, DeviceCertValidity: 90 * 24 * time.Hour,
+		mux: http.NewServeMux(), revCache: make(map[string]revEntry),
+	}
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+rt.Pattern, s.guard(rt))
+	}
+	return s, nil
+}
+
+// Routes returns the registered routes (for documentation and the deny-by-default test).
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+// Handler returns the HTTP handler: security headers, request ids and routing. Requests that
+// match no route get a 404 OperationOutcome; a known path with another method gets 405.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		id := errorID()
+		h.Set("X-Request-Id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			s.writeError(w, r, vitalgate.Errorf(vitalgate.ENOTFOUND, "no such endpoint"))
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+type requestIDKey struct{}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
+}
+
+// TLSConfig returns the listener's TLS settings: TLS 1.3 (1.2 only when configured, with
+// ECDHE+AEAD suites), client certificates optional at the TLS layer but, when presented,
+// verified against the built-in CA and the registry (expired, unknown or revoked
+// certificates fail the handshake). Routes that need a device insist on one.
+func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
+	c := &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		Certificates:     []tls.Certificate{cert},
+		ClientAuth:       tls.VerifyClientCertIfGiven,
+		ClientCAs:        s.ca.Pool(),
+		NextProtos:       []string{"h2", "http/1.1"},
+		Time:             s.now,
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return nil
+			}
+			return s.checkRevocation(context.Background(), cs.PeerCertificates[0], true)
+		},
+	}
+	if s.cfg.AllowTLS12 {
+		c.MinVersion = tls.VersionTLS12
+		c.CipherSuites = tls12Suites
+	}
+	return c
+}
+
+// checkRevocation consults the registry about a client certificate: it must be one the CA
+// issued through enrollment, not revoked, for a device that is still active. fresh skips the
+// short cache (handshakes always ask the registry).
+func (s *Server) checkRevocation(ctx context.Context, cert *x509.Certificate, fresh bool) error {
+	serial := pki.SerialHex(cert)
+	now := s.now()
+	if !fresh {
+		s.revMu.Lock()
+		e, ok := s.revCache[serial]
+		s.revMu.Unlock()
+		if ok && now.Sub(e.checked) < s.cfg.RevocationCacheTTL {
+			return e.err
+		}
+	}
+	err := s.lookupCertificate(ctx, serial)
+	if vitalgate.ErrorCode(err) == vitalgate.EUNAVAILABLE || vitalgate.ErrorCode(err) == vitalgate.EINTERNAL {
+		return err // do not cache faults
+	}
+	s.revMu.Lock()
+	if len(s.revCache) > 100000 {
+		clear(s.revCache)
+	}
+	s.revCache[serial] = revEntry{err: err, checked: now}
+	s.revMu.Unlock()
+	return err
+}
+
+func (s *Server) lookupCertificate(ctx context.Context, serial string) error {
+	c, err := s.registry.Certificate(ctx, serial)
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "client certificate is not known to this server")
+	} else if err != nil {
+		return err
+	}
+	if c.Revoked() {
+		return vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "client certificate has been revoked")
+	}
+	d, err := s.registry.Device(ctx, c.DeviceID)
+	if err != nil {
+		return err
+	}
+	if d.Status != vitalgate.DeviceActive {
+		return vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device has been revoked")
+	}
+	return nil
+}
+
+// HTTPServer returns an *http.Server with every timeout and size limit of the configuration.
+func (s *Server) HTTPServer(cert tls.Certificate) *http.Server {
+	return &http.Server{
+		Addr:              s.cfg.Addr,
+		Handler:           s.Handler(),
+		TLSConfig:         s.TLSConfig(cert),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Serve accepts connections on ln (a plain TCP listener: TLS is added here) until ctx is
+// cancelled, then shuts down gracefully: it stops accepting, lets in-flight requests finish
+// within the configured grace, and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, cert tls.Certificate) error {
+	srv := s.HTTPServer(cert)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tls.NewListener(ln, srv.TLSConfig)) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	return err
+}
+
+// readBody reads the request body within the configured limit.
+func (s *Server) readBody(r *http.Request, w http.ResponseWriter) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, vitalgate.Errorf(vitalgate.ETOOLARGE, "request body is larger than the limit of %d bytes", s.cfg.MaxBodyBytes)
+	} else if err != nil {
+		return nil, vitalgate.Errorf(vitalgate.EINVALID, "request body could not be read completely")
+	}
+	return body, nil
+}
+
+// requireMediaType checks the Content-Type against the accepted types (parameters ignored).
+func requireMediaType(r *http.Request, accepted ...string) error {
+	ct := r.Header.Get("Content-Type")
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	for _, a := range accepted {
+		if ct == a {
+			return nil
+		}
+	}
+	return vitalgate.Errorf(vitalgate.EUNSUPPORTED, "Content-Type must be %s", strings.Join(accepted, " or "))
+}
