@@ -1,0 +1,230 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+)
+
+const (
+	deviceColumns = `SELECT id, model, status, patient_index, patient_sealed, created_at, updated_at,
+	enroll_secret_hash, enroll_expires_at FROM devices`
+
+	selectDeviceSQL  = deviceColumns + ` WHERE id = ?`
+	selectDevicesSQL = deviceColumns + ` ORDER BY id`
+
+	insertDeviceSQL = `INSERT INTO devices (id, model, status, patient_index, patient_sealed,
+	created_at, updated_at, enroll_secret_hash, enroll_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	deviceExistsSQL = `SELECT 1 FROM devices WHERE id = ?`
+
+	consumeSecretSQL = `UPDATE devices SET enroll_secret_hash = '', updated_at = ?
+	WHERE id = ? AND enroll_secret_hash = ? AND enroll_secret_hash <> ''`
+
+	setSecretSQL = `UPDATE devices SET enroll_secret_hash = ?, enroll_expires_at = ?, updated_at = ?
+	WHERE id = ?`
+
+	assignPatientSQL = `UPDATE devices SET patient_index = ?, patient_sealed = ?, updated_at = ?
+	WHERE id = ?`
+
+	revokeDeviceSQL = `UPDATE devices SET status = ?, updated_at = ? WHERE id = ?`
+
+	revokeCertsSQL = `UPDATE certificates SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL`
+
+	insertCertSQL = `INSERT INTO certificates (serial, device_id, not_before, not_after, issued_at,
+	revoked_at) VALUES (?, ?, ?, ?, ?, ?)`
+
+	selectCertSQL = `SELECT serial, device_id, not_before, not_after, issued_at, revoked_at
+	FROM certificates WHERE serial = ?`
+)
+
+// CreateDevice registers a new device. An empty Status is stored as DeviceActive; zero
+// CreatedAt and UpdatedAt are set to the current time. Returns ECONFLICT if the id exists.
+func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device) error {
+	if d.ID == "" {
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Device.id", "device id is empty")
+	}
+	if d.Status == "" {
+		d.Status = vitalgate.DeviceActive
+	}
+	d.CreatedAt = db.orNow(d.CreatedAt)
+	if d.UpdatedAt.IsZero() {
+		d.UpdatedAt = d.CreatedAt
+	}
+	_, err := db.w.ExecContext(ctx, insertDeviceSQL, d.ID, d.Model, string(d.Status),
+		dbBlob(d.PatientIndex), dbBlob(d.PatientSealed), dbTime(d.CreatedAt), dbTime(d.UpdatedAt),
+		d.EnrollSecretHash, dbTime(d.EnrollExpiresAt))
+	return mapError(err, "device")
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanDevice(s scanner) (vitalgate.Device, error) {
+	var (
+		d                           vitalgate.Device
+		status                      string
+		created, updated, expiresAt sql.NullInt64
+	)
+	err := s.Scan(&d.ID, &d.Model, &status, &d.PatientIndex, &d.PatientSealed, &created, &updated,
+		&d.EnrollSecretHash, &expiresAt)
+	d.Status = vitalgate.DeviceStatus(status)
+	d.CreatedAt, d.UpdatedAt, d.EnrollExpiresAt = goTime(created), goTime(updated), goTime(expiresAt)
+	return d, err
+}
+
+// Device returns a device by id. Returns ENOTFOUND.
+func (db *DB) Device(ctx context.Context, id string) (vitalgate.Device, error) {
+	d, err := scanDevice(db.r.QueryRowContext(ctx, selectDeviceSQL, id))
+	if err != nil {
+		return vitalgate.Device{}, mapError(err, "device")
+	}
+	return d, nil
+}
+
+// Devices lists all devices ordered by id.
+func (db *DB) Devices(ctx context.Context) ([]vitalgate.Device, error) {
+	rows, err := db.r.QueryContext(ctx, selectDevicesSQL)
+	if err != nil {
+		return nil, mapError(err, "devices")
+	}
+	defer rows.Close()
+	var ds []vitalgate.Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, mapError(err, "devices")
+		}
+		ds = append(ds, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapError(err, "devices")
+	}
+	return ds, nil
+}
+
+// inTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits if fn returns nil.
+// fn must use only tx: the write pool has one connection.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return mapError(err, "begin")
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return mapError(tx.Commit(), "commit")
+}
+
+// deviceMissing returns ENOTFOUND if the device does not exist, nil if it does.
+func deviceMissing(ctx context.Context, tx *sql.Tx, id string) error {
+	var one int
+	return mapError(tx.QueryRowContext(ctx, deviceExistsSQL, id).Scan(&one), "device")
+}
+
+// ConsumeEnrollSecret marks the device's enrollment secret used and records cert, in one
+// transaction: the secret is consumed only if the certificate is recorded. The update matches
+// only the current, unused hash, so of concurrent callers (in this or another process)
+// exactly one succeeds. An empty cert.DeviceID means deviceID. Returns ECONFLICT if the
+// secret was used or replaced or the serial exists, ENOTFOUND if the device does not exist.
+func (db *DB) ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash string, cert vitalgate.Certificate) error {
+	if cert.DeviceID == "" {
+		cert.DeviceID = deviceID
+	}
+	if cert.DeviceID != deviceID {
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Certificate.deviceID", "certificate is for another device")
+	}
+	cert.IssuedAt = db.orNow(cert.IssuedAt)
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, consumeSecretSQL, dbTime(db.opts.Now()), deviceID, secretHash)
+		if err != nil {
+			return mapError(err, "device")
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return mapError(err, "device")
+		}
+		if n != 1 {
+			if err := deviceMissing(ctx, tx, deviceID); err != nil {
+				return err
+			}
+			return vitalgate.Errorf(vitalgate.ECONFLICT, "enrollment secret already used or replaced")
+		}
+		return insertCert(ctx, tx, cert)
+	})
+}
+
+func insertCert(ctx context.Context, tx *sql.Tx, c vitalgate.Certificate) error {
+	_, err := tx.ExecContext(ctx, insertCertSQL, c.Serial, c.DeviceID, dbTime(c.NotBefore),
+		dbTime(c.NotAfter), dbTime(c.IssuedAt), dbTime(c.RevokedAt))
+	return mapError(err, "certificate")
+}
+
+// SetEnrollSecret replaces the device's enrollment secret hash and expiry. ENOTFOUND.
+func (db *DB) SetEnrollSecret(ctx context.Context, deviceID, secretHash string, expiresAt time.Time) error {
+	return oneDevice(db.w.ExecContext(ctx, setSecretSQL, secretHash, dbTime(expiresAt), dbTime(db.opts.Now()), deviceID))
+}
+
+// AssignPatient changes the device's patient and sets UpdatedAt to at. ENOTFOUND.
+func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time) error {
+	return oneDevice(db.w.ExecContext(ctx, assignPatientSQL, dbBlob(patientIndex), dbBlob(patientSealed),
+		dbTime(db.orNow(at)), deviceID))
+}
+
+// oneDevice checks the result of an UPDATE of one device row: ENOTFOUND if it matched none.
+func oneDevice(res sql.Result, err error) error {
+	if err != nil {
+		return mapError(err, "device")
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return mapError(err, "device")
+	}
+	if n == 0 {
+		return vitalgate.Errorf(vitalgate.ENOTFOUND, "device not found")
+	}
+	return nil
+}
+
+// AddCertificate records a newly issued certificate. A zero IssuedAt is set to the current
+// time. ENOTFOUND for an unknown device, ECONFLICT if the serial exists.
+func (db *DB) AddCertificate(ctx context.Context, cert vitalgate.Certificate) error {
+	cert.IssuedAt = db.orNow(cert.IssuedAt)
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := deviceMissing(ctx, tx, cert.DeviceID); err != nil {
+			return err
+		}
+		return insertCert(ctx, tx, cert)
+	})
+}
+
+// Certificate returns a certificate by serial. Returns ENOTFOUND.
+func (db *DB) Certificate(ctx context.Context, serial string) (vitalgate.Certificate, error) {
+	var (
+		c                                    vitalgate.Certificate
+		notBefore, notAfter, issued, revoked sql.NullInt64
+	)
+	err := db.r.QueryRowContext(ctx, selectCertSQL, serial).Scan(&c.Serial, &c.DeviceID,
+		&notBefore, &notAfter, &issued, &revoked)
+	if err != nil {
+		return vitalgate.Certificate{}, mapError(err, "certificate")
+	}
+	c.NotBefore, c.NotAfter, c.IssuedAt, c.RevokedAt = goTime(notBefore), goTime(notAfter), goTime(issued), goTime(revoked)
+	return c, nil
+}
+
+// RevokeDevice marks the device revoked and every one of its certificates not yet revoked
+// revoked at the given time, in one transaction. Returns ENOTFOUND.
+func (db *DB) RevokeDevice(ctx context.Context, deviceID string, at time.Time) error {
+	at = db.orNow(at)
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		err := oneDevice(tx.ExecContext(ctx, revokeDeviceSQL, string(vitalgate.DeviceRevoked), dbTime(at), deviceID))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, revokeCertsSQL, dbTime(at), deviceID)
+		return mapError(err, "certificate")
+	})
+}

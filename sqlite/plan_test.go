@@ -1,0 +1,58 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vitalgate/vitalgate/sqlite"
+)
+
+// TestQueryPlans checks that each filtered Resources query walks an index in id order,
+// neither scanning the resources table nor sorting.
+func TestQueryPlans(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vitalgate.db")
+	db := MustOpen(t, path, sqlite.Options{})
+	db.Close()
+	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tests := []struct {
+		name    string
+		args    []any
+		want    string // must appear in the plan
+		notWant string // must not
+	}{
+		{"patient", []any{"Observation", []byte("p"), nil, nil, "", 10}, "USING INDEX resources_patient_id", "TEMP B-TREE"},
+		{"code", []any{"", nil, []byte("c"), nil, "", 10}, "USING COVERING INDEX resource_codes_code", "TEMP B-TREE"},
+		{"type", []any{"Observation", nil, nil, nil, "", 10}, "USING INDEX sqlite_autoindex_resources_1", "TEMP B-TREE"},
+		// Export of everything: a scan and a sort, accepted.
+		{"all", []any{"", nil, nil, nil, "", -1}, "SCAN r", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, err := raw.QueryContext(t.Context(), sqlite.ExplainResourceQueries[tt.name], tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, notused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			text := strings.Join(plan, "\n")
+			if !strings.Contains(text, tt.want) || (tt.notWant != "" && strings.Contains(text, tt.notWant)) {
+				t.Errorf("plan:\n%s\nwant %q, not %q", text, tt.want, tt.notWant)
+			}
+			t.Logf("plan:\n%s", text)
+		})
+	}
+}

@@ -1,0 +1,434 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"strings"
+
+	"github.com/vitalgate/vitalgate"
+)
+
+const (
+	insertResourceSQL = `INSERT INTO resources (type, id, version, patient_index, effective, last_updated, body)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`
+	insertCodeSQL = `INSERT OR IGNORE INTO resource_codes (type, id, code_index) VALUES (?, ?, ?)`
+
+	// resourceColumns selects a resource and, as comma-separated hex, its code indexes.
+	resourceColumns = `SELECT r.type, r.id, r.version, r.patient_index, r.effective, r.last_updated, r.body,
+	(SELECT group_concat(hex(x.code_index), ',') FROM resource_codes x WHERE x.type = r.type AND x.id = r.id)`
+
+	selectResourceSQL = resourceColumns + ` FROM resources r WHERE r.type = ? AND r.id = ?`
+
+	// The Resources queries all take the same numbered parameters:
+	//	?1 type ('' for any)  ?2 patient index (NULL for any)  ?3 code index (NULL for any)
+	//	?4 since (NULL for any)  ?5 after ('' from the start)  ?6 limit (-1 for none)
+	// They differ in which filter leads, so that SQLite can use an index for it.
+
+	// resourcesByPatientSQL walks the (patient_index, id) index.
+	resourcesByPatientSQL = resourceColumns + ` FROM resources r
+	WHERE r.patient_index = ?2 AND r.id > ?5
+	AND (?1 = '' OR r.type = ?1)
+	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
+	AND (?4 IS NULL OR r.last_updated >= ?4)
+	ORDER BY r.id, r.type LIMIT ?6`
+
+	// resourcesByCodeSQL walks the (code_index, id) index of resource_codes.
+	resourcesByCodeSQL = resourceColumns + ` FROM resource_codes c JOIN resources r ON r.type = c.type AND r.id = c.id
+	WHERE c.code_index = ?3 AND c.id > ?5
+	AND (?1 = '' OR c.type = ?1)
+	AND (?2 IS NULL OR r.patient_index = ?2)
+	AND (?4 IS NULL OR r.last_updated >= ?4)
+	ORDER BY c.id, c.type LIMIT ?6`
+
+	// resourcesByTypeSQL walks the primary key.
+	resourcesByTypeSQL = resourceColumns + ` FROM resources r
+	WHERE r.type = ?1 AND r.id > ?5
+	AND (?2 IS NULL OR r.patient_index = ?2)
+	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
+	AND (?4 IS NULL OR r.last_updated >= ?4)
+	ORDER BY r.id LIMIT ?6`
+
+	// resourcesAllSQL scans every resource (export): SQLite sorts by id.
+	resourcesAllSQL = resourceColumns + ` FROM resources r
+	WHERE r.id > ?5
+	AND (?1 = '' OR r.type = ?1)
+	AND (?2 IS NULL OR r.patient_index = ?2)
+	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
+	AND (?4 IS NULL OR r.last_updated >= ?4)
+	ORDER BY r.id, r.type LIMIT ?6`
+
+	selectDataKeySQL = `SELECT patient_index, wrapped, created_at FROM data_keys WHERE patient_index = ?`
+	insertDataKeySQL = `INSERT INTO data_keys (patient_index, wrapped, created_at) VALUES (?, ?, ?)
+	ON CONFLICT (patient_index) DO NOTHING`
+	pageDataKeysSQL = `SELECT patient_index, wrapped, created_at FROM data_keys
+	WHERE ?1 IS NULL OR patient_index > ?1 ORDER BY patient_index LIMIT ?2`
+	updateDataKeySQL = `UPDATE data_keys SET wrapped = ? WHERE patient_index = ?`
+)
+
+// rewrapPage is how many data keys RewrapDataKeys holds in memory at a time.
+const rewrapPage = 256
+
+// batchRequest is one CreateResources call waiting for the writer.
+type batchRequest struct {
+	ctx   context.Context
+	rs    []vitalgate.SealedResource
+	reply chan error // buffered: the writer never blocks on a caller
+}
+
+// CreateResources durably stores rs in one transaction: all or none. Concurrent callers share
+// one commit (group commit), each under its own savepoint, so one caller's failure does not
+// affect another's. A zero LastUpdated is set to the current time.
+//
+// If ctx is done before the writer takes the batch, CreateResources returns ctx.Err() and
+// nothing is written. Once the batch is taken, CreateResources waits for the commit (at most
+// one transaction), so that a nil error always means "durable" and an error means "not
+// written". Returns ECONFLICT if an id exists or repeats in rs, EUNAVAILABLE when the
+// database is busy, full or closed.
+func (db *DB) CreateResources(ctx context.Context, rs []vitalgate.SealedResource) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	batch := make([]vitalgate.SealedResource, len(rs))
+	for i, r := range rs {
+		switch {
+		case r.Type == "":
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, "resourceType", "resource type is empty")
+		case r.ID == "":
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, "id", "resource id is empty")
+		case len(r.Body) == 0:
+			return vitalgate.Errorf(vitalgate.EINVALID, "resource body is empty")
+		}
+		r.LastUpdated = db.orNow(r.LastUpdated)
+		batch[i] = r
+	}
+	req := &batchRequest{ctx: ctx, rs: batch, reply: make(chan error, 1)}
+	select {
+	case db.reqs <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.closing:
+		return vitalgate.Errorf(vitalgate.EUNAVAILABLE, "store closed")
+	}
+	return <-req.reply
+}
+
+// writer owns group commit: it takes every batch that is waiting, up to MaxBatch resources,
+// writes them in one transaction and answers each caller. It exits when the DB is closing
+// and no batch it has taken is left.
+func (db *DB) writer() {
+	defer close(db.done)
+	var carry *batchRequest // taken from the queue but did not fit the previous group
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-db.reqs:
+			case <-db.closing:
+				return
+			}
+		}
+		group := []*batchRequest{first}
+		n := len(first.rs)
+	drain:
+		for n < db.opts.MaxBatch {
+			select {
+			case r := <-db.reqs:
+				if n+len(r.rs) > db.opts.MaxBatch {
+					carry = r
+					break drain
+				}
+				group = append(group, r)
+				n += len(r.rs)
+			default:
+				break drain
+			}
+		}
+		db.commitGroup(group)
+	}
+}
+
+// commitGroup writes every live request of group in one transaction, each under a savepoint,
+// commits once, and answers every request.
+func (db *DB) commitGroup(group []*batchRequest) {
+	errs := make([]error, len(group))
+	answer := func() {
+		for i, r := range group {
+			r.reply <- errs[i]
+		}
+	}
+	live := 0
+	for i, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err // cancelled before we took it up: not written
+		} else {
+			live++
+		}
+	}
+	if live == 0 {
+		answer()
+		return
+	}
+	fail := func(err error) {
+		for i := range group {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		answer()
+	}
+
+	// The transaction is shared, so it does not follow any one caller's context.
+	ctx := context.Background()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		fail(mapError(err, "begin"))
+		return
+	}
+	insRes := tx.StmtContext(ctx, db.insertResource)
+	insCode := tx.StmtContext(ctx, db.insertCode)
+	for i, r := range group {
+		if errs[i] != nil {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT batch"); err != nil {
+			_ = tx.Rollback()
+			fail(mapError(err, "savepoint"))
+			return
+		}
+		err := insertBatch(ctx, insRes, insCode, r.rs)
+		if err == nil {
+			_, err = tx.ExecContext(ctx, "RELEASE batch")
+			if err != nil {
+				_ = tx.Rollback()
+				fail(mapError(err, "savepoint"))
+				return
+			}
+			continue
+		}
+		errs[i] = err
+		// Undo this caller's rows only. If SQLite rolled back the whole transaction itself
+		// (it may on SQLITE_FULL or an I/O error), the savepoint is gone: fail the group.
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO batch"); rerr != nil {
+			_ = tx.Rollback()
+			fail(err)
+			return
+		}
+		if _, rerr := tx.ExecContext(ctx, "RELEASE batch"); rerr != nil {
+			_ = tx.Rollback()
+			fail(err)
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(mapError(err, "commit"))
+		return
+	}
+	answer()
+}
+
+// insertBatch inserts one caller's resources with the transaction's prepared statements.
+func insertBatch(ctx context.Context, insRes, insCode *sql.Stmt, rs []vitalgate.SealedResource) error {
+	for _, r := range rs {
+		if _, err := insRes.ExecContext(ctx, r.Type, r.ID, r.Version, dbBlob(r.PatientIndex),
+			dbTime(r.Effective), dbTime(r.LastUpdated), r.Body); err != nil {
+			return mapError(err, "resource "+r.Type+"/"+r.ID)
+		}
+		for _, c := range r.CodeIndexes {
+			if len(c) == 0 {
+				continue
+			}
+			if _, err := insCode.ExecContext(ctx, r.Type, r.ID, c); err != nil {
+				return mapError(err, "code index")
+			}
+		}
+	}
+	return nil
+}
+
+func scanResource(s scanner) (vitalgate.SealedResource, error) {
+	var (
+		r                  vitalgate.SealedResource
+		effective, updated sql.NullInt64
+		codes              sql.NullString
+	)
+	if err := s.Scan(&r.Type, &r.ID, &r.Version, &r.PatientIndex, &effective, &updated, &r.Body, &codes); err != nil {
+		return r, err
+	}
+	r.Effective, r.LastUpdated = goTime(effective), goTime(updated)
+	if codes.Valid && codes.String != "" {
+		for _, h := range strings.Split(codes.String, ",") {
+			b, err := hex.DecodeString(h)
+			if err != nil {
+				return r, err
+			}
+			r.CodeIndexes = append(r.CodeIndexes, b)
+		}
+	}
+	return r, nil
+}
+
+// Resource returns one resource. Returns ENOTFOUND.
+func (db *DB) Resource(ctx context.Context, typ, id string) (vitalgate.SealedResource, error) {
+	r, err := scanResource(db.r.QueryRowContext(ctx, selectResourceSQL, typ, id))
+	if err != nil {
+		return vitalgate.SealedResource{}, mapError(err, "resource")
+	}
+	return r, nil
+}
+
+// Resources calls fn for every resource matching f, in ascending id order (ties between
+// types broken by type), stopping at the first error fn returns and returning it unchanged.
+// Rows are streamed from one read snapshot; fn must not write to the store. A Limit of zero
+// or less means no limit.
+func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func(vitalgate.SealedResource) error) error {
+	limit := int64(f.Limit)
+	if limit <= 0 {
+		limit = -1
+	}
+	var since any
+	if !f.Since.IsZero() {
+		since = f.Since.UnixMicro()
+	}
+	args := []any{f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), since, f.After, limit}
+
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	switch {
+	case len(f.PatientIndex) > 0:
+		rows, err = db.r.QueryContext(ctx, resourcesByPatientSQL, args...)
+	case len(f.CodeIndex) > 0:
+		rows, err = db.r.QueryContext(ctx, resourcesByCodeSQL, args...)
+	case f.Type != "":
+		rows, err = db.r.QueryContext(ctx, resourcesByTypeSQL, args...)
+	default:
+		rows, err = db.r.QueryContext(ctx, resourcesAllSQL, args...)
+	}
+	if err != nil {
+		return mapError(err, "resources")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanResource(rows)
+		if err != nil {
+			return mapError(err, "resources")
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return mapError(rows.Err(), "resources")
+}
+
+// DataKey returns the wrapped data key for a patient. Returns ENOTFOUND.
+func (db *DB) DataKey(ctx context.Context, patientIndex []byte) (vitalgate.DataKey, error) {
+	k, err := scanDataKey(db.r.QueryRowContext(ctx, selectDataKeySQL, dbBlob(patientIndex)))
+	if err != nil {
+		return vitalgate.DataKey{}, mapError(err, "data key")
+	}
+	return k, nil
+}
+
+func scanDataKey(s scanner) (vitalgate.DataKey, error) {
+	var (
+		k       vitalgate.DataKey
+		created sql.NullInt64
+	)
+	err := s.Scan(&k.PatientIndex, &k.Wrapped, &created)
+	k.CreatedAt = goTime(created)
+	return k, err
+}
+
+// PutDataKey stores a patient's wrapped data key if none exists yet and returns the one that
+// is stored afterwards: the caller's, or the one stored first. A zero CreatedAt is set to the
+// current time.
+func (db *DB) PutDataKey(ctx context.Context, k vitalgate.DataKey) (vitalgate.DataKey, error) {
+	if len(k.PatientIndex) == 0 {
+		return vitalgate.DataKey{}, vitalgate.Errorf(vitalgate.EINVALID, "data key has no patient index")
+	}
+	if len(k.Wrapped) == 0 {
+		return vitalgate.DataKey{}, vitalgate.Errorf(vitalgate.EINVALID, "data key is empty")
+	}
+	var stored vitalgate.DataKey
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, insertDataKeySQL, k.PatientIndex, k.Wrapped,
+			dbTime(db.orNow(k.CreatedAt))); err != nil {
+			return mapError(err, "data key")
+		}
+		var err error
+		stored, err = scanDataKey(tx.QueryRowContext(ctx, selectDataKeySQL, k.PatientIndex))
+		return mapError(err, "data key")
+	})
+	if err != nil {
+		return vitalgate.DataKey{}, err
+	}
+	return stored, nil
+}
+
+// RewrapDataKeys replaces every wrapped data key with rewrap's result, in one transaction,
+// and returns how many changed. An error from rewrap aborts the transaction (nothing changes)
+// and is returned unchanged. rewrap runs while the write transaction is open: it must not
+// call the store.
+func (db *DB) RewrapDataKeys(ctx context.Context, rewrap func(vitalgate.DataKey) ([]byte, bool, error)) (int, error) {
+	changed := 0
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var after []byte // nil: from the start
+		for {
+			keys, err := dataKeyPage(ctx, tx, after)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				wrapped, ok, err := rewrap(k)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				if len(wrapped) == 0 {
+					return vitalgate.Errorf(vitalgate.EINVALID, "rewrapped data key is empty")
+				}
+				if _, err := tx.ExecContext(ctx, updateDataKeySQL, wrapped, k.PatientIndex); err != nil {
+					return mapError(err, "data key")
+				}
+				changed++
+			}
+			if len(keys) < rewrapPage {
+				return nil
+			}
+			after = keys[len(keys)-1].PatientIndex
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return changed, nil
+}
+
+// dataKeyPage reads up to rewrapPage data keys after the given patient index.
+func dataKeyPage(ctx context.Context, tx *sql.Tx, after []byte) ([]vitalgate.DataKey, error) {
+	rows, err := tx.QueryContext(ctx, pageDataKeysSQL, dbBlob(after), rewrapPage)
+	if err != nil {
+		return nil, mapError(err, "data keys")
+	}
+	defer rows.Close()
+	var keys []vitalgate.DataKey
+	for rows.Next() {
+		k, err := scanDataKey(rows)
+		if err != nil {
+			return nil, mapError(err, "data keys")
+		}
+		keys = append(keys, k)
+	}
+	return keys, mapError(rows.Err(), "data keys")
+}

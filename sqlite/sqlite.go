@@ -1,0 +1,347 @@
+// Package sqlite implements vitalgate.Store on a single SQLite database file, using the pure-Go
+// driver modernc.org/sqlite.
+//
+// The database runs in WAL mode with synchronous=FULL, so a transaction whose commit has
+// returned survives a crash or power loss. Writes go through one connection (SQLite allows a
+// single writer) and begin with BEGIN IMMEDIATE, so concurrent writers queue instead of
+// failing with SQLITE_BUSY; reads use a separate pool of read-only connections.
+// CreateResources uses group commit: concurrent callers share one transaction (and one fsync),
+// each under its own savepoint, so one caller's conflict fails only that caller.
+//
+// The schema is created and upgraded by embedded, versioned migrations (migrations/*.sql),
+// applied in one transaction when the database is opened and recorded in the
+// schema_migrations table. A database written by a newer build is refused (ErrSchemaTooNew).
+//
+// The file and its -wal and -shm companions are created with mode 0600. secure_delete is on,
+// so deleted or overwritten values (a patient's wrapped data key in particular, whose erasure
+// erases the patient) are overwritten in the file rather than left in free pages.
+//
+// All SQL is constant text with ? parameters; the only SQL not written as a Go constant is the
+// embedded migration files.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Default option values.
+const (
+	DefaultBusyTimeout = 5 * time.Second
+	DefaultMaxBatch    = 512
+	DefaultReaders     = 4
+)
+
+// ErrSchemaTooNew is returned (wrapped) by Open when the database's schema version is newer
+// than any migration this build knows: it was written by a newer version of Vitalgate.
+var ErrSchemaTooNew = errors.New("database schema is newer than this build supports")
+
+// Options configures Open. The zero value gives the defaults.
+type Options struct {
+	// BusyTimeout is how long a statement waits for a lock held by another connection or
+	// process before failing with EUNAVAILABLE. Default DefaultBusyTimeout.
+	BusyTimeout time.Duration
+	// MaxBatch is the most resources one group commit takes from the queue of waiting
+	// CreateResources callers. A single caller's batch is never split, so it may exceed
+	// MaxBatch. Default DefaultMaxBatch.
+	MaxBatch int
+	// Readers is the number of read-only connections. Default DefaultReaders.
+	Readers int
+	// Now returns the current time. It fills times the caller left zero (CreatedAt,
+	// UpdatedAt, IssuedAt, LastUpdated) and records when migrations ran. Default time.Now.
+	Now func() time.Time
+}
+
+// Validate reports whether the options are usable. Zero values are valid: they select the
+// defaults.
+func (o Options) Validate() error {
+	switch {
+	case o.BusyTimeout < 0:
+		return vitalgate.Errorf(vitalgate.EINVALID, "sqlite: BusyTimeout must not be negative")
+	case o.MaxBatch < 0:
+		return vitalgate.Errorf(vitalgate.EINVALID, "sqlite: MaxBatch must not be negative")
+	case o.Readers < 0:
+		return vitalgate.Errorf(vitalgate.EINVALID, "sqlite: Readers must not be negative")
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.BusyTimeout == 0 {
+		o.BusyTimeout = DefaultBusyTimeout
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.Readers == 0 {
+		o.Readers = DefaultReaders
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// DB is a Vitalgate store in one SQLite database file. It implements vitalgate.Store and is
+// safe for concurrent use.
+type DB struct {
+	path string
+	opts Options
+
+	w *sql.DB // the single write connection; transactions begin IMMEDIATE
+	r *sql.DB // read-only connections
+
+	insertResource *sql.Stmt // prepared on the write connection
+	insertCode     *sql.Stmt
+
+	reqs    chan *batchRequest // unbuffered: a send completes when the writer picks it up
+	closing chan struct{}      // closed by Close: no new batches
+	done    chan struct{}      // closed when the writer goroutine has exited
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ vitalgate.Store = (*DB)(nil)
+
+// Open opens the database at path, creating it (mode 0600) if it does not exist, and applies
+// any pending migrations. ctx bounds only the opening. Open refuses a database whose schema
+// is newer than this build (ErrSchemaTooNew).
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := createPrivate(abs); err != nil {
+		return nil, err
+	}
+
+	db := &DB{
+		path:    abs,
+		opts:    opts,
+		reqs:    make(chan *batchRequest),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := db.open(ctx); err != nil {
+		db.closePools()
+		return nil, err
+	}
+	go db.writer()
+	return db, nil
+}
+
+func (db *DB) open(ctx context.Context) error {
+	var err error
+	busy := strconv.FormatInt(db.opts.BusyTimeout.Milliseconds(), 10)
+
+	wq := url.Values{}
+	wq.Set("_busy_timeout", busy)
+	wq.Set("_journal_mode", "WAL")
+	wq.Set("_synchronous", "FULL")
+	wq.Set("_foreign_keys", "1")
+	wq.Set("_txlock", "immediate")
+	wq.Set("_defensive", "1")
+	wq.Add("_pragma", "secure_delete(1)")
+	wq.Add("_pragma", "trusted_schema(0)")
+	if db.w, err = sql.Open("sqlite", fileURI(db.path, wq)); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", db.path, err)
+	}
+	db.w.SetMaxOpenConns(1)
+	db.w.SetMaxIdleConns(1)
+	db.w.SetConnMaxLifetime(0)
+	db.w.SetConnMaxIdleTime(0)
+	if err := db.checkPragmas(ctx); err != nil {
+		return err
+	}
+	if err := migrate(ctx, db.w, db.opts.Now); err != nil {
+		return err
+	}
+	// The -wal and -shm files exist now that the write connection is open in WAL mode.
+	// SQLite creates them with the database file's mode; make sure regardless of umask.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(db.path+suffix, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+	}
+
+	rq := url.Values{}
+	rq.Set("mode", "ro")
+	rq.Set("_busy_timeout", busy)
+	rq.Add("_pragma", "trusted_schema(0)")
+	if db.r, err = sql.Open("sqlite", fileURI(db.path, rq)); err != nil {
+		return fmt.Errorf("sqlite: open %s read-only: %w", db.path, err)
+	}
+	db.r.SetMaxOpenConns(db.opts.Readers)
+	db.r.SetMaxIdleConns(db.opts.Readers)
+	if err := db.r.PingContext(ctx); err != nil {
+		return mapError(err, "open read-only")
+	}
+
+	if db.insertResource, err = db.w.PrepareContext(ctx, insertResourceSQL); err != nil {
+		return mapError(err, "prepare")
+	}
+	if db.insertCode, err = db.w.PrepareContext(ctx, insertCodeSQL); err != nil {
+		return mapError(err, "prepare")
+	}
+	return nil
+}
+
+// checkPragmas verifies that the write connection has the settings durability and integrity
+// depend on, in case the driver ignored a DSN parameter.
+func (db *DB) checkPragmas(ctx context.Context) error {
+	var mode string
+	if err := db.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return mapError(err, "open")
+	}
+	var sync, fk, secure int
+	if err := db.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+		return mapError(err, "open")
+	}
+	if err := db.w.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return mapError(err, "open")
+	}
+	if err := db.w.QueryRowContext(ctx, "PRAGMA secure_delete").Scan(&secure); err != nil {
+		return mapError(err, "open")
+	}
+	if mode != "wal" || sync != 2 || fk != 1 || secure != 1 {
+		return vitalgate.Internal(fmt.Errorf("journal_mode=%s synchronous=%d foreign_keys=%d secure_delete=%d",
+			mode, sync, fk, secure), "sqlite: unexpected connection settings")
+	}
+	return nil
+}
+
+// fileURI returns a SQLite URI for the absolute path with the given query parameters.
+func fileURI(abs string, q url.Values) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// createPrivate creates the database file with mode 0600 if it does not exist, and tightens
+// the mode of an existing one.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return nil
+}
+
+// Path returns the absolute path of the database file.
+func (db *DB) Path() string { return db.path }
+
+// Ping reports whether the store can serve requests: it is open and both the read and the
+// write connections answer. Returns EUNAVAILABLE otherwise.
+func (db *DB) Ping(ctx context.Context) error {
+	select {
+	case <-db.closing:
+		return vitalgate.Errorf(vitalgate.EUNAVAILABLE, "store closed")
+	default:
+	}
+	var n int
+	if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
+		return unavailable(err)
+	}
+	if err := db.w.PingContext(ctx); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+func unavailable(err error) error {
+	err = mapError(err, "ping")
+	if vitalgate.ErrorCode(err) == vitalgate.EUNAVAILABLE || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return vitalgate.Unavailable(err, "database unavailable")
+}
+
+// Close stops accepting batches, waits until the batches already taken are committed and
+// answered, checkpoints the write-ahead log into the database file and closes the
+// connections. Calls after the first return the first call's result.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		close(db.closing)
+		<-db.done
+		db.closeErr = db.closePools()
+	})
+	return db.closeErr
+}
+
+func (db *DB) closePools() error {
+	var errs []error
+	for _, s := range []*sql.Stmt{db.insertResource, db.insertCode} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	if db.r != nil {
+		errs = append(errs, db.r.Close())
+	}
+	if db.w != nil {
+		// Best effort: fold the log back into the database file. Failure loses nothing:
+		// the log is replayed on the next open.
+		_, _ = db.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		errs = append(errs, db.w.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return vitalgate.Internal(err, "sqlite: close")
+	}
+	return nil
+}
+
+// Time encoding: INTEGER microseconds since the Unix epoch, UTC; NULL for the zero time.
+
+func dbTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func goTime(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(v.Int64).UTC()
+}
+
+// dbBlob stores an empty value as NULL.
+func dbBlob(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// orNow returns t, or now() if t is zero.
+func (db *DB) orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return db.opts.Now()
+	}
+	return t
+}
