@@ -21,10 +21,15 @@ const (
 type Client struct {
 	ID         string
 	Role       Role
-	SecretHash string // argon2id PHC string; empty for clients that authenticate with keys
-	Scopes     []string
-	CreatedAt  time.Time
-	Disabled   bool
+	SecretHash string   // argon2id PHC string; empty for clients that authenticate with keys
+	Scopes     []string // registered scopes; empty means everything the role allows
+	// JWKS is the client's public JSON Web Key Set for private_key_jwt authentication.
+	JWKS []byte
+	// PatientIndexes are the blind indexes of the patients a clinician cares for (the care
+	// team). A clinician reads only these patients, except through emergency access.
+	PatientIndexes [][]byte
+	CreatedAt      time.Time
+	Disabled       bool
 }
 
 // ClientStore persists API clients.
@@ -35,11 +40,22 @@ type ClientStore interface {
 	Client(ctx context.Context, id string) (Client, error)
 }
 
+// NonceStore remembers one-time values (client assertion jti) until they expire, across
+// every node sharing the store.
+type NonceStore interface {
+	// UseNonce records key until expires. Returns ECONFLICT if key was recorded before and
+	// has not expired.
+	UseNonce(ctx context.Context, key string, expires time.Time) error
+}
+
 // Principal is an authenticated caller.
 type Principal struct {
-	Kind     string // "device" or "client"
+	Kind     string // "device", "client", "enrollee" or "anonymous"
 	ID       string
 	Role     Role
 	Scopes   []string
 	RemoteIP string
+	// Emergency marks break-glass access, with the reason the clinician gave.
+	Emergency       bool
+	EmergencyReason string
 }

@@ -8,14 +8,17 @@ import (
 // SealedResource is a stored FHIR resource: the JSON body is sealed (AES-256-GCM under the
 // patient's data key), and the only searchable columns are keyed blind indexes and times.
 type SealedResource struct {
-	Type         string   // FHIR resource type, e.g. "Observation"
-	ID           string   // server-assigned id
-	Version      int      // meta.versionId
-	PatientIndex []byte   // blind index of the patient the resource belongs to
-	CodeIndexes  [][]byte // blind indexes of "system|code" for each coding of the code
-	Effective    time.Time
-	LastUpdated  time.Time
-	Body         []byte // sealed JSON
+	Type         string // FHIR resource type, e.g. "Observation"
+	ID           string // server-assigned id
+	Version      int    // meta.versionId
+	PatientIndex []byte // blind index of the patient the resource belongs to
+	// CodeIndexes are the resource's token blind indexes: for an Observation "system|code"
+	// and the bare code of each coding of its code; for a Patient "system|value" of each
+	// identifier.
+	CodeIndexes [][]byte
+	Effective   time.Time
+	LastUpdated time.Time
+	Body        []byte // sealed JSON
 }
 
 // DataKey is a patient's data-encryption key, wrapped by a key-encryption key.
@@ -33,6 +36,15 @@ type ResourceFilter struct {
 	Since        time.Time // LastUpdated >= Since
 	After        string    // resume after this id (paging), in ascending order
 	Limit        int
+
+	// ByEffective orders by (Effective, ID) instead of ID, descending when Desc is set; paging
+	// then resumes strictly after (AfterEffective, After) in that order.
+	ByEffective    bool
+	Desc           bool
+	AfterEffective time.Time
+	// EffectiveFrom and EffectiveTo bound Effective to [From, To); zero means open.
+	EffectiveFrom time.Time
+	EffectiveTo   time.Time
 }
 
 // ResourceStore persists sealed resources and wrapped data keys.
@@ -64,6 +76,7 @@ type Store interface {
 	DeviceStore
 	ClientStore
 	ResourceStore
+	NonceStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources after pending commits finish.

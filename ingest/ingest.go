@@ -137,7 +137,7 @@ func (s *Service) prepare(ctx context.Context, o *fhir.Observation, d vitalgate.
 	}
 	var codes [][]byte
 	for _, c := range o.Codes() {
-		codes = append(codes, s.Vault.CodeIndex(c.System+"|"+c.Code))
+		codes = append(codes, s.Vault.CodeIndex(c.System+"|"+c.Code), s.Vault.CodeIndex(c.Code))
 	}
 	eff, _ := o.EffectiveTime()
 	return prepared{

@@ -4,14 +4,19 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"time"
 
 	"github.com/vitalgate/vitalgate"
 )
 
 const (
-	insertClientSQL = `INSERT INTO clients (id, role, secret_hash, scopes, created_at, disabled)
-	VALUES (?, ?, ?, ?, ?, ?)`
-	selectClientSQL = `SELECT id, role, secret_hash, scopes, created_at, disabled FROM clients WHERE id = ?`
+	insertClientSQL = `INSERT INTO clients (id, role, secret_hash, scopes, created_at, disabled, jwks)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`
+	selectClientSQL        = `SELECT id, role, secret_hash, scopes, created_at, disabled, jwks FROM clients WHERE id = ?`
+	insertClientPatientSQL = `INSERT OR IGNORE INTO client_patients (client_id, patient_index) VALUES (?, ?)`
+	selectClientPatientSQL = `SELECT patient_index FROM client_patients WHERE client_id = ? ORDER BY patient_index`
+	deleteNoncesSQL        = `DELETE FROM nonces WHERE expires < ?`
+	insertNonceSQL         = `INSERT INTO nonces (key, expires) VALUES (?, ?)`
 )
 
 // CreateClient registers a client. A zero CreatedAt is set to the current time. Scopes are
@@ -28,9 +33,38 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client) error {
 	if err != nil {
 		return vitalgate.Internal(err, "sqlite: encode scopes")
 	}
-	_, err = db.w.ExecContext(ctx, insertClientSQL, c.ID, string(c.Role), c.SecretHash, string(js),
-		dbTime(db.orNow(c.CreatedAt)), c.Disabled)
-	return mapError(err, "client")
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return mapError(err, "client")
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err = tx.ExecContext(ctx, insertClientSQL, c.ID, string(c.Role), c.SecretHash, string(js),
+		dbTime(db.orNow(c.CreatedAt)), c.Disabled, dbBlob(c.JWKS)); err != nil {
+		return mapError(err, "client")
+	}
+	for _, p := range c.PatientIndexes {
+		if _, err := tx.ExecContext(ctx, insertClientPatientSQL, c.ID, p); err != nil {
+			return mapError(err, "client")
+		}
+	}
+	return mapError(tx.Commit(), "client")
+}
+
+// UseNonce records key until expires, forgetting expired ones. Returns ECONFLICT if key is
+// recorded and has not expired.
+func (db *DB) UseNonce(ctx context.Context, key string, expires time.Time) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return mapError(err, "nonce")
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, deleteNoncesSQL, dbTime(db.orNow(time.Time{}))); err != nil {
+		return mapError(err, "nonce")
+	}
+	if _, err := tx.ExecContext(ctx, insertNonceSQL, key, dbTime(expires)); err != nil {
+		return mapError(err, "nonce")
+	}
+	return mapError(tx.Commit(), "nonce")
 }
 
 // Client returns a client by id. Returns ENOTFOUND.
@@ -42,8 +76,23 @@ func (db *DB) Client(ctx context.Context, id string) (vitalgate.Client, error) {
 		created sql.NullInt64
 	)
 	err := db.r.QueryRowContext(ctx, selectClientSQL, id).Scan(&c.ID, &role, &c.SecretHash, &scopes,
-		&created, &c.Disabled)
+		&created, &c.Disabled, &c.JWKS)
 	if err != nil {
+		return vitalgate.Client{}, mapError(err, "client")
+	}
+	rows, err := db.r.QueryContext(ctx, selectClientPatientSQL, id)
+	if err != nil {
+		return vitalgate.Client{}, mapError(err, "client")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p []byte
+		if err := rows.Scan(&p); err != nil {
+			return vitalgate.Client{}, mapError(err, "client")
+		}
+		c.PatientIndexes = append(c.PatientIndexes, p)
+	}
+	if err := rows.Err(); err != nil {
 		return vitalgate.Client{}, mapError(err, "client")
 	}
 	if err := json.Unmarshal([]byte(scopes), &c.Scopes); err != nil {

@@ -42,6 +42,27 @@ const (
 	AND (?4 IS NULL OR r.last_updated >= ?4)
 	ORDER BY c.id, c.type LIMIT ?6`
 
+	// resourcesByEffectiveAscSQL and resourcesByEffectiveDescSQL walk a patient's resources
+	// of one type in (effective, id) order on the (patient_index, type, effective, id) index;
+	// ?7/?8 bound effective to [from, to), and ?9/?5 resume after a (effective, id) cursor.
+	resourcesByEffectiveAscSQL = resourceColumns + ` FROM resources r
+	WHERE r.patient_index = ?2 AND r.type = ?1
+	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
+	AND (?4 IS NULL OR r.last_updated >= ?4)
+	AND (?7 IS NULL OR r.effective >= ?7) AND (?8 IS NULL OR r.effective < ?8)
+	AND (?9 IS NULL OR r.effective > ?9 OR (r.effective = ?9 AND r.id > ?5))
+	ORDER BY r.effective, r.id LIMIT ?6`
+
+	resourcesByEffectiveDescSQL = resourceColumns + ` FROM resources r
+	WHERE r.patient_index = ?2 AND r.type = ?1
+	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
+	AND (?4 IS NULL OR r.last_updated >= ?4)
+	AND (?7 IS NULL OR r.effective >= ?7) AND (?8 IS NULL OR r.effective < ?8)
+	AND (?9 IS NULL OR r.effective < ?9 OR (r.effective = ?9 AND r.id < ?5))
+	ORDER BY r.effective DESC, r.id DESC LIMIT ?6`
+
 	// resourcesByTypeSQL walks the primary key.
 	resourcesByTypeSQL = resourceColumns + ` FROM resources r
 	WHERE r.type = ?1 AND r.id > ?5
@@ -297,21 +318,38 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 	if !f.Since.IsZero() {
 		since = f.Since.UnixMicro()
 	}
-	args := []any{f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), since, f.After, limit}
+	var from, to, afterEff any
+	if !f.EffectiveFrom.IsZero() {
+		from = f.EffectiveFrom.UnixMicro()
+	}
+	if !f.EffectiveTo.IsZero() {
+		to = f.EffectiveTo.UnixMicro()
+	}
+	if !f.AfterEffective.IsZero() {
+		afterEff = f.AfterEffective.UnixMicro()
+	}
+	args := []any{f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), since, f.After, limit, from, to, afterEff}
+	if f.ByEffective && (len(f.PatientIndex) == 0 || f.Type == "") {
+		return vitalgate.Errorf(vitalgate.EINVALID, "a search by date needs a patient and a resource type")
+	}
 
 	var (
 		rows *sql.Rows
 		err  error
 	)
 	switch {
+	case f.ByEffective && f.Desc:
+		rows, err = db.r.QueryContext(ctx, resourcesByEffectiveDescSQL, args...)
+	case f.ByEffective:
+		rows, err = db.r.QueryContext(ctx, resourcesByEffectiveAscSQL, args...)
 	case len(f.PatientIndex) > 0:
-		rows, err = db.r.QueryContext(ctx, resourcesByPatientSQL, args...)
+		rows, err = db.r.QueryContext(ctx, resourcesByPatientSQL, args[:6]...)
 	case len(f.CodeIndex) > 0:
-		rows, err = db.r.QueryContext(ctx, resourcesByCodeSQL, args...)
+		rows, err = db.r.QueryContext(ctx, resourcesByCodeSQL, args[:6]...)
 	case f.Type != "":
-		rows, err = db.r.QueryContext(ctx, resourcesByTypeSQL, args...)
+		rows, err = db.r.QueryContext(ctx, resourcesByTypeSQL, args[:6]...)
 	default:
-		rows, err = db.r.QueryContext(ctx, resourcesAllSQL, args...)
+		rows, err = db.r.QueryContext(ctx, resourcesAllSQL, args[:6]...)
 	}
 	if err != nil {
 		return mapError(err, "resources")

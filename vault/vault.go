@@ -65,6 +65,12 @@ func (v *Vault) IdentifierIndex(systemValue string) []byte {
 	return v.keys.BlindIndex(seal.DomainIdentifier, systemValue)
 }
 
+// Tag returns a keyed MAC of data for purpose (for example an opaque paging cursor), so that
+// the server can later tell that it issued data unchanged.
+func (v *Vault) Tag(purpose string, data []byte) []byte {
+	return v.keys.BlindIndex("tag:"+purpose, string(data))
+}
+
 // keyAAD binds a wrapped data key to the patient it belongs to.
 func keyAAD(patientIndex []byte) []byte {
 	return append([]byte("vitalgate data key v1|"), patientIndex...)

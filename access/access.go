@@ -1,0 +1,220 @@
+// Package access authorizes and runs reads and searches of patient data, once for every
+// transport. It applies SMART scopes, the client's role and care team, and emergency
+// ("break glass") access, above storage, so that every store behaves the same.
+package access
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"encoding/base64"
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/vault"
+)
+
+// Store is what reads need from storage.
+type Store interface {
+	Resource(ctx context.Context, typ, id string) (vitalgate.SealedResource, error)
+	Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func(vitalgate.SealedResource) error) error
+	Device(ctx context.Context, id string) (vitalgate.Device, error)
+	Client(ctx context.Context, id string) (vitalgate.Client, error)
+}
+
+// Service runs authorized reads.
+type Service struct {
+	Store Store
+	Vault *vault.Vault
+	Now   func() time.Time
+}
+
+// Scope operations.
+const (
+	OpRead   = 'r'
+	OpSearch = 's'
+	OpCreate = 'c'
+	OpUpdate = 'u'
+)
+
+// RequireScope checks that the principal's token grants op on resource type res.
+func RequireScope(p vitalgate.Principal, res string, op rune) error {
+	if !auth.ScopesAllow(p.Scopes, res, op) {
+		return vitalgate.Errorf(vitalgate.EFORBIDDEN, "the access token's scopes do not allow %s of %s", opName(op), res)
+	}
+	return nil
+}
+
+func opName(op rune) string {
+	switch op {
+	case OpRead:
+		return "read"
+	case OpSearch:
+		return "search"
+	case OpCreate:
+		return "create"
+	case OpUpdate:
+		return "update"
+	}
+	return "this operation"
+}
+
+// CheckPatient decides whether p may see the patient with blind index pidx: clinicians only
+// see their care team, except under emergency access; system clients see every patient.
+func (s *Service) CheckPatient(ctx context.Context, p vitalgate.Principal, pidx []byte) error {
+	if p.Role != vitalgate.RoleClinician || p.Emergency {
+		return nil
+	}
+	c, err := s.Store.Client(ctx, p.ID)
+	if err != nil {
+		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+			return vitalgate.Errorf(vitalgate.EFORBIDDEN, "client is no longer registered")
+		}
+		return err
+	}
+	if c.Disabled {
+		return vitalgate.Errorf(vitalgate.EFORBIDDEN, "client is disabled")
+	}
+	if slices.ContainsFunc(c.PatientIndexes, func(b []byte) bool { return bytes.Equal(b, pidx) }) {
+		return nil
+	}
+	return vitalgate.Errorf(vitalgate.EFORBIDDEN, "this patient is not in your care team; use emergency access if you must")
+}
+
+// Read returns a stored resource, decrypted, after checking scope and patient access.
+// Errors: EFORBIDDEN, ENOTFOUND.
+func (s *Service) Read(ctx context.Context, p vitalgate.Principal, typ, id string) ([]byte, vitalgate.SealedResource, error) {
+	if err := RequireScope(p, typ, OpRead); err != nil {
+		return nil, vitalgate.SealedResource{}, err
+	}
+	r, err := s.Store.Resource(ctx, typ, id)
+	if err != nil {
+		return nil, r, err
+	}
+	if err := s.CheckPatient(ctx, p, r.PatientIndex); err != nil {
+		return nil, r, err
+	}
+	body, err := s.Vault.Open(ctx, r)
+	return body, r, err
+}
+
+// Query is a search over one patient's resources of one type.
+type Query struct {
+	Type      string
+	PatientID string
+	Token     string // "system|code", bare code, or identifier "system|value"; optional
+	From, To  time.Time
+	Count     int
+	Desc      bool
+	Cursor    string
+	// ByPatientToken searches every patient by Token alone (Patient?identifier=).
+	ByPatientToken bool
+}
+
+// Page is one page of search results.
+type Page struct {
+	Resources  [][]byte
+	PatientIdx []byte
+	Next       string // opaque cursor for the next page, empty on the last
+}
+
+// Search runs an authorized search. Errors: EFORBIDDEN, EINVALID (bad cursor).
+func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) (Page, error) {
+	if err := RequireScope(p, q.Type, OpSearch); err != nil {
+		return Page{}, err
+	}
+	f := vitalgate.ResourceFilter{Type: q.Type, Limit: q.Count + 1, ByEffective: true, Desc: q.Desc,
+		EffectiveFrom: q.From, EffectiveTo: q.To}
+	if q.Token != "" {
+		if q.Type == "Patient" {
+			f.CodeIndex = s.Vault.IdentifierIndex(q.Token)
+		} else {
+			f.CodeIndex = s.Vault.CodeIndex(q.Token)
+		}
+	}
+	var pidx []byte
+	if !q.ByPatientToken {
+		pidx = s.Vault.PatientIndex(q.PatientID)
+		f.PatientIndex = pidx
+		if err := s.CheckPatient(ctx, p, pidx); err != nil {
+			return Page{}, err
+		}
+	}
+	qh := s.queryHash(q)
+	if q.Cursor != "" {
+		eff, id, err := s.openCursor(q.Cursor, qh)
+		if err != nil {
+			return Page{}, err
+		}
+		f.AfterEffective, f.After = eff, id
+	}
+	var page Page
+	page.PatientIdx = pidx
+	var last vitalgate.SealedResource
+	n := 0
+	err := s.Store.Resources(ctx, f, func(r vitalgate.SealedResource) error {
+		n++
+		if n > q.Count {
+			page.Next = s.cursor(last.Effective, last.ID, qh)
+			return errStop
+		}
+		if q.ByPatientToken {
+			if err := s.CheckPatient(ctx, p, r.PatientIndex); err != nil {
+				return nil // not visible to this clinician: skip
+			}
+		}
+		body, err := s.Vault.Open(ctx, r)
+		if err != nil {
+			return err
+		}
+		page.Resources = append(page.Resources, body)
+		last = r
+		return nil
+	})
+	if err != nil && err != errStop {
+		return Page{}, err
+	}
+	return page, nil
+}
+
+var errStop = &vitalgate.Error{Code: vitalgate.EINTERNAL, Message: "stop"}
+
+// queryHash binds a cursor to the query it came from.
+func (s *Service) queryHash(q Query) []byte {
+	var b bytes.Buffer
+	for _, part := range []string{q.Type, q.PatientID, q.Token, q.From.UTC().String(), q.To.UTC().String()} {
+		b.WriteString(part)
+		b.WriteByte(0)
+	}
+	if q.Desc {
+		b.WriteByte(1)
+	}
+	return s.Vault.Tag("query", b.Bytes())[:8]
+}
+
+// cursor encodes a tamper-proof paging position: effective time, id and query hash, MACed.
+func (s *Service) cursor(eff time.Time, id string, qh []byte) string {
+	var b []byte
+	b = binary.BigEndian.AppendUint64(b, uint64(eff.UnixMicro()))
+	b = append(b, qh...)
+	b = append(b, id...)
+	mac := s.Vault.Tag("cursor", b)[:16]
+	return base64.RawURLEncoding.EncodeToString(append(b, mac...))
+}
+
+func (s *Service) openCursor(c string, qh []byte) (time.Time, string, error) {
+	bad := vitalgate.FieldErrorf(vitalgate.EINVALID, "_cursor", "the paging cursor is not valid for this search")
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(raw) < 8+8+1+16 || len(raw) > 8+8+64+16 {
+		return time.Time{}, "", bad
+	}
+	body, mac := raw[:len(raw)-16], raw[len(raw)-16:]
+	if !hmac.Equal(mac, s.Vault.Tag("cursor", body)[:16]) || !hmac.Equal(body[8:16], qh) {
+		return time.Time{}, "", bad
+	}
+	eff := time.UnixMicro(int64(binary.BigEndian.Uint64(body[:8]))).UTC()
+	return eff, string(body[16:]), nil
+}
