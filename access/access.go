@@ -126,7 +126,7 @@ func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) (P
 	if err := RequireScope(p, q.Type, OpSearch); err != nil {
 		return Page{}, err
 	}
-	f := vitalgate.ResourceFilter{Type: q.Type, Limit: q.Count + 1, ByEffective: true, Desc: q.Desc,
+	f := vitalgate.ResourceFilter{Type: q.Type, Limit: q.Count + 1, ByEffective: !q.ByPatientToken, Desc: q.Desc,
 		EffectiveFrom: q.From, EffectiveTo: q.To}
 	if q.Token != "" {
 		if q.Type == "Patient" {

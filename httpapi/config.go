@@ -11,6 +11,10 @@ import (
 type Config struct {
 	// Addr is the listen address, e.g. "127.0.0.1:8443".
 	Addr string
+	// PublicURL is the base URL clients use to reach the server (e.g.
+	// https://vitalgate.example.org:8443). It is the token issuer and audience; empty means
+	// https://<Addr>.
+	PublicURL string
 	// AllowTLS12 also offers TLS 1.2 (ECDHE with AES-GCM or ChaCha20-Poly1305 only). Off by
 	// default: TLS 1.3 only.
 	AllowTLS12 bool

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/fhir"
@@ -58,7 +59,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch vitalgate.ErrorCode(err) {
 	case vitalgate.EUNAUTHORIZED:
 		if w.Header().Get("WWW-Authenticate") == "" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="vitalgate"`)
+			if strings.HasPrefix(r.URL.Path, "/fhir/") || strings.HasPrefix(r.URL.Path, "/admin/") {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="vitalgate", error="invalid_token"`)
+			} else {
+				w.Header().Set("WWW-Authenticate", `Basic realm="vitalgate"`)
+			}
 		}
 	case vitalgate.ETHROTTLED, vitalgate.EUNAVAILABLE:
 		if w.Header().Get("Retry-After") == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/pki"
@@ -21,6 +22,11 @@ const (
 	AuthEnrollSecret AuthKind = "enroll-secret"
 	// AuthDevice routes need a device client certificate from the built-in CA (mutual TLS).
 	AuthDevice AuthKind = "device"
+	// AuthClientCredentials is the token endpoint: the handler authenticates the client
+	// (client_secret_basic or private_key_jwt).
+	AuthClientCredentials AuthKind = "client-credentials"
+	// AuthToken routes need an OAuth2 bearer access token issued by this server.
+	AuthToken AuthKind = "token"
 )
 
 // Permission is what a route checks after authentication.
@@ -32,12 +38,29 @@ const (
 	PermEnroll            Permission = "device:enroll"
 	PermReenroll          Permission = "device:reenroll"
 	PermObservationCreate Permission = "observation:create"
+	PermToken             Permission = "oauth:token"
+	PermObservationRead   Permission = "observation:read"
+	PermObservationSearch Permission = "observation:search"
+	PermPatientCreate     Permission = "patient:create"
+	PermPatientRead       Permission = "patient:read"
+	PermPatientSearch     Permission = "patient:search"
+	PermDeviceRead        Permission = "device:read"
+	PermDeviceAssign      Permission = "device:assign"
 )
 
-// rolePermissions is the whole grant table: a role may do exactly what is listed here.
+// rolePermissions is the whole grant table: a role may do exactly what is listed here. A
+// token's SMART scopes narrow it further (package access checks them per resource).
 var rolePermissions = map[vitalgate.Role][]Permission{
-	vitalgate.RoleDevice: {PermReenroll, PermObservationCreate},
+	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate},
+	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign},
+	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead},
+	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead},
+	vitalgate.RoleAuditor:   {},
 }
+
+// clientPermissions are granted to anyone presenting client credentials to the token
+// endpoint; the handler authenticates them.
+var clientPermissions = []Permission{PermToken}
 
 // enrolleePermissions are granted to a device authenticated by its one-time secret.
 var enrolleePermissions = []Permission{PermEnroll}
@@ -55,6 +78,16 @@ type Route struct {
 func (s *Server) routeTable() []Route {
 	return []Route{
 		{"GET", "/healthz", AuthPublic, PermPublic, s.handleHealth},
+		{"GET", "/fhir/metadata", AuthPublic, PermPublic, s.handleMetadata},
+		{"GET", "/.well-known/smart-configuration", AuthPublic, PermPublic, s.handleSMARTConfiguration},
+		{"POST", "/oauth2/token", AuthClientCredentials, PermToken, s.handleToken},
+		{"GET", "/fhir/Observation/{id}", AuthToken, PermObservationRead, s.handleReadObservation},
+		{"GET", "/fhir/Observation", AuthToken, PermObservationSearch, s.handleSearchObservations},
+		{"POST", "/fhir/Patient", AuthToken, PermPatientCreate, s.handleCreatePatient},
+		{"GET", "/fhir/Patient/{id}", AuthToken, PermPatientRead, s.handleReadPatient},
+		{"GET", "/fhir/Patient", AuthToken, PermPatientSearch, s.handleSearchPatients},
+		{"GET", "/fhir/Device/{id}", AuthToken, PermDeviceRead, s.handleReadDevice},
+		{"PUT", "/admin/devices/{id}", AuthToken, PermDeviceAssign, s.handleAssignDevice},
 		{"GET", "/readyz", AuthPublic, PermPublic, s.handleReady},
 		{"GET", "/.well-known/est/cacerts", AuthPublic, PermPublic, s.handleCACerts},
 		{"POST", "/.well-known/est/simpleenroll", AuthEnrollSecret, PermEnroll, s.handleSimpleEnroll},
@@ -89,8 +122,11 @@ func allowed(p vitalgate.Principal, rt Route) bool {
 		return rt.Auth == AuthPublic
 	}
 	grants := rolePermissions[p.Role]
-	if p.Kind == "enrollee" {
+	switch p.Kind {
+	case "enrollee":
 		grants = enrolleePermissions
+	case "client-candidate":
+		grants = clientPermissions
 	}
 	for _, g := range grants {
 		if g == rt.Permission {
@@ -136,6 +172,22 @@ func (s *Server) authenticate(r *http.Request, kind AuthKind) (vitalgate.Princip
 			return p, err
 		}
 		p.Kind, p.ID, p.Role = "device", id, vitalgate.RoleDevice
+		return p, nil
+	case AuthClientCredentials:
+		p.Kind = "client-candidate"
+		return p, nil
+	case AuthToken:
+		h := r.Header.Get("Authorization")
+		scheme, tok, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			return p, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "this endpoint needs an OAuth2 bearer access token")
+		}
+		c, err := s.tokens.Verify(strings.TrimSpace(tok))
+		if err != nil {
+			return p, err
+		}
+		p.Kind, p.ID, p.Role, p.Scopes = "client", c.ClientID, c.Role, c.Scopes
+		p.Emergency, p.EmergencyReason = c.Emergency, c.EmergencyReason
 		return p, nil
 	}
 	return p, vitalgate.Errorf(vitalgate.EFORBIDDEN, "not permitted")

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/access"
+	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/pki"
 )
@@ -49,6 +51,12 @@ type Server struct {
 	ready    Pinger
 	log      *slog.Logger
 	now      func() time.Time
+	tokens   *auth.Tokens
+	access   *access.Service
+	clients  Clients
+	admin    Admin
+	failures *failureLimiter
+	started  time.Time
 
 	// DeviceCertValidity is the validity of certificates issued through EST (default 90 days).
 	DeviceCertValidity time.Duration
@@ -74,6 +82,10 @@ type Options struct {
 	Ready    Pinger
 	Logger   *slog.Logger
 	Now      func() time.Time
+	Tokens   *auth.Tokens    // access tokens
+	Access   *access.Service // authorized reads
+	Clients  Clients         // API clients and one-time nonces
+	Admin    Admin           // device administration
 }
 
 // New returns a Server with its routes registered.
@@ -81,8 +93,9 @@ func New(o Options) (*Server, error) {
 	if err := o.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid HTTP configuration: %w", err)
 	}
-	if o.CA == nil || o.Registry == nil || o.Ingest == nil || o.Ready == nil {
-		return nil, errors.New("httpapi: CA, registry, ingest and readiness check are required")
+	if o.CA == nil || o.Registry == nil || o.Ingest == nil || o.Ready == nil ||
+		o.Tokens == nil || o.Access == nil || o.Clients == nil || o.Admin == nil {
+		return nil, errors.New("httpapi: CA, registry, ingest, readiness, tokens, access, clients and admin are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -93,6 +106,8 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: o.Config, ca: o.CA, registry: o.Registry, ingest: o.Ingest, ready: o.Ready,
 		log: o.Logger, now: o.Now, DeviceCertValidity: 90 * 24 * time.Hour,
+		tokens: o.Tokens, access: o.Access, clients: o.Clients, admin: o.Admin,
+		failures: newFailureLimiter(5, time.Minute, o.Now), started: o.Now().UTC(),
 		mux: http.NewServeMux(), revCache: make(map[string]revEntry),
 	}
 	s.routes = s.routeTable()

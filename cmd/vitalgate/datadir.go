@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -23,6 +25,7 @@ const (
 	serverCertFile = "server.crt"
 	serverKeyFile  = "server.key"
 	keysDir        = "keys"
+	tokenKeyFile   = "token.key"
 	dbFile         = "vitalgate.db"
 )
 
@@ -128,4 +131,36 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+// tokenKey loads the access-token signing key (ECDSA P-256), creating it on first use.
+// Every node of a deployment needs the same file.
+func (n *node) tokenKey() (*ecdsa.PrivateKey, error) {
+	path := filepath.Join(n.dir, tokenKeyFile)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		key, err := pki.GenerateDeviceKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		pemKey, err := pki.MarshalKeyPEM(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeFile(path, pemKey, 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("write %s: %w", tokenKeyFile, err)
+		}
+	}
+	data, err := readSecretFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.ParseKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", tokenKeyFile, err)
+	}
+	ec, ok := key.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s is not an ECDSA key", tokenKeyFile)
+	}
+	return ec, nil
 }

@@ -127,6 +127,9 @@ func (m *Main) initDataDir(ctx context.Context, dir string, hosts []string) (res
 		return res, fmt.Errorf("create database: %w", err)
 	}
 	defer store.Close()
+	if _, err := (&node{dir: dir}).tokenKey(); err != nil {
+		return res, fmt.Errorf("create token signing key: %w", err)
+	}
 	secret, err := auth.NewSecret(rand.Reader)
 	if err != nil {
 		return res, err

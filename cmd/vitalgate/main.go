@@ -43,7 +43,8 @@ type command struct {
 var commands = map[string]command{
 	"init":     {"create a data dir: CA, server certificate, keys, database, first admin client", (*Main).runInit},
 	"serve":    {"run the HTTPS server (EST enrollment, FHIR ingest over mutual TLS)", (*Main).runServe},
-	"device":   {"register (add) or revoke devices", (*Main).runDevice},
+	"device":   {"register (add), list or revoke devices", (*Main).runDevice},
+	"client":   {"register an API client (EHR, clinician app, auditor, admin)", (*Main).runClient},
 	"keys":     {"rotate the key-encryption key", (*Main).runKeys},
 	"export":   {"write stored resources as FHIR NDJSON to standard output", (*Main).runExport},
 	"demo":     {"run a server with simulated devices on a temporary data dir", (*Main).runDemo},

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/auth"
+)
+
+func (m *Main) runClient(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "add" {
+		fmt.Fprintln(m.Stderr, "Usage: vitalgate client add --data DIR --id ID --role ROLE [--scope S]... [--jwks FILE] [--patient ID]...")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return errUsage
+	}
+	fs := m.flags("client add", "client add --data DIR --id ID --role ROLE [--scope S]... [--jwks FILE] [--patient ID]...")
+	dir := fs.String("data", "", "data directory")
+	id := fs.String("id", "", "client id")
+	role := fs.String("role", "", "role: admin, clinician, ehr-system or auditor")
+	var scopes, patients stringList
+	fs.Var(&scopes, "scope", "a SMART scope the client may be granted, within its role (repeatable; default: all its role allows)")
+	jwksFile := fs.String("jwks", "", "JSON Web Key Set file with the client's public keys, for private_key_jwt (no secret is issued)")
+	fs.Var(&patients, "patient", "for a clinician: a patient id of the care team (repeatable)")
+	if err := parse(fs, args[1:], false); err != nil {
+		return err
+	}
+	if err := checkID("client", *id); err != nil {
+		return err
+	}
+	r := vitalgate.Role(*role)
+	if !auth.ValidRole(r) {
+		return fmt.Errorf("--role must be admin, clinician, ehr-system or auditor (devices enroll over EST)")
+	}
+	var reg []string
+	for _, s := range scopes {
+		reg = append(reg, strings.Fields(s)...)
+	}
+	if _, err := auth.GrantScopes(r, reg, ""); err != nil {
+		return fmt.Errorf("--scope: %s", vitalgate.ErrorMessage(err))
+	}
+	if len(patients) > 0 && r != vitalgate.RoleClinician {
+		return fmt.Errorf("--patient (a care team) applies to clinicians only")
+	}
+	n, err := m.openDataDir(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	c := vitalgate.Client{ID: *id, Role: r, Scopes: reg, CreatedAt: m.Now().UTC().Truncate(time.Microsecond)}
+	for _, p := range patients {
+		if err := checkID("patient", p); err != nil {
+			return err
+		}
+		c.PatientIndexes = append(c.PatientIndexes, n.vault.PatientIndex(p))
+	}
+	var secret string
+	if *jwksFile != "" {
+		data, err := os.ReadFile(*jwksFile) // #nosec G304 -- the operator names the file
+		if err != nil {
+			return err
+		}
+		if _, err := auth.ParseJWKS(data); err != nil {
+			return fmt.Errorf("--jwks: %s", vitalgate.ErrorMessage(err))
+		}
+		c.JWKS = data
+	} else {
+		if secret, err = auth.NewSecret(rand.Reader); err != nil {
+			return err
+		}
+		if c.SecretHash, err = auth.HashSecret(secret, auth.DefaultHashParams, rand.Reader); err != nil {
+			return err
+		}
+	}
+	if err := n.store.CreateClient(ctx, c); err != nil {
+		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
+			return fmt.Errorf("client %q exists already", *id)
+		}
+		return err
+	}
+	if secret == "" {
+		fmt.Fprintf(m.Stderr, "Registered client %s (role %s) with its public keys; it authenticates with private_key_jwt.\n", *id, r)
+		return nil
+	}
+	fmt.Fprintf(m.Stderr, "Registered client %s (role %s). Its secret is on standard output, shown only now.\n", *id, r)
+	fmt.Fprintln(m.Stdout, secret)
+	return nil
+}

@@ -1,0 +1,355 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/access"
+	"github.com/vitalgate/vitalgate/fhir"
+)
+
+// Admin is what device administration needs from the store.
+type Admin interface {
+	Device(ctx context.Context, id string) (vitalgate.Device, error)
+	AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time) error
+	Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func(vitalgate.SealedResource) error) error
+}
+
+var fhirID = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+func pathID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !fhirID.MatchString(id) {
+		return "", vitalgate.Errorf(vitalgate.ENOTFOUND, "no such resource")
+	}
+	return id, nil
+}
+
+// writeResource answers with one FHIR resource.
+func writeResource(w http.ResponseWriter, status int, body []byte, version int, updated time.Time) {
+	h := w.Header()
+	h.Set("Content-Type", fhirJSON)
+	if version > 0 {
+		h.Set("ETag", `W/"`+strconv.Itoa(version)+`"`)
+		h.Set("Last-Modified", updated.UTC().Format(http.TimeFormat))
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// fhirBase is the absolute FHIR base URL for links.
+func (s *Server) fhirBase(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimSuffix(s.cfg.PublicURL, "/") + "/fhir"
+	}
+	return "https://" + r.Host + "/fhir"
+}
+
+func (s *Server) handleReadObservation(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	s.read(w, r, p, "Observation")
+}
+
+func (s *Server) handleReadPatient(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	s.read(w, r, p, "Patient")
+}
+
+func (s *Server) read(w http.ResponseWriter, r *http.Request, p vitalgate.Principal, typ string) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, sr, err := s.access.Read(r.Context(), p, typ, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.logAccess(r, p, "read", typ, 1)
+	writeResource(w, http.StatusOK, body, sr.Version, sr.LastUpdated)
+}
+
+// logAccess records a read of patient data in the operational log (no patient data).
+func (s *Server) logAccess(r *http.Request, p vitalgate.Principal, action, typ string, n int) {
+	s.log.Info("patient data access", "request_id", requestID(r), "client", p.ID, "role", p.Role,
+		"action", action, "type", typ, "results", n, "emergency", p.Emergency, "remote", p.RemoteIP)
+}
+
+func (s *Server) handleSearchObservations(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	q, err := fhir.ParseObservationSearch(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(q.Codes) > 1 {
+		s.writeError(w, r, vitalgate.FieldErrorf(vitalgate.EINVALID, "code", "search one code at a time"))
+		return
+	}
+	aq := access.Query{Type: "Observation", PatientID: q.PatientID, From: q.From, To: q.To,
+		Count: q.Count, Desc: q.Desc, Cursor: q.Cursor}
+	if len(q.Codes) == 1 {
+		aq.Token = q.Codes[0]
+	}
+	page, err := s.access.Search(r.Context(), p, aq)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeSearchSet(w, r, p, "Observation", page)
+}
+
+func (s *Server) handleSearchPatients(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	q, err := fhir.ParsePatientSearch(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page, err := s.access.Search(r.Context(), p, access.Query{Type: "Patient", Token: q.Key(),
+		ByPatientToken: true, Count: q.Count, Cursor: q.Cursor})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeSearchSet(w, r, p, "Patient", page)
+}
+
+// writeSearchSet answers a search with a searchset Bundle whose next link carries the
+// opaque cursor.
+func (s *Server) writeSearchSet(w http.ResponseWriter, r *http.Request, p vitalgate.Principal, typ string, page access.Page) {
+	base := s.fhirBase(r)
+	self := base + "/" + typ + "?" + r.URL.RawQuery
+	next := ""
+	if page.Next != "" {
+		q := r.URL.Query()
+		q.Set("_cursor", page.Next)
+		next = base + "/" + typ + "?" + q.Encode()
+	}
+	raws := make([]json.RawMessage, len(page.Resources))
+	for i, b := range page.Resources {
+		raws[i] = b
+	}
+	ss, err := fhir.NewSearchSet(base, self, next, raws)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, err := ss.Marshal()
+	if err != nil {
+		s.writeError(w, r, vitalgate.Internal(err, "marshal searchset"))
+		return
+	}
+	s.logAccess(r, p, "search", typ, len(page.Resources))
+	writeResource(w, http.StatusOK, out, 0, time.Time{})
+}
+
+func (s *Server) handleCreatePatient(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	if err := access.RequireScope(p, "Patient", access.OpCreate); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := requireMediaType(r, "application/fhir+json", "application/json"); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.readBody(r, w)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	c, err := s.ingest.CreatePatient(r.Context(), s.admin, body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.log.Info("patient created", "request_id", requestID(r), "client", p.ID, "id", c.ID)
+	w.Header().Set("Location", c.Location())
+	writeResource(w, http.StatusCreated, c.Body, c.Version, c.LastUpdated)
+}
+
+// deviceResource builds the FHIR Device for a registered device.
+func (s *Server) deviceResource(ctx context.Context, d vitalgate.Device) ([]byte, error) {
+	fd := fhir.Device{ID: d.ID, ModelNumber: d.Model, Status: "active",
+		Identifier: []fhir.Identifier{{System: "urn:vitalgate:device", Value: d.ID}}}
+	if d.Status != vitalgate.DeviceActive {
+		fd.Status = "inactive"
+	}
+	if len(d.PatientSealed) > 0 {
+		pid, err := s.access.Vault.OpenValue(ctx, d.PatientIndex, "device-patient:"+d.ID, d.PatientSealed)
+		if err != nil {
+			return nil, err
+		}
+		fd.Patient = &fhir.Reference{Reference: "Patient/" + string(pid)}
+	}
+	fd.SetMeta(d.ID, "1", d.UpdatedAt)
+	return fd.Marshal()
+}
+
+func (s *Server) handleReadDevice(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	if err := access.RequireScope(p, "Device", access.OpRead); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	d, err := s.admin.Device(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.access.CheckPatient(r.Context(), p, d.PatientIndex); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.deviceResource(r.Context(), d)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeResource(w, http.StatusOK, body, 0, time.Time{})
+}
+
+// handleAssignDevice reassigns a device to a patient: PUT /admin/devices/{id} with
+// {"patient": "<Patient id>"}. It takes effect for the device's next observation.
+func (s *Server) handleAssignDevice(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	if err := access.RequireScope(p, "Device", access.OpUpdate); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := requireMediaType(r, "application/json"); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.readBody(r, w)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req struct {
+		Patient string `json:"patient"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		s.writeError(w, r, vitalgate.Errorf(vitalgate.EINVALID, `the body must be {"patient": "<Patient id>"}`))
+		return
+	}
+	pid := strings.TrimPrefix(req.Patient, "Patient/")
+	if !fhirID.MatchString(pid) {
+		s.writeError(w, r, vitalgate.FieldErrorf(vitalgate.EINVALID, "patient", "patient must be a Patient id"))
+		return
+	}
+	pidx := s.access.Vault.PatientIndex(pid)
+	sealed, err := s.access.Vault.SealValue(r.Context(), pidx, "device-patient:"+id, []byte(pid))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.admin.AssignPatient(r.Context(), id, pidx, sealed, s.now().UTC().Truncate(time.Microsecond)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.log.Info("device reassigned", "request_id", requestID(r), "client", p.ID, "device", id)
+	d, err := s.admin.Device(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, err := s.deviceResource(r.Context(), d)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeResource(w, http.StatusOK, out, 0, time.Time{})
+}
+
+// handleSMARTConfiguration serves SMART discovery (SMART App Launch 2.x, backend services).
+func (s *Server) handleSMARTConfiguration(w http.ResponseWriter, r *http.Request, _ vitalgate.Principal) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                s.issuer(r),
+		"token_endpoint":                        s.tokenURL(r),
+		"grant_types_supported":                 []string{"client_credentials"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "private_key_jwt"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{"RS384", "ES384"},
+		"scopes_supported": []string{"system/Patient.crs", "system/Observation.rs", "system/Device.rus",
+			"user/Patient.rs", "user/Observation.rs", "user/Device.rs"},
+		"capabilities": []string{"client-confidential-asymmetric", "client-confidential-symmetric", "permission-v2", "permission-v1"},
+	})
+}
+
+func (s *Server) issuer(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimSuffix(s.cfg.PublicURL, "/")
+	}
+	return "https://" + r.Host
+}
+
+// handleMetadata serves the CapabilityStatement, generated from the route table so that it
+// lists exactly what is implemented.
+func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, _ vitalgate.Principal) {
+	type res struct {
+		interactions []string
+		params       []fhir.CapabilitySearchParam
+	}
+	byType := map[string]*res{}
+	order := []string{}
+	add := func(typ, interaction string, params ...fhir.CapabilitySearchParam) {
+		if byType[typ] == nil {
+			byType[typ] = &res{}
+			order = append(order, typ)
+		}
+		byType[typ].interactions = append(byType[typ].interactions, interaction)
+		byType[typ].params = append(byType[typ].params, params...)
+	}
+	for _, rt := range s.routes {
+		switch {
+		case rt.Method == "POST" && rt.Pattern == "/fhir/Observation":
+			add("Observation", "create")
+		case rt.Method == "GET" && rt.Pattern == "/fhir/Observation/{id}":
+			add("Observation", "read")
+		case rt.Method == "GET" && rt.Pattern == "/fhir/Observation":
+			add("Observation", "search-type", fhir.CapabilitySearchParam{Name: "patient", Type: "reference"},
+				fhir.CapabilitySearchParam{Name: "code", Type: "token"}, fhir.CapabilitySearchParam{Name: "date", Type: "date"})
+		case rt.Method == "POST" && rt.Pattern == "/fhir/Patient":
+			add("Patient", "create")
+		case rt.Method == "GET" && rt.Pattern == "/fhir/Patient/{id}":
+			add("Patient", "read")
+		case rt.Method == "GET" && rt.Pattern == "/fhir/Patient":
+			add("Patient", "search-type", fhir.CapabilitySearchParam{Name: "identifier", Type: "token"})
+		case rt.Method == "GET" && rt.Pattern == "/fhir/Device/{id}":
+			add("Device", "read")
+		}
+	}
+	var defs []fhir.ResourceCapability
+	for _, t := range order {
+		defs = append(defs, fhir.ResourceCapability{Type: t, Interactions: byType[t].interactions, SearchParams: byType[t].params})
+	}
+	var system []string
+	for _, rt := range s.routes {
+		if rt.Method == "POST" && rt.Pattern == "/fhir" {
+			system = append(system, "batch", "transaction")
+		}
+	}
+	cs := fhir.NewCapabilityStatement(fhir.CapabilityOptions{
+		SoftwareName: "Vitalgate", Date: s.started, BaseURL: s.fhirBase(r), TokenURL: s.tokenURL(r),
+		Resources: defs, SystemInteractions: system,
+	})
+	out, err := json.Marshal(cs)
+	if err != nil {
+		s.writeError(w, r, vitalgate.Internal(err, "marshal capability statement"))
+		return
+	}
+	writeResource(w, http.StatusOK, out, 0, time.Time{})
+}

@@ -1,0 +1,68 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/fhir"
+)
+
+// PatientFinder finds resources by blind index (to keep patient identifiers unique).
+type PatientFinder interface {
+	Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func(vitalgate.SealedResource) error) error
+}
+
+var errFound = errors.New("found")
+
+// CreatePatient validates and stores a FHIR Patient created by an administrator or an EHR.
+// The Patient is sealed under its own data key and findable only through the blind indexes
+// of its identifiers. Errors: EINVALID, EUNPROCESSABLE, ECONFLICT (an identifier is taken),
+// EUNAVAILABLE.
+func (s *Service) CreatePatient(ctx context.Context, finder PatientFinder, body []byte) (Created, error) {
+	p, err := fhir.DecodePatient(body)
+	if err != nil {
+		return Created{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	if err := fhir.ValidatePatient(p, now); err != nil {
+		return Created{}, err
+	}
+	var idx [][]byte
+	for _, ident := range p.Identifiers() {
+		if ident.System == "" || ident.Value == "" {
+			continue
+		}
+		ix := s.Vault.IdentifierIndex(fhir.IdentifierKey(ident.System, ident.Value))
+		err := finder.Resources(ctx, vitalgate.ResourceFilter{Type: "Patient", CodeIndex: ix, Limit: 1},
+			func(vitalgate.SealedResource) error { return errFound })
+		if err == errFound {
+			return Created{}, vitalgate.FieldErrorf(vitalgate.ECONFLICT, "Patient.identifier",
+				"a Patient with this identifier exists already")
+		} else if err != nil {
+			return Created{}, err
+		}
+		idx = append(idx, ix)
+	}
+	id, err := NewID(now, s.rand())
+	if err != nil {
+		return Created{}, err
+	}
+	p.SetMeta(id, "1", now)
+	out, err := p.Marshal()
+	if err != nil {
+		return Created{}, vitalgate.Internal(err, "marshal patient")
+	}
+	pidx := s.Vault.PatientIndex(id)
+	sealed, err := s.Vault.Seal(ctx, pidx, "Patient", id, 1, out)
+	if err != nil {
+		return Created{}, err
+	}
+	r := vitalgate.SealedResource{Type: "Patient", ID: id, Version: 1, PatientIndex: pidx, CodeIndexes: idx,
+		Effective: now, LastUpdated: now, Body: sealed}
+	if err := s.Resources.CreateResources(ctx, []vitalgate.SealedResource{r}); err != nil {
+		return Created{}, err
+	}
+	return Created{Type: "Patient", ID: id, Version: 1, LastUpdated: now, Body: out}, nil
+}
