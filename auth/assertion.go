@@ -39,9 +39,9 @@ func ParseJWKS(data []byte) (*jose.JSONWebKeySet, error) {
 var AssertionAlgorithms = []jose.SignatureAlgorithm{jose.RS384, jose.ES384}
 
 // VerifyAssertion checks a private_key_jwt client assertion (SMART Backend Services):
-// signed with RS384 or ES384 by a key in jwks, iss = sub = clientID, aud = tokenURL, exp at
+// signed with RS384 or ES384 by a key in jwks, iss = sub = clientID, aud one of tokenURLs, exp at
 // most 5 minutes ahead, a jti. It returns the jti and expiry for the replay check.
-func VerifyAssertion(assertion, clientID, tokenURL string, jwks *jose.JSONWebKeySet, now time.Time) (jti string, exp time.Time, err error) {
+func VerifyAssertion(assertion, clientID string, tokenURLs []string, jwks *jose.JSONWebKeySet, now time.Time) (jti string, exp time.Time, err error) {
 	bad := func(why string) error {
 		return &vitalgate.Error{Code: vitalgate.EUNAUTHORIZED, Message: "the client assertion is not valid", Err: errors.New(why)}
 	}
@@ -74,7 +74,7 @@ func VerifyAssertion(assertion, clientID, tokenURL string, jwks *jose.JSONWebKey
 		return "", time.Time{}, bad("no key verifies the signature")
 	}
 	if err := claims.ValidateWithLeeway(jwt.Expected{
-		Issuer: clientID, Subject: clientID, AnyAudience: jwt.Audience{tokenURL}, Time: now,
+		Issuer: clientID, Subject: clientID, AnyAudience: jwt.Audience(tokenURLs), Time: now,
 	}, 30*time.Second); err != nil {
 		return "", time.Time{}, bad("claims: " + err.Error())
 	}

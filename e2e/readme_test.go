@@ -48,9 +48,10 @@ func needTools(t *testing.T, tools ...string) {
 	}
 }
 
-// TestReadmeOpenSSLCurlRecipe runs the README's device enrollment recipe verbatim with bash,
-// against a real server, with nothing but openssl and curl on the device side.
-func TestReadmeOpenSSLCurlRecipe(t *testing.T) {
+// TestReadmeRecipes runs the README's recipes verbatim with bash against a real server: a
+// device enrolls and posts with nothing but openssl and curl, then an EHR client gets a token
+// and searches with curl.
+func TestReadmeRecipes(t *testing.T) {
 	needTools(t, "bash", "openssl", "curl")
 	script := recipe(t, "openssl-curl")
 	work := t.TempDir()
@@ -59,9 +60,10 @@ func TestReadmeOpenSSLCurlRecipe(t *testing.T) {
 
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = work
-	cmd.Env = append(os.Environ(),
+	env := append(os.Environ(),
 		"PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"SERVER="+strings.Replace(srv.url, "127.0.0.1", "localhost", 1))
+	cmd.Env = env
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
@@ -78,6 +80,25 @@ func TestReadmeOpenSSLCurlRecipe(t *testing.T) {
 	if err := json.Unmarshal(out, &obs); err != nil || obs.ResourceType != "Observation" || obs.ID == "" || obs.Meta.VersionID != "1" {
 		t.Fatalf("recipe's last answer is not the stored Observation: %v\n%s", err, out)
 	}
+	// The EHR recipe reads it back through OAuth2 and FHIR search.
+	cmd = exec.Command("bash", "-euo", "pipefail", "-c", recipe(t, "ehr-curl"))
+	cmd.Dir, cmd.Env = work, env
+	out, err = cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("EHR recipe failed: %v\nstdout: %s\nstderr: %s", err, out, stderr)
+	}
+	var set struct {
+		ResourceType, Type string
+		Entry              []struct{ Resource struct{ ID string } }
+	}
+	if err := json.Unmarshal(out, &set); err != nil || set.Type != "searchset" || len(set.Entry) != 1 || set.Entry[0].Resource.ID != obs.ID {
+		t.Fatalf("EHR recipe did not find the observation %s: %v\n%s", obs.ID, err, out)
+	}
+
 	srv.stop(t)
 	if got := exportIDs(t, filepath.Join(work, "vg-data")); got[obs.ID] != 1 {
 		t.Fatalf("the recipe's observation %s is not in the export", obs.ID)

@@ -75,6 +75,35 @@ var schema = map[string]map[string]elem{
 		"interpretation":       {kind: kObject, typ: "CodeableConcept", array: true},
 		"referenceRange":       {kind: kObject, typ: "ReferenceRange", array: true},
 	},
+	"Patient": {
+		"resourceType": {kind: kString},
+		"id":           {kind: kString},
+		"meta":         {kind: kObject, typ: "Meta"},
+		"language":     {kind: kString},
+		"text":         {kind: kObject, typ: "Narrative"},
+		"identifier":   {kind: kObject, typ: "Identifier", array: true},
+		"active":       {kind: kBool},
+		"name":         {kind: kObject, typ: "HumanName", array: true},
+		"telecom":      {kind: kObject, typ: "ContactPoint", array: true},
+		"gender":       {kind: kString},
+		"birthDate":    {kind: kString},
+	},
+	"HumanName": {
+		"use":    {kind: kString},
+		"text":   {kind: kString},
+		"family": {kind: kString},
+		"given":  {kind: kString, array: true},
+		"prefix": {kind: kString, array: true},
+		"suffix": {kind: kString, array: true},
+		"period": {kind: kObject, typ: "Period"},
+	},
+	"ContactPoint": {
+		"system": {kind: kString},
+		"value":  {kind: kString},
+		"use":    {kind: kString},
+		"rank":   {kind: kInteger},
+		"period": {kind: kObject, typ: "Period"},
+	},
 	"Meta": {
 		"versionId":   {kind: kString},
 		"lastUpdated": {kind: kString},
@@ -162,4 +191,4 @@ var schema = map[string]map[string]elem{
 }
 
 // resourceTypes are the schema names that are resources: their objects carry resourceType.
-var resourceTypes = map[string]bool{"Observation": true, "Bundle": true}
+var resourceTypes = map[string]bool{"Observation": true, "Patient": true, "Bundle": true}

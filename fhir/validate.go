@@ -75,29 +75,8 @@ func (v *validator) observation(o *Observation, p string) error {
 	if o == nil {
 		return unproc(p, "a resource is required")
 	}
-	if o.ID != "" && !idRE.MatchString(o.ID) {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, p+".id", "id must be 1 to 64 letters, digits, '-' or '.'")
-	}
-	if m := o.Meta; m != nil {
-		if m.VersionID != "" && !idRE.MatchString(m.VersionID) {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, p+".meta.versionId", "versionId must be 1 to 64 letters, digits, '-' or '.'")
-		}
-		if m.LastUpdated != "" {
-			if _, prec, ok := parseDateTime(m.LastUpdated); !ok || prec != precTime {
-				return vitalgate.FieldErrorf(vitalgate.EINVALID, p+".meta.lastUpdated", "lastUpdated must be an instant with seconds and a time zone")
-			}
-		}
-	}
-	if t := o.Text; t != nil {
-		if !narrativeStatus[t.Status] {
-			return unproc(p+".text.status", "narrative status must be generated, extensions, additional or empty")
-		}
-		if t.Div == "" {
-			return unproc(p+".text.div", "narrative div is required")
-		}
-		if err := CheckNarrative(t.Div); err != nil {
-			return at(err, p+".text.div")
-		}
+	if err := v.resource(o.ID, o.Meta, o.Text, p); err != nil {
+		return err
 	}
 	if o.Status == "" {
 		return unproc(p+".status", "status is required")
@@ -186,6 +165,35 @@ func (v *validator) observation(o *Observation, p string) error {
 	for i := range o.Component {
 		if err := v.component(&o.Component[i], p+".component["+strconv.Itoa(i)+"]", o.Code); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// resource checks the elements every resource has: id, meta and the narrative.
+func (v *validator) resource(id string, m *Meta, t *Narrative, p string) error {
+	if id != "" && !idRE.MatchString(id) {
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, p+".id", "id must be 1 to 64 letters, digits, '-' or '.'")
+	}
+	if m != nil {
+		if m.VersionID != "" && !idRE.MatchString(m.VersionID) {
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, p+".meta.versionId", "versionId must be 1 to 64 letters, digits, '-' or '.'")
+		}
+		if m.LastUpdated != "" {
+			if _, prec, ok := parseDateTime(m.LastUpdated); !ok || prec != precTime {
+				return vitalgate.FieldErrorf(vitalgate.EINVALID, p+".meta.lastUpdated", "lastUpdated must be an instant with seconds and a time zone")
+			}
+		}
+	}
+	if t != nil {
+		if !narrativeStatus[t.Status] {
+			return unproc(p+".text.status", "narrative status must be generated, extensions, additional or empty")
+		}
+		if t.Div == "" {
+			return unproc(p+".text.div", "narrative div is required")
+		}
+		if err := CheckNarrative(t.Div); err != nil {
+			return at(err, p+".text.div")
 		}
 	}
 	return nil

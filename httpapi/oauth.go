@@ -168,7 +168,7 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (vit
 			return c, auth.Claims{}, badClient
 		}
 		now := s.now()
-		jti, exp, err := auth.VerifyAssertion(assertion, c.ID, s.tokenURL(r), jwks, now)
+		jti, exp, err := auth.VerifyAssertion(assertion, c.ID, s.tokenURLs(r), jwks, now)
 		if err != nil {
 			return c, auth.Claims{}, err
 		}
@@ -227,6 +227,12 @@ func (s *Server) tokenURL(r *http.Request) string {
 		return strings.TrimSuffix(s.cfg.PublicURL, "/") + "/oauth2/token"
 	}
 	return "https://" + r.Host + "/oauth2/token"
+}
+
+// tokenURLs are the token endpoint URLs a client assertion may name as audience: the
+// configured public one and the one the request was addressed to.
+func (s *Server) tokenURLs(r *http.Request) []string {
+	return []string{s.tokenURL(r), "https://" + r.Host + "/oauth2/token"}
 }
 
 func trunc(s string) string {
