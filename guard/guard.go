@@ -1,0 +1,218 @@
+// Package guard contains abuse: per-key token-bucket rate limits, per-key concurrency limits,
+// and a listener that bounds connections in total and per client address. It is transport
+// neutral: the HTTPS and MLLP listeners both use it.
+package guard
+
+import (
+	"math"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Limiter is a set of token buckets, one per key (a principal or a client address), each
+// refilling at Rate per second up to Burst. Idle buckets are forgotten, so memory stays
+// bounded by the number of keys active within the idle window, capped at MaxKeys.
+type Limiter struct {
+	rate    rate.Limit
+	burst   int
+	maxKeys int
+	idle    time.Duration
+	now     func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	sweep   time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+// NewLimiter returns a Limiter allowing perSecond events per key with bursts of burst.
+// now may be nil for the real clock.
+func NewLimiter(perSecond float64, burst int, now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{rate: rate.Limit(perSecond), burst: burst, maxKeys: 100000, idle: 10 * time.Minute,
+		now: now, buckets: make(map[string]*bucket)}
+}
+
+// Allow takes one token from key's bucket. When the bucket is empty it returns false and
+// how long until a token is available (for a Retry-After header).
+func (l *Limiter) Allow(key string) (bool, time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.sweep) > time.Minute || len(l.buckets) >= l.maxKeys {
+		for k, b := range l.buckets {
+			if now.Sub(b.seen) > l.idle {
+				delete(l.buckets, k)
+			}
+		}
+		if len(l.buckets) >= l.maxKeys {
+			clear(l.buckets) // under a flood of distinct keys, forget rather than grow
+		}
+		l.sweep = now
+	}
+	b, ok := l.buckets[key]
+	if !ok {
+		b = &bucket{lim: rate.NewLimiter(l.rate, l.burst)}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	r := b.lim.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Second
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// RetryAfterSeconds rounds a wait up to whole seconds, at least 1, for Retry-After.
+func RetryAfterSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
+}
+
+// Concurrency bounds how many operations run at once per key.
+type Concurrency struct {
+	max int
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+// NewConcurrency returns a limit of max concurrent operations per key.
+func NewConcurrency(max int) *Concurrency {
+	return &Concurrency{max: max, n: make(map[string]int)}
+}
+
+// Acquire starts an operation for key; it returns false (and takes nothing) at the limit.
+// Every successful Acquire must be followed by Release.
+func (c *Concurrency) Acquire(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key] >= c.max {
+		return false
+	}
+	c.n[key]++
+	return true
+}
+
+// Release ends an operation started by Acquire.
+func (c *Concurrency) Release(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key] <= 1 {
+		delete(c.n, key)
+	} else {
+		c.n[key]--
+	}
+}
+
+// InFlight returns the number of operations running for key.
+func (c *Concurrency) InFlight(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key]
+}
+
+// ConnLimits bounds accepted connections.
+type ConnLimits struct {
+	Total int // connections open at once, all addresses together
+	PerIP int // connections open at once from one client address
+}
+
+// Listener wraps a net.Listener: a connection over either limit is closed at once, before
+// any TLS handshake, so a flood of connections costs the server almost nothing.
+type Listener struct {
+	net.Listener
+	lim      ConnLimits
+	rejected func(reason string)
+
+	mu    sync.Mutex
+	total int
+	perIP map[string]int
+}
+
+// NewListener wraps ln with limits. rejected, if not nil, is called with "total" or
+// "per_ip" for each refused connection (for metrics).
+func NewListener(ln net.Listener, lim ConnLimits, rejected func(reason string)) *Listener {
+	return &Listener{Listener: ln, lim: lim, rejected: rejected, perIP: make(map[string]int)}
+}
+
+// Accept returns the next connection within the limits.
+func (l *Listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := hostOf(c.RemoteAddr())
+		l.mu.Lock()
+		reason := ""
+		switch {
+		case l.lim.Total > 0 && l.total >= l.lim.Total:
+			reason = "total"
+		case l.lim.PerIP > 0 && l.perIP[ip] >= l.lim.PerIP:
+			reason = "per_ip"
+		default:
+			l.total++
+			l.perIP[ip]++
+		}
+		l.mu.Unlock()
+		if reason != "" {
+			_ = c.Close()
+			if l.rejected != nil {
+				l.rejected(reason)
+			}
+			continue
+		}
+		return &conn{Conn: c, l: l, ip: ip}, nil
+	}
+}
+
+// Open returns the number of connections open now.
+func (l *Listener) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}
+
+func (l *Listener) release(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perIP[ip] <= 1 {
+		delete(l.perIP, ip)
+	} else {
+		l.perIP[ip]--
+	}
+}
+
+type conn struct {
+	net.Conn
+	l    *Listener
+	ip   string
+	once sync.Once
+}
+
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.release(c.ip) })
+	return err
+}
+
+func hostOf(a net.Addr) string {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
