@@ -32,10 +32,11 @@ type Client struct {
 	Disabled       bool
 }
 
-// ClientStore persists API clients.
+// ClientStore persists API clients. Trailing audit entries are appended in the same
+// transaction as the write.
 type ClientStore interface {
 	// CreateClient registers a client. Returns ECONFLICT if the id exists.
-	CreateClient(ctx context.Context, c Client) error
+	CreateClient(ctx context.Context, c Client, audit ...[]byte) error
 	// Client returns a client by id. Returns ENOTFOUND.
 	Client(ctx context.Context, id string) (Client, error)
 }

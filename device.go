@@ -46,10 +46,12 @@ type Certificate struct {
 // Revoked reports whether the certificate has been revoked.
 func (c Certificate) Revoked() bool { return !c.RevokedAt.IsZero() }
 
-// DeviceStore persists devices and their certificates.
+// DeviceStore persists devices and their certificates. Every write method takes trailing
+// audit entries, appended to the audit log in the same transaction: if the write fails none
+// is appended, and if they cannot be appended the write fails.
 type DeviceStore interface {
 	// CreateDevice registers a new device. Returns ECONFLICT if the id exists.
-	CreateDevice(ctx context.Context, d Device) error
+	CreateDevice(ctx context.Context, d Device, audit ...[]byte) error
 	// Device returns a device by id. Returns ENOTFOUND.
 	Device(ctx context.Context, id string) (Device, error)
 	// Devices lists all devices ordered by id.
@@ -58,17 +60,17 @@ type DeviceStore interface {
 	// used and records cert, so that a secret can be used exactly once even with several
 	// nodes. Returns ECONFLICT if the secret was used or replaced meanwhile, ENOTFOUND if the
 	// device does not exist.
-	ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash string, cert Certificate) error
+	ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash string, cert Certificate, audit ...[]byte) error
 	// SetEnrollSecret replaces the device's enrollment secret hash and expiry. ENOTFOUND.
-	SetEnrollSecret(ctx context.Context, deviceID, secretHash string, expiresAt time.Time) error
+	SetEnrollSecret(ctx context.Context, deviceID, secretHash string, expiresAt time.Time, audit ...[]byte) error
 	// AssignPatient changes the device's patient. ENOTFOUND.
-	AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time) error
+	AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error
 	// AddCertificate records a newly issued certificate (renewal). ENOTFOUND for an unknown
 	// device, ECONFLICT if the serial exists.
-	AddCertificate(ctx context.Context, cert Certificate) error
+	AddCertificate(ctx context.Context, cert Certificate, audit ...[]byte) error
 	// Certificate returns a certificate by serial. Returns ENOTFOUND.
 	Certificate(ctx context.Context, serial string) (Certificate, error)
 	// RevokeDevice marks the device revoked and every one of its certificates revoked at the
 	// given time. Returns ENOTFOUND.
-	RevokeDevice(ctx context.Context, deviceID string, at time.Time) error
+	RevokeDevice(ctx context.Context, deviceID string, at time.Time, audit ...[]byte) error
 }

@@ -51,9 +51,10 @@ type ResourceFilter struct {
 type ResourceStore interface {
 	// CreateResources durably stores resources in one transaction: either all or none are
 	// stored, and on return without error every one of them survives a crash. Concurrent
-	// callers may share one commit (group commit). Returns ECONFLICT if an id exists,
+	// callers may share one commit (group commit). The audit entries are appended in the same
+	// transaction. Returns ECONFLICT if an id exists,
 	// EUNAVAILABLE when the database is busy or full.
-	CreateResources(ctx context.Context, rs []SealedResource) error
+	CreateResources(ctx context.Context, rs []SealedResource, audit ...[]byte) error
 	// Resource returns one resource. Returns ENOTFOUND.
 	Resource(ctx context.Context, typ, id string) (SealedResource, error)
 	// Resources calls fn for every resource matching f, in ascending id order, stopping at
@@ -77,6 +78,7 @@ type Store interface {
 	ClientStore
 	ResourceStore
 	NonceStore
+	AuditStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources after pending commits finish.

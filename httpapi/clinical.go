@@ -17,7 +17,7 @@ import (
 // Admin is what device administration needs from the store.
 type Admin interface {
 	Device(ctx context.Context, id string) (vitalgate.Device, error)
-	AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time) error
+	AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error
 	Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func(vitalgate.SealedResource) error) error
 }
 

@@ -19,15 +19,25 @@ type Config struct {
 	// default: TLS 1.3 only.
 	AllowTLS12 bool
 
-	MaxBodyBytes      int64         // request body limit (413 above it)
-	MaxBundleEntries  int           // Bundle entries limit (413 above it)
-	MaxJSONDepth      int           // JSON nesting limit (400 above it)
-	MaxHeaderBytes    int           // request header limit
-	ReadHeaderTimeout time.Duration // time to read the request headers (includes TLS handshake)
-	ReadTimeout       time.Duration // time to read the whole request
-	WriteTimeout      time.Duration // time to write the response
-	IdleTimeout       time.Duration // keep-alive idle time
-	ShutdownTimeout   time.Duration // grace for in-flight requests on SIGINT/SIGTERM
+	MaxBodyBytes          int64         // request body limit (413 above it)
+	MaxBundleEntries      int           // Bundle entries limit (413 above it)
+	MaxJSONDepth          int           // JSON nesting limit (400 above it)
+	MaxHeaderBytes        int           // request header limit
+	ReadHeaderTimeout     time.Duration // time to read the request headers (includes TLS handshake)
+	ReadTimeout           time.Duration // time to read the whole request
+	WriteTimeout          time.Duration // time to write the response
+	IdleTimeout           time.Duration // keep-alive idle time
+	ShutdownTimeout       time.Duration // grace for in-flight requests on SIGINT/SIGTERM
+	MaxConns              int           // connections open at once (all clients)
+	MaxConnsPerIP         int           // connections open at once from one address
+	MaxInFlightPerCaller  int           // concurrent requests of one device or client
+	MaxInFlightWrites     int           // writes waiting for or in a commit; beyond it new writes get 503
+	RatePerCaller         float64       // sustained requests per second of one device or client
+	BurstPerCaller        int           // burst above that rate
+	RatePerIP             float64       // requests per second from one address, before authentication
+	BurstPerIP            int
+	AuthFailuresPerMinute int // failed authentications per client (×4 per address) before 429
+
 	// RevocationCacheTTL is how long a certificate's revocation status may be reused before
 	// the registry is asked again for requests on an existing connection. Handshakes always
 	// ask the registry.
@@ -48,6 +58,16 @@ func DefaultConfig() Config {
 		IdleTimeout:        120 * time.Second,
 		ShutdownTimeout:    20 * time.Second,
 		RevocationCacheTTL: 2 * time.Second,
+
+		MaxConns:              10000,
+		MaxConnsPerIP:         512,
+		MaxInFlightPerCaller:  16,
+		MaxInFlightWrites:     1024,
+		RatePerCaller:         50,
+		BurstPerCaller:        100,
+		RatePerIP:             500,
+		BurstPerIP:            1000,
+		AuthFailuresPerMinute: 5,
 	}
 }
 
@@ -66,6 +86,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max header size must be at least 1 KiB")
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return fmt.Errorf("timeouts must be positive")
+	case c.MaxConns < 1 || c.MaxConnsPerIP < 1 || c.MaxInFlightPerCaller < 1 || c.MaxInFlightWrites < 1:
+		return fmt.Errorf("connection and concurrency limits must be at least 1")
+	case c.RatePerCaller <= 0 || c.BurstPerCaller < 1 || c.RatePerIP <= 0 || c.BurstPerIP < 1:
+		return fmt.Errorf("rate limits must be positive")
+	case c.AuthFailuresPerMinute < 1:
+		return fmt.Errorf("auth failures per minute must be at least 1")
 	case c.RevocationCacheTTL < 0 || c.RevocationCacheTTL > time.Minute:
 		return fmt.Errorf("revocation cache TTL must be between 0 and 1 minute")
 	}

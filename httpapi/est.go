@@ -43,9 +43,18 @@ var badEnrollment = vitalgate.Errorf(vitalgate.EUNAUTHORIZED,
 // enrollment secret (RFC 7030 §4.2.1).
 func (s *Server) handleSimpleEnroll(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
 	_, secret, _ := r.BasicAuth()
+	if s.failures.blocked(p.RemoteIP, "device:"+p.ID) {
+		w.Header().Set("Retry-After", "60")
+		s.writeError(w, r, vitalgate.Errorf(vitalgate.ETHROTTLED, "too many failed enrollments; try again later"))
+		return
+	}
+	fail := func(err error) {
+		s.failures.fail(p.RemoteIP, "device:"+p.ID)
+		s.writeError(w, r, err)
+	}
 	d, err := s.registry.Device(r.Context(), p.ID)
 	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
-		s.writeError(w, r, badEnrollment)
+		fail(badEnrollment)
 		return
 	} else if err != nil {
 		s.writeError(w, r, err)
@@ -53,11 +62,11 @@ func (s *Server) handleSimpleEnroll(w http.ResponseWriter, r *http.Request, p vi
 	}
 	now := s.now()
 	if d.Status != vitalgate.DeviceActive || d.EnrollSecretHash == "" || !now.Before(d.EnrollExpiresAt) {
-		s.writeError(w, r, badEnrollment)
+		fail(badEnrollment)
 		return
 	}
 	if ok, err := auth.VerifySecret(d.EnrollSecretHash, secret); err != nil || !ok {
-		s.writeError(w, r, badEnrollment)
+		fail(badEnrollment)
 		return
 	}
 	cert, err := s.issueFromRequest(w, r, d.ID)

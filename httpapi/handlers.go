@@ -23,6 +23,10 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request, _ vitalgate
 		s.writeError(w, r, vitalgate.Unavailable(err, "the store is not reachable"))
 		return
 	}
+	if s.overloaded() {
+		s.writeError(w, r, vitalgate.Errorf(vitalgate.EUNAVAILABLE, "the server is shedding load"))
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ready\n"))
 }

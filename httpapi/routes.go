@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/pki"
@@ -102,7 +103,20 @@ type principalKey struct{}
 // guard authenticates the caller the way the route demands and checks the route's
 // permission; nothing reaches a handler otherwise.
 func (s *Server) guard(rt Route) http.Handler {
+	name := rt.Method + " " + rt.Pattern
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		w = rec
+		if s.protect.metrics != nil {
+			s.protect.metrics.InFlight.Inc()
+			defer s.protect.metrics.InFlight.Dec()
+		}
+		defer func() { s.observe(name, rec.status, start) }()
+		if err := s.beforeAuth(w, r, rt); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		p, err := s.authenticate(r, rt.Auth)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -112,6 +126,12 @@ func (s *Server) guard(rt Route) http.Handler {
 			s.writeError(w, r, vitalgate.Errorf(vitalgate.EFORBIDDEN, "not permitted"))
 			return
 		}
+		release, err := s.afterAuth(w, p, rt)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		defer release()
 		rt.handler(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
 	})
 }

@@ -23,7 +23,9 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/ingest"
+	"github.com/vitalgate/vitalgate/metrics"
 	"github.com/vitalgate/vitalgate/pki"
 )
 
@@ -33,8 +35,8 @@ const fhirJSON = "application/fhir+json; charset=utf-8"
 type Registry interface {
 	Device(ctx context.Context, id string) (vitalgate.Device, error)
 	Certificate(ctx context.Context, serial string) (vitalgate.Certificate, error)
-	ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash string, cert vitalgate.Certificate) error
-	AddCertificate(ctx context.Context, cert vitalgate.Certificate) error
+	ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash string, cert vitalgate.Certificate, audit ...[]byte) error
+	AddCertificate(ctx context.Context, cert vitalgate.Certificate, audit ...[]byte) error
 }
 
 // Pinger reports whether the store can serve requests (readiness).
@@ -57,6 +59,7 @@ type Server struct {
 	admin    Admin
 	failures *failureLimiter
 	started  time.Time
+	protect  *protection
 
 	// DeviceCertValidity is the validity of certificates issued through EST (default 90 days).
 	DeviceCertValidity time.Duration
@@ -82,10 +85,11 @@ type Options struct {
 	Ready    Pinger
 	Logger   *slog.Logger
 	Now      func() time.Time
-	Tokens   *auth.Tokens    // access tokens
-	Access   *access.Service // authorized reads
-	Clients  Clients         // API clients and one-time nonces
-	Admin    Admin           // device administration
+	Tokens   *auth.Tokens     // access tokens
+	Access   *access.Service  // authorized reads
+	Clients  Clients          // API clients and one-time nonces
+	Admin    Admin            // device administration
+	Metrics  *metrics.Metrics // optional
 }
 
 // New returns a Server with its routes registered.
@@ -107,8 +111,9 @@ func New(o Options) (*Server, error) {
 		cfg: o.Config, ca: o.CA, registry: o.Registry, ingest: o.Ingest, ready: o.Ready,
 		log: o.Logger, now: o.Now, DeviceCertValidity: 90 * 24 * time.Hour,
 		tokens: o.Tokens, access: o.Access, clients: o.Clients, admin: o.Admin,
-		failures: newFailureLimiter(5, time.Minute, o.Now), started: o.Now().UTC(),
-		mux: http.NewServeMux(), revCache: make(map[string]revEntry),
+		failures: newFailureLimiter(o.Config.AuthFailuresPerMinute, time.Minute, time.Now), started: o.Now().UTC(),
+		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
+		mux:     http.NewServeMux(), revCache: make(map[string]revEntry),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -235,6 +240,7 @@ func (s *Server) HTTPServer(cert tls.Certificate) *http.Server {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnState:         s.connState,
 	}
 }
 
@@ -244,7 +250,10 @@ func (s *Server) HTTPServer(cert tls.Certificate) *http.Server {
 func (s *Server) Serve(ctx context.Context, ln net.Listener, cert tls.Certificate) error {
 	srv := s.HTTPServer(cert)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(ln, srv.TLSConfig)) }()
+	limited := guard.NewListener(ln, guard.ConnLimits{Total: s.cfg.MaxConns, PerIP: s.cfg.MaxConnsPerIP}, func(reason string) {
+		s.protect.metrics.Reject("conn_" + reason)
+	})
+	go func() { errc <- srv.Serve(tls.NewListener(limited, srv.TLSConfig)) }()
 	select {
 	case err := <-errc:
 		return err

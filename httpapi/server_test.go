@@ -60,6 +60,12 @@ var fastHash = auth.HashParams{Memory: 64, Time: 1, Threads: 1}
 
 func MustEnv(t *testing.T) *env {
 	t.Helper()
+	return MustEnvWith(t, nil)
+}
+
+// MustEnvWith is MustEnv with configuration changes.
+func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	clk := &clock{t: time.Now().UTC()}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -92,6 +98,9 @@ func MustEnv(t *testing.T) *env {
 	cfg.RevocationCacheTTL = 0
 	cfg.MaxBodyBytes = 64 << 10
 	cfg.PublicURL = "https://" + ln.Addr().String()
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	tokenKey, _ := pki.GenerateDeviceKey(nil)
 	tokens, err := auth.NewTokens(tokenKey, cfg.PublicURL, cfg.PublicURL+"/fhir", auth.MaxTokenTTL, clk.Now)
 	if err != nil {

@@ -11,7 +11,10 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -26,7 +29,7 @@ type DeviceLookup interface {
 
 // ResourceWriter durably stores sealed resources, all or none.
 type ResourceWriter interface {
-	CreateResources(ctx context.Context, rs []vitalgate.SealedResource) error
+	CreateResources(ctx context.Context, rs []vitalgate.SealedResource, audit ...[]byte) error
 }
 
 // Service ingests device data.
@@ -186,4 +189,55 @@ func (s *Service) CreateObservation(ctx context.Context, deviceID string, body [
 		return Created{}, err
 	}
 	return p.created, nil
+}
+
+// CreateObservations validates already-decoded Observations from the device deviceID (for
+// example mapped from an HL7 v2 message) and stores them all in one commit, or none. On
+// success every one is durable. Errors name the offending Observation by index
+// ("Observation[2].valueQuantity").
+func (s *Service) CreateObservations(ctx context.Context, deviceID string, obs []*fhir.Observation) ([]Created, error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	d, err := s.caller(ctx, deviceID)
+	if err != nil {
+		return nil, err
+	}
+	var batch []vitalgate.SealedResource
+	out := make([]Created, 0, len(obs))
+	for i, o := range obs {
+		path := "Observation[" + strconv.Itoa(i) + "]"
+		if err := fhir.ValidateObservation(o, now); err != nil {
+			return nil, reroot(err, path)
+		}
+		if err := s.checkCaller(o, d, path); err != nil {
+			return nil, err
+		}
+		id, err := NewID(now, s.rand())
+		if err != nil {
+			return nil, err
+		}
+		p, err := s.prepare(ctx, o, d, id, now)
+		if err != nil {
+			return nil, err
+		}
+		batch = append(batch, p.sealed)
+		out = append(out, p.created)
+	}
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	if err := s.Resources.CreateResources(ctx, batch); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// reroot replaces the leading "Observation" of an error's element path with path.
+func reroot(err error, path string) error {
+	var e *vitalgate.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	c := *e
+	c.Field = path + strings.TrimPrefix(c.Field, "Observation")
+	return &c
 }

@@ -78,7 +78,7 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		srvErr = sub.serve(srvCtx, n, cfg, log)
+		srvErr = sub.serve(srvCtx, n, cfg, serveOptions{}, log)
 		close(ready)
 	}()
 	listen, ok := <-ready

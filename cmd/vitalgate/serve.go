@@ -2,17 +2,23 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
+	"github.com/vitalgate/vitalgate/metrics"
+	"github.com/vitalgate/vitalgate/mllp"
 )
 
 func (m *Main) runServe(ctx context.Context, args []string) error {
@@ -26,6 +32,8 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.MaxBundleEntries, "max-bundle-entries", cfg.MaxBundleEntries, "Bundle entries limit")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "grace for in-flight requests on shutdown")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	mllpAddr := fs.String("mllp-addr", "", "also accept HL7 v2 (IHE PCD-01) over MLLP with TLS on this address, e.g. 127.0.0.1:2575")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9464")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -39,11 +47,17 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	return m.serve(ctx, n, cfg, log)
+	return m.serve(ctx, n, cfg, serveOptions{mllpAddr: *mllpAddr, metricsAddr: *metricsAddr}, log)
+}
+
+// serveOptions are the optional listeners of serve.
+type serveOptions struct {
+	mllpAddr    string
+	metricsAddr string
 }
 
 // serve runs the HTTPS server on an opened data dir until ctx is cancelled.
-func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, log *slog.Logger) error {
+func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serveOptions, log *slog.Logger) error {
 	cert, err := n.serverCertificate()
 	if err != nil {
 		return err
@@ -69,14 +83,34 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, log *slog
 		return err
 	}
 	ing := &ingest.Service{Devices: n.store, Resources: n.store, Vault: n.vault, Limits: lim, Now: m.Now}
+	met := metrics.New(nil)
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: n.ca, Registry: n.store, Ingest: ing, Ready: n.store, Logger: log, Now: m.Now,
 		Tokens: tokens, Access: &access.Service{Store: n.store, Vault: n.vault, Now: m.Now},
-		Clients: n.store, Admin: n.store,
+		Clients: n.store, Admin: n.store, Metrics: met,
 	})
 	if err != nil {
 		_ = ln.Close()
 		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if opt.metricsAddr != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := met.Serve(ctx, opt.metricsAddr); err != nil {
+				log.Error("metrics listener failed", "error", err.Error())
+			}
+		}()
+	}
+	if opt.mllpAddr != "" {
+		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), ing, met, opt.mllpAddr, log)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer stop()
 	}
 	log.Info("vitalgate serving", "addr", "https://"+addr, "data", n.dir)
 	if m.Ready != nil {
@@ -86,4 +120,43 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, log *slog
 	err = srv.Serve(ctx, ln, cert)
 	log.Info("vitalgate stopped", "uptime", time.Since(start).Round(time.Second).String())
 	return err
+}
+
+// serveMLLP starts the MLLP/TLS listener: device certificates required and checked against
+// the registry at the handshake, exactly as for HTTPS. The returned function stops it
+// gracefully.
+func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, ing *ingest.Service, met *metrics.Metrics, addr string, log *slog.Logger) (func(), error) {
+	tc := base.Clone()
+	tc.ClientAuth = tls.RequireAndVerifyClientCert
+	tc.NextProtos = nil
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (MLLP): %w", addr, err)
+	}
+	intake := &mllp.Intake{
+		Ingest: ing, Log: log, Now: m.Now, Limits: hl7v2.Limits{},
+		ResolvePatient: func(ctx context.Context, key string) (string, error) {
+			return resolvePatient(ctx, n, key)
+		},
+		Result: func(ack string) { met.MLLPMessages.WithLabelValues(ack).Inc() },
+	}
+	srv, err := mllp.NewServer(mllp.Config{Logger: log, Now: m.Now}, intake)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(tls.NewListener(ln, tc)); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
+			log.Error("MLLP listener failed", "error", err.Error())
+		}
+	}()
+	log.Info("vitalgate MLLP/TLS serving", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-done
+	}, nil
 }

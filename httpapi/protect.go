@@ -1,0 +1,163 @@
+package httpapi
+
+import (
+	"crypto/tls"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/guard"
+	"github.com/vitalgate/vitalgate/metrics"
+)
+
+// protection holds the abuse guards of the HTTPS listener (limits live in Config).
+type protection struct {
+	perIP      *guard.Limiter
+	perCaller  *guard.Limiter
+	inFlight   *guard.Concurrency
+	writes     atomic.Int64
+	maxWrites  int64
+	metrics    *metrics.Metrics
+	connMu     sync.Mutex
+	deviceConn map[net.Conn]bool
+}
+
+func newProtection(cfg Config, m *metrics.Metrics, now func() time.Time) *protection {
+	return &protection{
+		perIP:      guard.NewLimiter(cfg.RatePerIP, cfg.BurstPerIP, now),
+		perCaller:  guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, now),
+		inFlight:   guard.NewConcurrency(cfg.MaxInFlightPerCaller),
+		maxWrites:  int64(cfg.MaxInFlightWrites),
+		metrics:    m,
+		deviceConn: make(map[net.Conn]bool),
+	}
+}
+
+// throttled is the error for a caller over a rate limit.
+func throttled(w http.ResponseWriter, wait time.Duration, what string) error {
+	w.Header().Set("Retry-After", strconv.Itoa(guard.RetryAfterSeconds(wait)))
+	return vitalgate.Errorf(vitalgate.ETHROTTLED, "too many requests %s; retry later", what)
+}
+
+// beforeAuth applies the per-address rate limit. Health routes are exempt so that a load
+// balancer always learns the truth.
+func (s *Server) beforeAuth(w http.ResponseWriter, r *http.Request, rt Route) error {
+	if rt.Pattern == "/healthz" || rt.Pattern == "/readyz" {
+		return nil
+	}
+	if ok, wait := s.protect.perIP.Allow(remoteIP(r)); !ok {
+		s.protect.metrics.Reject("rate_limit_ip")
+		return throttled(w, wait, "from this address")
+	}
+	return nil
+}
+
+// afterAuth applies the per-caller rate and concurrency limits and, for writes, load
+// shedding. It returns a release function to call when the request is done.
+func (s *Server) afterAuth(w http.ResponseWriter, p vitalgate.Principal, rt Route) (func(), error) {
+	if p.Kind == "anonymous" {
+		return func() {}, nil
+	}
+	key := p.Kind + ":" + p.ID
+	if p.ID == "" {
+		key = p.Kind + "@" + p.RemoteIP
+	}
+	if ok, wait := s.protect.perCaller.Allow(key); !ok {
+		s.protect.metrics.Reject("rate_limit")
+		return nil, throttled(w, wait, "from this client")
+	}
+	if !s.protect.inFlight.Acquire(key) {
+		s.protect.metrics.Reject("concurrency")
+		return nil, throttled(w, time.Second, "at once from this client")
+	}
+	release := func() { s.protect.inFlight.Release(key) }
+	if rt.Method == "POST" || rt.Method == "PUT" {
+		n := s.protect.writes.Add(1)
+		if s.protect.metrics != nil {
+			s.protect.metrics.WriteQueue.Set(float64(n))
+		}
+		if n > s.protect.maxWrites {
+			s.protect.writes.Add(-1)
+			release()
+			s.protect.metrics.Reject("shed")
+			w.Header().Set("Retry-After", "1")
+			return nil, vitalgate.Errorf(vitalgate.EUNAVAILABLE, "the server is busy; retry in a moment")
+		}
+		inner := release
+		release = func() {
+			n := s.protect.writes.Add(-1)
+			if s.protect.metrics != nil {
+				s.protect.metrics.WriteQueue.Set(float64(n))
+			}
+			inner()
+		}
+	}
+	return release, nil
+}
+
+// overloaded reports whether writes are near their limit (readiness says no then).
+func (s *Server) overloaded() bool {
+	return s.protect.writes.Load() >= s.protect.maxWrites*9/10
+}
+
+// statusRecorder captures the status code for metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// observe records a request's route, status and latency.
+func (s *Server) observe(route string, status int, start time.Time) {
+	m := s.protect.metrics
+	if m == nil {
+		return
+	}
+	m.Requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.Latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+// connState tracks connections authenticated by a device certificate (metrics).
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	m := s.protect.metrics
+	if m == nil {
+		return
+	}
+	switch st {
+	case http.StateActive:
+		tc, ok := c.(*tls.Conn)
+		if !ok {
+			return
+		}
+		s.protect.connMu.Lock()
+		if !s.protect.deviceConn[c] && len(tc.ConnectionState().PeerCertificates) > 0 {
+			s.protect.deviceConn[c] = true
+			m.DevicesConnected.Inc()
+		}
+		s.protect.connMu.Unlock()
+	case http.StateClosed, http.StateHijacked:
+		s.protect.connMu.Lock()
+		if s.protect.deviceConn[c] {
+			delete(s.protect.deviceConn, c)
+			m.DevicesConnected.Dec()
+		}
+		s.protect.connMu.Unlock()
+	}
+}
