@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/vault"
 )
@@ -30,6 +31,38 @@ type Service struct {
 	Store Store
 	Vault *vault.Vault
 	Now   func() time.Time
+	// Audit, when set, records every read and search, allowed or refused, before any data
+	// is returned: a read that cannot be audited fails.
+	Audit *audit.Log
+}
+
+// record appends the audit entry of a read or search.
+func (s *Service) record(ctx context.Context, p vitalgate.Principal, subtype, typ string, pidx []byte, ids []string, n int, err error) error {
+	if s.Audit == nil {
+		return nil
+	}
+	e := audit.Entry{Action: audit.ActionRead, Type: "rest", Subtype: subtype, AgentType: audit.AgentClient,
+		AgentID: p.ID, AgentRole: string(p.Role), Emergency: p.Emergency, Count: n}
+	if len(pidx) > 0 {
+		e.PatientIndex = audit.PatientIndex(pidx)
+	}
+	for _, id := range ids {
+		e.Resources = append(e.Resources, typ+"/"+id)
+	}
+	if subtype == "search" && len(ids) == 0 {
+		e.Resources = []string{typ}
+	}
+	if p.Emergency {
+		e.OutcomeDesc = "emergency access: " + p.EmergencyReason
+	}
+	if err != nil {
+		e.Outcome = audit.OutcomeMinorFailure
+		e.OutcomeDesc = vitalgate.ErrorCode(err) + ": " + vitalgate.ErrorMessage(err)
+	}
+	if aerr := s.Audit.Append(ctx, e); aerr != nil {
+		return vitalgate.Unavailable(aerr, "the access could not be audited; try again")
+	}
+	return nil
 }
 
 // Scope operations.
@@ -88,17 +121,35 @@ func (s *Service) CheckPatient(ctx context.Context, p vitalgate.Principal, pidx 
 // Errors: EFORBIDDEN, ENOTFOUND.
 func (s *Service) Read(ctx context.Context, p vitalgate.Principal, typ, id string) ([]byte, vitalgate.SealedResource, error) {
 	if err := RequireScope(p, typ, OpRead); err != nil {
-		return nil, vitalgate.SealedResource{}, err
+		return nil, vitalgate.SealedResource{}, s.fail(ctx, p, "read", typ, nil, id, err)
 	}
 	r, err := s.Store.Resource(ctx, typ, id)
 	if err != nil {
-		return nil, r, err
+		return nil, r, s.fail(ctx, p, "read", typ, nil, id, err)
 	}
 	if err := s.CheckPatient(ctx, p, r.PatientIndex); err != nil {
-		return nil, r, err
+		return nil, r, s.fail(ctx, p, "read", typ, r.PatientIndex, id, err)
 	}
 	body, err := s.Vault.Open(ctx, r)
-	return body, r, err
+	if err != nil {
+		return nil, r, err
+	}
+	if err := s.record(ctx, p, "read", typ, r.PatientIndex, []string{id}, 1, nil); err != nil {
+		return nil, r, err
+	}
+	return body, r, nil
+}
+
+// fail records a refused read or search and returns its error.
+func (s *Service) fail(ctx context.Context, p vitalgate.Principal, subtype, typ string, pidx []byte, id string, err error) error {
+	var ids []string
+	if id != "" {
+		ids = []string{id}
+	}
+	if aerr := s.record(ctx, p, subtype, typ, pidx, ids, 0, err); aerr != nil {
+		return aerr
+	}
+	return err
 }
 
 // Query is a search over one patient's resources of one type.
@@ -123,8 +174,19 @@ type Page struct {
 
 // Search runs an authorized search. Errors: EFORBIDDEN, EINVALID (bad cursor).
 func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) (Page, error) {
-	if err := RequireScope(p, q.Type, OpSearch); err != nil {
+	page, ids, err := s.search(ctx, p, q)
+	if err != nil {
+		return Page{}, s.fail(ctx, p, "search", q.Type, page.PatientIdx, "", err)
+	}
+	if err := s.record(ctx, p, "search", q.Type, page.PatientIdx, ids, len(ids), nil); err != nil {
 		return Page{}, err
+	}
+	return page, nil
+}
+
+func (s *Service) search(ctx context.Context, p vitalgate.Principal, q Query) (Page, []string, error) {
+	if err := RequireScope(p, q.Type, OpSearch); err != nil {
+		return Page{}, nil, err
 	}
 	f := vitalgate.ResourceFilter{Type: q.Type, Limit: q.Count + 1, ByEffective: !q.ByPatientToken, Desc: q.Desc,
 		EffectiveFrom: q.From, EffectiveTo: q.To}
@@ -140,20 +202,21 @@ func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) (P
 		pidx = s.Vault.PatientIndex(q.PatientID)
 		f.PatientIndex = pidx
 		if err := s.CheckPatient(ctx, p, pidx); err != nil {
-			return Page{}, err
+			return Page{PatientIdx: pidx}, nil, err
 		}
 	}
 	qh := s.queryHash(q)
 	if q.Cursor != "" {
 		eff, id, err := s.openCursor(q.Cursor, qh)
 		if err != nil {
-			return Page{}, err
+			return Page{PatientIdx: pidx}, nil, err
 		}
 		f.AfterEffective, f.After = eff, id
 	}
 	var page Page
 	page.PatientIdx = pidx
 	var last vitalgate.SealedResource
+	var ids []string
 	n := 0
 	err := s.Store.Resources(ctx, f, func(r vitalgate.SealedResource) error {
 		n++
@@ -171,13 +234,14 @@ func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) (P
 			return err
 		}
 		page.Resources = append(page.Resources, body)
+		ids = append(ids, r.ID)
 		last = r
 		return nil
 	})
 	if err != nil && err != errStop {
-		return Page{}, err
+		return Page{PatientIdx: pidx}, nil, err
 	}
-	return page, nil
+	return page, ids, nil
 }
 
 var errStop = &vitalgate.Error{Code: vitalgate.EINTERNAL, Message: "stop"}

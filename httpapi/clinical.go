@@ -11,6 +11,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/fhir"
 )
 
@@ -161,7 +162,7 @@ func (s *Server) handleCreatePatient(w http.ResponseWriter, r *http.Request, p v
 		s.writeError(w, r, err)
 		return
 	}
-	c, err := s.ingest.CreatePatient(r.Context(), s.admin, body)
+	c, err := s.ingest.CreatePatient(r.Context(), p, s.admin, body)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -213,6 +214,9 @@ func (s *Server) handleReadDevice(w http.ResponseWriter, r *http.Request, p vita
 		s.writeError(w, r, err)
 		return
 	}
+	s.record(r, audit.Entry{Action: audit.ActionRead, Type: "rest", Subtype: "read", AgentType: audit.AgentClient,
+		AgentID: p.ID, AgentRole: string(p.Role), Emergency: p.Emergency, PatientIndex: audit.PatientIndex(d.PatientIndex),
+		Resources: []string{"Device/" + d.ID}})
 	writeResource(w, http.StatusOK, body, 0, time.Time{})
 }
 
@@ -257,7 +261,10 @@ func (s *Server) handleAssignDevice(w http.ResponseWriter, r *http.Request, p vi
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.admin.AssignPatient(r.Context(), id, pidx, sealed, s.now().UTC().Truncate(time.Microsecond)); err != nil {
+	entry := s.auditEncode(r, audit.Entry{Action: audit.ActionUpdate, Type: "admin", Subtype: "assign-device",
+		AgentType: audit.AgentClient, AgentID: p.ID, AgentRole: string(p.Role), PatientIndex: audit.PatientIndex(pidx),
+		Resources: []string{"Device/" + id}})
+	if err := s.admin.AssignPatient(r.Context(), id, pidx, sealed, s.now().UTC().Truncate(time.Microsecond), entry...); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -330,6 +337,10 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, _ vitalg
 			add("Patient", "search-type", fhir.CapabilitySearchParam{Name: "identifier", Type: "token"})
 		case rt.Method == "GET" && rt.Pattern == "/fhir/Device/{id}":
 			add("Device", "read")
+		case rt.Method == "GET" && rt.Pattern == "/fhir/AuditEvent":
+			add("AuditEvent", "search-type", fhir.CapabilitySearchParam{Name: "patient", Type: "reference"},
+				fhir.CapabilitySearchParam{Name: "agent", Type: "token"}, fhir.CapabilitySearchParam{Name: "action", Type: "token"},
+				fhir.CapabilitySearchParam{Name: "date", Type: "date"})
 		}
 	}
 	var defs []fhir.ResourceCapability

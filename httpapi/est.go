@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/pki"
 )
@@ -50,6 +51,8 @@ func (s *Server) handleSimpleEnroll(w http.ResponseWriter, r *http.Request, p vi
 	}
 	fail := func(err error) {
 		s.failures.fail(p.RemoteIP, "device:"+p.ID)
+		s.record(r, audit.Entry{Action: audit.ActionExecute, Type: "enroll", Subtype: "simpleenroll", AgentType: audit.AgentDevice,
+			AgentID: p.ID, Outcome: audit.OutcomeMinorFailure, OutcomeDesc: vitalgate.ErrorMessage(err)})
 		s.writeError(w, r, err)
 	}
 	d, err := s.registry.Device(r.Context(), p.ID)
@@ -71,11 +74,13 @@ func (s *Server) handleSimpleEnroll(w http.ResponseWriter, r *http.Request, p vi
 	}
 	cert, err := s.issueFromRequest(w, r, d.ID)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	rec := certRecord(cert, d.ID, now)
-	if err := s.registry.ConsumeEnrollSecret(r.Context(), d.ID, d.EnrollSecretHash, rec); err != nil {
+	entry := s.auditEncode(r, audit.Entry{Action: audit.ActionCreate, Type: "enroll", Subtype: "simpleenroll",
+		AgentType: audit.AgentDevice, AgentID: d.ID, AgentRole: "device", Resources: []string{"Certificate/" + rec.Serial}})
+	if err := s.registry.ConsumeEnrollSecret(r.Context(), d.ID, d.EnrollSecretHash, rec, entry...); err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
 			err = badEnrollment
 		}
@@ -95,7 +100,9 @@ func (s *Server) handleSimpleReenroll(w http.ResponseWriter, r *http.Request, p 
 		return
 	}
 	rec := certRecord(cert, p.ID, s.now())
-	if err := s.registry.AddCertificate(r.Context(), rec); err != nil {
+	entry := s.auditEncode(r, audit.Entry{Action: audit.ActionCreate, Type: "enroll", Subtype: "simplereenroll",
+		AgentType: audit.AgentDevice, AgentID: p.ID, AgentRole: "device", Resources: []string{"Certificate/" + rec.Serial}})
+	if err := s.registry.AddCertificate(r.Context(), rec, entry...); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 )
 
@@ -80,6 +81,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, p vitalgate
 			s.failures.fail(p.RemoteIP, c.ID)
 		}
 		s.log.Info("token refused", "request_id", requestID(r), "client", c.ID, "remote", p.RemoteIP, "reason", err.Error())
+		s.record(r, audit.Entry{Action: audit.ActionExecute, Type: "authn", Subtype: "token", AgentType: audit.AgentClient,
+			AgentID: c.ID, AgentRole: string(c.Role), Outcome: audit.OutcomeMinorFailure, OutcomeDesc: err.Error()})
 		s.writeOAuthError(w, r, err)
 		return
 	}
@@ -90,6 +93,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, p vitalgate
 	}
 	s.log.Info("token issued", "request_id", requestID(r), "client", c.ID, "role", c.Role,
 		"scope", strings.Join(issued.Scopes, " "), "emergency", issued.Emergency)
+	desc := "scope " + strings.Join(issued.Scopes, " ")
+	if issued.Emergency {
+		desc = "EMERGENCY ACCESS granted: " + issued.EmergencyReason + "; " + desc
+	}
+	s.record(r, audit.Entry{Action: audit.ActionExecute, Type: "authn", Subtype: "token", AgentType: audit.AgentClient,
+		AgentID: c.ID, AgentRole: string(c.Role), Emergency: issued.Emergency, OutcomeDesc: desc})
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": tok, "token_type": "Bearer",
 		"expires_in": int(time.Until(issued.Expiry).Round(time.Second).Seconds()),

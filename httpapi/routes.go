@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/pki"
 )
 
@@ -47,6 +48,7 @@ const (
 	PermPatientSearch     Permission = "patient:search"
 	PermDeviceRead        Permission = "device:read"
 	PermDeviceAssign      Permission = "device:assign"
+	PermAuditRead         Permission = "audit:read"
 )
 
 // rolePermissions is the whole grant table: a role may do exactly what is listed here. A
@@ -56,7 +58,7 @@ var rolePermissions = map[vitalgate.Role][]Permission{
 	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead},
-	vitalgate.RoleAuditor:   {},
+	vitalgate.RoleAuditor:   {PermAuditRead},
 }
 
 // clientPermissions are granted to anyone presenting client credentials to the token
@@ -89,6 +91,10 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/fhir/Patient", AuthToken, PermPatientSearch, s.handleSearchPatients},
 		{"GET", "/fhir/Device/{id}", AuthToken, PermDeviceRead, s.handleReadDevice},
 		{"PUT", "/admin/devices/{id}", AuthToken, PermDeviceAssign, s.handleAssignDevice},
+		{"GET", "/fhir/AuditEvent", AuthToken, PermAuditRead, s.handleAuditEvents},
+		{"GET", "/audit/checkpoint", AuthToken, PermAuditRead, s.handleAuditCheckpoint},
+		{"GET", "/audit/proof/inclusion", AuthToken, PermAuditRead, s.handleInclusionProof},
+		{"GET", "/audit/proof/consistency", AuthToken, PermAuditRead, s.handleConsistencyProof},
 		{"GET", "/readyz", AuthPublic, PermPublic, s.handleReady},
 		{"GET", "/.well-known/est/cacerts", AuthPublic, PermPublic, s.handleCACerts},
 		{"POST", "/.well-known/est/simpleenroll", AuthEnrollSecret, PermEnroll, s.handleSimpleEnroll},
@@ -119,10 +125,16 @@ func (s *Server) guard(rt Route) http.Handler {
 		}
 		p, err := s.authenticate(r, rt.Auth)
 		if err != nil {
+			s.record(r, audit.Entry{Action: audit.ActionExecute, Type: "authn", Subtype: string(rt.Auth),
+				AgentType: audit.AgentClient, Outcome: audit.OutcomeMinorFailure,
+				OutcomeDesc: name + ": " + vitalgate.ErrorMessage(err)})
 			s.writeError(w, r, err)
 			return
 		}
 		if !allowed(p, rt) {
+			s.record(r, audit.Entry{Action: audit.ActionExecute, Type: "authz", Subtype: string(rt.Permission),
+				AgentType: p.Kind, AgentID: p.ID, AgentRole: string(p.Role), Outcome: audit.OutcomeMinorFailure,
+				OutcomeDesc: name + ": not permitted"})
 			s.writeError(w, r, vitalgate.Errorf(vitalgate.EFORBIDDEN, "not permitted"))
 			return
 		}

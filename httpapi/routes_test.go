@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"net/http"
@@ -34,6 +35,9 @@ func TestDenyByDefault(t *testing.T) {
 		return []byte(`{"resourceType":"Patient","identifier":[{"system":"urn:test","value":"` + strings.Repeat("x", len(t.Name())%7+1) + `-` + ids[0][:6] + `"}],"gender":"female"}`)
 	}
 	ehrSecret := e.addClient("ehr-basic", vitalgate.RoleEHRSystem)
+	if _, err := e.audit.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	pr := e.bearer("POST", "/fhir/Patient", admin, []byte(`{"resourceType":"Patient","identifier":[{"system":"urn:test","value":"walk"}]}`), "application/fhir+json")
 	var pat struct{ ID string }
 	if json.Unmarshal(pr.body, &pat); pr.status != 201 || pat.ID == "" {
@@ -92,6 +96,18 @@ func TestDenyByDefault(t *testing.T) {
 		"GET /fhir/Device/{id}": {
 			right: req{token: ehr, path: "/fhir/Device/dev-2", status: 200},
 			wrong: req{token: auditor, path: "/fhir/Device/dev-2", status: 403}},
+		"GET /fhir/AuditEvent": {
+			right: req{token: auditor, path: "/fhir/AuditEvent?action=C", status: 200},
+			wrong: req{token: ehr, path: "/fhir/AuditEvent?action=C", status: 403}},
+		"GET /audit/checkpoint": {
+			right: req{token: auditor, status: 200},
+			wrong: req{token: admin, status: 403}},
+		"GET /audit/proof/inclusion": {
+			right: req{token: auditor, path: "/audit/proof/inclusion?index=0&size=1", status: 200},
+			wrong: req{token: ehr, path: "/audit/proof/inclusion?index=0&size=1", status: 403}},
+		"GET /audit/proof/consistency": {
+			right: req{token: auditor, path: "/audit/proof/consistency?from=1&to=2", status: 200},
+			wrong: req{token: ehr, path: "/audit/proof/consistency?from=1&to=2", status: 403}},
 		"PUT /admin/devices/{id}": {
 			right: req{token: admin, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 200},
 			wrong: req{token: ehr, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 403}},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/ingest"
@@ -46,20 +47,22 @@ type Pinger interface {
 
 // Server serves Vitalgate's HTTPS API.
 type Server struct {
-	cfg      Config
-	ca       *pki.CA
-	registry Registry
-	ingest   *ingest.Service
-	ready    Pinger
-	log      *slog.Logger
-	now      func() time.Time
-	tokens   *auth.Tokens
-	access   *access.Service
-	clients  Clients
-	admin    Admin
-	failures *failureLimiter
-	started  time.Time
-	protect  *protection
+	cfg        Config
+	ca         *pki.CA
+	registry   Registry
+	ingest     *ingest.Service
+	ready      Pinger
+	log        *slog.Logger
+	now        func() time.Time
+	tokens     *auth.Tokens
+	access     *access.Service
+	clients    Clients
+	admin      Admin
+	failures   *failureLimiter
+	started    time.Time
+	protect    *protection
+	audit      *audit.Log
+	auditStore AuditStore
 
 	// DeviceCertValidity is the validity of certificates issued through EST (default 90 days).
 	DeviceCertValidity time.Duration
@@ -90,6 +93,8 @@ type Options struct {
 	Clients  Clients          // API clients and one-time nonces
 	Admin    Admin            // device administration
 	Metrics  *metrics.Metrics // optional
+	Audit    *audit.Log       // the audit log (entries and checkpoints)
+	AuditDB  AuditStore       // the stored audit log, for proofs and AuditEvent search
 }
 
 // New returns a Server with its routes registered.
@@ -98,8 +103,8 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("invalid HTTP configuration: %w", err)
 	}
 	if o.CA == nil || o.Registry == nil || o.Ingest == nil || o.Ready == nil ||
-		o.Tokens == nil || o.Access == nil || o.Clients == nil || o.Admin == nil {
-		return nil, errors.New("httpapi: CA, registry, ingest, readiness, tokens, access, clients and admin are required")
+		o.Tokens == nil || o.Access == nil || o.Clients == nil || o.Admin == nil || o.Audit == nil || o.AuditDB == nil {
+		return nil, errors.New("httpapi: CA, registry, ingest, readiness, tokens, access, clients, admin and audit are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -113,7 +118,8 @@ func New(o Options) (*Server, error) {
 		tokens: o.Tokens, access: o.Access, clients: o.Clients, admin: o.Admin,
 		failures: newFailureLimiter(o.Config.AuthFailuresPerMinute, time.Minute, time.Now), started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
-		mux:     http.NewServeMux(), revCache: make(map[string]revEntry),
+		audit:   o.Audit, auditStore: o.AuditDB,
+		mux: http.NewServeMux(), revCache: make(map[string]revEntry),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -138,7 +144,8 @@ func (s *Server) Handler() http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		id := errorID()
 		h.Set("X-Request-Id", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		r = r.WithContext(vitalgate.WithRequestInfo(ctx, vitalgate.RequestInfo{ID: id, RemoteIP: remoteIP(r)}))
 		if _, pattern := s.mux.Handler(r); pattern == "" {
 			s.writeError(w, r, vitalgate.Errorf(vitalgate.ENOTFOUND, "no such endpoint"))
 			return

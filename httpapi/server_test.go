@@ -19,6 +19,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/httpapi"
@@ -53,6 +54,7 @@ type env struct {
 	clock *clock
 	srv   *httpapi.Server
 	key   *ecdsa.PrivateKey // token signing key, for forging tests
+	audit *audit.Log
 }
 
 // fastHash keeps enrollment secrets cheap to verify in tests.
@@ -106,10 +108,17 @@ func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	akey, _ := audit.GenerateKey(nil)
+	signer, err := audit.NewSigner("test/audit", akey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog := audit.NewLog(store, signer, "test/audit", "node-1", clk.Now)
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: ca, Registry: store, Ready: store, Now: clk.Now,
-		Ingest: &ingest.Service{Devices: store, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now},
-		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now}, Clients: store, Admin: store,
+		Ingest: &ingest.Service{Devices: store, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog},
+		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Clients: store, Admin: store,
+		Audit: alog, AuditDB: store,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +132,7 @@ func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
 		}
 		_ = store.Close()
 	})
-	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey}
+	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog}
 }
 
 // addDevice registers a device for patient and returns its enrollment secret.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/fhir"
 )
 
@@ -48,7 +49,13 @@ func entryPath(err error, i int) error {
 // that entry's error, and references between entries (hasMember, derivedFrom, by fullUrl or
 // by Observation/<id>) are rewritten to the server-assigned ids. On success every stored
 // entry is durable.
-func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte) (BundleResult, error) {
+func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte) (res BundleResult, err error) {
+	defer func() {
+		s.auditRefused(ctx, "rest", audit.AgentDevice, deviceID, "device", err)
+		for _, e := range res.Entries {
+			s.auditRefused(ctx, "rest", audit.AgentDevice, deviceID, "device", e.Err)
+		}
+	}()
 	b, err := fhir.DecodeBundle(body, s.Limits)
 	if err != nil {
 		return BundleResult{}, err
@@ -58,7 +65,7 @@ func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte
 		return BundleResult{}, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	res := BundleResult{Type: b.Type, Entries: make([]EntryResult, len(b.Entry))}
+	res = BundleResult{Type: b.Type, Entries: make([]EntryResult, len(b.Entry))}
 
 	// Validate every entry and assign ids.
 	ids := make([]string, len(b.Entry))
@@ -133,7 +140,7 @@ func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte
 		stored = append(stored, i)
 	}
 	if len(batch) > 0 {
-		if err := s.Resources.CreateResources(ctx, batch); err != nil {
+		if err := s.Resources.CreateResources(ctx, batch, s.auditCreate(ctx, "rest", audit.AgentDevice, deviceID, "device", d.PatientIndex, batch)...); err != nil {
 			if b.Type == "transaction" {
 				return BundleResult{}, err
 			}

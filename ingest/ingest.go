@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/vault"
 )
@@ -40,6 +41,36 @@ type Service struct {
 	Limits    fhir.Limits
 	Now       func() time.Time // defaults to time.Now
 	Rand      io.Reader        // defaults to crypto/rand
+	// Audit, when set, receives an entry for every create, committed with the write, and
+	// for every refused one.
+	Audit *audit.Log
+}
+
+// auditCreate returns the stored audit entry for resources created by an agent, or none.
+func (s *Service) auditCreate(ctx context.Context, typ, agentType, agentID, role string, pidx []byte, rs []vitalgate.SealedResource) [][]byte {
+	if s.Audit == nil {
+		return nil
+	}
+	e := audit.Entry{Action: audit.ActionCreate, Type: typ, Subtype: "create", AgentType: agentType,
+		AgentID: agentID, AgentRole: role, PatientIndex: audit.PatientIndex(pidx)}
+	for _, r := range rs {
+		e.Resources = append(e.Resources, r.Type+"/"+r.ID)
+	}
+	return [][]byte{s.Audit.Encode(ctx, e)}
+}
+
+// auditRefused records a refused create (best effort: the caller gets its error anyway).
+func (s *Service) auditRefused(ctx context.Context, typ, agentType, agentID, role string, err error) {
+	if s.Audit == nil || err == nil {
+		return
+	}
+	outcome := audit.OutcomeMinorFailure
+	if c := vitalgate.ErrorCode(err); c == vitalgate.EINTERNAL || c == vitalgate.EUNAVAILABLE {
+		outcome = audit.OutcomeSeriousFailure
+	}
+	_ = s.Audit.Append(ctx, audit.Entry{Action: audit.ActionCreate, Type: typ, Subtype: "create",
+		AgentType: agentType, AgentID: agentID, AgentRole: role, Outcome: outcome,
+		OutcomeDesc: vitalgate.ErrorCode(err) + ": " + vitalgate.ErrorMessage(err)})
 }
 
 // Created describes a stored resource.
@@ -157,7 +188,8 @@ func (s *Service) prepare(ctx context.Context, o *fhir.Observation, d vitalgate.
 // CreateObservation validates one FHIR Observation sent by the device deviceID and stores it.
 // On success the observation is durable. Errors: EINVALID (malformed), EUNPROCESSABLE (breaks
 // a rule), EFORBIDDEN (wrong patient or device), ETOOLARGE, EUNAVAILABLE (store busy).
-func (s *Service) CreateObservation(ctx context.Context, deviceID string, body []byte) (Created, error) {
+func (s *Service) CreateObservation(ctx context.Context, deviceID string, body []byte) (c Created, err error) {
+	defer func() { s.auditRefused(ctx, "rest", audit.AgentDevice, deviceID, "device", err) }()
 	o, err := fhir.DecodeObservation(body)
 	if err != nil {
 		return Created{}, err
@@ -185,7 +217,8 @@ func (s *Service) CreateObservation(ctx context.Context, deviceID string, body [
 	if err != nil {
 		return Created{}, err
 	}
-	if err := s.Resources.CreateResources(ctx, []vitalgate.SealedResource{p.sealed}); err != nil {
+	rs := []vitalgate.SealedResource{p.sealed}
+	if err := s.Resources.CreateResources(ctx, rs, s.auditCreate(ctx, "rest", audit.AgentDevice, deviceID, "device", d.PatientIndex, rs)...); err != nil {
 		return Created{}, err
 	}
 	return p.created, nil
@@ -195,7 +228,8 @@ func (s *Service) CreateObservation(ctx context.Context, deviceID string, body [
 // example mapped from an HL7 v2 message) and stores them all in one commit, or none. On
 // success every one is durable. Errors name the offending Observation by index
 // ("Observation[2].valueQuantity").
-func (s *Service) CreateObservations(ctx context.Context, deviceID string, obs []*fhir.Observation) ([]Created, error) {
+func (s *Service) CreateObservations(ctx context.Context, deviceID string, obs []*fhir.Observation) (created []Created, err error) {
+	defer func() { s.auditRefused(ctx, "hl7", audit.AgentDevice, deviceID, "device", err) }()
 	now := s.now().UTC().Truncate(time.Microsecond)
 	d, err := s.caller(ctx, deviceID)
 	if err != nil {
@@ -225,7 +259,7 @@ func (s *Service) CreateObservations(ctx context.Context, deviceID string, obs [
 	if len(batch) == 0 {
 		return nil, nil
 	}
-	if err := s.Resources.CreateResources(ctx, batch); err != nil {
+	if err := s.Resources.CreateResources(ctx, batch, s.auditCreate(ctx, "hl7", audit.AgentDevice, deviceID, "device", d.PatientIndex, batch)...); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/fhir"
 )
 
@@ -20,7 +21,8 @@ var errFound = errors.New("found")
 // The Patient is sealed under its own data key and findable only through the blind indexes
 // of its identifiers. Errors: EINVALID, EUNPROCESSABLE, ECONFLICT (an identifier is taken),
 // EUNAVAILABLE.
-func (s *Service) CreatePatient(ctx context.Context, finder PatientFinder, body []byte) (Created, error) {
+func (s *Service) CreatePatient(ctx context.Context, who vitalgate.Principal, finder PatientFinder, body []byte) (c Created, err error) {
+	defer func() { s.auditRefused(ctx, "rest", audit.AgentClient, who.ID, string(who.Role), err) }()
 	p, err := fhir.DecodePatient(body)
 	if err != nil {
 		return Created{}, err
@@ -61,7 +63,8 @@ func (s *Service) CreatePatient(ctx context.Context, finder PatientFinder, body 
 	}
 	r := vitalgate.SealedResource{Type: "Patient", ID: id, Version: 1, PatientIndex: pidx, CodeIndexes: idx,
 		Effective: now, LastUpdated: now, Body: sealed}
-	if err := s.Resources.CreateResources(ctx, []vitalgate.SealedResource{r}); err != nil {
+	rs := []vitalgate.SealedResource{r}
+	if err := s.Resources.CreateResources(ctx, rs, s.auditCreate(ctx, "rest", audit.AgentClient, who.ID, string(who.Role), pidx, rs)...); err != nil {
 		return Created{}, err
 	}
 	return Created{Type: "Patient", ID: id, Version: 1, LastUpdated: now, Body: out}, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 )
 
@@ -78,7 +79,9 @@ func (m *Main) runClient(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	if err := n.store.CreateClient(ctx, c); err != nil {
+	entry := audit.Entry{Time: m.Now().UTC(), Action: audit.ActionCreate, Type: "admin", Subtype: "client-add", AgentType: audit.AgentOperator,
+		AgentID: operator(), Outcome: audit.OutcomeSuccess, Resources: []string{"Client/" + c.ID}, OutcomeDesc: "role " + string(r)}
+	if err := n.store.CreateClient(ctx, c, entry.Marshal()); err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
 			return fmt.Errorf("client %q exists already", *id)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 )
 
@@ -77,7 +78,9 @@ func (m *Main) deviceRevoke(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	if err := n.store.RevokeDevice(ctx, *id, m.Now().UTC().Truncate(time.Microsecond)); err != nil {
+	entry := audit.Entry{Time: m.Now().UTC(), Action: audit.ActionUpdate, Type: "admin", Subtype: "device-revoke", AgentType: audit.AgentOperator,
+		AgentID: operator(), Outcome: audit.OutcomeSuccess, Resources: []string{"Device/" + *id}}
+	if err := n.store.RevokeDevice(ctx, *id, m.Now().UTC().Truncate(time.Microsecond), entry.Marshal()); err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
 			return fmt.Errorf("no device %q is registered", *id)
 		}
@@ -137,7 +140,9 @@ func (m *Main) addDevice(ctx context.Context, n *node, id, patient, model string
 		PatientIndex: pidx, PatientSealed: psealed, CreatedAt: now, UpdatedAt: now,
 		EnrollSecretHash: hash, EnrollExpiresAt: now.Add(expires),
 	}
-	if err := n.store.CreateDevice(ctx, d); err != nil {
+	entry := audit.Entry{Time: m.Now().UTC(), Action: audit.ActionCreate, Type: "admin", Subtype: "device-add", AgentType: audit.AgentOperator,
+		AgentID: operator(), Outcome: audit.OutcomeSuccess, PatientIndex: audit.PatientIndex(pidx), Resources: []string{"Device/" + id}}
+	if err := n.store.CreateDevice(ctx, d, entry.Marshal()); err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
 			return vitalgate.Device{}, "", fmt.Errorf("device %q is already registered", id)
 		}

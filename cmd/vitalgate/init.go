@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/pki"
 	"github.com/vitalgate/vitalgate/seal"
@@ -138,9 +139,15 @@ func (m *Main) initDataDir(ctx context.Context, dir string, hosts []string) (res
 	if err != nil {
 		return res, err
 	}
+	n := &node{dir: dir, ca: ca}
+	if _, err := n.auditSigner(); err != nil {
+		return res, fmt.Errorf("create audit signing key: %w", err)
+	}
+	entry := audit.Entry{Time: now.UTC(), Action: audit.ActionCreate, Type: "admin", Subtype: "init", AgentType: audit.AgentOperator,
+		AgentID: operator(), Outcome: audit.OutcomeSuccess, Resources: []string{"Client/admin"}, OutcomeDesc: "data dir created"}
 	if err := store.CreateClient(ctx, vitalgate.Client{
 		ID: "admin", Role: vitalgate.RoleAdmin, SecretHash: hash, CreatedAt: now.UTC().Truncate(time.Microsecond),
-	}); err != nil {
+	}, entry.Marshal()); err != nil {
 		return res, fmt.Errorf("create admin client: %w", err)
 	}
 	return initResult{DataDir: dir, ClientID: "admin", ClientSecret: secret, CACert: filepath.Join(dir, caCertFile)}, nil

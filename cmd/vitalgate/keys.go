@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/vault"
 )
@@ -35,6 +36,11 @@ func (m *Main) runKeys(ctx context.Context, args []string) error {
 	changed, err := vault.New(n.store, keys, m.Now, nil).Rotate(ctx)
 	if err != nil {
 		return fmt.Errorf("rewrap data keys (the new key is in place; run rotate again to finish): %w", err)
+	}
+	entry := audit.Entry{Time: m.Now().UTC(), Action: audit.ActionUpdate, Type: "admin", Subtype: "keys-rotate", AgentType: audit.AgentOperator,
+		AgentID: operator(), Outcome: audit.OutcomeSuccess, Count: changed, OutcomeDesc: "new key-encryption key " + keys.CurrentKEKID()}
+	if _, err := n.store.AppendAudit(ctx, entry.Marshal()); err != nil {
+		return fmt.Errorf("audit the rotation: %w", err)
 	}
 	fmt.Fprintf(m.Stderr, "New key-encryption key %s is current; %d data keys rewrapped.\n"+
 		"Restart running servers so they load it. Keep the old key files until you have verified a backup.\n",

@@ -44,6 +44,7 @@ var commands = map[string]command{
 	"init":     {"create a data dir: CA, server certificate, keys, database, first admin client", (*Main).runInit},
 	"serve":    {"run the HTTPS server (EST enrollment, FHIR ingest over mutual TLS)", (*Main).runServe},
 	"device":   {"register (add), list or revoke devices", (*Main).runDevice},
+	"audit":    {"verify the tamper-evident audit log offline, print its checkpoint, export it", (*Main).runAudit},
 	"client":   {"register an API client (EHR, clinician app, auditor, admin)", (*Main).runClient},
 	"keys":     {"rotate the key-encryption key", (*Main).runKeys},
 	"export":   {"write stored resources as FHIR NDJSON to standard output", (*Main).runExport},

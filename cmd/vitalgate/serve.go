@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vitalgate/vitalgate/access"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/hl7v2"
@@ -82,17 +84,41 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		_ = ln.Close()
 		return err
 	}
-	ing := &ingest.Service{Devices: n.store, Resources: n.store, Vault: n.vault, Limits: lim, Now: m.Now}
+	host, _ := os.Hostname()
+	alog, err := m.auditLog(n, host+"/"+addr)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	ing := &ingest.Service{Devices: n.store, Resources: n.store, Vault: n.vault, Limits: lim, Now: m.Now, Audit: alog}
 	met := metrics.New(nil)
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: n.ca, Registry: n.store, Ingest: ing, Ready: n.store, Logger: log, Now: m.Now,
-		Tokens: tokens, Access: &access.Service{Store: n.store, Vault: n.vault, Now: m.Now},
-		Clients: n.store, Admin: n.store, Metrics: met,
+		Tokens: tokens, Access: &access.Service{Store: n.store, Vault: n.vault, Now: m.Now, Audit: alog},
+		Clients: n.store, Admin: n.store, Metrics: met, Audit: alog, AuditDB: n.store,
 	})
 	if err != nil {
 		_ = ln.Close()
 		return err
 	}
+	if err := alog.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "system", Subtype: "start",
+		AgentType: audit.AgentSystem, AgentID: "vitalgate", OutcomeDesc: "server started on " + addr}); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("audit log: %w", err)
+	}
+	// The checkpointer signs while the server runs and once more after it has stopped (the
+	// deferred calls run in reverse: stop entry, then final checkpoint).
+	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
+	cpDone := make(chan struct{})
+	go func() {
+		defer close(cpDone)
+		alog.Run(cpCtx, 2*time.Second, func(err error) { log.Error("audit checkpoint failed", "error", err.Error()) })
+	}()
+	defer func() { stopCheckpoints(); <-cpDone }()
+	defer func() {
+		_ = alog.Append(context.Background(), audit.Entry{Action: audit.ActionExecute, Type: "system", Subtype: "stop",
+			AgentType: audit.AgentSystem, AgentID: "vitalgate", OutcomeDesc: "server stopped"})
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if opt.metricsAddr != "" {

@@ -1,0 +1,23 @@
+package vitalgate
+
+import "context"
+
+// RequestInfo describes the request being served, for audit entries and logs: request
+// metadata, not a dependency.
+type RequestInfo struct {
+	ID       string // request id, also in the X-Request-Id header and the logs
+	RemoteIP string // the client's address
+}
+
+type requestInfoKey struct{}
+
+// WithRequestInfo returns ctx carrying ri.
+func WithRequestInfo(ctx context.Context, ri RequestInfo) context.Context {
+	return context.WithValue(ctx, requestInfoKey{}, ri)
+}
+
+// RequestInfoFrom returns the RequestInfo of ctx, or the zero value.
+func RequestInfoFrom(ctx context.Context) RequestInfo {
+	ri, _ := ctx.Value(requestInfoKey{}).(RequestInfo)
+	return ri
+}
