@@ -19,11 +19,15 @@ const (
 	insertNonceSQL         = `INSERT INTO nonces (key, expires) VALUES (?, ?)`
 )
 
-// CreateClient registers a client. A zero CreatedAt is set to the current time. Scopes are
-// stored as a JSON array. Returns ECONFLICT if the id exists.
-func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client) error {
+// CreateClient registers a client and appends the audit entries, in one transaction. A zero
+// CreatedAt is set to the current time. Scopes are stored as a JSON array. Returns ECONFLICT
+// if the id exists, EINVALID for an empty id or audit entry.
+func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]byte) error {
 	if c.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Client.id", "client id is empty")
+	}
+	if err := checkAudit(audit); err != nil {
+		return err
 	}
 	scopes := c.Scopes
 	if scopes == nil {
@@ -46,6 +50,9 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client) error {
 		if _, err := tx.ExecContext(ctx, insertClientPatientSQL, c.ID, p); err != nil {
 			return mapError(err, "client")
 		}
+	}
+	if err := db.appendAuditTx(ctx, tx, audit); err != nil {
+		return err
 	}
 	return mapError(tx.Commit(), "client")
 }

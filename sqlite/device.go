@@ -40,11 +40,15 @@ const (
 	FROM certificates WHERE serial = ?`
 )
 
-// CreateDevice registers a new device. An empty Status is stored as DeviceActive; zero
-// CreatedAt and UpdatedAt are set to the current time. Returns ECONFLICT if the id exists.
-func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device) error {
+// CreateDevice registers a new device and appends the audit entries, in one transaction. An
+// empty Status is stored as DeviceActive; zero CreatedAt and UpdatedAt are set to the current
+// time. Returns ECONFLICT if the id exists, EINVALID for an empty id or audit entry.
+func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]byte) error {
 	if d.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Device.id", "device id is empty")
+	}
+	if err := checkAudit(audit); err != nil {
+		return err
 	}
 	if d.Status == "" {
 		d.Status = vitalgate.DeviceActive
@@ -53,10 +57,15 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device) error {
 	if d.UpdatedAt.IsZero() {
 		d.UpdatedAt = d.CreatedAt
 	}
-	_, err := db.w.ExecContext(ctx, insertDeviceSQL, d.ID, d.Model, string(d.Status),
-		dbBlob(d.PatientIndex), dbBlob(d.PatientSealed), dbTime(d.CreatedAt), dbTime(d.UpdatedAt),
-		d.EnrollSecretHash, dbTime(d.EnrollExpiresAt))
-	return mapError(err, "device")
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, insertDeviceSQL, d.ID, d.Model, string(d.Status),
+			dbBlob(d.PatientIndex), dbBlob(d.PatientSealed), dbTime(d.CreatedAt), dbTime(d.UpdatedAt),
+			d.EnrollSecretHash, dbTime(d.EnrollExpiresAt))
+		if err != nil {
+			return mapError(err, "device")
+		}
+		return db.appendAuditTx(ctx, tx, audit)
+	})
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -124,17 +133,21 @@ func deviceMissing(ctx context.Context, tx *sql.Tx, id string) error {
 	return mapError(tx.QueryRowContext(ctx, deviceExistsSQL, id).Scan(&one), "device")
 }
 
-// ConsumeEnrollSecret marks the device's enrollment secret used and records cert, in one
-// transaction: the secret is consumed only if the certificate is recorded. The update matches
-// only the current, unused hash, so of concurrent callers (in this or another process)
-// exactly one succeeds. An empty cert.DeviceID means deviceID. Returns ECONFLICT if the
-// secret was used or replaced or the serial exists, ENOTFOUND if the device does not exist.
-func (db *DB) ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash string, cert vitalgate.Certificate) error {
+// ConsumeEnrollSecret marks the device's enrollment secret used, records cert and appends
+// the audit entries, in one transaction: the secret is consumed only if the certificate and
+// the entries are recorded. The update matches only the current, unused hash, so of
+// concurrent callers (in this or another process) exactly one succeeds. An empty
+// cert.DeviceID means deviceID. Returns ECONFLICT if the secret was used or replaced or the
+// serial exists, ENOTFOUND if the device does not exist, EINVALID for an empty audit entry.
+func (db *DB) ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash string, cert vitalgate.Certificate, audit ...[]byte) error {
 	if cert.DeviceID == "" {
 		cert.DeviceID = deviceID
 	}
 	if cert.DeviceID != deviceID {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Certificate.deviceID", "certificate is for another device")
+	}
+	if err := checkAudit(audit); err != nil {
+		return err
 	}
 	cert.IssuedAt = db.orNow(cert.IssuedAt)
 	return db.inTx(ctx, func(tx *sql.Tx) error {
@@ -152,7 +165,10 @@ func (db *DB) ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash stri
 			}
 			return vitalgate.Errorf(vitalgate.ECONFLICT, "enrollment secret already used or replaced")
 		}
-		return insertCert(ctx, tx, cert)
+		if err := insertCert(ctx, tx, cert); err != nil {
+			return err
+		}
+		return db.appendAuditTx(ctx, tx, audit)
 	})
 }
 
@@ -162,15 +178,34 @@ func insertCert(ctx context.Context, tx *sql.Tx, c vitalgate.Certificate) error 
 	return mapError(err, "certificate")
 }
 
-// SetEnrollSecret replaces the device's enrollment secret hash and expiry. ENOTFOUND.
-func (db *DB) SetEnrollSecret(ctx context.Context, deviceID, secretHash string, expiresAt time.Time) error {
-	return oneDevice(db.w.ExecContext(ctx, setSecretSQL, secretHash, dbTime(expiresAt), dbTime(db.opts.Now()), deviceID))
+// SetEnrollSecret replaces the device's enrollment secret hash and expiry and appends the
+// audit entries, in one transaction. Returns ENOTFOUND, or EINVALID for an empty audit entry.
+func (db *DB) SetEnrollSecret(ctx context.Context, deviceID, secretHash string, expiresAt time.Time, audit ...[]byte) error {
+	if err := checkAudit(audit); err != nil {
+		return err
+	}
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := oneDevice(tx.ExecContext(ctx, setSecretSQL, secretHash, dbTime(expiresAt),
+			dbTime(db.opts.Now()), deviceID)); err != nil {
+			return err
+		}
+		return db.appendAuditTx(ctx, tx, audit)
+	})
 }
 
-// AssignPatient changes the device's patient and sets UpdatedAt to at. ENOTFOUND.
-func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time) error {
-	return oneDevice(db.w.ExecContext(ctx, assignPatientSQL, dbBlob(patientIndex), dbBlob(patientSealed),
-		dbTime(db.orNow(at)), deviceID))
+// AssignPatient changes the device's patient, sets UpdatedAt to at and appends the audit
+// entries, in one transaction. Returns ENOTFOUND, or EINVALID for an empty audit entry.
+func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error {
+	if err := checkAudit(audit); err != nil {
+		return err
+	}
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := oneDevice(tx.ExecContext(ctx, assignPatientSQL, dbBlob(patientIndex), dbBlob(patientSealed),
+			dbTime(db.orNow(at)), deviceID)); err != nil {
+			return err
+		}
+		return db.appendAuditTx(ctx, tx, audit)
+	})
 }
 
 // oneDevice checks the result of an UPDATE of one device row: ENOTFOUND if it matched none.
@@ -188,15 +223,22 @@ func oneDevice(res sql.Result, err error) error {
 	return nil
 }
 
-// AddCertificate records a newly issued certificate. A zero IssuedAt is set to the current
-// time. ENOTFOUND for an unknown device, ECONFLICT if the serial exists.
-func (db *DB) AddCertificate(ctx context.Context, cert vitalgate.Certificate) error {
+// AddCertificate records a newly issued certificate and appends the audit entries, in one
+// transaction. A zero IssuedAt is set to the current time. ENOTFOUND for an unknown device,
+// ECONFLICT if the serial exists, EINVALID for an empty audit entry.
+func (db *DB) AddCertificate(ctx context.Context, cert vitalgate.Certificate, audit ...[]byte) error {
+	if err := checkAudit(audit); err != nil {
+		return err
+	}
 	cert.IssuedAt = db.orNow(cert.IssuedAt)
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		if err := deviceMissing(ctx, tx, cert.DeviceID); err != nil {
 			return err
 		}
-		return insertCert(ctx, tx, cert)
+		if err := insertCert(ctx, tx, cert); err != nil {
+			return err
+		}
+		return db.appendAuditTx(ctx, tx, audit)
 	})
 }
 
@@ -216,15 +258,21 @@ func (db *DB) Certificate(ctx context.Context, serial string) (vitalgate.Certifi
 }
 
 // RevokeDevice marks the device revoked and every one of its certificates not yet revoked
-// revoked at the given time, in one transaction. Returns ENOTFOUND.
-func (db *DB) RevokeDevice(ctx context.Context, deviceID string, at time.Time) error {
+// revoked at the given time, and appends the audit entries, in one transaction. Returns
+// ENOTFOUND, or EINVALID for an empty audit entry.
+func (db *DB) RevokeDevice(ctx context.Context, deviceID string, at time.Time, audit ...[]byte) error {
+	if err := checkAudit(audit); err != nil {
+		return err
+	}
 	at = db.orNow(at)
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		err := oneDevice(tx.ExecContext(ctx, revokeDeviceSQL, string(vitalgate.DeviceRevoked), dbTime(at), deviceID))
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, revokeCertsSQL, dbTime(at), deviceID)
-		return mapError(err, "certificate")
+		if _, err = tx.ExecContext(ctx, revokeCertsSQL, dbTime(at), deviceID); err != nil {
+			return mapError(err, "certificate")
+		}
+		return db.appendAuditTx(ctx, tx, audit)
 	})
 }

@@ -93,9 +93,10 @@ func TestDurabilityReopen(t *testing.T) {
 // crashEnv names the database a child process writes to until it is killed.
 const crashEnv = "VITALGATE_SQLITE_CRASH_DB"
 
-// TestDurabilityKill runs a child process (this test binary) that stores resources from
-// several goroutines and reports each acknowledged id on standard output, kills it with
-// SIGKILL mid-stream, and checks that every acknowledged resource is in the database.
+// TestDurabilityKill runs a child process (this test binary) that stores resources, each with
+// an audit entry, and appends audit entries alone, from several goroutines, and reports each
+// acknowledged id on standard output, kills it with SIGKILL mid-stream, and checks that every
+// acknowledged resource and audit entry is in the database, and that the log is dense.
 // kill -9 loses what the process had not handed to the kernel; synchronous=FULL (checked at
 // Open) covers power loss, which a test cannot simulate.
 func TestDurabilityKill(t *testing.T) {
@@ -140,12 +141,22 @@ func TestDurabilityKill(t *testing.T) {
 	}
 
 	db := MustOpen(t, path, sqlite.Options{})
+	logged := make(map[string]bool)
+	for _, e := range auditData(t, db) { // fails t unless indexes are dense
+		logged[e] = true
+	}
 	for id := range acked {
+		if !logged["audit "+id] {
+			t.Errorf("acknowledged audit entry of %s lost", id)
+		}
+		if strings.HasPrefix(id, "log-") {
+			continue
+		}
 		if _, err := db.Resource(t.Context(), "Observation", id); err != nil {
 			t.Errorf("acknowledged resource %s lost: %v", id, err)
 		}
 	}
-	t.Logf("%d acknowledged resources survived kill -9", len(acked))
+	t.Logf("%d acknowledged writes survived kill -9", len(acked))
 }
 
 // crashChild writes until killed. It never returns normally.
@@ -162,8 +173,15 @@ func crashChild(path string) {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				id := fmt.Sprintf("g%d-%06d", g, i)
-				body := make([]byte, 512)
-				err := db.CreateResources(context.Background(), []vitalgate.SealedResource{{Type: "Observation", ID: id, Body: body}})
+				var err error
+				if g%4 == 3 { // an audit entry alone, as for a read of patient data
+					id = "log-" + id
+					_, err = db.AppendAudit(context.Background(), []byte("audit "+id))
+				} else {
+					body := make([]byte, 512)
+					err = db.CreateResources(context.Background(),
+						[]vitalgate.SealedResource{{Type: "Observation", ID: id, Body: body}}, []byte("audit "+id))
+				}
 				if err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(3)

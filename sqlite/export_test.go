@@ -10,3 +10,11 @@ var ExplainResourceQueries = map[string]string{
 	"type":    "EXPLAIN QUERY PLAN " + resourcesByTypeSQL,
 	"all":     "EXPLAIN QUERY PLAN " + resourcesAllSQL,
 }
+
+// ExplainAuditQueries holds EXPLAIN QUERY PLAN of the audit log queries whose cost must not
+// grow with the size of the log.
+var ExplainAuditQueries = map[string]string{
+	"insert":  "EXPLAIN QUERY PLAN " + insertAuditSQL,
+	"size":    "EXPLAIN QUERY PLAN " + auditSizeSQL,
+	"entries": "EXPLAIN QUERY PLAN " + auditEntriesSQL,
+}

@@ -56,3 +56,48 @@ func TestQueryPlans(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditQueryPlans checks that assigning an audit index (max(idx) + 1), the log's size and
+// a range of entries are each a seek on the rowid b-tree, never a scan of the log: their cost
+// must not grow with the log, which gains an entry for every read of patient data.
+func TestAuditQueryPlans(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vitalgate.db")
+	db := MustOpen(t, path, sqlite.Options{})
+	db.Close()
+	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tests := []struct {
+		name string
+		args []any
+		want string
+	}{
+		{"insert", []any{[]byte("entry")}, "SEARCH audit_log"},
+		{"size", nil, "SEARCH audit_log"},
+		{"entries", []any{int64(10), int64(20)}, "SEARCH audit_log USING INTEGER PRIMARY KEY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, err := raw.QueryContext(t.Context(), sqlite.ExplainAuditQueries[tt.name], tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, notused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			text := strings.Join(plan, "\n")
+			if !strings.Contains(text, tt.want) || strings.Contains(text, "SCAN") || strings.Contains(text, "TEMP B-TREE") {
+				t.Errorf("plan:\n%s\nwant %q and no scan or sort", text, tt.want)
+			}
+		})
+	}
+}

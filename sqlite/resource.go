@@ -93,23 +93,36 @@ const (
 // rewrapPage is how many data keys RewrapDataKeys holds in memory at a time.
 const rewrapPage = 256
 
-// batchRequest is one CreateResources call waiting for the writer.
+// batchRequest is one CreateResources or AppendAudit call waiting for the writer.
 type batchRequest struct {
 	ctx   context.Context
 	rs    []vitalgate.SealedResource
-	reply chan error // buffered: the writer never blocks on a caller
+	audit [][]byte         // appended after rs, inside the same savepoint
+	reply chan batchResult // buffered: the writer never blocks on a caller
 }
 
-// CreateResources durably stores rs in one transaction: all or none. Concurrent callers share
-// one commit (group commit), each under its own savepoint, so one caller's failure does not
-// affect another's. A zero LastUpdated is set to the current time.
+// size is how much of a group commit's MaxBatch the request takes.
+func (r *batchRequest) size() int { return len(r.rs) + len(r.audit) }
+
+// batchResult answers a batchRequest.
+type batchResult struct {
+	first uint64 // index of the request's first audit entry, if it had any
+	err   error
+}
+
+// CreateResources durably stores rs in one transaction: all or none, and appends the audit
+// entries in the same transaction. Concurrent callers (and AppendAudit callers) share one
+// commit (group commit), each under its own savepoint, so one caller's failure leaves none of
+// its resources and none of its audit entries, and does not affect another caller. A zero
+// LastUpdated is set to the current time.
 //
 // If ctx is done before the writer takes the batch, CreateResources returns ctx.Err() and
 // nothing is written. Once the batch is taken, CreateResources waits for the commit (at most
 // one transaction), so that a nil error always means "durable" and an error means "not
-// written". Returns ECONFLICT if an id exists or repeats in rs, EUNAVAILABLE when the
-// database is busy, full or closed.
-func (db *DB) CreateResources(ctx context.Context, rs []vitalgate.SealedResource) error {
+// written". Returns ECONFLICT if an id exists or repeats in rs, EINVALID for a resource
+// without type, id or body or an empty audit entry, EUNAVAILABLE when the database is busy,
+// full or closed. With no resources it writes nothing, audit entries included.
+func (db *DB) CreateResources(ctx context.Context, rs []vitalgate.SealedResource, audit ...[]byte) error {
 	if len(rs) == 0 {
 		return nil
 	}
@@ -129,20 +142,34 @@ func (db *DB) CreateResources(ctx context.Context, rs []vitalgate.SealedResource
 		r.LastUpdated = db.orNow(r.LastUpdated)
 		batch[i] = r
 	}
-	req := &batchRequest{ctx: ctx, rs: batch, reply: make(chan error, 1)}
+	if err := checkAudit(audit); err != nil {
+		return err
+	}
+	_, err := db.submit(ctx, batch, audit)
+	return err
+}
+
+// submit hands resources and audit entries to the writer and waits for the commit. It returns
+// the index of the first audit entry.
+func (db *DB) submit(ctx context.Context, rs []vitalgate.SealedResource, audit [][]byte) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	req := &batchRequest{ctx: ctx, rs: rs, audit: audit, reply: make(chan batchResult, 1)}
 	select {
 	case db.reqs <- req:
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	case <-db.closing:
-		return vitalgate.Errorf(vitalgate.EUNAVAILABLE, "store closed")
+		return 0, vitalgate.Errorf(vitalgate.EUNAVAILABLE, "store closed")
 	}
-	return <-req.reply
+	res := <-req.reply
+	return res.first, res.err
 }
 
-// writer owns group commit: it takes every batch that is waiting, up to MaxBatch resources,
-// writes them in one transaction and answers each caller. It exits when the DB is closing
-// and no batch it has taken is left.
+// writer owns group commit: it takes every batch that is waiting, up to MaxBatch resources
+// and audit entries, writes them in one transaction and answers each caller. It exits when
+// the DB is closing and no batch it has taken is left.
 func (db *DB) writer() {
 	defer close(db.done)
 	var carry *batchRequest // taken from the queue but did not fit the previous group
@@ -157,17 +184,17 @@ func (db *DB) writer() {
 			}
 		}
 		group := []*batchRequest{first}
-		n := len(first.rs)
+		n := first.size()
 	drain:
 		for n < db.opts.MaxBatch {
 			select {
 			case r := <-db.reqs:
-				if n+len(r.rs) > db.opts.MaxBatch {
+				if n+r.size() > db.opts.MaxBatch {
 					carry = r
 					break drain
 				}
 				group = append(group, r)
-				n += len(r.rs)
+				n += r.size()
 			default:
 				break drain
 			}
@@ -176,19 +203,21 @@ func (db *DB) writer() {
 	}
 }
 
-// commitGroup writes every live request of group in one transaction, each under a savepoint,
-// commits once, and answers every request.
+// commitGroup writes every live request of group in one transaction, each under a savepoint
+// that covers its resources and its audit entries, commits once, and answers every request.
+// Audit indexes are assigned by the inserts themselves (max(idx) + 1), so a savepoint rolled
+// back or a commit that fails leaves no gap and nothing to resynchronise.
 func (db *DB) commitGroup(group []*batchRequest) {
-	errs := make([]error, len(group))
+	res := make([]batchResult, len(group))
 	answer := func() {
 		for i, r := range group {
-			r.reply <- errs[i]
+			r.reply <- res[i]
 		}
 	}
 	live := 0
 	for i, r := range group {
 		if err := r.ctx.Err(); err != nil {
-			errs[i] = err // cancelled before we took it up: not written
+			res[i].err = err // cancelled before we took it up: not written
 		} else {
 			live++
 		}
@@ -199,8 +228,8 @@ func (db *DB) commitGroup(group []*batchRequest) {
 	}
 	fail := func(err error) {
 		for i := range group {
-			if errs[i] == nil {
-				errs[i] = err
+			if res[i].err == nil {
+				res[i] = batchResult{err: err}
 			}
 		}
 		answer()
@@ -215,8 +244,9 @@ func (db *DB) commitGroup(group []*batchRequest) {
 	}
 	insRes := tx.StmtContext(ctx, db.insertResource)
 	insCode := tx.StmtContext(ctx, db.insertCode)
+	insAudit := tx.StmtContext(ctx, db.insertAudit)
 	for i, r := range group {
-		if errs[i] != nil {
+		if res[i].err != nil {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT batch"); err != nil {
@@ -226,6 +256,9 @@ func (db *DB) commitGroup(group []*batchRequest) {
 		}
 		err := insertBatch(ctx, insRes, insCode, r.rs)
 		if err == nil {
+			res[i].first, err = appendAudit(ctx, insAudit, r.audit)
+		}
+		if err == nil {
 			_, err = tx.ExecContext(ctx, "RELEASE batch")
 			if err != nil {
 				_ = tx.Rollback()
@@ -234,9 +267,10 @@ func (db *DB) commitGroup(group []*batchRequest) {
 			}
 			continue
 		}
-		errs[i] = err
-		// Undo this caller's rows only. If SQLite rolled back the whole transaction itself
-		// (it may on SQLITE_FULL or an I/O error), the savepoint is gone: fail the group.
+		res[i] = batchResult{err: err}
+		// Undo this caller's rows and audit entries only. If SQLite rolled back the whole
+		// transaction itself (it may on SQLITE_FULL or an I/O error), the savepoint is gone:
+		// fail the group.
 		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO batch"); rerr != nil {
 			_ = tx.Rollback()
 			fail(err)

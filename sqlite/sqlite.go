@@ -5,8 +5,18 @@
 // returned survives a crash or power loss. Writes go through one connection (SQLite allows a
 // single writer) and begin with BEGIN IMMEDIATE, so concurrent writers queue instead of
 // failing with SQLITE_BUSY; reads use a separate pool of read-only connections.
-// CreateResources uses group commit: concurrent callers share one transaction (and one fsync),
-// each under its own savepoint, so one caller's conflict fails only that caller.
+// CreateResources and AppendAudit use group commit: concurrent callers share one transaction
+// (and one fsync), each under its own savepoint, so one caller's conflict fails only that
+// caller.
+//
+// The audit log is the audit_log table. Every write method takes trailing audit entries and
+// appends them in the same transaction as the write (in CreateResources, inside the caller's
+// savepoint), so there is no write without its entries and no entry for a write that did not
+// happen. An entry's index is assigned in the transaction as max(idx) + 1, which keeps indexes
+// dense and in commit order, also when other processes write the same file. Triggers refuse
+// UPDATE and DELETE on audit_log and any INSERT but at the next index; they stop accidents, not
+// attackers: the Merkle tree and signed checkpoints of package audit detect changes made
+// around them.
 //
 // The schema is created and upgraded by embedded, versioned migrations (migrations/*.sql),
 // applied in one transaction when the database is opened and recorded in the
@@ -53,9 +63,9 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for a lock held by another connection or
 	// process before failing with EUNAVAILABLE. Default DefaultBusyTimeout.
 	BusyTimeout time.Duration
-	// MaxBatch is the most resources one group commit takes from the queue of waiting
-	// CreateResources callers. A single caller's batch is never split, so it may exceed
-	// MaxBatch. Default DefaultMaxBatch.
+	// MaxBatch is the most resources and audit entries one group commit takes from the
+	// queue of waiting CreateResources and AppendAudit callers. A single caller's batch is
+	// never split, so it may exceed MaxBatch. Default DefaultMaxBatch.
 	MaxBatch int
 	// Readers is the number of read-only connections. Default DefaultReaders.
 	Readers int
@@ -105,6 +115,7 @@ type DB struct {
 
 	insertResource *sql.Stmt // prepared on the write connection
 	insertCode     *sql.Stmt
+	insertAudit    *sql.Stmt
 
 	reqs    chan *batchRequest // unbuffered: a send completes when the writer picks it up
 	closing chan struct{}      // closed by Close: no new batches
@@ -198,6 +209,9 @@ func (db *DB) open(ctx context.Context) error {
 		return mapError(err, "prepare")
 	}
 	if db.insertCode, err = db.w.PrepareContext(ctx, insertCodeSQL); err != nil {
+		return mapError(err, "prepare")
+	}
+	if db.insertAudit, err = db.w.PrepareContext(ctx, insertAuditSQL); err != nil {
 		return mapError(err, "prepare")
 	}
 	return nil
@@ -294,7 +308,7 @@ func (db *DB) Close() error {
 
 func (db *DB) closePools() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{db.insertResource, db.insertCode} {
+	for _, s := range []*sql.Stmt{db.insertResource, db.insertCode, db.insertAudit} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

@@ -233,6 +233,10 @@ func TestClosed(t *testing.T) {
 		{"CreateResources", func() error {
 			return db.CreateResources(context.Background(), []vitalgate.SealedResource{{Type: "T", ID: "1", Body: []byte("x")}})
 		}},
+		{"AppendAudit", func() error {
+			_, err := db.AppendAudit(context.Background(), []byte("x"))
+			return err
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -268,7 +272,8 @@ func TestBusy(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"CreateDevice", func() error { return db.CreateDevice(ctx, vitalgate.Device{ID: "d1"}) }},
+		{"CreateDevice", func() error { return db.CreateDevice(ctx, vitalgate.Device{ID: "d1"}, []byte("audit")) }},
+		{"AppendAudit", func() error { _, err := db.AppendAudit(ctx, []byte("audit")); return err }},
 		{"CreateResources", func() error {
 			return db.CreateResources(ctx, []vitalgate.SealedResource{{Type: "T", ID: "1", Body: []byte("x")}})
 		}},

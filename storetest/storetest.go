@@ -22,6 +22,11 @@
 // vitalgate.ErrorCode, times to microsecond precision (stores must return UTC), byte slices
 // with nil and empty treated alike, and code indexes as sets. It cannot kill processes, so
 // durability across crashes is tested beside each store.
+//
+// The audit subtests check that every write method appends its trailing audit entries
+// atomically with the write (all of them on success, none on failure), that indexes are
+// dense from 0 and follow commit order under concurrent writers, and the range and checkpoint
+// queries of vitalgate.AuditStore.
 package storetest
 
 import (
@@ -73,6 +78,12 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"DataKey/FirstWriterWins", s.testDataKeyConcurrent},
 		{"DataKey/Rewrap", s.testRewrap},
 		{"DataKey/RewrapError", s.testRewrapError},
+		{"Audit/Empty", s.testAuditEmpty},
+		{"Audit/Append", s.testAuditAppend},
+		{"Audit/WithWrites", s.testAuditWithWrites},
+		{"Audit/Concurrent", s.testAuditConcurrent},
+		{"Audit/Range", s.testAuditRange},
+		{"Audit/Checkpoints", s.testAuditCheckpoints},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
