@@ -2,6 +2,7 @@ package vitalgate
 
 import (
 	"context"
+	"crypto/sha256"
 	"time"
 )
 
@@ -12,6 +13,18 @@ type AuditRecord struct {
 	Index uint64
 	// Data is the entry's canonical encoding (package audit). It carries no clinical values.
 	Data []byte
+	// Hash is the entry's RFC 6962 leaf hash as stored when it was appended (AuditLeafHash
+	// of Data), or nil if the store keeps none. Verification recomputes it from Data and
+	// names the first entry whose stored hash no longer matches.
+	Hash []byte
+}
+
+// AuditLeafHash is the RFC 6962 leaf hash of an audit entry: SHA-256(0x00 || data).
+func AuditLeafHash(data []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(data)
+	return [32]byte(h.Sum(nil))
 }
 
 // AuditCheckpoint is a signed checkpoint of the audit log (C2SP signed-note format).

@@ -27,10 +27,15 @@ type StoreLog struct {
 // Size returns the number of entries in the log.
 func (l StoreLog) Size(ctx context.Context) (uint64, error) { return l.Store.AuditSize(ctx) }
 
-// Entries streams the entries with index >= from, in index order, with no stored leaf hash.
+// Entries streams the entries with index >= from, in index order, with the leaf hash stored
+// at append time when the store keeps one (so that a changed entry is named exactly).
 func (l StoreLog) Entries(ctx context.Context, from uint64, fn func(index uint64, data []byte, storedLeafHash [HashSize]byte) error) error {
 	return l.Store.AuditEntries(ctx, from, math.MaxUint64, func(r vitalgate.AuditRecord) error {
-		return fn(r.Index, r.Data, [HashSize]byte{})
+		var h [HashSize]byte
+		if len(r.Hash) == HashSize {
+			h = [HashSize]byte(r.Hash)
+		}
+		return fn(r.Index, r.Data, h)
 	})
 }
 

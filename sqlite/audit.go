@@ -19,10 +19,10 @@ import (
 // RETURNING idx read through QueryRow cost 3 times as much; the index of the first entry is
 // therefore read with LastInsertId (idx is the rowid).
 const (
-	insertAuditSQL = `INSERT INTO audit_log (idx, data)
-	VALUES ((SELECT coalesce(max(idx) + 1, 0) FROM audit_log), ?)`
+	insertAuditSQL = `INSERT INTO audit_log (idx, data, hash)
+	VALUES ((SELECT coalesce(max(idx) + 1, 0) FROM audit_log), ?, ?)`
 	auditSizeSQL    = `SELECT coalesce(max(idx) + 1, 0) FROM audit_log`
-	auditEntriesSQL = `SELECT idx, data FROM audit_log WHERE idx >= ? AND idx < ? ORDER BY idx`
+	auditEntriesSQL = `SELECT idx, data, hash FROM audit_log WHERE idx >= ? AND idx < ? ORDER BY idx`
 
 	insertCheckpointSQL = `INSERT INTO audit_checkpoints (size, note, created_at) VALUES (?, ?, ?)
 	ON CONFLICT (size) DO NOTHING`
@@ -47,7 +47,8 @@ func checkAudit(entries [][]byte) error {
 func appendAudit(ctx context.Context, ins *sql.Stmt, entries [][]byte) (uint64, error) {
 	var first uint64
 	for i, e := range entries {
-		res, err := ins.ExecContext(ctx, e)
+		h := vitalgate.AuditLeafHash(e)
+		res, err := ins.ExecContext(ctx, e, h[:])
 		if err != nil {
 			return 0, mapError(err, "audit entry")
 		}
@@ -121,7 +122,7 @@ func (db *DB) AuditEntries(ctx context.Context, from, to uint64, fn func(vitalga
 			idx int64
 			rec vitalgate.AuditRecord
 		)
-		if err := rows.Scan(&idx, &rec.Data); err != nil {
+		if err := rows.Scan(&idx, &rec.Data, &rec.Hash); err != nil {
 			return mapError(err, "audit log")
 		}
 		rec.Index = uint64(idx)

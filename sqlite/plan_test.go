@@ -74,7 +74,7 @@ func TestAuditQueryPlans(t *testing.T) {
 		args []any
 		want string
 	}{
-		{"insert", []any{[]byte("entry")}, "SEARCH audit_log"},
+		{"insert", []any{[]byte("entry"), []byte("hash")}, "SEARCH audit_log"},
 		{"size", nil, "SEARCH audit_log"},
 		{"entries", []any{int64(10), int64(20)}, "SEARCH audit_log USING INTEGER PRIMARY KEY"},
 	}
