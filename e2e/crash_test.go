@@ -17,9 +17,9 @@ import (
 func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	dir := initDir(t)
 	const devices = 4
-	rounds := 3
+	rounds := 20
 	if testing.Short() {
-		rounds = 1
+		rounds = 3
 	}
 	secrets := make([]string, devices)
 	for i := range secrets {
@@ -62,8 +62,8 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 				}
 			}(i)
 		}
-		time.Sleep(1500 * time.Millisecond)
-		srv.kill() // SIGKILL while the devices are writing
+		time.Sleep(time.Duration(700+round*37%600) * time.Millisecond) // kill at varying points
+		srv.kill()                                                     // SIGKILL while the devices are writing
 		cancel()
 		wg.Wait()
 	}

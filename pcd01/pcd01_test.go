@@ -145,7 +145,7 @@ func TestMapSamples(t *testing.T) {
 		{
 			name: "Continua thermometer, oral temperature in Fahrenheit", file: "06_ipf_continua_wan_thermometer.hl7",
 			obs: []obs{
-				{"", "8310-5", "98.6", "[degF]", "2009-07-15T07:07:07+00:00", "preliminary", "1.0.0.1"},
+				{"188424", "8310-5", "98.6", "[degF]", "2009-07-15T07:07:07+00:00", "preliminary", "1.0.0.1"},
 			},
 			skipped: 1, deviceEUI: "ACDE48234567ABCD", equipment: []string{"0123456789ABCDEF"},
 			patient: pcd01.PatientIdentifier{Value: "789567", Authority: "Imaginary Hospital", Assigner: pcd01.HD{Namespace: "Imaginary Hospital"}, Type: "PI"},
