@@ -1,0 +1,381 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/vitalgate/vitalgate"
+)
+
+const (
+	// insertResourcesSQL inserts a whole batch in one statement from parallel arrays.
+	insertResourcesSQL = `INSERT INTO resources (type, id, version, patient_index, effective, last_updated, body)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::timestamptz[], $6::timestamptz[], $7::bytea[])`
+	// insertCodesSQL inserts the batch's code index rows; a code repeated within a resource
+	// is stored once.
+	insertCodesSQL = `INSERT INTO resource_codes (type, id, code_index)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) ON CONFLICT DO NOTHING`
+
+	// resourceColumns selects a resource and the array of its code indexes.
+	resourceColumns = `SELECT r.type, r.id, r.version, r.patient_index, r.effective, r.last_updated, r.body,
+	(SELECT array_agg(x.code_index) FROM resource_codes x WHERE x.type = r.type AND x.id = r.id)`
+
+	selectResourceSQL = resourceColumns + ` FROM resources r WHERE r.type = $1 AND r.id = $2`
+
+	// The Resources queries all take the same numbered parameters:
+	//	$1 type ('' for any)  $2 patient index (NULL for any)  $3 code index (NULL for any)
+	//	$4 since (NULL for any)  $5 after ('' from the start)  $6 limit (NULL for none)
+	// and the ByEffective ones also $7/$8 effective from/to (NULL for open), $9 the
+	// effective time of the cursor (NULL for none). They differ in which filter leads, so
+	// that the planner uses an index for it: a generic plan cannot see which optional
+	// filters are set.
+
+	// resourcesByPatientSQL walks the (patient_index, id, type) index.
+	resourcesByPatientSQL = resourceColumns + ` FROM resources r
+	WHERE r.patient_index = $2::bytea AND r.id > $5::text
+	AND ($1::text = '' OR r.type = $1::text)
+	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
+	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	ORDER BY r.id, r.type LIMIT $6::bigint`
+
+	// resourcesByCodeSQL walks the (code_index, id) index of resource_codes.
+	resourcesByCodeSQL = resourceColumns + ` FROM resource_codes c JOIN resources r ON r.type = c.type AND r.id = c.id
+	WHERE c.code_index = $3::bytea AND c.id > $5::text
+	AND ($1::text = '' OR c.type = $1::text)
+	AND ($2::bytea IS NULL OR r.patient_index = $2::bytea)
+	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	ORDER BY c.id, c.type LIMIT $6::bigint`
+
+	// resourcesByEffectiveAscSQL and resourcesByEffectiveDescSQL walk a patient's resources
+	// of one type in (effective, id) order on the (patient_index, type, effective NULLS FIRST,
+	// id) index, forwards and backwards; $7/$8 bound effective to [from, to), and $9/$5 resume
+	// after an (effective, id) cursor. An unset effective sorts first, as in SQLite.
+	resourcesByEffectiveAscSQL = resourceColumns + ` FROM resources r
+	WHERE r.patient_index = $2::bytea AND r.type = $1::text
+	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
+	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	AND ($7::timestamptz IS NULL OR r.effective >= $7::timestamptz)
+	AND ($8::timestamptz IS NULL OR r.effective < $8::timestamptz)
+	AND ($9::timestamptz IS NULL OR r.effective > $9::timestamptz
+		OR (r.effective = $9::timestamptz AND r.id > $5::text))
+	ORDER BY r.effective ASC NULLS FIRST, r.id ASC LIMIT $6::bigint`
+
+	resourcesByEffectiveDescSQL = resourceColumns + ` FROM resources r
+	WHERE r.patient_index = $2::bytea AND r.type = $1::text
+	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
+	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	AND ($7::timestamptz IS NULL OR r.effective >= $7::timestamptz)
+	AND ($8::timestamptz IS NULL OR r.effective < $8::timestamptz)
+	AND ($9::timestamptz IS NULL OR r.effective < $9::timestamptz
+		OR (r.effective = $9::timestamptz AND r.id < $5::text))
+	ORDER BY r.effective DESC NULLS LAST, r.id DESC LIMIT $6::bigint`
+
+	// resourcesByTypeSQL walks the primary key.
+	resourcesByTypeSQL = resourceColumns + ` FROM resources r
+	WHERE r.type = $1::text AND r.id > $5::text
+	AND ($2::bytea IS NULL OR r.patient_index = $2::bytea)
+	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
+	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	ORDER BY r.id LIMIT $6::bigint`
+
+	// resourcesAllSQL scans every resource (export), sorted by id.
+	resourcesAllSQL = resourceColumns + ` FROM resources r
+	WHERE r.id > $5::text
+	AND ($1::text = '' OR r.type = $1::text)
+	AND ($2::bytea IS NULL OR r.patient_index = $2::bytea)
+	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
+	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	ORDER BY r.id, r.type LIMIT $6::bigint`
+
+	selectDataKeySQL = `SELECT patient_index, wrapped, created_at FROM data_keys WHERE patient_index = $1`
+	insertDataKeySQL = `INSERT INTO data_keys (patient_index, wrapped, created_at) VALUES ($1, $2, $3)
+	ON CONFLICT (patient_index) DO NOTHING`
+	// pageDataKeysSQL locks a page of data keys in patient index order for the rewrap.
+	pageDataKeysSQL = `SELECT patient_index, wrapped, created_at FROM data_keys
+	WHERE $1::bytea IS NULL OR patient_index > $1::bytea ORDER BY patient_index LIMIT $2 FOR UPDATE`
+	updateDataKeysSQL = `UPDATE data_keys d SET wrapped = u.wrapped
+	FROM unnest($1::bytea[], $2::bytea[]) AS u(patient_index, wrapped) WHERE d.patient_index = u.patient_index`
+)
+
+// rewrapPage is how many data keys RewrapDataKeys holds in memory at a time.
+const rewrapPage = 256
+
+// CreateResources durably stores rs and appends the audit entries, in one transaction: all or
+// none. The rows, the code index rows and the audit entries go to the server as one
+// pipelined batch of three statements, run as one implicit transaction: a single round trip,
+// with the audit lock taken by the last statement and held only until the commit that
+// follows it on the server. A zero LastUpdated is set to the current time. With no resources
+// it writes nothing, audit entries included.
+//
+// Returns ECONFLICT if an id exists or repeats in rs, EINVALID for a resource without type,
+// id or body or for an empty audit entry, EUNAVAILABLE when the database is unreachable,
+// busy, full or closed. If the connection breaks during the commit, the outcome is unknown:
+// a retry answers ECONFLICT if the first attempt committed.
+func (db *DB) CreateResources(ctx context.Context, rs []vitalgate.SealedResource, audit ...[]byte) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	if err := checkAudit(audit); err != nil {
+		return err
+	}
+	var (
+		types, ids         = make([]string, len(rs)), make([]string, len(rs))
+		versions           = make([]int64, len(rs))
+		patients, bodies   = make([][]byte, len(rs)), make([][]byte, len(rs))
+		effective, updated = make([]pgtype.Timestamptz, len(rs)), make([]pgtype.Timestamptz, len(rs))
+		codeTypes, codeIDs []string
+		codes              [][]byte
+	)
+	for i, r := range rs {
+		switch {
+		case r.Type == "":
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, "resourceType", "resource type is empty")
+		case r.ID == "":
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, "id", "resource id is empty")
+		case len(r.Body) == 0:
+			return vitalgate.Errorf(vitalgate.EINVALID, "resource body is empty")
+		}
+		types[i], ids[i], versions[i], bodies[i] = r.Type, r.ID, int64(r.Version), r.Body
+		if len(r.PatientIndex) > 0 {
+			patients[i] = r.PatientIndex
+		}
+		effective[i] = pgTime(r.Effective)
+		updated[i] = pgTime(db.orNow(r.LastUpdated))
+		for _, c := range r.CodeIndexes {
+			if len(c) == 0 {
+				continue
+			}
+			codeTypes, codeIDs, codes = append(codeTypes, r.Type), append(codeIDs, r.ID), append(codes, c)
+		}
+	}
+
+	b := &pgx.Batch{}
+	b.Queue(insertResourcesSQL, types, ids, versions, patients, effective, updated, bodies)
+	if len(codes) > 0 {
+		b.Queue(insertCodesSQL, codeTypes, codeIDs, codes)
+	}
+	if len(audit) > 0 {
+		data, hashes := auditArgs(audit)
+		b.Queue(appendAuditSQL, data, hashes)
+	}
+	return db.sendBatch(ctx, b, "resource")
+}
+
+// sendBatch sends b, which runs as one implicit transaction, and returns the first error.
+func (db *DB) sendBatch(ctx context.Context, b *pgx.Batch, what string) error {
+	br := db.pool.SendBatch(ctx, b)
+	var err error
+	for range b.Len() {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return mapError(err, what)
+}
+
+// pgTime returns t as a timestamptz, NULL for the zero time.
+func pgTime(t time.Time) pgtype.Timestamptz {
+	if t.IsZero() {
+		return pgtype.Timestamptz{}
+	}
+	return pgtype.Timestamptz{Time: t.UTC().Truncate(time.Microsecond), Valid: true}
+}
+
+func scanResource(row pgx.Row) (vitalgate.SealedResource, error) {
+	var (
+		r                  vitalgate.SealedResource
+		version            int64
+		effective, updated *time.Time
+	)
+	if err := row.Scan(&r.Type, &r.ID, &version, &r.PatientIndex, &effective, &updated, &r.Body, &r.CodeIndexes); err != nil {
+		return r, err
+	}
+	r.Version = int(version)
+	r.Effective, r.LastUpdated = goTime(effective), goTime(updated)
+	return r, nil
+}
+
+// Resource returns one resource. Returns ENOTFOUND.
+func (db *DB) Resource(ctx context.Context, typ, id string) (vitalgate.SealedResource, error) {
+	r, err := scanResource(db.pool.QueryRow(ctx, selectResourceSQL, typ, id))
+	if err != nil {
+		return vitalgate.SealedResource{}, mapError(err, "resource")
+	}
+	return r, nil
+}
+
+// Resources calls fn for every resource matching f, in ascending id order (ties between
+// types broken by type), or in (Effective, ID) order with ByEffective, stopping at the first
+// error fn returns and returning it unchanged. Rows are streamed from one statement's
+// snapshot while fn runs; fn may call the store (it gets another connection). A Limit of zero
+// or less means no limit. A search by date needs a patient and a type (EINVALID otherwise).
+func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func(vitalgate.SealedResource) error) error {
+	if f.ByEffective && (len(f.PatientIndex) == 0 || f.Type == "") {
+		return vitalgate.Errorf(vitalgate.EINVALID, "a search by date needs a patient and a resource type")
+	}
+	var limit any
+	if f.Limit > 0 {
+		limit = int64(f.Limit)
+	}
+	typ, patient, code, since, after := f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), dbTime(f.Since), f.After
+	from, to, afterEff := dbTime(f.EffectiveFrom), dbTime(f.EffectiveTo), dbTime(f.AfterEffective)
+
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	switch {
+	case f.ByEffective && f.Desc:
+		rows, err = db.pool.Query(ctx, resourcesByEffectiveDescSQL, typ, patient, code, since, after, limit, from, to, afterEff)
+	case f.ByEffective:
+		rows, err = db.pool.Query(ctx, resourcesByEffectiveAscSQL, typ, patient, code, since, after, limit, from, to, afterEff)
+	case len(f.PatientIndex) > 0:
+		rows, err = db.pool.Query(ctx, resourcesByPatientSQL, typ, patient, code, since, after, limit)
+	case len(f.CodeIndex) > 0:
+		rows, err = db.pool.Query(ctx, resourcesByCodeSQL, typ, patient, code, since, after, limit)
+	case f.Type != "":
+		rows, err = db.pool.Query(ctx, resourcesByTypeSQL, typ, patient, code, since, after, limit)
+	default:
+		rows, err = db.pool.Query(ctx, resourcesAllSQL, typ, patient, code, since, after, limit)
+	}
+	if err != nil {
+		return mapError(err, "resources")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanResource(rows)
+		if err != nil {
+			return mapError(err, "resources")
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return mapError(rows.Err(), "resources")
+}
+
+// DataKey returns the wrapped data key for a patient. Returns ENOTFOUND.
+func (db *DB) DataKey(ctx context.Context, patientIndex []byte) (vitalgate.DataKey, error) {
+	k, err := scanDataKey(db.pool.QueryRow(ctx, selectDataKeySQL, dbBlob(patientIndex)))
+	if err != nil {
+		return vitalgate.DataKey{}, mapError(err, "data key")
+	}
+	return k, nil
+}
+
+func scanDataKey(row pgx.Row) (vitalgate.DataKey, error) {
+	var (
+		k       vitalgate.DataKey
+		created *time.Time
+	)
+	err := row.Scan(&k.PatientIndex, &k.Wrapped, &created)
+	k.CreatedAt = goTime(created)
+	return k, err
+}
+
+// PutDataKey stores a patient's wrapped data key if none exists yet and returns the one that
+// is stored afterwards: the caller's, or the one stored first (first writer wins, across
+// nodes). The insert (ON CONFLICT DO NOTHING, which waits for a concurrent insert of the same
+// key to commit or roll back) and the read that follows it, with a fresh snapshot, go as one
+// batch. A zero CreatedAt is set to the current time.
+func (db *DB) PutDataKey(ctx context.Context, k vitalgate.DataKey) (vitalgate.DataKey, error) {
+	if len(k.PatientIndex) == 0 {
+		return vitalgate.DataKey{}, vitalgate.Errorf(vitalgate.EINVALID, "data key has no patient index")
+	}
+	if len(k.Wrapped) == 0 {
+		return vitalgate.DataKey{}, vitalgate.Errorf(vitalgate.EINVALID, "data key is empty")
+	}
+	b := &pgx.Batch{}
+	b.Queue(insertDataKeySQL, k.PatientIndex, k.Wrapped, dbTime(db.orNow(k.CreatedAt)))
+	b.Queue(selectDataKeySQL, k.PatientIndex)
+	br := db.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	var stored vitalgate.DataKey
+	if err == nil {
+		stored, err = scanDataKey(br.QueryRow())
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return vitalgate.DataKey{}, mapError(err, "data key")
+	}
+	return stored, nil
+}
+
+// RewrapDataKeys replaces every wrapped data key with rewrap's result, in one transaction,
+// and returns how many changed. Keys are read in pages locked with SELECT … FOR UPDATE, so a
+// concurrent rewrap on another node waits, and each page's changes are written with one
+// UPDATE. An error from rewrap aborts the transaction (nothing changes) and is returned
+// unchanged. rewrap runs while the transaction is open and must not write data keys through
+// the store.
+func (db *DB) RewrapDataKeys(ctx context.Context, rewrap func(vitalgate.DataKey) ([]byte, bool, error)) (int, error) {
+	changed := 0
+	err := db.inTx(ctx, nil, func(tx pgx.Tx) error {
+		var after []byte // nil: from the start
+		for {
+			keys, err := dataKeyPage(ctx, tx, after)
+			if err != nil {
+				return err
+			}
+			var idx, wrapped [][]byte
+			for _, k := range keys {
+				w, ok, err := rewrap(k)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				if len(w) == 0 {
+					return vitalgate.Errorf(vitalgate.EINVALID, "rewrapped data key is empty")
+				}
+				idx, wrapped = append(idx, k.PatientIndex), append(wrapped, w)
+			}
+			if len(idx) > 0 {
+				tag, err := tx.Exec(ctx, updateDataKeysSQL, idx, wrapped)
+				if err != nil {
+					return mapError(err, "data key")
+				}
+				changed += int(tag.RowsAffected())
+			}
+			if len(keys) < rewrapPage {
+				return nil
+			}
+			after = keys[len(keys)-1].PatientIndex
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return changed, nil
+}
+
+// dataKeyPage reads and locks up to rewrapPage data keys after the given patient index.
+func dataKeyPage(ctx context.Context, tx pgx.Tx, after []byte) ([]vitalgate.DataKey, error) {
+	rows, err := tx.Query(ctx, pageDataKeysSQL, dbBlob(after), rewrapPage)
+	if err != nil {
+		return nil, mapError(err, "data keys")
+	}
+	defer rows.Close()
+	var keys []vitalgate.DataKey
+	for rows.Next() {
+		k, err := scanDataKey(rows)
+		if err != nil {
+			return nil, mapError(err, "data keys")
+		}
+		keys = append(keys, k)
+	}
+	return keys, mapError(rows.Err(), "data keys")
+}
