@@ -5,14 +5,18 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 
+	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/pki"
+	"github.com/vitalgate/vitalgate/postgres"
 	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/sqlite"
 	"github.com/vitalgate/vitalgate/vault"
@@ -27,7 +31,60 @@ const (
 	keysDir        = "keys"
 	tokenKeyFile   = "token.key"
 	dbFile         = "vitalgate.db"
+	storeFile      = "store.json"
 )
+
+// storeConfig says which database a data dir uses. It is written by init.
+type storeConfig struct {
+	Driver string `json:"driver"`            // "sqlite" or "postgres"
+	DSN    string `json:"dsn,omitempty"`     // postgres connection string (the file is 0600)
+	DSNEnv string `json:"dsn_env,omitempty"` // or the environment variable that holds it
+	Schema string `json:"schema,omitempty"`  // postgres schema (default: the search_path)
+}
+
+// parseStoreFlag reads init's --store value: "sqlite", a postgres:// or postgresql:// URL,
+// or env:NAME for a PostgreSQL DSN read from the environment variable NAME at every start.
+func parseStoreFlag(v string) (storeConfig, error) {
+	switch {
+	case v == "" || v == "sqlite":
+		return storeConfig{Driver: "sqlite"}, nil
+	case strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"):
+		return storeConfig{Driver: "postgres", DSN: v}, nil
+	case strings.HasPrefix(v, "env:") && len(v) > 4:
+		return storeConfig{Driver: "postgres", DSNEnv: v[4:]}, nil
+	}
+	return storeConfig{}, fmt.Errorf("--store must be sqlite, a postgres:// URL, or env:VARIABLE holding one")
+}
+
+// openStore opens the data dir's database.
+func (m *Main) openStore(ctx context.Context, dir string) (vitalgate.Store, error) {
+	var sc storeConfig
+	data, err := os.ReadFile(filepath.Join(dir, storeFile)) // #nosec G304 -- data dir path
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		sc.Driver = "sqlite"
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(data, &sc); err != nil {
+			return nil, fmt.Errorf("%s: %w", storeFile, err)
+		}
+	}
+	switch sc.Driver {
+	case "sqlite":
+		return sqlite.Open(ctx, filepath.Join(dir, dbFile), sqlite.Options{})
+	case "postgres":
+		dsn := sc.DSN
+		if sc.DSNEnv != "" {
+			dsn = m.Getenv(sc.DSNEnv)
+			if dsn == "" {
+				return nil, fmt.Errorf("the PostgreSQL connection string is expected in the environment variable %s, which is empty", sc.DSNEnv)
+			}
+		}
+		return postgres.Open(ctx, dsn, postgres.Options{Schema: sc.Schema, Now: m.Now})
+	}
+	return nil, fmt.Errorf("%s: unknown store driver %q", storeFile, sc.Driver)
+}
 
 // idPattern is FHIR's id syntax; device, patient and client ids must follow it.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
@@ -44,7 +101,7 @@ type node struct {
 	dir   string
 	ca    *pki.CA
 	keys  *seal.Keyring
-	store *sqlite.DB
+	store vitalgate.Store
 	vault *vault.Vault
 }
 
@@ -78,7 +135,7 @@ func (m *Main) openDataDir(ctx context.Context, dir string) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load keys: %w", err)
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(dir, dbFile), sqlite.Options{})
+	store, err := m.openStore(ctx, dir)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

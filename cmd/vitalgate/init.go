@@ -16,7 +16,6 @@ import (
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/pki"
 	"github.com/vitalgate/vitalgate/seal"
-	"github.com/vitalgate/vitalgate/sqlite"
 )
 
 // initResult is what init reports; the secret appears only here, once.
@@ -33,6 +32,8 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	var hosts stringList
 	fs.Var(&hosts, "host", "host name or IP address for the server certificate (repeatable; default localhost, 127.0.0.1, ::1)")
 	asJSON := fs.Bool("json", false, "print the admin client's credentials as JSON")
+	storeFlag := fs.String("store", "sqlite", "database: sqlite (embedded, default), a postgres:// URL, or env:VARIABLE naming an environment variable that holds one")
+	schema := fs.String("schema", "", "PostgreSQL schema for Vitalgate's tables (default: the connection's search_path)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -44,7 +45,12 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	if len(hosts) == 0 {
 		hosts = stringList{"localhost", "127.0.0.1", "::1"}
 	}
-	res, err := m.initDataDir(ctx, *dir, hosts)
+	sc, err := parseStoreFlag(*storeFlag)
+	if err != nil {
+		return err
+	}
+	sc.Schema = *schema
+	res, err := m.initDataDirWith(ctx, *dir, hosts, sc)
 	if err != nil {
 		return err
 	}
@@ -62,6 +68,11 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 // initDataDir creates a complete data dir. It refuses a directory that exists and is not
 // empty, and removes what it created if a step fails.
 func (m *Main) initDataDir(ctx context.Context, dir string, hosts []string) (res initResult, err error) {
+	return m.initDataDirWith(ctx, dir, hosts, storeConfig{Driver: "sqlite"})
+}
+
+// initDataDirWith is initDataDir with a choice of database.
+func (m *Main) initDataDirWith(ctx context.Context, dir string, hosts []string, sc storeConfig) (res initResult, err error) {
 	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return res, err
@@ -123,7 +134,14 @@ func (m *Main) initDataDir(ctx context.Context, dir string, hosts []string) (res
 	if _, err := seal.CreateKeyring(filepath.Join(dir, keysDir), rand.Reader); err != nil {
 		return res, fmt.Errorf("create keys: %w", err)
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(dir, dbFile), sqlite.Options{})
+	scJSON, err := json.MarshalIndent(sc, "", "  ")
+	if err != nil {
+		return res, err
+	}
+	if err := writeFile(filepath.Join(dir, storeFile), append(scJSON, '\n'), 0o600); err != nil {
+		return res, err
+	}
+	store, err := m.openStore(ctx, dir)
 	if err != nil {
 		return res, fmt.Errorf("create database: %w", err)
 	}
