@@ -9,6 +9,11 @@
 // observation generator ([Generator], [NewObservation], [NewBundle]) is exported so tests and
 // benchmarks can produce realistic payloads without a network.
 //
+// In HL7 mode ([Config.HL7Addr] set) devices still enroll over EST, then send each round as
+// one HL7 v2.6 ORU^R01 message of the IHE PCD-01 transaction ([NewPCD01]) over MLLP on one
+// persistent mutual TLS 1.3 connection per device (the EST certificate is the TLS client
+// certificate), and read the HL7 acknowledgement (ACK) of every message.
+//
 // Trust is never taken on first use: the device is handed the server's CA out of band
 // ([Config.CAPool] or [Config.CAFile]), verifies the server's TLS certificate against it from
 // the very first request, and checks that the EST /cacerts answer holds that CA.
@@ -20,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"sync"
@@ -40,6 +46,15 @@ type Config struct {
 	// ServerURL is the base URL of the Vitalgate server, for example https://127.0.0.1:8443.
 	// It must use https.
 	ServerURL string
+
+	// HL7Addr, when set, is the host:port of the server's MLLP over TLS listener, and the
+	// devices send their observations there as HL7 v2 ORU^R01 (IHE PCD-01) messages instead
+	// of FHIR (enrollment still uses ServerURL). The server's certificate must be valid for
+	// the host. BatchSize must then be 0: each round is one message.
+	HL7Addr string
+	// HL7Timeout bounds, in HL7 mode, connecting (TCP and TLS handshake) and each message
+	// exchange: writing the message and reading its ACK (default HTTPClientTimeout).
+	HL7Timeout time.Duration
 
 	// CAPool holds the server's CA certificate, obtained out of band (RFC 7030 §4.1.1). The
 	// server's TLS certificate is verified against it, and the EST cacerts answer must hold a
@@ -88,7 +103,8 @@ type DeviceConfig struct {
 	Kind string
 }
 
-// Validate reports whether c is usable: an https server URL, a CA to trust, valid devices
+// Validate reports whether c is usable: an https server URL, a host:port HL7 address if any
+// (and then no batching), a CA to trust, valid devices
 // with unique ids, and non-negative durations and sizes.
 func (c Config) Validate() error {
 	var errs []error
@@ -104,7 +120,15 @@ func (c Config) Validate() error {
 	if c.CAPool == nil && c.CAFile == "" {
 		errs = append(errs, errors.New("simulator: the server's CA is required (CAPool or CAFile): it must be obtained out of band"))
 	}
-	if c.Interval < 0 || c.HTTPClientTimeout < 0 || c.ShutdownGrace < 0 {
+	if c.HL7Addr != "" {
+		if host, port, err := net.SplitHostPort(c.HL7Addr); err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf("simulator: HL7 address %q must be host:port", c.HL7Addr))
+		}
+		if c.BatchSize > 0 {
+			errs = append(errs, errors.New("simulator: batch size applies to FHIR only: in HL7 mode each round is one message"))
+		}
+	}
+	if c.Interval < 0 || c.HTTPClientTimeout < 0 || c.ShutdownGrace < 0 || c.HL7Timeout < 0 {
 		errs = append(errs, errors.New("simulator: durations must not be negative"))
 	}
 	if c.BatchSize < 0 {
@@ -166,6 +190,9 @@ func (c Config) resolve() (*settings, error) {
 	}
 	if c.HTTPClientTimeout == 0 {
 		c.HTTPClientTimeout = DefaultHTTPClientTimeout
+	}
+	if c.HL7Timeout == 0 {
+		c.HL7Timeout = c.HTTPClientTimeout
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace

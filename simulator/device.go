@@ -106,7 +106,8 @@ func (r *Result) add(o outcome, n int) {
 
 // Device is one simulated device: an EST client and a FHIR client with its own key, its own
 // certificate and its own HTTP client (keep-alive, TLS 1.3 only, trusting only the server's
-// CA). Its methods are safe for concurrent use; rounds of Send are serialized.
+// CA) or, in HL7 mode, its own persistent MLLP over TLS connection. Its methods are safe for
+// concurrent use; rounds of Send are serialized.
 type Device struct {
 	s    *settings
 	conf DeviceConfig
@@ -118,6 +119,9 @@ type Device struct {
 	estMu  sync.Mutex // serializes Enroll and Reenroll
 	sendMu sync.Mutex // serializes Send (the generator is not concurrency-safe)
 	gen    *Generator
+
+	hl7Mu sync.Mutex // guards hl7
+	hl7   *hl7Conn   // the open MLLP connection in HL7 mode, or nil
 }
 
 // NewDevice returns an unenrolled device described by dev, using the server, trust, timing,
@@ -206,8 +210,12 @@ func (d *Device) RenewalDue() bool {
 	return leaf.NotAfter.Sub(d.s.Now()) < lifetime/3
 }
 
-// Close closes the device's idle connections.
-func (d *Device) Close() { d.transport.CloseIdleConnections() }
+// Close closes the device's idle HTTP connections and its MLLP connection; a later Send
+// opens new ones.
+func (d *Device) Close() {
+	d.transport.CloseIdleConnections()
+	d.closeHL7()
+}
 
 // Send posts one round of observations: one Observation per vital to /fhir/Observation, or,
 // when BatchSize > 0, one Bundle of BatchSize observations to /fhir. The result counts every
@@ -215,12 +223,22 @@ func (d *Device) Close() { d.transport.CloseIdleConnections() }
 // (counted as throttled); after a network failure the rest is counted as failed. The error
 // is nil unless something failed: it is then the first failure, and Result.Failed > 0, or
 // ErrNotEnrolled.
+//
+// In HL7 mode (Config.HL7Addr set) the round is one ORU^R01 message ([NewPCD01]) with one
+// OBX per observation ([PCD01Count]), sent on the device's persistent MLLP over TLS
+// connection (opened on first use, and again after an error); the result counts all its
+// observations as accepted when the ACK is AA, rejected when it is AE or AR (Diagnostics is
+// the ERR-8 text), and failed, with an error, when no valid ACK for the message arrives
+// within Config.HL7Timeout.
 func (d *Device) Send(ctx context.Context) (Result, error) {
 	if d.cert.Load() == nil {
 		return Result{}, ErrNotEnrolled
 	}
 	d.sendMu.Lock()
 	defer d.sendMu.Unlock()
+	if d.s.HL7Addr != "" {
+		return d.sendHL7(ctx)
+	}
 	if d.s.BatchSize > 0 {
 		return d.sendBundle(ctx)
 	}

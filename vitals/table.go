@@ -59,8 +59,12 @@ var table = []Vital{
 		MDC: []string{"151562"}, Units: perMin, Range: Range{2, 80, "/min"}},
 	{Name: "oxygen saturation", LOINC: []string{"2708-6", "59408-5"},
 		MDC: []string{"150456"}, Units: []Unit{{UCUM: "%", MDC: "262688", Factor: 1}}, Range: Range{50, 100, "%"}},
+	// Body temperature: MDC_TEMP_BODY and MDC_TEMP first, then the measurement sites a
+	// thermometer reports (IEEE 11073-10408 thermometer, partition SCADA = 2, so the code is
+	// 2<<16 + term code): MDC_TEMP_ORAL 57352, MDC_TEMP_AXILLA 57380, MDC_TEMP_EAR 57356,
+	// MDC_TEMP_TYMP 19320. All are stored as LOINC 8310-5 body temperature.
 	{Name: "body temperature", LOINC: []string{"8310-5"},
-		MDC: []string{"150364", "150344"}, Units: []Unit{
+		MDC: []string{"150364", "150344", "188424", "188452", "188428", "150392"}, Units: []Unit{
 			{UCUM: "Cel", MDC: "268192", Factor: 1},
 			{UCUM: "[degF]", MDC: "266560", Factor: 5.0 / 9, Offset: -32 * 5.0 / 9},
 		}, Range: Range{25, 45, "Cel"}},
