@@ -111,7 +111,7 @@ func startServer(t testing.TB, dir string) *server {
 	return startServerAt(t, dir, freeAddr(t))
 }
 
-func startServerAt(t testing.TB, dir, addr string) *server {
+func startServerAt(t testing.TB, dir, addr string, extra ...string) *server {
 	t.Helper()
 	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	if err != nil {
@@ -120,7 +120,7 @@ func startServerAt(t testing.TB, dir, addr string) *server {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	s := &server{url: "https://" + addr, pool: pool, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(bin, "serve", "--data", dir, "--addr", addr)
+	s.cmd = exec.Command(bin, append([]string{"serve", "--data", dir, "--addr", addr}, extra...)...)
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,6 +23,13 @@ import (
 // PatientAuthority is the PID-3 assigning authority that names a Vitalgate Patient id
 // directly; any other authority is looked up as a Patient identifier.
 const PatientAuthority = "VITALGATE"
+
+// AuthoritySystem is the FHIR identifier system under which a PID-3 assigning authority's
+// patient identifiers are registered: create the Patient with identifier
+// {system: AuthoritySystem(authority), value: PID-3.1} and HL7 messages resolve to it.
+func AuthoritySystem(authority string) string {
+	return "urn:vitalgate:hl7-authority:" + url.PathEscape(authority)
+}
 
 // PatientResolver finds the Patient id of an identifier (system|value), for PID-3.
 type PatientResolver func(ctx context.Context, identifierKey string) (string, error)
@@ -81,8 +89,24 @@ func (in *Intake) HandleMLLP(ctx context.Context, conn ConnInfo, payload []byte)
 	if err != nil {
 		return ack(nil, err, nil)
 	}
+	if err := checkNamedDevice(msg, deviceID); err != nil {
+		return ack(msg, err, nil)
+	}
+	// A gateway (its EUI-64 in MSH-3 is the certificate's device id) speaks for the devices
+	// behind it (OBX-18); otherwise every EUI-64 the message names must be the sender's.
+	expected := []string{deviceID}
+	if msh := msg.Segment("MSH"); msh != nil {
+		rep := msh.Field(3).Rep(1)
+		if strings.EqualFold(rep.Comp(3).Value(), "EUI-64") {
+			if !strings.EqualFold(rep.Comp(2).Value(), deviceID) {
+				return ack(msg, hl7v2.NewError(vitalgate.EFORBIDDEN, hl7v2.CondUnknownKey, hl7v2.Location{Segment: "MSH", Seq: 1, Field: 3},
+					"MSH-3 names a sending device other than the one whose certificate sent the message"), nil)
+			}
+			expected = nil
+		}
+	}
 	res, err := pcd01.Map(msg, pcd01.Options{
-		DeviceID: deviceID, ExpectedDeviceIDs: []string{deviceID}, Now: now,
+		DeviceID: deviceID, ExpectedDeviceIDs: expected, Now: now,
 		Versions: in.Versions, ProcessingIDs: in.ProcessingIDs,
 		ResolvePatient: func(value, authority string) (string, error) {
 			if authority == PatientAuthority {
@@ -91,7 +115,7 @@ func (in *Intake) HandleMLLP(ctx context.Context, conn ConnInfo, payload []byte)
 			if in.ResolvePatient == nil {
 				return "", vitalgate.Errorf(vitalgate.ENOTFOUND, "patient identifiers are resolved only with authority %s", PatientAuthority)
 			}
-			return in.ResolvePatient(ctx, authority+"|"+value)
+			return in.ResolvePatient(ctx, AuthoritySystem(authority)+"|"+value)
 		},
 	})
 	if err != nil {
@@ -116,6 +140,33 @@ func (in *Intake) log() *slog.Logger {
 		return in.Log
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// checkNamedDevice checks the device identities a message names in Vitalgate's own
+// namespace against the TLS identity: MSH-3.1 when MSH-3 has no universal id type (a bare
+// device id), and OBX-18.1 when OBX-18.2 is VITALGATE. (EUI-64 identities are checked by
+// pcd01.Map.)
+func checkNamedDevice(msg *hl7v2.Message, deviceID string) error {
+	if msh := msg.Segment("MSH"); msh != nil {
+		rep := msh.Field(3).Rep(1)
+		if id := rep.Comp(1).Value(); id != "" && rep.Comp(3).Value() == "" && id != deviceID && rep.Comp(2).Value() == "" {
+			return hl7v2.NewError(vitalgate.EFORBIDDEN, hl7v2.CondUnknownKey, hl7v2.Location{Segment: "MSH", Seq: 1, Field: 3},
+				"MSH-3 names a device other than the one whose certificate sent the message")
+		}
+	}
+	for i, obx := range msg.All("OBX") {
+		for r := 1; ; r++ {
+			rep := obx.Field(18).Rep(r)
+			if rep == nil {
+				break
+			}
+			if rep.Comp(2).Value() == PatientAuthority && rep.Comp(1).Value() != deviceID {
+				return hl7v2.NewError(vitalgate.EFORBIDDEN, hl7v2.CondUnknownKey, hl7v2.Location{Segment: "OBX", Seq: i + 1, Field: 18},
+					"OBX-18 names a device other than the one whose certificate sent the message")
+			}
+		}
+	}
+	return nil
 }
 
 // deviceOf returns the device id of the connection's verified client certificate.
