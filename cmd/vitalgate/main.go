@@ -49,6 +49,7 @@ var commands = map[string]command{
 	"keys":     {"rotate the key-encryption key", (*Main).runKeys},
 	"export":   {"write stored resources as FHIR NDJSON to standard output", (*Main).runExport},
 	"demo":     {"run a server with simulated devices on a temporary data dir", (*Main).runDemo},
+	"sbom":     {"print a CycloneDX SBOM of this binary", (*Main).runSBOM},
 	"simulate": {"stream simulated vital signs from devices to a server", (*Main).runSimulate},
 }
 
