@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,7 @@ import (
 func (m *Main) runDemo(ctx context.Context, args []string) error {
 	fs := m.flags("demo", "demo [--duration 0] [--devices 3] [--addr 127.0.0.1:0]")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
-	devices := fs.Int("devices", 3, "number of simulated devices (1 to 100)")
+	devices := fs.Int("devices", 3, "number of simulated devices (1 to 100); one in three speaks HL7 v2 over MLLP/TLS, the others FHIR over HTTPS")
 	addr := fs.String("addr", "127.0.0.1:0", "HTTPS listen address (port 0 picks a free port)")
 	if err := parse(fs, args, false); err != nil {
 		return err
@@ -47,7 +48,7 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	defer n.Close()
 
 	kinds := []string{"monitor", "pulse-oximeter", "thermometer", "scale"}
-	var devs []simulator.DeviceConfig
+	var fhirDevs, hl7Devs []simulator.DeviceConfig
 	for i := 0; i < *devices; i++ {
 		id := fmt.Sprintf("demo-device-%02d", i+1)
 		patient := fmt.Sprintf("demo-patient-%02d", i+1)
@@ -55,10 +56,16 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		devs = append(devs, simulator.DeviceConfig{ID: id, PatientID: patient, EnrollSecret: secret, Kind: kinds[i%len(kinds)]})
+		d := simulator.DeviceConfig{ID: id, PatientID: patient, EnrollSecret: secret, Kind: kinds[i%len(kinds)]}
+		if i%3 == 2 {
+			hl7Devs = append(hl7Devs, d)
+		} else {
+			fhirDevs = append(fhirDevs, d)
+		}
 	}
 
-	logFile, err := os.OpenFile(filepath.Join(tmp, "server.log"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	logPath := filepath.Join(tmp, "server.log")
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- a new file in our own temporary directory
 	if err != nil {
 		return err
 	}
@@ -68,6 +75,10 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	cfg := httpapi.DefaultConfig()
 	cfg.Addr = *addr
 	cfg.ShutdownTimeout = 5 * time.Second
+	mllpAddr, err := pickLoopbackAddr()
+	if err != nil {
+		return err
+	}
 	srvCtx, stopServer := context.WithCancel(context.Background())
 	defer stopServer()
 	ready := make(chan string, 1)
@@ -78,7 +89,7 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		srvErr = sub.serve(srvCtx, n, cfg, serveOptions{}, log)
+		srvErr = sub.serve(srvCtx, n, cfg, serveOptions{mllpAddr: mllpAddr}, log)
 		close(ready)
 	}()
 	listen, ok := <-ready
@@ -86,19 +97,45 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 		return fmt.Errorf("server did not start: %w", srvErr)
 	}
 	url := "https://" + listen
-	fmt.Fprintf(m.Stderr, "Server listening on %s (log: %s)\n", url, logFile.Name())
-	fmt.Fprintf(m.Stderr, "%d simulated devices enroll over EST and stream vital signs at 1 Hz over mutual TLS. Ctrl-C stops.\n", *devices)
+	fmt.Fprintf(m.Stderr, "Server listening on %s (FHIR, EST) and %s (HL7 v2 over MLLP/TLS); log: %s\n", url, mllpAddr, logPath)
+	fmt.Fprintf(m.Stderr, "%d simulated devices enroll over EST and stream vital signs at 1 Hz over mutual TLS: %d as FHIR, %d as HL7 PCD-01. Ctrl-C stops.\n",
+		*devices, len(fhirDevs), len(hl7Devs))
 
-	simErr := simulator.Run(ctx, simulator.Config{
-		ServerURL: url, CAPool: n.ca.Pool(), Devices: devs, Interval: time.Second,
-	}, func(st simulator.Stats) {
-		fmt.Fprintf(m.Stderr, "\r%s   ", st.String())
-	})
+	// Two fleets, one status line.
+	var mu sync.Mutex
+	stats := make([]simulator.Stats, 2)
+	show := func(i int) func(simulator.Stats) {
+		return func(st simulator.Stats) {
+			mu.Lock()
+			defer mu.Unlock()
+			stats[i] = st
+			fmt.Fprintf(m.Stderr, "\rFHIR: %s | HL7: %s   ", brief(stats[0]), brief(stats[1]))
+		}
+	}
+	errs := make([]error, 2)
+	var swg sync.WaitGroup
+	for i, fleet := range [][]simulator.DeviceConfig{fhirDevs, hl7Devs} {
+		if len(fleet) == 0 {
+			continue
+		}
+		c := simulator.Config{ServerURL: url, CAPool: n.ca.Pool(), Devices: fleet, Interval: time.Second}
+		if i == 1 {
+			c.HL7Addr = mllpAddr
+		}
+		swg.Add(1)
+		go func(i int, c simulator.Config) {
+			defer swg.Done()
+			errs[i] = simulator.Run(ctx, c, show(i))
+		}(i, c)
+	}
+	swg.Wait()
 	fmt.Fprintln(m.Stderr)
 	stopServer()
 	wg.Wait()
-	if simErr != nil && !errors.Is(simErr, context.Canceled) && !errors.Is(simErr, context.DeadlineExceeded) {
-		return fmt.Errorf("simulator: %w", simErr)
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("simulator: %w", err)
+		}
 	}
 	if srvErr != nil {
 		return fmt.Errorf("server: %w", srvErr)
@@ -109,6 +146,22 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 		self = "go run ./cmd/vitalgate" // started with go run
 	}
 	fmt.Fprintf(m.Stderr, "Export what the devices sent (decrypted FHIR NDJSON):\n  %s export --data %s\n", self, dir)
+	fmt.Fprintf(m.Stderr, "Check the audit trail:\n  %s audit verify --data %s\n", self, dir)
 	fmt.Fprintf(m.Stderr, "Serve it again:\n  %s serve --data %s\n", self, dir)
 	return nil
+}
+
+// brief is a short status of one simulated fleet.
+func brief(s simulator.Stats) string {
+	return fmt.Sprintf("%d devices, %d accepted, %d rejected, %d failed, %.1f obs/s", s.Devices, s.Accepted, s.Rejected, s.Failed, s.Rate)
+}
+
+// pickLoopbackAddr returns a loopback address with a port free right now.
+func pickLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
 }

@@ -19,6 +19,7 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 	interval := fs.Duration("interval", time.Second, "time between two rounds of a device's observations")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	batch := fs.Int("batch", 0, "send Bundles of this many observations instead of single ones")
+	hl7 := fs.String("hl7", "", "send HL7 v2 PCD-01 over MLLP/TLS to this address (host:port of serve --mllp-addr) instead of FHIR")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -27,7 +28,7 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	cfg := simulator.Config{ServerURL: *server, CAFile: *caFile, Interval: *interval, BatchSize: *batch}
+	cfg := simulator.Config{ServerURL: *server, CAFile: *caFile, Interval: *interval, BatchSize: *batch, HL7Addr: *hl7}
 	for _, d := range devs {
 		parts := strings.Split(d, ":")
 		if len(parts) < 3 || len(parts) > 4 {
