@@ -44,6 +44,7 @@ var commands = map[string]command{
 	"init":     {"create a data dir: CA, server certificate, keys, database, first admin client", (*Main).runInit},
 	"serve":    {"run the HTTPS server (EST enrollment, FHIR ingest over mutual TLS)", (*Main).runServe},
 	"device":   {"register (add), list or revoke devices", (*Main).runDevice},
+	"assess":   {"outside-in security assessment of a running deployment", (*Main).runAssess},
 	"audit":    {"verify the tamper-evident audit log offline, print its checkpoint, export it", (*Main).runAudit},
 	"client":   {"register an API client (EHR, clinician app, auditor, admin)", (*Main).runClient},
 	"keys":     {"rotate the key-encryption key", (*Main).runKeys},
@@ -51,6 +52,7 @@ var commands = map[string]command{
 	"demo":     {"run a server with simulated devices on a temporary data dir", (*Main).runDemo},
 	"sbom":     {"print a CycloneDX SBOM of this binary", (*Main).runSBOM},
 	"simulate": {"stream simulated vital signs from devices to a server", (*Main).runSimulate},
+	"bench":    {"throughput and latency against same-run baselines", (*Main).runBench},
 }
 
 // errUsage marks an error already explained by a usage message.
