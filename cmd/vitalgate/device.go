@@ -13,8 +13,8 @@ import (
 )
 
 func (m *Main) runDevice(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != "add" && args[0] != "revoke" && args[0] != "list") {
-		fmt.Fprintln(m.Stderr, "Usage: vitalgate device add|revoke|list --data DIR ...")
+	if len(args) == 0 || (args[0] != "add" && args[0] != "revoke" && args[0] != "list" && args[0] != "assign") {
+		fmt.Fprintln(m.Stderr, "Usage: vitalgate device add|assign|revoke|list --data DIR ...")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}
@@ -25,6 +25,8 @@ func (m *Main) runDevice(ctx context.Context, args []string) error {
 		return m.deviceAdd(ctx, args[1:])
 	case "revoke":
 		return m.deviceRevoke(ctx, args[1:])
+	case "assign":
+		return m.deviceAssign(ctx, args[1:])
 	}
 	return m.deviceList(ctx, args[1:])
 }
@@ -149,4 +151,42 @@ func (m *Main) addDevice(ctx context.Context, n *node, id, patient, model string
 		return vitalgate.Device{}, "", err
 	}
 	return d, secret, nil
+}
+
+// deviceAssign reassigns a device to another patient; it takes effect for the device's next
+// observation.
+func (m *Main) deviceAssign(ctx context.Context, args []string) error {
+	fs := m.flags("device assign", "device assign --data DIR --id ID --patient PATIENT")
+	dir := fs.String("data", "", "data directory")
+	id := fs.String("id", "", "device id")
+	patient := fs.String("patient", "", "id of the patient the device is now assigned to")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := checkID("device", *id); err != nil {
+		return err
+	}
+	if err := checkID("patient", *patient); err != nil {
+		return err
+	}
+	n, err := m.openDataDir(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	pidx := n.vault.PatientIndex(*patient)
+	sealed, err := n.vault.SealValue(ctx, pidx, "device-patient:"+*id, []byte(*patient))
+	if err != nil {
+		return err
+	}
+	entry := audit.Entry{Time: m.Now().UTC(), Action: audit.ActionUpdate, Type: "admin", Subtype: "assign-device", AgentType: audit.AgentOperator,
+		AgentID: operator(), Outcome: audit.OutcomeSuccess, PatientIndex: audit.PatientIndex(pidx), Resources: []string{"Device/" + *id}}
+	if err := n.store.AssignPatient(ctx, *id, pidx, sealed, m.Now().UTC().Truncate(time.Microsecond), entry.Marshal()); err != nil {
+		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+			return fmt.Errorf("no device %q is registered", *id)
+		}
+		return err
+	}
+	fmt.Fprintf(m.Stderr, "Device %s is now assigned to patient %s; its next observation must name that patient.\n", *id, *patient)
+	return nil
 }
