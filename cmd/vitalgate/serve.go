@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
@@ -101,7 +102,21 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		return err
 	}
 	ing := &ingest.Service{Devices: n.store, Resources: n.store, Vault: n.vault, Limits: lim, Now: m.Now, Audit: alog}
-	met := metrics.New(nil)
+	met := metrics.New(func() float64 {
+		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ds, err := n.store.Devices(mctx)
+		if err != nil {
+			return -1
+		}
+		enrolled := 0
+		for _, d := range ds {
+			if d.Status == vitalgate.DeviceActive && d.EnrollSecretHash == "" {
+				enrolled++
+			}
+		}
+		return float64(enrolled)
+	})
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: n.ca, Registry: n.store, Ingest: ing, Ready: n.store, Logger: log, Now: m.Now,
 		Tokens: tokens, Access: &access.Service{Store: n.store, Vault: n.vault, Now: m.Now, Audit: alog},
