@@ -279,6 +279,6 @@ func (s *Service) openCursor(c string, qh []byte) (time.Time, string, error) {
 	if !hmac.Equal(mac, s.Vault.Tag("cursor", body)[:16]) || !hmac.Equal(body[8:16], qh) {
 		return time.Time{}, "", bad
 	}
-	eff := time.UnixMicro(int64(binary.BigEndian.Uint64(body[:8]))).UTC()
+	eff := time.UnixMicro(int64(binary.BigEndian.Uint64(body[:8]))).UTC() // #nosec G115 -- MAC-checked above: these 8 bytes are uint64(eff.UnixMicro()) written by Service.cursor, so this restores that int64
 	return eff, string(body[16:]), nil
 }

@@ -210,10 +210,10 @@ func Verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint
 		}
 		if index != next {
 			if index > next {
-				reason := fmt.Sprintf("entry %d is missing: the log goes from entry %d to entry %d (entries deleted)",
-					next, int64(next)-1, index)
-				if next == 0 {
-					reason = fmt.Sprintf("entry 0 is missing: the log starts at entry %d (entries deleted)", index)
+				reason := fmt.Sprintf("entry 0 is missing: the log starts at entry %d (entries deleted)", index)
+				if next > 0 {
+					reason = fmt.Sprintf("entry %d is missing: the log goes from entry %d to entry %d (entries deleted)",
+						next, next-1, index)
 				}
 				verr = &VerifyError{Index: next, End: next + 1, Reason: reason}
 			} else {

@@ -83,9 +83,10 @@ func VerifySecret(hash, secret string) (bool, error) {
 		return false, ErrMalformedHash
 	}
 	want, err := base64.RawStdEncoding.DecodeString(parts[5])
-	if err != nil || len(want) < 16 || len(want) > 64 {
+	keyLen := len(want)
+	if err != nil || keyLen < 16 || keyLen > 64 {
 		return false, ErrMalformedHash
 	}
-	got := argon2.IDKey([]byte(secret), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	got := argon2.IDKey([]byte(secret), salt, p.Time, p.Memory, p.Threads, uint32(keyLen))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }

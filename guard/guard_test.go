@@ -39,7 +39,8 @@ func TestLimiter(t *testing.T) {
 
 func TestConcurrency(t *testing.T) {
 	c := guard.NewConcurrency(2)
-	if !c.Acquire("k") || !c.Acquire("k") || c.Acquire("k") {
+	first, second, third := c.Acquire("k"), c.Acquire("k"), c.Acquire("k")
+	if !first || !second || third {
 		t.Fatal("limit of 2 not enforced")
 	}
 	c.Release("k")

@@ -41,7 +41,7 @@ func writeResource(w http.ResponseWriter, status int, body []byte, version int, 
 		h.Set("Last-Modified", updated.UTC().Format(http.TimeFormat))
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(body) // #nosec G705 -- FHIR JSON resource served as application/fhir+json (nosniff), never as HTML
 }
 
 // fhirBase is the absolute FHIR base URL for links.

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -188,7 +189,7 @@ func TestBadTokensAreRefused(t *testing.T) {
 	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	parts := strings.Split(good, ".")
-	pubDER, _ := json.Marshal(e.key.PublicKey.X.Bytes())
+	pubDER, _ := x509.MarshalPKIXPublicKey(&e.key.PublicKey)
 	tests := []struct {
 		name  string
 		token string

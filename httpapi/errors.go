@@ -77,7 +77,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	w.Header().Set("Content-Type", fhirJSON)
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(body) // #nosec G705 -- JSON-encoded OperationOutcome served as application/fhir+json (nosniff), never as HTML
 }
 
 func errorID() string {

@@ -40,7 +40,7 @@ const (
 	PermEnroll            Permission = "device:enroll"
 	PermReenroll          Permission = "device:reenroll"
 	PermObservationCreate Permission = "observation:create"
-	PermToken             Permission = "oauth:token"
+	PermToken             Permission = "oauth:token" // #nosec G101 -- a permission name, not a credential
 	PermObservationRead   Permission = "observation:read"
 	PermObservationSearch Permission = "observation:search"
 	PermPatientCreate     Permission = "patient:create"

@@ -178,7 +178,7 @@ func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
-		l.Close()
+		_ = l.Close()
 		return ErrServerClosed
 	}
 	s.listeners[l] = struct{}{}
@@ -187,7 +187,7 @@ func (s *Server) Serve(l net.Listener) error {
 		s.mu.Lock()
 		delete(s.listeners, l)
 		s.mu.Unlock()
-		l.Close()
+		_ = l.Close()
 	}()
 	var backoff time.Duration
 	for {
@@ -208,7 +208,7 @@ func (s *Server) Serve(l net.Listener) error {
 		backoff = 0
 		cn, ok := s.admit(c)
 		if !ok {
-			c.Close()
+			_ = c.Close()
 			continue
 		}
 		go s.serveConn(cn)
@@ -247,7 +247,7 @@ func (s *Server) admit(c net.Conn) (*conn, bool) {
 }
 
 func (s *Server) release(cn *conn) {
-	cn.c.Close()
+	_ = cn.c.Close()
 	s.mu.Lock()
 	delete(s.conns, cn)
 	if s.perIP[cn.ip]--; s.perIP[cn.ip] <= 0 {
@@ -353,7 +353,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing.Store(true)
 	for l := range s.listeners {
-		l.Close()
+		_ = l.Close()
 	}
 	for cn := range s.conns {
 		cn.mu.Lock()
@@ -375,7 +375,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			s.Close()
+			_ = s.Close()
 			return ctx.Err()
 		case <-t.C:
 		}
@@ -390,10 +390,10 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for l := range s.listeners {
-		l.Close()
+		_ = l.Close()
 	}
 	for cn := range s.conns {
-		cn.c.Close()
+		_ = cn.c.Close()
 	}
 	return nil
 }

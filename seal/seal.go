@@ -149,7 +149,7 @@ func (c Cipher) String() string {
 func (c Cipher) GoString() string { return c.String() }
 
 // Format writes String for every verb, so no fmt verb can reach key material.
-func (c Cipher) Format(f fmt.State, verb rune) { io.WriteString(f, c.String()) }
+func (c Cipher) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, c.String()) }
 
 // Seal encrypts plaintext under the data key dek with id keyID, binding it to aad. It is
 // [NewCipher] followed by [Cipher.Seal]; keep a Cipher when sealing many resources.
@@ -218,8 +218,9 @@ func newAEADKey(key []byte, label, keyID string) (*aeadKey, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("key must be %d bytes, got %d", KeySize, len(key))
 	}
-	if len(keyID) == 0 || len(keyID) > MaxKeyIDLen {
-		return nil, fmt.Errorf("key id must be 1 to %d bytes, got %d", MaxKeyIDLen, len(keyID))
+	idLen := len(keyID)
+	if idLen == 0 || idLen > MaxKeyIDLen {
+		return nil, fmt.Errorf("key id must be 1 to %d bytes, got %d", MaxKeyIDLen, idLen)
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
@@ -231,7 +232,7 @@ func newAEADKey(key []byte, label, keyID string) (*aeadKey, error) {
 	}
 	prefix := make([]byte, 0, len(label)+2+len(keyID))
 	prefix = append(prefix, label...)
-	prefix = append(prefix, formatVersion, byte(len(keyID)))
+	prefix = append(prefix, formatVersion, byte(idLen))
 	prefix = append(prefix, keyID...)
 	return &aeadKey{keyID: keyID, prefix: prefix, hdrLen: 2 + len(keyID), random: random, block: block}, nil
 }
@@ -252,6 +253,7 @@ func (k *aeadKey) seal(plaintext, aad []byte, rnd io.Reader) ([]byte, error) {
 	out := make([]byte, k.hdrLen, k.hdrLen+nonceSize+len(plaintext)+tagSize)
 	copy(out, k.header())
 	if defaultRand(rnd) {
+		// #nosec G407 -- k.random is cipher.NewGCMWithRandomNonce: it requires a nil nonce, draws a fresh random one per call and prepends it to the ciphertext
 		return k.random.Seal(out, nil, plaintext, k.ad(aad)), nil
 	}
 	if err := customRandAllowed(); err != nil {

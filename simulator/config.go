@@ -231,7 +231,7 @@ func (c Config) resolve() (*settings, error) {
 
 // endpoint returns the absolute URL of path (no leading slash) under the server URL.
 func (s *settings) endpoint(path string) string {
-	return s.base.JoinPath(path).String()
+	return s.base.JoinPath(path).String() // #nosec G125 -- path is always one of the package's constant routes (PathCACerts, PathObservation, ...)
 }
 
 // lockedReader serializes reads from a reader that may not be safe for concurrent use.

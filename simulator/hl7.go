@@ -117,7 +117,7 @@ func (d *Device) hl7Connection(ctx context.Context) (c *hl7Conn, reused bool, er
 		if d.hl7.cert == cert {
 			return d.hl7, true, nil
 		}
-		d.hl7.conn.Close()
+		_ = d.hl7.conn.Close()
 		d.hl7 = nil
 	}
 	host, _, err := net.SplitHostPort(d.s.HL7Addr)
@@ -148,7 +148,7 @@ func (d *Device) hl7Connection(ctx context.Context) (c *hl7Conn, reused bool, er
 func (d *Device) dropHL7(c *hl7Conn) {
 	d.hl7Mu.Lock()
 	defer d.hl7Mu.Unlock()
-	c.conn.Close()
+	_ = c.conn.Close()
 	if d.hl7 == c {
 		d.hl7 = nil
 	}
@@ -159,7 +159,7 @@ func (d *Device) closeHL7() {
 	d.hl7Mu.Lock()
 	defer d.hl7Mu.Unlock()
 	if d.hl7 != nil {
-		d.hl7.conn.Close()
+		_ = d.hl7.conn.Close()
 		d.hl7 = nil
 	}
 }

@@ -54,11 +54,19 @@ type runner struct {
 
 func (r *runner) setLastError(msg string) { r.lastErr.Store(&msg) }
 
+// count converts a Result count, which Send never makes negative, for the counters.
+func count(n int) uint64 {
+	if n < 0 {
+		return 0
+	}
+	return uint64(n)
+}
+
 func (r *runner) record(d *Device, res Result, err error) {
-	r.accepted.Add(uint64(res.Accepted))
-	r.rejected.Add(uint64(res.Rejected))
-	r.throttled.Add(uint64(res.Throttled))
-	r.failed.Add(uint64(res.Failed))
+	r.accepted.Add(count(res.Accepted))
+	r.rejected.Add(count(res.Rejected))
+	r.throttled.Add(count(res.Throttled))
+	r.failed.Add(count(res.Failed))
 	switch {
 	case err != nil:
 		r.setLastError(err.Error())

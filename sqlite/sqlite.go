@@ -151,7 +151,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		done:    make(chan struct{}),
 	}
 	if err := db.open(ctx); err != nil {
-		db.closePools()
+		_ = db.closePools() // the open error is the one to report
 		return nil, err
 	}
 	go db.writer()
@@ -250,12 +250,12 @@ func fileURI(abs string, q url.Values) string {
 // createPrivate creates the database file with mode 0600 if it does not exist, and tightens
 // the mode of an existing one.
 func createPrivate(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) // #nosec G304 -- path is the database file the operator configured
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	if err := f.Chmod(0o600); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	if err := f.Close(); err != nil {

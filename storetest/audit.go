@@ -72,7 +72,7 @@ func (s *suite) testAuditAppend(t *testing.T) {
 	st := s.store(t)
 	large := make([]byte, 64<<10)
 	for i := range large {
-		large[i] = byte(i * 31)
+		large[i] = byte(i * 31 & 0xff)
 	}
 	tests := []struct {
 		name    string

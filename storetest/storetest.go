@@ -481,10 +481,10 @@ func (s *suite) testClient(t *testing.T) {
 		name string
 		c    vitalgate.Client
 	}{
-		{"ehr", vitalgate.Client{ID: "ehr-1", Role: vitalgate.RoleEHRSystem, SecretHash: "$argon2id$x",
+		{"ehr", vitalgate.Client{ID: "ehr-1", Role: vitalgate.RoleEHRSystem, SecretHash: "$argon2id$x", // #nosec G101 -- test fixture: a placeholder, not a hash of any secret
 			Scopes: []string{"system/Observation.rs", "system/Patient.r"}, CreatedAt: at(0)}},
 		{"disabled-no-scopes", vitalgate.Client{ID: "old", Role: vitalgate.RoleClinician, CreatedAt: at(5), Disabled: true}},
-		{"admin", vitalgate.Client{ID: "admin", Role: vitalgate.RoleAdmin, SecretHash: "$argon2id$y",
+		{"admin", vitalgate.Client{ID: "admin", Role: vitalgate.RoleAdmin, SecretHash: "$argon2id$y", // #nosec G101 -- test fixture: a placeholder, not a hash of any secret
 			Scopes: []string{"admin"}, CreatedAt: at(9)}},
 	}
 	for _, tt := range tests {

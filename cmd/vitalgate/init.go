@@ -57,7 +57,7 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 	if *asJSON {
 		enc := json.NewEncoder(m.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return enc.Encode(res) // #nosec G117 -- by design: init --json prints the first admin client's secret once, to the operator who ran it; only its hash is stored
 	}
 	fmt.Fprintf(m.Stderr, "Created data dir %s.\nThe first admin client's credentials follow. The secret is shown only now: store it safely.\n", res.DataDir)
 	fmt.Fprintf(m.Stdout, "client_id: %s\nclient_secret: %s\n", res.ClientID, res.ClientSecret)
@@ -90,7 +90,7 @@ func (m *Main) initDataDirWith(ctx context.Context, dir string, hosts []string, 
 	case len(entries) > 0:
 		return res, fmt.Errorf("data dir %s already exists and is not empty; refusing to touch it", dir)
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	if err := os.Chmod(dir, 0o700); err != nil { // #nosec G302 -- dir is the data directory: owner-only rwx, which needs x to be traversed
 		return res, err
 	}
 	defer func() {
