@@ -27,6 +27,9 @@ type Claims struct {
 	EmergencyReason string
 	ID              string
 	Expiry          time.Time
+	// TTL, when positive and shorter than the service's, shortens this token's life (for
+	// emergency access).
+	TTL time.Duration
 }
 
 // tokenClaims is the JWT payload.
@@ -83,7 +86,11 @@ func (t *Tokens) Issue(c Claims) (string, Claims, error) {
 		return "", c, err
 	}
 	c.ID = hex.EncodeToString(jti)
-	c.Expiry = now.Add(t.ttl)
+	ttl := t.ttl
+	if c.TTL > 0 && c.TTL < ttl {
+		ttl = c.TTL
+	}
+	c.Expiry = now.Add(ttl)
 	tc := tokenClaims{
 		Claims: jwt.Claims{
 			Issuer: t.issuer, Subject: c.ClientID, Audience: jwt.Audience{t.audience},

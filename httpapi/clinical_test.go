@@ -431,6 +431,9 @@ func TestPatientsDevicesAndCareTeams(t *testing.T) {
 	if r := e.bearer("GET", "/fhir/Observation?patient="+pid, out["access_token"].(string), nil, ""); r.status != 200 {
 		t.Fatalf("emergency access: %d %s", r.status, r.body)
 	}
+	if exp := out["expires_in"].(float64); exp > 120 {
+		t.Fatalf("emergency token lives %v s, want at most the configured 2 minutes", exp)
+	}
 	// An EHR may not create with a read-only token.
 	ro := e.token("ehr2", mustSecret(t, e, "ehr2"), "system/Patient.rs")
 	if r := e.bearer("POST", "/fhir/Patient", ro, patient, "application/fhir+json"); r.status != 403 {

@@ -36,7 +36,8 @@ type Config struct {
 	BurstPerCaller        int           // burst above that rate
 	RatePerIP             float64       // requests per second from one address, before authentication
 	BurstPerIP            int
-	AuthFailuresPerMinute int // failed authentications per client (×4 per address) before 429
+	AuthFailuresPerMinute int           // failed authentications per client (×4 per address) before 429
+	EmergencyTTL          time.Duration // life of an emergency-access ("break glass") token, at most 5 minutes
 
 	// RevocationCacheTTL is how long a certificate's revocation status may be reused before
 	// the registry is asked again for requests on an existing connection. Handshakes always
@@ -68,6 +69,7 @@ func DefaultConfig() Config {
 		RatePerIP:             500,
 		BurstPerIP:            1000,
 		AuthFailuresPerMinute: 5,
+		EmergencyTTL:          2 * time.Minute,
 	}
 }
 
@@ -90,6 +92,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("connection and concurrency limits must be at least 1")
 	case c.RatePerCaller <= 0 || c.BurstPerCaller < 1 || c.RatePerIP <= 0 || c.BurstPerIP < 1:
 		return fmt.Errorf("rate limits must be positive")
+	case c.EmergencyTTL < 10*time.Second || c.EmergencyTTL > 5*time.Minute:
+		return fmt.Errorf("emergency token life must be between 10 s and 5 min")
 	case c.AuthFailuresPerMinute < 1:
 		return fmt.Errorf("auth failures per minute must be at least 1")
 	case c.RevocationCacheTTL < 0 || c.RevocationCacheTTL > time.Minute:

@@ -205,7 +205,7 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (vit
 		if len(reason) < 10 || len(reason) > 500 {
 			return c, auth.Claims{}, vitalgate.Errorf(vitalgate.EINVALID, "emergency access needs a reason (emergency_reason, 10 to 500 characters)")
 		}
-		claims.Emergency, claims.EmergencyReason = true, reason
+		claims.Emergency, claims.EmergencyReason, claims.TTL = true, reason, s.cfg.EmergencyTTL
 	}
 	return c, claims, nil
 }

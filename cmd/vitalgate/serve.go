@@ -44,6 +44,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.MaxInFlightWrites, "max-inflight-writes", cfg.MaxInFlightWrites, "writes in progress before new ones get 503 (load shedding)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "time for the TLS handshake and request headers")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive idle time")
+	fs.DurationVar(&cfg.EmergencyTTL, "emergency-ttl", cfg.EmergencyTTL, "life of an emergency-access (break glass) token, 10s to 5m")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	mllpAddr := fs.String("mllp-addr", "", "also accept HL7 v2 (IHE PCD-01) over MLLP with TLS on this address, e.g. 127.0.0.1:2575")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9464")
