@@ -14,6 +14,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/pcd01"
@@ -49,6 +50,9 @@ type Intake struct {
 	Versions, ProcessingIDs []string
 	// Result, if set, is called with the ACK code of every message (metrics).
 	Result func(ack string)
+	// Limit, if set, bounds the messages each device may send (token bucket per device);
+	// over it a message is refused with AR (application internal error: throttled).
+	Limit *guard.Limiter
 }
 
 var obsIndex = regexp.MustCompile(`^Observation\[(\d+)\]`)
@@ -84,6 +88,11 @@ func (in *Intake) HandleMLLP(ctx context.Context, conn ConnInfo, payload []byte)
 	deviceID, err := deviceOf(conn)
 	if err != nil {
 		return ack(nil, err, nil)
+	}
+	if in.Limit != nil {
+		if ok, wait := in.Limit.Allow(deviceID); !ok {
+			return ack(nil, vitalgate.Errorf(vitalgate.ETHROTTLED, "too many messages from this device; retry in %d s", guard.RetryAfterSeconds(wait)), nil)
+		}
 	}
 	msg, err := hl7v2.Parse(payload, in.Limits)
 	if err != nil {

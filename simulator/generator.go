@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	cryptorand "crypto/rand"
 	"fmt"
 	"io"
 	"math"
@@ -135,8 +136,11 @@ type Generator struct {
 
 // NewGenerator returns a generator for a device kind (see [Kinds]), seeded with 32 bytes
 // read from seed (crypto/rand.Reader for unpredictable values, a fixed reader for
-// reproducible ones).
+// reproducible ones); a nil seed means crypto/rand.Reader.
 func NewGenerator(kind string, seed io.Reader) (*Generator, error) {
+	if seed == nil {
+		seed = cryptorand.Reader
+	}
 	vitals, ok := kindVitals[kind]
 	if !ok {
 		return nil, fmt.Errorf("simulator: unknown device kind %q (want one of %v)", kind, Kinds())

@@ -17,6 +17,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
@@ -157,7 +158,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		}()
 	}
 	if opt.mllpAddr != "" {
-		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), ing, met, opt.mllpAddr, log)
+		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), ing, met, opt.mllpAddr, guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, nil), log)
 		if err != nil {
 			_ = ln.Close()
 			return err
@@ -177,7 +178,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 // serveMLLP starts the MLLP/TLS listener: device certificates required and checked against
 // the registry at the handshake, exactly as for HTTPS. The returned function stops it
 // gracefully.
-func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, ing *ingest.Service, met *metrics.Metrics, addr string, log *slog.Logger) (func(), error) {
+func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, ing *ingest.Service, met *metrics.Metrics, addr string, lim *guard.Limiter, log *slog.Logger) (func(), error) {
 	tc := base.Clone()
 	tc.ClientAuth = tls.RequireAndVerifyClientCert
 	tc.NextProtos = nil
@@ -191,6 +192,7 @@ func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, ing *in
 			return resolvePatient(ctx, n, key)
 		},
 		Result: func(ack string) { met.MLLPMessages.WithLabelValues(ack).Inc() },
+		Limit:  lim,
 	}
 	srv, err := mllp.NewServer(mllp.Config{Logger: log, Now: m.Now}, intake)
 	if err != nil {
