@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +51,8 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	mllpAddr := fs.String("mllp-addr", "", "also accept HL7 v2 (IHE PCD-01) over MLLP with TLS on this address, e.g. 127.0.0.1:2575")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9464")
+	syslogAddr := fs.String("syslog-addr", "", "forward the audit log to this syslog collector over TLS (RFC 5425), e.g. siem.example.org:6514")
+	syslogCA := fs.String("syslog-ca", "", "PEM file of the CA that signed the syslog collector's certificate (default: the system roots)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -62,13 +66,15 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	return m.serve(ctx, n, cfg, serveOptions{mllpAddr: *mllpAddr, metricsAddr: *metricsAddr}, log)
+	return m.serve(ctx, n, cfg, serveOptions{mllpAddr: *mllpAddr, metricsAddr: *metricsAddr, syslogAddr: *syslogAddr, syslogCA: *syslogCA}, log)
 }
 
-// serveOptions are the optional listeners of serve.
+// serveOptions are the optional listeners and forwarders of serve.
 type serveOptions struct {
 	mllpAddr    string
 	metricsAddr string
+	syslogAddr  string
+	syslogCA    string
 }
 
 // serve runs the HTTPS server on an opened data dir until ctx is cancelled.
@@ -157,6 +163,15 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 			}
 		}()
 	}
+	if opt.syslogAddr != "" {
+		fwd, err := m.syslogForwarder(n, opt, host, log)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); fwd.Run(ctx) }()
+	}
 	if opt.mllpAddr != "" {
 		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), ing, met, opt.mllpAddr, guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, nil), log)
 		if err != nil {
@@ -212,5 +227,30 @@ func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, ing *in
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		<-done
+	}, nil
+}
+
+// syslogForwarder forwards the audit log to a collector over TLS; its position is kept in
+// DIR/syslog.cursor, so a collector outage loses nothing.
+func (m *Main) syslogForwarder(n *node, opt serveOptions, host string, log *slog.Logger) (*audit.Forwarder, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if opt.syslogCA != "" {
+		pem, err := os.ReadFile(opt.syslogCA) // #nosec G304 -- the operator names the file
+		if err != nil {
+			return nil, fmt.Errorf("--syslog-ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--syslog-ca %s holds no PEM certificate", opt.syslogCA)
+		}
+	}
+	addr := opt.syslogAddr
+	return &audit.Forwarder{
+		Store: n.store, CursorFile: filepath.Join(n.dir, "syslog.cursor"), Hostname: host, App: "vitalgate",
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tc}
+			return d.DialContext(ctx, "tcp", addr)
+		},
+		OnError: func(err error) { log.Warn("audit forwarding to syslog failed; will retry", "error", err.Error()) },
 	}, nil
 }
