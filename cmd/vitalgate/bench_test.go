@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the test binary stand in for vitalgate as the connections scenario's client
+// process, which the scenario starts as os.Executable() with "bench --idle-clients DIR ...".
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == "bench" && slices.Contains(os.Args, "--idle-clients") {
+		child := &Main{Stdout: os.Stdout, Stderr: os.Stderr}
+		if err := child.runBench(context.Background(), os.Args[2:]); err != nil {
+			os.Stderr.WriteString("vitalgate bench: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestRunBenchFlags checks that bad flags are refused before anything starts.
+func TestRunBenchFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // in the error; "" means errUsage
+	}{
+		{"unknown scenario", []string{"--scenario", "nope"}, `unknown scenario "nope"`},
+		{"short duration", []string{"--duration", "10ms"}, "--duration"},
+		{"no devices", []string{"--devices", "0"}, "--devices"},
+		{"too few observations", []string{"--observations", "100"}, "--observations"},
+		{"positional argument", []string{"extra"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			m := &Main{Stdout: &bytes.Buffer{}, Stderr: &stderr}
+			err := m.runBench(context.Background(), tt.args)
+			switch {
+			case err == nil:
+				t.Fatal("no error")
+			case tt.want == "" && !errors.Is(err, errUsage):
+				t.Errorf("err = %v, want usage", err)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Errorf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// benchResults reads the rows of results.json.
+func benchResults(t *testing.T, dir string) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Rows []map[string]any `json:"rows"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"results.csv", "results.md", "ratios.svg"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	return rep.Rows
+}
+
+// TestRunBenchAudit runs the audit scenarios on a small log: verification must succeed and
+// every row must be reported (no timing is asserted).
+func TestRunBenchAudit(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	m := &Main{Stdout: &stdout, Stderr: &stderr}
+	err := m.runBench(context.Background(), []string{"--scenario", "audit-append,audit-verify", "--duration", "1s", "--warmup", "0s",
+		"--devices", "4", "--audit-entries", "3000", "--out", out})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	rows := benchResults(t, out)
+	if len(rows) != 4 {
+		t.Fatalf("%d rows, want 4: %v", len(rows), rows)
+	}
+	for _, r := range rows {
+		if v, _ := r["value"].(float64); v <= 0 {
+			t.Errorf("row %v has no value", r)
+		}
+	}
+	if _, ok := rows[3]["ratio"].(float64); !ok {
+		t.Errorf("audit-verify MB/s has no ratio to SHA-256: %v", rows[3])
+	}
+	if !strings.Contains(stdout.String(), "audit-verify") {
+		t.Errorf("table lacks the scenario:\n%s", stdout.String())
+	}
+}
+
+// TestRunBenchServer runs the server scenarios briefly against the real server with two
+// devices: every call must succeed and every row with a baseline must have a ratio.
+func TestRunBenchServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server and enrolls devices")
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	m := &Main{Stdout: &stdout, Stderr: &stderr}
+	err := m.runBench(context.Background(), []string{"--scenario", "ingest,ingest-batch,search,hl7,connections", "--duration", "1s", "--warmup", "0s",
+		"--devices", "2", "--search-clients", "2", "--observations", "3000", "--connections", "20", "--out", out})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	seen := map[string]bool{}
+	for _, r := range benchResults(t, out) {
+		seen[r["scenario"].(string)] = true
+		if note, _ := r["note"].(string); strings.Contains(note, "failed") {
+			t.Errorf("%s %s: %s", r["scenario"], r["metric"], note)
+		}
+		if _, has := r["baseline"]; has {
+			if _, ok := r["ratio"].(float64); !ok {
+				t.Errorf("%s %s has a baseline but no ratio", r["scenario"], r["metric"])
+			}
+		}
+	}
+	for _, s := range []string{"ingest", "ingest-batch", "search", "hl7", "connections"} {
+		if !seen[s] {
+			t.Errorf("no row for %s", s)
+		}
+	}
+}
