@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
@@ -71,6 +73,7 @@ type benchOptions struct {
 	out           string
 	cpuprofile    string
 	keep          bool
+	store         string // "sqlite" or a PostgreSQL DSN (a fresh schema is made for the run)
 }
 
 // runBench runs `vitalgate bench`: it starts the real server on a temporary data dir on
@@ -97,6 +100,7 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&opt.out, "out", "", "directory for results.csv, results.json, results.md and ratios.svg (default: a new temporary directory)")
 	fs.StringVar(&opt.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run (server and clients) to this file")
 	fs.BoolVar(&opt.keep, "keep", false, "keep the temporary data dirs and server log")
+	fs.StringVar(&opt.store, "store", "sqlite", "database of the server under test: sqlite, or a postgres:// URL (a fresh schema is created for the run and dropped after)")
 	idleDir := fs.String("idle-clients", "", "internal: run as the connections scenario's client process with the credentials in this directory")
 	idleAddr := fs.String("idle-addr", "", "internal: server address for --idle-clients")
 	fs.Usage = func() {
@@ -218,10 +222,11 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 // benchRun is one run of `vitalgate bench`: the server under test and what the scenarios
 // share.
 type benchRun struct {
-	m      *Main
-	opt    benchOptions
-	tmp    string
-	report *bench.Report
+	m        *Main
+	opt      benchOptions
+	tmp      string
+	cleanups []func() // run by close (dropping a benchmark PostgreSQL schema)
+	report   *bench.Report
 
 	srv     *benchServer   // started on first use
 	devices []*benchDevice // enrolled on first use
@@ -258,6 +263,37 @@ func (b *benchRun) close() {
 	}
 	if b.audit != nil {
 		b.audit.close()
+	}
+	for _, f := range b.cleanups {
+		f()
+	}
+}
+
+// benchSchema creates a fresh PostgreSQL schema for a benchmark run.
+func benchSchema(ctx context.Context, dsn string, keep bool) (string, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", fmt.Errorf("bench --store: %w", err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	schema := "vg_bench_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil { // #nosec G202 -- random hex schema name
+		return "", fmt.Errorf("bench --store: create schema: %w", err)
+	}
+	return schema, nil
+}
+
+// dropBenchSchema removes a benchmark schema.
+func dropBenchSchema(dsn, schema string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if conn, err := pgx.Connect(ctx, dsn); err == nil {
+		_, _ = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE") // #nosec G202 -- random hex schema name
+		_ = conn.Close(ctx)
 	}
 }
 
@@ -396,7 +432,17 @@ func (b *benchRun) server(ctx context.Context) (*benchServer, error) {
 	}
 	dir := filepath.Join(b.tmp, "data")
 	b.progress("   creating the data dir and starting the server ...")
-	if _, err := b.m.initDataDir(ctx, dir, []string{"localhost", "127.0.0.1", "::1"}); err != nil {
+	sc, err := parseStoreFlag(b.opt.store)
+	if err != nil {
+		return nil, err
+	}
+	if sc.Driver == "postgres" {
+		if sc.Schema, err = benchSchema(ctx, sc.DSN, b.opt.keep); err != nil {
+			return nil, err
+		}
+		b.cleanups = append(b.cleanups, func() { dropBenchSchema(sc.DSN, sc.Schema) })
+	}
+	if _, err := b.m.initDataDirWith(ctx, dir, []string{"localhost", "127.0.0.1", "::1"}, sc); err != nil {
 		return nil, err
 	}
 	n, err := b.m.openDataDir(ctx, dir)
