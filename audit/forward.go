@@ -113,7 +113,7 @@ func (f *Forwarder) Step(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("connect to the syslog collector: %w", err)
 		}
 	}
-	end := min(size, next+uint64(f.Batch))
+	end := min(size, next+uint64(max(f.Batch, 1))) // #nosec G115 -- a positive batch size
 	w := bufio.NewWriter(f.conn)
 	n := 0
 	err = f.Store.AuditEntries(ctx, next, end, func(r vitalgate.AuditRecord) error {
@@ -135,7 +135,7 @@ func (f *Forwarder) Step(ctx context.Context) (int, error) {
 	if err := w.Flush(); err != nil {
 		return 0, fmt.Errorf("send to the syslog collector: %w", err)
 	}
-	if err := f.setCursor(next + uint64(n)); err != nil {
+	if err := f.setCursor(next + uint64(n)); err != nil { // #nosec G115 -- n counts entries sent, ≥ 0
 		return 0, err
 	}
 	return n, nil

@@ -1384,7 +1384,8 @@ func (b *benchRun) benchConnections(ctx context.Context) ([]bench.Row, error) {
 	}
 	before := bench.ReadProcessMemory()
 	cmd := exec.CommandContext(ctx, exe, "bench", "--idle-clients", dir, "--idle-addr", strings.TrimPrefix(srv.url, "https://"), "--connections", fmt.Sprint(count)) // #nosec G204 -- this binary
-	cmd.Stderr = b.m.Stderr
+	var childErr bytes.Buffer                                                                                                                                        // the child's own: written only by exec's copying goroutine
+	cmd.Stderr = &childErr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -1397,7 +1398,12 @@ func (b *benchRun) benchConnections(ctx context.Context) ([]bench.Row, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	defer func() { _ = stdin.Close(); _ = cmd.Wait() }()
+	defer func() {
+		_ = stdin.Close()
+		if err := cmd.Wait(); err != nil && childErr.Len() > 0 {
+			fmt.Fprintf(b.m.Stderr, "\nidle clients: %s\n", strings.TrimSpace(childErr.String()))
+		}
+	}()
 	sc := bufio.NewScanner(stdout)
 	connected, failed := 0, 0
 	var firstErr string
