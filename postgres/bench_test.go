@@ -26,9 +26,9 @@ func auditEntry(n int64) []byte {
 // BenchmarkCreateResources stores resources with 1 KiB bodies, one caller at a time (serial)
 // and from many goroutines (parallel), in batches of 1 and 100 resources, without and with
 // one audit entry per call (as ingest writes them), like sqlite's benchmark of the same name.
-// resources/s is the figure to compare. With audit=1 the transactions are serialized by the
-// audit_head row lock (one commit, and one WAL flush, at a time); with audit=0 PostgreSQL can
-// run and group-commit them concurrently: the difference is the price of dense audit indexes.
+// resources/s is the figure to compare. With audit=1 transactions are serialized by the
+// audit_head row lock (one commit, and one WAL flush, at a time), so the parallel figures
+// depend on the store's group commit, which puts concurrent calls in one transaction.
 func BenchmarkCreateResources(b *testing.B) {
 	body := make([]byte, 1024)
 	for i := range body {
@@ -91,10 +91,10 @@ func BenchmarkCreateResources(b *testing.B) {
 }
 
 // BenchmarkAppendAudit appends audit entries of auditEntrySize bytes, one caller at a time
-// and from many goroutines, one and ten entries per call. Every append is one transaction
-// holding the audit_head row lock across its commit, so parallel callers queue: entries/s is
-// bounded by commit latency times entries per call. entries/s is the figure to compare: the server appends one entry for
-// every read of patient data.
+// and from many goroutines, one and ten entries per call. Transactions that append hold the
+// audit_head row lock across their commit, so serial entries/s is bounded by commit latency
+// times entries per call; parallel callers share group commits. entries/s is the figure to
+// compare: the server appends one entry for every read of patient data.
 func BenchmarkAppendAudit(b *testing.B) {
 	for _, mode := range []string{"serial", "parallel"} {
 		for _, per := range []int{1, 10} {

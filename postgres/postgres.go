@@ -50,11 +50,7 @@
 // client: the method returns EUNAVAILABLE, and a retry of CreateResources (whose ids the
 // server assigned) answers ECONFLICT if the first attempt did commit.
 //
-// CreateResources sends the resource rows, their code index rows and the audit entries as one
-// pipelined batch (pgx.Batch) that PostgreSQL runs as a single implicit transaction: one
-// network round trip per call, whatever the number of resources, all or none stored.
-//
-// # Audit log and its throughput
+// # Audit log and group commit
 //
 // Every write method's trailing audit entries are appended in the same transaction as the
 // write. Indexes must be dense and follow commit order across all nodes, so appenders are
@@ -64,13 +60,33 @@
 // without consuming indexes, so no gap appears. The append is always the last statement of a
 // transaction, to hold the lock as briefly as possible.
 //
-// The trade-off: audited writes commit one at a time. Each holds the lock across its commit's
-// WAL flush, so PostgreSQL cannot group their commits, and the rate of audited transactions
-// is bounded by the latency of one commit (roughly 1/fsync time: a few thousand per second on
-// local NVMe, a few hundred on network block storage), however many nodes write. Throughput
-// in resources grows with the batch size, since one transaction stores a whole batch;
-// unaudited writes (nonces, data keys) are not serialized. A higher rate would need
-// sequencing outside the writing transaction (a pending table integrated by one leader).
+// Audited transactions therefore commit one at a time, each holding the lock across its
+// commit's WAL flush, and their rate is bounded by the latency of one commit. To get more
+// than one call per commit, CreateResources and AppendAudit use group commit on each node:
+// callers queue for the node's writer goroutines; a writer takes every request waiting (up
+// to Options.MaxBatch resources and entries, and 64 callers) and writes them in one
+// transaction sent as one pipelined batch (pgx.Batch), a single network round trip:
+//
+//	BEGIN
+//	SAVEPOINT; INSERT resources; INSERT codes; RELEASE     -- per caller with resources
+//	UPDATE audit_head …; INSERT audit_log …               -- the entries of every caller
+//	COMMIT
+//
+// Each caller's rows are under their own savepoint, so one caller's failure (a duplicate id:
+// ECONFLICT) fails that caller alone: the writer rolls back to its savepoint and sends the
+// callers after it again, with an audit append for the callers left, so that indexes are
+// given to exactly the callers that commit, densely and in the order of the group. A caller
+// whose context is done before the writer takes its request gets ctx.Err() and writes
+// nothing; once taken, a request is written with its group (or fails with it), and the
+// caller waits for the answer. The group's transaction is bounded by the latest deadline of
+// its callers, if they all have one.
+//
+// There are two writers per node: while one holds the audit_head lock across its commit, the
+// other's rows are inserted, and it then waits for the lock; a third could only wait as well.
+// Across nodes the lock still serializes commits, but each commit carries a whole group, so
+// throughput grows with the number of concurrent callers, up to a group's limits. Other
+// writes (devices, clients, nonces, data keys) are not queued; those with audit entries take
+// the lock in their own transaction.
 //
 // audit_log is append-only: a trigger refuses UPDATE, DELETE and TRUNCATE, and another keeps
 // audit_head from shrinking. A superuser can still disable triggers; grant the application
@@ -104,8 +120,13 @@ import (
 	"github.com/vitalgate/vitalgate"
 )
 
-// DefaultMaxConns is the default size of the connection pool.
-const DefaultMaxConns = 8
+// Default option values.
+const (
+	// DefaultMaxConns is the default size of the connection pool.
+	DefaultMaxConns = 8
+	// DefaultMaxBatch is the default of Options.MaxBatch.
+	DefaultMaxBatch = 512
+)
 
 // maxIdentifier is PostgreSQL's limit on identifier length (NAMEDATALEN - 1).
 const maxIdentifier = 63
@@ -119,6 +140,11 @@ type Options struct {
 	Schema string
 	// MaxConns is the most connections the pool opens. Default DefaultMaxConns.
 	MaxConns int
+	// MaxBatch is the most resources and audit entries one group commit takes from the
+	// queue of waiting CreateResources and AppendAudit callers (and it takes at most 64
+	// callers). A single caller's batch is never split, so it may exceed MaxBatch. Default
+	// DefaultMaxBatch.
+	MaxBatch int
 	// Now returns the current time. It fills times the caller left zero (CreatedAt,
 	// UpdatedAt, IssuedAt, LastUpdated), decides which nonces have expired and records when
 	// migrations ran. Default time.Now.
@@ -138,6 +164,8 @@ func (o Options) Validate() error {
 		return vitalgate.Errorf(vitalgate.EINVALID, "postgres: MaxConns must not be negative")
 	case o.MaxConns > 1<<20:
 		return vitalgate.Errorf(vitalgate.EINVALID, "postgres: MaxConns is too large")
+	case o.MaxBatch < 0:
+		return vitalgate.Errorf(vitalgate.EINVALID, "postgres: MaxBatch must not be negative")
 	case o.Schema != "" && !validIdentifier(o.Schema):
 		return vitalgate.Errorf(vitalgate.EINVALID,
 			"postgres: Schema must be a lower-case identifier of letters, digits and underscores")
@@ -167,6 +195,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxConns == 0 {
 		o.MaxConns = DefaultMaxConns
 	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -178,6 +209,10 @@ func (o Options) withDefaults() Options {
 type DB struct {
 	pool *pgxpool.Pool
 	opts Options
+
+	reqs    chan *writeRequest // unbuffered: a send completes when the writer takes it
+	closing chan struct{}      // closed by Close: no new requests
+	writers sync.WaitGroup     // the writer goroutines
 
 	closeOnce sync.Once
 }
@@ -209,7 +244,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	for _, fb := range cfg.ConnConfig.Fallbacks {
 		hardenTLS(fb.TLSConfig)
 	}
-	cfg.MaxConns = int32(opts.MaxConns)
+	cfg.MaxConns = int32(opts.MaxConns) // #nosec G115 -- opts.Validate, above, bounds MaxConns to [0, 1<<20]
 	if cfg.MinConns > cfg.MaxConns {
 		cfg.MinConns = cfg.MaxConns
 	}
@@ -229,10 +264,19 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, mapError(err, "open")
 	}
-	db := &DB{pool: pool, opts: opts}
+	db := &DB{
+		pool:    pool,
+		opts:    opts,
+		reqs:    make(chan *writeRequest),
+		closing: make(chan struct{}),
+	}
 	if err := migrate(ctx, pool, opts.Now); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	for range groupWriters {
+		db.writers.Add(1)
+		go db.writer()
 	}
 	return db, nil
 }
@@ -313,10 +357,15 @@ func (db *DB) Ping(ctx context.Context) error {
 
 const pingSQL = `SELECT coalesce(max(version), 0) FROM schema_migrations`
 
-// Close waits until the connections in use are released and closes the pool. Calls after the
-// first do nothing. Methods called after Close return EUNAVAILABLE.
+// Close stops taking writes, waits until the group commits under way (if any) have committed
+// and answered their callers and the connections in use are released, and closes the pool.
+// Calls after the first do nothing. Methods called after Close return EUNAVAILABLE.
 func (db *DB) Close() error {
-	db.closeOnce.Do(db.pool.Close)
+	db.closeOnce.Do(func() {
+		close(db.closing)
+		db.writers.Wait()
+		db.pool.Close()
+	})
 	return nil
 }
 

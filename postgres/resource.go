@@ -109,11 +109,17 @@ const (
 const rewrapPage = 256
 
 // CreateResources durably stores rs and appends the audit entries, in one transaction: all or
-// none. The rows, the code index rows and the audit entries go to the server as one
-// pipelined batch of three statements, run as one implicit transaction: a single round trip,
-// with the audit lock taken by the last statement and held only until the commit that
-// follows it on the server. A zero LastUpdated is set to the current time. With no resources
-// it writes nothing, audit entries included.
+// none. Concurrent callers (and AppendAudit callers) on one DB share one transaction and one
+// commit (group commit), each caller's rows under its own savepoint, so one caller's failure
+// leaves none of its resources and none of its audit entries and does not affect another
+// caller. The whole group goes to the server as one pipelined batch, with the audit lock
+// taken by its last statement before the commit. A zero LastUpdated is set to the current
+// time. With no resources it writes nothing, audit entries included.
+//
+// If ctx is done before the writer takes the call, CreateResources returns ctx.Err() and
+// nothing is written. Once taken, it waits for its group's commit, so that a nil error means
+// durable and an error means not written (but see the package documentation on a connection
+// that breaks during the commit).
 //
 // Returns ECONFLICT if an id exists or repeats in rs, EINVALID for a resource without type,
 // id or body or for an empty audit entry, EUNAVAILABLE when the database is unreachable,
@@ -123,65 +129,15 @@ func (db *DB) CreateResources(ctx context.Context, rs []vitalgate.SealedResource
 	if len(rs) == 0 {
 		return nil
 	}
+	rows, err := db.newResourceRows(rs)
+	if err != nil {
+		return err
+	}
 	if err := checkAudit(audit); err != nil {
 		return err
 	}
-	var (
-		types, ids         = make([]string, len(rs)), make([]string, len(rs))
-		versions           = make([]int64, len(rs))
-		patients, bodies   = make([][]byte, len(rs)), make([][]byte, len(rs))
-		effective, updated = make([]pgtype.Timestamptz, len(rs)), make([]pgtype.Timestamptz, len(rs))
-		codeTypes, codeIDs []string
-		codes              [][]byte
-	)
-	for i, r := range rs {
-		switch {
-		case r.Type == "":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, "resourceType", "resource type is empty")
-		case r.ID == "":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, "id", "resource id is empty")
-		case len(r.Body) == 0:
-			return vitalgate.Errorf(vitalgate.EINVALID, "resource body is empty")
-		}
-		types[i], ids[i], versions[i], bodies[i] = r.Type, r.ID, int64(r.Version), r.Body
-		if len(r.PatientIndex) > 0 {
-			patients[i] = r.PatientIndex
-		}
-		effective[i] = pgTime(r.Effective)
-		updated[i] = pgTime(db.orNow(r.LastUpdated))
-		for _, c := range r.CodeIndexes {
-			if len(c) == 0 {
-				continue
-			}
-			codeTypes, codeIDs, codes = append(codeTypes, r.Type), append(codeIDs, r.ID), append(codes, c)
-		}
-	}
-
-	b := &pgx.Batch{}
-	b.Queue(insertResourcesSQL, types, ids, versions, patients, effective, updated, bodies)
-	if len(codes) > 0 {
-		b.Queue(insertCodesSQL, codeTypes, codeIDs, codes)
-	}
-	if len(audit) > 0 {
-		data, hashes := auditArgs(audit)
-		b.Queue(appendAuditSQL, data, hashes)
-	}
-	return db.sendBatch(ctx, b, "resource")
-}
-
-// sendBatch sends b, which runs as one implicit transaction, and returns the first error.
-func (db *DB) sendBatch(ctx context.Context, b *pgx.Batch, what string) error {
-	br := db.pool.SendBatch(ctx, b)
-	var err error
-	for range b.Len() {
-		if _, err = br.Exec(); err != nil {
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return mapError(err, what)
+	_, err = db.submit(ctx, rows, audit)
+	return err
 }
 
 // pgTime returns t as a timestamptz, NULL for the zero time.

@@ -1,0 +1,368 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/vitalgate/vitalgate"
+)
+
+// Group commit: CreateResources and AppendAudit hand their work to the writer goroutines of
+// the DB, each of which takes every request waiting (up to Options.MaxBatch rows and
+// maxGroupCallers callers), writes them in one transaction and answers each caller. See the
+// package documentation for why there are two writers.
+
+// maxGroupCallers is the most callers one group commit takes. Each caller with resources gets
+// its own savepoint, that is a subtransaction with its own transaction id, and PostgreSQL
+// caches at most 64 of them per backend (PGPROC_MAX_CACHED_SUBXIDS): beyond that every other
+// backend's snapshots are "suboverflowed" while the group's transaction runs and have to
+// consult pg_subtrans, which would slow every reader for as long as groups run back to back.
+const maxGroupCallers = 64
+
+// groupWriters is the number of writer goroutines per DB. Two, so that one group's rows are
+// inserted while the other group holds the audit_head lock across its commit; a third could
+// only wait for the lock as well. (Measured: with one writer, large batches lost the
+// parallelism that separate transactions had; with two they keep it, and small ones gain as
+// much as with one.)
+const groupWriters = 2
+
+// Transaction control of a group commit. The savepoint name is reused: each caller's is
+// released (or rolled back to and released) before the next caller's is set.
+const (
+	beginSQL      = `BEGIN`
+	commitSQL     = `COMMIT`
+	rollbackSQL   = `ROLLBACK`
+	savepointSQL  = `SAVEPOINT vg_caller`
+	releaseSQL    = `RELEASE SAVEPOINT vg_caller`
+	rollbackToSQL = `ROLLBACK TO SAVEPOINT vg_caller`
+)
+
+// errStoreClosed is the cause of the EUNAVAILABLE error of a write after Close.
+var errStoreClosed = errors.New("postgres: store closed")
+
+// writeRequest is one CreateResources or AppendAudit call waiting for the writer.
+type writeRequest struct {
+	ctx    context.Context
+	rs     *resourceRows // nil for AppendAudit
+	audit  [][]byte      // the entries, appended after every caller's rows
+	hashes [][]byte      // their leaf hashes
+	reply  chan writeResult
+}
+
+// size is how much of a group's MaxBatch the request takes.
+func (r *writeRequest) size() int {
+	n := len(r.audit)
+	if r.rs != nil {
+		n += len(r.rs.ids)
+	}
+	return n
+}
+
+// writeResult answers a writeRequest.
+type writeResult struct {
+	first uint64 // index of the request's first audit entry, if it had any
+	err   error
+}
+
+// resourceRows is one CreateResources call's rows as the parallel arrays that
+// insertResourcesSQL and insertCodesSQL take.
+type resourceRows struct {
+	types, ids         []string
+	versions           []int64
+	patients, bodies   [][]byte
+	effective, updated []pgtype.Timestamptz
+	codeTypes, codeIDs []string
+	codes              [][]byte
+}
+
+// submit hands a request to the writer and waits for its answer. If ctx is done before the
+// writer takes the request, it returns ctx.Err() and nothing is written; once taken, the
+// request is written (or fails) with its group, whatever happens to ctx.
+func (db *DB) submit(ctx context.Context, rs *resourceRows, audit [][]byte) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	req := &writeRequest{ctx: ctx, rs: rs, audit: audit, reply: make(chan writeResult, 1)}
+	if len(audit) > 0 {
+		_, req.hashes = auditArgs(audit)
+	}
+	select {
+	case db.reqs <- req:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-db.closing:
+		return 0, unavailable(errStoreClosed)
+	}
+	res := <-req.reply
+	return res.first, res.err
+}
+
+// writer takes every request that is waiting, up to MaxBatch rows and audit entries and
+// maxGroupCallers callers, commits them together and answers each caller. It exits when the
+// DB is closing and no request it has taken is left.
+func (db *DB) writer() {
+	defer db.writers.Done()
+	var carry *writeRequest // taken from the queue but did not fit the previous group
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-db.reqs:
+			case <-db.closing:
+				return
+			}
+		}
+		group := []*writeRequest{first}
+		n := first.size()
+	drain:
+		for n < db.opts.MaxBatch && len(group) < maxGroupCallers {
+			select {
+			case r := <-db.reqs:
+				if n+r.size() > db.opts.MaxBatch {
+					carry = r
+					break drain
+				}
+				group = append(group, r)
+				n += r.size()
+			default:
+				break drain
+			}
+		}
+		db.commitGroup(group)
+	}
+}
+
+// Owners of the statements of a group's pipeline that belong to no one caller.
+const (
+	ownerGroup = -1 // transaction control: an error fails the group
+	ownerAudit = -2 // the audit append, whose result is the first index
+)
+
+// commitGroup writes every live request of group in one transaction and answers every
+// request. The transaction's statements go as one pipelined batch (one round trip): BEGIN;
+// for each caller with resources SAVEPOINT, its rows, its code rows, RELEASE; then one audit
+// append for the entries of every caller, which takes the audit_head lock; COMMIT. If a
+// caller's statement fails (a duplicate id, say), the server skips the rest of the batch; the
+// caller is answered with its error, its savepoint rolled back, and the callers after it are
+// sent again with the audit append of the callers left, so that audit indexes are assigned to
+// exactly the callers that are committed, densely and in order.
+func (db *DB) commitGroup(group []*writeRequest) {
+	res := make([]writeResult, len(group))
+	defer func() {
+		for i, r := range group {
+			r.reply <- res[i]
+		}
+	}()
+	var live []int
+	for i, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			res[i].err = err // done before the writer took it: not written
+		} else {
+			live = append(live, i)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	// fail answers every live caller not answered yet with err.
+	fail := func(err error) {
+		for _, i := range live {
+			if res[i].err == nil {
+				res[i] = writeResult{err: err}
+			}
+		}
+	}
+
+	ctx, cancel := groupContext(group, live)
+	defer cancel()
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		fail(mapError(err, "begin"))
+		return
+	}
+	// A connection left inside a transaction (after a failure that also made the rollback
+	// below fail) is closed by the pool rather than reused.
+	defer conn.Release()
+	rollback := func() {
+		if !conn.Conn().IsClosed() {
+			_, _ = conn.Exec(ctx, rollbackSQL)
+		}
+	}
+
+	// With one caller there is nothing to protect from its failure: no savepoint.
+	savepoints := len(live) > 1
+	pending := live // callers whose rows are still to be sent
+	begin, release := true, false
+	for {
+		var (
+			b      = &pgx.Batch{}
+			owners []int // the owner of each statement queued in b
+		)
+		if begin {
+			b.Queue(beginSQL)
+			owners = append(owners, ownerGroup)
+		}
+		if release {
+			b.Queue(releaseSQL)
+			owners = append(owners, ownerGroup)
+		}
+		for _, i := range pending {
+			rs := group[i].rs
+			if rs == nil {
+				continue
+			}
+			if savepoints {
+				b.Queue(savepointSQL)
+				owners = append(owners, ownerGroup)
+			}
+			b.Queue(insertResourcesSQL, rs.types, rs.ids, rs.versions, rs.patients, rs.effective, rs.updated, rs.bodies)
+			owners = append(owners, i)
+			if len(rs.codes) > 0 {
+				b.Queue(insertCodesSQL, rs.codeTypes, rs.codeIDs, rs.codes)
+				owners = append(owners, i)
+			}
+			if savepoints {
+				b.Queue(releaseSQL)
+				owners = append(owners, ownerGroup)
+			}
+		}
+		// The audit entries of every caller still standing, in group order.
+		var data, hashes [][]byte
+		offset := make(map[int]int)
+		for _, i := range live {
+			if res[i].err == nil && len(group[i].audit) > 0 {
+				offset[i] = len(data)
+				data, hashes = append(data, group[i].audit...), append(hashes, group[i].hashes...)
+			}
+		}
+		if len(data) > 0 {
+			b.Queue(appendAuditSQL, data, hashes)
+			owners = append(owners, ownerAudit)
+		}
+		b.Queue(commitSQL)
+		owners = append(owners, ownerGroup)
+
+		var (
+			first  int64
+			failed = -1 // index in owners of the statement that failed
+		)
+		br := conn.SendBatch(ctx, b)
+		for k, owner := range owners {
+			if owner == ownerAudit {
+				err = br.QueryRow().Scan(&first)
+			} else {
+				_, err = br.Exec()
+			}
+			if err != nil {
+				failed = k
+				break
+			}
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			for i, off := range offset {
+				res[i].first = uint64(first) + uint64(off) // #nosec G115 -- first is the old audit_head.size, non-negative by the column's CHECK (size >= 0)
+			}
+			return
+		}
+
+		owner := ownerGroup
+		if failed >= 0 {
+			owner = owners[failed]
+		}
+		var pe *pgconn.PgError
+		if owner < 0 || !errors.As(err, &pe) {
+			// Transaction control, the audit append or the connection failed: the group
+			// fails as a whole.
+			what := "resource"
+			switch {
+			case owner == ownerAudit:
+				what = "audit entry"
+			case failed == len(owners)-1:
+				what = "commit"
+			}
+			fail(mapError(err, what))
+			rollback()
+			return
+		}
+		// One caller's rows were refused: that caller fails alone.
+		res[owner].err = mapError(err, "resource")
+		if !savepoints {
+			rollback()
+			return
+		}
+		if _, err := conn.Exec(ctx, rollbackToSQL); err != nil {
+			fail(mapError(err, "resource"))
+			rollback()
+			return
+		}
+		for k, i := range pending {
+			if i == owner {
+				pending = pending[k+1:]
+				break
+			}
+		}
+		begin, release = false, true
+	}
+}
+
+// groupContext returns the context of a group's transaction. The transaction is shared, so it
+// follows no one caller's cancellation; but it is bounded by the latest deadline among the live
+// callers, if each has one, so that a database that stops answering (or an audit_head lock
+// held elsewhere) does not hold callers past every deadline they set.
+func groupContext(group []*writeRequest, live []int) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, i := range live {
+		d, ok := group[i].ctx.Deadline()
+		if !ok {
+			return context.WithCancel(context.Background())
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(context.Background(), latest)
+}
+
+// newResourceRows validates rs and returns them as parameter arrays, with a zero LastUpdated
+// set to the current time.
+func (db *DB) newResourceRows(rs []vitalgate.SealedResource) (*resourceRows, error) {
+	n := len(rs)
+	a := &resourceRows{
+		types: make([]string, n), ids: make([]string, n),
+		versions: make([]int64, n),
+		patients: make([][]byte, n), bodies: make([][]byte, n),
+		effective: make([]pgtype.Timestamptz, n), updated: make([]pgtype.Timestamptz, n),
+	}
+	for i, r := range rs {
+		switch {
+		case r.Type == "":
+			return nil, vitalgate.FieldErrorf(vitalgate.EINVALID, "resourceType", "resource type is empty")
+		case r.ID == "":
+			return nil, vitalgate.FieldErrorf(vitalgate.EINVALID, "id", "resource id is empty")
+		case len(r.Body) == 0:
+			return nil, vitalgate.Errorf(vitalgate.EINVALID, "resource body is empty")
+		}
+		a.types[i], a.ids[i], a.versions[i], a.bodies[i] = r.Type, r.ID, int64(r.Version), r.Body
+		if len(r.PatientIndex) > 0 {
+			a.patients[i] = r.PatientIndex
+		}
+		a.effective[i] = pgTime(r.Effective)
+		a.updated[i] = pgTime(db.orNow(r.LastUpdated))
+		for _, c := range r.CodeIndexes {
+			if len(c) == 0 {
+				continue
+			}
+			a.codeTypes, a.codeIDs, a.codes = append(a.codeTypes, r.Type), append(a.codeIDs, r.ID), append(a.codes, c)
+		}
+	}
+	return a, nil
+}
