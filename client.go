@@ -60,3 +60,11 @@ type Principal struct {
 	Emergency       bool
 	EmergencyReason string
 }
+
+// NodeStore tracks the nodes serving one store, so that limits meant for the whole
+// deployment can be shared out between them.
+type NodeStore interface {
+	// Heartbeat records that node is alive at the given time and returns how many nodes
+	// (this one included) were seen within the last `within`.
+	Heartbeat(ctx context.Context, node string, at time.Time, within time.Duration) (int, error)
+}

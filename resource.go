@@ -79,6 +79,7 @@ type Store interface {
 	ResourceStore
 	NonceStore
 	AuditStore
+	NodeStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources after pending commits finish.

@@ -85,6 +85,41 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 		t.Fatalf("a used enrollment secret was accepted by the other node: %d", code)
 	}
 
+	// Rate limits hold for the deployment, not per node: once the nodes see each other
+	// (heartbeats every 2 s), each enforces half of the per-device limit (50/s, burst 100).
+	time.Sleep(4 * time.Second)
+	var accepted, throttled atomicCount
+	fctx, fcancel := context.WithTimeout(ctx, 2*time.Second)
+	var fwg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		fwg.Add(1)
+		go func(g int) {
+			defer fwg.Done()
+			s := a
+			if g%2 == 1 {
+				s = b
+			}
+			c := s.client(&cert1)
+			for fctx.Err() == nil {
+				status, _, _, err := post(fctx, c, s.url+"/fhir/Observation", observation("mn-pat-1", "mn-dev-1", "70", time.Now()))
+				switch {
+				case err != nil:
+				case status == 201:
+					accepted.add()
+				case status == 429:
+					throttled.add()
+				}
+			}
+		}(g)
+	}
+	fwg.Wait()
+	fcancel()
+	// Shared out: at most 2 × (50 + 25 × 2) = 200 in 2 s; per node it would be 2 × (100 + 50 × 2) = 400.
+	if n := accepted.get(); n == 0 || n > 260 || throttled.get() == 0 {
+		t.Fatalf("a device flooding both nodes got %d accepted, %d throttled in 2 s: the limit is not shared between nodes", n, throttled.get())
+	}
+	t.Logf("flood across both nodes: %d accepted, %d throttled in 2 s", accepted.get(), throttled.get())
+
 	// Writers on both nodes; node A is killed mid-stream.
 	var mu sync.Mutex
 	acked := map[string]bool{}
@@ -165,4 +200,17 @@ func enrollStatus(t *testing.T, s *server, id, secret string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// atomicCount is a counter shared by goroutines.
+type atomicCount struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *atomicCount) add() { c.mu.Lock(); c.n++; c.mu.Unlock() }
+func (c *atomicCount) get() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
 }

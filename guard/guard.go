@@ -42,6 +42,22 @@ func NewLimiter(perSecond float64, burst int, now func() time.Time) *Limiter {
 		now: now, buckets: make(map[string]*bucket)}
 }
 
+// SetRate changes the rate and burst of every bucket, present and future (for example when
+// a deployment-wide limit is shared out between a changing number of nodes).
+func (l *Limiter) SetRate(perSecond float64, burst int) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if rate.Limit(perSecond) == l.rate && burst == l.burst {
+		return
+	}
+	l.rate, l.burst = rate.Limit(perSecond), burst
+	for _, b := range l.buckets {
+		b.lim.SetLimitAt(now, l.rate)
+		b.lim.SetBurstAt(now, burst)
+	}
+}
+
 // Allow takes one token from key's bucket. When the bucket is empty it returns false and
 // how long until a token is available (for a Retry-After header).
 func (l *Limiter) Allow(key string) (bool, time.Duration) {

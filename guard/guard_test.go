@@ -107,3 +107,22 @@ func TestListenerLimits(t *testing.T) {
 		c.Close()
 	}
 }
+
+func TestLimiterSetRate(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := guard.NewLimiter(10, 4, func() time.Time { return now })
+	l.Allow("a") // the bucket exists before the change
+	l.SetRate(5, 2)
+	allowed := 0
+	for i := 0; i < 10; i++ {
+		if ok, _ := l.Allow("a"); ok {
+			allowed++
+		}
+		if ok, _ := l.Allow("new"); ok {
+			allowed++
+		}
+	}
+	if allowed > 4 {
+		t.Fatalf("after halving the burst to 2, %d of 20 quick requests from two keys passed", allowed)
+	}
+}

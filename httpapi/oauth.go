@@ -281,6 +281,13 @@ func (f *failureLimiter) recent(key string) int {
 	return len(ts)
 }
 
+// setMax changes the number of failures allowed per window.
+func (f *failureLimiter) setMax(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.max = n
+}
+
 func (f *failureLimiter) blocked(ip, client string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

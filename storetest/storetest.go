@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"Resource/StopOnError", s.testResourceStop},
 		{"Resource/Concurrent", s.testResourceConcurrent},
 		{"Nonce/Once", s.testNonce},
+		{"Node/Heartbeat", s.testHeartbeat},
 		{"Client/KeysAndCareTeam", s.testClientKeysAndCareTeam},
 		{"Resource/SearchByEffective", s.testSearchByEffective},
 		{"DataKey/PutGet", s.testDataKey},

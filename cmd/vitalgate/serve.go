@@ -154,6 +154,12 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Heartbeats: deployment-wide limits are shared out between the nodes on this store.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.heartbeat(ctx, n, host+"/"+addr, srv, log)
+	}()
 	if opt.metricsAddr != "" {
 		wg.Add(1)
 		go func() {
@@ -253,4 +259,25 @@ func (m *Main) syslogForwarder(n *node, opt serveOptions, host string, log *slog
 		},
 		OnError: func(err error) { log.Warn("audit forwarding to syslog failed; will retry", "error", err.Error()) },
 	}, nil
+}
+
+// heartbeat records this node in the store every 2 s and shares the limits out between the
+// nodes seen in the last 10 s.
+func (m *Main) heartbeat(ctx context.Context, n *node, name string, srv *httpapi.Server, log *slog.Logger) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	last := 1
+	for {
+		nodes, err := n.store.Heartbeat(ctx, name, m.Now(), 10*time.Second)
+		if err == nil && nodes != last {
+			log.Info("nodes on this store changed; limits shared out", "nodes", nodes)
+			srv.SetClusterSize(nodes)
+			last = nodes
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
