@@ -62,7 +62,12 @@ func testPostgres(t *testing.T) (string, string) {
 // verifiable log.
 func TestTwoNodesOnPostgres(t *testing.T) {
 	dsn, schema := testPostgres(t)
-	t.Setenv("VITALGATE_E2E_DSN", dsn) // the DSN stays out of the data dir's files
+	appName := "vg_e2e_" + schema[len("vg_e2e_"):]
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	t.Setenv("VITALGATE_E2E_DSN", dsn+sep+"application_name="+appName) // the DSN stays out of the data dir's files
 	dirA := t.TempDir() + "/node-a"
 	run(t, "init", "--data", dirA, "--store", "env:VITALGATE_E2E_DSN", "--schema", schema, "--json")
 	if data, _ := os.ReadFile(dirA + "/store.json"); strings.Contains(string(data), "postgres://") {
@@ -171,6 +176,32 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The database drops every connection of the nodes (as in a PostgreSQL restart): requests
+	// fail cleanly (503, never 500) and recover without restarting Vitalgate.
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", appName); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close(ctx)
+	recovered := false
+	for i := 0; i < 50 && !recovered; i++ {
+		status, body, _, err := post(ctx, b.client(&cert1), b.url+"/fhir/Observation", observation("mn-pat-1", "mn-dev-1", "70", time.Now()))
+		switch {
+		case err != nil || status == 503 || status == 429:
+			time.Sleep(100 * time.Millisecond)
+		case status == 201:
+			recovered = true
+		default:
+			t.Fatalf("after the database dropped its connections: %d %s", status, body)
+		}
+	}
+	if !recovered {
+		t.Fatal("node B did not recover after the database dropped its connections")
+	}
+
 	a.stop(t)
 	b.stop(t)
 
