@@ -52,7 +52,11 @@ func (s *Server) handleCreateObservation(w http.ResponseWriter, r *http.Request,
 	h.Set("ETag", `W/"`+strconv.Itoa(c.Version)+`"`)
 	h.Set("Last-Modified", c.LastUpdated.Format(http.TimeFormat))
 	h.Set("Content-Type", fhirJSON)
-	w.WriteHeader(http.StatusCreated)
+	if c.Existing {
+		w.WriteHeader(http.StatusOK) // sent before: this is the stored observation, nothing new
+	} else {
+		w.WriteHeader(http.StatusCreated)
+	}
 	_, _ = w.Write(c.Body)
 }
 
@@ -91,8 +95,12 @@ func (s *Server) bundleResponse(r *http.Request, res ingest.BundleResult) *fhir.
 			out[i] = fhir.BundleResponse{Status: strconv.Itoa(status) + " " + http.StatusText(status), Outcome: oo}
 			continue
 		}
+		status := "201 Created"
+		if e.Created.Existing {
+			status = "200 OK"
+		}
 		out[i] = fhir.BundleResponse{
-			Status: "201 Created", Location: e.Created.Location(), Etag: `W/"1"`,
+			Status: status, Location: e.Created.Location(), Etag: `W/"1"`,
 			LastModified: e.Created.LastUpdated.Format(time.RFC3339Nano),
 		}
 	}

@@ -116,7 +116,7 @@ func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
 	alog := audit.NewLog(store, signer, "test/audit", "node-1", clk.Now)
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: ca, Registry: store, Ready: store, Now: clk.Now,
-		Ingest: &ingest.Service{Devices: store, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog},
+		Ingest: &ingest.Service{Devices: store, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store},
 		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Clients: store, Admin: store,
 		Audit: alog, AuditDB: store,
 	})
@@ -302,6 +302,30 @@ func TestOfficialExamplesAreAccepted(t *testing.T) {
 				t.Fatalf("stored copy differs from the response (%v)", err)
 			}
 		})
+	}
+}
+
+// TestResentObservationIsStoredOnce: an Observation with an identifier sent again (a retry
+// after a lost answer) is answered 200 with the stored one, not stored twice.
+func TestResentObservationIsStoredOnce(t *testing.T) {
+	e := MustEnv(t)
+	c := e.client(e.enroll("dev-1", e.addDevice("dev-1", "pat-1")))
+	o := example(t, "Observation-heart-rate.json", "pat-1", "dev-1")
+	o["identifier"] = []any{map[string]any{"system": "urn:example:monitor-1", "value": "reading-42"}}
+	first := e.do(c, "POST", "/fhir/Observation", "application/fhir+json", mustJSON(t, o))
+	again := e.do(c, "POST", "/fhir/Observation", "application/fhir+json", mustJSON(t, o))
+	if first.status != 201 || again.status != 200 || first.header.Get("Location") != again.header.Get("Location") {
+		t.Fatalf("first %d %s, again %d %s", first.status, first.header.Get("Location"), again.status, again.header.Get("Location"))
+	}
+	if n := count(t, e); n != 1 {
+		t.Fatalf("%d observations stored, want 1", n)
+	}
+	// The same identifier for another patient's device is another observation.
+	c2 := e.client(e.enroll("dev-2", e.addDevice("dev-2", "pat-2")))
+	o2 := example(t, "Observation-heart-rate.json", "pat-2", "dev-2")
+	o2["identifier"] = o["identifier"]
+	if r := e.do(c2, "POST", "/fhir/Observation", "application/fhir+json", mustJSON(t, o2)); r.status != 201 {
+		t.Fatalf("another patient: %d", r.status)
 	}
 }
 

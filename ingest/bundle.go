@@ -81,7 +81,14 @@ func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte
 				"entries of a batch may not reference each other; send panels in a transaction Bundle")
 		}
 		if err == nil {
-			ids[i], err = NewID(now, s.rand())
+			var prev Created
+			var ok bool
+			if prev, ok, err = s.existing(ctx, o, d); err == nil && ok {
+				res.Entries[i].Created = prev // sent before: answered with the stored one
+				ids[i] = prev.ID
+			} else if err == nil {
+				ids[i], err = NewID(now, s.rand())
+			}
 		}
 		if err != nil {
 			err = entryPath(err, i)
@@ -124,7 +131,7 @@ func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte
 	var batch []vitalgate.SealedResource
 	var stored []int
 	for i, e := range b.Entry {
-		if res.Entries[i].Err != nil {
+		if res.Entries[i].Err != nil || res.Entries[i].Created.Existing {
 			continue
 		}
 		p, err := s.prepare(ctx, e.Resource, d, ids[i], now)

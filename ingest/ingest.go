@@ -44,6 +44,52 @@ type Service struct {
 	// Audit, when set, receives an entry for every create, committed with the write, and
 	// for every refused one.
 	Audit *audit.Log
+	// Finder, when set, finds an Observation stored before under one of the identifiers of a
+	// new one (through their blind indexes): a device that sends the same observation again
+	// (a retry after a lost answer, an HL7 retransmission) gets the stored one back instead
+	// of a duplicate.
+	Finder PatientFinder
+}
+
+// existing returns the Observation stored before for the same patient under one of o's
+// identifiers with the same content, if any (a resend).
+func (s *Service) existing(ctx context.Context, o *fhir.Observation, d vitalgate.Device) (Created, bool, error) {
+	if s.Finder == nil {
+		return Created{}, false, nil
+	}
+	for _, ident := range o.Identifier {
+		if ident.System == "" || ident.Value == "" {
+			continue
+		}
+		var found vitalgate.SealedResource
+		err := s.Finder.Resources(ctx, vitalgate.ResourceFilter{Type: "Observation", PatientIndex: d.PatientIndex,
+			CodeIndex: s.Vault.IdentifierIndex(ident.System + "|" + ident.Value), Limit: 1},
+			func(r vitalgate.SealedResource) error { found = r; return errFound })
+		if err != nil && err != errFound {
+			return Created{}, false, err
+		}
+		if found.ID == "" {
+			continue
+		}
+		body, err := s.Vault.Open(ctx, found)
+		if err != nil {
+			return Created{}, false, err
+		}
+		// Only the very same observation is a resend; a different one that reuses the
+		// identifier is stored as what it is.
+		same := *o
+		if o.Meta != nil {
+			meta := *o.Meta // SetMeta writes into Meta: keep o's untouched
+			same.Meta = &meta
+		}
+		same.SetMeta(found.ID, strconv.Itoa(found.Version), found.LastUpdated)
+		if again, err := same.Marshal(); err != nil || !bytes.Equal(again, body) {
+			continue
+		}
+		return Created{Type: "Observation", ID: found.ID, Version: found.Version, LastUpdated: found.LastUpdated,
+			Body: body, Existing: true}, true, nil
+	}
+	return Created{}, false, nil
 }
 
 // auditCreate returns the stored audit entry for resources created by an agent, or none.
@@ -80,6 +126,9 @@ type Created struct {
 	Version     int
 	LastUpdated time.Time
 	Body        []byte // the stored resource as JSON (plaintext, for the response only)
+	// Existing is set when the resource had been stored before (same identifier): nothing
+	// new was written.
+	Existing bool
 }
 
 // Location returns the resource's versioned relative URL, e.g. "Observation/123/_history/1".
@@ -173,6 +222,11 @@ func (s *Service) prepare(ctx context.Context, o *fhir.Observation, d vitalgate.
 	for _, c := range o.Codes() {
 		codes = append(codes, s.Vault.CodeIndex(c.System+"|"+c.Code), s.Vault.CodeIndex(c.Code))
 	}
+	for _, ident := range o.Identifier {
+		if ident.System != "" && ident.Value != "" {
+			codes = append(codes, s.Vault.IdentifierIndex(ident.System+"|"+ident.Value))
+		}
+	}
 	eff, _ := o.EffectiveTime()
 	return prepared{
 		obs:     o,
@@ -209,6 +263,9 @@ func (s *Service) CreateObservation(ctx context.Context, deviceID string, body [
 		return Created{}, vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, "Observation.hasMember",
 			"a panel with hasMember must be sent in a transaction Bundle together with its members")
 	}
+	if prev, ok, err := s.existing(ctx, o, d); err != nil || ok {
+		return prev, err
+	}
 	id, err := NewID(now, s.rand())
 	if err != nil {
 		return Created{}, err
@@ -244,6 +301,12 @@ func (s *Service) CreateObservations(ctx context.Context, deviceID string, obs [
 		}
 		if err := s.checkCaller(o, d, path); err != nil {
 			return nil, err
+		}
+		if prev, ok, err := s.existing(ctx, o, d); err != nil {
+			return nil, err
+		} else if ok { // sent before (an HL7 retransmission): keep the stored one
+			out = append(out, prev)
+			continue
 		}
 		id, err := NewID(now, s.rand())
 		if err != nil {

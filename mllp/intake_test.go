@@ -66,7 +66,7 @@ func MustIntake(t *testing.T) *intakeEnv {
 	}
 	akey, _ := audit.GenerateKey(nil)
 	signer, _ := audit.NewSigner("test", akey)
-	ing := &ingest.Service{Devices: store, Resources: store, Vault: v, Audit: audit.NewLog(store, signer, "test", "n", nil)}
+	ing := &ingest.Service{Devices: store, Resources: store, Vault: v, Audit: audit.NewLog(store, signer, "test", "n", nil), Finder: store}
 	return &intakeEnv{
 		intake: &mllp.Intake{Ingest: ing},
 		store:  store,
@@ -136,6 +136,23 @@ func TestIntake(t *testing.T) {
 				t.Fatalf("%d resources stored, want %d", n, tt.stored)
 			}
 		})
+	}
+}
+
+// TestIntakeRetransmission: the same message sent twice (a lost ACK) is stored once and
+// acknowledged AA both times.
+func TestIntakeRetransmission(t *testing.T) {
+	e := MustIntake(t)
+	msg := message(t, "dev-1", "pat-1")
+	for i := 0; i < 2; i++ {
+		if code, cond := ackOf(t, e.intake.HandleMLLP(context.Background(), e.conn, msg)); code != "AA" {
+			t.Fatalf("send %d: %s %s", i+1, code, cond)
+		}
+	}
+	n := 0
+	_ = e.store.Resources(context.Background(), vitalgate.ResourceFilter{}, func(vitalgate.SealedResource) error { n++; return nil })
+	if n != 2 { // the pulse oximeter message holds two observations
+		t.Fatalf("%d observations stored after a retransmission, want 2", n)
 	}
 }
 

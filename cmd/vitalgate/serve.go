@@ -109,7 +109,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		_ = ln.Close()
 		return err
 	}
-	ing := &ingest.Service{Devices: n.store, Resources: n.store, Vault: n.vault, Limits: lim, Now: m.Now, Audit: alog}
+	ing := &ingest.Service{Devices: n.store, Resources: n.store, Vault: n.vault, Limits: lim, Now: m.Now, Audit: alog, Finder: n.store}
 	met := metrics.New(func() float64 {
 		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
