@@ -95,7 +95,7 @@ func (db *DB) AppendAudit(ctx context.Context, entries ...[]byte) (uint64, error
 // max(idx) + 1, which costs one index seek rather than a count.
 func (db *DB) AuditSize(ctx context.Context) (uint64, error) {
 	var n int64
-	if err := db.r.QueryRowContext(ctx, auditSizeSQL).Scan(&n); err != nil {
+	if err := db.queryRow(ctx, auditSizeSQL).Scan(&n); err != nil {
 		return 0, mapError(err, "audit log")
 	}
 	return uint64(n), nil // #nosec G115 -- n is coalesce(max(idx) + 1, 0) over audit_log, whose CHECK (idx >= 0) makes it non-negative
@@ -112,7 +112,7 @@ func (db *DB) AuditEntries(ctx context.Context, from, to uint64, fn func(vitalga
 	if from >= to {
 		return nil
 	}
-	rows, err := db.r.QueryContext(ctx, auditEntriesSQL, int64(from), int64(to)) // #nosec G115 -- from < to <= math.MaxInt64, just above
+	rows, err := db.query(ctx, auditEntriesSQL, int64(from), int64(to)) // #nosec G115 -- from < to <= math.MaxInt64, just above
 	if err != nil {
 		return mapError(err, "audit log")
 	}
@@ -149,7 +149,7 @@ func (db *DB) AddAuditCheckpoint(ctx context.Context, c vitalgate.AuditCheckpoin
 
 // AuditCheckpoints returns every stored checkpoint in ascending size order.
 func (db *DB) AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint, error) {
-	rows, err := db.r.QueryContext(ctx, selectCheckpointsSQL)
+	rows, err := db.query(ctx, selectCheckpointsSQL)
 	if err != nil {
 		return nil, mapError(err, "audit checkpoints")
 	}

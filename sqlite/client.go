@@ -82,12 +82,12 @@ func (db *DB) Client(ctx context.Context, id string) (vitalgate.Client, error) {
 		scopes  string
 		created sql.NullInt64
 	)
-	err := db.r.QueryRowContext(ctx, selectClientSQL, id).Scan(&c.ID, &role, &c.SecretHash, &scopes,
+	err := db.queryRow(ctx, selectClientSQL, id).Scan(&c.ID, &role, &c.SecretHash, &scopes,
 		&created, &c.Disabled, &c.JWKS)
 	if err != nil {
 		return vitalgate.Client{}, mapError(err, "client")
 	}
-	rows, err := db.r.QueryContext(ctx, selectClientPatientSQL, id)
+	rows, err := db.query(ctx, selectClientPatientSQL, id)
 	if err != nil {
 		return vitalgate.Client{}, mapError(err, "client")
 	}

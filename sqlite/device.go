@@ -85,7 +85,7 @@ func scanDevice(s scanner) (vitalgate.Device, error) {
 
 // Device returns a device by id. Returns ENOTFOUND.
 func (db *DB) Device(ctx context.Context, id string) (vitalgate.Device, error) {
-	d, err := scanDevice(db.r.QueryRowContext(ctx, selectDeviceSQL, id))
+	d, err := scanDevice(db.queryRow(ctx, selectDeviceSQL, id))
 	if err != nil {
 		return vitalgate.Device{}, mapError(err, "device")
 	}
@@ -94,7 +94,7 @@ func (db *DB) Device(ctx context.Context, id string) (vitalgate.Device, error) {
 
 // Devices lists all devices ordered by id.
 func (db *DB) Devices(ctx context.Context) ([]vitalgate.Device, error) {
-	rows, err := db.r.QueryContext(ctx, selectDevicesSQL)
+	rows, err := db.query(ctx, selectDevicesSQL)
 	if err != nil {
 		return nil, mapError(err, "devices")
 	}
@@ -248,7 +248,7 @@ func (db *DB) Certificate(ctx context.Context, serial string) (vitalgate.Certifi
 		c                                    vitalgate.Certificate
 		notBefore, notAfter, issued, revoked sql.NullInt64
 	)
-	err := db.r.QueryRowContext(ctx, selectCertSQL, serial).Scan(&c.Serial, &c.DeviceID,
+	err := db.queryRow(ctx, selectCertSQL, serial).Scan(&c.Serial, &c.DeviceID,
 		&notBefore, &notAfter, &issued, &revoked)
 	if err != nil {
 		return vitalgate.Certificate{}, mapError(err, "certificate")

@@ -18,7 +18,7 @@ func (db *DB) Heartbeat(ctx context.Context, node string, at time.Time, within t
 		return 0, mapError(err, "node heartbeat")
 	}
 	var n int
-	if err := db.r.QueryRowContext(ctx, countNodesSQL, dbTime(at.Add(-within))).Scan(&n); err != nil {
+	if err := db.queryRow(ctx, countNodesSQL, dbTime(at.Add(-within))).Scan(&n); err != nil {
 		return 0, mapError(err, "node heartbeat")
 	}
 	return max(n, 1), nil

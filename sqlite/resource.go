@@ -332,7 +332,7 @@ func scanResource(s scanner) (vitalgate.SealedResource, error) {
 
 // Resource returns one resource. Returns ENOTFOUND.
 func (db *DB) Resource(ctx context.Context, typ, id string) (vitalgate.SealedResource, error) {
-	r, err := scanResource(db.r.QueryRowContext(ctx, selectResourceSQL, typ, id))
+	r, err := scanResource(db.queryRow(ctx, selectResourceSQL, typ, id))
 	if err != nil {
 		return vitalgate.SealedResource{}, mapError(err, "resource")
 	}
@@ -373,17 +373,17 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 	)
 	switch {
 	case f.ByEffective && f.Desc:
-		rows, err = db.r.QueryContext(ctx, resourcesByEffectiveDescSQL, args...)
+		rows, err = db.query(ctx, resourcesByEffectiveDescSQL, args...)
 	case f.ByEffective:
-		rows, err = db.r.QueryContext(ctx, resourcesByEffectiveAscSQL, args...)
+		rows, err = db.query(ctx, resourcesByEffectiveAscSQL, args...)
 	case len(f.PatientIndex) > 0:
-		rows, err = db.r.QueryContext(ctx, resourcesByPatientSQL, args[:6]...)
+		rows, err = db.query(ctx, resourcesByPatientSQL, args[:6]...)
 	case len(f.CodeIndex) > 0:
-		rows, err = db.r.QueryContext(ctx, resourcesByCodeSQL, args[:6]...)
+		rows, err = db.query(ctx, resourcesByCodeSQL, args[:6]...)
 	case f.Type != "":
-		rows, err = db.r.QueryContext(ctx, resourcesByTypeSQL, args[:6]...)
+		rows, err = db.query(ctx, resourcesByTypeSQL, args[:6]...)
 	default:
-		rows, err = db.r.QueryContext(ctx, resourcesAllSQL, args[:6]...)
+		rows, err = db.query(ctx, resourcesAllSQL, args[:6]...)
 	}
 	if err != nil {
 		return mapError(err, "resources")
@@ -403,7 +403,7 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 
 // DataKey returns the wrapped data key for a patient. Returns ENOTFOUND.
 func (db *DB) DataKey(ctx context.Context, patientIndex []byte) (vitalgate.DataKey, error) {
-	k, err := scanDataKey(db.r.QueryRowContext(ctx, selectDataKeySQL, dbBlob(patientIndex)))
+	k, err := scanDataKey(db.queryRow(ctx, selectDataKeySQL, dbBlob(patientIndex)))
 	if err != nil {
 		return vitalgate.DataKey{}, mapError(err, "data key")
 	}
