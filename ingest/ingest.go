@@ -51,6 +51,12 @@ type Service struct {
 	Finder PatientFinder
 }
 
+// identifies reports whether an identifier names one observation: it has a system and a
+// value and is not a secondary one (such as the containment path HL7 messages repeat).
+func identifies(ident fhir.Identifier) bool {
+	return ident.System != "" && ident.Value != "" && ident.Use != "secondary"
+}
+
 // existing returns the Observation stored before for the same patient under one of o's
 // identifiers with the same content, if any (a resend).
 func (s *Service) existing(ctx context.Context, o *fhir.Observation, d vitalgate.Device) (Created, bool, error) {
@@ -58,7 +64,7 @@ func (s *Service) existing(ctx context.Context, o *fhir.Observation, d vitalgate
 		return Created{}, false, nil
 	}
 	for _, ident := range o.Identifier {
-		if ident.System == "" || ident.Value == "" {
+		if !identifies(ident) {
 			continue
 		}
 		var found vitalgate.SealedResource
@@ -223,7 +229,7 @@ func (s *Service) prepare(ctx context.Context, o *fhir.Observation, d vitalgate.
 		codes = append(codes, s.Vault.CodeIndex(c.System+"|"+c.Code), s.Vault.CodeIndex(c.Code))
 	}
 	for _, ident := range o.Identifier {
-		if ident.System != "" && ident.Value != "" {
+		if identifies(ident) {
 			codes = append(codes, s.Vault.IdentifierIndex(ident.System+"|"+ident.Value))
 		}
 	}
