@@ -5,17 +5,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/migration"
 )
 
 // ErrSchemaTooNew is returned (wrapped) by Open when the database's schema version is newer
@@ -50,63 +46,24 @@ const (
 	insertMigrationSQL = `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`
 )
 
-// migration is one embedded schema migration.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in ascending version order.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_description.sql", base)
-		}
-		text, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(base, ".sql"), sql: string(text)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share a version", ms[i-1].name, ms[i].name)
-		}
-	}
-	return ms, nil
-}
-
 // SchemaVersion returns the highest migration version this build knows.
 func SchemaVersion() int {
-	ms, err := migrations()
-	if err != nil || len(ms) == 0 {
+	ms, err := migration.Load(migrationFiles, "migrations")
+	if err != nil {
 		return 0
 	}
-	return ms[len(ms)-1].version
+	return migration.Latest(ms)
 }
 
 // migrate applies the pending migrations in one transaction holding the schema's advisory
 // lock, so that concurrent openers (other nodes) apply each migration exactly once, and a
 // failed migration leaves the schema as it was.
 func migrate(ctx context.Context, pool *pgxpool.Pool, now func() time.Time) error {
-	ms, err := migrations()
+	ms, err := migration.Load(migrationFiles, "migrations")
 	if err != nil {
 		return vitalgate.Internal(err, "postgres: migrations")
 	}
-	known := 0
-	if len(ms) > 0 {
-		known = ms[len(ms)-1].version
-	}
+	known := migration.Latest(ms)
 
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -136,16 +93,16 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, now func() time.Time) erro
 			*schema, current, known, ErrSchemaTooNew)
 	}
 	for _, m := range ms {
-		if m.version <= current {
+		if m.Version <= current {
 			continue
 		}
 		// The migration text is embedded, reviewed SQL: the one exception to "SQL is a
 		// constant string". It runs with the simple protocol, which allows several statements.
 		// assurance:sql-ok embedded migration file (go:embed), reviewed like code
-		if _, err := tx.Exec(ctx, m.sql, pgx.QueryExecModeSimpleProtocol); err != nil {
-			return vitalgate.Internal(err, "postgres: migration "+m.name)
+		if _, err := tx.Exec(ctx, m.SQL, pgx.QueryExecModeSimpleProtocol); err != nil {
+			return vitalgate.Internal(err, "postgres: migration "+m.Name)
 		}
-		if _, err := tx.Exec(ctx, insertMigrationSQL, m.version, m.name, dbTime(now())); err != nil {
+		if _, err := tx.Exec(ctx, insertMigrationSQL, m.Version, m.Name, dbTime(now())); err != nil {
 			return mapError(err, "migrate")
 		}
 	}
