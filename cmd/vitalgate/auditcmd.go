@@ -15,20 +15,9 @@ import (
 )
 
 func (m *Main) runAudit(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != "verify" && args[0] != "checkpoint" && args[0] != "export") {
-		fmt.Fprintln(m.Stderr, "Usage: vitalgate audit verify|checkpoint|export --data DIR ...")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return errUsage
-	}
-	switch args[0] {
-	case "verify":
-		return m.auditVerify(ctx, args[1:])
-	case "checkpoint":
-		return m.auditCheckpoint(ctx, args[1:])
-	}
-	return m.auditExport(ctx, args[1:])
+	return m.dispatch(ctx, "audit", args, map[string]func(context.Context, []string) error{
+		"verify": m.auditVerify, "checkpoint": m.auditCheckpoint, "export": m.auditExport,
+	})
 }
 
 // auditVerify recomputes the whole Merkle tree from the stored entries and checks every

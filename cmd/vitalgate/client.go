@@ -14,13 +14,11 @@ import (
 )
 
 func (m *Main) runClient(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "add" {
-		fmt.Fprintln(m.Stderr, "Usage: vitalgate client add --data DIR --id ID --role ROLE [--scope S]... [--jwks FILE] [--patient ID]...")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return errUsage
-	}
+	return m.dispatch(ctx, "client", args, map[string]func(context.Context, []string) error{"add": m.clientAdd})
+}
+
+// clientAdd registers an API client.
+func (m *Main) clientAdd(ctx context.Context, args []string) error {
 	fs := m.flags("client add", "client add --data DIR --id ID --role ROLE [--scope S]... [--jwks FILE] [--patient ID]...")
 	dir := fs.String("data", "", "data directory")
 	id := fs.String("id", "", "client id")
@@ -29,7 +27,7 @@ func (m *Main) runClient(ctx context.Context, args []string) error {
 	fs.Var(&scopes, "scope", "a SMART scope the client may be granted, within its role (repeatable; default: all its role allows)")
 	jwksFile := fs.String("jwks", "", "JSON Web Key Set file with the client's public keys, for private_key_jwt (no secret is issued)")
 	fs.Var(&patients, "patient", "for a clinician: a patient id of the care team (repeatable)")
-	if err := parse(fs, args[1:], false); err != nil {
+	if err := parse(fs, args, false); err != nil {
 		return err
 	}
 	if err := checkID("client", *id); err != nil {

@@ -13,22 +13,9 @@ import (
 )
 
 func (m *Main) runDevice(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != "add" && args[0] != "revoke" && args[0] != "list" && args[0] != "assign") {
-		fmt.Fprintln(m.Stderr, "Usage: vitalgate device add|assign|revoke|list --data DIR ...")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return errUsage
-	}
-	switch args[0] {
-	case "add":
-		return m.deviceAdd(ctx, args[1:])
-	case "revoke":
-		return m.deviceRevoke(ctx, args[1:])
-	case "assign":
-		return m.deviceAssign(ctx, args[1:])
-	}
-	return m.deviceList(ctx, args[1:])
+	return m.dispatch(ctx, "device", args, map[string]func(context.Context, []string) error{
+		"add": m.deviceAdd, "assign": m.deviceAssign, "revoke": m.deviceRevoke, "list": m.deviceList,
+	})
 }
 
 func (m *Main) deviceAdd(ctx context.Context, args []string) error {

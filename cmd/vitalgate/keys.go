@@ -12,16 +12,14 @@ import (
 )
 
 func (m *Main) runKeys(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "rotate" {
-		fmt.Fprintln(m.Stderr, "Usage: vitalgate keys rotate --data DIR")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return errUsage
-	}
+	return m.dispatch(ctx, "keys", args, map[string]func(context.Context, []string) error{"rotate": m.keysRotate})
+}
+
+// keysRotate adds a key-encryption key and rewraps every data key under it.
+func (m *Main) keysRotate(ctx context.Context, args []string) error {
 	fs := m.flags("keys rotate", "keys rotate --data DIR")
 	dir := fs.String("data", "", "data directory")
-	if err := parse(fs, args[1:], false); err != nil {
+	if err := parse(fs, args, false); err != nil {
 		return err
 	}
 	n, err := m.openDataDir(ctx, *dir)

@@ -137,3 +137,24 @@ type stringList []string
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// dispatch runs the subcommand named by args[0] of a command group (device add, audit
+// verify, ...); with no or an unknown subcommand it prints the group's usage.
+func (m *Main) dispatch(ctx context.Context, group string, args []string, subs map[string]func(context.Context, []string) error) error {
+	if len(args) > 0 {
+		if run, ok := subs[args[0]]; ok {
+			return run(ctx, args[1:])
+		}
+	}
+	names := make([]string, 0, len(subs))
+	for n := range subs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(m.Stderr, "Usage: vitalgate %s %s --data DIR ...   (vitalgate %s SUBCOMMAND --help for its flags)\n",
+		group, strings.Join(names, "|"), group)
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+		return nil
+	}
+	return errUsage
+}
