@@ -33,6 +33,25 @@ type Device struct {
 	EnrollExpiresAt time.Time
 }
 
+// Assignment is one period during which a device was assigned to a patient. Data a device
+// measured at time t belongs to the patient of the assignment with From <= t < To (To zero:
+// the current assignment). Like Device, it holds the patient only as a blind index and sealed.
+type Assignment struct {
+	DeviceID      string
+	PatientIndex  []byte // keyed HMAC blind index of the patient's id
+	PatientSealed []byte // the patient's id, sealed under the patient's data key
+	From          time.Time
+	To            time.Time // zero while the assignment is current
+}
+
+// Current reports whether the assignment has not ended.
+func (a Assignment) Current() bool { return a.To.IsZero() }
+
+// Covers reports whether t falls within the assignment.
+func (a Assignment) Covers(t time.Time) bool {
+	return !t.Before(a.From) && (a.To.IsZero() || t.Before(a.To))
+}
+
 // Certificate is the registry's record of a device certificate issued by the built-in CA.
 type Certificate struct {
 	Serial    string // lowercase hex serial number

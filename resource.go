@@ -16,9 +16,14 @@ type SealedResource struct {
 	// and the bare code of each coding of its code; for a Patient "system|value" of each
 	// identifier.
 	CodeIndexes [][]byte
-	Effective   time.Time
-	LastUpdated time.Time
-	Body        []byte // sealed JSON
+	// IdentifierIndexes are the blind indexes ("system|value") of the resource's business
+	// identifiers, stored in an index on (type, patient, identifier) so that finding a
+	// resource by identifier costs the same whatever the patient's history. For a Patient
+	// they are unique: a second Patient with one of them is refused with ECONFLICT.
+	IdentifierIndexes [][]byte
+	Effective         time.Time
+	LastUpdated       time.Time
+	Body              []byte // sealed JSON
 }
 
 // DataKey is a patient's data-encryption key, wrapped by a key-encryption key.
@@ -33,9 +38,12 @@ type ResourceFilter struct {
 	Type         string
 	PatientIndex []byte
 	CodeIndex    []byte
-	Since        time.Time // LastUpdated >= Since
-	After        string    // resume after this id (paging), in ascending order
-	Limit        int
+	// IdentifierIndex selects resources carrying this identifier blind index. It leads the
+	// query when set (with PatientIndex, through the (type, patient, identifier) index).
+	IdentifierIndex []byte
+	Since           time.Time // LastUpdated >= Since
+	After           string    // resume after this id (paging), in ascending order
+	Limit           int
 
 	// ByEffective orders by (Effective, ID) instead of ID, descending when Desc is set; paging
 	// then resumes strictly after (AfterEffective, After) in that order.
