@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
-	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/pki"
 )
 
@@ -31,76 +31,39 @@ const (
 	AuthToken AuthKind = "token"
 )
 
-// Permission is what a route checks after authentication.
-type Permission string
-
-// Permissions.
-const (
-	PermPublic            Permission = "public"
-	PermEnroll            Permission = "device:enroll"
-	PermReenroll          Permission = "device:reenroll"
-	PermObservationCreate Permission = "observation:create"
-	PermToken             Permission = "oauth:token" // #nosec G101 -- a permission name, not a credential
-	PermObservationRead   Permission = "observation:read"
-	PermObservationSearch Permission = "observation:search"
-	PermPatientCreate     Permission = "patient:create"
-	PermPatientRead       Permission = "patient:read"
-	PermPatientSearch     Permission = "patient:search"
-	PermDeviceRead        Permission = "device:read"
-	PermDeviceAssign      Permission = "device:assign"
-	PermAuditRead         Permission = "audit:read"
-)
-
-// rolePermissions is the whole grant table: a role may do exactly what is listed here. A
-// token's SMART scopes narrow it further (package access checks them per resource).
-var rolePermissions = map[vitalgate.Role][]Permission{
-	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate},
-	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign},
-	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead},
-	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead},
-	vitalgate.RoleAuditor:   {PermAuditRead},
-}
-
-// clientPermissions are granted to anyone presenting client credentials to the token
-// endpoint; the handler authenticates them.
-var clientPermissions = []Permission{PermToken}
-
-// enrolleePermissions are granted to a device authenticated by its one-time secret.
-var enrolleePermissions = []Permission{PermEnroll}
-
 // Route is one endpoint: method, path pattern (net/http ServeMux syntax), how the caller
 // authenticates and which permission it must hold.
 type Route struct {
 	Method     string
 	Pattern    string
 	Auth       AuthKind
-	Permission Permission
+	Permission access.Permission
 	handler    func(w http.ResponseWriter, r *http.Request, p vitalgate.Principal)
 }
 
 func (s *Server) routeTable() []Route {
 	return []Route{
-		{"GET", "/healthz", AuthPublic, PermPublic, s.handleHealth},
-		{"GET", "/fhir/metadata", AuthPublic, PermPublic, s.handleMetadata},
-		{"GET", "/.well-known/smart-configuration", AuthPublic, PermPublic, s.handleSMARTConfiguration},
-		{"POST", "/oauth2/token", AuthClientCredentials, PermToken, s.handleToken},
-		{"GET", "/fhir/Observation/{id}", AuthToken, PermObservationRead, s.handleReadObservation},
-		{"GET", "/fhir/Observation", AuthToken, PermObservationSearch, s.handleSearchObservations},
-		{"POST", "/fhir/Patient", AuthToken, PermPatientCreate, s.handleCreatePatient},
-		{"GET", "/fhir/Patient/{id}", AuthToken, PermPatientRead, s.handleReadPatient},
-		{"GET", "/fhir/Patient", AuthToken, PermPatientSearch, s.handleSearchPatients},
-		{"GET", "/fhir/Device/{id}", AuthToken, PermDeviceRead, s.handleReadDevice},
-		{"PUT", "/admin/devices/{id}", AuthToken, PermDeviceAssign, s.handleAssignDevice},
-		{"GET", "/fhir/AuditEvent", AuthToken, PermAuditRead, s.handleAuditEvents},
-		{"GET", "/audit/checkpoint", AuthToken, PermAuditRead, s.handleAuditCheckpoint},
-		{"GET", "/audit/proof/inclusion", AuthToken, PermAuditRead, s.handleInclusionProof},
-		{"GET", "/audit/proof/consistency", AuthToken, PermAuditRead, s.handleConsistencyProof},
-		{"GET", "/readyz", AuthPublic, PermPublic, s.handleReady},
-		{"GET", "/.well-known/est/cacerts", AuthPublic, PermPublic, s.handleCACerts},
-		{"POST", "/.well-known/est/simpleenroll", AuthEnrollSecret, PermEnroll, s.handleSimpleEnroll},
-		{"POST", "/.well-known/est/simplereenroll", AuthDevice, PermReenroll, s.handleSimpleReenroll},
-		{"POST", "/fhir/Observation", AuthDevice, PermObservationCreate, s.handleCreateObservation},
-		{"POST", "/fhir", AuthDevice, PermObservationCreate, s.handleBundle},
+		{"GET", "/healthz", AuthPublic, access.PermPublic, s.handleHealth},
+		{"GET", "/fhir/metadata", AuthPublic, access.PermPublic, s.handleMetadata},
+		{"GET", "/.well-known/smart-configuration", AuthPublic, access.PermPublic, s.handleSMARTConfiguration},
+		{"POST", "/oauth2/token", AuthClientCredentials, access.PermToken, s.handleToken},
+		{"GET", "/fhir/Observation/{id}", AuthToken, access.PermObservationRead, s.handleReadObservation},
+		{"GET", "/fhir/Observation", AuthToken, access.PermObservationSearch, s.handleSearchObservations},
+		{"POST", "/fhir/Patient", AuthToken, access.PermPatientCreate, s.handleCreatePatient},
+		{"GET", "/fhir/Patient/{id}", AuthToken, access.PermPatientRead, s.handleReadPatient},
+		{"GET", "/fhir/Patient", AuthToken, access.PermPatientSearch, s.handleSearchPatients},
+		{"GET", "/fhir/Device/{id}", AuthToken, access.PermDeviceRead, s.handleReadDevice},
+		{"PUT", "/admin/devices/{id}", AuthToken, access.PermDeviceAssign, s.handleAssignDevice},
+		{"GET", "/fhir/AuditEvent", AuthToken, access.PermAuditRead, s.handleAuditEvents},
+		{"GET", "/audit/checkpoint", AuthToken, access.PermAuditRead, s.handleAuditCheckpoint},
+		{"GET", "/audit/proof/inclusion", AuthToken, access.PermAuditRead, s.handleInclusionProof},
+		{"GET", "/audit/proof/consistency", AuthToken, access.PermAuditRead, s.handleConsistencyProof},
+		{"GET", "/readyz", AuthPublic, access.PermPublic, s.handleReady},
+		{"GET", "/.well-known/est/cacerts", AuthPublic, access.PermPublic, s.handleCACerts},
+		{"POST", "/.well-known/est/simpleenroll", AuthEnrollSecret, access.PermEnroll, s.handleSimpleEnroll},
+		{"POST", "/.well-known/est/simplereenroll", AuthDevice, access.PermReenroll, s.handleSimpleReenroll},
+		{"POST", "/fhir/Observation", AuthDevice, access.PermObservationCreate, s.handleCreateObservation},
+		{"POST", "/fhir", AuthDevice, access.PermObservationCreate, s.handleBundle},
 	}
 }
 
@@ -125,17 +88,11 @@ func (s *Server) guard(rt Route) http.Handler {
 		}
 		p, err := s.authenticate(r, rt.Auth)
 		if err != nil {
-			s.record(r, audit.Entry{Action: audit.ActionExecute, Type: "authn", Subtype: string(rt.Auth),
-				AgentType: audit.AgentClient, Outcome: audit.OutcomeMinorFailure,
-				OutcomeDesc: name + ": " + vitalgate.ErrorMessage(err)})
-			s.writeError(w, r, err)
+			s.writeError(w, r, s.access.AuthenticationFailed(r.Context(), string(rt.Auth), name, err))
 			return
 		}
-		if !allowed(p, rt) {
-			s.record(r, audit.Entry{Action: audit.ActionExecute, Type: "authz", Subtype: string(rt.Permission),
-				AgentType: p.Kind, AgentID: p.ID, AgentRole: string(p.Role), Outcome: audit.OutcomeMinorFailure,
-				OutcomeDesc: name + ": not permitted"})
-			s.writeError(w, r, vitalgate.Errorf(vitalgate.EFORBIDDEN, "not permitted"))
+		if err := s.access.Authorize(r.Context(), p, rt.Permission, name); err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 		release, err := s.afterAuth(w, p, rt)
@@ -146,26 +103,6 @@ func (s *Server) guard(rt Route) http.Handler {
 		defer release()
 		rt.handler(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
 	})
-}
-
-// allowed reports whether principal p holds the route's permission.
-func allowed(p vitalgate.Principal, rt Route) bool {
-	if rt.Permission == PermPublic {
-		return rt.Auth == AuthPublic
-	}
-	grants := rolePermissions[p.Role]
-	switch p.Kind {
-	case "enrollee":
-		grants = enrolleePermissions
-	case "client-candidate":
-		grants = clientPermissions
-	}
-	for _, g := range grants {
-		if g == rt.Permission {
-			return true
-		}
-	}
-	return false
 }
 
 func remoteIP(r *http.Request) string {
@@ -181,7 +118,7 @@ func (s *Server) authenticate(r *http.Request, kind AuthKind) (vitalgate.Princip
 	p := vitalgate.Principal{RemoteIP: remoteIP(r)}
 	switch kind {
 	case AuthPublic:
-		p.Kind = "anonymous"
+		p.Kind = access.KindAnonymous
 		return p, nil
 	case AuthEnrollSecret:
 		id, _, ok := r.BasicAuth()
@@ -189,7 +126,7 @@ func (s *Server) authenticate(r *http.Request, kind AuthKind) (vitalgate.Princip
 			return p, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "enrollment needs HTTP Basic authentication with the device id and its enrollment secret")
 		}
 		// The secret itself is checked by the handler, atomically with its single use.
-		p.Kind, p.ID = "enrollee", id
+		p.Kind, p.ID = access.KindEnrollee, id
 		return p, nil
 	case AuthDevice:
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
@@ -206,7 +143,7 @@ func (s *Server) authenticate(r *http.Request, kind AuthKind) (vitalgate.Princip
 		p.Kind, p.ID, p.Role = "device", id, vitalgate.RoleDevice
 		return p, nil
 	case AuthClientCredentials:
-		p.Kind = "client-candidate"
+		p.Kind = access.KindClientCandidate
 		return p, nil
 	case AuthToken:
 		h := r.Header.Get("Authorization")

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/pki"
 )
@@ -155,7 +156,7 @@ func TestDenyByDefault(t *testing.T) {
 			}
 			anon := send(t, rt, req{ctype: c.right.ctype, body: c.right.body, path: c.right.path})
 			if rt.Auth == httpapi.AuthPublic {
-				if rt.Permission != httpapi.PermPublic || anon != 200 {
+				if rt.Permission != access.PermPublic || anon != 200 {
 					t.Fatalf("public route: permission %q, anonymous status %d", rt.Permission, anon)
 				}
 				return

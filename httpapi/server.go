@@ -123,6 +123,9 @@ func New(o Options) (*Server, error) {
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
+		if (rt.Permission == access.PermPublic) != (rt.Auth == AuthPublic) {
+			return nil, fmt.Errorf("httpapi: route %s %s: only public routes may carry the public permission", rt.Method, rt.Pattern)
+		}
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.guard(rt))
 	}
 	return s, nil

@@ -1,0 +1,101 @@
+package access
+
+import (
+	"context"
+	"slices"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
+)
+
+// Permission is what an endpoint checks after authentication: one kind of act, granted to
+// roles by the grant table below. A token's SMART scopes narrow it further, per resource.
+type Permission string
+
+// Permissions.
+const (
+	PermPublic            Permission = "public"
+	PermEnroll            Permission = "device:enroll"
+	PermReenroll          Permission = "device:reenroll"
+	PermObservationCreate Permission = "observation:create"
+	PermToken             Permission = "oauth:token" // #nosec G101 -- a permission name, not a credential
+	PermObservationRead   Permission = "observation:read"
+	PermObservationSearch Permission = "observation:search"
+	PermPatientCreate     Permission = "patient:create"
+	PermPatientRead       Permission = "patient:read"
+	PermPatientSearch     Permission = "patient:search"
+	PermDeviceRead        Permission = "device:read"
+	PermDeviceAssign      Permission = "device:assign"
+	PermAuditRead         Permission = "audit:read"
+)
+
+// Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
+// and a caller presenting client credentials to the token endpoint (checked by package
+// auth).
+const (
+	KindEnrollee        = "enrollee"
+	KindClientCandidate = "client-candidate"
+	KindAnonymous       = "anonymous"
+)
+
+// rolePermissions is the whole grant table: a role may do exactly what is listed here.
+var rolePermissions = map[vitalgate.Role][]Permission{
+	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate},
+	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign},
+	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead},
+	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead},
+	vitalgate.RoleAuditor:   {PermAuditRead},
+}
+
+// kindPermissions are granted by the kind of credential alone, before any role is known.
+var kindPermissions = map[string][]Permission{
+	KindEnrollee:        {PermEnroll},
+	KindClientCandidate: {PermToken},
+}
+
+// Permits reports whether p holds perm. PermPublic is held by everyone; the other
+// permissions come from the principal's role, or, for the credential kinds that have no role
+// yet, from the kind.
+func Permits(p vitalgate.Principal, perm Permission) bool {
+	if perm == PermPublic {
+		return true
+	}
+	grants, ok := kindPermissions[p.Kind]
+	if !ok {
+		grants = rolePermissions[p.Role]
+	}
+	return slices.Contains(grants, perm)
+}
+
+// Authorize decides whether p may perform perm on what (a short description of the
+// endpoint, such as "GET /fhir/Observation", for the audit trail). A refusal is audited and
+// returned as EFORBIDDEN; if the refusal cannot be audited the error is EUNAVAILABLE.
+func (s *Service) Authorize(ctx context.Context, p vitalgate.Principal, perm Permission, what string) error {
+	if Permits(p, perm) {
+		return nil
+	}
+	err := vitalgate.Errorf(vitalgate.EFORBIDDEN, "not permitted")
+	if s.Audit == nil {
+		return err
+	}
+	if aerr := s.Audit.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "authz", Subtype: string(perm),
+		AgentType: p.Kind, AgentID: p.ID, AgentRole: string(p.Role), Outcome: audit.OutcomeMinorFailure,
+		OutcomeDesc: what + ": not permitted"}); aerr != nil {
+		return vitalgate.Unavailable(aerr, "the refusal could not be audited; try again")
+	}
+	return err
+}
+
+// AuthenticationFailed records that a caller could not be authenticated the way an
+// endpoint demands (kind: how it authenticates; what: the endpoint) and returns err
+// unchanged, so that the caller answers it. Recording is part of the refusal but never
+// turns it into a success: if the entry cannot be written, err is still returned.
+func (s *Service) AuthenticationFailed(ctx context.Context, kind, what string, err error) error {
+	if s.Audit == nil || err == nil {
+		return err
+	}
+	_ = s.Audit.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "authn", Subtype: kind,
+		AgentType: audit.AgentClient, Outcome: audit.OutcomeMinorFailure,
+		OutcomeDesc: what + ": " + vitalgate.ErrorMessage(err)})
+	return err
+}
