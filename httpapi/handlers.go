@@ -19,7 +19,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request, _ vitalgat
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request, _ vitalgate.Principal) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.ready.Ping(ctx); err != nil {
+	if err := s.ready(ctx); err != nil {
 		s.writeError(w, r, vitalgate.Unavailable(err, "the store is not reachable"))
 		return
 	}

@@ -40,10 +40,9 @@ type Registry interface {
 	AddCertificate(ctx context.Context, cert vitalgate.Certificate, audit ...[]byte) error
 }
 
-// Pinger reports whether the store can serve requests (readiness).
-type Pinger interface {
-	Ping(ctx context.Context) error
-}
+// ReadyFunc reports whether the node can serve requests (readiness): nil when it can, an
+// error saying what is missing when it cannot.
+type ReadyFunc func(ctx context.Context) error
 
 // Server serves Vitalgate's HTTPS API.
 type Server struct {
@@ -51,7 +50,7 @@ type Server struct {
 	ca         *pki.CA
 	registry   Registry
 	ingest     *ingest.Service
-	ready      Pinger
+	ready      ReadyFunc
 	log        *slog.Logger
 	now        func() time.Time
 	tokens     *auth.Tokens
@@ -85,7 +84,7 @@ type Options struct {
 	CA       *pki.CA
 	Registry Registry
 	Ingest   *ingest.Service
-	Ready    Pinger
+	Ready    ReadyFunc // readiness of the node
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Tokens   *auth.Tokens     // access tokens

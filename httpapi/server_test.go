@@ -115,7 +115,7 @@ func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
 	}
 	alog := audit.NewLog(store, signer, "test/audit", "node-1", clk.Now)
 	srv, err := httpapi.New(httpapi.Options{
-		Config: cfg, CA: ca, Registry: store, Ready: store, Now: clk.Now,
+		Config: cfg, CA: ca, Registry: store, Ready: store.Ping, Now: clk.Now,
 		Ingest: &ingest.Service{Devices: store, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store},
 		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Clients: store, Admin: store,
 		Audit: alog, AuditDB: store,

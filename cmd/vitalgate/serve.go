@@ -126,7 +126,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		return float64(enrolled)
 	})
 	srv, err := httpapi.New(httpapi.Options{
-		Config: cfg, CA: n.ca, Registry: n.store, Ingest: ing, Ready: n.store, Logger: log, Now: m.Now,
+		Config: cfg, CA: n.ca, Registry: n.store, Ingest: ing, Ready: n.store.Ping, Logger: log, Now: m.Now,
 		Tokens: tokens, Access: &access.Service{Store: n.store, Vault: n.vault, Now: m.Now, Audit: alog},
 		Clients: n.store, Admin: n.store, Metrics: met, Audit: alog, AuditDB: n.store,
 	})
