@@ -69,7 +69,9 @@ type Certificate struct {
 func (c Certificate) Revoked() bool { return !c.RevokedAt.IsZero() }
 
 // RevokedBy reports whether the certificate is no longer accepted at t.
-func (c Certificate) RevokedBy(t time.Time) bool { return !c.RevokedAt.IsZero() && !t.Before(c.RevokedAt) }
+func (c Certificate) RevokedBy(t time.Time) bool {
+	return !c.RevokedAt.IsZero() && !t.Before(c.RevokedAt)
+}
 
 // DeviceStore persists devices and their certificates. Every write method takes trailing
 // audit entries, appended to the audit log in the same transaction: if the write fails none
