@@ -92,8 +92,9 @@ type DeviceStore interface {
 	// SetEnrollSecret replaces the device's enrollment secret hash and expiry. ENOTFOUND.
 	SetEnrollSecret(ctx context.Context, deviceID, secretHash string, expiresAt time.Time, audit ...[]byte) error
 	// AssignPatient changes the device's patient: atomically it closes the current assignment
-	// at at (To = at) and opens the new one (From = at). Returns ENOTFOUND, ECONFLICT when at
-	// is not after the start of the device's latest assignment.
+	// at at (To = at) and opens the new one (From = at); a current assignment that starts at
+	// at itself lasted no time and is replaced. Returns ENOTFOUND, ECONFLICT when at is before
+	// the start of the device's latest assignment (or at a closed one's start).
 	AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error
 	// AssignmentAt returns the assignment that covers t (From <= t < To). Its cost does not
 	// grow with the device's history. Returns ENOTFOUND when none covers t.

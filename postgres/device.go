@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,7 +62,10 @@ const (
 
 	assignmentsSQL = assignmentColumns + ` WHERE device_id = $1 ORDER BY valid_from DESC LIMIT $2`
 
-	latestAssignmentStartSQL = `SELECT max(valid_from) FROM device_assignments WHERE device_id = $1`
+	latestAssignmentStartSQL = `SELECT valid_from, valid_to IS NULL FROM device_assignments
+	WHERE device_id = $1 ORDER BY valid_from DESC LIMIT 1`
+
+	dropAssignmentSQL = `DELETE FROM device_assignments WHERE device_id = $1 AND valid_from = $2`
 
 	closeAssignmentSQL = `UPDATE device_assignments SET valid_to = $1 WHERE device_id = $2 AND valid_to IS NULL`
 
@@ -200,9 +204,10 @@ func (db *DB) SetEnrollSecret(ctx context.Context, deviceID, secretHash string, 
 
 // AssignPatient changes the device's patient, sets UpdatedAt to at (now if zero), closes the
 // current assignment at at and opens the new one from at (none for an empty patientIndex),
-// and appends the audit entries, in one transaction. The device row's update comes first and
+// and appends the audit entries, in one transaction. A current assignment that starts at at
+// itself lasted no time and is replaced. The device row's update comes first and
 // locks it, so concurrent reassignments of one device (on any node) take turns. Returns
-// ENOTFOUND, or ECONFLICT when at is not after the start of the device's latest assignment.
+// ENOTFOUND, or ECONFLICT when at is before the start of the device's latest assignment.
 func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error {
 	at = db.orNow(at)
 	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
@@ -210,20 +215,32 @@ func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, 
 			dbTime(at), deviceID)); err != nil {
 			return err
 		}
-		var latest *time.Time
-		if err := tx.QueryRow(ctx, latestAssignmentStartSQL, deviceID).Scan(&latest); err != nil {
+		var (
+			latest  time.Time
+			current bool
+		)
+		err := tx.QueryRow(ctx, latestAssignmentStartSQL, deviceID).Scan(&latest, &current)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return mapError(err, "assignment")
 		}
-		if latest != nil && !at.UTC().Truncate(time.Microsecond).After(*latest) {
-			return vitalgate.Errorf(vitalgate.ECONFLICT, "the device's latest assignment starts at or after this time; reassign later")
-		}
-		if _, err := tx.Exec(ctx, closeAssignmentSQL, dbTime(at), deviceID); err != nil {
-			return mapError(err, "assignment")
+		found, t := err == nil, at.UTC().Truncate(time.Microsecond)
+		switch {
+		case found && t.Equal(latest) && current:
+			// A reassignment in the same instant replaces an assignment that lasted no time.
+			if _, err := tx.Exec(ctx, dropAssignmentSQL, deviceID, dbTime(at)); err != nil {
+				return mapError(err, "assignment")
+			}
+		case found && !t.After(latest):
+			return vitalgate.Errorf(vitalgate.ECONFLICT, "the device's latest assignment starts after this time; reassign later")
+		default:
+			if _, err := tx.Exec(ctx, closeAssignmentSQL, dbTime(at), deviceID); err != nil {
+				return mapError(err, "assignment")
+			}
 		}
 		if len(patientIndex) == 0 {
 			return nil
 		}
-		_, err := tx.Exec(ctx, openAssignmentSQL, deviceID, dbTime(at), patientIndex, dbBlob(patientSealed))
+		_, err = tx.Exec(ctx, openAssignmentSQL, deviceID, dbTime(at), patientIndex, dbBlob(patientSealed))
 		return mapError(err, "assignment")
 	})
 }

@@ -57,8 +57,10 @@ const (
 
 	assignmentsSQL = assignmentColumns + ` WHERE device_id = ? ORDER BY valid_from DESC LIMIT ?`
 
-	latestAssignmentStartSQL = `SELECT valid_from FROM device_assignments WHERE device_id = ?
-	ORDER BY valid_from DESC LIMIT 1`
+	latestAssignmentStartSQL = `SELECT valid_from, valid_to IS NULL FROM device_assignments
+	WHERE device_id = ? ORDER BY valid_from DESC LIMIT 1`
+
+	dropAssignmentSQL = `DELETE FROM device_assignments WHERE device_id = ? AND valid_from = ?`
 
 	closeAssignmentSQL = `UPDATE device_assignments SET valid_to = ? WHERE device_id = ? AND valid_to IS NULL`
 
@@ -227,8 +229,9 @@ func (db *DB) SetEnrollSecret(ctx context.Context, deviceID, secretHash string, 
 
 // AssignPatient changes the device's patient, sets UpdatedAt to at, closes the current
 // assignment at at and opens the new one from at (none for an empty patientIndex), and
-// appends the audit entries, in one transaction. Returns ENOTFOUND, ECONFLICT when at is not
-// after the start of the device's latest assignment, or EINVALID for an empty audit entry.
+// appends the audit entries, in one transaction. A current assignment that starts at at
+// itself lasted no time and is replaced. Returns ENOTFOUND, ECONFLICT when at is before the
+// start of the device's latest assignment, or EINVALID for an empty audit entry.
 func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error {
 	if err := checkAudit(audit); err != nil {
 		return err
@@ -240,15 +243,23 @@ func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, 
 			return err
 		}
 		var latest sql.NullInt64
-		err := tx.QueryRowContext(ctx, latestAssignmentStartSQL, deviceID).Scan(&latest)
+		var current bool
+		err := tx.QueryRowContext(ctx, latestAssignmentStartSQL, deviceID).Scan(&latest, &current)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return mapError(err, "assignment")
 		}
-		if latest.Valid && !at.After(goTime(latest)) {
-			return vitalgate.Errorf(vitalgate.ECONFLICT, "the device's latest assignment starts at or after this time; reassign later")
-		}
-		if _, err := tx.ExecContext(ctx, closeAssignmentSQL, dbTime(at), deviceID); err != nil {
-			return mapError(err, "assignment")
+		switch {
+		case latest.Valid && at.Equal(goTime(latest)) && current:
+			// A reassignment in the same instant replaces an assignment that lasted no time.
+			if _, err := tx.ExecContext(ctx, dropAssignmentSQL, deviceID, dbTime(at)); err != nil {
+				return mapError(err, "assignment")
+			}
+		case latest.Valid && !at.After(goTime(latest)):
+			return vitalgate.Errorf(vitalgate.ECONFLICT, "the device's latest assignment starts after this time; reassign later")
+		default:
+			if _, err := tx.ExecContext(ctx, closeAssignmentSQL, dbTime(at), deviceID); err != nil {
+				return mapError(err, "assignment")
+			}
 		}
 		if len(patientIndex) > 0 {
 			if _, err := tx.ExecContext(ctx, openAssignmentSQL, deviceID, dbTime(at), patientIndex,

@@ -111,22 +111,34 @@ func (s *suite) testAssignmentUnassigned(t *testing.T) {
 	checkAssignment(t, "AssignmentAt", a, "dev-1", "a", at(3), time.Time{})
 }
 
-// testAssignmentNotBackwards: a reassignment must start after the latest assignment's start,
-// and a refused one changes nothing.
+// testAssignmentNotBackwards: a reassignment must not start before the latest assignment's
+// start, and a refused one changes nothing.
 func (s *suite) testAssignmentNotBackwards(t *testing.T) {
 	st := s.store(t)
 	must(t, "CreateDevice", st.CreateDevice(ctxT(t), testDevice("dev-1")))
 	must(t, "AssignPatient", st.AssignPatient(ctxT(t), "dev-1", []byte("pidx-b"), []byte("sealed-b"), at(10)))
-	for _, when := range []time.Time{at(10), at(5)} {
-		err := st.AssignPatient(ctxT(t), "dev-1", []byte("pidx-c"), []byte("sealed-c"), when)
-		wantCode(t, "AssignPatient at "+when.String(), err, vitalgate.ECONFLICT)
-	}
+	err := st.AssignPatient(ctxT(t), "dev-1", []byte("pidx-c"), []byte("sealed-c"), at(5))
+	wantCode(t, "AssignPatient before the latest assignment's start", err, vitalgate.ECONFLICT)
 	a, err := st.AssignmentAt(ctxT(t), "dev-1", at(30))
 	must(t, "AssignmentAt", err)
 	checkAssignment(t, "AssignmentAt", a, "dev-1", "b", at(10), time.Time{})
 	d, err := st.Device(ctxT(t), "dev-1")
 	must(t, "Device", err)
 	checkBytes(t, "device PatientIndex", d.PatientIndex, []byte("pidx-b"))
+
+	// In the same instant as the current assignment's start: that assignment lasted no time
+	// and is replaced.
+	must(t, "AssignPatient in the same instant", st.AssignPatient(ctxT(t), "dev-1", []byte("pidx-c"), []byte("sealed-c"), at(10)))
+	as, err := st.Assignments(ctxT(t), "dev-1", 10)
+	must(t, "Assignments", err)
+	if len(as) != 2 {
+		t.Fatalf("Assignments = %d, want 2 (the zero-length one replaced)", len(as))
+	}
+	checkAssignment(t, "Assignments[0]", as[0], "dev-1", "c", at(10), time.Time{})
+	checkAssignment(t, "Assignments[1]", as[1], "dev-1", "dev-1", at(0), at(10))
+	// A closed assignment is never replaced: reassigning at its start is backwards.
+	err = st.AssignPatient(ctxT(t), "dev-1", []byte("pidx-d"), []byte("sealed-d"), at(0))
+	wantCode(t, "AssignPatient at a closed assignment's start", err, vitalgate.ECONFLICT)
 }
 
 // testAssignmentAtomic: when the audit entry cannot be appended, the reassignment does not

@@ -8,7 +8,7 @@ CREATE TABLE device_assignments (
 	valid_from     INTEGER NOT NULL,
 	valid_to       INTEGER,
 	patient_index  BLOB    NOT NULL,
-	patient_sealed BLOB    NOT NULL,
+	patient_sealed BLOB,
 	PRIMARY KEY (device_id, valid_from),
 	CHECK (valid_to IS NULL OR valid_to > valid_from)
 ) STRICT;
@@ -20,5 +20,4 @@ CREATE TABLE device_assignments (
 -- attributed to a patient the device may not have had then; they are refused instead.
 INSERT INTO device_assignments (device_id, valid_from, valid_to, patient_index, patient_sealed)
 SELECT id, updated_at, NULL, patient_index, patient_sealed FROM devices
-WHERE patient_index IS NOT NULL AND length(patient_index) > 0
-  AND patient_sealed IS NOT NULL AND length(patient_sealed) > 0;
+WHERE patient_index IS NOT NULL AND length(patient_index) > 0;
