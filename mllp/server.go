@@ -41,6 +41,9 @@ type ConnInfo struct {
 	// client's verified chain when the tls.Config requires client certificates); nil on a
 	// plaintext connection (only with Config.AllowPlaintext).
 	TLS *tls.ConnectionState
+	// DeviceID is the device the Authorizer found for the client certificate, for this
+	// message (empty without an Authorizer).
+	DeviceID string
 }
 
 // Handler handles one MLLP frame and returns the acknowledgement to send back (an
@@ -321,7 +324,8 @@ func (s *Server) serveConn(cn *conn) {
 			}
 			return
 		default:
-			if err := s.authorize(info); err != nil {
+			id, err := s.authorize(info)
+			if err != nil {
 				log.Info("mllp: certificate no longer authorized; closing", "err", vitalgate.ErrorMessage(err))
 				ack := hl7v2.BuildACK(parseHeader(payload), hl7v2.AckAR, []hl7v2.AckError{{
 					Condition: hl7v2.CondInternal, Message: vitalgate.ErrorMessage(err),
@@ -330,6 +334,7 @@ func (s *Server) serveConn(cn *conn) {
 				_ = WriteFrame(cn.c, ack)
 				return
 			}
+			info.DeviceID = id
 			ack = s.handle(log, info, payload)
 		}
 		if ack == nil {
@@ -343,15 +348,15 @@ func (s *Server) serveConn(cn *conn) {
 	}
 }
 
-// authorize asks the Authorizer about the connection's client certificate, per message.
-func (s *Server) authorize(info ConnInfo) error {
+// authorize asks the Authorizer about the connection's client certificate, per message, and
+// returns the device id.
+func (s *Server) authorize(info ConnInfo) (string, error) {
 	if s.cfg.Authorizer == nil || info.TLS == nil || len(info.TLS.PeerCertificates) == 0 {
-		return nil
+		return "", nil
 	}
 	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.HandlerTimeout)
 	defer cancel()
-	_, err := s.cfg.Authorizer.Authorize(ctx, info.TLS.PeerCertificates[0])
-	return err
+	return s.cfg.Authorizer.Authorize(ctx, info.TLS.PeerCertificates[0])
 }
 
 // parseHeader returns the parsed message for the ACK's MSA-2, or nil.

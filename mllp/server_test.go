@@ -479,6 +479,9 @@ func TestServerReauthorizesEveryMessage(t *testing.T) {
 	}
 	rec.mu.Lock()
 	handled := len(rec.infos)
+	if handled > 0 && rec.infos[0].DeviceID != "device-42" {
+		t.Errorf("ConnInfo.DeviceID = %q, want the authorized device-42", rec.infos[0].DeviceID)
+	}
 	rec.mu.Unlock()
 	if handled != 1 {
 		t.Errorf("handler saw %d messages, want 1 (the refused one never reaches it)", handled)
