@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -136,7 +137,7 @@ type Service struct {
 	now     func() time.Time
 	rand    io.Reader
 	verify  func(hash, secret string) (bool, error)
-	dummy   string // argon2id hash of a random secret nobody knows
+	dummy   func() (string, error) // argon2id hash of a random secret nobody knows (made once, on first use)
 	devices *fresh.Cache[string, vitalgate.Device]
 	certs   *fresh.Cache[string, vitalgate.Certificate]
 }
@@ -159,13 +160,13 @@ func New(cfg Config) (*Service, error) {
 	if s.verify == nil {
 		s.verify = auth.VerifySecret
 	}
-	secret, err := auth.NewSecret(s.rand)
-	if err != nil {
-		return nil, err
-	}
-	if s.dummy, err = auth.HashSecret(secret, cfg.HashParams, s.rand); err != nil {
-		return nil, err
-	}
+	s.dummy = sync.OnceValues(func() (string, error) {
+		secret, err := auth.NewSecret(s.rand)
+		if err != nil {
+			return "", err
+		}
+		return auth.HashSecret(secret, cfg.HashParams, s.rand)
+	})
 	s.devices = fresh.New[string, vitalgate.Device](cfg.MaxStaleness, s.now)
 	s.certs = fresh.New[string, vitalgate.Certificate](cfg.MaxStaleness, s.now)
 	return s, nil
@@ -483,7 +484,10 @@ func (s *Service) Enroll(ctx context.Context, p vitalgate.Principal, secret stri
 	now := s.clock()
 	hash := d.EnrollSecretHash
 	if !known || hash == "" {
-		hash = s.dummy // the same argon2id work as a known device, and it never matches
+		// The same argon2id work as for a known device, and it never matches.
+		if hash, err = s.dummy(); err != nil {
+			return nil, err
+		}
 	}
 	ok, verr := s.verify(hash, secret)
 	if !known || d.EnrollSecretHash == "" || verr != nil || !ok || active(d) != nil || !now.Before(d.EnrollExpiresAt) {
