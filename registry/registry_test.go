@@ -457,7 +457,11 @@ func TestEachActionAudited(t *testing.T) {
 		do   func() error
 	}{
 		{"add", func() error { _, _, err := e.reg.Add(ctx, op, "dev-9", "pat-a", "", 0); return err }},
-		{"assign", func() error { e.clock.Advance(time.Second); _, err := e.reg.Assign(ctx, op, "dev-9", "pat-b"); return err }},
+		{"assign", func() error {
+			e.clock.Advance(time.Second)
+			_, err := e.reg.Assign(ctx, op, "dev-9", "pat-b")
+			return err
+		}},
 		{"failed enrollment", func() error {
 			_, err := e.reg.Enroll(ctx, enrollee("dev-9", "192.0.2.1"), "wrong", csr(t, "dev-9"))
 			if vitalgate.ErrorCode(err) != vitalgate.EUNAUTHORIZED {
@@ -477,4 +481,3 @@ func TestEachActionAudited(t *testing.T) {
 		}
 	}
 }
-
