@@ -59,17 +59,26 @@ type Certificate struct {
 	NotBefore time.Time
 	NotAfter  time.Time
 	IssuedAt  time.Time
-	RevokedAt time.Time // zero while valid
+	// RevokedAt is when the certificate stops being accepted; zero while valid. It may lie in
+	// the future: a certificate replaced by a renewal (simplereenroll) stays usable until the
+	// end of the configured overlap.
+	RevokedAt time.Time
 }
 
-// Revoked reports whether the certificate has been revoked.
+// Revoked reports whether the certificate has been revoked or is due to be (RevokedAt set).
 func (c Certificate) Revoked() bool { return !c.RevokedAt.IsZero() }
+
+// RevokedBy reports whether the certificate is no longer accepted at t.
+func (c Certificate) RevokedBy(t time.Time) bool {
+	return !c.RevokedAt.IsZero() && !t.Before(c.RevokedAt)
+}
 
 // DeviceStore persists devices and their certificates. Every write method takes trailing
 // audit entries, appended to the audit log in the same transaction: if the write fails none
 // is appended, and if they cannot be appended the write fails.
 type DeviceStore interface {
-	// CreateDevice registers a new device. Returns ECONFLICT if the id exists.
+	// CreateDevice registers a new device and, when it has a patient, opens its first
+	// assignment (From = CreatedAt). Returns ECONFLICT if the id exists.
 	CreateDevice(ctx context.Context, d Device, audit ...[]byte) error
 	// Device returns a device by id. Returns ENOTFOUND.
 	Device(ctx context.Context, id string) (Device, error)
@@ -82,11 +91,25 @@ type DeviceStore interface {
 	ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash string, cert Certificate, audit ...[]byte) error
 	// SetEnrollSecret replaces the device's enrollment secret hash and expiry. ENOTFOUND.
 	SetEnrollSecret(ctx context.Context, deviceID, secretHash string, expiresAt time.Time, audit ...[]byte) error
-	// AssignPatient changes the device's patient. ENOTFOUND.
+	// AssignPatient changes the device's patient: atomically it closes the current assignment
+	// at at (To = at) and opens the new one (From = at); a current assignment that starts at
+	// at itself lasted no time and is replaced. Returns ENOTFOUND, ECONFLICT when at is before
+	// the start of the device's latest assignment (or at a closed one's start).
 	AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error
+	// AssignmentAt returns the assignment that covers t (From <= t < To). Its cost does not
+	// grow with the device's history. Returns ENOTFOUND when none covers t.
+	AssignmentAt(ctx context.Context, deviceID string, t time.Time) (Assignment, error)
+	// Assignments returns up to limit of the device's assignments, newest first (an unknown
+	// device has none).
+	Assignments(ctx context.Context, deviceID string, limit int) ([]Assignment, error)
 	// AddCertificate records a newly issued certificate (renewal). ENOTFOUND for an unknown
 	// device, ECONFLICT if the serial exists.
 	AddCertificate(ctx context.Context, cert Certificate, audit ...[]byte) error
+	// RenewCertificate records cert, a renewal of the device's certificate oldSerial, and
+	// atomically sets oldSerial's RevokedAt to oldUntil unless it is revoked earlier already.
+	// Returns ENOTFOUND for an unknown device or an oldSerial that is not the device's,
+	// ECONFLICT if cert's serial exists.
+	RenewCertificate(ctx context.Context, cert Certificate, oldSerial string, oldUntil time.Time, audit ...[]byte) error
 	// Certificate returns a certificate by serial. Returns ENOTFOUND.
 	Certificate(ctx context.Context, serial string) (Certificate, error)
 	// RevokeDevice marks the device revoked and every one of its certificates revoked at the

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -15,10 +16,9 @@ import (
 	"github.com/vitalgate/vitalgate/fhir"
 )
 
-// Admin is what device administration needs from the store.
+// Admin is what device reads and patient creation need from the store.
 type Admin interface {
 	Device(ctx context.Context, id string) (vitalgate.Device, error)
-	AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error
 	Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func(vitalgate.SealedResource) error) error
 }
 
@@ -221,55 +221,17 @@ func (s *Server) handleReadDevice(w http.ResponseWriter, r *http.Request, p vita
 }
 
 // handleAssignDevice reassigns a device to a patient: PUT /admin/devices/{id} with
-// {"patient": "<Patient id>"}. It takes effect for the device's next observation.
+// {"patient": "<Patient id>"}. The registry decides, records the history and audits; it
+// takes effect for readings measured from now on.
 func (s *Server) handleAssignDevice(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
-	if err := access.RequireScope(p, "Device", access.OpUpdate); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	id, err := pathID(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := requireMediaType(r, "application/json"); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	body, err := s.readBody(r, w)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req struct {
 		Patient string `json:"patient"`
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || dec.More() {
-		s.writeError(w, r, vitalgate.Errorf(vitalgate.EINVALID, `the body must be {"patient": "<Patient id>"}`))
-		return
-	}
-	pid := strings.TrimPrefix(req.Patient, "Patient/")
-	if !fhirID.MatchString(pid) {
-		s.writeError(w, r, vitalgate.FieldErrorf(vitalgate.EINVALID, "patient", "patient must be a Patient id"))
-		return
-	}
-	pidx := s.access.Vault.PatientIndex(pid)
-	sealed, err := s.access.Vault.SealValue(r.Context(), pidx, "device-patient:"+id, []byte(pid))
-	if err != nil {
+	if err := s.decodeJSON(w, r, &req, `the body must be {"patient": "<Patient id>"}`); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	entry := s.auditEncode(r, audit.Entry{Action: audit.ActionUpdate, Type: "admin", Subtype: "assign-device",
-		AgentType: audit.AgentClient, AgentID: p.ID, AgentRole: string(p.Role), PatientIndex: audit.PatientIndex(pidx),
-		Resources: []string{"Device/" + id}})
-	if err := s.admin.AssignPatient(r.Context(), id, pidx, sealed, s.now().UTC().Truncate(time.Microsecond), entry...); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.log.Info("device reassigned", "request_id", requestID(r), "client", p.ID, "device", id)
-	d, err := s.admin.Device(r.Context(), id)
+	d, err := s.registry.Assign(r.Context(), p, r.PathValue("id"), req.Patient)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -280,6 +242,24 @@ func (s *Server) handleAssignDevice(w http.ResponseWriter, r *http.Request, p vi
 		return
 	}
 	writeResource(w, http.StatusOK, out, 0, time.Time{})
+}
+
+// decodeJSON reads an application/json body into v, refusing unknown fields and trailing
+// data with the message shape.
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any, shape string) error {
+	if err := requireMediaType(r, "application/json"); err != nil {
+		return err
+	}
+	body, err := s.readBody(r, w)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil || dec.More() {
+		return vitalgate.Errorf(vitalgate.EINVALID, "%s", shape)
+	}
+	return nil
 }
 
 // handleSMARTConfiguration serves SMART discovery (SMART App Launch 2.x, backend services).

@@ -38,27 +38,21 @@ type Config struct {
 	BurstPerIP            int
 	AuthFailuresPerMinute int           // failed authentications per client (×4 per address) before 429
 	EmergencyTTL          time.Duration // life of an emergency-access ("break glass") token, at most 5 minutes
-
-	// RevocationCacheTTL is how long a certificate's revocation status may be reused before
-	// the registry is asked again for requests on an existing connection. Handshakes always
-	// ask the registry.
-	RevocationCacheTTL time.Duration
 }
 
 // DefaultConfig returns the secure defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:               "127.0.0.1:8443",
-		MaxBodyBytes:       1 << 20,
-		MaxBundleEntries:   1000,
-		MaxJSONDepth:       32,
-		MaxHeaderBytes:     16 << 10,
-		ReadHeaderTimeout:  10 * time.Second,
-		ReadTimeout:        30 * time.Second,
-		WriteTimeout:       30 * time.Second,
-		IdleTimeout:        120 * time.Second,
-		ShutdownTimeout:    20 * time.Second,
-		RevocationCacheTTL: 2 * time.Second,
+		Addr:              "127.0.0.1:8443",
+		MaxBodyBytes:      1 << 20,
+		MaxBundleEntries:  1000,
+		MaxJSONDepth:      32,
+		MaxHeaderBytes:    16 << 10,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ShutdownTimeout:   20 * time.Second,
 
 		MaxConns:              10000,
 		MaxConnsPerIP:         512,
@@ -96,8 +90,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("emergency token life must be between 10 s and 5 min")
 	case c.AuthFailuresPerMinute < 1:
 		return fmt.Errorf("auth failures per minute must be at least 1")
-	case c.RevocationCacheTTL < 0 || c.RevocationCacheTTL > time.Minute:
-		return fmt.Errorf("revocation cache TTL must be between 0 and 1 minute")
 	}
 	return nil
 }

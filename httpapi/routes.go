@@ -9,7 +9,6 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
-	"github.com/vitalgate/vitalgate/pki"
 )
 
 // AuthKind is how a route authenticates its caller.
@@ -132,12 +131,10 @@ func (s *Server) authenticate(r *http.Request, kind AuthKind) (vitalgate.Princip
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 			return p, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "this endpoint needs a device client certificate (mutual TLS)")
 		}
-		cert := r.TLS.PeerCertificates[0]
-		id, ok := pki.DeviceIDFromCert(cert)
-		if !ok {
-			return p, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the client certificate is not a device certificate")
-		}
-		if err := s.checkRevocation(r.Context(), cert, false); err != nil {
+		// Every request, also on a long-lived connection: revocation, expiry and the device's
+		// state are the registry's decision, within its staleness bound.
+		id, err := s.registry.Authorize(r.Context(), r.TLS.PeerCertificates[0])
+		if err != nil {
 			return p, err
 		}
 		p.Kind, p.ID, p.Role = "device", id, vitalgate.RoleDevice

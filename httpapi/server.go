@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -32,12 +31,24 @@ import (
 
 const fhirJSON = "application/fhir+json; charset=utf-8"
 
-// Registry is what the HTTP layer needs from the device registry.
+// Registry is what the HTTP layer needs from the device registry (registry.Service): the
+// decision whether a certificate's device may act now, enrollment, renewal and assignment.
+// Each method owns its rule and its audit entry.
 type Registry interface {
-	Device(ctx context.Context, id string) (vitalgate.Device, error)
-	Certificate(ctx context.Context, serial string) (vitalgate.Certificate, error)
-	ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash string, cert vitalgate.Certificate, audit ...[]byte) error
-	AddCertificate(ctx context.Context, cert vitalgate.Certificate, audit ...[]byte) error
+	// AuthorizeHandshake decides at the TLS handshake, reading the registry afresh.
+	// EUNAUTHORIZED, EUNAVAILABLE.
+	AuthorizeHandshake(ctx context.Context, cert *x509.Certificate) (string, error)
+	// Authorize decides per request, from registry facts at most the registry's staleness
+	// bound old, and returns the device id. EUNAUTHORIZED, EUNAVAILABLE.
+	Authorize(ctx context.Context, cert *x509.Certificate) (string, error)
+	// Enroll exchanges the one-time secret and a base64 PKCS#10 body for a certificate.
+	// EUNAUTHORIZED, ETHROTTLED, EINVALID, EUNPROCESSABLE, ETOOLARGE.
+	Enroll(ctx context.Context, p vitalgate.Principal, secret string, csr []byte) (*x509.Certificate, error)
+	// Reenroll renews the presented certificate. EUNAUTHORIZED, EINVALID, EUNPROCESSABLE.
+	Reenroll(ctx context.Context, current *x509.Certificate, csr []byte) (*x509.Certificate, error)
+	// Assign reassigns a device to a patient and returns it. EFORBIDDEN, EINVALID,
+	// ENOTFOUND, ECONFLICT.
+	Assign(ctx context.Context, p vitalgate.Principal, deviceID, patientID string) (vitalgate.Device, error)
 }
 
 // ReadyFunc reports whether the node can serve requests (readiness): nil when it can, an
@@ -63,26 +74,15 @@ type Server struct {
 	audit      *audit.Log
 	auditStore AuditStore
 
-	// DeviceCertValidity is the validity of certificates issued through EST (default 90 days).
-	DeviceCertValidity time.Duration
-
 	routes []Route
 	mux    *http.ServeMux
-
-	revMu    sync.Mutex
-	revCache map[string]revEntry
-}
-
-type revEntry struct {
-	err     error
-	checked time.Time
 }
 
 // Options are the collaborators of a Server.
 type Options struct {
 	Config   Config
 	CA       *pki.CA
-	Registry Registry
+	Registry Registry // the device registry service
 	Ingest   *ingest.Service
 	Ready    ReadyFunc // readiness of the node
 	Logger   *slog.Logger
@@ -113,12 +113,12 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		cfg: o.Config, ca: o.CA, registry: o.Registry, ingest: o.Ingest, ready: o.Ready,
-		log: o.Logger, now: o.Now, DeviceCertValidity: 90 * 24 * time.Hour,
+		log: o.Logger, now: o.Now,
 		tokens: o.Tokens, access: o.Access, clients: o.Clients, admin: o.Admin,
 		failures: newFailureLimiter(o.Config.AuthFailuresPerMinute, time.Minute, time.Now), started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
 		audit:   o.Audit, auditStore: o.AuditDB,
-		mux: http.NewServeMux(), revCache: make(map[string]revEntry),
+		mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -165,8 +165,9 @@ func requestID(r *http.Request) string {
 
 // TLSConfig returns the listener's TLS settings: TLS 1.3 (1.2 only when configured, with
 // ECDHE+AEAD suites), client certificates optional at the TLS layer but, when presented,
-// verified against the built-in CA and the registry (expired, unknown or revoked
-// certificates fail the handshake). Routes that need a device insist on one.
+// verified against the built-in CA and decided by the registry, afresh (expired, unknown or
+// revoked certificates fail the handshake). Routes that need a device insist on one, and ask
+// the registry again on every request.
 func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 	c := &tls.Config{
 		MinVersion:       tls.VersionTLS13,
@@ -180,7 +181,8 @@ func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return nil
 			}
-			return s.checkRevocation(context.Background(), cs.PeerCertificates[0], true)
+			_, err := s.registry.AuthorizeHandshake(context.Background(), cs.PeerCertificates[0])
+			return err
 		},
 	}
 	if s.cfg.AllowTLS12 {
@@ -188,53 +190,6 @@ func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 		c.CipherSuites = tls12Suites
 	}
 	return c
-}
-
-// checkRevocation consults the registry about a client certificate: it must be one the CA
-// issued through enrollment, not revoked, for a device that is still active. fresh skips the
-// short cache (handshakes always ask the registry).
-func (s *Server) checkRevocation(ctx context.Context, cert *x509.Certificate, fresh bool) error {
-	serial := pki.SerialHex(cert)
-	now := s.now()
-	if !fresh {
-		s.revMu.Lock()
-		e, ok := s.revCache[serial]
-		s.revMu.Unlock()
-		if ok && now.Sub(e.checked) < s.cfg.RevocationCacheTTL {
-			return e.err
-		}
-	}
-	err := s.lookupCertificate(ctx, serial)
-	if vitalgate.ErrorCode(err) == vitalgate.EUNAVAILABLE || vitalgate.ErrorCode(err) == vitalgate.EINTERNAL {
-		return err // do not cache faults
-	}
-	s.revMu.Lock()
-	if len(s.revCache) > 100000 {
-		clear(s.revCache)
-	}
-	s.revCache[serial] = revEntry{err: err, checked: now}
-	s.revMu.Unlock()
-	return err
-}
-
-func (s *Server) lookupCertificate(ctx context.Context, serial string) error {
-	c, err := s.registry.Certificate(ctx, serial)
-	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
-		return vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "client certificate is not known to this server")
-	} else if err != nil {
-		return err
-	}
-	if c.Revoked() {
-		return vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "client certificate has been revoked")
-	}
-	d, err := s.registry.Device(ctx, c.DeviceID)
-	if err != nil {
-		return err
-	}
-	if d.Status != vitalgate.DeviceActive {
-		return vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device has been revoked")
-	}
-	return nil
 }
 
 // HTTPServer returns an *http.Server with every timeout and size limit of the configuration.

@@ -25,6 +25,7 @@ import (
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/pki"
+	"github.com/vitalgate/vitalgate/registry"
 	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/sqlite"
 	"github.com/vitalgate/vitalgate/vault"
@@ -55,6 +56,7 @@ type env struct {
 	srv   *httpapi.Server
 	key   *ecdsa.PrivateKey // token signing key, for forging tests
 	audit *audit.Log
+	reg   *registry.Service
 }
 
 // fastHash keeps enrollment secrets cheap to verify in tests.
@@ -67,6 +69,18 @@ func MustEnv(t *testing.T) *env {
 
 // MustEnvWith is MustEnv with configuration changes.
 func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
+	t.Helper()
+	return mustEnv(t, tweak, nil)
+}
+
+// MustEnvRegistry is MustEnv with registry configuration changes (the test env's registry
+// has no staleness: every decision reads the store, unless a test sets a bound).
+func MustEnvRegistry(t *testing.T, tweak func(*registry.Config)) *env {
+	t.Helper()
+	return mustEnv(t, nil, tweak)
+}
+
+func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	clk := &clock{t: time.Now().UTC()}
@@ -97,7 +111,6 @@ func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
 		t.Fatal(err)
 	}
 	cfg := httpapi.DefaultConfig()
-	cfg.RevocationCacheTTL = 0
 	cfg.MaxBodyBytes = 64 << 10
 	cfg.PublicURL = "https://" + ln.Addr().String()
 	if tweak != nil {
@@ -114,8 +127,18 @@ func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
 		t.Fatal(err)
 	}
 	alog := audit.NewLog(store, signer, "test/audit", "node-1", clk.Now)
+	rcfg := registry.DefaultConfig()
+	rcfg.Store, rcfg.CA, rcfg.Vault, rcfg.Audit, rcfg.Now = store, ca, v, alog, clk.Now
+	rcfg.MaxStaleness, rcfg.HashParams = 0, fastHash
+	if tweakReg != nil {
+		tweakReg(&rcfg)
+	}
+	reg, err := registry.New(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := httpapi.New(httpapi.Options{
-		Config: cfg, CA: ca, Registry: store, Ready: store.Ping, Now: clk.Now,
+		Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
 		Ingest: &ingest.Service{Devices: store, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store},
 		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Clients: store, Admin: store,
 		Audit: alog, AuditDB: store,
@@ -132,7 +155,7 @@ func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
 		}
 		_ = store.Close()
 	})
-	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog}
+	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg}
 }
 
 // addDevice registers a device for patient and returns its enrollment secret.

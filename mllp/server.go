@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,6 +41,9 @@ type ConnInfo struct {
 	// client's verified chain when the tls.Config requires client certificates); nil on a
 	// plaintext connection (only with Config.AllowPlaintext).
 	TLS *tls.ConnectionState
+	// DeviceID is the device the Authorizer found for the client certificate, for this
+	// message (empty without an Authorizer).
+	DeviceID string
 }
 
 // Handler handles one MLLP frame and returns the acknowledgement to send back (an
@@ -57,6 +61,12 @@ func (f HandlerFunc) HandleMLLP(ctx context.Context, conn ConnInfo, payload []by
 	return f(ctx, conn, payload)
 }
 
+// Authorizer decides whether the holder of a verified client certificate may act now
+// (registry.Service.Authorize). Errors: EUNAUTHORIZED, EUNAVAILABLE.
+type Authorizer interface {
+	Authorize(ctx context.Context, cert *x509.Certificate) (string, error)
+}
+
 // Config configures a Server. A zero field takes its default (see the Default constants).
 type Config struct {
 	MaxFrameBytes    int           // largest payload accepted; larger frames get an AR ACK
@@ -70,9 +80,13 @@ type Config struct {
 	// AllowPlaintext accepts connections that are not *tls.Conn (tests, or TLS terminated in
 	// front). By default they are closed at once.
 	AllowPlaintext bool
-	Logger         *slog.Logger     // default: discard
-	Now            func() time.Time // default time.Now; for the ACKs the server builds itself
-	Rand           io.Reader        // default crypto/rand.Reader; for those ACKs' control ids
+	// Authorizer, if set, decides before every message whether the connection's client
+	// certificate may still act (revocation, expiry, device state): on a refusal the message
+	// is answered AR and the connection closed.
+	Authorizer Authorizer
+	Logger     *slog.Logger     // default: discard
+	Now        func() time.Time // default time.Now; for the ACKs the server builds itself
+	Rand       io.Reader        // default crypto/rand.Reader; for those ACKs' control ids
 }
 
 func (c Config) withDefaults() Config {
@@ -310,6 +324,17 @@ func (s *Server) serveConn(cn *conn) {
 			}
 			return
 		default:
+			id, err := s.authorize(info)
+			if err != nil {
+				log.Info("mllp: certificate no longer authorized; closing", "err", vitalgate.ErrorMessage(err))
+				ack := hl7v2.BuildACK(parseHeader(payload), hl7v2.AckAR, []hl7v2.AckError{{
+					Condition: hl7v2.CondInternal, Message: vitalgate.ErrorMessage(err),
+				}}, s.cfg.Now(), s.controlID())
+				_ = cn.c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+				_ = WriteFrame(cn.c, ack)
+				return
+			}
+			info.DeviceID = id
 			ack = s.handle(log, info, payload)
 		}
 		if ack == nil {
@@ -321,6 +346,26 @@ func (s *Server) serveConn(cn *conn) {
 			return
 		}
 	}
+}
+
+// authorize asks the Authorizer about the connection's client certificate, per message, and
+// returns the device id.
+func (s *Server) authorize(info ConnInfo) (string, error) {
+	if s.cfg.Authorizer == nil || info.TLS == nil || len(info.TLS.PeerCertificates) == 0 {
+		return "", nil
+	}
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.HandlerTimeout)
+	defer cancel()
+	return s.cfg.Authorizer.Authorize(ctx, info.TLS.PeerCertificates[0])
+}
+
+// parseHeader returns the parsed message for the ACK's MSA-2, or nil.
+func parseHeader(payload []byte) *hl7v2.Message {
+	m, err := hl7v2.Parse(payload, hl7v2.Limits{})
+	if err != nil {
+		return nil
+	}
+	return m
 }
 
 func (s *Server) handle(log *slog.Logger, info ConnInfo, payload []byte) (ack []byte) {

@@ -425,3 +425,72 @@ func TestServerTLS(t *testing.T) {
 	})
 	_ = io.EOF
 }
+
+// authorizer is a test double of the registry's per-message decision: it refuses once
+// revoked is set.
+type authorizer struct {
+	mu      sync.Mutex
+	revoked bool
+	asked   int
+}
+
+func (a *authorizer) Authorize(_ context.Context, cert *x509.Certificate) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.asked++
+	if a.revoked {
+		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "client certificate has been revoked")
+	}
+	return cert.Subject.CommonName, nil
+}
+
+// TestServerReauthorizesEveryMessage (issue 13 finding 13): a connection kept open across a
+// revocation gets AR for its next message, which is not handled, and is closed.
+func TestServerReauthorizesEveryMessage(t *testing.T) {
+	pki := newPKI(t)
+	rec := &recorder{}
+	auth := &authorizer{}
+	srvConf := &tls.Config{
+		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pki.server},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.pool,
+	}
+	cfg := mllp.Config{HandshakeTimeout: time.Second, Authorizer: auth}
+	_, addr := startServer(t, cfg, rec, func(l net.Listener) net.Listener { return tls.NewListener(l, srvConf) })
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{pki.client}, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := mllp.NewReader(c, 0)
+	if err := mllp.WriteFrame(c, msg("R1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := ackControlID(t, r); got != "AA R1" {
+		t.Fatalf("before the revocation: ACK %q", got)
+	}
+	auth.mu.Lock()
+	auth.revoked = true
+	auth.mu.Unlock()
+	if err := mllp.WriteFrame(c, msg("R2")); err != nil {
+		t.Fatal(err)
+	}
+	if got := ackControlID(t, r); got != "AR R2" {
+		t.Fatalf("after the revocation: ACK %q, want AR R2", got)
+	}
+	rec.mu.Lock()
+	handled := len(rec.infos)
+	if handled > 0 && rec.infos[0].DeviceID != "device-42" {
+		t.Errorf("ConnInfo.DeviceID = %q, want the authorized device-42", rec.infos[0].DeviceID)
+	}
+	rec.mu.Unlock()
+	if handled != 1 {
+		t.Errorf("handler saw %d messages, want 1 (the refused one never reaches it)", handled)
+	}
+	auth.mu.Lock()
+	asked := auth.asked
+	auth.mu.Unlock()
+	if asked != 2 {
+		t.Errorf("authorizer asked %d times, want once per message (2)", asked)
+	}
+	expectClosed(t, c, 3*time.Second)
+}

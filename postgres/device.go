@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,13 +37,40 @@ const (
 
 	revokeDeviceSQL = `UPDATE devices SET status = $1, updated_at = $2 WHERE id = $3`
 
-	revokeCertsSQL = `UPDATE certificates SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL`
+	revokeCertsSQL = `UPDATE certificates SET revoked_at = $1
+	WHERE device_id = $2 AND (revoked_at IS NULL OR revoked_at > $1)`
 
 	insertCertSQL = `INSERT INTO certificates (serial, device_id, not_before, not_after, issued_at,
 	revoked_at) VALUES ($1, $2, $3, $4, $5, $6)`
 
 	selectCertSQL = `SELECT serial, device_id, not_before, not_after, issued_at, revoked_at
 	FROM certificates WHERE serial = $1`
+
+	// renewOldCertSQL ends the replaced certificate at the end of the overlap, unless it
+	// ends earlier already.
+	renewOldCertSQL = `UPDATE certificates SET revoked_at = $1
+	WHERE serial = $2 AND device_id = $3 AND (revoked_at IS NULL OR revoked_at > $1)`
+
+	certOfDeviceSQL = `SELECT EXISTS (SELECT 1 FROM certificates WHERE serial = $1 AND device_id = $2)`
+
+	assignmentColumns = `SELECT device_id, valid_from, valid_to, patient_index, patient_sealed
+	FROM device_assignments`
+
+	// assignmentAtSQL seeks the primary key (device_id, valid_from) backwards: one row.
+	assignmentAtSQL = assignmentColumns + ` WHERE device_id = $1 AND valid_from <= $2
+	ORDER BY valid_from DESC LIMIT 1`
+
+	assignmentsSQL = assignmentColumns + ` WHERE device_id = $1 ORDER BY valid_from DESC LIMIT $2`
+
+	latestAssignmentStartSQL = `SELECT valid_from, valid_to IS NULL FROM device_assignments
+	WHERE device_id = $1 ORDER BY valid_from DESC LIMIT 1`
+
+	dropAssignmentSQL = `DELETE FROM device_assignments WHERE device_id = $1 AND valid_from = $2`
+
+	closeAssignmentSQL = `UPDATE device_assignments SET valid_to = $1 WHERE device_id = $2 AND valid_to IS NULL`
+
+	openAssignmentSQL = `INSERT INTO device_assignments (device_id, valid_from, valid_to, patient_index,
+	patient_sealed) VALUES ($1, $2, NULL, $3, $4)`
 )
 
 // CreateDevice registers a new device and appends the audit entries in the same transaction.
@@ -63,7 +91,11 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]b
 		_, err := tx.Exec(ctx, insertDeviceSQL, d.ID, d.Model, string(d.Status),
 			dbBlob(d.PatientIndex), dbBlob(d.PatientSealed), dbTime(d.CreatedAt), dbTime(d.UpdatedAt),
 			d.EnrollSecretHash, dbTime(d.EnrollExpiresAt))
-		return mapError(err, "device")
+		if err != nil || len(d.PatientIndex) == 0 {
+			return mapError(err, "device")
+		}
+		_, err = tx.Exec(ctx, openAssignmentSQL, d.ID, dbTime(d.CreatedAt), d.PatientIndex, dbBlob(d.PatientSealed))
+		return mapError(err, "assignment")
 	})
 }
 
@@ -170,13 +202,95 @@ func (db *DB) SetEnrollSecret(ctx context.Context, deviceID, secretHash string, 
 	})
 }
 
-// AssignPatient changes the device's patient, sets UpdatedAt to at (now if zero) and appends
-// the audit entries in the same transaction. ENOTFOUND.
+// AssignPatient changes the device's patient, sets UpdatedAt to at (now if zero), closes the
+// current assignment at at and opens the new one from at (none for an empty patientIndex),
+// and appends the audit entries, in one transaction. A current assignment that starts at at
+// itself lasted no time and is replaced. The device row's update comes first and
+// locks it, so concurrent reassignments of one device (on any node) take turns. Returns
+// ENOTFOUND, or ECONFLICT when at is before the start of the device's latest assignment.
 func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error {
+	at = db.orNow(at)
 	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
-		return oneDevice(tx.Exec(ctx, assignPatientSQL, dbBlob(patientIndex), dbBlob(patientSealed),
-			dbTime(db.orNow(at)), deviceID))
+		if err := oneDevice(tx.Exec(ctx, assignPatientSQL, dbBlob(patientIndex), dbBlob(patientSealed),
+			dbTime(at), deviceID)); err != nil {
+			return err
+		}
+		var (
+			latest  time.Time
+			current bool
+		)
+		err := tx.QueryRow(ctx, latestAssignmentStartSQL, deviceID).Scan(&latest, &current)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return mapError(err, "assignment")
+		}
+		found, t := err == nil, at.UTC().Truncate(time.Microsecond)
+		switch {
+		case found && t.Equal(latest) && current:
+			// A reassignment in the same instant replaces an assignment that lasted no time.
+			if _, err := tx.Exec(ctx, dropAssignmentSQL, deviceID, dbTime(at)); err != nil {
+				return mapError(err, "assignment")
+			}
+		case found && !t.After(latest):
+			return vitalgate.Errorf(vitalgate.ECONFLICT, "the device's latest assignment starts after this time; reassign later")
+		default:
+			if _, err := tx.Exec(ctx, closeAssignmentSQL, dbTime(at), deviceID); err != nil {
+				return mapError(err, "assignment")
+			}
+		}
+		if len(patientIndex) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, openAssignmentSQL, deviceID, dbTime(at), patientIndex, dbBlob(patientSealed))
+		return mapError(err, "assignment")
 	})
+}
+
+func scanAssignment(row pgx.Row) (vitalgate.Assignment, error) {
+	var (
+		a        vitalgate.Assignment
+		from, to *time.Time
+	)
+	err := row.Scan(&a.DeviceID, &from, &to, &a.PatientIndex, &a.PatientSealed)
+	a.From, a.To = goTime(from), goTime(to)
+	return a, err
+}
+
+// AssignmentAt returns the device's assignment that covers t: the one with the latest start
+// at or before t (one seek of the primary key), if it has not ended by t. Returns ENOTFOUND
+// when none covers t.
+func (db *DB) AssignmentAt(ctx context.Context, deviceID string, t time.Time) (vitalgate.Assignment, error) {
+	a, err := scanAssignment(db.pool.QueryRow(ctx, assignmentAtSQL, deviceID, dbTime(t)))
+	if err != nil {
+		return vitalgate.Assignment{}, mapError(err, "assignment")
+	}
+	if !a.Covers(t.Truncate(time.Microsecond)) {
+		return vitalgate.Assignment{}, notFound("assignment")
+	}
+	return a, nil
+}
+
+// Assignments returns up to limit of the device's assignments, newest first.
+func (db *DB) Assignments(ctx context.Context, deviceID string, limit int) ([]vitalgate.Assignment, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := db.pool.Query(ctx, assignmentsSQL, deviceID, limit)
+	if err != nil {
+		return nil, mapError(err, "assignments")
+	}
+	defer rows.Close()
+	var as []vitalgate.Assignment
+	for rows.Next() {
+		a, err := scanAssignment(rows)
+		if err != nil {
+			return nil, mapError(err, "assignments")
+		}
+		as = append(as, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapError(err, "assignments")
+	}
+	return as, nil
 }
 
 // oneDevice checks the result of an UPDATE of one device row: ENOTFOUND if it matched none.
@@ -197,6 +311,32 @@ func (db *DB) AddCertificate(ctx context.Context, cert vitalgate.Certificate, au
 	cert.IssuedAt = db.orNow(cert.IssuedAt)
 	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
 		return insertCert(ctx, tx, cert)
+	})
+}
+
+// RenewCertificate records cert and ends the device's certificate oldSerial at oldUntil
+// (now if zero; unless it ends earlier already), and appends the audit entries, in one
+// transaction. A zero IssuedAt is set to the current time. Returns ENOTFOUND for an unknown
+// device or an oldSerial that is not the device's, ECONFLICT if cert's serial exists.
+func (db *DB) RenewCertificate(ctx context.Context, cert vitalgate.Certificate, oldSerial string, oldUntil time.Time, audit ...[]byte) error {
+	cert.IssuedAt = db.orNow(cert.IssuedAt)
+	oldUntil = db.orNow(oldUntil)
+	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
+		if err := deviceMissing(ctx, tx, cert.DeviceID); err != nil {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, certOfDeviceSQL, oldSerial, cert.DeviceID).Scan(&exists); err != nil {
+			return mapError(err, "certificate")
+		}
+		if !exists {
+			return notFound("certificate")
+		}
+		if err := insertCert(ctx, tx, cert); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, renewOldCertSQL, dbTime(oldUntil), oldSerial, cert.DeviceID)
+		return mapError(err, "certificate")
 	})
 }
 

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -31,13 +32,40 @@ const (
 
 	revokeDeviceSQL = `UPDATE devices SET status = ?, updated_at = ? WHERE id = ?`
 
-	revokeCertsSQL = `UPDATE certificates SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL`
+	revokeCertsSQL = `UPDATE certificates SET revoked_at = ?
+	WHERE device_id = ? AND (revoked_at IS NULL OR revoked_at > ?)`
 
 	insertCertSQL = `INSERT INTO certificates (serial, device_id, not_before, not_after, issued_at,
 	revoked_at) VALUES (?, ?, ?, ?, ?, ?)`
 
 	selectCertSQL = `SELECT serial, device_id, not_before, not_after, issued_at, revoked_at
 	FROM certificates WHERE serial = ?`
+
+	// renewOldCertSQL ends the replaced certificate at the end of the overlap, unless it
+	// ends earlier already.
+	renewOldCertSQL = `UPDATE certificates SET revoked_at = ?
+	WHERE serial = ? AND device_id = ? AND (revoked_at IS NULL OR revoked_at > ?)`
+
+	certOfDeviceSQL = `SELECT 1 FROM certificates WHERE serial = ? AND device_id = ?`
+
+	assignmentColumns = `SELECT device_id, valid_from, valid_to, patient_index, patient_sealed
+	FROM device_assignments`
+
+	// assignmentAtSQL seeks the primary key (device_id, valid_from) backwards: one row.
+	assignmentAtSQL = assignmentColumns + ` WHERE device_id = ? AND valid_from <= ?
+	ORDER BY valid_from DESC LIMIT 1`
+
+	assignmentsSQL = assignmentColumns + ` WHERE device_id = ? ORDER BY valid_from DESC LIMIT ?`
+
+	latestAssignmentStartSQL = `SELECT valid_from, valid_to IS NULL FROM device_assignments
+	WHERE device_id = ? ORDER BY valid_from DESC LIMIT 1`
+
+	dropAssignmentSQL = `DELETE FROM device_assignments WHERE device_id = ? AND valid_from = ?`
+
+	closeAssignmentSQL = `UPDATE device_assignments SET valid_to = ? WHERE device_id = ? AND valid_to IS NULL`
+
+	openAssignmentSQL = `INSERT INTO device_assignments (device_id, valid_from, valid_to, patient_index,
+	patient_sealed) VALUES (?, ?, NULL, ?, ?)`
 )
 
 // CreateDevice registers a new device and appends the audit entries, in one transaction. An
@@ -63,6 +91,12 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]b
 			d.EnrollSecretHash, dbTime(d.EnrollExpiresAt))
 		if err != nil {
 			return mapError(err, "device")
+		}
+		if len(d.PatientIndex) > 0 {
+			if _, err := tx.ExecContext(ctx, openAssignmentSQL, d.ID, dbTime(d.CreatedAt),
+				d.PatientIndex, dbBlob(d.PatientSealed)); err != nil {
+				return mapError(err, "assignment")
+			}
 		}
 		return db.appendAuditTx(ctx, tx, audit)
 	})
@@ -193,19 +227,96 @@ func (db *DB) SetEnrollSecret(ctx context.Context, deviceID, secretHash string, 
 	})
 }
 
-// AssignPatient changes the device's patient, sets UpdatedAt to at and appends the audit
-// entries, in one transaction. Returns ENOTFOUND, or EINVALID for an empty audit entry.
+// AssignPatient changes the device's patient, sets UpdatedAt to at, closes the current
+// assignment at at and opens the new one from at (none for an empty patientIndex), and
+// appends the audit entries, in one transaction. A current assignment that starts at at
+// itself lasted no time and is replaced. Returns ENOTFOUND, ECONFLICT when at is before the
+// start of the device's latest assignment, or EINVALID for an empty audit entry.
 func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error {
 	if err := checkAudit(audit); err != nil {
 		return err
 	}
+	at = db.orNow(at).Truncate(time.Microsecond)
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		if err := oneDevice(tx.ExecContext(ctx, assignPatientSQL, dbBlob(patientIndex), dbBlob(patientSealed),
-			dbTime(db.orNow(at)), deviceID)); err != nil {
+			dbTime(at), deviceID)); err != nil {
 			return err
+		}
+		var latest sql.NullInt64
+		var current bool
+		err := tx.QueryRowContext(ctx, latestAssignmentStartSQL, deviceID).Scan(&latest, &current)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return mapError(err, "assignment")
+		}
+		switch {
+		case latest.Valid && at.Equal(goTime(latest)) && current:
+			// A reassignment in the same instant replaces an assignment that lasted no time.
+			if _, err := tx.ExecContext(ctx, dropAssignmentSQL, deviceID, dbTime(at)); err != nil {
+				return mapError(err, "assignment")
+			}
+		case latest.Valid && !at.After(goTime(latest)):
+			return vitalgate.Errorf(vitalgate.ECONFLICT, "the device's latest assignment starts after this time; reassign later")
+		default:
+			if _, err := tx.ExecContext(ctx, closeAssignmentSQL, dbTime(at), deviceID); err != nil {
+				return mapError(err, "assignment")
+			}
+		}
+		if len(patientIndex) > 0 {
+			if _, err := tx.ExecContext(ctx, openAssignmentSQL, deviceID, dbTime(at), patientIndex,
+				dbBlob(patientSealed)); err != nil {
+				return mapError(err, "assignment")
+			}
 		}
 		return db.appendAuditTx(ctx, tx, audit)
 	})
+}
+
+func scanAssignment(s scanner) (vitalgate.Assignment, error) {
+	var (
+		a        vitalgate.Assignment
+		from, to sql.NullInt64
+	)
+	err := s.Scan(&a.DeviceID, &from, &to, &a.PatientIndex, &a.PatientSealed)
+	a.From, a.To = goTime(from), goTime(to)
+	return a, err
+}
+
+// AssignmentAt returns the device's assignment that covers t: the one with the latest start
+// at or before t (one seek of the primary key), if it has not ended by t. Returns ENOTFOUND
+// when none covers t.
+func (db *DB) AssignmentAt(ctx context.Context, deviceID string, t time.Time) (vitalgate.Assignment, error) {
+	a, err := scanAssignment(db.queryRow(ctx, assignmentAtSQL, deviceID, t.UnixMicro()))
+	if err != nil {
+		return vitalgate.Assignment{}, mapError(err, "assignment")
+	}
+	if !a.Covers(t) {
+		return vitalgate.Assignment{}, vitalgate.Errorf(vitalgate.ENOTFOUND, "assignment not found")
+	}
+	return a, nil
+}
+
+// Assignments returns up to limit of the device's assignments, newest first.
+func (db *DB) Assignments(ctx context.Context, deviceID string, limit int) ([]vitalgate.Assignment, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := db.query(ctx, assignmentsSQL, deviceID, limit)
+	if err != nil {
+		return nil, mapError(err, "assignments")
+	}
+	defer rows.Close()
+	var as []vitalgate.Assignment
+	for rows.Next() {
+		a, err := scanAssignment(rows)
+		if err != nil {
+			return nil, mapError(err, "assignments")
+		}
+		as = append(as, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapError(err, "assignments")
+	}
+	return as, nil
 }
 
 // oneDevice checks the result of an UPDATE of one device row: ENOTFOUND if it matched none.
@@ -242,6 +353,36 @@ func (db *DB) AddCertificate(ctx context.Context, cert vitalgate.Certificate, au
 	})
 }
 
+// RenewCertificate records cert and ends the device's certificate oldSerial at oldUntil
+// (unless it ends earlier already), and appends the audit entries, in one transaction. A
+// zero IssuedAt is set to the current time. Returns ENOTFOUND for an unknown device or an
+// oldSerial that is not the device's, ECONFLICT if cert's serial exists, EINVALID for an
+// empty audit entry.
+func (db *DB) RenewCertificate(ctx context.Context, cert vitalgate.Certificate, oldSerial string, oldUntil time.Time, audit ...[]byte) error {
+	if err := checkAudit(audit); err != nil {
+		return err
+	}
+	cert.IssuedAt = db.orNow(cert.IssuedAt)
+	oldUntil = db.orNow(oldUntil)
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := deviceMissing(ctx, tx, cert.DeviceID); err != nil {
+			return err
+		}
+		var one int
+		if err := tx.QueryRowContext(ctx, certOfDeviceSQL, oldSerial, cert.DeviceID).Scan(&one); err != nil {
+			return mapError(err, "certificate")
+		}
+		if err := insertCert(ctx, tx, cert); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, renewOldCertSQL, dbTime(oldUntil), oldSerial, cert.DeviceID,
+			dbTime(oldUntil)); err != nil {
+			return mapError(err, "certificate")
+		}
+		return db.appendAuditTx(ctx, tx, audit)
+	})
+}
+
 // Certificate returns a certificate by serial. Returns ENOTFOUND.
 func (db *DB) Certificate(ctx context.Context, serial string) (vitalgate.Certificate, error) {
 	var (
@@ -270,7 +411,7 @@ func (db *DB) RevokeDevice(ctx context.Context, deviceID string, at time.Time, a
 		if err != nil {
 			return err
 		}
-		if _, err = tx.ExecContext(ctx, revokeCertsSQL, dbTime(at), deviceID); err != nil {
+		if _, err = tx.ExecContext(ctx, revokeCertsSQL, dbTime(at), deviceID, dbTime(at)); err != nil {
 			return mapError(err, "certificate")
 		}
 		return db.appendAuditTx(ctx, tx, audit)

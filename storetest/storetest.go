@@ -86,6 +86,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"Audit/Range", s.testAuditRange},
 		{"Audit/Checkpoints", s.testAuditCheckpoints},
 	}
+	tests = append(tests, s.deviceTests()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
-	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/registry"
 )
 
 func (m *Main) runDevice(ctx context.Context, args []string) error {
@@ -67,16 +67,25 @@ func (m *Main) deviceRevoke(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	entry := audit.Entry{Time: m.Now().UTC(), Action: audit.ActionUpdate, Type: "admin", Subtype: "device-revoke", AgentType: audit.AgentOperator,
-		AgentID: operator(), Outcome: audit.OutcomeSuccess, Resources: []string{"Device/" + *id}}
-	if err := n.store.RevokeDevice(ctx, *id, m.Now().UTC().Truncate(time.Microsecond), entry.Marshal()); err != nil {
-		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
-			return fmt.Errorf("no device %q is registered", *id)
-		}
+	reg, err := m.cliRegistry(n)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stderr, "Revoked device %s: its certificates are no longer accepted.\n", *id)
+	if err := reg.Revoke(ctx, registry.Operator(operator()), *id); err != nil {
+		return cliError(err)
+	}
+	fmt.Fprintf(m.Stderr, "Revoked device %s: its certificates are no longer accepted (on running servers within %s).\n",
+		*id, reg.MaxStaleness())
 	return nil
+}
+
+// cliError turns a registry error into the command's message.
+func cliError(err error) error {
+	switch vitalgate.ErrorCode(err) {
+	case vitalgate.ENOTFOUND, vitalgate.ECONFLICT, vitalgate.EINVALID:
+		return errors.New(vitalgate.ErrorMessage(err))
+	}
+	return err
 }
 
 func (m *Main) deviceList(ctx context.Context, args []string) error {
@@ -90,58 +99,72 @@ func (m *Main) deviceList(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	ds, err := n.store.Devices(ctx)
+	reg, err := m.cliRegistry(n)
+	if err != nil {
+		return err
+	}
+	ds, err := reg.Devices(ctx)
 	if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(m.Stdout)
 	for _, d := range ds {
 		enrolled := d.EnrollSecretHash == ""
-		if err := enc.Encode(map[string]any{
+		row := map[string]any{
 			"id": d.ID, "model": d.Model, "status": d.Status, "enrolled": enrolled,
 			"created": d.CreatedAt.Format(time.RFC3339),
-		}); err != nil {
+		}
+		as, err := reg.Assignments(ctx, d.ID, 2)
+		if err != nil {
+			return err
+		}
+		if len(as) > 0 && as[0].Current() {
+			row["assigned_since"] = as[0].From.Format(time.RFC3339)
+		}
+		if len(as) > 1 && !as[1].To.IsZero() {
+			// Readings of the previous assignment are accepted for the server's
+			// --assignment-grace after this time.
+			row["previous_assignment_ended"] = as[1].To.Format(time.RFC3339)
+		}
+		if err := enc.Encode(row); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// newRegistry returns the device registry over the node's store, CA and vault, auditing to
+// alog, with the settings of cfg (registry.DefaultConfig() plus flags).
+func (m *Main) newRegistry(n *node, alog *audit.Log, cfg registry.Config) (*registry.Service, error) {
+	cfg.Store, cfg.CA, cfg.Vault, cfg.Audit, cfg.Now = n.store, n.ca, n.vault, alog, m.Now
+	return registry.New(cfg)
+}
+
+// cliRegistry returns the registry for a command-line action (audited as the operator).
+func (m *Main) cliRegistry(n *node) (*registry.Service, error) {
+	alog, err := m.auditLog(n, "cli")
+	if err != nil {
+		return nil, err
+	}
+	return m.newRegistry(n, alog, registry.DefaultConfig())
+}
+
 // addDevice registers a device assigned to patient and returns it with its one-time
 // enrollment secret.
 func (m *Main) addDevice(ctx context.Context, n *node, id, patient, model string, expires time.Duration) (vitalgate.Device, string, error) {
-	secret, err := auth.NewSecret(rand.Reader)
+	reg, err := m.cliRegistry(n)
 	if err != nil {
 		return vitalgate.Device{}, "", err
 	}
-	hash, err := auth.HashSecret(secret, auth.DefaultHashParams, rand.Reader)
+	d, secret, err := reg.Add(ctx, registry.Operator(operator()), id, patient, model, expires)
 	if err != nil {
-		return vitalgate.Device{}, "", err
-	}
-	now := m.Now().UTC().Truncate(time.Microsecond)
-	pidx := n.vault.PatientIndex(patient)
-	psealed, err := n.vault.SealValue(ctx, pidx, "device-patient:"+id, []byte(patient))
-	if err != nil {
-		return vitalgate.Device{}, "", err
-	}
-	d := vitalgate.Device{
-		ID: id, Model: model, Status: vitalgate.DeviceActive,
-		PatientIndex: pidx, PatientSealed: psealed, CreatedAt: now, UpdatedAt: now,
-		EnrollSecretHash: hash, EnrollExpiresAt: now.Add(expires),
-	}
-	entry := audit.Entry{Time: m.Now().UTC(), Action: audit.ActionCreate, Type: "admin", Subtype: "device-add", AgentType: audit.AgentOperator,
-		AgentID: operator(), Outcome: audit.OutcomeSuccess, PatientIndex: audit.PatientIndex(pidx), Resources: []string{"Device/" + id}}
-	if err := n.store.CreateDevice(ctx, d, entry.Marshal()); err != nil {
-		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
-			return vitalgate.Device{}, "", fmt.Errorf("device %q is already registered", id)
-		}
-		return vitalgate.Device{}, "", err
+		return vitalgate.Device{}, "", cliError(err)
 	}
 	return d, secret, nil
 }
 
-// deviceAssign reassigns a device to another patient; it takes effect for the device's next
-// observation.
+// deviceAssign reassigns a device to another patient; it takes effect for readings measured
+// from now on (earlier ones still belong to the previous patient).
 func (m *Main) deviceAssign(ctx context.Context, args []string) error {
 	fs := m.flags("device assign", "device assign --data DIR --id ID --patient PATIENT")
 	dir := fs.String("data", "", "data directory")
@@ -161,19 +184,13 @@ func (m *Main) deviceAssign(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	pidx := n.vault.PatientIndex(*patient)
-	sealed, err := n.vault.SealValue(ctx, pidx, "device-patient:"+*id, []byte(*patient))
+	reg, err := m.cliRegistry(n)
 	if err != nil {
 		return err
 	}
-	entry := audit.Entry{Time: m.Now().UTC(), Action: audit.ActionUpdate, Type: "admin", Subtype: "assign-device", AgentType: audit.AgentOperator,
-		AgentID: operator(), Outcome: audit.OutcomeSuccess, PatientIndex: audit.PatientIndex(pidx), Resources: []string{"Device/" + *id}}
-	if err := n.store.AssignPatient(ctx, *id, pidx, sealed, m.Now().UTC().Truncate(time.Microsecond), entry.Marshal()); err != nil {
-		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
-			return fmt.Errorf("no device %q is registered", *id)
-		}
-		return err
+	if _, err := reg.Assign(ctx, registry.Operator(operator()), *id, *patient); err != nil {
+		return cliError(err)
 	}
-	fmt.Fprintf(m.Stderr, "Device %s is now assigned to patient %s; its next observation must name that patient.\n", *id, *patient)
+	fmt.Fprintf(m.Stderr, "Device %s is now assigned to patient %s; readings it measures from now on must name that patient.\n", *id, *patient)
 	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/metrics"
 	"github.com/vitalgate/vitalgate/mllp"
+	"github.com/vitalgate/vitalgate/registry"
 )
 
 func (m *Main) runServe(ctx context.Context, args []string) error {
@@ -48,6 +49,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "time for the TLS handshake and request headers")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive idle time")
 	fs.DurationVar(&cfg.EmergencyTTL, "emergency-ttl", cfg.EmergencyTTL, "life of an emergency-access (break glass) token, 10s to 5m")
+	regCfg := registry.DefaultConfig()
+	fs.DurationVar(&regCfg.ReenrollOverlap, "reenroll-overlap", regCfg.ReenrollOverlap, "how long a certificate replaced by simplereenroll stays usable (0: revoked at once)")
+	fs.DurationVar(&regCfg.AssignmentGrace, "assignment-grace", regCfg.AssignmentGrace, "how long after a device's reassignment readings it measured before it are still accepted")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	mllpAddr := fs.String("mllp-addr", "", "also accept HL7 v2 (IHE PCD-01) over MLLP with TLS on this address, e.g. 127.0.0.1:2575")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9464")
@@ -66,11 +70,12 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	return m.serve(ctx, n, cfg, serveOptions{mllpAddr: *mllpAddr, metricsAddr: *metricsAddr, syslogAddr: *syslogAddr, syslogCA: *syslogCA}, log)
+	return m.serve(ctx, n, cfg, serveOptions{registry: regCfg, mllpAddr: *mllpAddr, metricsAddr: *metricsAddr, syslogAddr: *syslogAddr, syslogCA: *syslogCA}, log)
 }
 
 // serveOptions are the optional listeners and forwarders of serve.
 type serveOptions struct {
+	registry    registry.Config // settings of the device registry
 	mllpAddr    string
 	metricsAddr string
 	syslogAddr  string
@@ -125,8 +130,16 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		}
 		return float64(enrolled)
 	})
+	if opt.registry.HashParams.Memory == 0 { // callers other than runServe: the defaults
+		opt.registry = registry.DefaultConfig()
+	}
+	reg, err := m.newRegistry(n, alog, opt.registry)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	srv, err := httpapi.New(httpapi.Options{
-		Config: cfg, CA: n.ca, Registry: n.store, Ingest: ing, Ready: n.store.Ping, Logger: log, Now: m.Now,
+		Config: cfg, CA: n.ca, Registry: reg, Ingest: ing, Ready: n.store.Ping, Logger: log, Now: m.Now,
 		Tokens: tokens, Access: &access.Service{Store: n.store, Vault: n.vault, Now: m.Now, Audit: alog},
 		Clients: n.store, Admin: n.store, Metrics: met, Audit: alog, AuditDB: n.store,
 	})
@@ -179,7 +192,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		go func() { defer wg.Done(); fwd.Run(ctx) }()
 	}
 	if opt.mllpAddr != "" {
-		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), ing, met, opt.mllpAddr, guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, nil), log)
+		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), reg, ing, met, opt.mllpAddr, guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, nil), log)
 		if err != nil {
 			_ = ln.Close()
 			return err
@@ -199,7 +212,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 // serveMLLP starts the MLLP/TLS listener: device certificates required and checked against
 // the registry at the handshake, exactly as for HTTPS. The returned function stops it
 // gracefully.
-func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, ing *ingest.Service, met *metrics.Metrics, addr string, lim *guard.Limiter, log *slog.Logger) (func(), error) {
+func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, reg mllp.Authorizer, ing *ingest.Service, met *metrics.Metrics, addr string, lim *guard.Limiter, log *slog.Logger) (func(), error) {
 	tc := base.Clone()
 	tc.ClientAuth = tls.RequireAndVerifyClientCert
 	tc.NextProtos = nil
@@ -215,7 +228,7 @@ func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, ing *in
 		Result: func(ack string) { met.MLLPMessages.WithLabelValues(ack).Inc() },
 		Limit:  lim,
 	}
-	srv, err := mllp.NewServer(mllp.Config{Logger: log, Now: m.Now}, intake)
+	srv, err := mllp.NewServer(mllp.Config{Logger: log, Now: m.Now, Authorizer: reg}, intake)
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
