@@ -25,7 +25,6 @@ import (
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/pki"
-	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/sqlite"
 	"github.com/vitalgate/vitalgate/vault"
 )
@@ -75,7 +74,7 @@ func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := seal.CreateKeyring(filepath.Join(dir, "keys"), nil)
+	keys, err := vault.CreateKeyring(filepath.Join(dir, "keys"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

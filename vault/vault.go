@@ -157,7 +157,7 @@ func (v *Vault) open(ctx context.Context, patientIndex []byte, typ, id string, v
 }
 
 // Rotate rewraps every data key under the keyring's current key-encryption key and returns
-// how many changed. Run it after adding a new key-encryption key (seal.AddKEK).
+// how many changed. Run it after adding a new key-encryption key (AddKEK).
 func (v *Vault) Rotate(ctx context.Context) (int, error) {
 	return v.store.RewrapDataKeys(ctx, func(k vitalgate.DataKey) ([]byte, bool, error) {
 		return v.keys.RewrapDataKey(k.Wrapped, keyAAD(k.PatientIndex), v.rand)

@@ -131,7 +131,7 @@ func (m *Main) openDataDir(ctx context.Context, dir string) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load CA: %w", err)
 	}
-	keys, err := seal.LoadKeyring(filepath.Join(dir, keysDir))
+	keys, err := vault.LoadKeyring(filepath.Join(dir, keysDir))
 	if err != nil {
 		return nil, fmt.Errorf("load keys: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/vitalgate/vitalgate/audit"
-	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/vault"
 )
 
@@ -27,7 +26,7 @@ func (m *Main) keysRotate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	keys, err := seal.AddKEK(filepath.Join(n.dir, keysDir), rand.Reader)
+	keys, err := vault.AddKEK(filepath.Join(n.dir, keysDir), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("add key-encryption key: %w", err)
 	}
