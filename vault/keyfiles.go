@@ -278,3 +278,24 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// kekFileIDs returns the KEK ids of the key files in dir, oldest generation first, without
+// reading them (a cheap look for a changed keyring).
+func kekFileIDs(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, vitalgate.Internal(err, "vault: look at key directory")
+	}
+	var gens []int
+	for _, e := range entries {
+		if n, ok := parseGeneration(e.Name()); ok {
+			gens = append(gens, n)
+		}
+	}
+	slices.Sort(gens)
+	ids := make([]string, len(gens))
+	for i, n := range gens {
+		ids[i] = kekID(n)
+	}
+	return ids, nil
+}

@@ -39,8 +39,11 @@ func (m *Main) keysRotate(ctx context.Context, args []string) error {
 	if _, err := n.store.AppendAudit(ctx, entry.Marshal()); err != nil {
 		return fmt.Errorf("audit the rotation: %w", err)
 	}
+	id := keys.CurrentKEKID()
 	fmt.Fprintf(m.Stderr, "New key-encryption key %s is current; %d data keys rewrapped.\n"+
-		"Restart running servers so they load it. Keep the old key files until you have verified a backup.\n",
-		keys.CurrentKEKID(), changed)
+		"Servers using this data directory load it without a restart. Other nodes on the same database need it too:\n"+
+		"copy %s to their data directory's %s/ (mode 0600) now; until then they answer 503 naming %s for patients whose keys moved.\n"+
+		"Keep the old key files until you have verified a backup.\n",
+		id, changed, filepath.Join(n.dir, keysDir, id+".key"), keysDir, id)
 	return nil
 }
