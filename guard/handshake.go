@@ -30,7 +30,7 @@ type HandshakeLimits struct {
 // Defaults of HandshakeLimits fields that are zero.
 const (
 	DefaultHandshakeTimeout = 5 * time.Second
-	DefaultHandshakesPerIP  = 8
+	DefaultHandshakesPerIP  = 32
 	DefaultHandshakes       = 512
 )
 

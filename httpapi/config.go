@@ -71,7 +71,7 @@ func DefaultConfig() Config {
 		MaxConnsPerIP:         512,
 		HandshakeTimeout:      5 * time.Second,
 		MaxHandshakes:         1024,
-		MaxHandshakesPerIP:    8,
+		MaxHandshakesPerIP:    32,
 		MaxInFlightPerCaller:  16,
 		MaxInFlightWrites:     1024,
 		RatePerCaller:         50,

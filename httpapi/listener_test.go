@@ -13,11 +13,13 @@ import (
 // limits were applied before TLS, so idle TCP sockets from a handful of addresses filled
 // every slot for as long as the handshake deadline (ReadHeaderTimeout) let them stay. The
 // handshake stage now has its own budget per address, apart from connections past their
-// handshake. ReadHeaderTimeout is a minute here, so the flood lasts for the whole test.
+// handshake. The handshake deadline (ReadHeaderTimeout before the fix) is a minute here, so the
+// flood lasts for the whole test.
 func TestHandshakeFloodDoesNotLockOutDevices(t *testing.T) {
 	e := MustEnvWith(t, func(c *httpapi.Config) {
 		c.MaxConns, c.MaxConnsPerIP = 64, 16
 		c.ReadHeaderTimeout = time.Minute
+		c.HandshakeTimeout = time.Minute // the flood outlasts the test: only the separate budget lets the device in
 	})
 	cert := e.enroll("dev-1", e.addDevice("dev-1", "pat-1"))
 	addr := strings.TrimPrefix(e.url, "https://")
