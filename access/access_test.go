@@ -9,7 +9,6 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
-	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/sqlite"
 	"github.com/vitalgate/vitalgate/vault"
 )
@@ -24,7 +23,7 @@ func MustService(t *testing.T, n int) *access.Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	keys, err := seal.CreateKeyring(filepath.Join(dir, "keys"), nil)
+	keys, err := vault.CreateKeyring(filepath.Join(dir, "keys"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

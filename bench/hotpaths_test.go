@@ -17,6 +17,7 @@ import (
 	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/simulator"
 	"github.com/vitalgate/vitalgate/sqlite"
+	"github.com/vitalgate/vitalgate/vault"
 )
 
 // The hot paths of ingest, one benchmark each, through the public APIs:
@@ -126,7 +127,7 @@ func BenchmarkSeal(b *testing.B) {
 // BenchmarkBlindIndex computes one keyed blind index (HMAC-SHA-256 under a derived key),
 // three of which an Observation needs (patient, system|code, code).
 func BenchmarkBlindIndex(b *testing.B) {
-	kr, err := seal.CreateKeyring(filepath.Join(b.TempDir(), "keys"), rand.Reader)
+	kr, err := vault.CreateKeyring(filepath.Join(b.TempDir(), "keys"), rand.Reader)
 	if err != nil {
 		b.Fatal(err)
 	}

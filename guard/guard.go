@@ -1,12 +1,15 @@
 // Package guard contains abuse: per-key token-bucket rate limits, per-key concurrency limits,
-// and a listener that bounds connections in total and per client address. It is transport
-// neutral: the HTTPS and MLLP listeners both use it.
+// listeners that bound connections in total and per client address, and a budget of its own
+// for connections still in their TLS handshake (so unauthenticated sockets cannot take the
+// places of authenticated devices). It is transport neutral: the HTTPS and MLLP listeners
+// both use it.
 package guard
 
 import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -146,21 +149,18 @@ type ConnLimits struct {
 }
 
 // Listener wraps a net.Listener: a connection over either limit is closed at once, before
-// any TLS handshake, so a flood of connections costs the server almost nothing.
+// any TLS handshake, so a flood of connections costs the server almost nothing. For TLS
+// listeners, prefer [TLSListener], which counts connections in handshake apart.
 type Listener struct {
 	net.Listener
-	lim      ConnLimits
+	slots    *slots
 	rejected func(reason string)
-
-	mu    sync.Mutex
-	total int
-	perIP map[string]int
 }
 
 // NewListener wraps ln with limits. rejected, if not nil, is called with "total" or
 // "per_ip" for each refused connection (for metrics).
 func NewListener(ln net.Listener, lim ConnLimits, rejected func(reason string)) *Listener {
-	return &Listener{Listener: ln, lim: lim, rejected: rejected, perIP: make(map[string]int)}
+	return &Listener{Listener: ln, slots: newSlots(lim), rejected: rejected}
 }
 
 // Accept returns the next connection within the limits.
@@ -171,61 +171,84 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := hostOf(c.RemoteAddr())
-		l.mu.Lock()
-		reason := ""
-		switch {
-		case l.lim.Total > 0 && l.total >= l.lim.Total:
-			reason = "total"
-		case l.lim.PerIP > 0 && l.perIP[ip] >= l.lim.PerIP:
-			reason = "per_ip"
-		default:
-			l.total++
-			l.perIP[ip]++
-		}
-		l.mu.Unlock()
-		if reason != "" {
+		if reason := l.slots.take(ip); reason != "" {
 			_ = c.Close()
 			if l.rejected != nil {
 				l.rejected(reason)
 			}
 			continue
 		}
-		return &conn{Conn: c, l: l, ip: ip}, nil
+		gc := &conn{Conn: c, ip: ip}
+		gc.l.Store(l.slots)
+		return gc, nil
 	}
 }
 
 // Open returns the number of connections open now.
-func (l *Listener) Open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total
+func (l *Listener) Open() int { return l.slots.open() }
+
+// slots counts open connections in total and per address within ConnLimits.
+type slots struct {
+	lim   ConnLimits
+	mu    sync.Mutex
+	total int
+	perIP map[string]int
 }
 
-func (l *Listener) release(ip string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total--
-	if l.perIP[ip] <= 1 {
-		delete(l.perIP, ip)
+func newSlots(lim ConnLimits) *slots { return &slots{lim: lim, perIP: make(map[string]int)} }
+
+// take takes a place for ip, or returns why not ("total" or "per_ip").
+func (s *slots) take(ip string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.lim.Total > 0 && s.total >= s.lim.Total:
+		return "total"
+	case s.lim.PerIP > 0 && s.perIP[ip] >= s.lim.PerIP:
+		return "per_ip"
+	}
+	s.total++
+	s.perIP[ip]++
+	return ""
+}
+
+func (s *slots) open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+func (s *slots) release(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total--
+	if s.perIP[ip] <= 1 {
+		delete(s.perIP, ip)
 	} else {
-		l.perIP[ip]--
+		s.perIP[ip]--
 	}
 }
 
+// conn gives its place back to l (if it holds one) when closed.
 type conn struct {
 	net.Conn
-	l    *Listener
+	l    atomic.Pointer[slots]
 	ip   string
 	once sync.Once
 }
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.release(c.ip) })
+	if l := c.l.Load(); l != nil {
+		c.once.Do(func() { l.release(c.ip) })
+	}
 	return err
 }
 
 func hostOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
 	host, _, err := net.SplitHostPort(a.String())
 	if err != nil {
 		return a.String()

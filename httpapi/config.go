@@ -19,22 +19,29 @@ type Config struct {
 	// default: TLS 1.3 only.
 	AllowTLS12 bool
 
-	MaxBodyBytes          int64         // request body limit (413 above it)
-	MaxBundleEntries      int           // Bundle entries limit (413 above it)
-	MaxJSONDepth          int           // JSON nesting limit (400 above it)
-	MaxHeaderBytes        int           // request header limit
-	ReadHeaderTimeout     time.Duration // time to read the request headers (includes TLS handshake)
-	ReadTimeout           time.Duration // time to read the whole request
-	WriteTimeout          time.Duration // time to write the response
-	IdleTimeout           time.Duration // keep-alive idle time
-	ShutdownTimeout       time.Duration // grace for in-flight requests on SIGINT/SIGTERM
-	MaxConns              int           // connections open at once (all clients)
-	MaxConnsPerIP         int           // connections open at once from one address
-	MaxInFlightPerCaller  int           // concurrent requests of one device or client
-	MaxInFlightWrites     int           // writes waiting for or in a commit; beyond it new writes get 503
-	RatePerCaller         float64       // sustained requests per second of one device or client
-	BurstPerCaller        int           // burst above that rate
-	RatePerIP             float64       // requests per second from one address, before authentication
+	MaxBodyBytes      int64         // request body limit (413 above it)
+	MaxBundleEntries  int           // Bundle entries limit (413 above it)
+	MaxJSONDepth      int           // JSON nesting limit (400 above it)
+	MaxHeaderBytes    int           // request header limit
+	ReadHeaderTimeout time.Duration // time to read the first request's headers, after the TLS handshake
+	ReadTimeout       time.Duration // time to read the whole request
+	WriteTimeout      time.Duration // time to write the response
+	IdleTimeout       time.Duration // keep-alive idle time
+	ShutdownTimeout   time.Duration // grace for in-flight requests on SIGINT/SIGTERM
+	MaxConns          int           // connections past their TLS handshake open at once (all clients)
+	MaxConnsPerIP     int           // connections past their TLS handshake open at once from one address
+	// HandshakeTimeout, MaxHandshakes and MaxHandshakesPerIP bound connections still in
+	// their TLS handshake, apart from MaxConns: at a limit a new connection closes the
+	// oldest one in handshake (of its address, or of all), so idle sockets cannot fill the
+	// slots devices and clients need (see guard.HandshakeLimits).
+	HandshakeTimeout      time.Duration
+	MaxHandshakes         int
+	MaxHandshakesPerIP    int
+	MaxInFlightPerCaller  int     // concurrent requests of one device or client
+	MaxInFlightWrites     int     // writes waiting for or in a commit; beyond it new writes get 503
+	RatePerCaller         float64 // sustained requests per second of one device or client
+	BurstPerCaller        int     // burst above that rate
+	RatePerIP             float64 // requests per second from one address, before authentication
 	BurstPerIP            int
 	AuthFailuresPerMinute int           // failed authentications per client (×4 per address) before 429
 	EmergencyTTL          time.Duration // life of an emergency-access ("break glass") token, at most 5 minutes
@@ -56,6 +63,9 @@ func DefaultConfig() Config {
 
 		MaxConns:              10000,
 		MaxConnsPerIP:         512,
+		HandshakeTimeout:      5 * time.Second,
+		MaxHandshakes:         1024,
+		MaxHandshakesPerIP:    32,
 		MaxInFlightPerCaller:  16,
 		MaxInFlightWrites:     1024,
 		RatePerCaller:         50,
@@ -84,6 +94,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("timeouts must be positive")
 	case c.MaxConns < 1 || c.MaxConnsPerIP < 1 || c.MaxInFlightPerCaller < 1 || c.MaxInFlightWrites < 1:
 		return fmt.Errorf("connection and concurrency limits must be at least 1")
+	case c.HandshakeTimeout <= 0 || c.HandshakeTimeout > time.Minute:
+		return fmt.Errorf("handshake timeout must be between 0 and 1 minute")
+	case c.MaxHandshakes < 1 || c.MaxHandshakesPerIP < 1 || c.MaxHandshakesPerIP > c.MaxHandshakes:
+		return fmt.Errorf("handshake limits must be at least 1, and at most max handshakes per address")
 	case c.RatePerCaller <= 0 || c.BurstPerCaller < 1 || c.RatePerIP <= 0 || c.BurstPerIP < 1:
 		return fmt.Errorf("rate limits must be positive")
 	case c.EmergencyTTL < 10*time.Second || c.EmergencyTTL > 5*time.Minute:

@@ -210,14 +210,16 @@ func (s *Server) HTTPServer(cert tls.Certificate) *http.Server {
 
 // Serve accepts connections on ln (a plain TCP listener: TLS is added here) until ctx is
 // cancelled, then shuts down gracefully: it stops accepting, lets in-flight requests finish
-// within the configured grace, and returns.
+// within the configured grace, and returns. Connections first get their TLS handshake within
+// the handshake budget (HandshakeTimeout, MaxHandshakes, MaxHandshakesPerIP), and only then
+// one of the MaxConns and MaxConnsPerIP slots.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, cert tls.Certificate) error {
 	srv := s.HTTPServer(cert)
 	errc := make(chan error, 1)
-	limited := guard.NewListener(ln, guard.ConnLimits{Total: s.cfg.MaxConns, PerIP: s.cfg.MaxConnsPerIP}, func(reason string) {
-		s.protect.metrics.Reject("conn_" + reason)
-	})
-	go func() { errc <- srv.Serve(tls.NewListener(limited, srv.TLSConfig)) }()
+	reject := func(reason string) { s.protect.metrics.Reject("conn_" + reason) }
+	hs := guard.NewHandshakes(guard.HandshakeLimits{Total: s.cfg.MaxHandshakes, PerIP: s.cfg.MaxHandshakesPerIP, Timeout: s.cfg.HandshakeTimeout}, reject)
+	tl := guard.NewTLSListener(ln, srv.TLSConfig, hs, guard.ConnLimits{Total: s.cfg.MaxConns, PerIP: s.cfg.MaxConnsPerIP}, reject)
+	go func() { errc <- srv.Serve(tl) }()
 	select {
 	case err := <-errc:
 		return err

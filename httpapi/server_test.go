@@ -26,7 +26,6 @@ import (
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/pki"
 	"github.com/vitalgate/vitalgate/registry"
-	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/sqlite"
 	"github.com/vitalgate/vitalgate/vault"
 )
@@ -89,7 +88,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := seal.CreateKeyring(filepath.Join(dir, "keys"), nil)
+	keys, err := vault.CreateKeyring(filepath.Join(dir, "keys"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

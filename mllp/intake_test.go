@@ -18,7 +18,6 @@ import (
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/mllp"
 	"github.com/vitalgate/vitalgate/pki"
-	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/simulator"
 	"github.com/vitalgate/vitalgate/sqlite"
 	"github.com/vitalgate/vitalgate/vault"
@@ -41,7 +40,7 @@ func MustIntake(t *testing.T) *intakeEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	keys, err := seal.CreateKeyring(filepath.Join(dir, "keys"), nil)
+	keys, err := vault.CreateKeyring(filepath.Join(dir, "keys"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
 )
 
@@ -25,10 +26,12 @@ const (
 	DefaultReadTimeout      = 30 * time.Second
 	DefaultIdleTimeout      = 5 * time.Minute
 	DefaultWriteTimeout     = 30 * time.Second
-	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultHandshakeTimeout = guard.DefaultHandshakeTimeout
 	DefaultHandlerTimeout   = 60 * time.Second
 	DefaultMaxConns         = 256
 	DefaultMaxConnsPerIP    = 16
+	DefaultMaxHandshakes    = 128
+	DefaultHandshakesPerIP  = guard.DefaultHandshakesPerIP
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -75,8 +78,14 @@ type Config struct {
 	WriteTimeout     time.Duration // writing one ACK
 	HandshakeTimeout time.Duration // completing the TLS handshake
 	HandlerTimeout   time.Duration // deadline of the Handler's context
-	MaxConns         int           // open connections in total; more are closed at once
-	MaxConnsPerIP    int           // open connections per remote IP; more are closed at once
+	MaxConns         int           // connections past their TLS handshake, in total; more are closed at once
+	MaxConnsPerIP    int           // connections past their TLS handshake, per remote IP; more are closed at once
+	// MaxHandshakes and MaxHandshakesPerIP bound connections still in their TLS handshake
+	// (not yet authenticated), apart from MaxConns: at the limit a new connection closes the
+	// oldest one in handshake (of its address, or of all), so idle sockets cannot keep a
+	// device with a valid certificate out (see guard.HandshakeLimits).
+	MaxHandshakes      int
+	MaxHandshakesPerIP int
 	// AllowPlaintext accepts connections that are not *tls.Conn (tests, or TLS terminated in
 	// front). By default they are closed at once.
 	AllowPlaintext bool
@@ -109,6 +118,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxConnsPerIP == 0 {
 		c.MaxConnsPerIP = min(DefaultMaxConnsPerIP, c.MaxConns)
 	}
+	if c.MaxHandshakes == 0 {
+		c.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if c.MaxHandshakesPerIP == 0 {
+		c.MaxHandshakesPerIP = min(DefaultHandshakesPerIP, c.MaxHandshakes)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -122,7 +137,7 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate checks c (with defaults for zero fields): no negative limits or timeouts, frames
-// of at most 64 MiB, and no more connections per IP than in total. It returns an EINVALID
+// of at most 64 MiB, and no more connections (or handshakes) per IP than in total. It returns an EINVALID
 // *vitalgate.Error naming the field.
 func (c Config) Validate() error {
 	c = c.withDefaults()
@@ -146,6 +161,10 @@ func (c Config) Validate() error {
 		return bad("MaxConns", "must not be negative")
 	case c.MaxConnsPerIP < 0 || c.MaxConnsPerIP > c.MaxConns:
 		return bad("MaxConnsPerIP", "must be between 1 and MaxConns")
+	case c.MaxHandshakes < 0:
+		return bad("MaxHandshakes", "must not be negative")
+	case c.MaxHandshakesPerIP < 0 || c.MaxHandshakesPerIP > c.MaxHandshakes:
+		return bad("MaxHandshakesPerIP", "must be between 1 and MaxHandshakes")
 	}
 	return nil
 }
@@ -156,6 +175,11 @@ type Server struct {
 	h       Handler
 	baseCtx context.Context
 	cancel  context.CancelFunc
+
+	hs          *guard.Handshakes  // connections in their TLS handshake
+	hsCtx       context.Context    // ends at Shutdown or Close: handshakes are aborted
+	hsCancel    context.CancelFunc //
+	handshaking atomic.Int64       // goroutines in the handshake stage
 
 	closing   atomic.Bool
 	mu        sync.Mutex
@@ -180,8 +204,11 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if h == nil {
 		return nil, vitalgate.FieldErrorf(vitalgate.EINVALID, "handler", "a handler is required")
 	}
+	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg.withDefaults(), h: h, baseCtx: ctx, cancel: cancel,
+	hsCtx, hsCancel := context.WithCancel(ctx)
+	hs := guard.NewHandshakes(guard.HandshakeLimits{Total: cfg.MaxHandshakes, PerIP: cfg.MaxHandshakesPerIP, Timeout: cfg.HandshakeTimeout}, nil)
+	return &Server{cfg: cfg, h: h, baseCtx: ctx, cancel: cancel, hs: hs, hsCtx: hsCtx, hsCancel: hsCancel,
 		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, perIP: map[string]int{}}, nil
 }
 
@@ -220,6 +247,11 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		backoff = 0
+		if tc, ok := c.(*tls.Conn); ok {
+			s.handshaking.Add(1)
+			go s.handshake(tc)
+			continue
+		}
 		cn, ok := s.admit(c)
 		if !ok {
 			_ = c.Close()
@@ -227,6 +259,25 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		go s.serveConn(cn)
 	}
+}
+
+// handshake completes a TLS handshake within the handshake budget, and only then gives the
+// connection one of the MaxConns slots (so slots hold authenticated devices only).
+func (s *Server) handshake(tc *tls.Conn) {
+	defer s.handshaking.Add(-1)
+	if err := s.hs.Handshake(s.hsCtx, tc); err != nil {
+		if !s.closing.Load() {
+			s.cfg.Logger.Info("mllp: TLS handshake failed", "remote", tc.RemoteAddr().String(), "err", err)
+		}
+		_ = tc.Close()
+		return
+	}
+	cn, ok := s.admit(tc)
+	if !ok {
+		_ = tc.Close()
+		return
+	}
+	s.serveConn(cn)
 }
 
 func remoteIP(a net.Addr) string {
@@ -274,16 +325,7 @@ func (s *Server) serveConn(cn *conn) {
 	defer s.release(cn)
 	log := s.cfg.Logger.With("remote", cn.c.RemoteAddr().String())
 	info := ConnInfo{RemoteAddr: cn.c.RemoteAddr()}
-	if tc, ok := cn.c.(*tls.Conn); ok {
-		_ = tc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-		ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.HandshakeTimeout)
-		err := tc.HandshakeContext(ctx)
-		cancel()
-		if err != nil {
-			log.Info("mllp: TLS handshake failed", "err", err)
-			return
-		}
-		_ = tc.SetDeadline(time.Time{})
+	if tc, ok := cn.c.(*tls.Conn); ok { // the handshake is done (see handshake)
 		st := tc.ConnectionState()
 		info.TLS = &st
 	} else if !s.cfg.AllowPlaintext {
@@ -397,6 +439,7 @@ func (s *Server) controlID() string {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing.Store(true)
+	s.hsCancel()
 	for l := range s.listeners {
 		_ = l.Close()
 	}
@@ -414,7 +457,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		n := len(s.conns)
 		s.mu.Unlock()
-		if n == 0 {
+		if n == 0 && s.handshaking.Load() == 0 {
 			s.cancel()
 			return nil
 		}
@@ -431,6 +474,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // the handlers' contexts.
 func (s *Server) Close() error {
 	s.closing.Store(true)
+	s.hsCancel()
 	s.cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -13,7 +13,6 @@ import (
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/pki"
 	"github.com/vitalgate/vitalgate/registry"
-	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/sqlite"
 	"github.com/vitalgate/vitalgate/vault"
 )
@@ -53,7 +52,7 @@ func mustEnv(t *testing.T, tweak func(*registry.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	keys, err := seal.CreateKeyring(filepath.Join(dir, "keys"), nil)
+	keys, err := vault.CreateKeyring(filepath.Join(dir, "keys"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,8 @@
 // AES-256 key that encrypts that patient's resources with [Seal], [Open] or a cached
 // [Cipher]; erasing a patient's wrapped DEK erases the patient. DEKs are stored wrapped
 // (encrypted) under a key-encryption key (KEK) held in a [Keyring]; KEKs carry ids
-// ("kek-1", "kek-2", ...) so they can be rotated with [AddKEK] and
-// [Keyring.RewrapDataKey]. Search uses keyed HMAC-SHA-256 blind indexes
+// ("kek-1", "kek-2", ...) so they can be rotated: a keyring with a new generation
+// ([NewKeyring]) and [Keyring.RewrapDataKey]. Search uses keyed HMAC-SHA-256 blind indexes
 // ([Keyring.BlindIndex]) under a separate index key that never rotates.
 //
 // Only primitives in Go's FIPS 140-3 approved set are used: AES-256-GCM, HMAC-SHA-256 and
@@ -26,11 +26,12 @@
 //
 // # Errors
 //
-// Every error is a *vitalgate.Error with code EINTERNAL, except that [CreateKeyring] on a
-// directory that already holds key files, and [AddKEK] losing a race with another AddKEK,
-// return ECONFLICT. A ciphertext that fails to open
+// Every error is a *vitalgate.Error with code EINTERNAL. A ciphertext that fails to open
 // wraps [ErrOpen]; a key id the caller does not hold wraps [ErrUnknownKey]. No error message
 // ever contains key material, and nothing in this package logs.
+//
+// The package is pure: it does no I/O. Where keys are kept (the data directory's key
+// files) is package vault's concern.
 package seal
 
 import (

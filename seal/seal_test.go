@@ -457,7 +457,7 @@ func TestCustomRandRefusedInFIPSMode(t *testing.T) {
 	if _, err := c.Seal([]byte("x"), nil, &countingReader{}); err == nil {
 		t.Error("Seal accepted a caller-supplied reader in FIPS mode")
 	}
-	if _, err := seal.CreateKeyring(t.TempDir(), &countingReader{}); err == nil {
-		t.Error("CreateKeyring accepted a caller-supplied reader in FIPS mode")
+	if _, err := seal.NewKey(&countingReader{}); err == nil {
+		t.Error("NewKey accepted a caller-supplied reader in FIPS mode")
 	}
 }

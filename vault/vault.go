@@ -8,12 +8,17 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -30,9 +35,16 @@ type KeyStore interface {
 // Vault seals and opens resources. It is safe for concurrent use.
 type Vault struct {
 	store KeyStore
-	keys  *seal.Keyring
+	keys  atomic.Pointer[seal.Keyring]
 	now   func() time.Time
 	rand  io.Reader
+
+	// Following the key directory (see FollowKeyDir).
+	keyDir      string
+	interval    time.Duration
+	reloadMu    sync.Mutex
+	lastCheck   time.Time // of the directory before a new data key
+	lastUnknown time.Time // of a reload for an unknown KEK id
 
 	mu      sync.Mutex
 	ciphers map[string]*seal.Cipher // by hex patient index
@@ -47,28 +59,104 @@ func New(store KeyStore, keys *seal.Keyring, now func() time.Time, rnd io.Reader
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	return &Vault{store: store, keys: keys, now: now, rand: rnd, ciphers: make(map[string]*seal.Cipher)}
+	v := &Vault{store: store, now: now, rand: rnd, ciphers: make(map[string]*seal.Cipher)}
+	v.keys.Store(keys)
+	return v
+}
+
+// DefaultReloadInterval is how often, at most, a vault following its key directory looks
+// at it (see FollowKeyDir).
+const DefaultReloadInterval = time.Second
+
+// FollowKeyDir makes v follow the key directory its keyring was loaded from (the data
+// directory's keys/), so that `vitalgate keys rotate` takes effect in a running server
+// without a restart:
+//   - before it makes a new data key, v looks at dir (at most once per interval, 0 meaning
+//     DefaultReloadInterval) and reloads the keyring when its KEK files changed, so new data
+//     keys are wrapped under the newest KEK;
+//   - when a data key is wrapped under a KEK v lacks (rotated on another process or node),
+//     v reloads at once (then at most once per interval) and retries.
+//
+// A reload that fails, or whose index key differs from the one in use (every blind index
+// would change), is refused and the keyring in use stays. Call it once, before use.
+func (v *Vault) FollowKeyDir(dir string, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultReloadInterval
+	}
+	v.keyDir, v.interval = dir, interval
+}
+
+// Keyring returns the keyring in use.
+func (v *Vault) Keyring() *seal.Keyring { return v.keys.Load() }
+
+// kr returns the keyring in use.
+func (v *Vault) kr() *seal.Keyring { return v.keys.Load() }
+
+// reload loads the key directory if it is followed, the last such attempt (*last) is older
+// than the interval, and its KEKs differ from those in use. It returns the keyring in use
+// afterwards.
+func (v *Vault) reload(last *time.Time) (*seal.Keyring, error) {
+	if v.keyDir == "" {
+		return v.kr(), nil
+	}
+	v.reloadMu.Lock()
+	defer v.reloadMu.Unlock()
+	cur := v.kr()
+	now := v.now()
+	if !last.IsZero() && now.Sub(*last) < v.interval && now.After(*last) {
+		return cur, nil
+	}
+	*last = now
+	ids, err := kekFileIDs(v.keyDir)
+	if err != nil {
+		return cur, err
+	}
+	if slices.Equal(ids, cur.KEKIDs()) {
+		return cur, nil
+	}
+	next, err := LoadKeyring(v.keyDir)
+	if err != nil {
+		return cur, err
+	}
+	const probe = "vitalgate index key probe"
+	if !bytes.Equal(next.BlindIndex(seal.DomainPatient, probe), cur.BlindIndex(seal.DomainPatient, probe)) {
+		return cur, fmt.Errorf("vault: %s holds another index key than the one in use: refusing to reload (every blind index would change)", v.keyDir)
+	}
+	v.keys.Store(next)
+	return next, nil
+}
+
+// missingKEK is the error for a data key wrapped under a KEK this node does not have.
+func (v *Vault) missingKEK(wrapped []byte, cause error) error {
+	id, _ := seal.SealedKeyID(wrapped)
+	where, then := "this node's data directory keys/", "restart the server to load it"
+	if v.keyDir != "" {
+		where, then = v.keyDir, "it is loaded without a restart"
+	}
+	return vitalgate.Unavailable(
+		fmt.Errorf("data key wrapped under key-encryption key %q, which this node lacks: copy %s.key from the data directory where `vitalgate keys rotate` ran into %s (mode 0600); %s: %w", id, id, where, then, cause),
+		fmt.Sprintf("this server lacks key-encryption key %q; the operator must copy it to this node's data directory (see SECURITY.md, key rotation)", id))
 }
 
 // PatientIndex returns the blind index of a patient id.
 func (v *Vault) PatientIndex(patientID string) []byte {
-	return v.keys.BlindIndex(seal.DomainPatient, patientID)
+	return v.kr().BlindIndex(seal.DomainPatient, patientID)
 }
 
 // CodeIndex returns the blind index of a coding, given as "system|code".
 func (v *Vault) CodeIndex(systemCode string) []byte {
-	return v.keys.BlindIndex(seal.DomainCode, systemCode)
+	return v.kr().BlindIndex(seal.DomainCode, systemCode)
 }
 
 // IdentifierIndex returns the blind index of an identifier, given as "system|value".
 func (v *Vault) IdentifierIndex(systemValue string) []byte {
-	return v.keys.BlindIndex(seal.DomainIdentifier, systemValue)
+	return v.kr().BlindIndex(seal.DomainIdentifier, systemValue)
 }
 
 // Tag returns a keyed MAC of data for purpose (for example an opaque paging cursor), so that
 // the server can later tell that it issued data unchanged.
 func (v *Vault) Tag(purpose string, data []byte) []byte {
-	return v.keys.BlindIndex("tag:"+purpose, string(data))
+	return v.kr().BlindIndex("tag:"+purpose, string(data))
 }
 
 // keyAAD binds a wrapped data key to the patient it belongs to.
@@ -88,7 +176,8 @@ func (v *Vault) cipher(ctx context.Context, patientIndex []byte, create bool) (*
 	}
 	k, err := v.store.DataKey(ctx, patientIndex)
 	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND && create {
-		_, wrapped, werr := v.keys.NewDataKey(keyAAD(patientIndex), v.rand)
+		kr, _ := v.reload(&v.lastCheck) // a failed look leaves the keyring in use: still correct
+		_, wrapped, werr := kr.NewDataKey(keyAAD(patientIndex), v.rand)
 		if werr != nil {
 			return nil, vitalgate.Internal(werr, "new data key")
 		}
@@ -97,7 +186,13 @@ func (v *Vault) cipher(ctx context.Context, patientIndex []byte, create bool) (*
 	if err != nil {
 		return nil, err
 	}
-	dek, err := v.keys.UnwrapDataKey(k.Wrapped, keyAAD(patientIndex))
+	dek, err := v.kr().UnwrapDataKey(k.Wrapped, keyAAD(patientIndex))
+	if errors.Is(err, seal.ErrUnknownKey) {
+		kr, rerr := v.reload(&v.lastUnknown)
+		if dek, err = kr.UnwrapDataKey(k.Wrapped, keyAAD(patientIndex)); errors.Is(err, seal.ErrUnknownKey) {
+			return nil, v.missingKEK(k.Wrapped, errors.Join(err, rerr))
+		}
+	}
 	if err != nil {
 		return nil, vitalgate.Internal(err, "unwrap data key")
 	}
@@ -157,9 +252,9 @@ func (v *Vault) open(ctx context.Context, patientIndex []byte, typ, id string, v
 }
 
 // Rotate rewraps every data key under the keyring's current key-encryption key and returns
-// how many changed. Run it after adding a new key-encryption key (seal.AddKEK).
+// how many changed. Run it after adding a new key-encryption key (AddKEK).
 func (v *Vault) Rotate(ctx context.Context) (int, error) {
 	return v.store.RewrapDataKeys(ctx, func(k vitalgate.DataKey) ([]byte, bool, error) {
-		return v.keys.RewrapDataKey(k.Wrapped, keyAAD(k.PatientIndex), v.rand)
+		return v.kr().RewrapDataKey(k.Wrapped, keyAAD(k.PatientIndex), v.rand)
 	})
 }

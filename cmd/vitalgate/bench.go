@@ -471,6 +471,7 @@ func (b *benchRun) server(ctx context.Context) (*benchServer, error) {
 		b.note(fmt.Sprintf("MaxConns raised from %d to %d for --connections %d.", httpapi.DefaultConfig().MaxConns, need, b.opt.connections))
 	}
 	cfg.MaxConnsPerIP = cfg.MaxConns
+	cfg.MaxHandshakesPerIP = cfg.MaxHandshakes // every client comes from 127.0.0.1
 	b.note(fmt.Sprintf("Server: httpapi.DefaultConfig() except the rate limits (per caller %g/s burst %d, was %g/%d; per address %g/s burst %d, was %g/%d) and connections per address (%d, was %d), because every client comes from 127.0.0.1: the benchmark measures throughput, not the limiter.",
 		cfg.RatePerCaller, cfg.BurstPerCaller, httpapi.DefaultConfig().RatePerCaller, httpapi.DefaultConfig().BurstPerCaller,
 		cfg.RatePerIP, cfg.BurstPerIP, httpapi.DefaultConfig().RatePerIP, httpapi.DefaultConfig().BurstPerIP,

@@ -131,7 +131,7 @@ func (m *Main) openDataDir(ctx context.Context, dir string) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load CA: %w", err)
 	}
-	keys, err := seal.LoadKeyring(filepath.Join(dir, keysDir))
+	keys, err := vault.LoadKeyring(filepath.Join(dir, keysDir))
 	if err != nil {
 		return nil, fmt.Errorf("load keys: %w", err)
 	}
@@ -139,7 +139,9 @@ func (m *Main) openDataDir(ctx context.Context, dir string) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	return &node{dir: dir, ca: ca, keys: keys, store: store, vault: vault.New(store, keys, m.Now, nil)}, nil
+	v := vault.New(store, keys, m.Now, nil)
+	v.FollowKeyDir(filepath.Join(dir, keysDir), 0) // `keys rotate` takes effect without a restart
+	return &node{dir: dir, ca: ca, keys: keys, store: store, vault: v}, nil
 }
 
 func (n *node) Close() error { return n.store.Close() }

@@ -15,7 +15,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/pki"
-	"github.com/vitalgate/vitalgate/seal"
+	"github.com/vitalgate/vitalgate/vault"
 )
 
 // initResult is what init reports; the secret appears only here, once.
@@ -131,7 +131,7 @@ func (m *Main) initDataDirWith(ctx context.Context, dir string, hosts []string, 
 			return res, fmt.Errorf("write %s: %w", f.name, err)
 		}
 	}
-	if _, err := seal.CreateKeyring(filepath.Join(dir, keysDir), rand.Reader); err != nil {
+	if _, err := vault.CreateKeyring(filepath.Join(dir, keysDir), rand.Reader); err != nil {
 		return res, fmt.Errorf("create keys: %w", err)
 	}
 	scJSON, err := json.MarshalIndent(sc, "", "  ")

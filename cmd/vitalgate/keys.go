@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/vitalgate/vitalgate/audit"
-	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/vault"
 )
 
@@ -27,7 +26,7 @@ func (m *Main) keysRotate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	keys, err := seal.AddKEK(filepath.Join(n.dir, keysDir), rand.Reader)
+	keys, err := vault.AddKEK(filepath.Join(n.dir, keysDir), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("add key-encryption key: %w", err)
 	}
@@ -40,8 +39,11 @@ func (m *Main) keysRotate(ctx context.Context, args []string) error {
 	if _, err := n.store.AppendAudit(ctx, entry.Marshal()); err != nil {
 		return fmt.Errorf("audit the rotation: %w", err)
 	}
+	id := keys.CurrentKEKID()
 	fmt.Fprintf(m.Stderr, "New key-encryption key %s is current; %d data keys rewrapped.\n"+
-		"Restart running servers so they load it. Keep the old key files until you have verified a backup.\n",
-		keys.CurrentKEKID(), changed)
+		"Servers using this data directory load it without a restart. Other nodes on the same database need it too:\n"+
+		"copy %s to their data directory's %s/ (mode 0600) now; until then they answer 503 naming %s for patients whose keys moved.\n"+
+		"Keep the old key files until you have verified a backup.\n",
+		id, changed, filepath.Join(n.dir, keysDir, id+".key"), keysDir, id)
 	return nil
 }

@@ -44,6 +44,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.BurstPerIP, "burst-per-ip", cfg.BurstPerIP, "burst above the per-address rate")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "connections open at once")
 	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", cfg.MaxConnsPerIP, "connections open at once from one address")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "time a connection has to finish its TLS handshake (HTTPS and MLLP)")
+	fs.IntVar(&cfg.MaxHandshakes, "max-handshakes", cfg.MaxHandshakes, "connections in TLS handshake at once (HTTPS; MLLP uses the smaller of this and 128); at the limit the oldest is closed")
+	fs.IntVar(&cfg.MaxHandshakesPerIP, "max-handshakes-per-ip", cfg.MaxHandshakesPerIP, "connections in TLS handshake at once from one address (HTTPS and MLLP); at the limit that address's oldest is closed")
 	fs.IntVar(&cfg.MaxInFlightPerCaller, "max-inflight-per-caller", cfg.MaxInFlightPerCaller, "concurrent requests of one device or client")
 	fs.IntVar(&cfg.MaxInFlightWrites, "max-inflight-writes", cfg.MaxInFlightWrites, "writes in progress before new ones get 503 (load shedding)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "time for the TLS handshake and request headers")
@@ -192,7 +195,9 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		go func() { defer wg.Done(); fwd.Run(ctx) }()
 	}
 	if opt.mllpAddr != "" {
-		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), reg, ing, met, opt.mllpAddr, guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, nil), log)
+		mcfg := mllp.Config{Logger: log, Now: m.Now, HandshakeTimeout: cfg.HandshakeTimeout,
+			MaxHandshakes: min(cfg.MaxHandshakes, mllp.DefaultMaxHandshakes), MaxHandshakesPerIP: min(cfg.MaxHandshakesPerIP, cfg.MaxHandshakes, mllp.DefaultMaxHandshakes)}
+		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), reg, ing, met, opt.mllpAddr, mcfg, guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, nil), log)
 		if err != nil {
 			_ = ln.Close()
 			return err
@@ -212,7 +217,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 // serveMLLP starts the MLLP/TLS listener: device certificates required and checked against
 // the registry at the handshake, exactly as for HTTPS. The returned function stops it
 // gracefully.
-func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, reg mllp.Authorizer, ing *ingest.Service, met *metrics.Metrics, addr string, lim *guard.Limiter, log *slog.Logger) (func(), error) {
+func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, reg mllp.Authorizer, ing *ingest.Service, met *metrics.Metrics, addr string, mcfg mllp.Config, lim *guard.Limiter, log *slog.Logger) (func(), error) {
 	tc := base.Clone()
 	tc.ClientAuth = tls.RequireAndVerifyClientCert
 	tc.NextProtos = nil
@@ -228,7 +233,8 @@ func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, reg mll
 		Result: func(ack string) { met.MLLPMessages.WithLabelValues(ack).Inc() },
 		Limit:  lim,
 	}
-	srv, err := mllp.NewServer(mllp.Config{Logger: log, Now: m.Now, Authorizer: reg}, intake)
+	mcfg.Authorizer = reg
+	srv, err := mllp.NewServer(mcfg, intake)
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
