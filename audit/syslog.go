@@ -79,6 +79,9 @@ func Syslog(e Entry, hostname, app string) string {
 	if e.Count != 0 {
 		param("count", strconv.Itoa(e.Count))
 	}
+	if e.Occurrences != 0 {
+		param("occurrences", strconv.Itoa(e.Occurrences))
+	}
 	param("requestId", e.RequestID)
 	param("node", e.Node)
 	b.WriteByte(']')
@@ -94,6 +97,9 @@ func Syslog(e Entry, hostname, app string) string {
 	}
 	if e.Outcome != "" {
 		words = append(words, "outcome "+e.Outcome)
+	}
+	if e.Occurrences > 1 {
+		words = append(words, "x"+strconv.Itoa(e.Occurrences))
 	}
 	msg := strings.Join(words, " ")
 	if e.OutcomeDesc != "" {
