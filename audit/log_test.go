@@ -47,7 +47,9 @@ func (s *appendStore) AuditEntries(_ context.Context, from, to uint64, fn func(v
 	return nil
 }
 
-func (s *appendStore) AddAuditCheckpoint(context.Context, vitalgate.AuditCheckpoint) error { return nil }
+func (s *appendStore) AddAuditCheckpoint(context.Context, vitalgate.AuditCheckpoint) error {
+	return nil
+}
 
 func (s *appendStore) AuditCheckpoints(context.Context) ([]vitalgate.AuditCheckpoint, error) {
 	return nil, nil
@@ -75,7 +77,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
 
 func refusal(source string) audit.Entry {
@@ -282,4 +284,3 @@ func TestLogFoldingWindow(t *testing.T) {
 		}
 	})
 }
-
