@@ -135,7 +135,7 @@ func (db *DB) AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint
 
 // Audit search SQL (audit_index, migration 0005). Each query leads with one indexed field and
 // filters the others as residuals. $1..$6 are the patient index, agent id, action, outcome
-// ('' for any) and the time bounds in vitalgate.AuditIndexTime form; $7 is the limit.
+// (” for any) and the time bounds in vitalgate.AuditIndexTime form; $7 is the limit.
 const (
 	auditSearchSelect = `SELECT l.idx, l.data, l.hash FROM audit_index i JOIN audit_log l ON l.idx = i.idx WHERE `
 	auditSearchRest   = ` AND ($1 = '' OR i.patient_index = $1) AND ($2 = '' OR i.agent_id = $2)

@@ -177,7 +177,7 @@ func (db *DB) AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint
 
 // Audit search SQL (audit_index, migration 0008). Each query leads with one indexed field
 // and filters the others as residuals; a unary + keeps SQLite from choosing another index
-// for a residual. ?1..?6 are the patient index, agent id, action, outcome ('' for any) and
+// for a residual. ?1..?6 are the patient index, agent id, action, outcome (” for any) and
 // the time bounds in vitalgate.AuditIndexTime form; ?7 is the limit.
 const (
 	auditSearchSelect = `SELECT l.idx, l.data, l.hash FROM audit_index i JOIN audit_log l ON l.idx = i.idx WHERE `
