@@ -17,6 +17,7 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/guard"
@@ -128,7 +129,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: n.ca, Registry: n.store, Ingest: ing, Ready: n.store, Logger: log, Now: m.Now,
 		Tokens: tokens, Access: &access.Service{Store: n.store, Vault: n.vault, Now: m.Now, Audit: alog},
-		Clients: n.store, Admin: n.store, Metrics: met, Audit: alog, AuditDB: n.store,
+		Clients: n.store, Admin: n.store, Metrics: met, Audit: alog, Auditor: &auditquery.Service{Store: n.store, Log: alog, Patients: n.vault},
 	})
 	if err != nil {
 		_ = ln.Close()
