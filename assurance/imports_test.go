@@ -18,12 +18,14 @@ var (
 // a path also covers its subpackages) to depend, directly or transitively, on Forbid.
 // Forbid entries are import paths; an entry without a dot in its first element that is
 // not a standard-library path is taken relative to the module. StdOnly forbids every
-// non-standard package instead.
+// non-standard package instead. Direct checks only direct imports (for standard packages
+// that every package reaches transitively, such as os through fmt).
 type importRule struct {
 	Name    string
 	From    []string
 	Forbid  []string
 	StdOnly bool
+	Direct  bool
 }
 
 // importRules is DESIGN.md §2 as a table. Only production code is checked: tests may wire
@@ -36,6 +38,10 @@ var importRules = []importRule{
 	{Name: "transports never import a store", From: transportGroup, Forbid: storeGroup},
 	{Name: "stores never import a transport", From: storeGroup, Forbid: transportGroup},
 	{Name: "nothing imports cmd/...", From: []string{"*"}, Forbid: []string{"cmd"}},
+	{Name: "audit does no network or file I/O (forwarding is in outbox, key files in cmd)", From: []string{"audit"},
+		Forbid: []string{"std:net", "std:crypto/tls", "std:os", "std:io/fs", "std:path/filepath"}, Direct: true},
+	{Name: "outbox and auditquery import no transport and no store", From: []string{"outbox", "auditquery"},
+		Forbid: append(append([]string{}, transportGroup...), storeGroup...)},
 }
 
 // matches reports whether import path p is named by the rule path entry e (see importRule).
@@ -155,7 +161,11 @@ func importRuleViolations(rules []importRule, pkgs []*Package) []string {
 			if !applies {
 				continue
 			}
-			for _, d := range deps {
+			checked := deps
+			if r.Direct {
+				checked = p.Imports
+			}
+			for _, d := range checked {
 				bad := false
 				if r.StdOnly {
 					q := g[d]

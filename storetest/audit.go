@@ -541,10 +541,7 @@ func (s *suite) testAuditSearchWithWrites(t *testing.T) {
 // testOutboxCursor: a cursor starts at 0, is kept per destination, only moves forward, and
 // refuses an empty destination.
 func (s *suite) testOutboxCursor(t *testing.T) {
-	st, ok := s.store(t).(vitalgate.OutboxStore)
-	if !ok {
-		t.Fatal("the store does not implement vitalgate.OutboxStore")
-	}
+	st := s.store(t)
 	ctx := ctxT(t)
 	cursor := func(dest string) uint64 {
 		t.Helper()
