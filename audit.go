@@ -51,4 +51,44 @@ type AuditStore interface {
 	AddAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error
 	// AuditCheckpoints returns every stored checkpoint in ascending size order.
 	AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
+	// AuditSearch calls fn for the entries that match q, newest first, at most q.Limit of
+	// them, through an index the store keeps with every entry (written in the transaction
+	// that appends it), so that the cost follows the matches, not the size of the log. It
+	// stops at the first error fn returns and returns it unchanged. Returns EINVALID for a
+	// Limit outside 1..MaxAuditSearch.
+	AuditSearch(ctx context.Context, q AuditQuery, fn func(AuditRecord) error) error
+}
+
+// MaxAuditSearch is the most entries one AuditSearch returns.
+const MaxAuditSearch = 1000
+
+// AuditQuery selects audit entries by the members of their canonical encoding (package
+// audit) that the stores index: every set field must match; the zero value of a field
+// matches anything. Entries that are not JSON objects beginning with the "time" member are
+// not indexed and never match.
+type AuditQuery struct {
+	PatientIndex string    // the entry's patientIndex (hex blind index)
+	AgentID      string    // the entry's agentId
+	Action       string    // the entry's action: C, R, U, D or E
+	Outcome      string    // the entry's outcome: 0, 4, 8 or 12
+	From, To     time.Time // From <= the entry's time < To
+	Limit        int       // at most this many entries, 1..MaxAuditSearch
+}
+
+// AuditIndexTime is the form of an entry time that the stores' audit index keeps and
+// compares: UTC, fixed width, nine fraction digits, so that text order is time order.
+func AuditIndexTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000000")
+}
+
+// OutboxStore keeps, for each outbox destination, the index of the next audit entry to
+// deliver to it (package outbox).
+type OutboxStore interface {
+	// OutboxCursor returns the index of the next entry to deliver to destination, 0 when
+	// nothing was delivered yet.
+	OutboxCursor(ctx context.Context, destination string) (uint64, error)
+	// SetOutboxCursor records that every entry before next was delivered to destination.
+	// The cursor only moves forward: a lower next is ignored. Returns EINVALID for an empty
+	// destination or a next beyond what the log can hold.
+	SetOutboxCursor(ctx context.Context, destination string, next uint64) error
 }

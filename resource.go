@@ -87,6 +87,7 @@ type Store interface {
 	ResourceStore
 	NonceStore
 	AuditStore
+	OutboxStore
 	NodeStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error

@@ -15,6 +15,7 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/vault"
 )
 
@@ -138,6 +139,51 @@ func (s *Service) Read(ctx context.Context, p vitalgate.Principal, typ, id strin
 		return nil, r, err
 	}
 	return body, r, nil
+}
+
+// ReadDevice returns the FHIR Device of a registered device (its status and, when it is
+// assigned, its patient), after checking the Device read scope and that p may see that
+// patient. Like every read it is recorded, allowed or refused, before anything is returned:
+// a read that cannot be audited fails. Errors: EFORBIDDEN, ENOTFOUND, EUNAVAILABLE (not
+// audited).
+func (s *Service) ReadDevice(ctx context.Context, p vitalgate.Principal, id string) ([]byte, error) {
+	if err := RequireScope(p, "Device", OpRead); err != nil {
+		return nil, s.fail(ctx, p, "read", "Device", nil, id, err)
+	}
+	d, err := s.Store.Device(ctx, id)
+	if err != nil {
+		return nil, s.fail(ctx, p, "read", "Device", nil, id, err)
+	}
+	if err := s.CheckPatient(ctx, p, d.PatientIndex); err != nil {
+		return nil, s.fail(ctx, p, "read", "Device", d.PatientIndex, id, err)
+	}
+	body, err := s.DeviceResource(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.record(ctx, p, "read", "Device", d.PatientIndex, []string{d.ID}, 1, nil); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// DeviceResource builds the FHIR Device for a registered device, without an access check
+// or an audit entry: for the caller that has just changed the device and audited that.
+func (s *Service) DeviceResource(ctx context.Context, d vitalgate.Device) ([]byte, error) {
+	fd := fhir.Device{ID: d.ID, ModelNumber: d.Model, Status: "active",
+		Identifier: []fhir.Identifier{{System: "urn:vitalgate:device", Value: d.ID}}}
+	if d.Status != vitalgate.DeviceActive {
+		fd.Status = "inactive"
+	}
+	if len(d.PatientSealed) > 0 {
+		pid, err := s.Vault.OpenValue(ctx, d.PatientIndex, "device-patient:"+d.ID, d.PatientSealed)
+		if err != nil {
+			return nil, err
+		}
+		fd.Patient = &fhir.Reference{Reference: "Patient/" + string(pid)}
+	}
+	fd.SetMeta(d.ID, "1", d.UpdatedAt)
+	return fd.Marshal()
 }
 
 // fail records a refused read or search and returns its error.

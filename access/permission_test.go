@@ -88,8 +88,8 @@ func TestAuthorizeAuditsRefusals(t *testing.T) {
 		t.Fatalf("audit entries = %q, want one refusal naming endpoint, permission and device", entries)
 	}
 
-	_ = store.Close() // the refusal cannot be audited now
-	err = s.Authorize(ctx, device, access.PermAuditRead, "GET /fhir/AuditEvent")
+	_ = store.Close() // a new refusal (not one folded into the first) cannot be audited now
+	err = s.Authorize(ctx, device, access.PermDeviceAssign, "PUT /admin/devices/{id}")
 	if c := vitalgate.ErrorCode(err); c != vitalgate.EUNAVAILABLE {
 		t.Fatalf("unaudited refusal = %v (%s), want EUNAVAILABLE", err, c)
 	}

@@ -18,7 +18,8 @@ var (
 // a path also covers its subpackages) to depend, directly or transitively, on Forbid.
 // Forbid entries are import paths; an entry without a dot in its first element that is
 // not a standard-library path is taken relative to the module. StdOnly forbids every
-// non-standard package instead.
+// non-standard package instead. Direct checks only direct imports (for standard packages
+// that every package reaches transitively, such as os through fmt).
 type importRule struct {
 	Name    string
 	From    []string
@@ -42,6 +43,10 @@ var importRules = []importRule{
 	{Name: "transports never import a store", From: transportGroup, Forbid: storeGroup},
 	{Name: "stores never import a transport", From: storeGroup, Forbid: transportGroup},
 	{Name: "nothing imports cmd/...", From: []string{"*"}, Forbid: []string{"cmd"}},
+	{Name: "audit does no network or file I/O (forwarding is in outbox, key files in cmd)", From: []string{"audit"},
+		Forbid: []string{"std:net", "std:crypto/tls", "std:os", "std:io/fs", "std:path/filepath"}, Direct: true},
+	{Name: "outbox and auditquery import no transport and no store", From: []string{"outbox", "auditquery"},
+		Forbid: append(append([]string{}, transportGroup...), storeGroup...)},
 }
 
 // matches reports whether import path p is named by the rule path entry e (see importRule).

@@ -1,11 +1,14 @@
 // Package audit is Vitalgate's tamper-evident audit trail: what an audit entry holds and how it
 // is encoded, the RFC 6962 / RFC 9162 Merkle tree over the entries, inclusion and consistency
 // proofs, checkpoints signed in the C2SP signed-note format (https://c2sp.org/signed-note,
-// https://c2sp.org/tlog-checkpoint), offline verification of a whole stored log, and RFC 5424
-// syslog lines for forwarding entries to a SIEM.
+// https://c2sp.org/tlog-checkpoint), offline verification of a whole stored log, RFC 5424
+// syslog messages and their RFC 5425 frames (package outbox sends them to a SIEM), and the
+// folding of repeated refusals (Log).
 //
 // The package is pure: standard library only (plus the root package for error codes), no
-// storage and no transport. A store hands it entry bytes and leaf hashes through the small
+// storage, no transport, no network or file I/O (assurance checks its imports); key files
+// are read and written by cmd, forwarding is package outbox, search and proofs for auditors
+// are package auditquery. A store hands it entry bytes and leaf hashes through the small
 // interfaces LeafSource and EntrySource (StoreLog adapts a vitalgate.AuditStore to both); the
 // HTTP layer serves what ProveInclusion, ProveConsistency and SignCheckpoint return.
 //

@@ -56,13 +56,14 @@ type Entry struct {
 	PatientIndex string    // hex blind index of the patient concerned, never a plaintext id
 	Resources    []string  // resources touched, e.g. "Observation/123"
 	Count        int       // number of results of a search
+	Occurrences  int       // when > 1: this entry stands for that many identical refusals (see Log)
 	RequestID    string    // request id, for correlation with the service log
 	Node         string    // the Vitalgate node that recorded the entry
 }
 
 // Marshal returns the canonical encoding of e: a JSON object with its members in a fixed order
 // (time, action, type, subtype, outcome, outcomeDesc, agentType, agentId, agentRole, emergency,
-// sourceIp, patientIndex, resources, count, requestId, node), "time" always present in UTC
+// sourceIp, patientIndex, resources, count, occurrences, requestId, node), "time" always present in UTC
 // RFC 3339 with nanoseconds and trailing zeros removed, every other member omitted when it
 // holds its zero value, no white space, and strings escaped minimally (quote, backslash and
 // control characters only; invalid UTF-8 becomes U+FFFD).
@@ -101,6 +102,10 @@ func (e Entry) Marshal() []byte {
 	if e.Count != 0 {
 		b = append(b, `,"count":`...)
 		b = strconv.AppendInt(b, int64(e.Count), 10)
+	}
+	if e.Occurrences != 0 {
+		b = append(b, `,"occurrences":`...)
+		b = strconv.AppendInt(b, int64(e.Occurrences), 10)
 	}
 	b = appendMember(b, "requestId", e.RequestID)
 	b = appendMember(b, "node", e.Node)
@@ -174,6 +179,7 @@ type entryJSON struct {
 	PatientIndex string   `json:"patientIndex"`
 	Resources    []string `json:"resources"`
 	Count        int      `json:"count"`
+	Occurrences  int      `json:"occurrences"`
 	RequestID    string   `json:"requestId"`
 	Node         string   `json:"node"`
 }
@@ -205,7 +211,7 @@ func UnmarshalEntry(data []byte) (Entry, error) {
 		Outcome: j.Outcome, OutcomeDesc: j.OutcomeDesc,
 		AgentType: j.AgentType, AgentID: j.AgentID, AgentRole: j.AgentRole,
 		Emergency: j.Emergency, SourceIP: j.SourceIP, PatientIndex: j.PatientIndex,
-		Resources: j.Resources, Count: j.Count, RequestID: j.RequestID, Node: j.Node,
+		Resources: j.Resources, Count: j.Count, Occurrences: j.Occurrences, RequestID: j.RequestID, Node: j.Node,
 	}
 	if !bytes.Equal(e.Marshal(), data) {
 		return Entry{}, ErrNotCanonical
@@ -255,6 +261,9 @@ func (e Entry) Validate() error {
 	}
 	if e.Count < 0 {
 		return fmt.Errorf("audit: negative count %d", e.Count)
+	}
+	if e.Occurrences < 0 {
+		return fmt.Errorf("audit: negative occurrences %d", e.Occurrences)
 	}
 	for _, s := range []string{e.Type, e.Subtype, e.OutcomeDesc, e.AgentID, e.AgentRole,
 		e.SourceIP, e.RequestID, e.Node} {

@@ -28,6 +28,10 @@ func TestEntryMarshal(t *testing.T) {
 			Subtype: "search", Outcome: "4", OutcomeDesc: "scope denied", Emergency: true, Count: 12},
 			`{"time":"2025-03-14T09:26:53Z","action":"E","type":"rest","subtype":"search","outcome":"4",` +
 				`"outcomeDesc":"scope denied","emergency":true,"count":12}`},
+		{"aggregated refusals", audit.Entry{Time: ts.Truncate(time.Second), Action: "E", Type: "authn",
+			Outcome: "4", AgentType: "client", SourceIP: "192.0.2.9", Occurrences: 299},
+			`{"time":"2025-03-14T09:26:53Z","action":"E","type":"authn","outcome":"4",` +
+				`"agentType":"client","sourceIp":"192.0.2.9","occurrences":299}`},
 		{"escaping", audit.Entry{Time: ts.Truncate(time.Second), OutcomeDesc: "a\"b\\c\nd\te\x01f</g>\u2028é"},
 			`{"time":"2025-03-14T09:26:53Z","outcomeDesc":"a\"b\\c\nd\te\u0001f</g>` + "\u2028é" + `"}`},
 		{"invalid UTF-8 becomes U+FFFD", audit.Entry{Time: ts.Truncate(time.Second), AgentID: "x\xffy"},

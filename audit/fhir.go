@@ -16,7 +16,7 @@ func (e Entry) FHIR(index uint64) ([]byte, error) {
 	case "authn":
 		typ = map[string]any{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114", "display": "User Authentication"}
 	case "hl7":
-		typ = map[string]any{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110106", "display": "Export"}
+		typ = map[string]any{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110107", "display": "Import"}
 	case "admin", "enroll":
 		typ = map[string]any{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110113", "display": "Security Alert"}
 	case "system":
@@ -51,6 +51,11 @@ func (e Entry) FHIR(index uint64) ([]byte, error) {
 	if e.Count > 0 {
 		entities = append(entities, map[string]any{"description": strconv.Itoa(e.Count) + " results",
 			"type": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"}})
+	}
+	if e.Occurrences > 1 {
+		entities = append(entities, map[string]any{"description": strconv.Itoa(e.Occurrences) + " occurrences",
+			"type":   map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+			"detail": []any{map[string]any{"type": "occurrences", "valueString": strconv.Itoa(e.Occurrences)}}})
 	}
 	ev := map[string]any{
 		"resourceType": "AuditEvent",

@@ -79,6 +79,9 @@ func Syslog(e Entry, hostname, app string) string {
 	if e.Count != 0 {
 		param("count", strconv.Itoa(e.Count))
 	}
+	if e.Occurrences != 0 {
+		param("occurrences", strconv.Itoa(e.Occurrences))
+	}
 	param("requestId", e.RequestID)
 	param("node", e.Node)
 	b.WriteByte(']')
@@ -94,6 +97,9 @@ func Syslog(e Entry, hostname, app string) string {
 	}
 	if e.Outcome != "" {
 		words = append(words, "outcome "+e.Outcome)
+	}
+	if e.Occurrences > 1 {
+		words = append(words, "x"+strconv.Itoa(e.Occurrences))
 	}
 	msg := strings.Join(words, " ")
 	if e.OutcomeDesc != "" {
@@ -183,4 +189,20 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// SyslogIndexed is Syslog with the entry's index in the log as the structured-data
+// parameter index, so that a collector can tell a resent line from a new one.
+func SyslogIndexed(index uint64, e Entry, hostname, app string) string {
+	return strings.Replace(Syslog(e, hostname, app), "["+SyslogSDID, "["+SyslogSDID+` index="`+strconv.FormatUint(index, 10)+`"`, 1)
+}
+
+// SyslogFrame returns the entry at index as one RFC 5425 frame: the octet count of the
+// SyslogIndexed message, a space, and the message.
+func SyslogFrame(index uint64, e Entry, hostname, app string) []byte {
+	msg := SyslogIndexed(index, e, hostname, app)
+	b := make([]byte, 0, len(msg)+8)
+	b = strconv.AppendInt(b, int64(len(msg)), 10)
+	b = append(b, ' ')
+	return append(b, msg...)
 }

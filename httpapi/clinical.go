@@ -12,7 +12,6 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
-	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/fhir"
 )
 
@@ -172,51 +171,25 @@ func (s *Server) handleCreatePatient(w http.ResponseWriter, r *http.Request, p v
 	writeResource(w, http.StatusCreated, c.Body, c.Version, c.LastUpdated)
 }
 
-// deviceResource builds the FHIR Device for a registered device.
+// deviceResource builds the FHIR Device for a registered device (after a change the caller
+// has audited).
 func (s *Server) deviceResource(ctx context.Context, d vitalgate.Device) ([]byte, error) {
-	fd := fhir.Device{ID: d.ID, ModelNumber: d.Model, Status: "active",
-		Identifier: []fhir.Identifier{{System: "urn:vitalgate:device", Value: d.ID}}}
-	if d.Status != vitalgate.DeviceActive {
-		fd.Status = "inactive"
-	}
-	if len(d.PatientSealed) > 0 {
-		pid, err := s.access.Vault.OpenValue(ctx, d.PatientIndex, "device-patient:"+d.ID, d.PatientSealed)
-		if err != nil {
-			return nil, err
-		}
-		fd.Patient = &fhir.Reference{Reference: "Patient/" + string(pid)}
-	}
-	fd.SetMeta(d.ID, "1", d.UpdatedAt)
-	return fd.Marshal()
+	return s.access.DeviceResource(ctx, d)
 }
 
+// handleReadDevice serves GET /fhir/Device/{id}: access checks the scope and the patient
+// and records the read, allowed or refused.
 func (s *Server) handleReadDevice(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
-	if err := access.RequireScope(p, "Device", access.OpRead); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	id, err := pathID(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	d, err := s.admin.Device(r.Context(), id)
+	body, err := s.access.ReadDevice(r.Context(), p, id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.access.CheckPatient(r.Context(), p, d.PatientIndex); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	body, err := s.deviceResource(r.Context(), d)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.record(r, audit.Entry{Action: audit.ActionRead, Type: "rest", Subtype: "read", AgentType: audit.AgentClient,
-		AgentID: p.ID, AgentRole: string(p.Role), Emergency: p.Emergency, PatientIndex: audit.PatientIndex(d.PatientIndex),
-		Resources: []string{"Device/" + d.ID}})
 	writeResource(w, http.StatusOK, body, 0, time.Time{})
 }
 

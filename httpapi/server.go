@@ -57,22 +57,22 @@ type ReadyFunc func(ctx context.Context) error
 
 // Server serves Vitalgate's HTTPS API.
 type Server struct {
-	cfg        Config
-	ca         *pki.CA
-	registry   Registry
-	ingest     *ingest.Service
-	ready      ReadyFunc
-	log        *slog.Logger
-	now        func() time.Time
-	tokens     *auth.Tokens
-	access     *access.Service
-	clients    Clients
-	admin      Admin
-	failures   *failureLimiter
-	started    time.Time
-	protect    *protection
-	audit      *audit.Log
-	auditStore AuditStore
+	cfg      Config
+	ca       *pki.CA
+	registry Registry
+	ingest   *ingest.Service
+	ready    ReadyFunc
+	log      *slog.Logger
+	now      func() time.Time
+	tokens   *auth.Tokens
+	access   *access.Service
+	clients  Clients
+	admin    Admin
+	failures *failureLimiter
+	started  time.Time
+	protect  *protection
+	audit    *audit.Log
+	auditor  Auditor
 
 	routes []Route
 	mux    *http.ServeMux
@@ -93,7 +93,7 @@ type Options struct {
 	Admin    Admin            // device administration
 	Metrics  *metrics.Metrics // optional
 	Audit    *audit.Log       // the audit log (entries and checkpoints)
-	AuditDB  AuditStore       // the stored audit log, for proofs and AuditEvent search
+	Auditor  Auditor          // AuditEvent search, checkpoints and proofs (*auditquery.Service)
 }
 
 // New returns a Server with its routes registered.
@@ -102,7 +102,7 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("invalid HTTP configuration: %w", err)
 	}
 	if o.CA == nil || o.Registry == nil || o.Ingest == nil || o.Ready == nil ||
-		o.Tokens == nil || o.Access == nil || o.Clients == nil || o.Admin == nil || o.Audit == nil || o.AuditDB == nil {
+		o.Tokens == nil || o.Access == nil || o.Clients == nil || o.Admin == nil || o.Audit == nil || o.Auditor == nil {
 		return nil, errors.New("httpapi: CA, registry, ingest, readiness, tokens, access, clients, admin and audit are required")
 	}
 	if o.Logger == nil {
@@ -117,7 +117,7 @@ func New(o Options) (*Server, error) {
 		tokens: o.Tokens, access: o.Access, clients: o.Clients, admin: o.Admin,
 		failures: newFailureLimiter(o.Config.AuthFailuresPerMinute, time.Minute, time.Now), started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
-		audit:   o.Audit, auditStore: o.AuditDB,
+		audit:   o.Audit, auditor: o.Auditor,
 		mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()

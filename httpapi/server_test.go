@@ -20,6 +20,7 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/httpapi"
@@ -56,6 +57,7 @@ type env struct {
 	key   *ecdsa.PrivateKey // token signing key, for forging tests
 	audit *audit.Log
 	reg   *registry.Service
+	db    string // the SQLite database file
 }
 
 // fastHash keeps enrollment secrets cheap to verify in tests.
@@ -140,7 +142,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
 		Ingest: &ingest.Service{Devices: store, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store},
 		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Clients: store, Admin: store,
-		Audit: alog, AuditDB: store,
+		Audit: alog, Auditor: &auditquery.Service{Store: store, Log: alog, Patients: v},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +156,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		}
 		_ = store.Close()
 	})
-	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg}
+	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db")}
 }
 
 // addDevice registers a device for patient and returns its enrollment secret.

@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"math"
+	"time"
 
 	"github.com/vitalgate/vitalgate"
 )
@@ -171,4 +173,113 @@ func (db *DB) AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint
 		return nil, mapError(err, "audit checkpoints")
 	}
 	return cs, nil
+}
+
+// Audit search SQL (audit_index, migration 0008). Each query leads with one indexed field
+// and filters the others as residuals; a unary + keeps SQLite from choosing another index
+// for a residual. ?1..?6 are the patient index, agent id, action, outcome (” for any) and
+// the time bounds in vitalgate.AuditIndexTime form; ?7 is the limit.
+const (
+	auditSearchSelect = `SELECT l.idx, l.data, l.hash FROM audit_index i JOIN audit_log l ON l.idx = i.idx WHERE `
+	auditSearchRest   = ` AND (?1 = '' OR +i.patient_index = ?1) AND (?2 = '' OR +i.agent_id = ?2)
+	AND (?3 = '' OR +i.action = ?3) AND (?4 = '' OR +i.outcome = ?4) AND +i.time >= ?5 AND +i.time < ?6`
+	auditSearchByPatientSQL = auditSearchSelect + `i.patient_index = ?1` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`
+	auditSearchByAgentSQL   = auditSearchSelect + `i.agent_id = ?2` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`
+	auditSearchByOutcomeSQL = auditSearchSelect + `i.outcome = ?4` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`
+	auditSearchByActionSQL  = auditSearchSelect + `i.action = ?3` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`
+	auditSearchByTimeSQL    = auditSearchSelect + `i.time >= ?5 AND i.time < ?6` + auditSearchRest + ` ORDER BY i.time DESC, i.idx DESC LIMIT ?7`
+	auditSearchAllSQL       = auditSearchSelect + `1` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`
+
+	outboxCursorSQL    = `SELECT next FROM outbox_cursors WHERE destination = ?`
+	setOutboxCursorSQL = `INSERT INTO outbox_cursors (destination, next, updated_at) VALUES (?, ?, ?)
+	ON CONFLICT (destination) DO UPDATE SET next = excluded.next, updated_at = excluded.updated_at
+	WHERE excluded.next > outbox_cursors.next`
+)
+
+// AuditSearch calls fn for the entries that match q, newest first, at most q.Limit, through
+// audit_index: the query leads with the patient, else the agent, the outcome, the action,
+// the time range, in that order, so that it reads the matching part of one index. With only
+// a time range, newest means latest time. Returns EINVALID for a limit outside
+// 1..vitalgate.MaxAuditSearch.
+func (db *DB) AuditSearch(ctx context.Context, q vitalgate.AuditQuery, fn func(vitalgate.AuditRecord) error) error {
+	args, err := auditSearchArgs(q)
+	if err != nil {
+		return err
+	}
+	var rows *sql.Rows
+	switch {
+	case q.PatientIndex != "":
+		rows, err = db.query(ctx, auditSearchByPatientSQL, args...)
+	case q.AgentID != "":
+		rows, err = db.query(ctx, auditSearchByAgentSQL, args...)
+	case q.Outcome != "":
+		rows, err = db.query(ctx, auditSearchByOutcomeSQL, args...)
+	case q.Action != "":
+		rows, err = db.query(ctx, auditSearchByActionSQL, args...)
+	case !q.From.IsZero() || !q.To.IsZero():
+		rows, err = db.query(ctx, auditSearchByTimeSQL, args...)
+	default:
+		rows, err = db.query(ctx, auditSearchAllSQL, args...)
+	}
+	if err != nil {
+		return mapError(err, "audit search")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			idx int64
+			rec vitalgate.AuditRecord
+		)
+		if err := rows.Scan(&idx, &rec.Data, &rec.Hash); err != nil {
+			return mapError(err, "audit search")
+		}
+		rec.Index = uint64(idx) // #nosec G115 -- idx is non-negative by the column's CHECK (idx >= 0)
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	return mapError(rows.Err(), "audit search")
+}
+
+// auditSearchArgs returns the parameters ?1..?7 of the audit search queries.
+func auditSearchArgs(q vitalgate.AuditQuery) ([]any, error) {
+	if q.Limit < 1 || q.Limit > vitalgate.MaxAuditSearch {
+		return nil, vitalgate.Errorf(vitalgate.EINVALID, "an audit search returns 1 to %d entries", vitalgate.MaxAuditSearch)
+	}
+	from, to := "", "~" // '~' sorts after every digit: no upper bound
+	if !q.From.IsZero() {
+		from = vitalgate.AuditIndexTime(q.From)
+	}
+	if !q.To.IsZero() {
+		to = vitalgate.AuditIndexTime(q.To)
+	}
+	return []any{q.PatientIndex, q.AgentID, q.Action, q.Outcome, from, to, q.Limit}, nil
+}
+
+// OutboxCursor returns the index of the next audit entry to deliver to destination, 0 when
+// nothing was delivered to it yet.
+func (db *DB) OutboxCursor(ctx context.Context, destination string) (uint64, error) {
+	var n int64
+	err := db.queryRow(ctx, outboxCursorSQL, destination).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, mapError(err, "outbox cursor")
+	}
+	return uint64(n), nil // #nosec G115 -- next is non-negative by the column's CHECK (next >= 0)
+}
+
+// SetOutboxCursor records that every audit entry before next was delivered to destination.
+// The cursor only moves forward (a lower next is ignored, as when two nodes deliver).
+// Returns EINVALID for an empty destination or a next beyond what the log can hold.
+func (db *DB) SetOutboxCursor(ctx context.Context, destination string, next uint64) error {
+	if destination == "" {
+		return vitalgate.Errorf(vitalgate.EINVALID, "outbox destination is empty")
+	}
+	if next > math.MaxInt64 {
+		return vitalgate.Errorf(vitalgate.EINVALID, "outbox cursor out of range")
+	}
+	_, err := db.w.ExecContext(ctx, setOutboxCursorSQL, destination, int64(next), dbTime(db.orNow(time.Time{})))
+	return mapError(err, "outbox cursor")
 }

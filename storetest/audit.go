@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 )
 
 // auditLog returns every entry of st's log, checking that the indexes run 0, 1, 2… in order.
@@ -433,4 +434,145 @@ func (s *suite) testAuditCheckpoints(t *testing.T) {
 		checkBytes(t, fmt.Sprintf("Note of size %d", c.Size), c.Note, note(w.size, "node-a"))
 		checkTime(t, fmt.Sprintf("CreatedAt of size %d", c.Size), c.CreatedAt, w.created)
 	}
+}
+
+// searchEntry is a canonical audit entry (package audit's encoding) with the searchable
+// members set.
+func searchEntry(t time.Time, agent, action, outcome, patient, tag string) []byte {
+	return audit.Entry{Time: t, Action: action, Type: "rest", Subtype: tag, Outcome: outcome,
+		AgentType: audit.AgentClient, AgentID: agent, PatientIndex: patient}.Marshal()
+}
+
+// searchIndexes runs AuditSearch and returns the indexes it yields, checking that each
+// record's data is the stored entry.
+func searchIndexes(t *testing.T, st vitalgate.Store, q vitalgate.AuditQuery, log [][]byte) []uint64 {
+	t.Helper()
+	var got []uint64
+	must(t, "AuditSearch", st.AuditSearch(ctxT(t), q, func(r vitalgate.AuditRecord) error {
+		if r.Index >= uint64(len(log)) || !bytes.Equal(r.Data, log[r.Index]) {
+			return fmt.Errorf("record %d holds %q, not the stored entry", r.Index, r.Data)
+		}
+		got = append(got, r.Index)
+		return nil
+	}))
+	return got
+}
+
+// testAuditSearch: AuditSearch finds entries by patient, agent, action, outcome and time
+// (to the nanosecond, From inclusive, To exclusive), each combination, newest first, at most
+// Limit; entries that are not audit JSON are not indexed; a bad limit is EINVALID.
+func (s *suite) testAuditSearch(t *testing.T) {
+	st := s.store(t)
+	ns := func(m int, n int) time.Time { return at(m).Add(time.Duration(n)) }
+	log := [][]byte{
+		searchEntry(ns(0, 0), "ehr-1", "R", "0", "aa01", "0"),                                 // 0
+		searchEntry(ns(1, 0), "ehr-2", "R", "4", "aa01", "1"),                                 // 1
+		[]byte("not an audit entry"),                                                          // 2
+		searchEntry(ns(2, 0), "ehr-1", "C", "0", "bb02", "3"),                                 // 3
+		searchEntry(ns(2, 1), "ehr-1", "R", "0", "", "4"),                                     // 4: 1 ns later
+		[]byte(`{"time":"broken`),                                                             // 5
+		searchEntry(ns(3, 0), "dev-1", "C", "0", "aa01", "6"),                                 // 6
+		searchEntry(time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC), "ehr-2", "E", "8", "", "7"), // 7: whole second
+	}
+	_, err := st.AppendAudit(ctxT(t), log...)
+	must(t, "AppendAudit", err)
+	tests := []struct {
+		name string
+		q    vitalgate.AuditQuery
+		want []uint64
+	}{
+		{"all", vitalgate.AuditQuery{Limit: 100}, []uint64{7, 6, 4, 3, 1, 0}},
+		{"limit", vitalgate.AuditQuery{Limit: 2}, []uint64{7, 6}},
+		{"patient", vitalgate.AuditQuery{PatientIndex: "aa01", Limit: 100}, []uint64{6, 1, 0}},
+		{"patient limit", vitalgate.AuditQuery{PatientIndex: "aa01", Limit: 1}, []uint64{6}},
+		{"unknown patient", vitalgate.AuditQuery{PatientIndex: "ffff", Limit: 100}, nil},
+		{"agent", vitalgate.AuditQuery{AgentID: "ehr-1", Limit: 100}, []uint64{4, 3, 0}},
+		{"action", vitalgate.AuditQuery{Action: "C", Limit: 100}, []uint64{6, 3}},
+		{"outcome", vitalgate.AuditQuery{Outcome: "4", Limit: 100}, []uint64{1}},
+		{"patient and agent", vitalgate.AuditQuery{PatientIndex: "aa01", AgentID: "ehr-2", Limit: 100}, []uint64{1}},
+		{"agent and action", vitalgate.AuditQuery{AgentID: "ehr-1", Action: "R", Limit: 100}, []uint64{4, 0}},
+		{"agent and outcome", vitalgate.AuditQuery{AgentID: "ehr-2", Outcome: "8", Limit: 100}, []uint64{7}},
+		{"patient and time", vitalgate.AuditQuery{PatientIndex: "aa01", From: at(1), Limit: 100}, []uint64{6, 1}},
+		{"from inclusive to the nanosecond", vitalgate.AuditQuery{From: ns(2, 1), Limit: 100}, []uint64{6, 4}},
+		{"to exclusive to the nanosecond", vitalgate.AuditQuery{From: at(2), To: ns(2, 1), Limit: 100}, []uint64{3}},
+		{"time range, latest first", vitalgate.AuditQuery{From: at(1), To: at(3), Limit: 100}, []uint64{4, 3, 1}},
+		{"to only", vitalgate.AuditQuery{To: at(0).Add(time.Nanosecond), Limit: 100}, []uint64{0, 7}},
+		{"whole-second time", vitalgate.AuditQuery{From: time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC), To: time.Date(2025, 3, 14, 0, 0, 1, 0, time.UTC), Limit: 100}, []uint64{7}},
+		{"action and time", vitalgate.AuditQuery{Action: "R", To: at(2), Limit: 100}, []uint64{1, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := searchIndexes(t, st, tt.q, log); !slices.Equal(got, tt.want) {
+				t.Errorf("AuditSearch(%+v) = %v, want %v", tt.q, got, tt.want)
+			}
+		})
+	}
+	for _, limit := range []int{0, -1, vitalgate.MaxAuditSearch + 1} {
+		err := st.AuditSearch(ctxT(t), vitalgate.AuditQuery{Limit: limit}, func(vitalgate.AuditRecord) error { return nil })
+		wantCode(t, fmt.Sprintf("AuditSearch with limit %d", limit), err, vitalgate.EINVALID)
+	}
+	stop := errors.New("stop")
+	if err := st.AuditSearch(ctxT(t), vitalgate.AuditQuery{Limit: 10}, func(vitalgate.AuditRecord) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("AuditSearch = %v, want fn's error", err)
+	}
+}
+
+// testAuditSearchWithWrites: entries appended by a write are searchable as soon as the
+// write returns (the index is written in its transaction), and a failed write leaves
+// nothing searchable.
+func (s *suite) testAuditSearchWithWrites(t *testing.T) {
+	st := s.store(t)
+	ctx := ctxT(t)
+	ok := searchEntry(at(0), "dev-1", "C", "0", "cc03", "ok")
+	must(t, "CreateResources", st.CreateResources(ctx, []vitalgate.SealedResource{resource("Observation", "o1", "p1", at(0), at(0))}, ok))
+	failed := searchEntry(at(1), "dev-1", "C", "0", "cc03", "failed")
+	err := st.CreateResources(ctx, []vitalgate.SealedResource{resource("Observation", "o1", "p1", at(0), at(0))}, failed)
+	wantCode(t, "CreateResources with an existing id", err, vitalgate.ECONFLICT)
+	var got [][]byte
+	must(t, "AuditSearch", st.AuditSearch(ctx, vitalgate.AuditQuery{PatientIndex: "cc03", Limit: 10}, func(r vitalgate.AuditRecord) error {
+		got = append(got, r.Data)
+		return nil
+	}))
+	if !slices.EqualFunc(got, [][]byte{ok}, bytes.Equal) {
+		t.Errorf("AuditSearch after a write and a failed write = %q, want the written entry only", got)
+	}
+}
+
+// testOutboxCursor: a cursor starts at 0, is kept per destination, only moves forward, and
+// refuses an empty destination.
+func (s *suite) testOutboxCursor(t *testing.T) {
+	st := s.store(t)
+	ctx := ctxT(t)
+	cursor := func(dest string) uint64 {
+		t.Helper()
+		n, err := st.OutboxCursor(ctx, dest)
+		must(t, "OutboxCursor", err)
+		return n
+	}
+	steps := []struct {
+		name string
+		dest string
+		set  uint64
+		want uint64
+	}{
+		{"first", "syslog:a:6514", 10, 10},
+		{"forward", "syslog:a:6514", 25, 25},
+		{"backward is ignored", "syslog:a:6514", 5, 25},
+		{"other destination", "syslog:b:6514", 3, 3},
+	}
+	if n := cursor("syslog:a:6514"); n != 0 {
+		t.Errorf("new cursor = %d, want 0", n)
+	}
+	for _, st2 := range steps {
+		t.Run(st2.name, func(t *testing.T) {
+			must(t, "SetOutboxCursor", st.SetOutboxCursor(ctx, st2.dest, st2.set))
+			if n := cursor(st2.dest); n != st2.want {
+				t.Errorf("cursor %s = %d, want %d", st2.dest, n, st2.want)
+			}
+		})
+	}
+	if n := cursor("syslog:a:6514"); n != 25 {
+		t.Errorf("cursor of a = %d after b moved, want 25", n)
+	}
+	wantCode(t, "SetOutboxCursor with no destination", st.SetOutboxCursor(ctx, "", 1), vitalgate.EINVALID)
 }

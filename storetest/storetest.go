@@ -85,6 +85,9 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"Audit/Concurrent", s.testAuditConcurrent},
 		{"Audit/Range", s.testAuditRange},
 		{"Audit/Checkpoints", s.testAuditCheckpoints},
+		{"Audit/Search", s.testAuditSearch},
+		{"Audit/SearchWithWrites", s.testAuditSearchWithWrites},
+		{"Outbox/Cursor", s.testOutboxCursor},
 	}
 	tests = append(tests, s.deviceTests()...)
 	for _, tt := range tests {

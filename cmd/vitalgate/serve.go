@@ -17,6 +17,7 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/guard"
@@ -26,6 +27,7 @@ import (
 	"github.com/vitalgate/vitalgate/metrics"
 	"github.com/vitalgate/vitalgate/mllp"
 	"github.com/vitalgate/vitalgate/registry"
+	"github.com/vitalgate/vitalgate/outbox"
 )
 
 func (m *Main) runServe(ctx context.Context, args []string) error {
@@ -144,7 +146,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: n.ca, Registry: reg, Ingest: ing, Ready: n.store.Ping, Logger: log, Now: m.Now,
 		Tokens: tokens, Access: &access.Service{Store: n.store, Vault: n.vault, Now: m.Now, Audit: alog},
-		Clients: n.store, Admin: n.store, Metrics: met, Audit: alog, AuditDB: n.store,
+		Clients: n.store, Admin: n.store, Metrics: met, Audit: alog, Auditor: &auditquery.Service{Store: n.store, Log: alog, Patients: n.vault},
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -186,7 +188,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		}()
 	}
 	if opt.syslogAddr != "" {
-		fwd, err := m.syslogForwarder(n, opt, host, log)
+		fwd, err := m.syslogForwarder(ctx, n, opt, host, log)
 		if err != nil {
 			_ = ln.Close()
 			return err
@@ -255,9 +257,11 @@ func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, reg mll
 	}, nil
 }
 
-// syslogForwarder forwards the audit log to a collector over TLS; its position is kept in
-// DIR/syslog.cursor, so a collector outage loses nothing.
-func (m *Main) syslogForwarder(n *node, opt serveOptions, host string, log *slog.Logger) (*audit.Forwarder, error) {
+// syslogForwarder forwards the audit log to a collector over TLS through the outbox: its
+// position is kept in the store (the cursor "syslog:ADDR"; an old DIR/syslog.cursor is taken
+// over once), so a collector outage loses nothing. The address the operator names with
+// --syslog-addr is on the outbox allow-list by that act.
+func (m *Main) syslogForwarder(ctx context.Context, n *node, opt serveOptions, host string, log *slog.Logger) (*outbox.Destination, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if opt.syslogCA != "" {
 		pem, err := os.ReadFile(opt.syslogCA) // #nosec G304 -- the operator names the file
@@ -269,15 +273,21 @@ func (m *Main) syslogForwarder(n *node, opt serveOptions, host string, log *slog
 			return nil, fmt.Errorf("--syslog-ca %s holds no PEM certificate", opt.syslogCA)
 		}
 	}
-	addr := opt.syslogAddr
-	return &audit.Forwarder{
-		Store: n.store, CursorFile: filepath.Join(n.dir, "syslog.cursor"), Hostname: host, App: "vitalgate",
-		Dial: func(ctx context.Context) (net.Conn, error) {
-			d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tc}
-			return d.DialContext(ctx, "tcp", addr)
-		},
-		OnError: func(err error) { log.Warn("audit forwarding to syslog failed; will retry", "error", err.Error()) },
-	}, nil
+	ob, err := outbox.New(outbox.Config{Log: n.store, Cursors: n.store, Allow: []string{opt.syslogAddr},
+		OnError: func(dest string, err error) {
+			log.Warn("audit forwarding failed; will retry", "destination", dest, "error", err.Error())
+		}})
+	if err != nil {
+		return nil, err
+	}
+	d, err := ob.Syslog(opt.syslogAddr, tc, host, "vitalgate")
+	if err != nil {
+		return nil, err
+	}
+	if err := d.ImportCursorFile(ctx, filepath.Join(n.dir, "syslog.cursor")); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // heartbeat records this node in the store every 2 s and shares the limits out between the

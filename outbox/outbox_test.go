@@ -1,4 +1,4 @@
-package audit_test
+package outbox_test
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,41 +21,32 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/outbox"
+	"github.com/vitalgate/vitalgate/sqlite"
 )
 
-// fwdLog is an in-memory audit log for the forwarder under test.
-type fwdLog struct {
-	mu      sync.Mutex
-	entries [][]byte
+// openStore returns a real SQLite store: its audit log is the outbox's retry buffer and it
+// keeps the cursors.
+func openStore(t *testing.T) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "v.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
-func (m *fwdLog) add(n int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+// add appends n entries to the store's audit log.
+func add(t *testing.T, st *sqlite.DB, n int) {
+	t.Helper()
 	for i := 0; i < n; i++ {
 		e := audit.Entry{Time: time.Now(), Action: "R", Type: "rest", Subtype: "read", AgentType: "client", AgentID: "ehr", Outcome: "0"}
-		m.entries = append(m.entries, e.Marshal())
-	}
-}
-
-func (m *fwdLog) AuditSize(context.Context) (uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return uint64(len(m.entries)), nil
-}
-
-func (m *fwdLog) AuditEntries(_ context.Context, from, to uint64, fn func(vitalgate.AuditRecord) error) error {
-	m.mu.Lock()
-	es := m.entries
-	m.mu.Unlock()
-	for i := from; i < to && i < uint64(len(es)); i++ {
-		if err := fn(vitalgate.AuditRecord{Index: i, Data: es[i]}); err != nil {
-			return err
+		if _, err := st.AppendAudit(context.Background(), e.Marshal()); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return nil
 }
 
 // collector is a TLS syslog receiver (RFC 5425 octet counting) on a fixed loopback port.
@@ -151,7 +143,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 }
 
 // TestForwarderSurvivesCollectorOutage: entries logged while the collector is down are
-// delivered once it is back; every entry arrives, none is lost.
+// delivered once it is back; every entry arrives, none is lost, and the cursor is stored.
 func TestForwarderSurvivesCollectorOutage(t *testing.T) {
 	cert, pool := selfSigned(t)
 	srvCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -161,14 +153,16 @@ func TestForwarderSurvivesCollectorOutage(t *testing.T) {
 	col := &collector{seen: map[int]int{}}
 	startCollector(t, addr, srvCfg, col)
 
-	log := &fwdLog{}
-	log.add(10)
-	f := &audit.Forwarder{Store: log, CursorFile: filepath.Join(t.TempDir(), "syslog.cursor"), Hostname: "node1", App: "vitalgate",
-		Interval: 20 * time.Millisecond,
-		Dial: func(ctx context.Context) (net.Conn, error) {
-			d := tls.Dialer{Config: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-			return d.DialContext(ctx, "tcp", addr)
-		}}
+	st := openStore(t)
+	add(t, st, 10)
+	ob, err := outbox.New(outbox.Config{Log: st, Cursors: st, Allow: []string{addr}, Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ob.Syslog(addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, "node1", "vitalgate")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f.Run(ctx); close(done) }()
@@ -176,14 +170,97 @@ func TestForwarderSurvivesCollectorOutage(t *testing.T) {
 
 	waitFor(t, func() bool { return col.count() == 10 }, "the first 10 entries")
 	col.stop() // outage: the collector goes away
-	log.add(5)
+	add(t, st, 5)
 	time.Sleep(300 * time.Millisecond)
 	if n := col.count(); n != 10 {
 		t.Fatalf("%d entries arrived during the outage", n)
 	}
 	startCollector(t, addr, srvCfg, col) // and comes back
-	log.add(5)
+	add(t, st, 5)
 	waitFor(t, func() bool { return col.count() == 20 }, "all 20 entries after the outage")
+	waitFor(t, func() bool {
+		n, err := st.OutboxCursor(context.Background(), f.Name())
+		return err == nil && n == 20
+	}, "the stored cursor to reach 20")
+}
+
+// TestAllowList: the outbox delivers only to allow-listed addresses.
+func TestAllowList(t *testing.T) {
+	st := openStore(t)
+	tests := []struct {
+		name  string
+		allow []string
+		addr  string
+		ok    bool
+	}{
+		{"listed", []string{"127.0.0.1:6514"}, "127.0.0.1:6514", true},
+		{"host names ignore case", []string{"SIEM.example:6514"}, "siem.example:6514", true},
+		{"other port", []string{"127.0.0.1:6514"}, "127.0.0.1:6515", false},
+		{"other host", []string{"siem.example:6514"}, "evil.example:6514", false},
+		{"empty list", nil, "127.0.0.1:6514", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ob, err := outbox.New(outbox.Config{Log: st, Cursors: st, Allow: tt.allow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = ob.Syslog(tt.addr, nil, "h", "vitalgate")
+			if (err == nil) != tt.ok {
+				t.Errorf("Syslog(%s) with allow-list %v: %v, want ok=%v", tt.addr, tt.allow, err, tt.ok)
+			}
+		})
+	}
+	if _, err := outbox.New(outbox.Config{Log: st, Cursors: st, Allow: []string{"no-port"}}); err == nil {
+		t.Error("an allow-list entry without a port was accepted")
+	}
+}
+
+// TestImportCursorFile: an upgrade takes the old DIR/syslog.cursor position once, so that
+// nothing is resent; a stored cursor wins over the file.
+func TestImportCursorFile(t *testing.T) {
+	st := openStore(t)
+	ob, err := outbox.New(outbox.Config{Log: st, Cursors: st, Allow: []string{"127.0.0.1:6514"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ob.Syslog("127.0.0.1:6514", nil, "h", "vitalgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "syslog.cursor")
+	if err := d.ImportCursorFile(ctx, file); err != nil {
+		t.Fatalf("missing file: %v", err)
+	}
+	if err := os.WriteFile(file, []byte("42\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		file string
+		want uint64
+	}{
+		{"imported", "42\n", 42},
+		{"stored cursor wins", "7\n", 42},
+	}
+	for _, s := range steps {
+		if err := os.WriteFile(file, []byte(s.file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.ImportCursorFile(ctx, file); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if n, _ := st.OutboxCursor(ctx, d.Name()); n != s.want {
+			t.Errorf("%s: cursor %d, want %d", s.name, n, s.want)
+		}
+	}
+	if err := os.WriteFile(file, []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.ImportCursorFile(ctx, file); err == nil {
+		t.Error("a corrupt cursor file was accepted")
+	}
 }
 
 func waitFor(t *testing.T, cond func() bool, what string) {

@@ -1,0 +1,255 @@
+// Package auditquery is the capability that serves the audit log to auditors: AuditEvent
+// search through the stores' audit index (so a search reads the matching entries, not the
+// whole log), the latest signed checkpoint, and inclusion and consistency proofs. It checks
+// the auditor's scopes and records every search, allowed or refused, before it answers: a
+// search whose audit entry cannot be written fails.
+//
+// It sits above the pure package audit (encoding, Merkle tree, proofs) and below the
+// transports, which decode a request, make one call and encode the answer.
+package auditquery
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/access"
+	"github.com/vitalgate/vitalgate/audit"
+)
+
+// Store is what the service reads: the log itself and its search index.
+type Store interface {
+	// AuditSize returns the number of entries in the log.
+	AuditSize(ctx context.Context) (uint64, error)
+	// AuditEntries calls fn for the entries with from <= Index < to, in index order.
+	AuditEntries(ctx context.Context, from, to uint64, fn func(vitalgate.AuditRecord) error) error
+	// AuditSearch calls fn for the entries matching q, newest first, at most q.Limit.
+	// Returns EINVALID for a bad limit.
+	AuditSearch(ctx context.Context, q vitalgate.AuditQuery, fn func(vitalgate.AuditRecord) error) error
+}
+
+// Recorder appends audit entries and serves the latest signed checkpoint (*audit.Log).
+type Recorder interface {
+	// Append records entries; an error means they were not recorded.
+	Append(ctx context.Context, es ...audit.Entry) error
+	// Latest returns the latest signed checkpoint note. Returns ENOTFOUND before the first.
+	Latest(ctx context.Context) ([]byte, error)
+}
+
+// PatientIndexer turns a Patient id into its blind index (*vault.Vault).
+type PatientIndexer interface {
+	PatientIndex(patientID string) []byte
+}
+
+// Service serves the audit log to auditors.
+type Service struct {
+	Store    Store
+	Log      Recorder
+	Patients PatientIndexer
+}
+
+// Default and largest number of AuditEvents one search returns.
+const (
+	DefaultCount = 100
+	MaxCount     = vitalgate.MaxAuditSearch
+)
+
+// Query is an AuditEvent search: every set field must match.
+type Query struct {
+	PatientID string    // a Patient id (matched by its blind index)
+	Agent     string    // a device or client id
+	Action    string    // C, R, U, D or E
+	Outcome   string    // 0, 4, 8 or 12
+	From, To  time.Time // From <= recorded < To; zero for unbounded
+	Count     int       // at most this many, 1..MaxCount (0 means DefaultCount)
+}
+
+// ParseQuery decodes the FHIR search parameters of GET /fhir/AuditEvent: patient (a Patient
+// id, optionally "Patient/"-prefixed), agent (a device or client id), action (C R U D E),
+// outcome (0 4 8 12), date (YYYY-MM-DD or RFC 3339, with a ge/gt/le/lt/eq prefix; a bare
+// value or eq means that day, or that instant's day), and _count (default 100, at most
+// 1000). Each parameter takes one value of at most 256 characters. Returns EINVALID naming
+// the parameter.
+func ParseQuery(params map[string][]string) (Query, error) {
+	q := Query{Count: DefaultCount}
+	for name, vals := range params {
+		if len(vals) != 1 || len(vals[0]) > 256 || vals[0] == "" {
+			return Query{}, vitalgate.FieldErrorf(vitalgate.EINVALID, trunc(name), "each parameter takes one value of at most 256 characters")
+		}
+		v := vals[0]
+		switch name {
+		case "patient":
+			q.PatientID = strings.TrimPrefix(v, "Patient/")
+		case "agent":
+			q.Agent = v
+		case "action":
+			if !strings.Contains("CRUDE", v) || len(v) != 1 {
+				return Query{}, vitalgate.FieldErrorf(vitalgate.EINVALID, "action", "action is one of C, R, U, D, E")
+			}
+			q.Action = v
+		case "outcome":
+			switch v {
+			case audit.OutcomeSuccess, audit.OutcomeMinorFailure, audit.OutcomeSeriousFailure, audit.OutcomeMajorFailure:
+			default:
+				return Query{}, vitalgate.FieldErrorf(vitalgate.EINVALID, "outcome", "outcome is one of 0, 4, 8, 12")
+			}
+			q.Outcome = v
+		case "date":
+			prefix, val := v[:min(2, len(v))], v
+			switch prefix {
+			case "ge", "gt", "le", "lt", "eq":
+				val = v[2:]
+			default:
+				prefix = "eq"
+			}
+			t, err := time.Parse(time.RFC3339, val)
+			if err != nil {
+				t, err = time.Parse("2006-01-02", val)
+			}
+			if err != nil {
+				return Query{}, vitalgate.FieldErrorf(vitalgate.EINVALID, "date", "date must be YYYY-MM-DD or RFC 3339, with an optional ge/gt/le/lt/eq prefix")
+			}
+			switch prefix {
+			case "ge", "gt":
+				q.From = t
+			case "le", "lt":
+				q.To = t
+			default:
+				q.From, q.To = t, t.Add(24*time.Hour)
+			}
+		case "_count":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return Query{}, vitalgate.FieldErrorf(vitalgate.EINVALID, "_count", "_count must be a positive integer")
+			}
+			q.Count = min(n, MaxCount)
+		default:
+			return Query{}, vitalgate.FieldErrorf(vitalgate.EINVALID, trunc(name), "unknown search parameter")
+		}
+	}
+	return q, nil
+}
+
+func trunc(s string) string {
+	if len(s) > 64 {
+		return s[:64]
+	}
+	return s
+}
+
+// Search returns the AuditEvents (FHIR R4 JSON) matching q, newest first. It needs the
+// AuditEvent search scope and records the search (or its refusal) before answering.
+// Errors: EFORBIDDEN (scope), EINVALID (query), EUNAVAILABLE (the search could not be
+// audited, or the store is busy).
+func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) ([][]byte, error) {
+	if err := access.RequireScope(p, "AuditEvent", access.OpSearch); err != nil {
+		return nil, s.record(ctx, p, 0, err)
+	}
+	if q.Count == 0 {
+		q.Count = DefaultCount
+	}
+	if q.Count < 1 || q.Count > MaxCount {
+		return nil, s.record(ctx, p, 0, vitalgate.FieldErrorf(vitalgate.EINVALID, "_count", "_count must be 1 to %d", MaxCount))
+	}
+	sq := vitalgate.AuditQuery{AgentID: q.Agent, Action: q.Action, Outcome: q.Outcome, From: q.From, To: q.To, Limit: q.Count}
+	if q.PatientID != "" {
+		sq.PatientIndex = audit.PatientIndex(s.Patients.PatientIndex(q.PatientID))
+	}
+	var out [][]byte
+	err := s.Store.AuditSearch(ctx, sq, func(r vitalgate.AuditRecord) error {
+		e, err := audit.UnmarshalEntry(r.Data)
+		if err != nil {
+			return nil // not an entry of this package: never shown
+		}
+		ev, err := e.FHIR(r.Index)
+		if err != nil {
+			return vitalgate.Internal(err, "audit event")
+		}
+		out = append(out, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, s.record(ctx, p, 0, err)
+	}
+	if err := s.record(ctx, p, len(out), nil); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// record appends the entry of an AuditEvent search; err is the search's refusal, if any. It
+// returns err, or EUNAVAILABLE if the entry could not be written.
+func (s *Service) record(ctx context.Context, p vitalgate.Principal, n int, err error) error {
+	e := audit.Entry{Action: audit.ActionRead, Type: "rest", Subtype: "search", AgentType: audit.AgentClient,
+		AgentID: p.ID, AgentRole: string(p.Role), Resources: []string{"AuditEvent"}, Count: n}
+	if err != nil {
+		e.Outcome = audit.OutcomeMinorFailure
+		if c := vitalgate.ErrorCode(err); c == vitalgate.EINTERNAL || c == vitalgate.EUNAVAILABLE {
+			e.Outcome = audit.OutcomeSeriousFailure
+		}
+		e.OutcomeDesc = vitalgate.ErrorCode(err)
+	}
+	if aerr := s.Log.Append(ctx, e); aerr != nil {
+		return vitalgate.Unavailable(aerr, "the search could not be audited; try again")
+	}
+	return err
+}
+
+// Checkpoint returns the latest signed checkpoint (a C2SP signed note). It needs the
+// AuditEvent read scope. Errors: EFORBIDDEN, ENOTFOUND (none signed yet).
+func (s *Service) Checkpoint(ctx context.Context, p vitalgate.Principal) ([]byte, error) {
+	if err := access.RequireScope(p, "AuditEvent", access.OpRead); err != nil {
+		return nil, err
+	}
+	return s.Log.Latest(ctx)
+}
+
+// Inclusion is an inclusion proof of one entry.
+type Inclusion struct {
+	Index, Size uint64
+	Entry       []byte // the entry's stored bytes
+	Proof       [][audit.HashSize]byte
+}
+
+// Inclusion proves that entry index is in the tree of the first size entries. It needs the
+// AuditEvent read scope. Errors: EFORBIDDEN, EINVALID (index not below size, or size beyond
+// the log).
+func (s *Service) Inclusion(ctx context.Context, p vitalgate.Principal, index, size uint64) (Inclusion, error) {
+	if err := s.checkProof(ctx, p, size); err != nil {
+		return Inclusion{}, err
+	}
+	proof, err := audit.ProveInclusion(ctx, audit.StoreLog{Store: s.Store}, index, size)
+	if err != nil {
+		return Inclusion{}, err
+	}
+	inc := Inclusion{Index: index, Size: size, Proof: proof}
+	err = s.Store.AuditEntries(ctx, index, index+1, func(r vitalgate.AuditRecord) error { inc.Entry = r.Data; return nil })
+	return inc, err
+}
+
+// Consistency proves that the tree of the first from entries is a prefix of the tree of the
+// first to entries. It needs the AuditEvent read scope. Errors: EFORBIDDEN, EINVALID (from >
+// to, or to beyond the log).
+func (s *Service) Consistency(ctx context.Context, p vitalgate.Principal, from, to uint64) ([][audit.HashSize]byte, error) {
+	if err := s.checkProof(ctx, p, to); err != nil {
+		return nil, err
+	}
+	return audit.ProveConsistency(ctx, audit.StoreLog{Store: s.Store}, from, to)
+}
+
+// checkProof checks the scope and refuses proofs beyond the log.
+func (s *Service) checkProof(ctx context.Context, p vitalgate.Principal, size uint64) error {
+	if err := access.RequireScope(p, "AuditEvent", access.OpRead); err != nil {
+		return err
+	}
+	n, err := s.Store.AuditSize(ctx)
+	if err != nil {
+		return err
+	}
+	if size > n {
+		return vitalgate.Errorf(vitalgate.EINVALID, "size is beyond the log (%d entries)", n)
+	}
+	return nil
+}
