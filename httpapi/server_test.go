@@ -116,7 +116,8 @@ func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
 	alog := audit.NewLog(store, signer, "test/audit", "node-1", clk.Now)
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: ca, Registry: store, Ready: store, Now: clk.Now,
-		Ingest: &ingest.Service{Devices: store, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store},
+		Ingest: &ingest.Service{Registry: currentAssignment{store}, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store,
+			MaxBackdate: 100 * 365 * 24 * time.Hour}, // the official examples are years old
 		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Clients: store, Admin: store,
 		Audit: alog, AuditDB: store,
 	})
@@ -598,4 +599,24 @@ func TestRevokedAndExpiredCertificatesFailHandshake(t *testing.T) {
 			t.Fatalf("a revoked device's open connection was served: status %d", r.status)
 		}
 	})
+}
+
+// currentAssignment is a test double of ingest.Registry over the store: the device's
+// current assignment only (the registry service, with history, replaces it).
+type currentAssignment struct{ devices vitalgate.DeviceStore }
+
+func (r currentAssignment) Sender(ctx context.Context, id string) (vitalgate.Device, error) {
+	d, err := r.devices.Device(ctx, id)
+	if err != nil || d.Status != vitalgate.DeviceActive {
+		return d, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q may not send data", id)
+	}
+	return d, nil
+}
+
+func (r currentAssignment) PatientAt(ctx context.Context, id string, _ time.Time) (vitalgate.Assignment, error) {
+	d, err := r.Sender(ctx, id)
+	if err != nil || len(d.PatientIndex) == 0 {
+		return vitalgate.Assignment{}, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q is not assigned", id)
+	}
+	return vitalgate.Assignment{DeviceID: id, PatientIndex: d.PatientIndex, PatientSealed: d.PatientSealed}, nil
 }

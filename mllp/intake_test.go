@@ -24,8 +24,38 @@ import (
 	"github.com/vitalgate/vitalgate/vault"
 )
 
+// registry is a test double of ingest.Registry: the device dev-1 (active unless barred)
+// and its assignments; an assignment that ended more than window ago binds nothing.
+type registry struct {
+	assignments []vitalgate.Assignment
+	window      time.Duration
+	barred      bool
+	fail        error
+}
+
+func (r *registry) Sender(_ context.Context, id string) (vitalgate.Device, error) {
+	if r.fail != nil {
+		return vitalgate.Device{}, r.fail
+	}
+	if id != "dev-1" || r.barred {
+		return vitalgate.Device{}, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q may not send", id)
+	}
+	return vitalgate.Device{ID: id, Status: vitalgate.DeviceActive}, nil
+}
+
+func (r *registry) PatientAt(_ context.Context, id string, t time.Time) (vitalgate.Assignment, error) {
+	for _, a := range r.assignments {
+		if a.DeviceID == id && a.Covers(t) && (a.Current() || time.Since(a.To) <= r.window) {
+			return a, nil
+		}
+	}
+	return vitalgate.Assignment{}, vitalgate.Errorf(vitalgate.EFORBIDDEN, "no assignment binds this")
+}
+
 type intakeEnv struct {
 	intake *mllp.Intake
+	reg    *registry
+	vault  *vault.Vault
 	store  *sqlite.DB
 	conn   mllp.ConnInfo
 }
@@ -66,9 +96,12 @@ func MustIntake(t *testing.T) *intakeEnv {
 	}
 	akey, _ := audit.GenerateKey(nil)
 	signer, _ := audit.NewSigner("test", akey)
-	ing := &ingest.Service{Devices: store, Resources: store, Vault: v, Audit: audit.NewLog(store, signer, "test", "n", nil), Finder: store}
+	reg := &registry{assignments: []vitalgate.Assignment{{DeviceID: "dev-1", PatientIndex: v.PatientIndex("pat-1"), From: time.Now().Add(-time.Hour)}}}
+	ing := &ingest.Service{Registry: reg, Resources: store, Vault: v, Audit: audit.NewLog(store, signer, "test", "n", nil), Finder: store}
 	return &intakeEnv{
 		intake: &mllp.Intake{Ingest: ing},
+		reg:    reg,
+		vault:  v,
 		store:  store,
 		conn:   mllp.ConnInfo{RemoteAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, TLS: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}},
 	}
@@ -156,15 +189,30 @@ func TestIntakeRetransmission(t *testing.T) {
 	}
 }
 
+// TestIntakeRateLimit: the per-device rate counts observations (OBX segments), not
+// messages: a bucket of 2n tokens lets two n-OBX messages through, one of n+1 only one.
 func TestIntakeRateLimit(t *testing.T) {
-	e := MustIntake(t)
-	e.intake.Limit = guard.NewLimiter(0.001, 2, nil)
-	var codes []string
-	for i := 0; i < 4; i++ {
-		code, _ := ackOf(t, e.intake.HandleMLLP(context.Background(), e.conn, message(t, "dev-1", "pat-1")))
-		codes = append(codes, code)
+	n := strings.Count(string(message(t, "dev-1", "pat-1")), "\rOBX|")
+	tests := []struct {
+		name  string
+		burst int
+		want  string
+	}{
+		{"two messages' worth", 2 * n, "AA AA AR AR"},
+		{"one message and one observation", n + 1, "AA AR AR AR"},
 	}
-	if strings.Join(codes, " ") != "AA AA AR AR" {
-		t.Fatalf("ACKs %v, want two accepted then throttled", codes)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := MustIntake(t)
+			e.intake.Limit = guard.NewLimiter(0.001, tt.burst, nil)
+			var codes []string
+			for i := 0; i < 4; i++ {
+				code, _ := ackOf(t, e.intake.HandleMLLP(context.Background(), e.conn, message(t, "dev-1", "pat-1")))
+				codes = append(codes, code)
+			}
+			if strings.Join(codes, " ") != tt.want {
+				t.Fatalf("ACKs %v, want %s (%d OBX per message)", codes, tt.want, n)
+			}
+		})
 	}
 }

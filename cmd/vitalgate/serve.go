@@ -109,7 +109,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		_ = ln.Close()
 		return err
 	}
-	ing := &ingest.Service{Devices: n.store, Resources: n.store, Vault: n.vault, Limits: lim, Now: m.Now, Audit: alog, Finder: n.store}
+	ing := &ingest.Service{Registry: interimRegistry{n.store}, Resources: n.store, Vault: n.vault, Limits: lim, Now: m.Now, Audit: alog, Finder: n.store}
 	met := metrics.New(func() float64 {
 		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -179,7 +179,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		go func() { defer wg.Done(); fwd.Run(ctx) }()
 	}
 	if opt.mllpAddr != "" {
-		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), ing, met, opt.mllpAddr, guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, nil), log)
+		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), ing, met, opt.mllpAddr, guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, nil), srv.WriteShedder(), log)
 		if err != nil {
 			_ = ln.Close()
 			return err
@@ -199,7 +199,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 // serveMLLP starts the MLLP/TLS listener: device certificates required and checked against
 // the registry at the handshake, exactly as for HTTPS. The returned function stops it
 // gracefully.
-func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, ing *ingest.Service, met *metrics.Metrics, addr string, lim *guard.Limiter, log *slog.Logger) (func(), error) {
+func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, ing *ingest.Service, met *metrics.Metrics, addr string, lim *guard.Limiter, writes *guard.Shedder, log *slog.Logger) (func(), error) {
 	tc := base.Clone()
 	tc.ClientAuth = tls.RequireAndVerifyClientCert
 	tc.NextProtos = nil
@@ -208,10 +208,7 @@ func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, ing *in
 		return nil, fmt.Errorf("listen on %s (MLLP): %w", addr, err)
 	}
 	intake := &mllp.Intake{
-		Ingest: ing, Log: log, Now: m.Now, Limits: hl7v2.Limits{},
-		ResolvePatient: func(ctx context.Context, key string) (string, error) {
-			return resolvePatient(ctx, n, key)
-		},
+		Ingest: ing, Log: log, Now: m.Now, Limits: hl7v2.Limits{}, Writes: writes,
 		Result: func(ack string) { met.MLLPMessages.WithLabelValues(ack).Inc() },
 		Limit:  lim,
 	}

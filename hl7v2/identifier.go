@@ -1,0 +1,68 @@
+package hl7v2
+
+import (
+	"net/url"
+	"strings"
+)
+
+// HD is an HL7 hierarchic designator (MSH-3, MSH-4, the assigning authority CX.4).
+type HD struct {
+	Namespace       string // HD.1 namespace id, a local name such as "Imaginary Hospital"
+	UniversalID     string // HD.2 universal id, e.g. an OID
+	UniversalIDType string // HD.3 universal id type: ISO, UUID, URI, EUI-64 ...
+}
+
+// AuthorityTable maps the assigning authorities an operator knows by name (an HD namespace
+// id, or a universal id given without a type) to the FHIR identifier systems they stand for,
+// e.g. "Imaginary Hospital" → "urn:oid:1.3.4.565" or "MRN" → "https://hospital.example/mrn".
+type AuthorityTable map[string]string
+
+// LegacyAuthorityPrefix is the identifier system prefix of an assigning authority that
+// neither a universal id type nor the operator's table maps: the authority is appended
+// path-escaped (AuthoritySystemFallback).
+const LegacyAuthorityPrefix = "urn:vitalgate:hl7-authority:"
+
+// AuthoritySystemFallback returns LegacyAuthorityPrefix + the path-escaped authority: the
+// system under which a Patient identifier of an otherwise unmapped authority is registered.
+func AuthoritySystemFallback(authority string) string {
+	return LegacyAuthorityPrefix + url.PathEscape(authority)
+}
+
+// IdentifierSystem returns the FHIR Identifier.system of an identifier whose assigning
+// authority is hd (CX.4 of a CX: PID-3, and the same for lab and imaging identifiers),
+// following the HL7 v2-to-FHIR mapping:
+//   - a universal id of type ISO → "urn:oid:<id>"; UUID → "urn:uuid:<id>" (lower case);
+//     URI or URL → the id itself;
+//   - otherwise the namespace id, else the bare universal id, through table;
+//   - otherwise AuthoritySystemFallback of that authority.
+//
+// It returns "" when hd names no authority at all. It is pure: the same input gives the same
+// system.
+func IdentifierSystem(hd HD, table AuthorityTable) string {
+	ns, uid := strings.TrimSpace(hd.Namespace), strings.TrimSpace(hd.UniversalID)
+	if uid != "" {
+		switch strings.ToUpper(strings.TrimSpace(hd.UniversalIDType)) {
+		case "ISO":
+			return "urn:oid:" + strings.TrimPrefix(uid, "urn:oid:")
+		case "UUID":
+			return "urn:uuid:" + strings.ToLower(strings.TrimPrefix(uid, "urn:uuid:"))
+		case "URI", "URL":
+			return uid
+		}
+	}
+	for _, name := range []string{ns, uid} {
+		if name == "" {
+			continue
+		}
+		if sys, ok := table[name]; ok && sys != "" {
+			return sys
+		}
+	}
+	if ns != "" {
+		return AuthoritySystemFallback(ns)
+	}
+	if uid != "" {
+		return AuthoritySystemFallback(uid)
+	}
+	return ""
+}
