@@ -436,7 +436,10 @@ func TestIntakeAuditsRefusalsWithTheSource(t *testing.T) {
 			func(t *testing.T) []byte { return message(t, "dev-1", "pat-1") }, nil, "unauthorized"},
 		{"unparseable", nil, func(*testing.T) []byte { return []byte("garbage") }, nil, "invalid"},
 		{"throttled", nil, func(t *testing.T) []byte { return message(t, "dev-1", "pat-1") },
-			func(e *intakeEnv) { e.intake.Limit = guard.NewLimiter(0.001, 1, nil); e.intake.Limit.AllowN("dev-1", 1) }, "throttled"},
+			func(e *intakeEnv) {
+				e.intake.Limit = guard.NewLimiter(0.001, 1, nil)
+				e.intake.Limit.AllowN("dev-1", 1)
+			}, "throttled"},
 		{"another sending device", nil, func(t *testing.T) []byte { return hl7("monitor-2^x", "pat-1^^^VITALGATE^PI", "m", time.Now()) }, nil, "forbidden at MSH-3"},
 		{"another patient", nil, func(t *testing.T) []byte { return message(t, "dev-1", "pat-2") }, nil, "forbidden at Observation[0].subject"},
 	}
