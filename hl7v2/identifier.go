@@ -2,7 +2,10 @@ package hl7v2
 
 import (
 	"net/url"
+	"sort"
 	"strings"
+
+	"github.com/vitalgate/vitalgate"
 )
 
 // HD is an HL7 hierarchic designator (MSH-3, MSH-4, the assigning authority CX.4).
@@ -65,4 +68,41 @@ func IdentifierSystem(hd HD, table AuthorityTable) string {
 		return AuthoritySystemFallback(uid)
 	}
 	return ""
+}
+
+// String returns the table as NAMESPACE=SYSTEM pairs (flag.Value).
+func (t AuthorityTable) String() string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k + "=" + t[k])
+	}
+	return b.String()
+}
+
+// Set adds one NAMESPACE=SYSTEM pair (flag.Value, for a repeatable --hl7-authority): the
+// system must be an absolute URI (urn:, http: or https:). It returns an EINVALID error
+// otherwise, or when the namespace is given twice.
+func (t AuthorityTable) Set(pair string) error {
+	ns, sys, ok := strings.Cut(pair, "=")
+	ns, sys = strings.TrimSpace(ns), strings.TrimSpace(sys)
+	u, err := url.Parse(sys)
+	switch {
+	case !ok || ns == "":
+		return vitalgate.Errorf(vitalgate.EINVALID, "an HL7 authority mapping is NAMESPACE=SYSTEM")
+	case err != nil || !(u.Scheme == "urn" || u.Scheme == "http" || u.Scheme == "https") || u.Opaque == "" && u.Host == "":
+		return vitalgate.Errorf(vitalgate.EINVALID, "the system of HL7 authority %q must be an absolute URI such as urn:oid:1.2.3.4", ns)
+	}
+	if _, dup := t[ns]; dup {
+		return vitalgate.Errorf(vitalgate.EINVALID, "HL7 authority %q is mapped twice", ns)
+	}
+	t[ns] = sys
+	return nil
 }

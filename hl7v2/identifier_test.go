@@ -32,3 +32,32 @@ func TestIdentifierSystem(t *testing.T) {
 		})
 	}
 }
+
+func TestAuthorityTableFlag(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		ok   bool
+		want string
+	}{
+		{"two", []string{"Imaginary Hospital=urn:oid:1.3.4.565", "HOSP=https://h.example/mrn"}, true, "HOSP=https://h.example/mrn,Imaginary Hospital=urn:oid:1.3.4.565"},
+		{"no system", []string{"HOSP"}, false, ""},
+		{"relative system", []string{"HOSP=mrn"}, false, ""},
+		{"no namespace", []string{"=urn:oid:1.2"}, false, ""},
+		{"twice", []string{"A=urn:oid:1.2", "A=urn:oid:1.3"}, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			table := hl7v2.AuthorityTable{}
+			var err error
+			for _, a := range tt.args {
+				if err = table.Set(a); err != nil {
+					break
+				}
+			}
+			if (err == nil) != tt.ok || (tt.ok && table.String() != tt.want) {
+				t.Fatalf("Set: %v, table %q; want ok=%v %q", err, table.String(), tt.ok, tt.want)
+			}
+		})
+	}
+}
