@@ -1,8 +1,11 @@
 // Package ingest validates, seals and stores incoming device data, once for every transport
-// (FHIR over HTTPS today, HL7 v2 over MLLP later). A transport authenticates the device and
-// hands the decoded request here; ingest applies every rule that does not depend on the wire
-// format: structure and vocabulary (package fhir), plausible ranges (package vitals), the
-// device's patient assignment, and the device's own identity.
+// (FHIR over HTTPS, HL7 v2 over MLLP). A transport authenticates the device and hands the
+// decoded request here; ingest applies every rule that does not depend on the wire format:
+// structure and vocabulary (package fhir), plausible ranges (package vitals), bounds on age
+// and size, and the binding of each observation to the sending device and to the patient
+// the device was assigned to when it made the observation (Registry). It builds the audit
+// entries of every create and every refusal, including refusals a transport makes before
+// a message reaches it (RefuseHL7).
 package ingest
 
 import (
