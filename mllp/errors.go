@@ -15,9 +15,9 @@ import (
 // errorACK is the one place where the outcome of handling a message becomes an HL7 ACK
 // (like httpapi's errors.go for HTTP): err nil is AA; otherwise the code and ERR-3
 // condition come from pcd01.AckCodeFor, ERR-2 from the error's location (or loc), and ERR-8
-// from its user-safe message. An internal or unavailable error gets an error id, written in
+// from its user-safe message; controlID becomes the ACK's MSH-10. An internal or unavailable error gets an error id, written in
 // ERR-8 and logged with the cause, so that an operator can find what a device was told.
-func errorACK(ctx context.Context, log *slog.Logger, msg *hl7v2.Message, err error, loc *hl7v2.Location, now time.Time) (ack []byte, code string) {
+func errorACK(ctx context.Context, log *slog.Logger, msg *hl7v2.Message, err error, loc *hl7v2.Location, now time.Time, controlID string) (ack []byte, code string) {
 	code, cond := pcd01.AckCodeFor(err)
 	var errs []hl7v2.AckError
 	if err != nil {
@@ -37,7 +37,7 @@ func errorACK(ctx context.Context, log *slog.Logger, msg *hl7v2.Message, err err
 		}
 		errs = append(errs, ae)
 	}
-	return hl7v2.BuildACK(msg, code, errs, now, newID()), code
+	return hl7v2.BuildACK(msg, code, errs, now, controlID), code
 }
 
 // newID returns 20 random hex digits: ACK control ids, request ids, error ids.

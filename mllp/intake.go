@@ -61,7 +61,7 @@ func (in *Intake) HandleMLLP(ctx context.Context, conn ConnInfo, payload []byte)
 	ctx = vitalgate.WithRequestInfo(ctx, vitalgate.RequestInfo{ID: newID(), RemoteIP: remoteIP(conn.RemoteAddr)})
 	var msg *hl7v2.Message
 	reply := func(err error, loc *hl7v2.Location) []byte {
-		ack, code := errorACK(ctx, in.log(), msg, err, loc, now())
+		ack, code := errorACK(ctx, in.log(), msg, err, loc, now(), newID())
 		if in.Result != nil {
 			in.Result(code)
 		}
