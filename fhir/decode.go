@@ -16,11 +16,20 @@ import (
 // Limits bounds what the decoder accepts. Zero fields mean the default.
 type Limits struct {
 	MaxDepth   int // deepest nesting of JSON objects and arrays (default 32)
-	MaxEntries int // most entries in a Bundle (default 1000)
+	MaxEntries int // most entries in a Bundle, and observations in an HL7 message (default 1000)
+	// MaxStringBytes is the longest string element, in bytes (default 8 KiB). The narrative
+	// (text.div) is exempt: it has its own bound (CheckNarrative).
+	MaxStringBytes int
 }
 
-// DefaultLimits returns the default limits: depth 32, 1000 Bundle entries.
-func DefaultLimits() Limits { return Limits{MaxDepth: 32, MaxEntries: 1000} }
+// DefaultMaxStringBytes is the default bound of a string element (Limits.MaxStringBytes).
+const DefaultMaxStringBytes = 8 << 10
+
+// DefaultLimits returns the default limits: depth 32, 1000 Bundle entries, strings of at
+// most 8 KiB.
+func DefaultLimits() Limits {
+	return Limits{MaxDepth: 32, MaxEntries: 1000, MaxStringBytes: DefaultMaxStringBytes}
+}
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
@@ -30,6 +39,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxEntries <= 0 {
 		l.MaxEntries = d.MaxEntries
 	}
+	if l.MaxStringBytes <= 0 {
+		l.MaxStringBytes = d.MaxStringBytes
+	}
 	return l
 }
 
@@ -38,7 +50,13 @@ func (l Limits) withDefaults() Limits {
 // package documentation) and ETOOLARGE for nesting beyond the depth limit. It does not
 // validate content: call ValidateObservation.
 func DecodeObservation(data []byte) (*Observation, error) {
-	if err := checkStrict(data, "Observation", DefaultLimits()); err != nil {
+	return DecodeObservationWith(data, DefaultLimits())
+}
+
+// DecodeObservationWith is DecodeObservation with the limits lim (zero fields: defaults);
+// a string element longer than lim.MaxStringBytes is EUNPROCESSABLE naming the element.
+func DecodeObservationWith(data []byte, lim Limits) (*Observation, error) {
+	if err := checkStrict(data, "Observation", lim.withDefaults()); err != nil {
 		return nil, err
 	}
 	var o Observation
@@ -295,6 +313,9 @@ func (w *walker) single(path string, e elem, tok json.Token, depth int) error {
 		}
 		if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' && r != '\r' && r != '\n' }) >= 0 {
 			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "control characters are not allowed")
+		}
+		if w.lim.MaxStringBytes > 0 && len(s) > w.lim.MaxStringBytes && !strings.HasSuffix(path, ".text.div") {
+			return vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path, "this element may hold at most %d bytes", w.lim.MaxStringBytes)
 		}
 	case kDecimal:
 		n, ok := tok.(json.Number)

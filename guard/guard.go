@@ -63,7 +63,12 @@ func (l *Limiter) SetRate(perSecond float64, burst int) {
 
 // Allow takes one token from key's bucket. When the bucket is empty it returns false and
 // how long until a token is available (for a Retry-After header).
-func (l *Limiter) Allow(key string) (bool, time.Duration) {
+func (l *Limiter) Allow(key string) (bool, time.Duration) { return l.AllowN(key, 1) }
+
+// AllowN takes n tokens from key's bucket, all or none (for example one per observation of
+// an HL7 message). n above the burst counts as the burst, so that a large request needs a
+// full bucket rather than being refused for ever.
+func (l *Limiter) AllowN(key string, n int) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -84,7 +89,7 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 		l.buckets[key] = b
 	}
 	b.seen = now
-	r := b.lim.ReserveN(now, 1)
+	r := b.lim.ReserveN(now, max(1, min(n, l.burst)))
 	if !r.OK() {
 		return false, time.Second
 	}

@@ -87,7 +87,11 @@ func (e *env) bearer(method, path, tok string, body []byte, ctype string) result
 // seed enrolls a device for patient pat-1 and stores n heart rates one minute apart.
 func seed(t *testing.T, e *env, n int) []string {
 	t.Helper()
-	cert := e.enroll("dev-1", e.addDevice("dev-1", "pat-1"))
+	// The device was assigned before the readings were measured.
+	e.clock.Advance(-time.Duration(n+1) * time.Minute)
+	secret := e.addDevice("dev-1", "pat-1")
+	e.clock.Advance(time.Duration(n+1) * time.Minute)
+	cert := e.enroll("dev-1", secret)
 	c := e.client(cert)
 	var ids []string
 	for i := 0; i < n; i++ {

@@ -100,7 +100,7 @@ func (s *Server) bundleResponse(r *http.Request, res ingest.BundleResult) *fhir.
 			status = "200 OK"
 		}
 		out[i] = fhir.BundleResponse{
-			Status: status, Location: e.Created.Location(), Etag: `W/"1"`,
+			Status: status, Location: e.Created.Location(), Etag: `W/"` + strconv.Itoa(e.Created.Version) + `"`,
 			LastModified: e.Created.LastUpdated.Format(time.RFC3339Nano),
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -19,8 +18,7 @@ type protection struct {
 	perIP      *guard.Limiter
 	perCaller  *guard.Limiter
 	inFlight   *guard.Concurrency
-	writes     atomic.Int64
-	maxWrites  int64
+	writes     *guard.Shedder // shared with the MLLP listener (WriteShedder)
 	metrics    *metrics.Metrics
 	connMu     sync.Mutex
 	deviceConn map[net.Conn]bool
@@ -28,10 +26,14 @@ type protection struct {
 
 func newProtection(cfg Config, m *metrics.Metrics, now func() time.Time) *protection {
 	return &protection{
-		perIP:      guard.NewLimiter(cfg.RatePerIP, cfg.BurstPerIP, now),
-		perCaller:  guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, now),
-		inFlight:   guard.NewConcurrency(cfg.MaxInFlightPerCaller),
-		maxWrites:  int64(cfg.MaxInFlightWrites),
+		perIP:     guard.NewLimiter(cfg.RatePerIP, cfg.BurstPerIP, now),
+		perCaller: guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, now),
+		inFlight:  guard.NewConcurrency(cfg.MaxInFlightPerCaller),
+		writes: guard.NewShedder(cfg.MaxInFlightWrites, func(n int64) {
+			if m != nil {
+				m.WriteQueue.Set(float64(n))
+			}
+		}),
 		metrics:    m,
 		deviceConn: make(map[net.Conn]bool),
 	}
@@ -89,33 +91,24 @@ func (s *Server) afterAuth(w http.ResponseWriter, p vitalgate.Principal, rt Rout
 	}
 	release := func() { s.protect.inFlight.Release(key) }
 	if rt.Method == "POST" || rt.Method == "PUT" {
-		n := s.protect.writes.Add(1)
-		if s.protect.metrics != nil {
-			s.protect.metrics.WriteQueue.Set(float64(n))
-		}
-		if n > s.protect.maxWrites {
-			s.protect.writes.Add(-1)
+		if !s.protect.writes.Acquire() {
 			release()
 			s.protect.metrics.Reject("shed")
 			w.Header().Set("Retry-After", "1")
 			return nil, vitalgate.Errorf(vitalgate.EUNAVAILABLE, "the server is busy; retry in a moment")
 		}
 		inner := release
-		release = func() {
-			n := s.protect.writes.Add(-1)
-			if s.protect.metrics != nil {
-				s.protect.metrics.WriteQueue.Set(float64(n))
-			}
-			inner()
-		}
+		release = func() { s.protect.writes.Release(); inner() }
 	}
 	return release, nil
 }
 
 // overloaded reports whether writes are near their limit (readiness says no then).
-func (s *Server) overloaded() bool {
-	return s.protect.writes.Load() >= s.protect.maxWrites*9/10
-}
+func (s *Server) overloaded() bool { return s.protect.writes.Overloaded() }
+
+// WriteShedder returns the in-flight-writes bound (--max-inflight-writes) of this server,
+// for the other transports of the node (MLLP) to count their writes in.
+func (s *Server) WriteShedder() *guard.Shedder { return s.protect.writes }
 
 // statusRecorder captures the status code for metrics.
 type statusRecorder struct {

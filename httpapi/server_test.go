@@ -140,7 +140,8 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 	}
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
-		Ingest: &ingest.Service{Devices: store, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store},
+		Ingest: &ingest.Service{Registry: reg, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store,
+			MaxBackdate: 100 * 365 * 24 * time.Hour}, // the official examples are years old
 		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Clients: store, Admin: store,
 		Audit: alog, Auditor: &auditquery.Service{Store: store, Log: alog, Patients: v},
 	})
@@ -256,6 +257,16 @@ func example(t *testing.T, name, patient, device string) map[string]any {
 		t.Fatal(err)
 	}
 	o["subject"] = map[string]any{"reference": "Patient/" + patient}
+	// The examples were measured years ago; a device binds a reading to the patient it is
+	// assigned to when the reading is measured, so date them now (the device was assigned
+	// when the test registered it).
+	now := time.Now().UTC().Format(time.RFC3339)
+	if _, ok := o["effectiveDateTime"]; ok {
+		o["effectiveDateTime"] = now
+	}
+	if _, ok := o["effectivePeriod"]; ok {
+		o["effectivePeriod"] = map[string]any{"start": now}
+	}
 	if _, ok := o["device"]; ok {
 		o["device"] = map[string]any{"reference": "Device/" + device}
 	}
@@ -623,3 +634,4 @@ func TestRevokedAndExpiredCertificatesFailHandshake(t *testing.T) {
 		}
 	})
 }
+

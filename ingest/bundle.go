@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -60,30 +61,44 @@ func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte
 	if err != nil {
 		return BundleResult{}, err
 	}
-	d, err := s.caller(ctx, deviceID)
+	now := s.now().UTC().Truncate(time.Microsecond)
+	bd, err := s.newBinder(ctx, deviceID, now)
 	if err != nil {
 		return BundleResult{}, err
 	}
-	now := s.now().UTC().Truncate(time.Microsecond)
 	res = BundleResult{Type: b.Type, Entries: make([]EntryResult, len(b.Entry))}
 
-	// Validate every entry and assign ids.
+	// References to other entries of a transaction: by fullUrl or Observation/<client id>.
+	member := map[string]int{}
+	if b.Type == "transaction" {
+		for i, e := range b.Entry {
+			if e.FullURL != "" {
+				member[e.FullURL] = i // DecodeBundle has checked that fullUrls are unique
+			}
+			if e.Resource.ID != "" {
+				member["Observation/"+e.Resource.ID] = i
+			}
+		}
+	}
+	isMember := func(ref string) bool { _, ok := member[ref]; return ok }
+
+	// Validate and bind every entry and assign ids.
 	ids := make([]string, len(b.Entry))
-	local := make(map[string]string) // fullUrl or Observation/<client id> -> Observation/<new id>
+	bound := make([]vitalgate.Device, len(b.Entry))
 	for i, e := range b.Entry {
 		o := e.Resource
 		err := fhir.ValidateEntry(b, i, now)
-		if err == nil {
-			err = s.checkCaller(o, d, "Observation")
-		}
 		if err == nil && b.Type == "batch" && (len(o.HasMember) > 0 || len(o.DerivedFrom) > 0) {
 			err = vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, "Observation.hasMember",
 				"entries of a batch may not reference each other; send panels in a transaction Bundle")
 		}
 		if err == nil {
+			bound[i], err = bd.bind(ctx, o, "Observation", isMember)
+		}
+		if err == nil {
 			var prev Created
 			var ok bool
-			if prev, ok, err = s.existing(ctx, o, d); err == nil && ok {
+			if prev, ok, err = s.existing(ctx, o, bound[i]); err == nil && ok {
 				res.Entries[i].Created = prev // sent before: answered with the stored one
 				ids[i] = prev.ID
 			} else if err == nil {
@@ -98,30 +113,31 @@ func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte
 			res.Entries[i].Err = err
 			continue
 		}
-		ref := "Observation/" + ids[i]
-		if e.FullURL != "" {
-			local[e.FullURL] = ref // DecodeBundle has checked that fullUrls are unique
-		}
-		if o.ID != "" {
-			local["Observation/"+o.ID] = ref
-		}
 	}
 
-	// Resolve references between entries of a transaction.
+	// Resolve references between entries of a transaction: a member is the same patient's.
 	if b.Type == "transaction" {
 		for i, e := range b.Entry {
 			for _, refs := range []struct {
-				name string
-				list []fhir.Reference
-			}{{"hasMember", e.Resource.HasMember}, {"derivedFrom", e.Resource.DerivedFrom}} {
+				name   string
+				list   []fhir.Reference
+				stored bool // may name a stored Observation instead (checked by bind)
+			}{{"hasMember", e.Resource.HasMember, false}, {"derivedFrom", e.Resource.DerivedFrom, true}} {
 				for j := range refs.list {
-					target, ok := local[refs.list[j].Reference]
+					field := fmt.Sprintf("Bundle.entry[%d].resource.%s[%d]", i, refs.name, j)
+					k, ok := member[refs.list[j].Reference]
 					if !ok {
-						return BundleResult{}, vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE,
-							fmt.Sprintf("Bundle.entry[%d].resource.%s[%d]", i, refs.name, j),
+						if refs.stored {
+							continue
+						}
+						return BundleResult{}, vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, field,
 							"the reference does not name an entry of this Bundle")
 					}
-					refs.list[j].Reference = target
+					if !bytes.Equal(bound[k].PatientIndex, bound[i].PatientIndex) {
+						return BundleResult{}, vitalgate.FieldErrorf(vitalgate.EFORBIDDEN, field,
+							"the reference names an entry about another patient")
+					}
+					refs.list[j].Reference = "Observation/" + ids[k]
 				}
 			}
 		}
@@ -134,7 +150,7 @@ func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte
 		if res.Entries[i].Err != nil || res.Entries[i].Created.Existing {
 			continue
 		}
-		p, err := s.prepare(ctx, e.Resource, d, ids[i], now)
+		p, err := s.prepare(ctx, e.Resource, bound[i], ids[i], now)
 		if err != nil {
 			if b.Type == "transaction" {
 				return BundleResult{}, err
@@ -147,7 +163,7 @@ func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte
 		stored = append(stored, i)
 	}
 	if len(batch) > 0 {
-		if err := s.Resources.CreateResources(ctx, batch, s.auditCreate(ctx, "rest", audit.AgentDevice, deviceID, "device", d.PatientIndex, batch)...); err != nil {
+		if err := s.Resources.CreateResources(ctx, batch, s.auditCreate(ctx, "rest", audit.AgentDevice, deviceID, "device", batch)...); err != nil {
 			if b.Type == "transaction" {
 				return BundleResult{}, err
 			}

@@ -1,8 +1,11 @@
 // Package ingest validates, seals and stores incoming device data, once for every transport
-// (FHIR over HTTPS today, HL7 v2 over MLLP later). A transport authenticates the device and
-// hands the decoded request here; ingest applies every rule that does not depend on the wire
-// format: structure and vocabulary (package fhir), plausible ranges (package vitals), the
-// device's patient assignment, and the device's own identity.
+// (FHIR over HTTPS, HL7 v2 over MLLP). A transport authenticates the device and hands the
+// decoded request here; ingest applies every rule that does not depend on the wire format:
+// structure and vocabulary (package fhir), plausible ranges (package vitals), bounds on age
+// and size, and the binding of each observation to the sending device and to the patient
+// the device was assigned to when it made the observation (Registry). It builds the audit
+// entries of every create and every refusal, including refusals a transport makes before
+// a message reaches it (RefuseHL7).
 package ingest
 
 import (
@@ -20,12 +23,19 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/vault"
 )
 
-// DeviceLookup finds the registered device behind an authenticated caller.
-type DeviceLookup interface {
-	Device(ctx context.Context, id string) (vitalgate.Device, error)
+// Registry is the device registry as ingest uses it.
+type Registry interface {
+	// Sender returns the device if it may send data now: registered and active.
+	// EFORBIDDEN when it is not registered, revoked or otherwise barred.
+	Sender(ctx context.Context, deviceID string) (vitalgate.Device, error)
+	// PatientAt returns the assignment that binds data the device measured at t: the one
+	// covering t, if it is current or ended no longer ago than the configured window.
+	// EFORBIDDEN when no assignment binds it (the message names no patient).
+	PatientAt(ctx context.Context, deviceID string, t time.Time) (vitalgate.Assignment, error)
 }
 
 // ResourceWriter durably stores sealed resources, all or none.
@@ -33,9 +43,24 @@ type ResourceWriter interface {
 	CreateResources(ctx context.Context, rs []vitalgate.SealedResource, audit ...[]byte) error
 }
 
+// Finder finds stored resources: by blind index (resends, patient identifiers) and by id
+// (the Observations a new one is derived from).
+type Finder interface {
+	PatientFinder
+	// Resource returns one resource. ENOTFOUND.
+	Resource(ctx context.Context, typ, id string) (vitalgate.SealedResource, error)
+}
+
+// DefaultMaxBackdate is the default of Service.MaxBackdate: a week, long enough for a home
+// device (blood pressure cuff, scale, glucometer) that buffers readings while it has no
+// connection, short enough that a device whose clock was reset (1970, 2000) is refused.
+const DefaultMaxBackdate = 7 * 24 * time.Hour
+
 // Service ingests device data.
 type Service struct {
-	Devices   DeviceLookup
+	// Registry decides which device may send and to which patient its data belongs at the
+	// time it was measured; required.
+	Registry  Registry
 	Resources ResourceWriter
 	Vault     *vault.Vault
 	Limits    fhir.Limits
@@ -44,11 +69,19 @@ type Service struct {
 	// Audit, when set, receives an entry for every create, committed with the write, and
 	// for every refused one.
 	Audit *audit.Log
-	// Finder, when set, finds an Observation stored before under one of the identifiers of a
-	// new one (through their blind indexes): a device that sends the same observation again
-	// (a retry after a lost answer, an HL7 retransmission) gets the stored one back instead
-	// of a duplicate.
-	Finder PatientFinder
+	// Finder finds stored resources: an Observation stored before under one of the
+	// identifiers of a new one (through their blind indexes), so that a device that sends
+	// the same observation again (a retry after a lost answer, an HL7 retransmission) gets
+	// the stored one back instead of a duplicate; the Observations a new one is derived
+	// from; the Patients that subject.identifier and HL7 PID-3 name. Without it resends are
+	// stored again and references that need a look-up are refused.
+	Finder Finder
+	// MaxBackdate is how old an observation's effective time may be; older ones are
+	// refused (EUNPROCESSABLE at Observation.effective[x]). Zero means DefaultMaxBackdate.
+	MaxBackdate time.Duration
+	// Authorities maps HL7 assigning authorities known by name to FHIR identifier systems
+	// (ResolvePatient, hl7v2.IdentifierSystem).
+	Authorities hl7v2.AuthorityTable
 }
 
 // identifies reports whether an identifier names one observation: it has a system and a
@@ -98,20 +131,35 @@ func (s *Service) existing(ctx context.Context, o *fhir.Observation, d vitalgate
 	return Created{}, false, nil
 }
 
-// auditCreate returns the stored audit entry for resources created by an agent, or none.
-func (s *Service) auditCreate(ctx context.Context, typ, agentType, agentID, role string, pidx []byte, rs []vitalgate.SealedResource) [][]byte {
+// auditCreate returns the stored audit entries for resources created by an agent: one per
+// patient concerned, or none.
+func (s *Service) auditCreate(ctx context.Context, typ, agentType, agentID, role string, rs []vitalgate.SealedResource) [][]byte {
 	if s.Audit == nil {
 		return nil
 	}
-	e := audit.Entry{Action: audit.ActionCreate, Type: typ, Subtype: "create", AgentType: agentType,
-		AgentID: agentID, AgentRole: role, PatientIndex: audit.PatientIndex(pidx)}
+	var out [][]byte
+	var order []string
+	byPatient := map[string]*audit.Entry{}
 	for _, r := range rs {
+		px := audit.PatientIndex(r.PatientIndex)
+		e, ok := byPatient[px]
+		if !ok {
+			e = &audit.Entry{Action: audit.ActionCreate, Type: typ, Subtype: "create", AgentType: agentType,
+				AgentID: agentID, AgentRole: role, PatientIndex: px}
+			byPatient[px] = e
+			order = append(order, px)
+		}
 		e.Resources = append(e.Resources, r.Type+"/"+r.ID)
 	}
-	return [][]byte{s.Audit.Encode(ctx, e)}
+	for _, px := range order {
+		out = append(out, s.Audit.Encode(ctx, *byPatient[px]))
+	}
+	return out
 }
 
 // auditRefused records a refused create (best effort: the caller gets its error anyway).
+// The entry carries the error code and the element it names, never the message: messages
+// may quote clinical values ("heart rate of 400 /min is outside ...").
 func (s *Service) auditRefused(ctx context.Context, typ, agentType, agentID, role string, err error) {
 	if s.Audit == nil || err == nil {
 		return
@@ -122,7 +170,18 @@ func (s *Service) auditRefused(ctx context.Context, typ, agentType, agentID, rol
 	}
 	_ = s.Audit.Append(ctx, audit.Entry{Action: audit.ActionCreate, Type: typ, Subtype: "create",
 		AgentType: agentType, AgentID: agentID, AgentRole: role, Outcome: outcome,
-		OutcomeDesc: vitalgate.ErrorCode(err) + ": " + vitalgate.ErrorMessage(err)})
+		OutcomeDesc: refusalDesc(err)})
+}
+
+// refusalDesc describes a refusal for the audit log: the error code and, if it names one,
+// the element ("unprocessable: Observation.valueQuantity.value"). The code leads, before the
+// colon, so that the audit log folds repeated refusals of one kind into a count.
+func refusalDesc(err error) string {
+	d := vitalgate.ErrorCode(err)
+	if f := vitalgate.ErrorField(err); f != "" {
+		d += ": " + f
+	}
+	return d
 }
 
 // Created describes a stored resource.
@@ -139,7 +198,7 @@ type Created struct {
 
 // Location returns the resource's versioned relative URL, e.g. "Observation/123/_history/1".
 func (c Created) Location() string {
-	return c.Type + "/" + c.ID + "/_history/1"
+	return c.Type + "/" + c.ID + "/_history/" + strconv.Itoa(c.Version)
 }
 
 func (s *Service) now() time.Time {
@@ -165,45 +224,6 @@ func NewID(now time.Time, rnd io.Reader) (string, error) {
 		return "", vitalgate.Internal(err, "resource id")
 	}
 	return hex.EncodeToString(b[:]), nil
-}
-
-// caller loads the device and checks that it may send data.
-func (s *Service) caller(ctx context.Context, deviceID string) (vitalgate.Device, error) {
-	d, err := s.Devices.Device(ctx, deviceID)
-	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
-		return d, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q is not registered", deviceID)
-	} else if err != nil {
-		return d, err
-	}
-	if d.Status != vitalgate.DeviceActive {
-		return d, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q has been revoked", deviceID)
-	}
-	if len(d.PatientIndex) == 0 {
-		return d, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q is not assigned to a patient", deviceID)
-	}
-	return d, nil
-}
-
-// checkCaller applies the rules that tie an Observation to the sending device: its subject
-// must be the device's assigned patient, and a device reference, if present, the device itself.
-func (s *Service) checkCaller(o *fhir.Observation, d vitalgate.Device, path string) error {
-	pid, ok := o.SubjectID()
-	if !ok {
-		return vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path+".subject",
-			"subject must reference a Patient (Patient/<id>)")
-	}
-	if !bytes.Equal(s.Vault.PatientIndex(pid), d.PatientIndex) {
-		return vitalgate.FieldErrorf(vitalgate.EFORBIDDEN, path+".subject",
-			"subject is not the patient this device is assigned to")
-	}
-	if o.Device != nil {
-		did, ok := o.DeviceID()
-		if !ok || did != d.ID {
-			return vitalgate.FieldErrorf(vitalgate.EFORBIDDEN, path+".device",
-				"device must reference the sending device itself (Device/%s)", d.ID)
-		}
-	}
-	return nil
 }
 
 // prepared is a validated observation with its server-assigned identity.
@@ -245,12 +265,14 @@ func (s *Service) prepare(ctx context.Context, o *fhir.Observation, d vitalgate.
 	}, nil
 }
 
-// CreateObservation validates one FHIR Observation sent by the device deviceID and stores it.
-// On success the observation is durable. Errors: EINVALID (malformed), EUNPROCESSABLE (breaks
-// a rule), EFORBIDDEN (wrong patient or device), ETOOLARGE, EUNAVAILABLE (store busy).
+// CreateObservation validates one FHIR Observation sent by the device deviceID and stores it
+// under the patient the device was assigned to when it made the observation. On success
+// the observation is durable. Errors: EINVALID (malformed), EUNPROCESSABLE (breaks a rule,
+// too old, an element too long), EFORBIDDEN (device barred, another patient or device
+// named), ETOOLARGE, EUNAVAILABLE (store busy).
 func (s *Service) CreateObservation(ctx context.Context, deviceID string, body []byte) (c Created, err error) {
 	defer func() { s.auditRefused(ctx, "rest", audit.AgentDevice, deviceID, "device", err) }()
-	o, err := fhir.DecodeObservation(body)
+	o, err := fhir.DecodeObservationWith(body, s.Limits)
 	if err != nil {
 		return Created{}, err
 	}
@@ -258,16 +280,17 @@ func (s *Service) CreateObservation(ctx context.Context, deviceID string, body [
 	if err := fhir.ValidateObservation(o, now); err != nil {
 		return Created{}, err
 	}
-	d, err := s.caller(ctx, deviceID)
-	if err != nil {
-		return Created{}, err
-	}
-	if err := s.checkCaller(o, d, "Observation"); err != nil {
-		return Created{}, err
-	}
 	if len(o.HasMember) > 0 {
 		return Created{}, vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, "Observation.hasMember",
 			"a panel with hasMember must be sent in a transaction Bundle together with its members")
+	}
+	b, err := s.newBinder(ctx, deviceID, now)
+	if err != nil {
+		return Created{}, err
+	}
+	d, err := b.bind(ctx, o, "Observation", nil)
+	if err != nil {
+		return Created{}, err
 	}
 	if prev, ok, err := s.existing(ctx, o, d); err != nil || ok {
 		return prev, err
@@ -281,20 +304,26 @@ func (s *Service) CreateObservation(ctx context.Context, deviceID string, body [
 		return Created{}, err
 	}
 	rs := []vitalgate.SealedResource{p.sealed}
-	if err := s.Resources.CreateResources(ctx, rs, s.auditCreate(ctx, "rest", audit.AgentDevice, deviceID, "device", d.PatientIndex, rs)...); err != nil {
+	if err := s.Resources.CreateResources(ctx, rs, s.auditCreate(ctx, "rest", audit.AgentDevice, deviceID, "device", rs)...); err != nil {
 		return Created{}, err
 	}
 	return p.created, nil
 }
 
 // CreateObservations validates already-decoded Observations from the device deviceID (for
-// example mapped from an HL7 v2 message) and stores them all in one commit, or none. On
-// success every one is durable. Errors name the offending Observation by index
-// ("Observation[2].valueQuantity").
+// example mapped from an HL7 v2 message) and stores them all in one commit, or none; each
+// is bound to the patient the device was assigned to when it was made, so a buffered upload
+// that spans a reassignment stores each under its own patient. On success every one is
+// durable, and the result holds one Created per observation (Existing for one stored
+// before). Errors name the offending Observation by index ("Observation[2].valueQuantity");
+// more observations than Limits.MaxEntries is ETOOLARGE.
 func (s *Service) CreateObservations(ctx context.Context, deviceID string, obs []*fhir.Observation) (created []Created, err error) {
 	defer func() { s.auditRefused(ctx, "hl7", audit.AgentDevice, deviceID, "device", err) }()
+	if max := s.MaxObservations(); len(obs) > max {
+		return nil, vitalgate.Errorf(vitalgate.ETOOLARGE, "a message may hold at most %d observations; send the rest in another message", max)
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	d, err := s.caller(ctx, deviceID)
+	b, err := s.newBinder(ctx, deviceID, now)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +334,11 @@ func (s *Service) CreateObservations(ctx context.Context, deviceID string, obs [
 		if err := fhir.ValidateObservation(o, now); err != nil {
 			return nil, reroot(err, path)
 		}
-		if err := s.checkCaller(o, d, path); err != nil {
+		if len(o.HasMember) > 0 {
+			return nil, vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path+".hasMember", "panels with hasMember are not supported here")
+		}
+		d, err := b.bind(ctx, o, path, nil)
+		if err != nil {
 			return nil, err
 		}
 		if prev, ok, err := s.existing(ctx, o, d); err != nil {
@@ -326,12 +359,21 @@ func (s *Service) CreateObservations(ctx context.Context, deviceID string, obs [
 		out = append(out, p.created)
 	}
 	if len(batch) == 0 {
-		return nil, nil
+		return out, nil // every one was a resend: the stored ones
 	}
-	if err := s.Resources.CreateResources(ctx, batch, s.auditCreate(ctx, "hl7", audit.AgentDevice, deviceID, "device", d.PatientIndex, batch)...); err != nil {
+	if err := s.Resources.CreateResources(ctx, batch, s.auditCreate(ctx, "hl7", audit.AgentDevice, deviceID, "device", batch)...); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// MaxObservations returns the most observations one request may carry: the Bundle entry
+// limit (Limits.MaxEntries), which bounds HL7 messages too.
+func (s *Service) MaxObservations() int {
+	if s.Limits.MaxEntries > 0 {
+		return s.Limits.MaxEntries
+	}
+	return fhir.DefaultLimits().MaxEntries
 }
 
 // reroot replaces the leading "Observation" of an error's element path with path.

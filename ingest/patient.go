@@ -64,7 +64,7 @@ func (s *Service) CreatePatient(ctx context.Context, who vitalgate.Principal, fi
 	r := vitalgate.SealedResource{Type: "Patient", ID: id, Version: 1, PatientIndex: pidx, CodeIndexes: idx,
 		Effective: now, LastUpdated: now, Body: sealed}
 	rs := []vitalgate.SealedResource{r}
-	if err := s.Resources.CreateResources(ctx, rs, s.auditCreate(ctx, "rest", audit.AgentClient, who.ID, string(who.Role), pidx, rs)...); err != nil {
+	if err := s.Resources.CreateResources(ctx, rs, s.auditCreate(ctx, "rest", audit.AgentClient, who.ID, string(who.Role), rs)...); err != nil {
 		return Created{}, err
 	}
 	return Created{Type: "Patient", ID: id, Version: 1, LastUpdated: now, Body: out}, nil

@@ -354,9 +354,7 @@ func (s *Server) serveConn(cn *conn) {
 		switch {
 		case errors.Is(err, ErrFrameTooLarge):
 			log.Warn("mllp: frame too large", "max", s.cfg.MaxFrameBytes)
-			ack = hl7v2.BuildACK(nil, hl7v2.AckAR, []hl7v2.AckError{{
-				Condition: hl7v2.CondInternal, Message: fmt.Sprintf("message is larger than %d bytes", s.cfg.MaxFrameBytes),
-			}}, s.cfg.Now(), s.controlID())
+			ack, _ = errorACK(s.baseCtx, log, nil, vitalgate.Errorf(vitalgate.ETOOLARGE, "message is larger than %d bytes", s.cfg.MaxFrameBytes), nil, s.cfg.Now(), s.controlID())
 		case errors.Is(err, ErrFraming):
 			log.Warn("mllp: malformed frame dropped")
 			continue
@@ -415,10 +413,7 @@ func (s *Server) handle(log *slog.Logger, info ConnInfo, payload []byte) (ack []
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
-			log.Error("mllp: handler panicked", "panic", fmt.Sprint(p))
-			ack = hl7v2.BuildACK(nil, hl7v2.AckAR, []hl7v2.AckError{{
-				Condition: hl7v2.CondInternal, Message: "internal error",
-			}}, s.cfg.Now(), s.controlID())
+			ack, _ = errorACK(ctx, log, nil, vitalgate.Internal(fmt.Errorf("panic: %v", p), "mllp handler"), nil, s.cfg.Now(), s.controlID())
 		}
 	}()
 	return s.h.HandleMLLP(ctx, info, payload)

@@ -77,10 +77,10 @@ type Options struct {
 	// allowed) the sender may name in MSH-3 and OBX-18. When not empty, any other EUI-64 in
 	// those fields is an EFORBIDDEN error naming the field. When empty, no check is made.
 	ExpectedDeviceIDs []string
-	// ResolvePatient returns the FHIR Patient id for the patient identifier of PID-3.1 and
-	// its assigning authority (PID-3.4); required. A *vitalgate.Error it returns keeps its
-	// code (ENOTFOUND, EFORBIDDEN ...) and is located at PID-3.
-	ResolvePatient func(identifier, authority string) (patientID string, err error)
+	// ResolvePatient returns the FHIR Patient id for the patient identifier of PID-3 (its
+	// value, assigning authority and type); required. A *vitalgate.Error it returns keeps
+	// its code (ENOTFOUND, EFORBIDDEN ...) and is located at PID-3.
+	ResolvePatient func(PatientIdentifier) (patientID string, err error)
 	// Location is the time zone of times without an offset; default UTC.
 	Location *time.Location
 	// Now returns the current time, used to validate the Observations; default time.Now.
@@ -92,14 +92,14 @@ type Options struct {
 	// IdentifierSystem is the system of the retransmission identifier; default
 	// "urn:vitalgate:device:<DeviceID>:hl7v2".
 	IdentifierSystem string
+	// MaxObservations bounds the OBX segments of a message (mapped or not); more are an
+	// ETOOLARGE error at the first one over. Zero: no bound (the caller's ingest applies
+	// its own).
+	MaxObservations int
 }
 
 // HD is an HL7 hierarchic designator (MSH-3, MSH-4, CX-4).
-type HD struct {
-	Namespace       string
-	UniversalID     string
-	UniversalIDType string
-}
+type HD = hl7v2.HD
 
 // PatientIdentifier is the patient identifier taken from PID-3.
 type PatientIdentifier struct {
@@ -126,7 +126,8 @@ type Result struct {
 	// EquipmentEUI64 are the distinct EUI-64s named in OBX-18 (upper case), in order.
 	EquipmentEUI64 []string
 	Patient        PatientIdentifier
-	PatientID      string // from Options.ResolvePatient
+	PatientLoc     hl7v2.Location // where Patient was read (PID-3 and its repetition)
+	PatientID      string         // from Options.ResolvePatient
 	Observations   []*fhir.Observation
 	Skipped        []Skipped
 }
@@ -146,6 +147,7 @@ func errAt(code, cond string, loc hl7v2.Location, format string, args ...any) er
 //     vital sign; 102: a value outside the plausible range;
 //   - EFORBIDDEN 204: MSH-3 or OBX-18 names an EUI-64 not in Options.ExpectedDeviceIDs;
 //   - the code of ResolvePatient's error, at PID-3;
+//   - ETOOLARGE 207: more OBX segments than Options.MaxObservations;
 //   - EINTERNAL 207: Options incomplete.
 func Map(msg *hl7v2.Message, opt Options) (*Result, error) {
 	if opt.Location == nil {
@@ -169,6 +171,12 @@ func Map(msg *hl7v2.Message, opt Options) (*Result, error) {
 	m := mapper{opt: opt, msg: msg, res: &Result{}}
 	if err := m.header(); err != nil {
 		return nil, err
+	}
+	if max := opt.MaxObservations; max > 0 {
+		if n := len(msg.All("OBX")); n > max {
+			return nil, errAt(vitalgate.ETOOLARGE, hl7v2.CondInternal, loc("OBX", max+1, 0, 0),
+				"a message may hold at most %d OBX segments; send the rest in another message", max)
+		}
 	}
 	if err := m.patient(); err != nil {
 		return nil, err
@@ -324,7 +332,8 @@ func (m *mapper) patient() error {
 	}
 	m.res.Patient = p
 	l := hl7v2.Location{Segment: "PID", Seq: 1, Field: 3, Rep: rep}
-	id, err := m.opt.ResolvePatient(p.Value, p.Authority)
+	m.res.PatientLoc = l
+	id, err := m.opt.ResolvePatient(p)
 	if err != nil {
 		cond := hl7v2.CondUnknownKey
 		switch vitalgate.ErrorCode(err) {

@@ -40,8 +40,8 @@ func mustParse(tb testing.TB, s string) *hl7v2.Message {
 func options() pcd01.Options {
 	return pcd01.Options{
 		DeviceID: "dev-1",
-		ResolvePatient: func(id, auth string) (string, error) {
-			if id == "" {
+		ResolvePatient: func(p pcd01.PatientIdentifier) (string, error) {
+			if p.Value == "" {
 				return "", errors.New("empty id")
 			}
 			return "pat-1", nil
@@ -263,7 +263,7 @@ func TestMapErrors(t *testing.T) {
 	base := strings.ReplaceAll(mustRead(t, "02_ipf_pcd01_nibp.hl7"), "\r\n", "\r")
 	sys := "|1.0.1.1|120|266016^MDC_DIM_MMHG^MDC|||||R"
 	notFound := func(o *pcd01.Options) {
-		o.ResolvePatient = func(string, string) (string, error) {
+		o.ResolvePatient = func(pcd01.PatientIdentifier) (string, error) {
 			return "", vitalgate.Errorf(vitalgate.ENOTFOUND, "no such patient")
 		}
 	}

@@ -35,6 +35,9 @@ const (
 	DefaultCertValidity    = 90 * 24 * time.Hour
 	DefaultReenrollOverlap = 5 * time.Minute
 	DefaultAssignmentGrace = 24 * time.Hour
+	// DefaultClockSkew is how much earlier than its first assignment a device may date a
+	// reading (devices' clocks run behind; a monitor measures while it is being set up).
+	DefaultClockSkew = 5 * time.Minute
 	DefaultEnrollTTL       = 24 * time.Hour
 	MaxEnrollTTL           = 30 * 24 * time.Hour
 )
@@ -87,6 +90,11 @@ type Config struct {
 	// AssignmentGrace is how long after a device's assignment ended the readings it measured
 	// during that assignment (buffered while offline) are still accepted.
 	AssignmentGrace time.Duration
+	// ClockSkew is how much earlier than the start of an assignment a reading may be dated
+	// and still belong to it, when the device had no assignment just before (so that no
+	// other patient can be meant): a device clock running behind, or a reading taken while
+	// the device was being set up. Never across a reassignment. Default DefaultClockSkew.
+	ClockSkew time.Duration
 	// MaxStaleness bounds how old the registry facts behind a decision may be on any node: a
 	// revocation or reassignment on one node takes effect on every node within it.
 	MaxStaleness time.Duration
@@ -103,6 +111,7 @@ func DefaultConfig() Config {
 		CertValidity:    DefaultCertValidity,
 		ReenrollOverlap: DefaultReenrollOverlap,
 		AssignmentGrace: DefaultAssignmentGrace,
+		ClockSkew:       DefaultClockSkew,
 		MaxStaleness:    fresh.DefaultMaxAge,
 		HashParams:      auth.DefaultHashParams,
 	}
@@ -120,6 +129,8 @@ func (c Config) Validate() error {
 		return bad("CertValidity", "certificate validity must be between 1h and 825 days")
 	case c.ReenrollOverlap < 0 || c.ReenrollOverlap > 24*time.Hour:
 		return bad("ReenrollOverlap", "the re-enrollment overlap must be between 0 and 24h")
+	case c.ClockSkew < 0 || c.ClockSkew > time.Hour:
+		return bad("ClockSkew", "the clock skew tolerance must be between 0 and 1h")
 	case c.AssignmentGrace < 0 || c.AssignmentGrace > 30*24*time.Hour:
 		return bad("AssignmentGrace", "the assignment grace must be between 0 and 720h")
 	case c.MaxStaleness < 0 || c.MaxStaleness > time.Minute:
@@ -384,6 +395,9 @@ func active(d vitalgate.Device) error {
 // when no assignment covers t or it ended longer ago than the grace.
 func (s *Service) PatientAt(ctx context.Context, deviceID string, t time.Time) (vitalgate.Assignment, error) {
 	a, err := s.cfg.Store.AssignmentAt(ctx, deviceID, t)
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND && s.cfg.ClockSkew > 0 {
+		a, err = s.leadingAssignment(ctx, deviceID, t)
+	}
 	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
 		return a, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q was not assigned to a patient at %s", deviceID, t.UTC().Format(time.RFC3339))
 	} else if err != nil {
@@ -395,6 +409,27 @@ func (s *Service) PatientAt(ctx context.Context, deviceID string, t time.Time) (
 			deviceID, s.cfg.AssignmentGrace, s.cfg.AssignmentGrace)
 	}
 	return a, nil
+}
+
+// leadingAssignment returns the assignment that starts within ClockSkew after t when the
+// device had none just before it (so the reading cannot belong to another patient).
+// ENOTFOUND otherwise. Two indexed lookups, whatever the history.
+func (s *Service) leadingAssignment(ctx context.Context, deviceID string, t time.Time) (vitalgate.Assignment, error) {
+	a, err := s.cfg.Store.AssignmentAt(ctx, deviceID, t.Add(s.cfg.ClockSkew))
+	if err != nil {
+		return vitalgate.Assignment{}, err
+	}
+	if !a.From.After(t) {
+		return vitalgate.Assignment{}, vitalgate.Errorf(vitalgate.ENOTFOUND, "no assignment")
+	}
+	_, err = s.cfg.Store.AssignmentAt(ctx, deviceID, a.From.Add(-time.Microsecond))
+	switch vitalgate.ErrorCode(err) {
+	case vitalgate.ENOTFOUND:
+		return a, nil // nothing before it: the reading is the new assignment's
+	case "":
+		return vitalgate.Assignment{}, vitalgate.Errorf(vitalgate.ENOTFOUND, "another assignment before")
+	}
+	return vitalgate.Assignment{}, err
 }
 
 // Authorize decides whether the holder of cert (a client certificate the TLS layer has

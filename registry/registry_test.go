@@ -371,7 +371,9 @@ func TestAssignmentHistory(t *testing.T) {
 		{"reading after the reassignment", 0, t1.Add(time.Second), "pat-b"},
 		{"previous patient within the grace", 59 * time.Minute, t0.Add(5 * time.Minute), "pat-a"},
 		{"previous patient after the grace", 61 * time.Minute, t0.Add(5 * time.Minute), ""},
-		{"before the first assignment", 0, t0.Add(-time.Minute), ""},
+		{"just before the first assignment (clock skew)", 0, t0.Add(-time.Minute), "pat-a"},
+		{"before the first assignment, beyond the skew", 0, t0.Add(-registry.DefaultClockSkew - time.Second), ""},
+		{"just before the reassignment: never the new patient", 0, t1.Add(-30 * time.Second), "pat-a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

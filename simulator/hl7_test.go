@@ -156,11 +156,11 @@ func (m *fakeMLLP) handle(ctx context.Context, conn mllp.ConnInfo, payload []byt
 	res, err := pcd01.Map(msg, pcd01.Options{
 		DeviceID:          deviceID,
 		ExpectedDeviceIDs: []string{deviceID},
-		ResolvePatient: func(v, a string) (string, error) {
-			if a != simulator.HL7PatientAuthority || v != patient {
-				return "", vitalgate.Errorf(vitalgate.EFORBIDDEN, "patient %s^%s is not the device's", v, a)
+		ResolvePatient: func(p pcd01.PatientIdentifier) (string, error) {
+			if p.Authority != simulator.HL7PatientAuthority || p.Value != patient {
+				return "", vitalgate.Errorf(vitalgate.EFORBIDDEN, "patient %s^%s is not the device's", p.Value, p.Authority)
 			}
-			return v, nil
+			return p.Value, nil
 		},
 	})
 	if err != nil {

@@ -21,7 +21,7 @@ func mapOptions(deviceID string, now time.Time) pcd01.Options {
 	return pcd01.Options{
 		DeviceID:          deviceID,
 		ExpectedDeviceIDs: []string{deviceID},
-		ResolvePatient:    func(v, a string) (string, error) { return v, nil },
+		ResolvePatient:    func(p pcd01.PatientIdentifier) (string, error) { return p.Value, nil },
 		Now:               func() time.Time { return now },
 	}
 }

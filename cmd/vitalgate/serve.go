@@ -119,7 +119,6 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		_ = ln.Close()
 		return err
 	}
-	ing := &ingest.Service{Devices: n.store, Resources: n.store, Vault: n.vault, Limits: lim, Now: m.Now, Audit: alog, Finder: n.store}
 	met := metrics.New(func() float64 {
 		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -143,6 +142,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		_ = ln.Close()
 		return err
 	}
+	ing := &ingest.Service{Registry: reg, Resources: n.store, Vault: n.vault, Limits: lim, Now: m.Now, Audit: alog, Finder: n.store}
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: n.ca, Registry: reg, Ingest: ing, Ready: n.store.Ping, Logger: log, Now: m.Now,
 		Tokens: tokens, Access: &access.Service{Store: n.store, Vault: n.vault, Now: m.Now, Audit: alog},
@@ -199,7 +199,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 	if opt.mllpAddr != "" {
 		mcfg := mllp.Config{Logger: log, Now: m.Now, HandshakeTimeout: cfg.HandshakeTimeout,
 			MaxHandshakes: min(cfg.MaxHandshakes, mllp.DefaultMaxHandshakes), MaxHandshakesPerIP: min(cfg.MaxHandshakesPerIP, cfg.MaxHandshakes, mllp.DefaultMaxHandshakes)}
-		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), reg, ing, met, opt.mllpAddr, mcfg, guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, nil), log)
+		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), reg, ing, met, opt.mllpAddr, mcfg, guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, nil), srv.WriteShedder(), log)
 		if err != nil {
 			_ = ln.Close()
 			return err
@@ -219,7 +219,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 // serveMLLP starts the MLLP/TLS listener: device certificates required and checked against
 // the registry at the handshake, exactly as for HTTPS. The returned function stops it
 // gracefully.
-func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, reg mllp.Authorizer, ing *ingest.Service, met *metrics.Metrics, addr string, mcfg mllp.Config, lim *guard.Limiter, log *slog.Logger) (func(), error) {
+func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, reg mllp.Authorizer, ing *ingest.Service, met *metrics.Metrics, addr string, mcfg mllp.Config, lim *guard.Limiter, writes *guard.Shedder, log *slog.Logger) (func(), error) {
 	tc := base.Clone()
 	tc.ClientAuth = tls.RequireAndVerifyClientCert
 	tc.NextProtos = nil
@@ -228,10 +228,7 @@ func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, reg mll
 		return nil, fmt.Errorf("listen on %s (MLLP): %w", addr, err)
 	}
 	intake := &mllp.Intake{
-		Ingest: ing, Log: log, Now: m.Now, Limits: hl7v2.Limits{},
-		ResolvePatient: func(ctx context.Context, key string) (string, error) {
-			return resolvePatient(ctx, n, key)
-		},
+		Ingest: ing, Log: log, Now: m.Now, Limits: hl7v2.Limits{}, Writes: writes,
 		Result: func(ack string) { met.MLLPMessages.WithLabelValues(ack).Inc() },
 		Limit:  lim,
 	}
