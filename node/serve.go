@@ -185,8 +185,8 @@ func (s *server) heartbeat(ctx context.Context) {
 	for {
 		nodes, err := s.n.Store.Heartbeat(ctx, s.name, s.n.env.Now(), 10*time.Second)
 		if err == nil && nodes != last {
+			s.http.SetClusterSize(nodes) // before the log line, which tests wait for
 			s.log.Info("nodes on this store changed; limits shared out", "nodes", nodes)
-			s.http.SetClusterSize(nodes)
 			last = nodes
 		}
 		select {
