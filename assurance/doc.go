@@ -12,7 +12,8 @@
 //     packages (fhir, hl7v2, vitals, seal, pcd01, audit) import no transport, no store and
 //     neither net/http nor database/sql; transports (httpapi, mllp) never import a store;
 //     stores (sqlite, postgres) never import a transport; nothing imports cmd/...; only
-//     cmd/vitalgate imports both a store and a transport (TestImportRules). Test code is
+//     cmd/vitalgate and the assembly it runs (node, bench) import both a store and a
+//     transport (TestImportRules). Test code is
 //     exempt: the rules are about what ships.
 //   - Every package has a package doc comment (TestPackageDocs).
 //   - SQL only from constants: in the store packages every Exec/Query/QueryRow/Prepare

@@ -7,8 +7,9 @@
 // records every request's latency, latency statistics ([Summary], [Percentile]), result rows
 // with their baseline and target ([Row], [Target]), the run's [Report] and its renderings
 // (an aligned text table, CSV, JSON and an SVG bar chart of the ratios), and a description
-// of the machine ([Machine]). The scenarios themselves, which need a real server, live in
-// the `vitalgate bench` command (cmd/vitalgate/bench.go).
+// of the machine ([Machine]), and the scenarios of `vitalgate bench` with their driver
+// ([Run], [Options], [Scenarios]): they start the real server (package node) on a
+// temporary data dir and drive it with real clients; the command only parses the flags.
 //
 // Nothing here asserts a timing: targets are reported as met or not, never enforced in tests.
 // The Go benchmarks of the hot paths (decode and validate, seal, store commit, audit append)

@@ -92,7 +92,11 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 
 	// Rate limits hold for the deployment, not per node: once the nodes see each other
 	// (heartbeats every 2 s), each enforces half of the per-device limit (50/s, burst 100).
-	time.Sleep(4 * time.Second)
+	for _, s := range []*server{a, b} {
+		waitFor(t, 15*time.Second, "both nodes to see each other", func() bool {
+			return strings.Contains(s.stderr.String(), `"nodes":2`)
+		})
+	}
 	var accepted, throttled atomicCount
 	fctx, fcancel := context.WithTimeout(ctx, 2*time.Second)
 	var fwg sync.WaitGroup
@@ -150,12 +154,19 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 	go writer(a, &cert2, "mn-pat-2", "mn-dev-2")
 	go writer(b, &cert1, "mn-pat-1", "mn-dev-1")
 	go writer(b, &cert2, "mn-pat-2", "mn-dev-2")
-	time.Sleep(1500 * time.Millisecond)
+	ackedCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	waitFor(t, 15*time.Second, "writes on both nodes", func() bool { return ackedCount() >= 40 })
 	a.kill()
-	mu.Lock()
-	atKill := len(acked)
-	mu.Unlock()
-	time.Sleep(1000 * time.Millisecond)
+	atKill := ackedCount()
+	// Node B must go on acknowledging; the check below fails if it does not within 10 s.
+	deadline := time.Now().Add(10 * time.Second)
+	for ackedCount() <= atKill+10 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	cancel()
 	wg.Wait()
 	if len(acked) <= atKill {
@@ -165,7 +176,7 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 	// Revoke device 2 through node B's data dir: node B refuses it within seconds.
 	a = startServerAt(t, dirA, strings.TrimPrefix(a.url, "https://"))
 	run(t, "device", "revoke", "--data", dirB, "--id", "mn-dev-2")
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for {
 		status, _, _, err := post(ctx, a.client(&cert2), a.url+"/fhir/Observation", observation("mn-pat-2", "mn-dev-2", "70", time.Now()))
 		if err != nil || status == 401 {

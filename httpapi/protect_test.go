@@ -194,9 +194,13 @@ func TestSlowLoris(t *testing.T) {
 }
 
 // TestClientGoneMidBody: a client that disconnects halfway through its body leaves nothing
-// stored and the server serving.
+// stored and the server serving. With one request in flight per caller, a probe from the
+// same device tells when the truncated request is being handled and when it is done.
 func TestClientGoneMidBody(t *testing.T) {
-	e := MustEnv(t)
+	e := MustEnvWith(t, func(c *httpapi.Config) {
+		c.MaxInFlightPerCaller = 1
+		c.RatePerCaller, c.BurstPerCaller = 1e6, 1e6 // the probes must not hit the rate limit
+	})
 	cert := e.enroll("dev-1", e.addDevice("dev-1", "pat-1"))
 	conn, err := tls.Dial("tcp", strings.TrimPrefix(e.url, "https://"), &tls.Config{RootCAs: e.pool,
 		Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS13, Time: e.clock.Now})
@@ -206,13 +210,31 @@ func TestClientGoneMidBody(t *testing.T) {
 	body := mustJSON(t, example(t, "Observation-heart-rate.json", "pat-1", "dev-1"))
 	fmt.Fprintf(conn, "POST /fhir/Observation HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: %d\r\n\r\n", len(body))
 	_, _ = conn.Write(body[:len(body)/2])
+	probe := e.client(cert)
+	busy := func() bool { // the device's one request slot is taken
+		r := e.do(probe, "POST", "/fhir/Observation", "application/fhir+json", []byte("{}"))
+		return r.status == 429 && strings.Contains(string(r.body), "at once")
+	}
+	waitUntil(t, "the truncated request to be in flight", busy)
 	conn.Close()
-	time.Sleep(200 * time.Millisecond)
+	waitUntil(t, "the server to finish the truncated request", func() bool { return !busy() })
 	if n := count(t, e); n != 0 {
 		t.Fatalf("%d resources stored from a truncated request", n)
 	}
 	if r := e.do(e.client(cert), "POST", "/fhir/Observation", "application/fhir+json", body); r.status != 201 {
 		t.Fatalf("server not serving after a client vanished: %d %v", r.status, r.err)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

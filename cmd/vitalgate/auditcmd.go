@@ -12,6 +12,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
+	vgnode "github.com/vitalgate/vitalgate/node"
 )
 
 func (m *Main) runAudit(ctx context.Context, args []string) error {
@@ -38,9 +39,9 @@ func (m *Main) auditVerify(ctx context.Context, args []string) error {
 	}
 	defer n.Close()
 	if *keyFile == "" {
-		*keyFile = filepath.Join(n.dir, auditPubFile)
+		*keyFile = filepath.Join(n.dir, vgnode.AuditPubFile)
 	}
-	v, err := readVerifier(*keyFile)
+	v, err := vgnode.ReadVerifier(*keyFile)
 	if err != nil {
 		return fmt.Errorf("verifier key %s: %w", *keyFile, err)
 	}
@@ -101,7 +102,7 @@ func (m *Main) auditCheckpoint(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	alog, err := m.auditLog(n, "cli")
+	alog, err := n.AuditLog("cli")
 	if err != nil {
 		return err
 	}

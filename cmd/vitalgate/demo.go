@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate/httpapi"
+	vgnode "github.com/vitalgate/vitalgate/node"
 	"github.com/vitalgate/vitalgate/simulator"
 )
 
@@ -38,7 +39,7 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	}
 	dir := filepath.Join(tmp, "data")
 	fmt.Fprintf(m.Stderr, "Vitalgate demo: creating a data dir in %s ...\n", dir)
-	if _, err := m.initDataDir(ctx, dir, []string{"localhost", "127.0.0.1", "::1"}); err != nil {
+	if _, err := vgnode.Init(ctx, dir, vgnode.InitOptions{Operator: operator()}, m.env()); err != nil {
 		return err
 	}
 	n, err := m.openDataDir(ctx, dir)
@@ -70,26 +71,30 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer logFile.Close()
-	log := slog.New(slog.NewJSONHandler(logFile, nil))
 
-	cfg := httpapi.DefaultConfig()
-	cfg.Addr = *addr
-	cfg.ShutdownTimeout = 5 * time.Second
+	opt := vgnode.Options{HTTP: httpapi.DefaultConfig(), Logger: slog.New(slog.NewJSONHandler(logFile, nil))}
+	opt.HTTP.Addr = *addr
+	opt.HTTP.ShutdownTimeout = 5 * time.Second
 	mllpAddr, err := pickLoopbackAddr()
 	if err != nil {
 		return err
 	}
+	opt.MLLPAddr = mllpAddr
 	srvCtx, stopServer := context.WithCancel(context.Background())
 	defer stopServer()
 	ready := make(chan string, 1)
-	sub := *m
-	sub.Ready = func(a string) { ready <- a }
+	opt.Ready = func(a string) {
+		ready <- a
+		if m.Ready != nil {
+			m.Ready(a)
+		}
+	}
 	var wg sync.WaitGroup
 	var srvErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		srvErr = sub.serve(srvCtx, n, cfg, serveOptions{mllpAddr: mllpAddr}, log)
+		srvErr = n.Serve(srvCtx, opt)
 		close(ready)
 	}()
 	listen, ok := <-ready

@@ -136,13 +136,12 @@ func (m *Main) deviceList(ctx context.Context, args []string) error {
 // newRegistry returns the device registry over the node's store, CA and vault, auditing to
 // alog, with the settings of cfg (registry.DefaultConfig() plus flags).
 func (m *Main) newRegistry(n *node, alog *audit.Log, cfg registry.Config) (*registry.Service, error) {
-	cfg.Store, cfg.CA, cfg.Vault, cfg.Audit, cfg.Now = n.store, n.ca, n.vault, alog, m.Now
-	return registry.New(cfg)
+	return n.NewRegistry(alog, cfg, nil)
 }
 
 // cliRegistry returns the registry for a command-line action (audited as the operator).
 func (m *Main) cliRegistry(n *node) (*registry.Service, error) {
-	alog, err := m.auditLog(n, "cli")
+	alog, err := n.AuditLog("cli")
 	if err != nil {
 		return nil, err
 	}

@@ -2,36 +2,20 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
-	"strings"
-	"sync"
-	"time"
 
-	"github.com/vitalgate/vitalgate"
-	"github.com/vitalgate/vitalgate/access"
-	"github.com/vitalgate/vitalgate/audit"
-	"github.com/vitalgate/vitalgate/auditquery"
-	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
-	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
-	"github.com/vitalgate/vitalgate/metrics"
-	"github.com/vitalgate/vitalgate/mllp"
 	"github.com/vitalgate/vitalgate/registry"
-	"github.com/vitalgate/vitalgate/outbox"
+	vgnode "github.com/vitalgate/vitalgate/node"
 )
 
 func (m *Main) runServe(ctx context.Context, args []string) error {
-	cfg := httpapi.DefaultConfig()
+	opt := vgnode.Options{HTTP: httpapi.DefaultConfig()}
+	cfg := &opt.HTTP
 	fs := m.flags("serve", "serve --data DIR [--addr 127.0.0.1:8443] [flags]")
 	dir := fs.String("data", "", "data directory created by `vitalgate init`")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "HTTPS listen address")
@@ -54,14 +38,19 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "time for the TLS handshake and request headers")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive idle time")
 	fs.DurationVar(&cfg.EmergencyTTL, "emergency-ttl", cfg.EmergencyTTL, "life of an emergency-access (break glass) token, 10s to 5m")
-	regCfg := registry.DefaultConfig()
-	fs.DurationVar(&regCfg.ReenrollOverlap, "reenroll-overlap", regCfg.ReenrollOverlap, "how long a certificate replaced by simplereenroll stays usable (0: revoked at once)")
-	fs.DurationVar(&regCfg.AssignmentGrace, "assignment-grace", regCfg.AssignmentGrace, "how long after a device's reassignment readings it measured before it are still accepted")
+	opt.Registry = registry.DefaultConfig()
+	fs.DurationVar(&opt.Registry.ReenrollOverlap, "reenroll-overlap", opt.Registry.ReenrollOverlap, "how long a certificate replaced by simplereenroll stays usable (0: revoked at once)")
+	fs.DurationVar(&opt.Registry.AssignmentGrace, "assignment-grace", opt.Registry.AssignmentGrace, "how long after a device's reassignment readings it measured before it are still accepted")
+	fs.DurationVar(&opt.Registry.ClockSkew, "clock-skew", opt.Registry.ClockSkew, "how much earlier than a device's first assignment a reading may be dated (device clocks run behind)")
+	fs.DurationVar(&opt.MaxBackdate, "max-backdate", ingest.DefaultMaxBackdate, "oldest effective time a device may give a reading, counted back from now")
+	fs.IntVar(&opt.MaxStringBytes, "max-string-bytes", fhir.DefaultMaxStringBytes, "longest string element a device may send (the narrative has its own bound)")
+	opt.Authorities = hl7v2.AuthorityTable{}
+	fs.Var(opt.Authorities, "hl7-authority", "HL7 v2 assigning authority namespace and the FHIR identifier system it stands for, NAMESPACE=SYSTEM (repeatable)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	mllpAddr := fs.String("mllp-addr", "", "also accept HL7 v2 (IHE PCD-01) over MLLP with TLS on this address, e.g. 127.0.0.1:2575")
-	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9464")
-	syslogAddr := fs.String("syslog-addr", "", "forward the audit log to this syslog collector over TLS (RFC 5425), e.g. siem.example.org:6514")
-	syslogCA := fs.String("syslog-ca", "", "PEM file of the CA that signed the syslog collector's certificate (default: the system roots)")
+	fs.StringVar(&opt.MLLPAddr, "mllp-addr", "", "also accept HL7 v2 (IHE PCD-01) over MLLP with TLS on this address, e.g. 127.0.0.1:2575")
+	fs.StringVar(&opt.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9464")
+	fs.StringVar(&opt.SyslogAddr, "syslog-addr", "", "forward the audit log to this syslog collector over TLS (RFC 5425), e.g. siem.example.org:6514")
+	fs.StringVar(&opt.SyslogCA, "syslog-ca", "", "PEM file of the CA that signed the syslog collector's certificate (default: the system roots)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -69,241 +58,12 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: lvl}))
+	opt.Logger = slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: lvl}))
+	opt.Ready = m.Ready
 	n, err := m.openDataDir(ctx, *dir)
 	if err != nil {
 		return err
 	}
 	defer n.Close()
-	return m.serve(ctx, n, cfg, serveOptions{registry: regCfg, mllpAddr: *mllpAddr, metricsAddr: *metricsAddr, syslogAddr: *syslogAddr, syslogCA: *syslogCA}, log)
-}
-
-// serveOptions are the optional listeners and forwarders of serve.
-type serveOptions struct {
-	registry    registry.Config // settings of the device registry
-	mllpAddr    string
-	metricsAddr string
-	syslogAddr  string
-	syslogCA    string
-}
-
-// serve runs the HTTPS server on an opened data dir until ctx is cancelled.
-func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serveOptions, log *slog.Logger) error {
-	cert, err := n.serverCertificate()
-	if err != nil {
-		return err
-	}
-	tokenKey, err := n.tokenKey()
-	if err != nil {
-		return err
-	}
-	lim := fhir.DefaultLimits()
-	lim.MaxEntries = cfg.MaxBundleEntries
-	lim.MaxDepth = cfg.MaxJSONDepth
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	addr := ln.Addr().String()
-	if cfg.PublicURL == "" {
-		cfg.PublicURL = "https://" + addr
-	}
-	tokens, err := auth.NewTokens(tokenKey, cfg.PublicURL, strings.TrimSuffix(cfg.PublicURL, "/")+"/fhir", auth.MaxTokenTTL, m.Now)
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
-	host, _ := os.Hostname()
-	alog, err := m.auditLog(n, host+"/"+addr)
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
-	met := metrics.New(func() float64 {
-		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ds, err := n.store.Devices(mctx)
-		if err != nil {
-			return -1
-		}
-		enrolled := 0
-		for _, d := range ds {
-			if d.Status == vitalgate.DeviceActive && d.EnrollSecretHash == "" {
-				enrolled++
-			}
-		}
-		return float64(enrolled)
-	})
-	if opt.registry.HashParams.Memory == 0 { // callers other than runServe: the defaults
-		opt.registry = registry.DefaultConfig()
-	}
-	reg, err := m.newRegistry(n, alog, opt.registry)
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
-	ing := &ingest.Service{Registry: reg, Resources: n.store, Vault: n.vault, Limits: lim, Now: m.Now, Audit: alog, Finder: n.store}
-	srv, err := httpapi.New(httpapi.Options{
-		Config: cfg, CA: n.ca, Registry: reg, Ingest: ing, Ready: n.store.Ping, Logger: log, Now: m.Now,
-		Tokens: tokens, Access: &access.Service{Store: n.store, Vault: n.vault, Now: m.Now, Audit: alog},
-		Clients: n.store, Admin: n.store, Metrics: met, Audit: alog, Auditor: &auditquery.Service{Store: n.store, Log: alog, Patients: n.vault},
-	})
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
-	if err := alog.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "system", Subtype: "start",
-		AgentType: audit.AgentSystem, AgentID: "vitalgate", OutcomeDesc: "server started on " + addr}); err != nil {
-		_ = ln.Close()
-		return fmt.Errorf("audit log: %w", err)
-	}
-	// The checkpointer signs while the server runs and once more after it has stopped (the
-	// deferred calls run in reverse: stop entry, then final checkpoint).
-	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
-	cpDone := make(chan struct{})
-	go func() {
-		defer close(cpDone)
-		alog.Run(cpCtx, 2*time.Second, func(err error) { log.Error("audit checkpoint failed", "error", err.Error()) })
-	}()
-	defer func() { stopCheckpoints(); <-cpDone }()
-	defer func() {
-		_ = alog.Append(context.Background(), audit.Entry{Action: audit.ActionExecute, Type: "system", Subtype: "stop",
-			AgentType: audit.AgentSystem, AgentID: "vitalgate", OutcomeDesc: "server stopped"})
-	}()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	// Heartbeats: deployment-wide limits are shared out between the nodes on this store.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		m.heartbeat(ctx, n, host+"/"+addr, srv, log)
-	}()
-	if opt.metricsAddr != "" {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := met.Serve(ctx, opt.metricsAddr); err != nil {
-				log.Error("metrics listener failed", "error", err.Error())
-			}
-		}()
-	}
-	if opt.syslogAddr != "" {
-		fwd, err := m.syslogForwarder(ctx, n, opt, host, log)
-		if err != nil {
-			_ = ln.Close()
-			return err
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); fwd.Run(ctx) }()
-	}
-	if opt.mllpAddr != "" {
-		mcfg := mllp.Config{Logger: log, Now: m.Now, HandshakeTimeout: cfg.HandshakeTimeout,
-			MaxHandshakes: min(cfg.MaxHandshakes, mllp.DefaultMaxHandshakes), MaxHandshakesPerIP: min(cfg.MaxHandshakesPerIP, cfg.MaxHandshakes, mllp.DefaultMaxHandshakes)}
-		stop, err := m.serveMLLP(ctx, n, srv.TLSConfig(cert), reg, ing, met, opt.mllpAddr, mcfg, guard.NewLimiter(cfg.RatePerCaller, cfg.BurstPerCaller, nil), srv.WriteShedder(), log)
-		if err != nil {
-			_ = ln.Close()
-			return err
-		}
-		defer stop()
-	}
-	log.Info("vitalgate serving", "addr", "https://"+addr, "data", n.dir)
-	if m.Ready != nil {
-		m.Ready(addr)
-	}
-	start := time.Now()
-	err = srv.Serve(ctx, ln, cert)
-	log.Info("vitalgate stopped", "uptime", time.Since(start).Round(time.Second).String())
-	return err
-}
-
-// serveMLLP starts the MLLP/TLS listener: device certificates required and checked against
-// the registry at the handshake, exactly as for HTTPS. The returned function stops it
-// gracefully.
-func (m *Main) serveMLLP(ctx context.Context, n *node, base *tls.Config, reg mllp.Authorizer, ing *ingest.Service, met *metrics.Metrics, addr string, mcfg mllp.Config, lim *guard.Limiter, writes *guard.Shedder, log *slog.Logger) (func(), error) {
-	tc := base.Clone()
-	tc.ClientAuth = tls.RequireAndVerifyClientCert
-	tc.NextProtos = nil
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s (MLLP): %w", addr, err)
-	}
-	intake := &mllp.Intake{
-		Ingest: ing, Log: log, Now: m.Now, Limits: hl7v2.Limits{}, Writes: writes,
-		Result: func(ack string) { met.MLLPMessages.WithLabelValues(ack).Inc() },
-		Limit:  lim,
-	}
-	mcfg.Authorizer = reg
-	srv, err := mllp.NewServer(mcfg, intake)
-	if err != nil {
-		_ = ln.Close()
-		return nil, err
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(tls.NewListener(ln, tc)); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
-			log.Error("MLLP listener failed", "error", err.Error())
-		}
-	}()
-	log.Info("vitalgate MLLP/TLS serving", "addr", ln.Addr().String())
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		<-done
-	}, nil
-}
-
-// syslogForwarder forwards the audit log to a collector over TLS through the outbox: its
-// position is kept in the store (the cursor "syslog:ADDR"; an old DIR/syslog.cursor is taken
-// over once), so a collector outage loses nothing. The address the operator names with
-// --syslog-addr is on the outbox allow-list by that act.
-func (m *Main) syslogForwarder(ctx context.Context, n *node, opt serveOptions, host string, log *slog.Logger) (*outbox.Destination, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if opt.syslogCA != "" {
-		pem, err := os.ReadFile(opt.syslogCA) // #nosec G304 -- the operator names the file
-		if err != nil {
-			return nil, fmt.Errorf("--syslog-ca: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--syslog-ca %s holds no PEM certificate", opt.syslogCA)
-		}
-	}
-	ob, err := outbox.New(outbox.Config{Log: n.store, Cursors: n.store, Allow: []string{opt.syslogAddr},
-		OnError: func(dest string, err error) {
-			log.Warn("audit forwarding failed; will retry", "destination", dest, "error", err.Error())
-		}})
-	if err != nil {
-		return nil, err
-	}
-	d, err := ob.Syslog(opt.syslogAddr, tc, host, "vitalgate")
-	if err != nil {
-		return nil, err
-	}
-	if err := d.ImportCursorFile(ctx, filepath.Join(n.dir, "syslog.cursor")); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// heartbeat records this node in the store every 2 s and shares the limits out between the
-// nodes seen in the last 10 s.
-func (m *Main) heartbeat(ctx context.Context, n *node, name string, srv *httpapi.Server, log *slog.Logger) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	last := 1
-	for {
-		nodes, err := n.store.Heartbeat(ctx, name, m.Now(), 10*time.Second)
-		if err == nil && nodes != last {
-			log.Info("nodes on this store changed; limits shared out", "nodes", nodes)
-			srv.SetClusterSize(nodes)
-			last = nodes
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	return n.Serve(ctx, opt)
 }

@@ -1,0 +1,225 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vitalgate/vitalgate/access"
+	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/hl7v2"
+	"github.com/vitalgate/vitalgate/outbox"
+	"github.com/vitalgate/vitalgate/registry"
+	"github.com/vitalgate/vitalgate/httpapi"
+	"github.com/vitalgate/vitalgate/ingest"
+	"github.com/vitalgate/vitalgate/metrics"
+)
+
+// Options are the settings of serve: the HTTPS server's configuration and the optional
+// listeners and forwarders.
+type Options struct {
+	HTTP        httpapi.Config // HTTPS listener, limits and timeouts (start from httpapi.DefaultConfig())
+	MLLPAddr    string         // also accept HL7 v2 over MLLP/TLS here ("" for none)
+	MetricsAddr string         // serve Prometheus metrics on this loopback address ("" for none)
+	SyslogAddr  string         // forward the audit log to this syslog collector over TLS ("" for none)
+	SyslogCA    string         // PEM file of the collector's CA (default: the system roots)
+	// Registry configures the device registry (start from registry.DefaultConfig(); its
+	// collaborators are filled in by the node). A zero value means the defaults.
+	Registry registry.Config
+	// MaxBackdate bounds how long ago a device may date a reading (0: ingest's default).
+	MaxBackdate time.Duration
+	// MaxStringBytes bounds each string element of device-sent resources (0: the default).
+	MaxStringBytes int
+	// Authorities maps HL7 v2 assigning-authority namespaces to FHIR identifier systems.
+	Authorities hl7v2.AuthorityTable
+	Logger      *slog.Logger   // default: discard
+	// Ready, if set, is called with the HTTPS address once it listens.
+	Ready func(addr string)
+}
+
+// server is one run of serve: the services assembled on a node, and what runs them.
+type server struct {
+	n    *Node
+	opt  Options
+	log  *slog.Logger
+	ln   net.Listener
+	addr string // the HTTPS address listened on
+	host string // this machine's host name
+	name string // this node's name in the audit log and the heartbeat table: HOST/ADDR
+	cert tls.Certificate
+
+	// The services, each built by its own function in services.go.
+	audit     *audit.Log
+	registry  *registry.Service
+	tokens    *auth.Tokens
+	ingest    *ingest.Service
+	access    *access.Service
+	metrics   *metrics.Metrics
+	http      *httpapi.Server
+	forwarder *outbox.Destination // nil without --syslog-addr
+}
+
+// Serve runs the node's servers until ctx is cancelled: HTTPS (EST, FHIR, OAuth2, admin,
+// audit API), and as opt says MLLP/TLS, metrics and syslog forwarding; the audit
+// checkpointer and the heartbeat that shares deployment-wide limits between the nodes on
+// the store. It records a start and a stop entry in the audit log and signs a last
+// checkpoint after the listeners have stopped.
+func (n *Node) Serve(ctx context.Context, opt Options) error {
+	s, err := n.assemble(ctx, opt)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+// assemble listens on the HTTPS address and builds every service. On error nothing is left
+// listening.
+func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error) {
+	s = &server{n: n, opt: opt, log: opt.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.cert, err = n.ServerCertificate(); err != nil {
+		return nil, err
+	}
+	if s.ln, err = net.Listen("tcp", opt.HTTP.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", opt.HTTP.Addr, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = s.ln.Close()
+		}
+	}()
+	s.addr = s.ln.Addr().String()
+	if s.opt.HTTP.PublicURL == "" {
+		s.opt.HTTP.PublicURL = "https://" + s.addr
+	}
+	s.host, _ = os.Hostname()
+	s.name = s.host + "/" + s.addr
+	if s.tokens, err = s.newTokens(); err != nil {
+		return nil, err
+	}
+	if s.audit, err = s.newAuditLog(); err != nil {
+		return nil, err
+	}
+	if s.registry, err = s.newRegistry(); err != nil {
+		return nil, err
+	}
+	s.ingest = s.newIngest()
+	s.access = s.newAccess()
+	s.metrics = s.newMetrics()
+	if s.http, err = s.newHTTP(); err != nil {
+		return nil, err
+	}
+	if s.opt.SyslogAddr != "" {
+		if s.forwarder, err = s.newSyslogForwarder(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// run serves until ctx is cancelled and stops everything it started.
+func (s *server) run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			_ = s.ln.Close() // no-op once Serve has taken it over
+		}
+	}()
+	if err := s.audit.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "system", Subtype: "start",
+		AgentType: audit.AgentSystem, AgentID: "vitalgate", OutcomeDesc: "server started on " + s.addr}); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	// The checkpointer signs while the server runs and once more after it has stopped (the
+	// deferred calls run in reverse: stop entry, then final checkpoint).
+	defer s.runCheckpointer()()
+	defer func() {
+		_ = s.audit.Append(context.Background(), audit.Entry{Action: audit.ActionExecute, Type: "system", Subtype: "stop",
+			AgentType: audit.AgentSystem, AgentID: "vitalgate", OutcomeDesc: "server stopped"})
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx) // stops the background work when run returns early
+	defer cancel()
+	background := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	background(func() { s.heartbeat(ctx) })
+	if s.opt.MetricsAddr != "" {
+		background(func() {
+			if err := s.metrics.Serve(ctx, s.opt.MetricsAddr); err != nil {
+				s.log.Error("metrics listener failed", "error", err.Error())
+			}
+		})
+	}
+	if s.forwarder != nil {
+		background(func() { s.forwarder.Run(ctx) })
+	}
+	if s.opt.MLLPAddr != "" {
+		stop, err := s.serveMLLP(s.http.TLSConfig(s.cert))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	s.log.Info("vitalgate serving", "addr", "https://"+s.addr, "data", s.n.Dir)
+	if s.opt.Ready != nil {
+		s.opt.Ready(s.addr)
+	}
+	start := time.Now()
+	err = s.http.Serve(ctx, s.ln, s.cert)
+	s.log.Info("vitalgate stopped", "uptime", time.Since(start).Round(time.Second).String())
+	return err
+}
+
+// runCheckpointer starts signing audit checkpoints every 2 s; the returned function stops
+// it after a last checkpoint.
+func (s *server) runCheckpointer() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.audit.Run(ctx, 2*time.Second, func(err error) { s.log.Error("audit checkpoint failed", "error", err.Error()) })
+	}()
+	return func() { cancel(); <-done }
+}
+
+// heartbeat records this node in the store every 2 s and shares the limits out between the
+// nodes seen in the last 10 s.
+func (s *server) heartbeat(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	last := 1
+	for {
+		nodes, err := s.n.Store.Heartbeat(ctx, s.name, s.n.env.Now(), 10*time.Second)
+		if err == nil && nodes != last {
+			s.http.SetClusterSize(nodes) // before the log line, which tests wait for
+			s.log.Info("nodes on this store changed; limits shared out", "nodes", nodes)
+			last = nodes
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// limits returns the FHIR decoding limits of the configuration.
+func (s *server) limits() fhir.Limits {
+	lim := fhir.DefaultLimits()
+	lim.MaxEntries = s.opt.HTTP.MaxBundleEntries
+	lim.MaxDepth = s.opt.HTTP.MaxJSONDepth
+	if s.opt.MaxStringBytes > 0 {
+		lim.MaxStringBytes = s.opt.MaxStringBytes
+	}
+	return lim
+}

@@ -1,0 +1,177 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/access"
+	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/auditquery"
+	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/guard"
+	"github.com/vitalgate/vitalgate/hl7v2"
+	"github.com/vitalgate/vitalgate/httpapi"
+	"github.com/vitalgate/vitalgate/ingest"
+	"github.com/vitalgate/vitalgate/metrics"
+	"github.com/vitalgate/vitalgate/mllp"
+	"github.com/vitalgate/vitalgate/outbox"
+	"github.com/vitalgate/vitalgate/registry"
+)
+
+// The services of a node, one constructor each, in the order assemble calls them. Each
+// reads what it needs from s (the node, the options and the services built before it).
+
+// newTokens builds the access-token issuer: the data dir's signing key, the public URL as
+// issuer and its /fhir as audience.
+func (s *server) newTokens() (*auth.Tokens, error) {
+	key, err := s.n.TokenKey()
+	if err != nil {
+		return nil, err
+	}
+	pub := s.opt.HTTP.PublicURL
+	return auth.NewTokens(key, pub, strings.TrimSuffix(pub, "/")+"/fhir", auth.MaxTokenTTL, s.n.env.Now)
+}
+
+// newAuditLog builds the node's audit log, writing as HOST/ADDR.
+func (s *server) newAuditLog() (*audit.Log, error) { return s.n.AuditLog(s.name) }
+
+// newRegistry builds the device registry capability: enrollment, renewal, revocation,
+// assignment and the "may this certificate act now" decision, for every transport.
+func (s *server) newRegistry() (*registry.Service, error) {
+	cfg := s.opt.Registry
+	if cfg.HashParams.Memory == 0 { // not configured: the defaults
+		cfg = registry.DefaultConfig()
+	}
+	return s.n.NewRegistry(s.audit, cfg, s.log)
+}
+
+// newIngest builds the ingest capability that HTTPS and MLLP share.
+func (s *server) newIngest() *ingest.Service {
+	n := s.n
+	return &ingest.Service{Registry: s.registry, Resources: n.Store, Vault: n.Vault, Limits: s.limits(), Now: n.env.Now,
+		Audit: s.audit, Finder: n.Store, MaxBackdate: s.opt.MaxBackdate, Authorities: s.opt.Authorities}
+}
+
+// newAccess builds the read and search capability.
+func (s *server) newAccess() *access.Service {
+	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit}
+}
+
+// newMetrics builds the Prometheus metrics, with the number of enrolled devices read from
+// the store at every scrape.
+func (s *server) newMetrics() *metrics.Metrics {
+	store := s.n.Store
+	return metrics.New(func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ds, err := store.Devices(ctx)
+		if err != nil {
+			return -1
+		}
+		enrolled := 0
+		for _, d := range ds {
+			if d.Status == vitalgate.DeviceActive && d.EnrollSecretHash == "" {
+				enrolled++
+			}
+		}
+		return float64(enrolled)
+	})
+}
+
+// newHTTP builds the HTTPS server on the services built before it.
+func (s *server) newHTTP() (*httpapi.Server, error) {
+	n := s.n
+	return httpapi.New(httpapi.Options{
+		Config: s.opt.HTTP, CA: n.CA, Registry: s.registry, Ingest: s.ingest, Ready: n.Store.Ping, Logger: s.log, Now: n.env.Now,
+		Tokens: s.tokens, Access: s.access, Clients: n.Store, Admin: n.Store, Metrics: s.metrics, Audit: s.audit,
+		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault},
+	})
+}
+
+// newIntake builds the HL7 v2 (PCD-01) intake of the MLLP listener: the same ingest
+// capability as HTTPS, patients resolved from PID-3 identifiers, the per-caller rate limit
+// of HTTPS per device.
+func (s *server) newIntake() *mllp.Intake {
+	return &mllp.Intake{
+		Ingest: s.ingest, Log: s.log, Now: s.n.env.Now, Limits: hl7v2.Limits{}, Writes: s.http.WriteShedder(),
+		Result: func(ack string) { s.metrics.MLLPMessages.WithLabelValues(ack).Inc() },
+		Limit:  guard.NewLimiter(s.opt.HTTP.RatePerCaller, s.opt.HTTP.BurstPerCaller, nil),
+	}
+}
+
+// serveMLLP starts the MLLP/TLS listener: device certificates required and checked against
+// the registry at the handshake, exactly as for HTTPS (base is the HTTPS TLS
+// configuration). The returned function stops it gracefully.
+func (s *server) serveMLLP(base *tls.Config) (func(), error) {
+	tc := base.Clone()
+	tc.ClientAuth = tls.RequireAndVerifyClientCert
+	tc.NextProtos = nil
+	ln, err := net.Listen("tcp", s.opt.MLLPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (MLLP): %w", s.opt.MLLPAddr, err)
+	}
+	h := s.opt.HTTP
+	srv, err := mllp.NewServer(mllp.Config{Logger: s.log, Now: s.n.env.Now, Authorizer: s.registry,
+		HandshakeTimeout: h.HandshakeTimeout, MaxHandshakes: min(h.MaxHandshakes, mllp.DefaultMaxHandshakes),
+		MaxHandshakesPerIP: min(h.MaxHandshakesPerIP, h.MaxHandshakes, mllp.DefaultMaxHandshakes)}, s.newIntake())
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(tls.NewListener(ln, tc)); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
+			s.log.Error("MLLP listener failed", "error", err.Error())
+		}
+	}()
+	s.log.Info("vitalgate MLLP/TLS serving", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-done
+	}, nil
+}
+
+// newSyslogForwarder forwards the audit log to a collector over TLS through the outbox: its
+// position is kept in the store (an old DIR/syslog.cursor is taken over once), so a
+// collector outage loses nothing. The address the operator names with --syslog-addr is on
+// the outbox allow-list by that act.
+func (s *server) newSyslogForwarder(ctx context.Context) (*outbox.Destination, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.opt.SyslogCA != "" {
+		pem, err := os.ReadFile(s.opt.SyslogCA) // #nosec G304 -- the operator names the file
+		if err != nil {
+			return nil, fmt.Errorf("--syslog-ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--syslog-ca %s holds no PEM certificate", s.opt.SyslogCA)
+		}
+	}
+	ob, err := outbox.New(outbox.Config{Log: s.n.Store, Cursors: s.n.Store, Allow: []string{s.opt.SyslogAddr},
+		OnError: func(dest string, err error) {
+			s.log.Warn("audit forwarding failed; will retry", "destination", dest, "error", err.Error())
+		}})
+	if err != nil {
+		return nil, err
+	}
+	d, err := ob.Syslog(s.opt.SyslogAddr, tc, s.host, "vitalgate")
+	if err != nil {
+		return nil, err
+	}
+	if err := d.ImportCursorFile(ctx, filepath.Join(s.n.Dir, SyslogCursorFile)); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
