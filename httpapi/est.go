@@ -44,13 +44,13 @@ var badEnrollment = vitalgate.Errorf(vitalgate.EUNAUTHORIZED,
 // enrollment secret (RFC 7030 §4.2.1).
 func (s *Server) handleSimpleEnroll(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
 	_, secret, _ := r.BasicAuth()
-	if s.failures.blocked(p.RemoteIP, "device:"+p.ID) {
+	if ok, _ := s.failures.Allow("device:"+p.ID, p.RemoteIP); !ok {
 		w.Header().Set("Retry-After", "60")
 		s.writeError(w, r, vitalgate.Errorf(vitalgate.ETHROTTLED, "too many failed enrollments; try again later"))
 		return
 	}
 	fail := func(err error) {
-		s.failures.fail(p.RemoteIP, "device:"+p.ID)
+		s.failures.Fail("device:"+p.ID, p.RemoteIP)
 		s.record(r, audit.Entry{Action: audit.ActionExecute, Type: "enroll", Subtype: "simpleenroll", AgentType: audit.AgentDevice,
 			AgentID: p.ID, Outcome: audit.OutcomeMinorFailure, OutcomeDesc: vitalgate.ErrorMessage(err)})
 		s.writeError(w, r, err)

@@ -47,7 +47,7 @@ func (s *Server) SetClusterSize(n int) {
 	shareInt := func(v int) int { return max(1, (v+n-1)/n) }
 	s.protect.perCaller.SetRate(share(s.cfg.RatePerCaller), shareInt(s.cfg.BurstPerCaller))
 	s.protect.perIP.SetRate(share(s.cfg.RatePerIP), shareInt(s.cfg.BurstPerIP))
-	s.failures.setMax(shareInt(s.cfg.AuthFailuresPerMinute))
+	s.failures.SetMax(shareInt(s.cfg.AuthFailuresPerMinute))
 }
 
 // throttled is the error for a caller over a rate limit.

@@ -22,6 +22,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/pki"
@@ -114,10 +115,11 @@ func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
 		t.Fatal(err)
 	}
 	alog := audit.NewLog(store, signer, "test/audit", "node-1", clk.Now)
+	authn := mustTokenService(t, store, tokens, alog, cfg, clk.Now)
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: ca, Registry: store, Ready: store, Now: clk.Now,
 		Ingest: &ingest.Service{Devices: store, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store},
-		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Clients: store, Admin: store,
+		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Auth: authn, Admin: store,
 		Audit: alog, AuditDB: store,
 	})
 	if err != nil {
@@ -133,6 +135,24 @@ func MustEnvWith(t *testing.T, tweak func(*httpapi.Config)) *env {
 		_ = store.Close()
 	})
 	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog}
+}
+
+// mustTokenService is the token service of a test server: the real one, with fast hashes.
+func mustTokenService(t *testing.T, store *sqlite.DB, tokens *auth.Tokens, alog *audit.Log, cfg httpapi.Config, now func() time.Time) *auth.Service {
+	t.Helper()
+	secrets, err := auth.NewSecretChecker(2, 16, fastHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := auth.NewService(auth.ServiceConfig{
+		Store: store, Tokens: tokens, Secrets: secrets, Audit: alog, Now: now,
+		Failures:  guard.NewFailures(cfg.AuthFailuresPerMinute, time.Minute, now),
+		TokenURLs: auth.PublicTokenURLs(cfg.PublicURL, nil, ""), EmergencyTTL: cfg.EmergencyTTL,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
 
 // addDevice registers a device for patient and returns its enrollment secret.

@@ -3,14 +3,21 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/guard"
+	"github.com/vitalgate/vitalgate/httpapi"
 )
 
 func (m *Main) runClient(ctx context.Context, args []string) error {
@@ -92,4 +99,38 @@ func (m *Main) clientAdd(ctx context.Context, args []string) error {
 	fmt.Fprintf(m.Stderr, "Registered client %s (role %s). Its secret is on standard output, shown only now.\n", *id, r)
 	fmt.Fprintln(m.Stdout, secret)
 	return nil
+}
+
+// tokenService assembles the token service of a server: one process-wide secret checker
+// (at most GOMAXPROCS argon2id hashes at once), the failed-authentication limiter (returned
+// so that the heartbeat can share its allowance out between nodes) and the token URLs a
+// client assertion may name: --public-url when given, else the host names of the server
+// certificate (`init --host`) at the listening port.
+func (m *Main) tokenService(n *node, cert tls.Certificate, cfg httpapi.Config, publicURL, addr string,
+	tokens *auth.Tokens, alog *audit.Log, log *slog.Logger) (*auth.Service, *guard.Failures, error) {
+	var hosts []string
+	if len(cert.Certificate) > 0 {
+		leaf, err := x509.ParseCertificate(cert.Certificate[0])
+		if err != nil {
+			return nil, nil, fmt.Errorf("server certificate: %w", err)
+		}
+		hosts = append(hosts, leaf.DNSNames...)
+		for _, ip := range leaf.IPAddresses {
+			hosts = append(hosts, ip.String())
+		}
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	secrets, err := auth.NewSecretChecker(runtime.GOMAXPROCS(0), 64, auth.DefaultHashParams)
+	if err != nil {
+		return nil, nil, err
+	}
+	failures := guard.NewFailures(cfg.AuthFailuresPerMinute, time.Minute, m.Now)
+	svc, err := auth.NewService(auth.ServiceConfig{
+		Store: n.store, Tokens: tokens, Secrets: secrets, Failures: failures, Audit: alog,
+		TokenURLs: auth.PublicTokenURLs(publicURL, hosts, port), EmergencyTTL: cfg.EmergencyTTL, Now: m.Now, Logger: log,
+	})
+	return svc, failures, err
 }

@@ -95,6 +95,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	addr := ln.Addr().String()
+	publicURL := cfg.PublicURL // as given: client assertions must name it (or the init host names)
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "https://" + addr
 	}
@@ -105,6 +106,11 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 	}
 	host, _ := os.Hostname()
 	alog, err := m.auditLog(n, host+"/"+addr)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	authn, authFailures, err := m.tokenService(n, cert, cfg, publicURL, addr, tokens, alog, log)
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -128,7 +134,7 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: n.ca, Registry: n.store, Ingest: ing, Ready: n.store, Logger: log, Now: m.Now,
 		Tokens: tokens, Access: &access.Service{Store: n.store, Vault: n.vault, Now: m.Now, Audit: alog},
-		Clients: n.store, Admin: n.store, Metrics: met, Audit: alog, AuditDB: n.store,
+		Auth: authn, Admin: n.store, Metrics: met, Audit: alog, AuditDB: n.store,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -158,7 +164,9 @@ func (m *Main) serve(ctx context.Context, n *node, cfg httpapi.Config, opt serve
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		m.heartbeat(ctx, n, host+"/"+addr, srv, log)
+		m.heartbeat(ctx, n, host+"/"+addr, srv, log, func(nodes int) {
+			authFailures.SetMax(max(1, (cfg.AuthFailuresPerMinute+nodes-1)/nodes))
+		})
 	}()
 	if opt.metricsAddr != "" {
 		wg.Add(1)
@@ -263,7 +271,7 @@ func (m *Main) syslogForwarder(n *node, opt serveOptions, host string, log *slog
 
 // heartbeat records this node in the store every 2 s and shares the limits out between the
 // nodes seen in the last 10 s.
-func (m *Main) heartbeat(ctx context.Context, n *node, name string, srv *httpapi.Server, log *slog.Logger) {
+func (m *Main) heartbeat(ctx context.Context, n *node, name string, srv *httpapi.Server, log *slog.Logger, share ...func(nodes int)) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	last := 1
@@ -272,6 +280,9 @@ func (m *Main) heartbeat(ctx context.Context, n *node, name string, srv *httpapi
 		if err == nil && nodes != last {
 			log.Info("nodes on this store changed; limits shared out", "nodes", nodes)
 			srv.SetClusterSize(nodes)
+			for _, f := range share {
+				f(nodes)
+			}
 			last = nodes
 		}
 		select {
