@@ -134,4 +134,3 @@ func trunc(s string) string {
 	}
 	return s
 }
-
