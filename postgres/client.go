@@ -19,6 +19,11 @@ const (
 	(SELECT array_agg(p.patient_index ORDER BY p.patient_index) FROM client_patients p WHERE p.client_id = c.id)
 	FROM clients c WHERE c.id = $1`
 
+	updateClientSQL = `UPDATE clients SET role = $2, secret_hash = $3, scopes = $4, disabled = $5, jwks = $6
+	WHERE id = $1`
+	deleteClientPatientsSQL = `DELETE FROM client_patients WHERE client_id = $1`
+	selectClientIDsSQL      = `SELECT id FROM clients ORDER BY id`
+
 	// deleteNoncesSQL forgets up to 256 expired nonces, skipping rows another caller is
 	// deleting (no waiting, no deadlock); useNonceSQL records one, or renews an expired one
 	// not yet forgotten, and affects no row if the key is recorded and live. ON CONFLICT
@@ -102,4 +107,61 @@ func (db *DB) UseNonce(ctx context.Context, key string, expires time.Time) error
 		return vitalgate.Errorf(vitalgate.ECONFLICT, "nonce used already")
 	}
 	return nil
+}
+
+// UpdateClient replaces an existing client's role, secret hash, scopes, keys, care team and
+// disabled flag and appends the audit entries, in one transaction. Returns ENOTFOUND if no
+// client has the id.
+func (db *DB) UpdateClient(ctx context.Context, c vitalgate.Client, audit ...[]byte) error {
+	if c.ID == "" {
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Client.id", "client id is empty")
+	}
+	scopes := c.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	var patients [][]byte
+	for _, p := range c.PatientIndexes {
+		if len(p) > 0 {
+			patients = append(patients, p)
+		}
+	}
+	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, updateClientSQL, c.ID, string(c.Role), c.SecretHash, scopes, c.Disabled, dbBlob(c.JWKS))
+		if err != nil {
+			return mapError(err, "client")
+		}
+		if tag.RowsAffected() == 0 {
+			return vitalgate.Errorf(vitalgate.ENOTFOUND, "no client has this id")
+		}
+		if _, err := tx.Exec(ctx, deleteClientPatientsSQL, c.ID); err != nil {
+			return mapError(err, "client")
+		}
+		if len(patients) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, insertClientPatientsSQL, c.ID, patients)
+		return mapError(err, "client")
+	})
+}
+
+// Clients returns every client, ordered by id.
+func (db *DB) Clients(ctx context.Context) ([]vitalgate.Client, error) {
+	rows, err := db.pool.Query(ctx, selectClientIDsSQL)
+	if err != nil {
+		return nil, mapError(err, "client")
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, mapError(err, "client")
+	}
+	out := make([]vitalgate.Client, 0, len(ids))
+	for _, id := range ids {
+		c, err := db.Client(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
