@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
+	"database/sql"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -117,5 +118,24 @@ func TestAssertionAudienceIsThisServer(t *testing.T) {
 				t.Fatalf("status %d %v, want %d", status, out, tt.status)
 			}
 		})
+	}
+}
+
+// TestNoTokenWhenTheGrantCannotBeAudited (finding 12): a token goes out only once its grant
+// is in the audit log.
+func TestNoTokenWhenTheGrantCannotBeAudited(t *testing.T) {
+	e := MustEnv(t)
+	secret := e.addClient("ehr", vitalgate.RoleEHRSystem)
+	raw, err := sql.Open("sqlite", e.store.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log refuses'); END`); err != nil {
+		t.Fatal(err)
+	}
+	status, out := e.tokenReq("ehr", secret, url.Values{})
+	if status != 503 || out["access_token"] != nil {
+		t.Fatalf("status %d %v, want 503 without a token", status, out)
 	}
 }
