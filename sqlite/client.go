@@ -29,23 +29,12 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 	if c.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Client.id", "client id is empty")
 	}
-	if err := checkAudit(audit); err != nil {
+	js, tx, err := db.beginClientWrite(ctx, c, audit)
+	if err != nil {
 		return err
 	}
-	scopes := c.Scopes
-	if scopes == nil {
-		scopes = []string{}
-	}
-	js, err := json.Marshal(scopes)
-	if err != nil {
-		return vitalgate.Internal(err, "sqlite: encode scopes")
-	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return mapError(err, "client")
-	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err = tx.ExecContext(ctx, insertClientSQL, c.ID, string(c.Role), c.SecretHash, string(js),
+	if _, err = tx.ExecContext(ctx, insertClientSQL, c.ID, string(c.Role), c.SecretHash, js,
 		dbTime(db.orNow(c.CreatedAt)), c.Disabled, dbBlob(c.JWKS)); err != nil {
 		return mapError(err, "client")
 	}
@@ -58,6 +47,27 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 		return err
 	}
 	return mapError(tx.Commit(), "client")
+}
+
+// beginClientWrite checks the audit entries, encodes the client's scopes (a JSON array)
+// and begins the write transaction.
+func (db *DB) beginClientWrite(ctx context.Context, c vitalgate.Client, audit [][]byte) (string, *sql.Tx, error) {
+	if err := checkAudit(audit); err != nil {
+		return "", nil, err
+	}
+	scopes := c.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	js, err := json.Marshal(scopes)
+	if err != nil {
+		return "", nil, vitalgate.Internal(err, "sqlite: encode scopes")
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return "", nil, mapError(err, "client")
+	}
+	return string(js), tx, nil
 }
 
 // UseNonce records key until expires, forgetting expired ones. Returns ECONFLICT if key is
@@ -123,23 +133,12 @@ func (db *DB) UpdateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 	if c.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Client.id", "client id is empty")
 	}
-	if err := checkAudit(audit); err != nil {
+	js, tx, err := db.beginClientWrite(ctx, c, audit)
+	if err != nil {
 		return err
 	}
-	scopes := c.Scopes
-	if scopes == nil {
-		scopes = []string{}
-	}
-	js, err := json.Marshal(scopes)
-	if err != nil {
-		return vitalgate.Internal(err, "sqlite: encode scopes")
-	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return mapError(err, "client")
-	}
 	defer func() { _ = tx.Rollback() }()
-	res, err := tx.ExecContext(ctx, updateClientSQL, string(c.Role), c.SecretHash, string(js), c.Disabled, dbBlob(c.JWKS), c.ID)
+	res, err := tx.ExecContext(ctx, updateClientSQL, string(c.Role), c.SecretHash, js, c.Disabled, dbBlob(c.JWKS), c.ID)
 	if err != nil {
 		return mapError(err, "client")
 	}
