@@ -39,6 +39,12 @@ type ClientStore interface {
 	CreateClient(ctx context.Context, c Client, audit ...[]byte) error
 	// Client returns a client by id. Returns ENOTFOUND.
 	Client(ctx context.Context, id string) (Client, error)
+	// UpdateClient replaces an existing client's role, secret hash, scopes, keys, care team
+	// and disabled flag (its id and creation time stay) and appends the audit entries, in
+	// one transaction. Returns ENOTFOUND if no client has the id.
+	UpdateClient(ctx context.Context, c Client, audit ...[]byte) error
+	// Clients returns every client, ordered by id.
+	Clients(ctx context.Context) ([]Client, error)
 }
 
 // NonceStore remembers one-time values (client assertion jti) until they expire, across

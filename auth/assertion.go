@@ -2,6 +2,9 @@ package auth
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"time"
@@ -14,8 +17,11 @@ import (
 
 const cryptoSHA256 = crypto.SHA256
 
+// MinRSABits is the smallest RSA modulus accepted in a client's key set.
+const MinRSABits = 2048
+
 // ParseJWKS parses a client's JSON Web Key Set and keeps only public RSA (≥ 2048 bits) and
-// P-384/P-256 EC keys usable for signatures.
+// P-384/P-256 EC keys usable for signatures. Returns EINVALID when no key is left.
 func ParseJWKS(data []byte) (*jose.JSONWebKeySet, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(data, &set); err != nil {
@@ -23,7 +29,7 @@ func ParseJWKS(data []byte) (*jose.JSONWebKeySet, error) {
 	}
 	var keep []jose.JSONWebKey
 	for _, k := range set.Keys {
-		if !k.Valid() || !k.IsPublic() || (k.Use != "" && k.Use != "sig") {
+		if !k.Valid() || !k.IsPublic() || (k.Use != "" && k.Use != "sig") || !strongKey(k.Key) {
 			continue
 		}
 		keep = append(keep, k)
@@ -33,6 +39,18 @@ func ParseJWKS(data []byte) (*jose.JSONWebKeySet, error) {
 	}
 	set.Keys = keep
 	return &set, nil
+}
+
+// strongKey reports whether a public key is one ParseJWKS keeps: RSA of at least MinRSABits
+// or ECDSA on P-256 or P-384.
+func strongKey(k any) bool {
+	switch k := k.(type) {
+	case *rsa.PublicKey:
+		return k.N != nil && k.N.BitLen() >= MinRSABits
+	case *ecdsa.PublicKey:
+		return k.Curve == elliptic.P256() || k.Curve == elliptic.P384()
+	}
+	return false
 }
 
 // AssertionAlgorithms are the client assertion algorithms SMART Backend Services requires.

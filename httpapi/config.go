@@ -43,7 +43,7 @@ type Config struct {
 	BurstPerCaller        int     // burst above that rate
 	RatePerIP             float64 // requests per second from one address, before authentication
 	BurstPerIP            int
-	AuthFailuresPerMinute int           // failed authentications per client (×4 per address) before 429
+	AuthFailuresPerMinute int           // failed authentications per (client, address) per minute before 429
 	EmergencyTTL          time.Duration // life of an emergency-access ("break glass") token, at most 5 minutes
 }
 

@@ -40,8 +40,8 @@ func newProtection(cfg Config, m *metrics.Metrics, now func() time.Time) *protec
 }
 
 // SetClusterSize shares the deployment-wide limits out between n nodes: each node enforces
-// 1/n of the per-caller and per-address rates and bursts and of the failed-authentication
-// allowance, so that the limits hold for the deployment, not per node. Node counts come
+// 1/n of the per-caller and per-address rates and bursts (the failed-authentication
+// allowance belongs to the auth capability's limiter, shared out by the node), so that the limits hold for the deployment, not per node. Node counts come
 // from the store's heartbeats (vitalgate.NodeStore).
 func (s *Server) SetClusterSize(n int) {
 	n = max(n, 1)
@@ -49,7 +49,6 @@ func (s *Server) SetClusterSize(n int) {
 	shareInt := func(v int) int { return max(1, (v+n-1)/n) }
 	s.protect.perCaller.SetRate(share(s.cfg.RatePerCaller), shareInt(s.cfg.BurstPerCaller))
 	s.protect.perIP.SetRate(share(s.cfg.RatePerIP), shareInt(s.cfg.BurstPerIP))
-	s.failures.setMax(shareInt(s.cfg.AuthFailuresPerMinute))
 }
 
 // throttled is the error for a caller over a rate limit.

@@ -66,9 +66,8 @@ type Server struct {
 	now      func() time.Time
 	tokens   *auth.Tokens
 	access   *access.Service
-	clients  Clients
+	auth     TokenIssuer
 	admin    Admin
-	failures *failureLimiter
 	started  time.Time
 	protect  *protection
 	audit    *audit.Log
@@ -89,7 +88,7 @@ type Options struct {
 	Now      func() time.Time
 	Tokens   *auth.Tokens     // access tokens
 	Access   *access.Service  // authorized reads
-	Clients  Clients          // API clients and one-time nonces
+	Auth     TokenIssuer      // client authentication and token issuing (auth.Service)
 	Admin    Admin            // device administration
 	Metrics  *metrics.Metrics // optional
 	Audit    *audit.Log       // the audit log (entries and checkpoints)
@@ -102,8 +101,8 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("invalid HTTP configuration: %w", err)
 	}
 	if o.CA == nil || o.Registry == nil || o.Ingest == nil || o.Ready == nil ||
-		o.Tokens == nil || o.Access == nil || o.Clients == nil || o.Admin == nil || o.Audit == nil || o.Auditor == nil {
-		return nil, errors.New("httpapi: CA, registry, ingest, readiness, tokens, access, clients, admin and audit are required")
+		o.Tokens == nil || o.Access == nil || o.Auth == nil || o.Admin == nil || o.Audit == nil || o.Auditor == nil {
+		return nil, errors.New("httpapi: CA, registry, ingest, readiness, tokens, access, auth, admin and audit are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -114,8 +113,8 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: o.Config, ca: o.CA, registry: o.Registry, ingest: o.Ingest, ready: o.Ready,
 		log: o.Logger, now: o.Now,
-		tokens: o.Tokens, access: o.Access, clients: o.Clients, admin: o.Admin,
-		failures: newFailureLimiter(o.Config.AuthFailuresPerMinute, time.Minute, time.Now), started: o.Now().UTC(),
+		tokens: o.Tokens, access: o.Access, auth: o.Auth, admin: o.Admin,
+		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
 		audit:   o.Audit, auditor: o.Auditor,
 		mux: http.NewServeMux(),

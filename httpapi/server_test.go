@@ -23,6 +23,7 @@ import (
 	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/pki"
@@ -138,11 +139,12 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 	if err != nil {
 		t.Fatal(err)
 	}
+	authn := mustTokenService(t, store, tokens, alog, cfg, clk.Now)
 	srv, err := httpapi.New(httpapi.Options{
 		Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
 		Ingest: &ingest.Service{Registry: reg, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store,
 			MaxBackdate: 100 * 365 * 24 * time.Hour}, // the official examples are years old
-		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Clients: store, Admin: store,
+		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Auth: authn, Admin: store,
 		Audit: alog, Auditor: &auditquery.Service{Store: store, Log: alog, Patients: v},
 	})
 	if err != nil {
@@ -158,6 +160,24 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		_ = store.Close()
 	})
 	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db")}
+}
+
+// mustTokenService is the token service of a test server: the real one, with fast hashes.
+func mustTokenService(t *testing.T, store *sqlite.DB, tokens *auth.Tokens, alog *audit.Log, cfg httpapi.Config, now func() time.Time) *auth.Service {
+	t.Helper()
+	secrets, err := auth.NewSecretChecker(2, 16, fastHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := auth.NewService(auth.ServiceConfig{
+		Store: store, Tokens: tokens, Secrets: secrets, Audit: alog, Now: now,
+		Failures:  guard.NewFailures(cfg.AuthFailuresPerMinute, time.Minute, now),
+		TokenURLs: auth.PublicTokenURLs(cfg.PublicURL, nil, ""), EmergencyTTL: cfg.EmergencyTTL,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
 
 // addDevice registers a device for patient and returns its enrollment secret.
@@ -634,4 +654,3 @@ func TestRevokedAndExpiredCertificatesFailHandshake(t *testing.T) {
 		}
 	})
 }
-

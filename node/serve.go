@@ -14,12 +14,13 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
-	"github.com/vitalgate/vitalgate/outbox"
-	"github.com/vitalgate/vitalgate/registry"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/metrics"
+	"github.com/vitalgate/vitalgate/outbox"
+	"github.com/vitalgate/vitalgate/registry"
 )
 
 // Options are the settings of serve: the HTTPS server's configuration and the optional
@@ -39,7 +40,7 @@ type Options struct {
 	MaxStringBytes int
 	// Authorities maps HL7 v2 assigning-authority namespaces to FHIR identifier systems.
 	Authorities hl7v2.AuthorityTable
-	Logger      *slog.Logger   // default: discard
+	Logger      *slog.Logger // default: discard
 	// Ready, if set, is called with the HTTPS address once it listens.
 	Ready func(addr string)
 }
@@ -51,13 +52,18 @@ type server struct {
 	log  *slog.Logger
 	ln   net.Listener
 	addr string // the HTTPS address listened on
-	host string // this machine's host name
-	name string // this node's name in the audit log and the heartbeat table: HOST/ADDR
-	cert tls.Certificate
+	// publicURL is --public-url as the operator gave it ("" when not given).
+	publicURL string
+	host      string // this machine's host name
+	name      string // this node's name in the audit log and the heartbeat table: HOST/ADDR
+	cert      tls.Certificate
 
 	// The services, each built by its own function in services.go.
 	audit     *audit.Log
 	registry  *registry.Service
+	secrets   *auth.SecretChecker // the one bound on secret hashing in this process
+	failures  *guard.Failures     // failed authentications per (principal, source)
+	auth      *auth.Service
 	tokens    *auth.Tokens
 	ingest    *ingest.Service
 	access    *access.Service
@@ -98,6 +104,7 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 		}
 	}()
 	s.addr = s.ln.Addr().String()
+	s.publicURL = s.opt.HTTP.PublicURL // as given: client assertions must name it (or the init host names)
 	if s.opt.HTTP.PublicURL == "" {
 		s.opt.HTTP.PublicURL = "https://" + s.addr
 	}
@@ -107,6 +114,9 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 		return nil, err
 	}
 	if s.audit, err = s.newAuditLog(); err != nil {
+		return nil, err
+	}
+	if s.auth, err = s.newAuth(); err != nil {
 		return nil, err
 	}
 	if s.registry, err = s.newRegistry(); err != nil {
@@ -202,6 +212,7 @@ func (s *server) heartbeat(ctx context.Context) {
 		nodes, err := s.n.Store.Heartbeat(ctx, s.name, s.n.env.Now(), 10*time.Second)
 		if err == nil && nodes != last {
 			s.http.SetClusterSize(nodes) // before the log line, which tests wait for
+			s.failures.SetMax(max(1, (s.opt.HTTP.AuthFailuresPerMinute+nodes-1)/nodes))
 			s.log.Info("nodes on this store changed; limits shared out", "nodes", nodes)
 			last = nodes
 		}

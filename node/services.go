@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -44,12 +45,47 @@ func (s *server) newTokens() (*auth.Tokens, error) {
 // newAuditLog builds the node's audit log, writing as HOST/ADDR.
 func (s *server) newAuditLog() (*audit.Log, error) { return s.n.AuditLog(s.name) }
 
+// newAuth builds the token capability: client authentication (secret and private_key_jwt),
+// token issuing and emergency access. It also makes the process-wide bound on secret
+// hashing and the failed-authentication limiter that the registry shares for EST.
+func (s *server) newAuth() (*auth.Service, error) {
+	var hosts []string
+	if len(s.cert.Certificate) > 0 {
+		leaf, err := x509.ParseCertificate(s.cert.Certificate[0])
+		if err != nil {
+			return nil, fmt.Errorf("server certificate: %w", err)
+		}
+		hosts = append(hosts, leaf.DNSNames...)
+		for _, ip := range leaf.IPAddresses {
+			hosts = append(hosts, ip.String())
+		}
+	}
+	_, port, err := net.SplitHostPort(s.addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", s.addr, err)
+	}
+	if s.secrets, err = auth.NewSecretChecker(runtime.GOMAXPROCS(0), 64, auth.DefaultHashParams); err != nil {
+		return nil, err
+	}
+	s.failures = guard.NewFailures(s.opt.HTTP.AuthFailuresPerMinute, time.Minute, s.n.env.Now)
+	return auth.NewService(auth.ServiceConfig{
+		Store: s.n.Store, Tokens: s.tokens, Secrets: s.secrets, Failures: s.failures, Audit: s.audit,
+		TokenURLs: auth.PublicTokenURLs(s.publicURL, hosts, port), EmergencyTTL: s.opt.HTTP.EmergencyTTL,
+		Now: s.n.env.Now, Logger: s.log,
+	})
+}
+
 // newRegistry builds the device registry capability: enrollment, renewal, revocation,
 // assignment and the "may this certificate act now" decision, for every transport.
 func (s *server) newRegistry() (*registry.Service, error) {
 	cfg := s.opt.Registry
 	if cfg.HashParams.Memory == 0 { // not configured: the defaults
 		cfg = registry.DefaultConfig()
+	}
+	cfg.Failures = s.failures
+	secrets := s.secrets
+	cfg.VerifySecret = func(hash, secret string) (bool, error) {
+		return secrets.Check(context.Background(), hash, secret) // within the process-wide bound
 	}
 	return s.n.NewRegistry(s.audit, cfg, s.log)
 }
@@ -92,7 +128,7 @@ func (s *server) newHTTP() (*httpapi.Server, error) {
 	n := s.n
 	return httpapi.New(httpapi.Options{
 		Config: s.opt.HTTP, CA: n.CA, Registry: s.registry, Ingest: s.ingest, Ready: n.Store.Ping, Logger: s.log, Now: n.env.Now,
-		Tokens: s.tokens, Access: s.access, Clients: n.Store, Admin: n.Store, Metrics: s.metrics, Audit: s.audit,
+		Tokens: s.tokens, Access: s.access, Auth: s.auth, Admin: n.Store, Metrics: s.metrics, Audit: s.audit,
 		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault},
 	})
 }

@@ -19,6 +19,13 @@ const (
 	(SELECT array_agg(p.patient_index ORDER BY p.patient_index) FROM client_patients p WHERE p.client_id = c.id)
 	FROM clients c WHERE c.id = $1`
 
+	updateClientSQL = `UPDATE clients SET role = $2, secret_hash = $3, scopes = $4, disabled = $5, jwks = $6
+	WHERE id = $1`
+	deleteClientPatientsSQL = `DELETE FROM client_patients WHERE client_id = $1`
+	selectClientsSQL        = `SELECT c.id, c.role, c.secret_hash, c.scopes, c.created_at, c.disabled, c.jwks,
+	(SELECT array_agg(p.patient_index ORDER BY p.patient_index) FROM client_patients p WHERE p.client_id = c.id)
+	FROM clients c ORDER BY c.id`
+
 	// deleteNoncesSQL forgets up to 256 expired nonces, skipping rows another caller is
 	// deleting (no waiting, no deadlock); useNonceSQL records one, or renews an expired one
 	// not yet forgotten, and affects no row if the key is recorded and live. ON CONFLICT
@@ -36,16 +43,7 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 	if c.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Client.id", "client id is empty")
 	}
-	scopes := c.Scopes
-	if scopes == nil {
-		scopes = []string{}
-	}
-	var patients [][]byte
-	for _, p := range c.PatientIndexes {
-		if len(p) > 0 {
-			patients = append(patients, p)
-		}
-	}
+	scopes, patients := clientColumns(c)
 	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, insertClientSQL, c.ID, string(c.Role), c.SecretHash, scopes,
 			dbTime(db.orNow(c.CreatedAt)), c.Disabled, dbBlob(c.JWKS)); err != nil {
@@ -59,15 +57,34 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 	})
 }
 
+// clientColumns returns the stored forms of a client's scopes and care team.
+func clientColumns(c vitalgate.Client) ([]string, [][]byte) {
+	scopes := c.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	var patients [][]byte
+	for _, p := range c.PatientIndexes {
+		if len(p) > 0 {
+			patients = append(patients, p)
+		}
+	}
+	return scopes, patients
+}
+
 // Client returns a client by id, with its care team sorted. Returns ENOTFOUND.
 func (db *DB) Client(ctx context.Context, id string) (vitalgate.Client, error) {
+	return scanClient(db.pool.QueryRow(ctx, selectClientSQL, id))
+}
+
+// scanClient reads one row of selectClientSQL or selectClientsSQL.
+func scanClient(row pgx.Row) (vitalgate.Client, error) {
 	var (
 		c       vitalgate.Client
 		role    string
 		created *time.Time
 	)
-	err := db.pool.QueryRow(ctx, selectClientSQL, id).Scan(&c.ID, &role, &c.SecretHash, &c.Scopes,
-		&created, &c.Disabled, &c.JWKS, &c.PatientIndexes)
+	err := row.Scan(&c.ID, &role, &c.SecretHash, &c.Scopes, &created, &c.Disabled, &c.JWKS, &c.PatientIndexes)
 	if err != nil {
 		return vitalgate.Client{}, mapError(err, "client")
 	}
@@ -102,4 +119,44 @@ func (db *DB) UseNonce(ctx context.Context, key string, expires time.Time) error
 		return vitalgate.Errorf(vitalgate.ECONFLICT, "nonce used already")
 	}
 	return nil
+}
+
+// UpdateClient replaces an existing client's role, secret hash, scopes, keys, care team and
+// disabled flag and appends the audit entries, in one transaction. Returns ENOTFOUND if no
+// client has the id.
+func (db *DB) UpdateClient(ctx context.Context, c vitalgate.Client, audit ...[]byte) error {
+	if c.ID == "" {
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Client.id", "client id is empty")
+	}
+	scopes, patients := clientColumns(c)
+	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, updateClientSQL, c.ID, string(c.Role), c.SecretHash, scopes, c.Disabled, dbBlob(c.JWKS))
+		if err != nil {
+			return mapError(err, "client")
+		}
+		if tag.RowsAffected() == 0 {
+			return vitalgate.Errorf(vitalgate.ENOTFOUND, "no client has this id")
+		}
+		if _, err := tx.Exec(ctx, deleteClientPatientsSQL, c.ID); err != nil {
+			return mapError(err, "client")
+		}
+		if len(patients) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, insertClientPatientsSQL, c.ID, patients)
+		return mapError(err, "client")
+	})
+}
+
+// Clients returns every client, ordered by id, each with its care team sorted.
+func (db *DB) Clients(ctx context.Context) ([]vitalgate.Client, error) {
+	rows, err := db.pool.Query(ctx, selectClientsSQL)
+	if err != nil {
+		return nil, mapError(err, "client")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (vitalgate.Client, error) { return scanClient(r) })
+	if err != nil {
+		return nil, mapError(err, "client")
+	}
+	return out, nil
 }

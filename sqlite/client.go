@@ -15,6 +15,9 @@ const (
 	selectClientSQL        = `SELECT id, role, secret_hash, scopes, created_at, disabled, jwks FROM clients WHERE id = ?`
 	insertClientPatientSQL = `INSERT OR IGNORE INTO client_patients (client_id, patient_index) VALUES (?, ?)`
 	selectClientPatientSQL = `SELECT patient_index FROM client_patients WHERE client_id = ? ORDER BY patient_index`
+	updateClientSQL        = `UPDATE clients SET role = ?, secret_hash = ?, scopes = ?, disabled = ?, jwks = ? WHERE id = ?`
+	deleteClientPatientSQL = `DELETE FROM client_patients WHERE client_id = ?`
+	selectClientIDsSQL     = `SELECT id FROM clients ORDER BY id`
 	deleteNoncesSQL        = `DELETE FROM nonces WHERE expires < ?`
 	insertNonceSQL         = `INSERT INTO nonces (key, expires) VALUES (?, ?)`
 )
@@ -26,23 +29,12 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 	if c.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Client.id", "client id is empty")
 	}
-	if err := checkAudit(audit); err != nil {
+	js, tx, err := db.beginClientWrite(ctx, c, audit)
+	if err != nil {
 		return err
 	}
-	scopes := c.Scopes
-	if scopes == nil {
-		scopes = []string{}
-	}
-	js, err := json.Marshal(scopes)
-	if err != nil {
-		return vitalgate.Internal(err, "sqlite: encode scopes")
-	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return mapError(err, "client")
-	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err = tx.ExecContext(ctx, insertClientSQL, c.ID, string(c.Role), c.SecretHash, string(js),
+	if _, err = tx.ExecContext(ctx, insertClientSQL, c.ID, string(c.Role), c.SecretHash, js,
 		dbTime(db.orNow(c.CreatedAt)), c.Disabled, dbBlob(c.JWKS)); err != nil {
 		return mapError(err, "client")
 	}
@@ -55,6 +47,27 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 		return err
 	}
 	return mapError(tx.Commit(), "client")
+}
+
+// beginClientWrite checks the audit entries, encodes the client's scopes (a JSON array)
+// and begins the write transaction.
+func (db *DB) beginClientWrite(ctx context.Context, c vitalgate.Client, audit [][]byte) (string, *sql.Tx, error) {
+	if err := checkAudit(audit); err != nil {
+		return "", nil, err
+	}
+	scopes := c.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	js, err := json.Marshal(scopes)
+	if err != nil {
+		return "", nil, vitalgate.Internal(err, "sqlite: encode scopes")
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return "", nil, mapError(err, "client")
+	}
+	return string(js), tx, nil
 }
 
 // UseNonce records key until expires, forgetting expired ones. Returns ECONFLICT if key is
@@ -111,4 +124,70 @@ func (db *DB) Client(ctx context.Context, id string) (vitalgate.Client, error) {
 	c.Role = vitalgate.Role(role)
 	c.CreatedAt = goTime(created)
 	return c, nil
+}
+
+// UpdateClient replaces an existing client's role, secret hash, scopes, keys, care team and
+// disabled flag and appends the audit entries, in one transaction. Returns ENOTFOUND if no
+// client has the id, EINVALID for an empty id or audit entry.
+func (db *DB) UpdateClient(ctx context.Context, c vitalgate.Client, audit ...[]byte) error {
+	if c.ID == "" {
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Client.id", "client id is empty")
+	}
+	js, tx, err := db.beginClientWrite(ctx, c, audit)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, updateClientSQL, string(c.Role), c.SecretHash, js, c.Disabled, dbBlob(c.JWKS), c.ID)
+	if err != nil {
+		return mapError(err, "client")
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return mapError(err, "client")
+	} else if n == 0 {
+		return vitalgate.Errorf(vitalgate.ENOTFOUND, "no client has this id")
+	}
+	if _, err := tx.ExecContext(ctx, deleteClientPatientSQL, c.ID); err != nil {
+		return mapError(err, "client")
+	}
+	for _, p := range c.PatientIndexes {
+		if _, err := tx.ExecContext(ctx, insertClientPatientSQL, c.ID, p); err != nil {
+			return mapError(err, "client")
+		}
+	}
+	if err := db.appendAuditTx(ctx, tx, audit); err != nil {
+		return err
+	}
+	return mapError(tx.Commit(), "client")
+}
+
+// Clients returns every client, ordered by id.
+func (db *DB) Clients(ctx context.Context) ([]vitalgate.Client, error) {
+	rows, err := db.query(ctx, selectClientIDsSQL)
+	if err != nil {
+		return nil, mapError(err, "client")
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, mapError(err, "client")
+		}
+		ids = append(ids, id)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, mapError(err, "client")
+	}
+	out := make([]vitalgate.Client, 0, len(ids))
+	for _, id := range ids {
+		c, err := db.Client(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"Nonce/Once", s.testNonce},
 		{"Node/Heartbeat", s.testHeartbeat},
 		{"Client/KeysAndCareTeam", s.testClientKeysAndCareTeam},
+		{"Client/Update", s.testClientUpdate},
 		{"Resource/SearchByEffective", s.testSearchByEffective},
 		{"DataKey/PutGet", s.testDataKey},
 		{"DataKey/FirstWriterWins", s.testDataKeyConcurrent},

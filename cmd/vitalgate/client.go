@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -14,7 +17,172 @@ import (
 )
 
 func (m *Main) runClient(ctx context.Context, args []string) error {
-	return m.dispatch(ctx, "client", args, map[string]func(context.Context, []string) error{"add": m.clientAdd})
+	return m.dispatch(ctx, "client", args, map[string]func(context.Context, []string) error{
+		"add": m.clientAdd, "list": m.clientList, "disable": m.clientDisable, "rotate-secret": m.clientRotateSecret,
+		"set-patients": m.clientSetPatients, "set-scopes": m.clientSetScopes,
+	})
+}
+
+// clientAdmin opens the data dir and returns the administration of its API clients.
+func (m *Main) clientAdmin(ctx context.Context, dir string) (*auth.ClientAdmin, *node, error) {
+	n, err := m.openDataDir(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &auth.ClientAdmin{Store: n.store, Operator: operator(), Now: m.Now, Rand: rand.Reader}, n, nil
+}
+
+// clientFlags parses the flags every client command shares (--data, --id) and the extra
+// ones the command adds.
+func (m *Main) clientFlags(name, usage string, args []string, extra func(fs *flag.FlagSet)) (dir, id string, err error) {
+	fs := m.flags("client "+name, "client "+name+" --data DIR --id ID"+usage)
+	d := fs.String("data", "", "data directory")
+	i := fs.String("id", "", "client id")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := parse(fs, args, false); err != nil {
+		return "", "", err
+	}
+	if err := checkID("client", *i); err != nil {
+		return "", "", err
+	}
+	return *d, *i, nil
+}
+
+// clientList lists the API clients (never their secrets).
+func (m *Main) clientList(ctx context.Context, args []string) error {
+	fs := m.flags("client list", "client list --data DIR [--json]")
+	dir := fs.String("data", "", "data directory")
+	asJSON := fs.Bool("json", false, "one JSON object per client")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	a, n, err := m.clientAdmin(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	cs, err := a.List(ctx)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(m.Stdout)
+	for _, c := range cs {
+		status, method := "active", "client_secret_basic"
+		if c.Disabled {
+			status = "disabled"
+		}
+		if c.SecretHash == "" {
+			method = "private_key_jwt"
+		}
+		scopes := c.Scopes
+		if len(scopes) == 0 {
+			scopes = auth.RoleScopes[c.Role]
+		}
+		if *asJSON {
+			if err := enc.Encode(map[string]any{"id": c.ID, "role": c.Role, "status": status, "auth": method,
+				"scopes": scopes, "patients": len(c.PatientIndexes), "created": c.CreatedAt.Format(time.RFC3339)}); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(m.Stdout, "%s\t%s\t%s\t%s\t%s\tpatients=%d\n", c.ID, c.Role, status, method, strings.Join(scopes, " "), len(c.PatientIndexes))
+	}
+	return nil
+}
+
+// clientDisable disables an API client: its next token request is refused.
+func (m *Main) clientDisable(ctx context.Context, args []string) error {
+	dir, id, err := m.clientFlags("disable", "", args, nil)
+	if err != nil {
+		return err
+	}
+	a, n, err := m.clientAdmin(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if err := a.Disable(ctx, id); err != nil {
+		return errors.New(vitalgate.ErrorMessage(err))
+	}
+	fmt.Fprintf(m.Stderr, "Disabled client %s. Tokens it holds expire within %s.\n", id, auth.MaxTokenTTL)
+	return nil
+}
+
+// clientRotateSecret gives an API client a new secret, printed alone on standard output.
+func (m *Main) clientRotateSecret(ctx context.Context, args []string) error {
+	dir, id, err := m.clientFlags("rotate-secret", "", args, nil)
+	if err != nil {
+		return err
+	}
+	a, n, err := m.clientAdmin(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	secret, err := a.RotateSecret(ctx, id)
+	if err != nil {
+		return errors.New(vitalgate.ErrorMessage(err))
+	}
+	fmt.Fprintf(m.Stderr, "Client %s has a new secret, on standard output, shown only now; the old one no longer works.\n", id)
+	fmt.Fprintln(m.Stdout, secret)
+	return nil
+}
+
+// clientSetPatients replaces a clinician's care team.
+func (m *Main) clientSetPatients(ctx context.Context, args []string) error {
+	var patients stringList
+	dir, id, err := m.clientFlags("set-patients", " [--patient ID]...", args, func(fs *flag.FlagSet) {
+		fs.Var(&patients, "patient", "a patient id of the care team (repeatable; none: no patient outside emergency access)")
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range patients {
+		if err := checkID("patient", p); err != nil {
+			return err
+		}
+	}
+	a, n, err := m.clientAdmin(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	var idx [][]byte
+	for _, p := range patients {
+		idx = append(idx, n.vault.PatientIndex(p))
+	}
+	if err := a.SetPatients(ctx, id, idx); err != nil {
+		return errors.New(vitalgate.ErrorMessage(err))
+	}
+	fmt.Fprintf(m.Stderr, "Client %s now cares for %d patients.\n", id, len(idx))
+	return nil
+}
+
+// clientSetScopes replaces an API client's registered scopes, within its role.
+func (m *Main) clientSetScopes(ctx context.Context, args []string) error {
+	var scopes stringList
+	dir, id, err := m.clientFlags("set-scopes", " [--scope S]...", args, func(fs *flag.FlagSet) {
+		fs.Var(&scopes, "scope", "a SMART scope the client may be granted, within its role (repeatable; none: all its role allows)")
+	})
+	if err != nil {
+		return err
+	}
+	var reg []string
+	for _, s := range scopes {
+		reg = append(reg, strings.Fields(s)...)
+	}
+	a, n, err := m.clientAdmin(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if err := a.SetScopes(ctx, id, reg); err != nil {
+		return fmt.Errorf("--scope: %s", vitalgate.ErrorMessage(err))
+	}
+	fmt.Fprintf(m.Stderr, "Client %s has new scopes from its next token request.\n", id)
+	return nil
 }
 
 // clientAdd registers an API client.

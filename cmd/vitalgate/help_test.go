@@ -10,7 +10,7 @@ import (
 // TestEveryCommandHasHelp: every subcommand answers --help with a usage text and exit 0,
 // and an unknown command is a usage error.
 func TestEveryCommandHasHelp(t *testing.T) {
-	subs := map[string][]string{"device": {"add", "assign", "revoke", "list"}, "client": {"add"}, "keys": {"rotate"},
+	subs := map[string][]string{"device": {"add", "assign", "revoke", "list"}, "client": {"add", "list", "disable", "rotate-secret", "set-patients", "set-scopes"}, "keys": {"rotate"},
 		"audit": {"verify", "checkpoint", "export"}}
 	for name := range commands {
 		cases := [][]string{{name, "--help"}}

@@ -46,7 +46,7 @@ var commands = map[string]command{
 	"device":   {"register (add), list or revoke devices", (*Main).runDevice},
 	"assess":   {"outside-in security assessment of a running deployment", (*Main).runAssess},
 	"audit":    {"verify the tamper-evident audit log offline, print its checkpoint, export it", (*Main).runAudit},
-	"client":   {"register an API client (EHR, clinician app, auditor, admin)", (*Main).runClient},
+	"client":   {"register, list, disable, rotate and re-scope API clients (EHR, clinician app, auditor, admin)", (*Main).runClient},
 	"keys":     {"rotate the key-encryption key", (*Main).runKeys},
 	"export":   {"write stored resources as FHIR NDJSON to standard output", (*Main).runExport},
 	"demo":     {"run a server with simulated devices on a temporary data dir", (*Main).runDemo},

@@ -9,8 +9,8 @@ import (
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
-	"github.com/vitalgate/vitalgate/registry"
 	vgnode "github.com/vitalgate/vitalgate/node"
+	"github.com/vitalgate/vitalgate/registry"
 )
 
 func (m *Main) runServe(ctx context.Context, args []string) error {

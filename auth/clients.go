@@ -1,0 +1,132 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
+)
+
+// ClientStore is what the administration of API clients needs from storage.
+type ClientStore interface {
+	// Client returns a client by id. Returns ENOTFOUND.
+	Client(ctx context.Context, id string) (vitalgate.Client, error)
+	// UpdateClient replaces an existing client and appends the audit entries atomically.
+	// Returns ENOTFOUND.
+	UpdateClient(ctx context.Context, c vitalgate.Client, audit ...[]byte) error
+	// Clients returns every client, ordered by id.
+	Clients(ctx context.Context) ([]vitalgate.Client, error)
+}
+
+// ClientAdmin is an operator's administration of API clients: disable, rotate the secret,
+// change the care team or the scopes. Every change is written with its audit entry in one
+// transaction and holds from the client's next token request; tokens issued before it stay
+// valid until they expire (at most MaxTokenTTL).
+type ClientAdmin struct {
+	Store    ClientStore
+	Operator string           // who acts, for the audit entries
+	Now      func() time.Time // nil: time.Now
+	Hash     HashParams       // of new secrets; zero: DefaultHashParams
+	Rand     io.Reader        // nil: crypto/rand
+}
+
+// List returns every client, ordered by id.
+func (a *ClientAdmin) List(ctx context.Context) ([]vitalgate.Client, error) {
+	return a.Store.Clients(ctx)
+}
+
+// Disable disables a client: its next token request is refused like a wrong secret.
+// Returns ENOTFOUND.
+func (a *ClientAdmin) Disable(ctx context.Context, id string) error {
+	return a.update(ctx, id, "client-disable", func(c *vitalgate.Client) (string, error) {
+		c.Disabled = true
+		return "disabled", nil
+	})
+}
+
+// RotateSecret gives a client a new secret and returns it; the old one stops working.
+// Returns ENOTFOUND, and EINVALID for a client that authenticates with keys.
+func (a *ClientAdmin) RotateSecret(ctx context.Context, id string) (string, error) {
+	var secret string
+	err := a.update(ctx, id, "client-rotate-secret", func(c *vitalgate.Client) (string, error) {
+		if c.SecretHash == "" && len(c.JWKS) > 0 {
+			return "", vitalgate.Errorf(vitalgate.EINVALID, "client %q authenticates with its keys (private_key_jwt); it has no secret to rotate", id)
+		}
+		s, err := NewSecret(a.Rand)
+		if err != nil {
+			return "", err
+		}
+		p := a.Hash
+		if p == (HashParams{}) {
+			p = DefaultHashParams
+		}
+		if c.SecretHash, err = HashSecret(s, p, a.Rand); err != nil {
+			return "", err
+		}
+		secret = s
+		return "secret rotated", nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+// SetPatients replaces a clinician's care team with the patients of the given blind
+// indexes (none: no patient outside emergency access). Returns ENOTFOUND, and EINVALID for
+// a client that is not a clinician.
+func (a *ClientAdmin) SetPatients(ctx context.Context, id string, patientIndexes [][]byte) error {
+	return a.update(ctx, id, "client-set-patients", func(c *vitalgate.Client) (string, error) {
+		if c.Role != vitalgate.RoleClinician {
+			return "", vitalgate.Errorf(vitalgate.EINVALID, "a care team applies to clinicians only; client %q is %s", id, c.Role)
+		}
+		c.PatientIndexes = patientIndexes
+		return "care team of " + strconv.Itoa(len(patientIndexes)) + " patients", nil
+	})
+}
+
+// SetScopes replaces a client's registered scopes (none: everything its role allows).
+// Returns ENOTFOUND, and EFORBIDDEN for a scope beyond the client's role.
+func (a *ClientAdmin) SetScopes(ctx context.Context, id string, scopes []string) error {
+	return a.update(ctx, id, "client-set-scopes", func(c *vitalgate.Client) (string, error) {
+		granted, err := GrantScopes(c.Role, scopes, "")
+		if err != nil {
+			return "", err
+		}
+		c.Scopes = scopes
+		if len(scopes) == 0 {
+			c.Scopes = nil
+		}
+		return "scopes " + strings.Join(granted, " "), nil
+	})
+}
+
+// update reads a client, applies change and writes it back with its audit entry.
+func (a *ClientAdmin) update(ctx context.Context, id, subtype string, change func(*vitalgate.Client) (string, error)) error {
+	if a.Store == nil {
+		return errors.New("auth: client administration needs a store")
+	}
+	c, err := a.Store.Client(ctx, id)
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return vitalgate.Errorf(vitalgate.ENOTFOUND, "no client has the id %q", id)
+	} else if err != nil {
+		return err
+	}
+	desc, err := change(&c)
+	if err != nil {
+		return err
+	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	entry := audit.Entry{Time: now().UTC(), Action: audit.ActionUpdate, Type: "admin", Subtype: subtype,
+		AgentType: audit.AgentOperator, AgentID: a.Operator, Outcome: audit.OutcomeSuccess,
+		Resources: []string{"Client/" + c.ID}, OutcomeDesc: desc}
+	return a.Store.UpdateClient(ctx, c, entry.Marshal())
+}
