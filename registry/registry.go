@@ -38,8 +38,8 @@ const (
 	// DefaultClockSkew is how much earlier than its first assignment a device may date a
 	// reading (devices' clocks run behind; a monitor measures while it is being set up).
 	DefaultClockSkew = 5 * time.Minute
-	DefaultEnrollTTL       = 24 * time.Hour
-	MaxEnrollTTL           = 30 * 24 * time.Hour
+	DefaultEnrollTTL = 24 * time.Hour
+	MaxEnrollTTL     = 30 * 24 * time.Hour
 )
 
 // KindOperator is the Principal kind of a person at the command line (who holds the data
