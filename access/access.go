@@ -192,7 +192,7 @@ func (s *Service) search(ctx context.Context, p vitalgate.Principal, q Query) (P
 		EffectiveFrom: q.From, EffectiveTo: q.To}
 	if q.Token != "" {
 		if q.Type == "Patient" {
-			f.CodeIndex = s.Vault.IdentifierIndex(q.Token)
+			f.IdentifierIndex = s.Vault.IdentifierIndex(q.Token)
 		} else {
 			f.CodeIndex = s.Vault.CodeIndex(q.Token)
 		}

@@ -78,6 +78,10 @@ type resourceRows struct {
 	effective, updated []pgtype.Timestamptz
 	codeTypes, codeIDs []string
 	codes              [][]byte
+	identTypes         []string
+	identIDs           []string
+	identPatients      [][]byte
+	idents             [][]byte
 }
 
 // submit hands a request to the writer and waits for its answer. If ctx is done before the
@@ -227,6 +231,10 @@ func (db *DB) commitGroup(group []*writeRequest) {
 				b.Queue(insertCodesSQL, rs.codeTypes, rs.codeIDs, rs.codes)
 				owners = append(owners, i)
 			}
+			if len(rs.idents) > 0 {
+				b.Queue(insertIdentifiersSQL, rs.identTypes, rs.identIDs, rs.identPatients, rs.idents)
+				owners = append(owners, i)
+			}
 			if savepoints {
 				b.Queue(releaseSQL)
 				owners = append(owners, ownerGroup)
@@ -332,9 +340,9 @@ func groupContext(group []*writeRequest, live []int) (context.Context, context.C
 	return context.WithDeadline(context.Background(), latest)
 }
 
-// newResourceRows validates rs and returns them as parameter arrays, with a zero LastUpdated
-// set to the current time.
-func (db *DB) newResourceRows(rs []vitalgate.SealedResource) (*resourceRows, error) {
+// newResourceRows returns rs (checked by vitalgate.CheckWrite) as parameter arrays, with a
+// zero LastUpdated set to the current time.
+func (db *DB) newResourceRows(rs []vitalgate.SealedResource) *resourceRows {
 	n := len(rs)
 	a := &resourceRows{
 		types: make([]string, n), ids: make([]string, n),
@@ -343,14 +351,6 @@ func (db *DB) newResourceRows(rs []vitalgate.SealedResource) (*resourceRows, err
 		effective: make([]pgtype.Timestamptz, n), updated: make([]pgtype.Timestamptz, n),
 	}
 	for i, r := range rs {
-		switch {
-		case r.Type == "":
-			return nil, vitalgate.FieldErrorf(vitalgate.EINVALID, "resourceType", "resource type is empty")
-		case r.ID == "":
-			return nil, vitalgate.FieldErrorf(vitalgate.EINVALID, "id", "resource id is empty")
-		case len(r.Body) == 0:
-			return nil, vitalgate.Errorf(vitalgate.EINVALID, "resource body is empty")
-		}
 		a.types[i], a.ids[i], a.versions[i], a.bodies[i] = r.Type, r.ID, int64(r.Version), r.Body
 		if len(r.PatientIndex) > 0 {
 			a.patients[i] = r.PatientIndex
@@ -363,6 +363,13 @@ func (db *DB) newResourceRows(rs []vitalgate.SealedResource) (*resourceRows, err
 			}
 			a.codeTypes, a.codeIDs, a.codes = append(a.codeTypes, r.Type), append(a.codeIDs, r.ID), append(a.codes, c)
 		}
+		for _, x := range r.IdentifierIndexes {
+			if len(x) == 0 {
+				continue
+			}
+			a.identTypes, a.identIDs = append(a.identTypes, r.Type), append(a.identIDs, r.ID)
+			a.identPatients, a.idents = append(a.identPatients, a.patients[i]), append(a.idents, x)
+		}
 	}
-	return a, nil
+	return a
 }

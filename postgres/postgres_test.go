@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/migration"
 	"github.com/vitalgate/vitalgate/postgres"
 	"github.com/vitalgate/vitalgate/storetest"
 )
@@ -177,12 +178,13 @@ func TestConcurrentMigrations(t *testing.T) {
 		t.FailNow()
 	}
 	admin := MustServer(t)
+	files := migrationFiles(t)
 	tables := []struct {
 		query string
 		want  int
 	}{
-		{"SELECT count(*) FROM " + schema + ".schema_migrations", postgres.SchemaVersion()},
-		{"SELECT count(DISTINCT version) FROM " + schema + ".schema_migrations", postgres.SchemaVersion()},
+		{"SELECT count(*) FROM " + schema + ".schema_migrations", files},
+		{"SELECT count(DISTINCT version) FROM " + schema + ".schema_migrations", files},
 		{"SELECT count(*) FROM " + schema + ".audit_head", 1},
 	}
 	for _, tt := range tables {
@@ -205,6 +207,17 @@ func TestConcurrentMigrations(t *testing.T) {
 	}
 }
 
+// migrationFiles returns how many migration files there are: versions may have gaps (each
+// helper of a release takes its own numbers), so this is how many rows schema_migrations gets.
+func migrationFiles(t *testing.T) int {
+	t.Helper()
+	ms, err := migration.Load(os.DirFS("."), "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ms)
+}
+
 func TestSchemaVersion(t *testing.T) {
 	schema := NewSchema(t)
 	db := MustOpen(t, schema, postgres.Options{})
@@ -221,8 +234,8 @@ func TestSchemaVersion(t *testing.T) {
 	if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM "+schema+".schema_migrations").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != postgres.SchemaVersion() {
-		t.Errorf("%d migrations recorded, want %d", n, postgres.SchemaVersion())
+	if files := migrationFiles(t); n != files {
+		t.Errorf("%d migrations recorded, want %d", n, files)
 	}
 	if _, err := admin.Exec(t.Context(), "INSERT INTO "+schema+".schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
 		postgres.SchemaVersion()+1, "9999_from_the_future"); err != nil {

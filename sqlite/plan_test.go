@@ -29,6 +29,12 @@ func TestQueryPlans(t *testing.T) {
 		{"patient", []any{"Observation", []byte("p"), nil, nil, "", 10}, "USING INDEX resources_patient_id", "TEMP B-TREE"},
 		{"code", []any{"", nil, []byte("c"), nil, "", 10}, "USING COVERING INDEX resource_codes_code", "TEMP B-TREE"},
 		{"type", []any{"Observation", nil, nil, nil, "", 10}, "USING INDEX sqlite_autoindex_resources_1", "TEMP B-TREE"},
+		// Finding a patient's observation by identifier seeks (type, patient, identifier):
+		// its cost must not grow with the patient's history (security review finding 1).
+		{"identifier", []any{"Observation", []byte("p"), nil, nil, "", 1, []byte("i")},
+			"SEARCH i USING COVERING INDEX resource_identifiers_patient (type=? AND patient_index=? AND identifier_index=? AND id>?)", "resources_patient"},
+		{"patient identifier", []any{"Patient", nil, nil, nil, "", 1, []byte("i")},
+			"SEARCH i USING INDEX resource_identifiers_patient_unique (identifier_index=?", "resources_patient"},
 		// Export of everything: a scan and a sort, accepted.
 		{"all", []any{"", nil, nil, nil, "", -1}, "SCAN r", ""},
 	}

@@ -13,10 +13,16 @@ const (
 	insertResourceSQL = `INSERT INTO resources (type, id, version, patient_index, effective, last_updated, body)
 	VALUES (?, ?, ?, ?, ?, ?, ?)`
 	insertCodeSQL = `INSERT OR IGNORE INTO resource_codes (type, id, code_index) VALUES (?, ?, ?)`
+	// insertIdentifierSQL stores an identifier index once per resource; a Patient identifier
+	// that another Patient has fails the unique index resource_identifiers_patient_unique.
+	insertIdentifierSQL = `INSERT INTO resource_identifiers (type, id, patient_index, identifier_index)
+	VALUES (?, ?, ?, ?) ON CONFLICT (type, id, identifier_index) DO NOTHING`
 
-	// resourceColumns selects a resource and, as comma-separated hex, its code indexes.
+	// resourceColumns selects a resource and, as comma-separated hex, its code indexes and
+	// its identifier indexes.
 	resourceColumns = `SELECT r.type, r.id, r.version, r.patient_index, r.effective, r.last_updated, r.body,
-	(SELECT group_concat(hex(x.code_index), ',') FROM resource_codes x WHERE x.type = r.type AND x.id = r.id)`
+	(SELECT group_concat(hex(x.code_index), ',') FROM resource_codes x WHERE x.type = r.type AND x.id = r.id),
+	(SELECT group_concat(hex(x.identifier_index), ',') FROM resource_identifiers x WHERE x.type = r.type AND x.id = r.id)`
 
 	selectResourceSQL = resourceColumns + ` FROM resources r WHERE r.type = ? AND r.id = ?`
 
@@ -33,6 +39,26 @@ const (
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
 	AND (?4 IS NULL OR r.last_updated >= ?4)
 	ORDER BY r.id, r.type LIMIT ?6`
+
+	// resourcesByIdentifierSQL seeks a patient's resources of one type with identifier ?7 on
+	// the (type, patient_index, identifier_index, id) index: its cost does not depend on how
+	// many resources the patient has.
+	resourcesByIdentifierSQL = resourceColumns + ` FROM resource_identifiers i JOIN resources r ON r.type = i.type AND r.id = i.id
+	WHERE i.type = ?1 AND i.patient_index = ?2 AND i.identifier_index = ?7 AND i.id > ?5
+	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
+	AND (?4 IS NULL OR r.last_updated >= ?4)
+	ORDER BY i.id LIMIT ?6`
+
+	// patientsByIdentifierSQL seeks the Patient with identifier ?7 on the unique partial
+	// index resource_identifiers_patient_unique (whose WHERE the literal type matches).
+	patientsByIdentifierSQL = resourceColumns + ` FROM resource_identifiers i JOIN resources r ON r.type = i.type AND r.id = i.id
+	WHERE i.type = 'Patient' AND i.identifier_index = ?7 AND i.id > ?5
+	AND (?2 IS NULL OR i.patient_index = ?2)
+	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
+	AND (?4 IS NULL OR r.last_updated >= ?4)
+	ORDER BY i.id LIMIT ?6`
 
 	// resourcesByCodeSQL walks the (code_index, id) index of resource_codes.
 	resourcesByCodeSQL = resourceColumns + ` FROM resource_codes c JOIN resources r ON r.type = c.type AND r.id = c.id
@@ -129,21 +155,13 @@ func (db *DB) CreateResources(ctx context.Context, rs []vitalgate.SealedResource
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := vitalgate.CheckWrite(rs, audit); err != nil {
+		return err
+	}
 	batch := make([]vitalgate.SealedResource, len(rs))
 	for i, r := range rs {
-		switch {
-		case r.Type == "":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, "resourceType", "resource type is empty")
-		case r.ID == "":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, "id", "resource id is empty")
-		case len(r.Body) == 0:
-			return vitalgate.Errorf(vitalgate.EINVALID, "resource body is empty")
-		}
 		r.LastUpdated = db.orNow(r.LastUpdated)
 		batch[i] = r
-	}
-	if err := checkAudit(audit); err != nil {
-		return err
 	}
 	_, err := db.submit(ctx, batch, audit)
 	return err
@@ -244,6 +262,7 @@ func (db *DB) commitGroup(group []*batchRequest) {
 	}
 	insRes := tx.StmtContext(ctx, db.insertResource)
 	insCode := tx.StmtContext(ctx, db.insertCode)
+	insIdent := tx.StmtContext(ctx, db.insertIdentifier)
 	insAudit := tx.StmtContext(ctx, db.insertAudit)
 	for i, r := range group {
 		if res[i].err != nil {
@@ -254,7 +273,7 @@ func (db *DB) commitGroup(group []*batchRequest) {
 			fail(mapError(err, "savepoint"))
 			return
 		}
-		err := insertBatch(ctx, insRes, insCode, r.rs)
+		err := insertBatch(ctx, insRes, insCode, insIdent, r.rs)
 		if err == nil {
 			res[i].first, err = appendAudit(ctx, insAudit, r.audit)
 		}
@@ -290,7 +309,7 @@ func (db *DB) commitGroup(group []*batchRequest) {
 }
 
 // insertBatch inserts one caller's resources with the transaction's prepared statements.
-func insertBatch(ctx context.Context, insRes, insCode *sql.Stmt, rs []vitalgate.SealedResource) error {
+func insertBatch(ctx context.Context, insRes, insCode, insIdent *sql.Stmt, rs []vitalgate.SealedResource) error {
 	for _, r := range rs {
 		if _, err := insRes.ExecContext(ctx, r.Type, r.ID, r.Version, dbBlob(r.PatientIndex),
 			dbTime(r.Effective), dbTime(r.LastUpdated), r.Body); err != nil {
@@ -304,30 +323,50 @@ func insertBatch(ctx context.Context, insRes, insCode *sql.Stmt, rs []vitalgate.
 				return mapError(err, "code index")
 			}
 		}
+		for _, x := range r.IdentifierIndexes {
+			if len(x) == 0 {
+				continue
+			}
+			if _, err := insIdent.ExecContext(ctx, r.Type, r.ID, dbBlob(r.PatientIndex), x); err != nil {
+				return mapError(err, r.Type+" identifier")
+			}
+		}
 	}
 	return nil
+}
+
+// hexList decodes a comma-separated list of hex values (group_concat of hex()).
+func hexList(s sql.NullString) ([][]byte, error) {
+	if !s.Valid || s.String == "" {
+		return nil, nil
+	}
+	var out [][]byte
+	for _, h := range strings.Split(s.String, ",") {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 func scanResource(s scanner) (vitalgate.SealedResource, error) {
 	var (
 		r                  vitalgate.SealedResource
 		effective, updated sql.NullInt64
-		codes              sql.NullString
+		codes, idents      sql.NullString
+		err                error
 	)
-	if err := s.Scan(&r.Type, &r.ID, &r.Version, &r.PatientIndex, &effective, &updated, &r.Body, &codes); err != nil {
+	if err := s.Scan(&r.Type, &r.ID, &r.Version, &r.PatientIndex, &effective, &updated, &r.Body, &codes, &idents); err != nil {
 		return r, err
 	}
 	r.Effective, r.LastUpdated = goTime(effective), goTime(updated)
-	if codes.Valid && codes.String != "" {
-		for _, h := range strings.Split(codes.String, ",") {
-			b, err := hex.DecodeString(h)
-			if err != nil {
-				return r, err
-			}
-			r.CodeIndexes = append(r.CodeIndexes, b)
-		}
+	if r.CodeIndexes, err = hexList(codes); err != nil {
+		return r, err
 	}
-	return r, nil
+	r.IdentifierIndexes, err = hexList(idents)
+	return r, err
 }
 
 // Resource returns one resource. Returns ENOTFOUND.
@@ -363,15 +402,20 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 		afterEff = f.AfterEffective.UnixMicro()
 	}
 	args := []any{f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), since, f.After, limit, from, to, afterEff}
-	if f.ByEffective && (len(f.PatientIndex) == 0 || f.Type == "") {
-		return vitalgate.Errorf(vitalgate.EINVALID, "a search by date needs a patient and a resource type")
+	if err := f.Validate(); err != nil {
+		return err
 	}
+	identArgs := append(args[:6:6], f.IdentifierIndex)
 
 	var (
 		rows *sql.Rows
 		err  error
 	)
 	switch {
+	case len(f.IdentifierIndex) > 0 && len(f.PatientIndex) > 0:
+		rows, err = db.query(ctx, resourcesByIdentifierSQL, identArgs...)
+	case len(f.IdentifierIndex) > 0:
+		rows, err = db.query(ctx, patientsByIdentifierSQL, identArgs...)
 	case f.ByEffective && f.Desc:
 		rows, err = db.query(ctx, resourcesByEffectiveDescSQL, args...)
 	case f.ByEffective:
@@ -503,4 +547,26 @@ func dataKeyPage(ctx context.Context, tx *sql.Tx, after []byte) ([]vitalgate.Dat
 		keys = append(keys, k)
 	}
 	return keys, mapError(rows.Err(), "data keys")
+}
+
+const selectConflictsSQL = `SELECT DISTINCT id, kept_id FROM patient_identifier_conflicts ORDER BY id, kept_id`
+
+// PatientIdentifierConflicts lists the Patients whose identifier an older Patient kept when
+// migration 0007 made Patient identifiers unique (see vitalgate.IdentifierConflict). It is
+// empty for a database created since.
+func (db *DB) PatientIdentifierConflicts(ctx context.Context) ([]vitalgate.IdentifierConflict, error) {
+	rows, err := db.query(ctx, selectConflictsSQL)
+	if err != nil {
+		return nil, mapError(err, "identifier conflicts")
+	}
+	defer rows.Close()
+	var out []vitalgate.IdentifierConflict
+	for rows.Next() {
+		var c vitalgate.IdentifierConflict
+		if err := rows.Scan(&c.ID, &c.KeptID); err != nil {
+			return nil, mapError(err, "identifier conflicts")
+		}
+		out = append(out, c)
+	}
+	return out, mapError(rows.Err(), "identifier conflicts")
 }

@@ -113,9 +113,10 @@ type DB struct {
 	w *sql.DB // the single write connection; transactions begin IMMEDIATE
 	r *sql.DB // read-only connections
 
-	insertResource *sql.Stmt // prepared on the write connection
-	insertCode     *sql.Stmt
-	insertAudit    *sql.Stmt
+	insertResource   *sql.Stmt // prepared on the write connection
+	insertCode       *sql.Stmt
+	insertIdentifier *sql.Stmt
+	insertAudit      *sql.Stmt
 
 	readStmts sync.Map // SQL text (one of this package's constants) -> *sql.Stmt on the read pool
 
@@ -211,6 +212,9 @@ func (db *DB) open(ctx context.Context) error {
 		return mapError(err, "prepare")
 	}
 	if db.insertCode, err = db.w.PrepareContext(ctx, insertCodeSQL); err != nil {
+		return mapError(err, "prepare")
+	}
+	if db.insertIdentifier, err = db.w.PrepareContext(ctx, insertIdentifierSQL); err != nil {
 		return mapError(err, "prepare")
 	}
 	if db.insertAudit, err = db.w.PrepareContext(ctx, insertAuditSQL); err != nil {
@@ -310,7 +314,7 @@ func (db *DB) Close() error {
 
 func (db *DB) closePools() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{db.insertResource, db.insertCode, db.insertAudit} {
+	for _, s := range []*sql.Stmt{db.insertResource, db.insertCode, db.insertIdentifier, db.insertAudit} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

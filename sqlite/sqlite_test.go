@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/migration"
 	"github.com/vitalgate/vitalgate/sqlite"
 	"github.com/vitalgate/vitalgate/storetest"
 )
@@ -108,8 +109,13 @@ func TestSchemaVersion(t *testing.T) {
 	if err := raw.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != sqlite.SchemaVersion() {
-		t.Errorf("%d migrations recorded, want %d", n, sqlite.SchemaVersion())
+	// Versions may have gaps (each helper of a release takes its own numbers): one row per file.
+	ms, err := migration.Load(os.DirFS("."), "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(ms) {
+		t.Errorf("%d migrations recorded, want %d", n, len(ms))
 	}
 	if _, err := raw.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
 		sqlite.SchemaVersion()+1, "9999_from_the_future", 0); err != nil {

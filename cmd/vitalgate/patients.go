@@ -13,7 +13,7 @@ var errFound = errors.New("found")
 // blind index, for HL7 PID-3 identifiers.
 func resolvePatient(ctx context.Context, n *node, key string) (string, error) {
 	var id string
-	err := n.store.Resources(ctx, vitalgate.ResourceFilter{Type: "Patient", CodeIndex: n.vault.IdentifierIndex(key), Limit: 1},
+	err := n.store.Resources(ctx, vitalgate.ResourceFilter{Type: "Patient", IdentifierIndex: n.vault.IdentifierIndex(key), Limit: 1},
 		func(r vitalgate.SealedResource) error { id = r.ID; return errFound })
 	if err != nil && err != errFound {
 		return "", err
