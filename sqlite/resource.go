@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/groupcommit"
 )
 
 const (
@@ -119,22 +120,14 @@ const (
 // rewrapPage is how many data keys RewrapDataKeys holds in memory at a time.
 const rewrapPage = 256
 
-// batchRequest is one CreateResources or AppendAudit call waiting for the writer.
-type batchRequest struct {
-	ctx   context.Context
+// batch is one CreateResources or AppendAudit call's work for the group commit.
+type batch struct {
 	rs    []vitalgate.SealedResource
-	audit [][]byte         // appended after rs, inside the same savepoint
-	reply chan batchResult // buffered: the writer never blocks on a caller
+	audit [][]byte // appended after rs, inside the same savepoint
 }
 
-// size is how much of a group commit's MaxBatch the request takes.
-func (r *batchRequest) size() int { return len(r.rs) + len(r.audit) }
-
-// batchResult answers a batchRequest.
-type batchResult struct {
-	first uint64 // index of the request's first audit entry, if it had any
-	err   error
-}
+// batchSize is how much of a group commit's MaxBatch a call takes.
+func batchSize(b batch) int { return len(b.rs) + len(b.audit) }
 
 // CreateResources durably stores rs in one transaction: all or none, and appends the audit
 // entries in the same transaction. Concurrent callers (and AppendAudit callers) share one
@@ -158,101 +151,34 @@ func (db *DB) CreateResources(ctx context.Context, rs []vitalgate.SealedResource
 	if err := vitalgate.CheckWrite(rs, audit); err != nil {
 		return err
 	}
-	batch := make([]vitalgate.SealedResource, len(rs))
+	stamped := make([]vitalgate.SealedResource, len(rs))
 	for i, r := range rs {
 		r.LastUpdated = db.orNow(r.LastUpdated)
-		batch[i] = r
+		stamped[i] = r
 	}
-	_, err := db.submit(ctx, batch, audit)
+	_, err := db.submit(ctx, stamped, audit)
 	return err
 }
 
-// submit hands resources and audit entries to the writer and waits for the commit. It returns
-// the index of the first audit entry.
+// submit hands resources and audit entries to the group commit and waits for the commit. It
+// returns the index of the first audit entry.
 func (db *DB) submit(ctx context.Context, rs []vitalgate.SealedResource, audit [][]byte) (uint64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	req := &batchRequest{ctx: ctx, rs: rs, audit: audit, reply: make(chan batchResult, 1)}
-	select {
-	case db.reqs <- req:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-db.closing:
-		return 0, vitalgate.Errorf(vitalgate.EUNAVAILABLE, "store closed")
-	}
-	res := <-req.reply
-	return res.first, res.err
+	return db.queue.Submit(ctx, batch{rs: rs, audit: audit})
 }
 
-// writer owns group commit: it takes every batch that is waiting, up to MaxBatch resources
-// and audit entries, writes them in one transaction and answers each caller. It exits when
-// the DB is closing and no batch it has taken is left.
-func (db *DB) writer() {
-	defer close(db.done)
-	var carry *batchRequest // taken from the queue but did not fit the previous group
-	for {
-		first := carry
-		carry = nil
-		if first == nil {
-			select {
-			case first = <-db.reqs:
-			case <-db.closing:
-				return
-			}
-		}
-		group := []*batchRequest{first}
-		n := first.size()
-	drain:
-		for n < db.opts.MaxBatch {
-			select {
-			case r := <-db.reqs:
-				if n+r.size() > db.opts.MaxBatch {
-					carry = r
-					break drain
-				}
-				group = append(group, r)
-				n += r.size()
-			default:
-				break drain
-			}
-		}
-		db.commitGroup(group)
-	}
-}
-
-// commitGroup writes every live request of group in one transaction, each under a savepoint
-// that covers its resources and its audit entries, commits once, and answers every request.
-// Audit indexes are assigned by the inserts themselves (max(idx) + 1), so a savepoint rolled
-// back or a commit that fails leaves no gap and nothing to resynchronise.
-func (db *DB) commitGroup(group []*batchRequest) {
-	res := make([]batchResult, len(group))
-	answer := func() {
-		for i, r := range group {
-			r.reply <- res[i]
-		}
-	}
-	live := 0
-	for i, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			res[i].err = err // cancelled before we took it up: not written
-		} else {
-			live++
-		}
-	}
-	if live == 0 {
-		answer()
-		return
-	}
+// commitGroup is the flush function of the group commit: it writes the calls of a group in
+// one transaction, each under a savepoint that covers its resources and its audit entries,
+// commits once, and sets every call's result. Audit indexes are assigned by the inserts
+// themselves (max(idx) + 1), so a savepoint rolled back or a commit that fails leaves no gap
+// and nothing to resynchronise.
+func (db *DB) commitGroup(group []*groupcommit.Call[batch]) {
 	fail := func(err error) {
-		for i := range group {
-			if res[i].err == nil {
-				res[i] = batchResult{err: err}
+		for _, c := range group {
+			if c.Err == nil {
+				c.First, c.Err = 0, err
 			}
 		}
-		answer()
 	}
-
 	// The transaction is shared, so it does not follow any one caller's context.
 	ctx := context.Background()
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -264,29 +190,25 @@ func (db *DB) commitGroup(group []*batchRequest) {
 	insCode := tx.StmtContext(ctx, db.insertCode)
 	insIdent := tx.StmtContext(ctx, db.insertIdentifier)
 	insAudit := tx.StmtContext(ctx, db.insertAudit)
-	for i, r := range group {
-		if res[i].err != nil {
-			continue
-		}
+	for _, c := range group {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT batch"); err != nil {
 			_ = tx.Rollback()
 			fail(mapError(err, "savepoint"))
 			return
 		}
-		err := insertBatch(ctx, insRes, insCode, insIdent, r.rs)
+		err := insertBatch(ctx, insRes, insCode, insIdent, c.Work.rs)
 		if err == nil {
-			res[i].first, err = appendAudit(ctx, insAudit, r.audit)
+			c.First, err = appendAudit(ctx, insAudit, c.Work.audit)
 		}
 		if err == nil {
-			_, err = tx.ExecContext(ctx, "RELEASE batch")
-			if err != nil {
+			if _, err := tx.ExecContext(ctx, "RELEASE batch"); err != nil {
 				_ = tx.Rollback()
 				fail(mapError(err, "savepoint"))
 				return
 			}
 			continue
 		}
-		res[i] = batchResult{err: err}
+		c.First, c.Err = 0, err
 		// Undo this caller's rows and audit entries only. If SQLite rolled back the whole
 		// transaction itself (it may on SQLITE_FULL or an I/O error), the savepoint is gone:
 		// fail the group.
@@ -303,9 +225,7 @@ func (db *DB) commitGroup(group []*batchRequest) {
 	}
 	if err := tx.Commit(); err != nil {
 		fail(mapError(err, "commit"))
-		return
 	}
-	answer()
 }
 
 // insertBatch inserts one caller's resources with the transaction's prepared statements.

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/groupcommit"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -120,9 +121,7 @@ type DB struct {
 
 	readStmts sync.Map // SQL text (one of this package's constants) -> *sql.Stmt on the read pool
 
-	reqs    chan *batchRequest // unbuffered: a send completes when the writer picks it up
-	closing chan struct{}      // closed by Close: no new batches
-	done    chan struct{}      // closed when the writer goroutine has exited
+	queue *groupcommit.Queue[batch] // group commit of CreateResources and AppendAudit
 
 	closeOnce sync.Once
 	closeErr  error
@@ -147,17 +146,15 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 
 	db := &DB{
-		path:    abs,
-		opts:    opts,
-		reqs:    make(chan *batchRequest),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
+		path: abs,
+		opts: opts,
 	}
 	if err := db.open(ctx); err != nil {
 		_ = db.closePools() // the open error is the one to report
 		return nil, err
 	}
-	go db.writer()
+	db.queue = groupcommit.New(groupcommit.Options{MaxBatch: opts.MaxBatch, Writers: 1,
+		Closed: vitalgate.Errorf(vitalgate.EUNAVAILABLE, "store closed")}, batchSize, db.commitGroup)
 	return db, nil
 }
 
@@ -276,10 +273,8 @@ func (db *DB) Path() string { return db.path }
 // Ping reports whether the store can serve requests: it is open and both the read and the
 // write connections answer. Returns EUNAVAILABLE otherwise.
 func (db *DB) Ping(ctx context.Context) error {
-	select {
-	case <-db.closing:
+	if db.queue.Closed() {
 		return vitalgate.Errorf(vitalgate.EUNAVAILABLE, "store closed")
-	default:
 	}
 	var n int
 	if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
@@ -305,8 +300,7 @@ func unavailable(err error) error {
 // connections. Calls after the first return the first call's result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		close(db.closing)
-		<-db.done
+		db.queue.Close()
 		db.closeErr = db.closePools()
 	})
 	return db.closeErr
