@@ -82,6 +82,45 @@ func (f ResourceFilter) Validate() error {
 	return nil
 }
 
+// ResourceLead names the filter that leads a stores' Resources query: the index the query
+// walks. Both stores choose it with ResourceFilter.Lead, so that they cannot disagree.
+type ResourceLead int
+
+// The leads, most selective first.
+const (
+	LeadAll                  ResourceLead = iota // every resource (export), sorted by id
+	LeadType                                     // the resources of one type, on the primary key
+	LeadCode                                     // a code index
+	LeadPatient                                  // a patient's resources in id order
+	LeadEffectiveAsc                             // a patient's resources of one type by date
+	LeadEffectiveDesc                            // the same, newest first
+	LeadPatientIdentifier                        // a patient's resources with an identifier
+	LeadPatientsByIdentifier                     // the Patient with an identifier
+)
+
+// Lead returns the filter that leads the query of a valid f: an identifier first (its cost
+// must not depend on the patient's history), then the date order, the patient, the code and
+// the type.
+func (f ResourceFilter) Lead() ResourceLead {
+	switch {
+	case len(f.IdentifierIndex) > 0 && len(f.PatientIndex) > 0:
+		return LeadPatientIdentifier
+	case len(f.IdentifierIndex) > 0:
+		return LeadPatientsByIdentifier
+	case f.ByEffective && f.Desc:
+		return LeadEffectiveDesc
+	case f.ByEffective:
+		return LeadEffectiveAsc
+	case len(f.PatientIndex) > 0:
+		return LeadPatient
+	case len(f.CodeIndex) > 0:
+		return LeadCode
+	case f.Type != "":
+		return LeadType
+	}
+	return LeadAll
+}
+
 // CheckWrite reports whether CreateResources may store rs with the audit entries: EINVALID
 // for a resource without type, id or body, and for an empty audit entry. Both stores call
 // it, so that they refuse the same input with the same error.

@@ -67,10 +67,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // queued calls share a group depends on timing; the stores' tests measure the sharing.)
 func TestGroups(t *testing.T) {
 	tests := []struct {
-		name       string
-		opts       groupcommit.Options
-		queued     []int // sizes queued while the first call (size 1) is flushed
-		minGroups  int // the first call is flushed alone; the limits force the rest
+		name      string
+		opts      groupcommit.Options
+		queued    []int // sizes queued while the first call (size 1) is flushed
+		minGroups int   // the first call is flushed alone; the limits force the rest
 	}{
 		{"all fit", groupcommit.Options{MaxBatch: 100}, []int{2, 3, 4}, 2},
 		{"batch limit carries over", groupcommit.Options{MaxBatch: 5}, []int{2, 3, 4}, 3},

@@ -134,6 +134,11 @@ const (
 	FROM unnest($1::bytea[], $2::bytea[]) AS u(patient_index, wrapped) WHERE d.patient_index = u.patient_index`
 )
 
+// resourceQueries is the Resources query of each lead, indexed by vitalgate.ResourceLead
+// (in the order of its constants).
+var resourceQueries = [...]string{resourcesAllSQL, resourcesByTypeSQL, resourcesByCodeSQL, resourcesByPatientSQL,
+	resourcesByEffectiveAscSQL, resourcesByEffectiveDescSQL, resourcesByIdentifierSQL, patientsByIdentifierSQL}
+
 // rewrapPage is how many data keys RewrapDataKeys holds in memory at a time.
 const rewrapPage = 256
 
@@ -173,18 +178,31 @@ func pgTime(t time.Time) pgtype.Timestamptz {
 	return pgtype.Timestamptz{Time: t.UTC().Truncate(time.Microsecond), Valid: true}
 }
 
+// resourceRow is what resourceColumns scan into.
+type resourceRow struct {
+	r                  vitalgate.SealedResource
+	version            int64
+	effective, updated *time.Time
+}
+
+func (x *resourceRow) targets() []any {
+	return []any{&x.r.Type, &x.r.ID, &x.version, &x.r.PatientIndex, &x.effective, &x.updated, &x.r.Body,
+		&x.r.CodeIndexes, &x.r.IdentifierIndexes}
+}
+
+// resource returns the scanned resource. pgx scans bytea and arrays into new slices, so the
+// result stays valid when the next row is scanned.
+func (x *resourceRow) resource() vitalgate.SealedResource {
+	r := x.r
+	r.Version = int(x.version)
+	r.Effective, r.LastUpdated = goTime(x.effective), goTime(x.updated)
+	return r
+}
+
 func scanResource(row pgx.Row) (vitalgate.SealedResource, error) {
-	var (
-		r                  vitalgate.SealedResource
-		version            int64
-		effective, updated *time.Time
-	)
-	if err := row.Scan(&r.Type, &r.ID, &version, &r.PatientIndex, &effective, &updated, &r.Body, &r.CodeIndexes, &r.IdentifierIndexes); err != nil {
-		return r, err
-	}
-	r.Version = int(version)
-	r.Effective, r.LastUpdated = goTime(effective), goTime(updated)
-	return r, nil
+	var x resourceRow
+	err := row.Scan(x.targets()...)
+	return x.resource(), err
 }
 
 // Resource returns one resource. Returns ENOTFOUND.
@@ -212,42 +230,31 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 	typ, patient, code, since, after := f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), dbTime(f.Since), f.After
 	from, to, afterEff := dbTime(f.EffectiveFrom), dbTime(f.EffectiveTo), dbTime(f.AfterEffective)
 
-	var (
-		rows pgx.Rows
-		err  error
-	)
-	switch {
-	case len(f.IdentifierIndex) > 0 && len(f.PatientIndex) > 0:
-		rows, err = db.pool.Query(ctx, resourcesByIdentifierSQL, typ, patient, code, since, after, limit, f.IdentifierIndex)
-	case len(f.IdentifierIndex) > 0:
-		rows, err = db.pool.Query(ctx, patientsByIdentifierSQL, typ, patient, code, since, after, limit, f.IdentifierIndex)
-	case f.ByEffective && f.Desc:
-		rows, err = db.pool.Query(ctx, resourcesByEffectiveDescSQL, typ, patient, code, since, after, limit, from, to, afterEff)
-	case f.ByEffective:
-		rows, err = db.pool.Query(ctx, resourcesByEffectiveAscSQL, typ, patient, code, since, after, limit, from, to, afterEff)
-	case len(f.PatientIndex) > 0:
-		rows, err = db.pool.Query(ctx, resourcesByPatientSQL, typ, patient, code, since, after, limit)
-	case len(f.CodeIndex) > 0:
-		rows, err = db.pool.Query(ctx, resourcesByCodeSQL, typ, patient, code, since, after, limit)
-	case f.Type != "":
-		rows, err = db.pool.Query(ctx, resourcesByTypeSQL, typ, patient, code, since, after, limit)
-	default:
-		rows, err = db.pool.Query(ctx, resourcesAllSQL, typ, patient, code, since, after, limit)
+	args := []any{typ, patient, code, since, after, limit}
+	lead := f.Lead()
+	switch lead {
+	case vitalgate.LeadEffectiveAsc, vitalgate.LeadEffectiveDesc:
+		args = append(args, from, to, afterEff)
+	case vitalgate.LeadPatientIdentifier, vitalgate.LeadPatientsByIdentifier:
+		args = append(args, f.IdentifierIndex)
 	}
+	rows, err := db.pool.Query(ctx, resourceQueries[lead], args...)
 	if err != nil {
 		return mapError(err, "resources")
 	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanResource(rows)
-		if err != nil {
-			return mapError(err, "resources")
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
+	// fn's error is returned unchanged; only the database's goes through mapError.
+	var (
+		r     resourceRow
+		fnErr error
+	)
+	_, err = pgx.ForEachRow(rows, r.targets(), func() error {
+		fnErr = fn(r.resource())
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr
 	}
-	return mapError(rows.Err(), "resources")
+	return mapError(err, "resources")
 }
 
 // DataKey returns the wrapped data key for a patient. Returns ENOTFOUND.
@@ -353,16 +360,8 @@ func dataKeyPage(ctx context.Context, tx pgx.Tx, after []byte) ([]vitalgate.Data
 	if err != nil {
 		return nil, mapError(err, "data keys")
 	}
-	defer rows.Close()
-	var keys []vitalgate.DataKey
-	for rows.Next() {
-		k, err := scanDataKey(rows)
-		if err != nil {
-			return nil, mapError(err, "data keys")
-		}
-		keys = append(keys, k)
-	}
-	return keys, mapError(rows.Err(), "data keys")
+	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (vitalgate.DataKey, error) { return scanDataKey(row) })
+	return keys, mapError(err, "data keys")
 }
 
 const selectConflictsSQL = `SELECT DISTINCT id, kept_id FROM patient_identifier_conflicts ORDER BY id, kept_id`

@@ -117,6 +117,11 @@ const (
 	updateDataKeySQL = `UPDATE data_keys SET wrapped = ? WHERE patient_index = ?`
 )
 
+// resourceQueries is the Resources query of each lead, indexed by vitalgate.ResourceLead
+// (in the order of its constants).
+var resourceQueries = [...]string{resourcesAllSQL, resourcesByTypeSQL, resourcesByCodeSQL, resourcesByPatientSQL,
+	resourcesByEffectiveAscSQL, resourcesByEffectiveDescSQL, resourcesByIdentifierSQL, patientsByIdentifierSQL}
+
 // rewrapPage is how many data keys RewrapDataKeys holds in memory at a time.
 const rewrapPage = 256
 
@@ -321,34 +326,18 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 	if !f.AfterEffective.IsZero() {
 		afterEff = f.AfterEffective.UnixMicro()
 	}
-	args := []any{f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), since, f.After, limit, from, to, afterEff}
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	identArgs := append(args[:6:6], f.IdentifierIndex)
-
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	switch {
-	case len(f.IdentifierIndex) > 0 && len(f.PatientIndex) > 0:
-		rows, err = db.query(ctx, resourcesByIdentifierSQL, identArgs...)
-	case len(f.IdentifierIndex) > 0:
-		rows, err = db.query(ctx, patientsByIdentifierSQL, identArgs...)
-	case f.ByEffective && f.Desc:
-		rows, err = db.query(ctx, resourcesByEffectiveDescSQL, args...)
-	case f.ByEffective:
-		rows, err = db.query(ctx, resourcesByEffectiveAscSQL, args...)
-	case len(f.PatientIndex) > 0:
-		rows, err = db.query(ctx, resourcesByPatientSQL, args[:6]...)
-	case len(f.CodeIndex) > 0:
-		rows, err = db.query(ctx, resourcesByCodeSQL, args[:6]...)
-	case f.Type != "":
-		rows, err = db.query(ctx, resourcesByTypeSQL, args[:6]...)
-	default:
-		rows, err = db.query(ctx, resourcesAllSQL, args[:6]...)
+	args := []any{f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), since, f.After, limit}
+	lead := f.Lead()
+	switch lead {
+	case vitalgate.LeadEffectiveAsc, vitalgate.LeadEffectiveDesc:
+		args = append(args, from, to, afterEff)
+	case vitalgate.LeadPatientIdentifier, vitalgate.LeadPatientsByIdentifier:
+		args = append(args, f.IdentifierIndex)
 	}
+	rows, err := db.query(ctx, resourceQueries[lead], args...)
 	if err != nil {
 		return mapError(err, "resources")
 	}
