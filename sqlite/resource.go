@@ -337,6 +337,7 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 	case vitalgate.LeadPatientIdentifier, vitalgate.LeadPatientsByIdentifier:
 		args = append(args, f.IdentifierIndex)
 	}
+	// assurance:sql-ok resourceQueries is an array of this package's SQL constants
 	rows, err := db.query(ctx, resourceQueries[lead], args...)
 	if err != nil {
 		return mapError(err, "resources")
