@@ -26,6 +26,14 @@ type SealedResource struct {
 	Body              []byte // sealed JSON
 }
 
+// IdentifierConflict names a Patient that shares an identifier with an older Patient in a
+// database written before Patient identifiers were unique: the older Patient (KeptID) keeps
+// the identifier, and Patient ID is no longer found by it (it stays readable by id).
+type IdentifierConflict struct {
+	ID     string
+	KeptID string
+}
+
 // DataKey is a patient's data-encryption key, wrapped by a key-encryption key.
 type DataKey struct {
 	PatientIndex []byte
@@ -39,7 +47,9 @@ type ResourceFilter struct {
 	PatientIndex []byte
 	CodeIndex    []byte
 	// IdentifierIndex selects resources carrying this identifier blind index. It leads the
-	// query when set (with PatientIndex, through the (type, patient, identifier) index).
+	// query when set (with PatientIndex, through the (type, patient, identifier) index). It
+	// needs Type, and PatientIndex unless Type is "Patient" (Patient identifiers are unique),
+	// and cannot be combined with ByEffective.
 	IdentifierIndex []byte
 	Since           time.Time // LastUpdated >= Since
 	After           string    // resume after this id (paging), in ascending order
@@ -55,18 +65,103 @@ type ResourceFilter struct {
 	EffectiveTo   time.Time
 }
 
+// Validate reports whether the stores can run f: EINVALID for a search by date without a
+// patient and a type, and for an identifier search without a type, without a patient (except
+// for Patients) or by date.
+func (f ResourceFilter) Validate() error {
+	switch {
+	case f.ByEffective && (len(f.PatientIndex) == 0 || f.Type == ""):
+		return Errorf(EINVALID, "a search by date needs a patient and a resource type")
+	case len(f.IdentifierIndex) > 0 && f.ByEffective:
+		return Errorf(EINVALID, "a search by identifier cannot be ordered by date")
+	case len(f.IdentifierIndex) > 0 && f.Type == "":
+		return Errorf(EINVALID, "a search by identifier needs a resource type")
+	case len(f.IdentifierIndex) > 0 && f.Type != "Patient" && len(f.PatientIndex) == 0:
+		return Errorf(EINVALID, "a search by identifier needs a patient, except for Patients")
+	}
+	return nil
+}
+
+// ResourceLead names the filter that leads a stores' Resources query: the index the query
+// walks. Both stores choose it with ResourceFilter.Lead, so that they cannot disagree.
+type ResourceLead int
+
+// The leads, most selective first.
+const (
+	LeadAll                  ResourceLead = iota // every resource (export), sorted by id
+	LeadType                                     // the resources of one type, on the primary key
+	LeadCode                                     // a code index
+	LeadPatient                                  // a patient's resources in id order
+	LeadEffectiveAsc                             // a patient's resources of one type by date
+	LeadEffectiveDesc                            // the same, newest first
+	LeadPatientIdentifier                        // a patient's resources with an identifier
+	LeadPatientsByIdentifier                     // the Patient with an identifier
+)
+
+// Lead returns the filter that leads the query of a valid f: an identifier first (its cost
+// must not depend on the patient's history), then the date order, the patient, the code and
+// the type.
+func (f ResourceFilter) Lead() ResourceLead {
+	switch {
+	case len(f.IdentifierIndex) > 0 && len(f.PatientIndex) > 0:
+		return LeadPatientIdentifier
+	case len(f.IdentifierIndex) > 0:
+		return LeadPatientsByIdentifier
+	case f.ByEffective && f.Desc:
+		return LeadEffectiveDesc
+	case f.ByEffective:
+		return LeadEffectiveAsc
+	case len(f.PatientIndex) > 0:
+		return LeadPatient
+	case len(f.CodeIndex) > 0:
+		return LeadCode
+	case f.Type != "":
+		return LeadType
+	}
+	return LeadAll
+}
+
+// CheckWrite reports whether CreateResources may store rs with the audit entries: EINVALID
+// for a resource without type, id or body, and for an empty audit entry. Both stores call
+// it, so that they refuse the same input with the same error.
+func CheckWrite(rs []SealedResource, audit [][]byte) error {
+	for _, r := range rs {
+		switch {
+		case r.Type == "":
+			return FieldErrorf(EINVALID, "resourceType", "resource type is empty")
+		case r.ID == "":
+			return FieldErrorf(EINVALID, "id", "resource id is empty")
+		case len(r.Body) == 0:
+			return Errorf(EINVALID, "resource body is empty")
+		}
+	}
+	return CheckAuditEntries(audit)
+}
+
+// CheckAuditEntries reports whether entries may be appended to the audit log: EINVALID for
+// an empty entry.
+func CheckAuditEntries(entries [][]byte) error {
+	for _, e := range entries {
+		if len(e) == 0 {
+			return Errorf(EINVALID, "audit entry is empty")
+		}
+	}
+	return nil
+}
+
 // ResourceStore persists sealed resources and wrapped data keys.
 type ResourceStore interface {
 	// CreateResources durably stores resources in one transaction: either all or none are
 	// stored, and on return without error every one of them survives a crash. Concurrent
 	// callers may share one commit (group commit). The audit entries are appended in the same
-	// transaction. Returns ECONFLICT if an id exists,
-	// EUNAVAILABLE when the database is busy or full.
+	// transaction. Returns ECONFLICT if an id exists or a Patient identifier index belongs to
+	// another Patient, EINVALID for what CheckWrite refuses, EUNAVAILABLE when the database
+	// is busy or full.
 	CreateResources(ctx context.Context, rs []SealedResource, audit ...[]byte) error
 	// Resource returns one resource. Returns ENOTFOUND.
 	Resource(ctx context.Context, typ, id string) (SealedResource, error)
 	// Resources calls fn for every resource matching f, in ascending id order, stopping at
-	// the first error fn returns.
+	// the first error fn returns. Returns EINVALID for a filter that Validate refuses.
 	Resources(ctx context.Context, f ResourceFilter, fn func(SealedResource) error) error
 
 	// DataKey returns the wrapped data key for a patient. Returns ENOTFOUND.

@@ -238,7 +238,7 @@ func (s *Service) search(ctx context.Context, p vitalgate.Principal, q Query) (P
 		EffectiveFrom: q.From, EffectiveTo: q.To}
 	if q.Token != "" {
 		if q.Type == "Patient" {
-			f.CodeIndex = s.Vault.IdentifierIndex(q.Token)
+			f.IdentifierIndex = s.Vault.IdentifierIndex(q.Token)
 		} else {
 			f.CodeIndex = s.Vault.CodeIndex(q.Token)
 		}
@@ -263,31 +263,49 @@ func (s *Service) search(ctx context.Context, p vitalgate.Principal, q Query) (P
 	page.PatientIdx = pidx
 	var last vitalgate.SealedResource
 	var ids []string
+	// n counts the resources the caller may see: those a clinician may not see are skipped
+	// without taking a place on the page, so that a page is never empty while a later one is
+	// not, and the cursor always names a resource the caller was given. The store is read in
+	// pages of Count+1 until the page is full or the store has no more.
 	n := 0
-	err := s.Store.Resources(ctx, f, func(r vitalgate.SealedResource) error {
-		n++
-		if n > q.Count {
-			page.Next = s.cursor(last.Effective, last.ID, qh)
-			return errStop
-		}
-		if q.ByPatientToken {
-			if err := s.CheckPatient(ctx, p, r.PatientIndex); err != nil {
-				return nil // not visible to this clinician: skip
+	for {
+		read := 0
+		var examined string
+		err := s.Store.Resources(ctx, f, func(r vitalgate.SealedResource) error {
+			read++
+			examined = r.ID
+			if q.ByPatientToken {
+				if err := s.CheckPatient(ctx, p, r.PatientIndex); err != nil {
+					return nil // not visible to this clinician: skip
+				}
 			}
+			n++
+			if n > q.Count {
+				page.Next = s.cursor(last.Effective, last.ID, qh)
+				return errStop
+			}
+			body, err := s.Vault.Open(ctx, r)
+			if err != nil {
+				return err
+			}
+			page.Resources = append(page.Resources, body)
+			ids = append(ids, r.ID)
+			last = r
+			return nil
+		})
+		if err == errStop {
+			return page, ids, nil
 		}
-		body, err := s.Vault.Open(ctx, r)
 		if err != nil {
-			return err
+			return Page{PatientIdx: pidx}, nil, err
 		}
-		page.Resources = append(page.Resources, body)
-		ids = append(ids, r.ID)
-		last = r
-		return nil
-	})
-	if err != nil && err != errStop {
-		return Page{PatientIdx: pidx}, nil, err
+		// Only a search across patients skips rows; paging by id resumes after the last
+		// one read.
+		if !q.ByPatientToken || read < f.Limit {
+			return page, ids, nil
+		}
+		f.After = examined
 	}
-	return page, ids, nil
 }
 
 var errStop = &vitalgate.Error{Code: vitalgate.EINTERNAL, Message: "stop"}

@@ -161,7 +161,7 @@ func (s *Server) handleCreatePatient(w http.ResponseWriter, r *http.Request, p v
 		s.writeError(w, r, err)
 		return
 	}
-	c, err := s.ingest.CreatePatient(r.Context(), p, s.admin, body)
+	c, err := s.ingest.CreatePatient(r.Context(), p, body)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

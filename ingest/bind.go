@@ -150,7 +150,7 @@ func (b *binder) samePatient(ctx context.Context, id *fhir.Identifier, pidx []by
 	}
 	var found vitalgate.SealedResource
 	err := b.s.Finder.Resources(ctx, vitalgate.ResourceFilter{Type: "Patient",
-		CodeIndex: b.s.Vault.IdentifierIndex(fhir.IdentifierKey(id.System, id.Value)), Limit: 1},
+		IdentifierIndex: b.s.Vault.IdentifierIndex(fhir.IdentifierKey(id.System, id.Value)), Limit: 1},
 		func(r vitalgate.SealedResource) error { found = r; return errFound })
 	if err != nil && err != errFound {
 		return err

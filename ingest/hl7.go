@@ -41,7 +41,7 @@ func (s *Service) ResolvePatient(ctx context.Context, value string, authority hl
 	}
 	var id string
 	err := s.Finder.Resources(ctx, vitalgate.ResourceFilter{Type: "Patient",
-		CodeIndex: s.Vault.IdentifierIndex(fhir.IdentifierKey(system, value)), Limit: 1},
+		IdentifierIndex: s.Vault.IdentifierIndex(fhir.IdentifierKey(system, value)), Limit: 1},
 		func(r vitalgate.SealedResource) error { id = r.ID; return errFound })
 	if err != nil && err != errFound {
 		return "", err

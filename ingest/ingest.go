@@ -102,7 +102,7 @@ func (s *Service) existing(ctx context.Context, o *fhir.Observation, d vitalgate
 		}
 		var found vitalgate.SealedResource
 		err := s.Finder.Resources(ctx, vitalgate.ResourceFilter{Type: "Observation", PatientIndex: d.PatientIndex,
-			CodeIndex: s.Vault.IdentifierIndex(ident.System + "|" + ident.Value), Limit: 1},
+			IdentifierIndex: s.Vault.IdentifierIndex(ident.System + "|" + ident.Value), Limit: 1},
 			func(r vitalgate.SealedResource) error { found = r; return errFound })
 		if err != nil && err != errFound {
 			return Created{}, false, err
@@ -244,13 +244,13 @@ func (s *Service) prepare(ctx context.Context, o *fhir.Observation, d vitalgate.
 	if err != nil {
 		return prepared{}, err
 	}
-	var codes [][]byte
+	var codes, idents [][]byte
 	for _, c := range o.Codes() {
 		codes = append(codes, s.Vault.CodeIndex(c.System+"|"+c.Code), s.Vault.CodeIndex(c.Code))
 	}
 	for _, ident := range o.Identifier {
 		if identifies(ident) {
-			codes = append(codes, s.Vault.IdentifierIndex(ident.System+"|"+ident.Value))
+			idents = append(idents, s.Vault.IdentifierIndex(ident.System+"|"+ident.Value))
 		}
 	}
 	eff, _ := o.EffectiveTime()
@@ -259,7 +259,7 @@ func (s *Service) prepare(ctx context.Context, o *fhir.Observation, d vitalgate.
 		created: Created{Type: "Observation", ID: id, Version: 1, LastUpdated: now, Body: body},
 		sealed: vitalgate.SealedResource{
 			Type: "Observation", ID: id, Version: 1,
-			PatientIndex: d.PatientIndex, CodeIndexes: codes,
+			PatientIndex: d.PatientIndex, CodeIndexes: codes, IdentifierIndexes: idents,
 			Effective: eff.UTC(), LastUpdated: now, Body: sealedBody,
 		},
 	}, nil

@@ -10,7 +10,7 @@ import (
 	"github.com/vitalgate/vitalgate/fhir"
 )
 
-// PatientFinder finds resources by blind index (to keep patient identifiers unique).
+// PatientFinder finds resources by blind index (stored resends of an observation).
 type PatientFinder interface {
 	Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func(vitalgate.SealedResource) error) error
 }
@@ -21,7 +21,7 @@ var errFound = errors.New("found")
 // The Patient is sealed under its own data key and findable only through the blind indexes
 // of its identifiers. Errors: EINVALID, EUNPROCESSABLE, ECONFLICT (an identifier is taken),
 // EUNAVAILABLE.
-func (s *Service) CreatePatient(ctx context.Context, who vitalgate.Principal, finder PatientFinder, body []byte) (c Created, err error) {
+func (s *Service) CreatePatient(ctx context.Context, who vitalgate.Principal, body []byte) (c Created, err error) {
 	defer func() { s.auditRefused(ctx, "rest", audit.AgentClient, who.ID, string(who.Role), err) }()
 	p, err := fhir.DecodePatient(body)
 	if err != nil {
@@ -36,16 +36,7 @@ func (s *Service) CreatePatient(ctx context.Context, who vitalgate.Principal, fi
 		if ident.System == "" || ident.Value == "" {
 			continue
 		}
-		ix := s.Vault.IdentifierIndex(fhir.IdentifierKey(ident.System, ident.Value))
-		err := finder.Resources(ctx, vitalgate.ResourceFilter{Type: "Patient", CodeIndex: ix, Limit: 1},
-			func(vitalgate.SealedResource) error { return errFound })
-		if err == errFound {
-			return Created{}, vitalgate.FieldErrorf(vitalgate.ECONFLICT, "Patient.identifier",
-				"a Patient with this identifier exists already")
-		} else if err != nil {
-			return Created{}, err
-		}
-		idx = append(idx, ix)
+		idx = append(idx, s.Vault.IdentifierIndex(fhir.IdentifierKey(ident.System, ident.Value)))
 	}
 	id, err := NewID(now, s.rand())
 	if err != nil {
@@ -61,10 +52,16 @@ func (s *Service) CreatePatient(ctx context.Context, who vitalgate.Principal, fi
 	if err != nil {
 		return Created{}, err
 	}
-	r := vitalgate.SealedResource{Type: "Patient", ID: id, Version: 1, PatientIndex: pidx, CodeIndexes: idx,
+	r := vitalgate.SealedResource{Type: "Patient", ID: id, Version: 1, PatientIndex: pidx, IdentifierIndexes: idx,
 		Effective: now, LastUpdated: now, Body: sealed}
 	rs := []vitalgate.SealedResource{r}
+	// The store keeps a Patient identifier to one Patient (a unique index, so that concurrent
+	// creates cannot both succeed): its ECONFLICT is the answer to a taken identifier.
 	if err := s.Resources.CreateResources(ctx, rs, s.auditCreate(ctx, "rest", audit.AgentClient, who.ID, string(who.Role), rs)...); err != nil {
+		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
+			return Created{}, vitalgate.FieldErrorf(vitalgate.ECONFLICT, "Patient.identifier",
+				"a Patient with this identifier exists already")
+		}
 		return Created{}, err
 	}
 	return Created{Type: "Patient", ID: id, Version: 1, LastUpdated: now, Body: out}, nil

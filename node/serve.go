@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
@@ -180,6 +181,7 @@ func (s *server) run(ctx context.Context) (err error) {
 		}
 		defer stop()
 	}
+	s.reportIdentifierConflicts(ctx)
 	s.log.Info("vitalgate serving", "addr", "https://"+s.addr, "data", s.n.Dir)
 	if s.opt.Ready != nil {
 		s.opt.Ready(s.addr)
@@ -188,6 +190,27 @@ func (s *server) run(ctx context.Context) (err error) {
 	err = s.http.Serve(ctx, s.ln, s.cert)
 	s.log.Info("vitalgate stopped", "uptime", time.Since(start).Round(time.Second).String())
 	return err
+}
+
+// reportIdentifierConflicts warns about Patients that shared an identifier with another
+// before the upgrade that made identifiers unique (README: "Upgrading a database with
+// duplicate Patient identifiers"). Only Patient ids are logged, never identifiers.
+func (s *server) reportIdentifierConflicts(ctx context.Context) {
+	store, ok := s.n.Store.(interface {
+		PatientIdentifierConflicts(context.Context) ([]vitalgate.IdentifierConflict, error)
+	})
+	if !ok {
+		return
+	}
+	cs, err := store.PatientIdentifierConflicts(ctx)
+	if err != nil {
+		s.log.Warn("could not read the Patient identifier conflicts of the upgrade", "error", err.Error())
+		return
+	}
+	for _, c := range cs {
+		s.log.Warn("Patient lost an identifier to an older Patient with the same identifier when identifiers became unique; "+
+			"see the README, Upgrading a database with duplicate Patient identifiers", "patient", c.ID, "kept_by", c.KeptID)
+	}
 }
 
 // runCheckpointer starts signing audit checkpoints every 2 s; the returned function stops

@@ -1,141 +1,18 @@
 package postgres_test
 
 import (
-	"fmt"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/postgres"
+	"github.com/vitalgate/vitalgate/storetest"
 )
 
-// auditEntrySize is about the size of a canonical audit entry (package audit's JSON).
-const auditEntrySize = 400
+// openBench returns a new, empty store for a benchmark.
+func openBench(b *testing.B) vitalgate.Store { return MustOpen(b, "", postgres.Options{MaxConns: 16}) }
 
-// auditEntry returns an audit entry of auditEntrySize bytes that names n.
-func auditEntry(n int64) []byte {
-	e := make([]byte, auditEntrySize)
-	for i := range e {
-		e[i] = 'a' + byte(i%26)
-	}
-	copy(e, fmt.Appendf(nil, `{"n":%d}`, n))
-	return e
-}
+// BenchmarkCreateResources is storetest.BenchmarkCreateResources on this store.
+func BenchmarkCreateResources(b *testing.B) { storetest.BenchmarkCreateResources(b, openBench) }
 
-// BenchmarkCreateResources stores resources with 1 KiB bodies, one caller at a time (serial)
-// and from many goroutines (parallel), in batches of 1 and 100 resources, without and with
-// one audit entry per call (as ingest writes them), like sqlite's benchmark of the same name.
-// resources/s is the figure to compare. With audit=1 transactions are serialized by the
-// audit_head row lock (one commit, and one WAL flush, at a time), so the parallel figures
-// depend on the store's group commit, which puts concurrent calls in one transaction.
-func BenchmarkCreateResources(b *testing.B) {
-	body := make([]byte, 1024)
-	for i := range body {
-		body[i] = byte(i)
-	}
-	for _, mode := range []string{"serial", "parallel"} {
-		for _, size := range []int{1, 100} {
-			for _, audit := range []int{0, 1} {
-				b.Run(fmt.Sprintf("%s/batch=%d/audit=%d", mode, size, audit), func(b *testing.B) {
-					db := MustOpen(b, "", postgres.Options{MaxConns: 16})
-					var next atomic.Int64
-					batch := func() ([]vitalgate.SealedResource, [][]byte) {
-						rs := make([]vitalgate.SealedResource, size)
-						var n int64
-						for i := range rs {
-							n = next.Add(1)
-							rs[i] = vitalgate.SealedResource{
-								Type: "Observation", ID: fmt.Sprintf("obs-%09d", n), Version: 1,
-								PatientIndex: fmt.Appendf(nil, "patient-%04d", n%1000),
-								CodeIndexes:  [][]byte{[]byte("8867-4"), []byte("147842")},
-								Effective:    time.Unix(n, 0),
-								LastUpdated:  time.Unix(n, 0),
-								Body:         body,
-							}
-						}
-						var es [][]byte
-						for range audit {
-							es = append(es, auditEntry(n))
-						}
-						return rs, es
-					}
-					ctx := b.Context()
-					b.SetBytes(int64(size * len(body)))
-					b.ResetTimer()
-					start := time.Now()
-					if mode == "serial" {
-						for b.Loop() {
-							rs, es := batch()
-							if err := db.CreateResources(ctx, rs, es...); err != nil {
-								b.Fatal(err)
-							}
-						}
-					} else {
-						b.SetParallelism(8)
-						b.RunParallel(func(pb *testing.PB) {
-							for pb.Next() {
-								rs, es := batch()
-								if err := db.CreateResources(ctx, rs, es...); err != nil {
-									b.Error(err)
-									return
-								}
-							}
-						})
-					}
-					b.ReportMetric(float64(next.Load())/time.Since(start).Seconds(), "resources/s")
-				})
-			}
-		}
-	}
-}
-
-// BenchmarkAppendAudit appends audit entries of auditEntrySize bytes, one caller at a time
-// and from many goroutines, one and ten entries per call. Transactions that append hold the
-// audit_head row lock across their commit, so serial entries/s is bounded by commit latency
-// times entries per call; parallel callers share group commits. entries/s is the figure to
-// compare: the server appends one entry for every read of patient data.
-func BenchmarkAppendAudit(b *testing.B) {
-	for _, mode := range []string{"serial", "parallel"} {
-		for _, per := range []int{1, 10} {
-			b.Run(fmt.Sprintf("%s/entries=%d", mode, per), func(b *testing.B) {
-				db := MustOpen(b, "", postgres.Options{MaxConns: 16})
-				var next atomic.Int64
-				entries := func() [][]byte {
-					es := make([][]byte, per)
-					for i := range es {
-						es[i] = auditEntry(next.Add(1))
-					}
-					return es
-				}
-				ctx := b.Context()
-				b.SetBytes(int64(per * auditEntrySize))
-				b.ResetTimer()
-				start := time.Now()
-				if mode == "serial" {
-					for b.Loop() {
-						if _, err := db.AppendAudit(ctx, entries()...); err != nil {
-							b.Fatal(err)
-						}
-					}
-				} else {
-					b.SetParallelism(8)
-					b.RunParallel(func(pb *testing.PB) {
-						for pb.Next() {
-							if _, err := db.AppendAudit(ctx, entries()...); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				}
-				elapsed := time.Since(start)
-				b.ReportMetric(float64(next.Load())/elapsed.Seconds(), "entries/s")
-				b.StopTimer()
-				if n, err := db.AuditSize(ctx); err != nil || n != uint64(next.Load()) {
-					b.Fatalf("AuditSize = %d, %v; appended %d", n, err, next.Load())
-				}
-			})
-		}
-	}
-}
+// BenchmarkAppendAudit is storetest.BenchmarkAppendAudit on this store.
+func BenchmarkAppendAudit(b *testing.B) { storetest.BenchmarkAppendAudit(b, openBench) }

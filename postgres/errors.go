@@ -31,10 +31,15 @@ const (
 	codeReadOnlyTx          = "25006" // a hot standby after a failover
 )
 
+// patientIdentifierConstraint is the unique index that keeps a Patient identifier to one
+// Patient (migrations/0004_resource_identifiers.sql).
+const patientIdentifierConstraint = "resource_identifiers_patient_unique"
+
 // mapError turns a database error into a *vitalgate.Error. It is the one place that does:
 //
 //	pgx.ErrNoRows                                    ENOTFOUND     "<what> not found"
 //	23505 unique_violation                           ECONFLICT     "<what> exists already"
+//	  (of resource_identifiers_patient_unique)                     "Patient identifier exists already"
 //	23503 foreign_key_violation                      ENOTFOUND     "<what> refers to a missing record"
 //	08xxx connection exception, 53xxx insufficient
 //	resources (53100 disk full, 53200 out of memory,
@@ -65,6 +70,8 @@ func mapError(err error, what string) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {
+		case pe.Code == codeUniqueViolation && pe.ConstraintName == patientIdentifierConstraint:
+			return &vitalgate.Error{Code: vitalgate.ECONFLICT, Message: "Patient identifier exists already", Err: err}
 		case pe.Code == codeUniqueViolation:
 			return &vitalgate.Error{Code: vitalgate.ECONFLICT, Message: what + " exists already", Err: err}
 		case pe.Code == codeForeignKeyViolation:

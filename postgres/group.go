@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/groupcommit"
 )
 
 // Group commit: CreateResources and AppendAudit hand their work to the writer goroutines of
@@ -45,28 +46,20 @@ const (
 // errStoreClosed is the cause of the EUNAVAILABLE error of a write after Close.
 var errStoreClosed = errors.New("postgres: store closed")
 
-// writeRequest is one CreateResources or AppendAudit call waiting for the writer.
-type writeRequest struct {
-	ctx    context.Context
+// write is one CreateResources or AppendAudit call's work for the group commit.
+type write struct {
 	rs     *resourceRows // nil for AppendAudit
 	audit  [][]byte      // the entries, appended after every caller's rows
 	hashes [][]byte      // their leaf hashes
-	reply  chan writeResult
 }
 
-// size is how much of a group's MaxBatch the request takes.
-func (r *writeRequest) size() int {
-	n := len(r.audit)
-	if r.rs != nil {
-		n += len(r.rs.ids)
+// writeSize is how much of a group's MaxBatch a call takes.
+func writeSize(w write) int {
+	n := len(w.audit)
+	if w.rs != nil {
+		n += len(w.rs.ids)
 	}
 	return n
-}
-
-// writeResult answers a writeRequest.
-type writeResult struct {
-	first uint64 // index of the request's first audit entry, if it had any
-	err   error
 }
 
 // resourceRows is one CreateResources call's rows as the parallel arrays that
@@ -78,64 +71,21 @@ type resourceRows struct {
 	effective, updated []pgtype.Timestamptz
 	codeTypes, codeIDs []string
 	codes              [][]byte
+	identTypes         []string
+	identIDs           []string
+	identPatients      [][]byte
+	idents             [][]byte
 }
 
-// submit hands a request to the writer and waits for its answer. If ctx is done before the
-// writer takes the request, it returns ctx.Err() and nothing is written; once taken, the
-// request is written (or fails) with its group, whatever happens to ctx.
+// submit hands a call to the group commit and waits for its answer. If ctx is done before a
+// writer takes the call, it returns ctx.Err() and nothing is written; once taken, the call is
+// written (or fails) with its group, whatever happens to ctx.
 func (db *DB) submit(ctx context.Context, rs *resourceRows, audit [][]byte) (uint64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	req := &writeRequest{ctx: ctx, rs: rs, audit: audit, reply: make(chan writeResult, 1)}
+	w := write{rs: rs, audit: audit}
 	if len(audit) > 0 {
-		_, req.hashes = auditArgs(audit)
+		_, w.hashes = auditArgs(audit)
 	}
-	select {
-	case db.reqs <- req:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-db.closing:
-		return 0, unavailable(errStoreClosed)
-	}
-	res := <-req.reply
-	return res.first, res.err
-}
-
-// writer takes every request that is waiting, up to MaxBatch rows and audit entries and
-// maxGroupCallers callers, commits them together and answers each caller. It exits when the
-// DB is closing and no request it has taken is left.
-func (db *DB) writer() {
-	defer db.writers.Done()
-	var carry *writeRequest // taken from the queue but did not fit the previous group
-	for {
-		first := carry
-		carry = nil
-		if first == nil {
-			select {
-			case first = <-db.reqs:
-			case <-db.closing:
-				return
-			}
-		}
-		group := []*writeRequest{first}
-		n := first.size()
-	drain:
-		for n < db.opts.MaxBatch && len(group) < maxGroupCallers {
-			select {
-			case r := <-db.reqs:
-				if n+r.size() > db.opts.MaxBatch {
-					carry = r
-					break drain
-				}
-				group = append(group, r)
-				n += r.size()
-			default:
-				break drain
-			}
-		}
-		db.commitGroup(group)
-	}
+	return db.queue.Submit(ctx, w)
 }
 
 // Owners of the statements of a group's pipeline that belong to no one caller.
@@ -152,34 +102,21 @@ const (
 // caller is answered with its error, its savepoint rolled back, and the callers after it are
 // sent again with the audit append of the callers left, so that audit indexes are assigned to
 // exactly the callers that are committed, densely and in order.
-func (db *DB) commitGroup(group []*writeRequest) {
-	res := make([]writeResult, len(group))
-	defer func() {
-		for i, r := range group {
-			r.reply <- res[i]
-		}
-	}()
-	var live []int
-	for i, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			res[i].err = err // done before the writer took it: not written
-		} else {
-			live = append(live, i)
-		}
+func (db *DB) commitGroup(group []*groupcommit.Call[write]) {
+	live := make([]int, len(group)) // the group's calls still standing
+	for i := range group {
+		live[i] = i
 	}
-	if len(live) == 0 {
-		return
-	}
-	// fail answers every live caller not answered yet with err.
+	// fail answers every call not answered yet with err.
 	fail := func(err error) {
-		for _, i := range live {
-			if res[i].err == nil {
-				res[i] = writeResult{err: err}
+		for _, c := range group {
+			if c.Err == nil {
+				c.First, c.Err = 0, err
 			}
 		}
 	}
 
-	ctx, cancel := groupContext(group, live)
+	ctx, cancel := groupContext(group)
 	defer cancel()
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
@@ -213,7 +150,7 @@ func (db *DB) commitGroup(group []*writeRequest) {
 			owners = append(owners, ownerGroup)
 		}
 		for _, i := range pending {
-			rs := group[i].rs
+			rs := group[i].Work.rs
 			if rs == nil {
 				continue
 			}
@@ -227,6 +164,10 @@ func (db *DB) commitGroup(group []*writeRequest) {
 				b.Queue(insertCodesSQL, rs.codeTypes, rs.codeIDs, rs.codes)
 				owners = append(owners, i)
 			}
+			if len(rs.idents) > 0 {
+				b.Queue(insertIdentifiersSQL, rs.identTypes, rs.identIDs, rs.identPatients, rs.idents)
+				owners = append(owners, i)
+			}
 			if savepoints {
 				b.Queue(releaseSQL)
 				owners = append(owners, ownerGroup)
@@ -236,9 +177,9 @@ func (db *DB) commitGroup(group []*writeRequest) {
 		var data, hashes [][]byte
 		offset := make(map[int]int)
 		for _, i := range live {
-			if res[i].err == nil && len(group[i].audit) > 0 {
+			if group[i].Err == nil && len(group[i].Work.audit) > 0 {
 				offset[i] = len(data)
-				data, hashes = append(data, group[i].audit...), append(hashes, group[i].hashes...)
+				data, hashes = append(data, group[i].Work.audit...), append(hashes, group[i].Work.hashes...)
 			}
 		}
 		if len(data) > 0 {
@@ -269,7 +210,7 @@ func (db *DB) commitGroup(group []*writeRequest) {
 		}
 		if err == nil {
 			for i, off := range offset {
-				res[i].first = uint64(first) + uint64(off) // #nosec G115 -- first is the old audit_head.size, non-negative by the column's CHECK (size >= 0)
+				group[i].First = uint64(first) + uint64(off) // #nosec G115 -- first is the old audit_head.size, non-negative by the column's CHECK (size >= 0)
 			}
 			return
 		}
@@ -294,7 +235,7 @@ func (db *DB) commitGroup(group []*writeRequest) {
 			return
 		}
 		// One caller's rows were refused: that caller fails alone.
-		res[owner].err = mapError(err, "resource")
+		group[owner].Err = mapError(err, "resource")
 		if !savepoints {
 			rollback()
 			return
@@ -315,13 +256,13 @@ func (db *DB) commitGroup(group []*writeRequest) {
 }
 
 // groupContext returns the context of a group's transaction. The transaction is shared, so it
-// follows no one caller's cancellation; but it is bounded by the latest deadline among the live
+// follows no one caller's cancellation; but it is bounded by the latest deadline among the
 // callers, if each has one, so that a database that stops answering (or an audit_head lock
 // held elsewhere) does not hold callers past every deadline they set.
-func groupContext(group []*writeRequest, live []int) (context.Context, context.CancelFunc) {
+func groupContext(group []*groupcommit.Call[write]) (context.Context, context.CancelFunc) {
 	var latest time.Time
-	for _, i := range live {
-		d, ok := group[i].ctx.Deadline()
+	for _, c := range group {
+		d, ok := c.Ctx.Deadline()
 		if !ok {
 			return context.WithCancel(context.Background())
 		}
@@ -332,9 +273,9 @@ func groupContext(group []*writeRequest, live []int) (context.Context, context.C
 	return context.WithDeadline(context.Background(), latest)
 }
 
-// newResourceRows validates rs and returns them as parameter arrays, with a zero LastUpdated
-// set to the current time.
-func (db *DB) newResourceRows(rs []vitalgate.SealedResource) (*resourceRows, error) {
+// newResourceRows returns rs (checked by vitalgate.CheckWrite) as parameter arrays, with a
+// zero LastUpdated set to the current time.
+func (db *DB) newResourceRows(rs []vitalgate.SealedResource) *resourceRows {
 	n := len(rs)
 	a := &resourceRows{
 		types: make([]string, n), ids: make([]string, n),
@@ -343,14 +284,6 @@ func (db *DB) newResourceRows(rs []vitalgate.SealedResource) (*resourceRows, err
 		effective: make([]pgtype.Timestamptz, n), updated: make([]pgtype.Timestamptz, n),
 	}
 	for i, r := range rs {
-		switch {
-		case r.Type == "":
-			return nil, vitalgate.FieldErrorf(vitalgate.EINVALID, "resourceType", "resource type is empty")
-		case r.ID == "":
-			return nil, vitalgate.FieldErrorf(vitalgate.EINVALID, "id", "resource id is empty")
-		case len(r.Body) == 0:
-			return nil, vitalgate.Errorf(vitalgate.EINVALID, "resource body is empty")
-		}
 		a.types[i], a.ids[i], a.versions[i], a.bodies[i] = r.Type, r.ID, int64(r.Version), r.Body
 		if len(r.PatientIndex) > 0 {
 			a.patients[i] = r.PatientIndex
@@ -363,6 +296,13 @@ func (db *DB) newResourceRows(rs []vitalgate.SealedResource) (*resourceRows, err
 			}
 			a.codeTypes, a.codeIDs, a.codes = append(a.codeTypes, r.Type), append(a.codeIDs, r.ID), append(a.codes, c)
 		}
+		for _, x := range r.IdentifierIndexes {
+			if len(x) == 0 {
+				continue
+			}
+			a.identTypes, a.identIDs = append(a.identTypes, r.Type), append(a.identIDs, r.ID)
+			a.identPatients, a.idents = append(a.identPatients, a.patients[i]), append(a.idents, x)
+		}
 	}
-	return a, nil
+	return a
 }

@@ -111,13 +111,13 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/groupcommit"
 )
 
 // Default option values.
@@ -210,11 +210,7 @@ type DB struct {
 	pool *pgxpool.Pool
 	opts Options
 
-	reqs    chan *writeRequest // unbuffered: a send completes when the writer takes it
-	closing chan struct{}      // closed by Close: no new requests
-	writers sync.WaitGroup     // the writer goroutines
-
-	closeOnce sync.Once
+	queue *groupcommit.Queue[write] // group commit of CreateResources and AppendAudit
 }
 
 var _ vitalgate.Store = (*DB)(nil)
@@ -264,20 +260,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, mapError(err, "open")
 	}
-	db := &DB{
-		pool:    pool,
-		opts:    opts,
-		reqs:    make(chan *writeRequest),
-		closing: make(chan struct{}),
-	}
+	db := &DB{pool: pool, opts: opts}
 	if err := migrate(ctx, pool, opts.Now); err != nil {
 		pool.Close()
 		return nil, err
 	}
-	for range groupWriters {
-		db.writers.Add(1)
-		go db.writer()
-	}
+	db.queue = groupcommit.New(groupcommit.Options{MaxBatch: opts.MaxBatch, MaxCallers: maxGroupCallers,
+		Writers: groupWriters, Closed: unavailable(errStoreClosed)}, writeSize, db.commitGroup)
 	return db, nil
 }
 
@@ -361,11 +350,8 @@ const pingSQL = `SELECT coalesce(max(version), 0) FROM schema_migrations`
 // and answered their callers and the connections in use are released, and closes the pool.
 // Calls after the first do nothing. Methods called after Close return EUNAVAILABLE.
 func (db *DB) Close() error {
-	db.closeOnce.Do(func() {
-		close(db.closing)
-		db.writers.Wait()
-		db.pool.Close()
-	})
+	db.queue.Close()
+	db.pool.Close()
 	return nil
 }
 

@@ -18,10 +18,17 @@ const (
 	// is stored once.
 	insertCodesSQL = `INSERT INTO resource_codes (type, id, code_index)
 	SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) ON CONFLICT DO NOTHING`
+	// insertIdentifiersSQL inserts the batch's identifier index rows; an identifier repeated
+	// within a resource is stored once, and a Patient identifier that another Patient has
+	// fails the unique index resource_identifiers_patient_unique.
+	insertIdentifiersSQL = `INSERT INTO resource_identifiers (type, id, patient_index, identifier_index)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[])
+	ON CONFLICT (type, id, identifier_index) DO NOTHING`
 
-	// resourceColumns selects a resource and the array of its code indexes.
+	// resourceColumns selects a resource and the arrays of its code and identifier indexes.
 	resourceColumns = `SELECT r.type, r.id, r.version, r.patient_index, r.effective, r.last_updated, r.body,
-	(SELECT array_agg(x.code_index) FROM resource_codes x WHERE x.type = r.type AND x.id = r.id)`
+	(SELECT array_agg(x.code_index) FROM resource_codes x WHERE x.type = r.type AND x.id = r.id),
+	(SELECT array_agg(x.identifier_index) FROM resource_identifiers x WHERE x.type = r.type AND x.id = r.id)`
 
 	selectResourceSQL = resourceColumns + ` FROM resources r WHERE r.type = $1 AND r.id = $2`
 
@@ -41,6 +48,28 @@ const (
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
 	ORDER BY r.id, r.type LIMIT $6::bigint`
+
+	// resourcesByIdentifierSQL seeks a patient's resources of one type with identifier $7 on
+	// the (type, patient_index, identifier_index, id) index: its cost does not depend on how
+	// many resources the patient has.
+	resourcesByIdentifierSQL = resourceColumns + ` FROM resource_identifiers i JOIN resources r ON r.type = i.type AND r.id = i.id
+	WHERE i.type = $1::text AND i.patient_index = $2::bytea AND i.identifier_index = $7::bytea AND i.id > $5::text
+	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
+	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	ORDER BY i.id LIMIT $6::bigint`
+
+	// patientsByIdentifierSQL seeks the Patient with identifier $7 on the unique partial
+	// index resource_identifiers_patient_unique (whose WHERE the literal type matches, also
+	// in a generic plan). $1 is unused: the caller sends only Patient searches here.
+	patientsByIdentifierSQL = resourceColumns + ` FROM resource_identifiers i JOIN resources r ON r.type = i.type AND r.id = i.id
+	WHERE i.type = 'Patient' AND i.identifier_index = $7::bytea AND i.id > $5::text
+	AND ($1::text = 'Patient')
+	AND ($2::bytea IS NULL OR i.patient_index = $2::bytea)
+	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
+	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	ORDER BY i.id LIMIT $6::bigint`
 
 	// resourcesByCodeSQL walks the (code_index, id) index of resource_codes.
 	resourcesByCodeSQL = resourceColumns + ` FROM resource_codes c JOIN resources r ON r.type = c.type AND r.id = c.id
@@ -105,6 +134,11 @@ const (
 	FROM unnest($1::bytea[], $2::bytea[]) AS u(patient_index, wrapped) WHERE d.patient_index = u.patient_index`
 )
 
+// resourceQueries is the Resources query of each lead, indexed by vitalgate.ResourceLead
+// (in the order of its constants).
+var resourceQueries = [...]string{resourcesAllSQL, resourcesByTypeSQL, resourcesByCodeSQL, resourcesByPatientSQL,
+	resourcesByEffectiveAscSQL, resourcesByEffectiveDescSQL, resourcesByIdentifierSQL, patientsByIdentifierSQL}
+
 // rewrapPage is how many data keys RewrapDataKeys holds in memory at a time.
 const rewrapPage = 256
 
@@ -129,14 +163,10 @@ func (db *DB) CreateResources(ctx context.Context, rs []vitalgate.SealedResource
 	if len(rs) == 0 {
 		return nil
 	}
-	rows, err := db.newResourceRows(rs)
-	if err != nil {
+	if err := vitalgate.CheckWrite(rs, audit); err != nil {
 		return err
 	}
-	if err := checkAudit(audit); err != nil {
-		return err
-	}
-	_, err = db.submit(ctx, rows, audit)
+	_, err := db.submit(ctx, db.newResourceRows(rs), audit)
 	return err
 }
 
@@ -148,18 +178,31 @@ func pgTime(t time.Time) pgtype.Timestamptz {
 	return pgtype.Timestamptz{Time: t.UTC().Truncate(time.Microsecond), Valid: true}
 }
 
+// resourceRow is what resourceColumns scan into.
+type resourceRow struct {
+	r                  vitalgate.SealedResource
+	version            int64
+	effective, updated *time.Time
+}
+
+func (x *resourceRow) targets() []any {
+	return []any{&x.r.Type, &x.r.ID, &x.version, &x.r.PatientIndex, &x.effective, &x.updated, &x.r.Body,
+		&x.r.CodeIndexes, &x.r.IdentifierIndexes}
+}
+
+// resource returns the scanned resource. pgx scans bytea and arrays into new slices, so the
+// result stays valid when the next row is scanned.
+func (x *resourceRow) resource() vitalgate.SealedResource {
+	r := x.r
+	r.Version = int(x.version)
+	r.Effective, r.LastUpdated = goTime(x.effective), goTime(x.updated)
+	return r
+}
+
 func scanResource(row pgx.Row) (vitalgate.SealedResource, error) {
-	var (
-		r                  vitalgate.SealedResource
-		version            int64
-		effective, updated *time.Time
-	)
-	if err := row.Scan(&r.Type, &r.ID, &version, &r.PatientIndex, &effective, &updated, &r.Body, &r.CodeIndexes); err != nil {
-		return r, err
-	}
-	r.Version = int(version)
-	r.Effective, r.LastUpdated = goTime(effective), goTime(updated)
-	return r, nil
+	var x resourceRow
+	err := row.Scan(x.targets()...)
+	return x.resource(), err
 }
 
 // Resource returns one resource. Returns ENOTFOUND.
@@ -177,8 +220,8 @@ func (db *DB) Resource(ctx context.Context, typ, id string) (vitalgate.SealedRes
 // snapshot while fn runs; fn may call the store (it gets another connection). A Limit of zero
 // or less means no limit. A search by date needs a patient and a type (EINVALID otherwise).
 func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func(vitalgate.SealedResource) error) error {
-	if f.ByEffective && (len(f.PatientIndex) == 0 || f.Type == "") {
-		return vitalgate.Errorf(vitalgate.EINVALID, "a search by date needs a patient and a resource type")
+	if err := f.Validate(); err != nil {
+		return err
 	}
 	var limit any
 	if f.Limit > 0 {
@@ -187,38 +230,32 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 	typ, patient, code, since, after := f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), dbTime(f.Since), f.After
 	from, to, afterEff := dbTime(f.EffectiveFrom), dbTime(f.EffectiveTo), dbTime(f.AfterEffective)
 
-	var (
-		rows pgx.Rows
-		err  error
-	)
-	switch {
-	case f.ByEffective && f.Desc:
-		rows, err = db.pool.Query(ctx, resourcesByEffectiveDescSQL, typ, patient, code, since, after, limit, from, to, afterEff)
-	case f.ByEffective:
-		rows, err = db.pool.Query(ctx, resourcesByEffectiveAscSQL, typ, patient, code, since, after, limit, from, to, afterEff)
-	case len(f.PatientIndex) > 0:
-		rows, err = db.pool.Query(ctx, resourcesByPatientSQL, typ, patient, code, since, after, limit)
-	case len(f.CodeIndex) > 0:
-		rows, err = db.pool.Query(ctx, resourcesByCodeSQL, typ, patient, code, since, after, limit)
-	case f.Type != "":
-		rows, err = db.pool.Query(ctx, resourcesByTypeSQL, typ, patient, code, since, after, limit)
-	default:
-		rows, err = db.pool.Query(ctx, resourcesAllSQL, typ, patient, code, since, after, limit)
+	args := []any{typ, patient, code, since, after, limit}
+	lead := f.Lead()
+	switch lead {
+	case vitalgate.LeadEffectiveAsc, vitalgate.LeadEffectiveDesc:
+		args = append(args, from, to, afterEff)
+	case vitalgate.LeadPatientIdentifier, vitalgate.LeadPatientsByIdentifier:
+		args = append(args, f.IdentifierIndex)
 	}
+	// assurance:sql-ok resourceQueries is an array of this package's SQL constants
+	rows, err := db.pool.Query(ctx, resourceQueries[lead], args...)
 	if err != nil {
 		return mapError(err, "resources")
 	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanResource(rows)
-		if err != nil {
-			return mapError(err, "resources")
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
+	// fn's error is returned unchanged; only the database's goes through mapError.
+	var (
+		r     resourceRow
+		fnErr error
+	)
+	_, err = pgx.ForEachRow(rows, r.targets(), func() error {
+		fnErr = fn(r.resource())
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr
 	}
-	return mapError(rows.Err(), "resources")
+	return mapError(err, "resources")
 }
 
 // DataKey returns the wrapped data key for a patient. Returns ENOTFOUND.
@@ -324,14 +361,24 @@ func dataKeyPage(ctx context.Context, tx pgx.Tx, after []byte) ([]vitalgate.Data
 	if err != nil {
 		return nil, mapError(err, "data keys")
 	}
-	defer rows.Close()
-	var keys []vitalgate.DataKey
-	for rows.Next() {
-		k, err := scanDataKey(rows)
-		if err != nil {
-			return nil, mapError(err, "data keys")
-		}
-		keys = append(keys, k)
+	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (vitalgate.DataKey, error) { return scanDataKey(row) })
+	return keys, mapError(err, "data keys")
+}
+
+const selectConflictsSQL = `SELECT DISTINCT id, kept_id FROM patient_identifier_conflicts ORDER BY id, kept_id`
+
+// PatientIdentifierConflicts lists the Patients whose identifier an older Patient kept when
+// migration 0004 made Patient identifiers unique (see vitalgate.IdentifierConflict). It is
+// empty for a database created since.
+func (db *DB) PatientIdentifierConflicts(ctx context.Context) ([]vitalgate.IdentifierConflict, error) {
+	rows, err := db.pool.Query(ctx, selectConflictsSQL)
+	if err != nil {
+		return nil, mapError(err, "identifier conflicts")
 	}
-	return keys, mapError(rows.Err(), "data keys")
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (vitalgate.IdentifierConflict, error) {
+		var c vitalgate.IdentifierConflict
+		err := row.Scan(&c.ID, &c.KeptID)
+		return c, err
+	})
+	return out, mapError(err, "identifier conflicts")
 }

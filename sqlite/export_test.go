@@ -7,8 +7,11 @@ var MapError = mapError
 var ExplainResourceQueries = map[string]string{
 	"patient": "EXPLAIN QUERY PLAN " + resourcesByPatientSQL,
 	"code":    "EXPLAIN QUERY PLAN " + resourcesByCodeSQL,
-	"type":    "EXPLAIN QUERY PLAN " + resourcesByTypeSQL,
-	"all":     "EXPLAIN QUERY PLAN " + resourcesAllSQL,
+	// The resend check of every observation and the Patient identifier lookup.
+	"identifier":         "EXPLAIN QUERY PLAN " + resourcesByIdentifierSQL,
+	"patient identifier": "EXPLAIN QUERY PLAN " + patientsByIdentifierSQL,
+	"type":               "EXPLAIN QUERY PLAN " + resourcesByTypeSQL,
+	"all":                "EXPLAIN QUERY PLAN " + resourcesAllSQL,
 }
 
 // ExplainAuditQueries holds EXPLAIN QUERY PLAN of the audit log queries whose cost must not

@@ -29,26 +29,18 @@ func TestQueryPlans(t *testing.T) {
 		{"patient", []any{"Observation", []byte("p"), nil, nil, "", 10}, "USING INDEX resources_patient_id", "TEMP B-TREE"},
 		{"code", []any{"", nil, []byte("c"), nil, "", 10}, "USING COVERING INDEX resource_codes_code", "TEMP B-TREE"},
 		{"type", []any{"Observation", nil, nil, nil, "", 10}, "USING INDEX sqlite_autoindex_resources_1", "TEMP B-TREE"},
+		// Finding a patient's observation by identifier seeks (type, patient, identifier):
+		// its cost must not grow with the patient's history (security review finding 1).
+		{"identifier", []any{"Observation", []byte("p"), nil, nil, "", 1, []byte("i")},
+			"SEARCH i USING COVERING INDEX resource_identifiers_patient (type=? AND patient_index=? AND identifier_index=? AND id>?)", "resources_patient"},
+		{"patient identifier", []any{"Patient", nil, nil, nil, "", 1, []byte("i")},
+			"SEARCH i USING INDEX resource_identifiers_patient_unique (identifier_index=?", "resources_patient"},
 		// Export of everything: a scan and a sort, accepted.
 		{"all", []any{"", nil, nil, nil, "", -1}, "SCAN r", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rows, err := raw.QueryContext(t.Context(), sqlite.ExplainResourceQueries[tt.name], tt.args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var plan []string
-			for rows.Next() {
-				var id, parent, notused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			text := strings.Join(plan, "\n")
+			text := queryPlan(t, raw, sqlite.ExplainResourceQueries[tt.name], tt.args...)
 			if !strings.Contains(text, tt.want) || (tt.notWant != "" && strings.Contains(text, tt.notWant)) {
 				t.Errorf("plan:\n%s\nwant %q, not %q", text, tt.want, tt.notWant)
 			}
@@ -80,24 +72,37 @@ func TestAuditQueryPlans(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rows, err := raw.QueryContext(t.Context(), sqlite.ExplainAuditQueries[tt.name], tt.args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var plan []string
-			for rows.Next() {
-				var id, parent, notused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			text := strings.Join(plan, "\n")
+			text := queryPlan(t, raw, sqlite.ExplainAuditQueries[tt.name], tt.args...)
 			if !strings.Contains(text, tt.want) || strings.Contains(text, "SCAN") || strings.Contains(text, "TEMP B-TREE") {
 				t.Errorf("plan:\n%s\nwant %q and no scan or sort", text, tt.want)
 			}
 		})
 	}
+}
+
+// queryPlan returns the lines of EXPLAIN QUERY PLAN explain (a query of the package's
+// Explain maps) with args.
+func queryPlan(t *testing.T, raw *sql.DB, explain string, args ...any) string {
+	t.Helper()
+	if explain == "" {
+		t.Fatal("no such query")
+	}
+	rows, err := raw.QueryContext(t.Context(), explain, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "\n")
 }

@@ -7,16 +7,23 @@ import (
 	"strings"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/groupcommit"
 )
 
 const (
 	insertResourceSQL = `INSERT INTO resources (type, id, version, patient_index, effective, last_updated, body)
 	VALUES (?, ?, ?, ?, ?, ?, ?)`
 	insertCodeSQL = `INSERT OR IGNORE INTO resource_codes (type, id, code_index) VALUES (?, ?, ?)`
+	// insertIdentifierSQL stores an identifier index once per resource; a Patient identifier
+	// that another Patient has fails the unique index resource_identifiers_patient_unique.
+	insertIdentifierSQL = `INSERT INTO resource_identifiers (type, id, patient_index, identifier_index)
+	VALUES (?, ?, ?, ?) ON CONFLICT (type, id, identifier_index) DO NOTHING`
 
-	// resourceColumns selects a resource and, as comma-separated hex, its code indexes.
+	// resourceColumns selects a resource and, as comma-separated hex, its code indexes and
+	// its identifier indexes.
 	resourceColumns = `SELECT r.type, r.id, r.version, r.patient_index, r.effective, r.last_updated, r.body,
-	(SELECT group_concat(hex(x.code_index), ',') FROM resource_codes x WHERE x.type = r.type AND x.id = r.id)`
+	(SELECT group_concat(hex(x.code_index), ',') FROM resource_codes x WHERE x.type = r.type AND x.id = r.id),
+	(SELECT group_concat(hex(x.identifier_index), ',') FROM resource_identifiers x WHERE x.type = r.type AND x.id = r.id)`
 
 	selectResourceSQL = resourceColumns + ` FROM resources r WHERE r.type = ? AND r.id = ?`
 
@@ -33,6 +40,26 @@ const (
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
 	AND (?4 IS NULL OR r.last_updated >= ?4)
 	ORDER BY r.id, r.type LIMIT ?6`
+
+	// resourcesByIdentifierSQL seeks a patient's resources of one type with identifier ?7 on
+	// the (type, patient_index, identifier_index, id) index: its cost does not depend on how
+	// many resources the patient has.
+	resourcesByIdentifierSQL = resourceColumns + ` FROM resource_identifiers i JOIN resources r ON r.type = i.type AND r.id = i.id
+	WHERE i.type = ?1 AND i.patient_index = ?2 AND i.identifier_index = ?7 AND i.id > ?5
+	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
+	AND (?4 IS NULL OR r.last_updated >= ?4)
+	ORDER BY i.id LIMIT ?6`
+
+	// patientsByIdentifierSQL seeks the Patient with identifier ?7 on the unique partial
+	// index resource_identifiers_patient_unique (whose WHERE the literal type matches).
+	patientsByIdentifierSQL = resourceColumns + ` FROM resource_identifiers i JOIN resources r ON r.type = i.type AND r.id = i.id
+	WHERE i.type = 'Patient' AND i.identifier_index = ?7 AND i.id > ?5
+	AND (?2 IS NULL OR i.patient_index = ?2)
+	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
+	AND (?4 IS NULL OR r.last_updated >= ?4)
+	ORDER BY i.id LIMIT ?6`
 
 	// resourcesByCodeSQL walks the (code_index, id) index of resource_codes.
 	resourcesByCodeSQL = resourceColumns + ` FROM resource_codes c JOIN resources r ON r.type = c.type AND r.id = c.id
@@ -90,25 +117,22 @@ const (
 	updateDataKeySQL = `UPDATE data_keys SET wrapped = ? WHERE patient_index = ?`
 )
 
+// resourceQueries is the Resources query of each lead, indexed by vitalgate.ResourceLead
+// (in the order of its constants).
+var resourceQueries = [...]string{resourcesAllSQL, resourcesByTypeSQL, resourcesByCodeSQL, resourcesByPatientSQL,
+	resourcesByEffectiveAscSQL, resourcesByEffectiveDescSQL, resourcesByIdentifierSQL, patientsByIdentifierSQL}
+
 // rewrapPage is how many data keys RewrapDataKeys holds in memory at a time.
 const rewrapPage = 256
 
-// batchRequest is one CreateResources or AppendAudit call waiting for the writer.
-type batchRequest struct {
-	ctx   context.Context
+// batch is one CreateResources or AppendAudit call's work for the group commit.
+type batch struct {
 	rs    []vitalgate.SealedResource
-	audit [][]byte         // appended after rs, inside the same savepoint
-	reply chan batchResult // buffered: the writer never blocks on a caller
+	audit [][]byte // appended after rs, inside the same savepoint
 }
 
-// size is how much of a group commit's MaxBatch the request takes.
-func (r *batchRequest) size() int { return len(r.rs) + len(r.audit) }
-
-// batchResult answers a batchRequest.
-type batchResult struct {
-	first uint64 // index of the request's first audit entry, if it had any
-	err   error
-}
+// batchSize is how much of a group commit's MaxBatch a call takes.
+func batchSize(b batch) int { return len(b.rs) + len(b.audit) }
 
 // CreateResources durably stores rs in one transaction: all or none, and appends the audit
 // entries in the same transaction. Concurrent callers (and AppendAudit callers) share one
@@ -129,112 +153,37 @@ func (db *DB) CreateResources(ctx context.Context, rs []vitalgate.SealedResource
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	batch := make([]vitalgate.SealedResource, len(rs))
-	for i, r := range rs {
-		switch {
-		case r.Type == "":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, "resourceType", "resource type is empty")
-		case r.ID == "":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, "id", "resource id is empty")
-		case len(r.Body) == 0:
-			return vitalgate.Errorf(vitalgate.EINVALID, "resource body is empty")
-		}
-		r.LastUpdated = db.orNow(r.LastUpdated)
-		batch[i] = r
-	}
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckWrite(rs, audit); err != nil {
 		return err
 	}
-	_, err := db.submit(ctx, batch, audit)
+	stamped := make([]vitalgate.SealedResource, len(rs))
+	for i, r := range rs {
+		r.LastUpdated = db.orNow(r.LastUpdated)
+		stamped[i] = r
+	}
+	_, err := db.submit(ctx, stamped, audit)
 	return err
 }
 
-// submit hands resources and audit entries to the writer and waits for the commit. It returns
-// the index of the first audit entry.
+// submit hands resources and audit entries to the group commit and waits for the commit. It
+// returns the index of the first audit entry.
 func (db *DB) submit(ctx context.Context, rs []vitalgate.SealedResource, audit [][]byte) (uint64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	req := &batchRequest{ctx: ctx, rs: rs, audit: audit, reply: make(chan batchResult, 1)}
-	select {
-	case db.reqs <- req:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-db.closing:
-		return 0, vitalgate.Errorf(vitalgate.EUNAVAILABLE, "store closed")
-	}
-	res := <-req.reply
-	return res.first, res.err
+	return db.queue.Submit(ctx, batch{rs: rs, audit: audit})
 }
 
-// writer owns group commit: it takes every batch that is waiting, up to MaxBatch resources
-// and audit entries, writes them in one transaction and answers each caller. It exits when
-// the DB is closing and no batch it has taken is left.
-func (db *DB) writer() {
-	defer close(db.done)
-	var carry *batchRequest // taken from the queue but did not fit the previous group
-	for {
-		first := carry
-		carry = nil
-		if first == nil {
-			select {
-			case first = <-db.reqs:
-			case <-db.closing:
-				return
-			}
-		}
-		group := []*batchRequest{first}
-		n := first.size()
-	drain:
-		for n < db.opts.MaxBatch {
-			select {
-			case r := <-db.reqs:
-				if n+r.size() > db.opts.MaxBatch {
-					carry = r
-					break drain
-				}
-				group = append(group, r)
-				n += r.size()
-			default:
-				break drain
-			}
-		}
-		db.commitGroup(group)
-	}
-}
-
-// commitGroup writes every live request of group in one transaction, each under a savepoint
-// that covers its resources and its audit entries, commits once, and answers every request.
-// Audit indexes are assigned by the inserts themselves (max(idx) + 1), so a savepoint rolled
-// back or a commit that fails leaves no gap and nothing to resynchronise.
-func (db *DB) commitGroup(group []*batchRequest) {
-	res := make([]batchResult, len(group))
-	answer := func() {
-		for i, r := range group {
-			r.reply <- res[i]
-		}
-	}
-	live := 0
-	for i, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			res[i].err = err // cancelled before we took it up: not written
-		} else {
-			live++
-		}
-	}
-	if live == 0 {
-		answer()
-		return
-	}
+// commitGroup is the flush function of the group commit: it writes the calls of a group in
+// one transaction, each under a savepoint that covers its resources and its audit entries,
+// commits once, and sets every call's result. Audit indexes are assigned by the inserts
+// themselves (max(idx) + 1), so a savepoint rolled back or a commit that fails leaves no gap
+// and nothing to resynchronise.
+func (db *DB) commitGroup(group []*groupcommit.Call[batch]) {
 	fail := func(err error) {
-		for i := range group {
-			if res[i].err == nil {
-				res[i] = batchResult{err: err}
+		for _, c := range group {
+			if c.Err == nil {
+				c.First, c.Err = 0, err
 			}
 		}
-		answer()
 	}
-
 	// The transaction is shared, so it does not follow any one caller's context.
 	ctx := context.Background()
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -244,30 +193,27 @@ func (db *DB) commitGroup(group []*batchRequest) {
 	}
 	insRes := tx.StmtContext(ctx, db.insertResource)
 	insCode := tx.StmtContext(ctx, db.insertCode)
+	insIdent := tx.StmtContext(ctx, db.insertIdentifier)
 	insAudit := tx.StmtContext(ctx, db.insertAudit)
-	for i, r := range group {
-		if res[i].err != nil {
-			continue
-		}
+	for _, c := range group {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT batch"); err != nil {
 			_ = tx.Rollback()
 			fail(mapError(err, "savepoint"))
 			return
 		}
-		err := insertBatch(ctx, insRes, insCode, r.rs)
+		err := insertBatch(ctx, insRes, insCode, insIdent, c.Work.rs)
 		if err == nil {
-			res[i].first, err = appendAudit(ctx, insAudit, r.audit)
+			c.First, err = appendAudit(ctx, insAudit, c.Work.audit)
 		}
 		if err == nil {
-			_, err = tx.ExecContext(ctx, "RELEASE batch")
-			if err != nil {
+			if _, err := tx.ExecContext(ctx, "RELEASE batch"); err != nil {
 				_ = tx.Rollback()
 				fail(mapError(err, "savepoint"))
 				return
 			}
 			continue
 		}
-		res[i] = batchResult{err: err}
+		c.First, c.Err = 0, err
 		// Undo this caller's rows and audit entries only. If SQLite rolled back the whole
 		// transaction itself (it may on SQLITE_FULL or an I/O error), the savepoint is gone:
 		// fail the group.
@@ -284,13 +230,11 @@ func (db *DB) commitGroup(group []*batchRequest) {
 	}
 	if err := tx.Commit(); err != nil {
 		fail(mapError(err, "commit"))
-		return
 	}
-	answer()
 }
 
 // insertBatch inserts one caller's resources with the transaction's prepared statements.
-func insertBatch(ctx context.Context, insRes, insCode *sql.Stmt, rs []vitalgate.SealedResource) error {
+func insertBatch(ctx context.Context, insRes, insCode, insIdent *sql.Stmt, rs []vitalgate.SealedResource) error {
 	for _, r := range rs {
 		if _, err := insRes.ExecContext(ctx, r.Type, r.ID, r.Version, dbBlob(r.PatientIndex),
 			dbTime(r.Effective), dbTime(r.LastUpdated), r.Body); err != nil {
@@ -304,30 +248,50 @@ func insertBatch(ctx context.Context, insRes, insCode *sql.Stmt, rs []vitalgate.
 				return mapError(err, "code index")
 			}
 		}
+		for _, x := range r.IdentifierIndexes {
+			if len(x) == 0 {
+				continue
+			}
+			if _, err := insIdent.ExecContext(ctx, r.Type, r.ID, dbBlob(r.PatientIndex), x); err != nil {
+				return mapError(err, r.Type+" identifier")
+			}
+		}
 	}
 	return nil
+}
+
+// hexList decodes a comma-separated list of hex values (group_concat of hex()).
+func hexList(s sql.NullString) ([][]byte, error) {
+	if !s.Valid || s.String == "" {
+		return nil, nil
+	}
+	var out [][]byte
+	for _, h := range strings.Split(s.String, ",") {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 func scanResource(s scanner) (vitalgate.SealedResource, error) {
 	var (
 		r                  vitalgate.SealedResource
 		effective, updated sql.NullInt64
-		codes              sql.NullString
+		codes, idents      sql.NullString
+		err                error
 	)
-	if err := s.Scan(&r.Type, &r.ID, &r.Version, &r.PatientIndex, &effective, &updated, &r.Body, &codes); err != nil {
+	if err := s.Scan(&r.Type, &r.ID, &r.Version, &r.PatientIndex, &effective, &updated, &r.Body, &codes, &idents); err != nil {
 		return r, err
 	}
 	r.Effective, r.LastUpdated = goTime(effective), goTime(updated)
-	if codes.Valid && codes.String != "" {
-		for _, h := range strings.Split(codes.String, ",") {
-			b, err := hex.DecodeString(h)
-			if err != nil {
-				return r, err
-			}
-			r.CodeIndexes = append(r.CodeIndexes, b)
-		}
+	if r.CodeIndexes, err = hexList(codes); err != nil {
+		return r, err
 	}
-	return r, nil
+	r.IdentifierIndexes, err = hexList(idents)
+	return r, err
 }
 
 // Resource returns one resource. Returns ENOTFOUND.
@@ -362,29 +326,19 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 	if !f.AfterEffective.IsZero() {
 		afterEff = f.AfterEffective.UnixMicro()
 	}
-	args := []any{f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), since, f.After, limit, from, to, afterEff}
-	if f.ByEffective && (len(f.PatientIndex) == 0 || f.Type == "") {
-		return vitalgate.Errorf(vitalgate.EINVALID, "a search by date needs a patient and a resource type")
+	if err := f.Validate(); err != nil {
+		return err
 	}
-
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	switch {
-	case f.ByEffective && f.Desc:
-		rows, err = db.query(ctx, resourcesByEffectiveDescSQL, args...)
-	case f.ByEffective:
-		rows, err = db.query(ctx, resourcesByEffectiveAscSQL, args...)
-	case len(f.PatientIndex) > 0:
-		rows, err = db.query(ctx, resourcesByPatientSQL, args[:6]...)
-	case len(f.CodeIndex) > 0:
-		rows, err = db.query(ctx, resourcesByCodeSQL, args[:6]...)
-	case f.Type != "":
-		rows, err = db.query(ctx, resourcesByTypeSQL, args[:6]...)
-	default:
-		rows, err = db.query(ctx, resourcesAllSQL, args[:6]...)
+	args := []any{f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), since, f.After, limit}
+	lead := f.Lead()
+	switch lead {
+	case vitalgate.LeadEffectiveAsc, vitalgate.LeadEffectiveDesc:
+		args = append(args, from, to, afterEff)
+	case vitalgate.LeadPatientIdentifier, vitalgate.LeadPatientsByIdentifier:
+		args = append(args, f.IdentifierIndex)
 	}
+	// assurance:sql-ok resourceQueries is an array of this package's SQL constants
+	rows, err := db.query(ctx, resourceQueries[lead], args...)
 	if err != nil {
 		return mapError(err, "resources")
 	}
@@ -503,4 +457,26 @@ func dataKeyPage(ctx context.Context, tx *sql.Tx, after []byte) ([]vitalgate.Dat
 		keys = append(keys, k)
 	}
 	return keys, mapError(rows.Err(), "data keys")
+}
+
+const selectConflictsSQL = `SELECT DISTINCT id, kept_id FROM patient_identifier_conflicts ORDER BY id, kept_id`
+
+// PatientIdentifierConflicts lists the Patients whose identifier an older Patient kept when
+// migration 0007 made Patient identifiers unique (see vitalgate.IdentifierConflict). It is
+// empty for a database created since.
+func (db *DB) PatientIdentifierConflicts(ctx context.Context) ([]vitalgate.IdentifierConflict, error) {
+	rows, err := db.query(ctx, selectConflictsSQL)
+	if err != nil {
+		return nil, mapError(err, "identifier conflicts")
+	}
+	defer rows.Close()
+	var out []vitalgate.IdentifierConflict
+	for rows.Next() {
+		var c vitalgate.IdentifierConflict
+		if err := rows.Scan(&c.ID, &c.KeptID); err != nil {
+			return nil, mapError(err, "identifier conflicts")
+		}
+		out = append(out, c)
+	}
+	return out, mapError(rows.Err(), "identifier conflicts")
 }

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/groupcommit"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -113,15 +114,14 @@ type DB struct {
 	w *sql.DB // the single write connection; transactions begin IMMEDIATE
 	r *sql.DB // read-only connections
 
-	insertResource *sql.Stmt // prepared on the write connection
-	insertCode     *sql.Stmt
-	insertAudit    *sql.Stmt
+	insertResource   *sql.Stmt // prepared on the write connection
+	insertCode       *sql.Stmt
+	insertIdentifier *sql.Stmt
+	insertAudit      *sql.Stmt
 
 	readStmts sync.Map // SQL text (one of this package's constants) -> *sql.Stmt on the read pool
 
-	reqs    chan *batchRequest // unbuffered: a send completes when the writer picks it up
-	closing chan struct{}      // closed by Close: no new batches
-	done    chan struct{}      // closed when the writer goroutine has exited
+	queue *groupcommit.Queue[batch] // group commit of CreateResources and AppendAudit
 
 	closeOnce sync.Once
 	closeErr  error
@@ -146,17 +146,15 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 
 	db := &DB{
-		path:    abs,
-		opts:    opts,
-		reqs:    make(chan *batchRequest),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
+		path: abs,
+		opts: opts,
 	}
 	if err := db.open(ctx); err != nil {
 		_ = db.closePools() // the open error is the one to report
 		return nil, err
 	}
-	go db.writer()
+	db.queue = groupcommit.New(groupcommit.Options{MaxBatch: opts.MaxBatch, Writers: 1,
+		Closed: vitalgate.Errorf(vitalgate.EUNAVAILABLE, "store closed")}, batchSize, db.commitGroup)
 	return db, nil
 }
 
@@ -211,6 +209,9 @@ func (db *DB) open(ctx context.Context) error {
 		return mapError(err, "prepare")
 	}
 	if db.insertCode, err = db.w.PrepareContext(ctx, insertCodeSQL); err != nil {
+		return mapError(err, "prepare")
+	}
+	if db.insertIdentifier, err = db.w.PrepareContext(ctx, insertIdentifierSQL); err != nil {
 		return mapError(err, "prepare")
 	}
 	if db.insertAudit, err = db.w.PrepareContext(ctx, insertAuditSQL); err != nil {
@@ -272,10 +273,8 @@ func (db *DB) Path() string { return db.path }
 // Ping reports whether the store can serve requests: it is open and both the read and the
 // write connections answer. Returns EUNAVAILABLE otherwise.
 func (db *DB) Ping(ctx context.Context) error {
-	select {
-	case <-db.closing:
+	if db.queue.Closed() {
 		return vitalgate.Errorf(vitalgate.EUNAVAILABLE, "store closed")
-	default:
 	}
 	var n int
 	if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
@@ -301,8 +300,7 @@ func unavailable(err error) error {
 // connections. Calls after the first return the first call's result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		close(db.closing)
-		<-db.done
+		db.queue.Close()
 		db.closeErr = db.closePools()
 	})
 	return db.closeErr
@@ -310,7 +308,7 @@ func (db *DB) Close() error {
 
 func (db *DB) closePools() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{db.insertResource, db.insertCode, db.insertAudit} {
+	for _, s := range []*sql.Stmt{db.insertResource, db.insertCode, db.insertIdentifier, db.insertAudit} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

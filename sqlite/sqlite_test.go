@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/migration"
 	"github.com/vitalgate/vitalgate/sqlite"
 	"github.com/vitalgate/vitalgate/storetest"
 )
@@ -108,8 +109,13 @@ func TestSchemaVersion(t *testing.T) {
 	if err := raw.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != sqlite.SchemaVersion() {
-		t.Errorf("%d migrations recorded, want %d", n, sqlite.SchemaVersion())
+	// Versions may have gaps (each helper of a release takes its own numbers): one row per file.
+	ms, err := migration.Load(os.DirFS("."), "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(ms) {
+		t.Errorf("%d migrations recorded, want %d", n, len(ms))
 	}
 	if _, err := raw.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
 		sqlite.SchemaVersion()+1, "9999_from_the_future", 0); err != nil {
@@ -157,29 +163,9 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestDefaultsFromNow(t *testing.T) {
-	now := time.Date(2030, 1, 2, 3, 4, 5, 6000, time.UTC)
-	db := MustOpen(t, "", sqlite.Options{Now: func() time.Time { return now }})
-	ctx := t.Context()
-	if err := db.CreateDevice(ctx, vitalgate.Device{ID: "d1"}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := db.Device(ctx, "d1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Status != vitalgate.DeviceActive || !d.CreatedAt.Equal(now) || !d.UpdatedAt.Equal(now) {
-		t.Errorf("device defaults: %+v", d)
-	}
-	if err := db.CreateResources(ctx, []vitalgate.SealedResource{{Type: "Observation", ID: "o1", Body: []byte("x")}}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := db.Resource(ctx, "Observation", "o1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.LastUpdated.Equal(now) || !r.Effective.IsZero() {
-		t.Errorf("resource times: lastUpdated %v effective %v", r.LastUpdated, r.Effective)
-	}
+	storetest.DefaultsFromNow(t, func(t *testing.T, now func() time.Time) vitalgate.Store {
+		return MustOpen(t, "", sqlite.Options{Now: now})
+	})
 }
 
 func TestCreateResourcesInvalid(t *testing.T) {

@@ -71,6 +71,9 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"Resource/Paging", s.testResourcePaging},
 		{"Resource/StopOnError", s.testResourceStop},
 		{"Resource/Concurrent", s.testResourceConcurrent},
+		{"Resource/IdentifierLookup", s.testIdentifierLookup},
+		{"Resource/PatientIdentifierUnique", s.testPatientIdentifierUnique},
+		{"Resource/PatientIdentifierConcurrent", s.testPatientIdentifierConcurrent},
 		{"Nonce/Once", s.testNonce},
 		{"Node/Heartbeat", s.testHeartbeat},
 		{"Client/KeysAndCareTeam", s.testClientKeysAndCareTeam},
@@ -545,6 +548,10 @@ func checkResource(t *testing.T, got, want vitalgate.SealedResource) {
 	gc, wc := sortedCodes(got.CodeIndexes), sortedCodes(want.CodeIndexes)
 	if !slices.EqualFunc(gc, wc, bytes.Equal) {
 		t.Errorf("CodeIndexes = %q, want %q", gc, wc)
+	}
+	gi, wi := slices.CompactFunc(sortedCodes(got.IdentifierIndexes), bytes.Equal), slices.CompactFunc(sortedCodes(want.IdentifierIndexes), bytes.Equal)
+	if !slices.EqualFunc(gi, wi, bytes.Equal) {
+		t.Errorf("IdentifierIndexes = %q, want %q", gi, wi)
 	}
 }
 
