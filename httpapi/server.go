@@ -67,7 +67,6 @@ type Server struct {
 	tokens   *auth.Tokens
 	access   *access.Service
 	auth     TokenIssuer
-	admin    Admin
 	started  time.Time
 	protect  *protection
 	audit    *audit.Log
@@ -89,7 +88,6 @@ type Options struct {
 	Tokens   *auth.Tokens     // access tokens
 	Access   *access.Service  // authorized reads
 	Auth     TokenIssuer      // client authentication and token issuing (auth.Service)
-	Admin    Admin            // device administration
 	Metrics  *metrics.Metrics // optional
 	Audit    *audit.Log       // the audit log (entries and checkpoints)
 	Auditor  Auditor          // AuditEvent search, checkpoints and proofs (*auditquery.Service)
@@ -101,8 +99,8 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("invalid HTTP configuration: %w", err)
 	}
 	if o.CA == nil || o.Registry == nil || o.Ingest == nil || o.Ready == nil ||
-		o.Tokens == nil || o.Access == nil || o.Auth == nil || o.Admin == nil || o.Audit == nil || o.Auditor == nil {
-		return nil, errors.New("httpapi: CA, registry, ingest, readiness, tokens, access, auth, admin and audit are required")
+		o.Tokens == nil || o.Access == nil || o.Auth == nil || o.Audit == nil || o.Auditor == nil {
+		return nil, errors.New("httpapi: CA, registry, ingest, readiness, tokens, access, auth and audit are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -113,7 +111,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: o.Config, ca: o.CA, registry: o.Registry, ingest: o.Ingest, ready: o.Ready,
 		log: o.Logger, now: o.Now,
-		tokens: o.Tokens, access: o.Access, auth: o.Auth, admin: o.Admin,
+		tokens: o.Tokens, access: o.Access, auth: o.Auth,
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
 		audit:   o.Audit, auditor: o.Auditor,

@@ -85,7 +85,7 @@ func mustEnv(t *testing.T) *env {
 		Audit: audit.NewLog(store, signer, "test", "n", clock), Finder: store},
 		store: store, vault: v, reg: reg, now: now, pat: map[string]string{}}
 	for _, name := range []string{"a", "b"} {
-		c, err := e.svc.CreatePatient(ctx, vitalgate.Principal{Kind: "client", ID: "admin"},
+		c, err := e.svc.CreatePatient(ctx, vitalgate.Principal{Kind: "client", ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Patient.c"}},
 			[]byte(`{"resourceType":"Patient","identifier":[{"system":"`+mrnSystem+`","value":"mrn-`+name+`"}]}`))
 		if err != nil {
 			t.Fatal(err)
@@ -465,7 +465,7 @@ func TestResolvePatient(t *testing.T) {
 		{"https://hospital.example/mrn", "h-1"},
 		{hl7v2.AuthoritySystemFallback("Imaginary Hospital"), "789567"},
 	} {
-		c, err := e.svc.CreatePatient(ctx, vitalgate.Principal{Kind: "client", ID: "admin"},
+		c, err := e.svc.CreatePatient(ctx, vitalgate.Principal{Kind: "client", ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Patient.c"}},
 			[]byte(`{"resourceType":"Patient","identifier":[{"system":"`+p.system+`","value":"`+p.value+`"}]}`))
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/fhir"
 )
 
@@ -23,6 +24,9 @@ var errFound = errors.New("found")
 // EUNAVAILABLE.
 func (s *Service) CreatePatient(ctx context.Context, who vitalgate.Principal, body []byte) (c Created, err error) {
 	defer func() { s.auditRefused(ctx, "rest", audit.AgentClient, who.ID, string(who.Role), err) }()
+	if !auth.ScopesAllow(who.Scopes, "Patient", 'c') {
+		return Created{}, vitalgate.Errorf(vitalgate.EFORBIDDEN, "the access token's scopes do not allow create of Patient")
+	}
 	p, err := fhir.DecodePatient(body)
 	if err != nil {
 		return Created{}, err
