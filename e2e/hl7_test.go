@@ -158,9 +158,18 @@ func createPatient(t *testing.T, s *server, token, system, value string) string 
 	return p.ID
 }
 
+// sendHL7 sends the message in file, dated now (see recent), and returns the ACK.
 func sendHL7(t *testing.T, file, addr string) hl7Ack {
 	t.Helper()
-	cmd := exec.Command("node", "send.mjs", file, "127.0.0.1", strings.Split(addr, ":")[1])
+	data, err := os.ReadFile(file) // #nosec G304 -- a test sample
+	if err != nil {
+		t.Fatal(err)
+	}
+	dated := filepath.Join(t.TempDir(), filepath.Base(file))
+	if err := os.WriteFile(dated, recent(data, time.Now().UTC().Add(-time.Minute)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", "send.mjs", dated, "127.0.0.1", strings.Split(addr, ":")[1])
 	cmd.Dir = "hl7client"
 	out, err := cmd.Output()
 	if err != nil {
@@ -175,6 +184,56 @@ func sendHL7(t *testing.T, file, addr string) hl7Ack {
 		t.Fatalf("send.mjs output %q: %v", out, err)
 	}
 	return a
+}
+
+// recent returns msg with every date-time of minute precision or finer (12 or 14 digits
+// starting 19 or 20, as in MSH-7, OBR-7 and OBX-14) set to now: the samples were measured
+// years ago, and a reading binds to the patient its device was assigned to when it was
+// measured (and only within the backdating bound). Dates alone (a birth date) are kept.
+func recent(msg []byte, now time.Time) []byte {
+	out := append([]byte(nil), msg...)
+	isAlnum := func(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' }
+	isDigits := func(b []byte) bool {
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; i < len(out); {
+		if out[i] < '0' || out[i] > '9' || i > 0 && isAlnum(out[i-1]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(out) && out[j] >= '0' && out[j] <= '9' {
+			j++
+		}
+		n := j - i
+		if (n != 12 && n != 14) || j < len(out) && isAlnum(out[j]) || string(out[i:i+2]) != "19" && string(out[i:i+2]) != "20" {
+			i = j
+			continue
+		}
+		// Written in the zone of its offset (+HHMM/-HHMM after an optional fraction), if any.
+		k := j
+		if k < len(out) && out[k] == '.' {
+			for k++; k < len(out) && out[k] >= '0' && out[k] <= '9'; k++ {
+			}
+		}
+		at := now
+		if k+5 <= len(out) && (out[k] == '+' || out[k] == '-') && isDigits(out[k+1:k+5]) {
+			h, m := int(out[k+1]-'0')*10+int(out[k+2]-'0'), int(out[k+3]-'0')*10+int(out[k+4]-'0')
+			off := h*3600 + m*60
+			if out[k] == '-' {
+				off = -off
+			}
+			at = now.In(time.FixedZone("", off))
+		}
+		copy(out[i:j], at.Format("20060102150405")[:n])
+		i = j
+	}
+	return out
 }
 
 func waitListening(t *testing.T, addr string) {
