@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
-	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/registry"
 )
 
@@ -133,19 +132,13 @@ func (m *Main) deviceList(ctx context.Context, args []string) error {
 	return nil
 }
 
-// newRegistry returns the device registry over the node's store, CA and vault, auditing to
-// alog, with the settings of cfg (registry.DefaultConfig() plus flags).
-func (m *Main) newRegistry(n *node, alog *audit.Log, cfg registry.Config) (*registry.Service, error) {
-	return n.NewRegistry(alog, cfg, nil)
-}
-
 // cliRegistry returns the registry for a command-line action (audited as the operator).
 func (m *Main) cliRegistry(n *node) (*registry.Service, error) {
 	alog, err := n.AuditLog("cli")
 	if err != nil {
 		return nil, err
 	}
-	return m.newRegistry(n, alog, registry.DefaultConfig())
+	return n.NewRegistry(alog, registry.DefaultConfig(), nil)
 }
 
 // addDevice registers a device assigned to patient and returns it with its one-time
