@@ -16,6 +16,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/fresh"
 )
 
 // Store is what the token service needs from storage.
@@ -95,6 +96,9 @@ type ServiceConfig struct {
 	EmergencyTTL time.Duration
 	Now          func() time.Time
 	Logger       *slog.Logger // optional
+	// ClientStaleness bounds how old the client facts are that Authenticate uses (0:
+	// DefaultClientStaleness; negative: read the store on every request).
+	ClientStaleness time.Duration
 }
 
 // Service authenticates API clients and issues their access tokens: one rule for
@@ -103,6 +107,7 @@ type ServiceConfig struct {
 type Service struct {
 	cfg       ServiceConfig
 	dummyJWKS []byte // verifies the assertions of unknown clients, so that they cost the same
+	clients   *fresh.Cache[string, vitalgate.Client]
 }
 
 // NewService returns a token service.
@@ -133,7 +138,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, dummyJWKS: dummy}, nil
+	return &Service{cfg: cfg, dummyJWKS: dummy, clients: newClientCache(cfg.ClientStaleness, cfg.Now)}, nil
 }
 
 // TokenURL returns the first accepted token endpoint URL (the one to advertise).

@@ -21,6 +21,9 @@ type TokenIssuer interface {
 	// Returns EINVALID (auth.ErrUnsupportedGrant as cause for another grant type),
 	// EUNAUTHORIZED, EFORBIDDEN, ETHROTTLED (auth.Throttled as cause) and EUNAVAILABLE.
 	IssueToken(ctx context.Context, req auth.TokenRequest) (auth.Token, error)
+	// Authenticate verifies a bearer access token and that its client may still act.
+	// Returns EUNAUTHORIZED and EUNAVAILABLE.
+	Authenticate(ctx context.Context, token string) (auth.Claims, error)
 }
 
 // oauthError is an OAuth 2.0 error answer (RFC 6749 §5.2).

@@ -148,7 +148,7 @@ func (s *Server) authenticate(r *http.Request, kind AuthKind) (vitalgate.Princip
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 			return p, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "this endpoint needs an OAuth2 bearer access token")
 		}
-		c, err := s.tokens.Verify(strings.TrimSpace(tok))
+		c, err := s.auth.Authenticate(r.Context(), strings.TrimSpace(tok))
 		if err != nil {
 			return p, err
 		}

@@ -22,7 +22,6 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
-	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/metrics"
@@ -64,7 +63,6 @@ type Server struct {
 	ready    ReadyFunc
 	log      *slog.Logger
 	now      func() time.Time
-	tokens   *auth.Tokens
 	access   *access.Service
 	auth     TokenIssuer
 	started  time.Time
@@ -85,7 +83,6 @@ type Options struct {
 	Ready    ReadyFunc // readiness of the node
 	Logger   *slog.Logger
 	Now      func() time.Time
-	Tokens   *auth.Tokens     // access tokens
 	Access   *access.Service  // authorized reads
 	Auth     TokenIssuer      // client authentication and token issuing (auth.Service)
 	Metrics  *metrics.Metrics // optional
@@ -99,8 +96,8 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("invalid HTTP configuration: %w", err)
 	}
 	if o.CA == nil || o.Registry == nil || o.Ingest == nil || o.Ready == nil ||
-		o.Tokens == nil || o.Access == nil || o.Auth == nil || o.Audit == nil || o.Auditor == nil {
-		return nil, errors.New("httpapi: CA, registry, ingest, readiness, tokens, access, auth and audit are required")
+		o.Access == nil || o.Auth == nil || o.Audit == nil || o.Auditor == nil {
+		return nil, errors.New("httpapi: CA, registry, ingest, readiness, access, auth and audit are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -111,7 +108,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: o.Config, ca: o.CA, registry: o.Registry, ingest: o.Ingest, ready: o.Ready,
 		log: o.Logger, now: o.Now,
-		tokens: o.Tokens, access: o.Access, auth: o.Auth,
+		access: o.Access, auth: o.Auth,
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
 		audit:   o.Audit, auditor: o.Auditor,

@@ -144,7 +144,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
 		Ingest: &ingest.Service{Registry: reg, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store,
 			MaxBackdate: 100 * 365 * 24 * time.Hour}, // the official examples are years old
-		Tokens: tokens, Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Auth: authn,
+		Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Auth: authn,
 		Audit: alog, Auditor: &auditquery.Service{Store: store, Log: alog, Patients: v},
 	})
 	if err != nil {
