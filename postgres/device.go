@@ -65,7 +65,7 @@ const (
 	latestAssignmentStartSQL = `SELECT valid_from, valid_to IS NULL FROM device_assignments
 	WHERE device_id = $1 ORDER BY valid_from DESC LIMIT 1`
 
-	dropAssignmentSQL = `DELETE FROM device_assignments WHERE device_id = $1 AND valid_from = $2`
+	dropAssignmentSQL = `DELETE FROM device_assignments WHERE device_id = $1 AND valid_from = $2` // #nosec G101 -- SQL text, not a credential
 
 	closeAssignmentSQL = `UPDATE device_assignments SET valid_to = $1 WHERE device_id = $2 AND valid_to IS NULL`
 

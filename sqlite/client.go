@@ -171,13 +171,13 @@ func (db *DB) Clients(ctx context.Context) ([]vitalgate.Client, error) {
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return nil, mapError(err, "client")
 		}
 		ids = append(ids, id)
 	}
 	err = rows.Err()
-	rows.Close()
+	_ = rows.Close()
 	if err != nil {
 		return nil, mapError(err, "client")
 	}

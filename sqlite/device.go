@@ -60,7 +60,7 @@ const (
 	latestAssignmentStartSQL = `SELECT valid_from, valid_to IS NULL FROM device_assignments
 	WHERE device_id = ? ORDER BY valid_from DESC LIMIT 1`
 
-	dropAssignmentSQL = `DELETE FROM device_assignments WHERE device_id = ? AND valid_from = ?`
+	dropAssignmentSQL = `DELETE FROM device_assignments WHERE device_id = ? AND valid_from = ?` // #nosec G101 -- SQL text, not a credential
 
 	closeAssignmentSQL = `UPDATE device_assignments SET valid_to = ? WHERE device_id = ? AND valid_to IS NULL`
 
