@@ -32,7 +32,7 @@ func TestFHIRKitClient(t *testing.T) {
 	var want []string
 	for i := 0; i < 5; i++ {
 		status, body, _, err := post(context.Background(), c, srv.url+"/fhir/Observation",
-			observation("kit-patient", "kit-dev", fmt.Sprint(70+i), time.Now().Add(-time.Duration(5-i)*time.Minute)))
+			observation("kit-patient", "kit-dev", fmt.Sprint(70+i), time.Now().Add(-time.Duration(5-i)*40*time.Second))) // after the device was assigned (readings bind by time)
 		if err != nil || status != 201 {
 			t.Fatalf("post: %d %v %s", status, err, body)
 		}
