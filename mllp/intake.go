@@ -14,7 +14,6 @@ import (
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/pcd01"
-	"github.com/vitalgate/vitalgate/pki"
 )
 
 // PatientAuthority is the PID-3 assigning authority that names a Vitalgate Patient id
@@ -181,16 +180,17 @@ func sameEUI64(a, b string) bool {
 	return strings.EqualFold(norm.Replace(strings.TrimSpace(a)), norm.Replace(b))
 }
 
-// deviceOf returns the device id of the connection's verified client certificate.
+// deviceOf returns the device the registry authorized for this message (the server asks its
+// Authorizer before every message and records the answer in ConnInfo.DeviceID): the rule
+// that a certificate's device may act lives in the registry alone.
 func deviceOf(conn ConnInfo) (string, error) {
 	if conn.TLS == nil || len(conn.TLS.PeerCertificates) == 0 {
 		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "a device client certificate is required")
 	}
-	id, ok := pki.DeviceIDFromCert(conn.TLS.PeerCertificates[0])
-	if !ok {
-		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the client certificate is not a device certificate")
+	if conn.DeviceID == "" {
+		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the client certificate has not been authorized by the device registry")
 	}
-	return id, nil
+	return conn.DeviceID, nil
 }
 
 // obxLocation points an ingest error about Observation[i] at the OBX segment it came from

@@ -113,7 +113,9 @@ func mustIntakeFor(t *testing.T, device string) *intakeEnv {
 		reg:    reg,
 		vault:  v,
 		store:  store,
-		conn:   mllp.ConnInfo{RemoteAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, TLS: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}},
+		// As the server passes it: the registry authorized the certificate's device.
+		conn: mllp.ConnInfo{RemoteAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, TLS: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}},
+			DeviceID: device},
 	}
 }
 

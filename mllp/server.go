@@ -367,9 +367,7 @@ func (s *Server) serveConn(cn *conn) {
 			id, err := s.authorize(info)
 			if err != nil {
 				log.Info("mllp: certificate no longer authorized; closing", "err", vitalgate.ErrorMessage(err))
-				ack := hl7v2.BuildACK(parseHeader(payload), hl7v2.AckAR, []hl7v2.AckError{{
-					Condition: hl7v2.CondInternal, Message: vitalgate.ErrorMessage(err),
-				}}, s.cfg.Now(), s.controlID())
+				ack, _ := errorACK(s.baseCtx, log, parseHeader(payload), err, nil, s.cfg.Now(), s.controlID())
 				_ = cn.c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 				_ = WriteFrame(cn.c, ack)
 				return
