@@ -97,4 +97,30 @@ func TestClientAdmin(t *testing.T) {
 			t.Fatalf("List = %+v, %v", cs, err)
 		}
 	})
+
+	t.Run("add", func(t *testing.T) {
+		from := e.size()
+		secret, err := admin.Add(ctx, vitalgate.Client{ID: "new-ehr", Role: vitalgate.RoleEHRSystem})
+		if err != nil || len(secret) != 43 {
+			t.Fatalf("Add = %q, %v", secret, err)
+		}
+		lastEntry(t, from, "client-add")
+		if _, err := e.svc.IssueToken(ctx, basic("new-ehr", secret)); err != nil {
+			t.Fatalf("the new client's secret: %v", err)
+		}
+		from = e.size()
+		for name, c := range map[string]vitalgate.Client{
+			"taken id":           {ID: "new-ehr", Role: vitalgate.RoleEHRSystem},
+			"no such role":       {ID: "x", Role: "root"},
+			"scope beyond role":  {ID: "y", Role: vitalgate.RoleAuditor, Scopes: []string{"system/Observation.rs"}},
+			"device is not role": {ID: "z", Role: vitalgate.RoleDevice},
+		} {
+			if _, err := admin.Add(ctx, c); err == nil {
+				t.Errorf("%s: Add accepted %+v", name, c)
+			}
+		}
+		if n := len(e.entries(from)); n != 0 {
+			t.Errorf("refused additions left %d audit entries", n)
+		}
+	})
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
-	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 )
 
@@ -215,7 +214,7 @@ func (m *Main) clientAdd(ctx context.Context, args []string) error {
 	if len(patients) > 0 && r != vitalgate.RoleClinician {
 		return fmt.Errorf("--patient (a care team) applies to clinicians only")
 	}
-	n, err := m.openDataDir(ctx, *dir)
+	a, n, err := m.clientAdmin(ctx, *dir)
 	if err != nil {
 		return err
 	}
@@ -227,7 +226,6 @@ func (m *Main) clientAdd(ctx context.Context, args []string) error {
 		}
 		c.PatientIndexes = append(c.PatientIndexes, n.vault.PatientIndex(p))
 	}
-	var secret string
 	if *jwksFile != "" {
 		data, err := os.ReadFile(*jwksFile) // #nosec G304 -- the operator names the file
 		if err != nil {
@@ -237,21 +235,10 @@ func (m *Main) clientAdd(ctx context.Context, args []string) error {
 			return fmt.Errorf("--jwks: %s", vitalgate.ErrorMessage(err))
 		}
 		c.JWKS = data
-	} else {
-		if secret, err = auth.NewSecret(rand.Reader); err != nil {
-			return err
-		}
-		if c.SecretHash, err = auth.HashSecret(secret, auth.DefaultHashParams, rand.Reader); err != nil {
-			return err
-		}
 	}
-	entry := audit.Entry{Time: m.Now().UTC(), Action: audit.ActionCreate, Type: "admin", Subtype: "client-add", AgentType: audit.AgentOperator,
-		AgentID: operator(), Outcome: audit.OutcomeSuccess, Resources: []string{"Client/" + c.ID}, OutcomeDesc: "role " + string(r)}
-	if err := n.store.CreateClient(ctx, c, entry.Marshal()); err != nil {
-		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
-			return fmt.Errorf("client %q exists already", *id)
-		}
-		return err
+	secret, err := a.Add(ctx, c)
+	if err != nil {
+		return cliError(err)
 	}
 	if secret == "" {
 		fmt.Fprintf(m.Stderr, "Registered client %s (role %s) with its public keys; it authenticates with private_key_jwt.\n", *id, r)
