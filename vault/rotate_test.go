@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/seal"
 	"github.com/vitalgate/vitalgate/sqlite"
 	"github.com/vitalgate/vitalgate/vault"
@@ -176,5 +177,41 @@ func TestReloadRefusesAnotherIndexKey(t *testing.T) {
 	}
 	if !bytes.Equal(v.PatientIndex("pat-1"), before) || v.Keyring().CurrentKEKID() != "kek-1" {
 		t.Fatal("a key directory with another index key was loaded")
+	}
+}
+
+// TestRotateAsIsAudited: the rotation records itself (who, how many keys, the new KEK id),
+// once, in the audit log.
+func TestRotateAsIsAudited(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	keys, err := vault.CreateKeyring(filepath.Join(dir, "keys"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := vault.New(store, keys, nil, nil)
+	if _, err := v.Seal(ctx, v.PatientIndex("pat-1"), "Observation", "o1", 1, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	keys, err = vault.AddKEK(filepath.Join(dir, "keys"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	akey, _ := audit.GenerateKey(nil)
+	signer, _ := audit.NewSigner("test", akey)
+	n, err := vault.New(store, keys, nil, nil).RotateAs(ctx, audit.NewLog(store, signer, "test", "cli", nil), "alice")
+	if err != nil || n != 1 {
+		t.Fatalf("RotateAs = %d, %v", n, err)
+	}
+	var entries []string
+	_ = store.AuditEntries(ctx, 0, 10, func(r vitalgate.AuditRecord) error { entries = append(entries, string(r.Data)); return nil })
+	if len(entries) != 1 || !strings.Contains(entries[0], `"keys-rotate"`) || !strings.Contains(entries[0], `"alice"`) ||
+		!strings.Contains(entries[0], keys.CurrentKEKID()) {
+		t.Fatalf("audit entries = %q, want one keys-rotate by alice naming %s", entries, keys.CurrentKEKID())
 	}
 }

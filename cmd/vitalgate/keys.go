@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/vault"
 )
 
@@ -30,14 +29,13 @@ func (m *Main) keysRotate(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("add key-encryption key: %w", err)
 	}
-	changed, err := vault.New(n.store, keys, m.Now, nil).Rotate(ctx)
+	alog, err := n.AuditLog("cli")
+	if err != nil {
+		return err
+	}
+	changed, err := vault.New(n.store, keys, m.Now, nil).RotateAs(ctx, alog, operator())
 	if err != nil {
 		return fmt.Errorf("rewrap data keys (the new key is in place; run rotate again to finish): %w", err)
-	}
-	entry := audit.Entry{Time: m.Now().UTC(), Action: audit.ActionUpdate, Type: "admin", Subtype: "keys-rotate", AgentType: audit.AgentOperator,
-		AgentID: operator(), Outcome: audit.OutcomeSuccess, Count: changed, OutcomeDesc: "new key-encryption key " + keys.CurrentKEKID()}
-	if _, err := n.store.AppendAudit(ctx, entry.Marshal()); err != nil {
-		return fmt.Errorf("audit the rotation: %w", err)
 	}
 	id := keys.CurrentKEKID()
 	fmt.Fprintf(m.Stderr, "New key-encryption key %s is current; %d data keys rewrapped.\n"+
