@@ -377,13 +377,13 @@ func auditText(t *testing.T, e *env) string {
 func TestRefusalAuditHasNoClinicalValues(t *testing.T) {
 	e := mustEnv(t)
 	_, err := e.svc.CreateObservation(context.Background(), "dev-1", obs(t, e.pat["a"], e.now.Add(-time.Minute), func(o map[string]any) {
-		o["valueQuantity"].(map[string]any)["value"] = 400
+		o["valueQuantity"].(map[string]any)["value"] = 400.5 // with its point: never part of a hex blind index
 	}))
-	if !strings.Contains(vitalgate.ErrorMessage(err), "400") {
+	if !strings.Contains(vitalgate.ErrorMessage(err), "400.5") {
 		t.Fatalf("the refusal should quote the value to the device: %v", err)
 	}
 	text := auditText(t, e)
-	if strings.Contains(text, "400") || strings.Contains(text, "heart rate") {
+	if strings.Contains(text, "400.5") || strings.Contains(text, "/min") || strings.Contains(text, "heart rate") {
 		t.Fatalf("audit log holds the clinical value:\n%s", text)
 	}
 	if !strings.Contains(text, `"outcomeDesc":"unprocessable: Observation.valueQuantity.value"`) {
