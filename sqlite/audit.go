@@ -31,18 +31,6 @@ const (
 	selectCheckpointsSQL = `SELECT size, note, created_at FROM audit_checkpoints ORDER BY size`
 )
 
-// checkAudit rejects audit entries that cannot be stored: an audit entry is a canonical
-// encoding and never empty. Write methods check their entries before writing anything, so
-// that an unusable entry fails the write rather than leaving it unaudited.
-func checkAudit(entries [][]byte) error {
-	for _, e := range entries {
-		if len(e) == 0 {
-			return vitalgate.Errorf(vitalgate.EINVALID, "audit entry is empty")
-		}
-	}
-	return nil
-}
-
 // appendAudit appends entries within the caller's transaction, using ins (insertAuditSQL
 // bound to that transaction), and returns the index of the first. With no entries it does
 // nothing and returns 0.
@@ -87,7 +75,7 @@ func (db *DB) AppendAudit(ctx context.Context, entries ...[]byte) (uint64, error
 	if len(entries) == 0 {
 		return db.AuditSize(ctx)
 	}
-	if err := checkAudit(entries); err != nil {
+	if err := vitalgate.CheckAuditEntries(entries); err != nil {
 		return 0, err
 	}
 	return db.submit(ctx, nil, entries)
@@ -139,13 +127,10 @@ func (db *DB) AuditEntries(ctx context.Context, from, to uint64, fn func(vitalga
 // is ignored: the first one stored is kept. A zero CreatedAt is set to the current time.
 // Returns EINVALID for an empty note or a size beyond what the log can hold.
 func (db *DB) AddAuditCheckpoint(ctx context.Context, c vitalgate.AuditCheckpoint) error {
-	if len(c.Note) == 0 {
-		return vitalgate.Errorf(vitalgate.EINVALID, "audit checkpoint note is empty")
+	if err := vitalgate.CheckAuditCheckpoint(c); err != nil {
+		return err
 	}
-	if c.Size > math.MaxInt64 {
-		return vitalgate.Errorf(vitalgate.EINVALID, "audit checkpoint size out of range")
-	}
-	_, err := db.w.ExecContext(ctx, insertCheckpointSQL, int64(c.Size), c.Note, dbTime(db.orNow(c.CreatedAt)))
+	_, err := db.w.ExecContext(ctx, insertCheckpointSQL, int64(c.Size), c.Note, dbTime(db.orNow(c.CreatedAt))) // #nosec G115 -- CheckAuditCheckpoint bounds c.Size to math.MaxInt64
 	return mapError(err, "audit checkpoint")
 }
 
@@ -274,12 +259,9 @@ func (db *DB) OutboxCursor(ctx context.Context, destination string) (uint64, err
 // The cursor only moves forward (a lower next is ignored, as when two nodes deliver).
 // Returns EINVALID for an empty destination or a next beyond what the log can hold.
 func (db *DB) SetOutboxCursor(ctx context.Context, destination string, next uint64) error {
-	if destination == "" {
-		return vitalgate.Errorf(vitalgate.EINVALID, "outbox destination is empty")
+	if err := vitalgate.CheckOutboxCursor(destination, next); err != nil {
+		return err
 	}
-	if next > math.MaxInt64 {
-		return vitalgate.Errorf(vitalgate.EINVALID, "outbox cursor out of range")
-	}
-	_, err := db.w.ExecContext(ctx, setOutboxCursorSQL, destination, int64(next), dbTime(db.orNow(time.Time{})))
+	_, err := db.w.ExecContext(ctx, setOutboxCursorSQL, destination, int64(next), dbTime(db.orNow(time.Time{}))) // #nosec G115 -- CheckOutboxCursor bounds next to math.MaxInt64
 	return mapError(err, "outbox cursor")
 }

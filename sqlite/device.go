@@ -75,7 +75,7 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]b
 	if d.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Device.id", "device id is empty")
 	}
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	if d.Status == "" {
@@ -180,7 +180,7 @@ func (db *DB) ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash stri
 	if cert.DeviceID != deviceID {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Certificate.deviceID", "certificate is for another device")
 	}
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	cert.IssuedAt = db.orNow(cert.IssuedAt)
@@ -215,7 +215,7 @@ func insertCert(ctx context.Context, tx *sql.Tx, c vitalgate.Certificate) error 
 // SetEnrollSecret replaces the device's enrollment secret hash and expiry and appends the
 // audit entries, in one transaction. Returns ENOTFOUND, or EINVALID for an empty audit entry.
 func (db *DB) SetEnrollSecret(ctx context.Context, deviceID, secretHash string, expiresAt time.Time, audit ...[]byte) error {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	return db.inTx(ctx, func(tx *sql.Tx) error {
@@ -233,7 +233,7 @@ func (db *DB) SetEnrollSecret(ctx context.Context, deviceID, secretHash string, 
 // itself lasted no time and is replaced. Returns ENOTFOUND, ECONFLICT when at is before the
 // start of the device's latest assignment, or EINVALID for an empty audit entry.
 func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	at = db.orNow(at).Truncate(time.Microsecond)
@@ -338,7 +338,7 @@ func oneDevice(res sql.Result, err error) error {
 // transaction. A zero IssuedAt is set to the current time. ENOTFOUND for an unknown device,
 // ECONFLICT if the serial exists, EINVALID for an empty audit entry.
 func (db *DB) AddCertificate(ctx context.Context, cert vitalgate.Certificate, audit ...[]byte) error {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	cert.IssuedAt = db.orNow(cert.IssuedAt)
@@ -359,7 +359,7 @@ func (db *DB) AddCertificate(ctx context.Context, cert vitalgate.Certificate, au
 // oldSerial that is not the device's, ECONFLICT if cert's serial exists, EINVALID for an
 // empty audit entry.
 func (db *DB) RenewCertificate(ctx context.Context, cert vitalgate.Certificate, oldSerial string, oldUntil time.Time, audit ...[]byte) error {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	cert.IssuedAt = db.orNow(cert.IssuedAt)
@@ -402,7 +402,7 @@ func (db *DB) Certificate(ctx context.Context, serial string) (vitalgate.Certifi
 // revoked at the given time, and appends the audit entries, in one transaction. Returns
 // ENOTFOUND, or EINVALID for an empty audit entry.
 func (db *DB) RevokeDevice(ctx context.Context, deviceID string, at time.Time, audit ...[]byte) error {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	at = db.orNow(at)

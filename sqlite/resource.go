@@ -378,11 +378,8 @@ func scanDataKey(s scanner) (vitalgate.DataKey, error) {
 // is stored afterwards: the caller's, or the one stored first. A zero CreatedAt is set to the
 // current time.
 func (db *DB) PutDataKey(ctx context.Context, k vitalgate.DataKey) (vitalgate.DataKey, error) {
-	if len(k.PatientIndex) == 0 {
-		return vitalgate.DataKey{}, vitalgate.Errorf(vitalgate.EINVALID, "data key has no patient index")
-	}
-	if len(k.Wrapped) == 0 {
-		return vitalgate.DataKey{}, vitalgate.Errorf(vitalgate.EINVALID, "data key is empty")
+	if err := vitalgate.CheckDataKey(k); err != nil {
+		return vitalgate.DataKey{}, err
 	}
 	var stored vitalgate.DataKey
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
