@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 const (
@@ -64,20 +65,18 @@ func (db *DB) AuditEntries(ctx context.Context, from, to uint64, fn func(vitalga
 		return mapError(err, "audit log")
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var (
-			idx int64
-			rec vitalgate.AuditRecord
-		)
-		if err := rows.Scan(&idx, &rec.Data, &rec.Hash); err != nil {
-			return mapError(err, "audit log")
-		}
-		rec.Index = uint64(idx) // #nosec G115 -- the query selects idx >= from, and from >= 0
-		if err := fn(rec); err != nil {
-			return err
-		}
-	}
-	return mapError(rows.Err(), "audit log")
+	return rowiter.Each(rows, scanAuditRecord, mapping("audit log"), fn)
+}
+
+// scanAuditRecord reads an audit_log row selected as idx, data, hash.
+func scanAuditRecord(s rowiter.Scanner) (vitalgate.AuditRecord, error) {
+	var (
+		idx int64
+		rec vitalgate.AuditRecord
+	)
+	err := s.Scan(&idx, &rec.Data, &rec.Hash)
+	rec.Index = uint64(idx) // #nosec G115 -- idx is non-negative by the column's CHECK (idx >= 0)
+	return rec, err
 }
 
 // AddAuditCheckpoint stores a signed checkpoint. A checkpoint for a size that has one already
@@ -99,23 +98,20 @@ func (db *DB) AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint
 		return nil, mapError(err, "audit checkpoints")
 	}
 	defer rows.Close()
-	var cs []vitalgate.AuditCheckpoint
-	for rows.Next() {
-		var (
-			c       vitalgate.AuditCheckpoint
-			size    int64
-			created *time.Time
-		)
-		if err := rows.Scan(&size, &c.Note, &created); err != nil {
-			return nil, mapError(err, "audit checkpoints")
-		}
-		c.Size, c.CreatedAt = uint64(size), goTime(created) // #nosec G115 -- size is non-negative by the column's CHECK (size >= 0)
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapError(err, "audit checkpoints")
-	}
-	return cs, nil
+	cs, err := rowiter.Collect(rows, scanCheckpoint)
+	return cs, mapError(err, "audit checkpoints")
+}
+
+// scanCheckpoint reads an audit_checkpoints row selected as size, note, created_at.
+func scanCheckpoint(s rowiter.Scanner) (vitalgate.AuditCheckpoint, error) {
+	var (
+		c       vitalgate.AuditCheckpoint
+		size    int64
+		created *time.Time
+	)
+	err := s.Scan(&size, &c.Note, &created)
+	c.Size, c.CreatedAt = uint64(size), goTime(created) // #nosec G115 -- size is non-negative by the column's CHECK (size >= 0)
+	return c, err
 }
 
 // Audit search SQL (audit_index, migration 0005). Each query leads with one indexed field and
@@ -176,20 +172,7 @@ func (db *DB) AuditSearch(ctx context.Context, q vitalgate.AuditQuery, fn func(v
 		return mapError(err, "audit search")
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var (
-			idx int64
-			rec vitalgate.AuditRecord
-		)
-		if err := rows.Scan(&idx, &rec.Data, &rec.Hash); err != nil {
-			return mapError(err, "audit search")
-		}
-		rec.Index = uint64(idx) // #nosec G115 -- idx is non-negative by the column's CHECK (idx >= 0)
-		if err := fn(rec); err != nil {
-			return err
-		}
-	}
-	return mapError(rows.Err(), "audit search")
+	return rowiter.Each(rows, scanAuditRecord, mapping("audit search"), fn)
 }
 
 // OutboxCursor returns the index of the next audit entry to deliver to destination, 0 when

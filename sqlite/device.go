@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 const (
@@ -102,9 +103,8 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]b
 	})
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanDevice(s scanner) (vitalgate.Device, error) {
+// scanDevice reads a devices row selected with deviceColumns.
+func scanDevice(s rowiter.Scanner) (vitalgate.Device, error) {
 	var (
 		d                           vitalgate.Device
 		status                      string
@@ -133,18 +133,8 @@ func (db *DB) Devices(ctx context.Context) ([]vitalgate.Device, error) {
 		return nil, mapError(err, "devices")
 	}
 	defer rows.Close()
-	var ds []vitalgate.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, mapError(err, "devices")
-		}
-		ds = append(ds, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapError(err, "devices")
-	}
-	return ds, nil
+	ds, err := rowiter.Collect(rows, scanDevice)
+	return ds, mapError(err, "devices")
 }
 
 // inTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits if fn returns nil.
@@ -271,7 +261,8 @@ func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, 
 	})
 }
 
-func scanAssignment(s scanner) (vitalgate.Assignment, error) {
+// scanAssignment reads a device_assignments row selected with assignmentColumns.
+func scanAssignment(s rowiter.Scanner) (vitalgate.Assignment, error) {
 	var (
 		a        vitalgate.Assignment
 		from, to sql.NullInt64
@@ -305,18 +296,8 @@ func (db *DB) Assignments(ctx context.Context, deviceID string, limit int) ([]vi
 		return nil, mapError(err, "assignments")
 	}
 	defer rows.Close()
-	var as []vitalgate.Assignment
-	for rows.Next() {
-		a, err := scanAssignment(rows)
-		if err != nil {
-			return nil, mapError(err, "assignments")
-		}
-		as = append(as, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapError(err, "assignments")
-	}
-	return as, nil
+	as, err := rowiter.Collect(rows, scanAssignment)
+	return as, mapError(err, "assignments")
 }
 
 // oneDevice checks the result of an UPDATE of one device row: ENOTFOUND if it matched none.
