@@ -49,6 +49,18 @@ func CheckAuditCheckpoint(c AuditCheckpoint) error {
 	return nil
 }
 
+// AuditRange returns the part of from <= Index < to (an AuditEntries range) that a store can
+// hold, as the signed 64-bit integers the stores keep indexes in: to is cut to math.MaxInt64,
+// since nothing can exist beyond it (so that a to of math.MaxUint64 means "to the end"), and
+// ok is false when nothing is left.
+func AuditRange(from, to uint64) (lo, hi int64, ok bool) {
+	to = min(to, math.MaxInt64)
+	if from >= to {
+		return 0, 0, false
+	}
+	return int64(from), int64(to), true // #nosec G115 -- from < to <= math.MaxInt64, just above
+}
+
 // AuditStore persists the audit log. Entries are appended by the store's other write
 // methods, in the same transaction as the write they describe (their trailing audit
 // arguments), or alone with AppendAudit.

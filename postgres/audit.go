@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,12 +54,11 @@ func (db *DB) AuditSize(ctx context.Context) (uint64, error) {
 // statement's snapshot; fn may call the store (it gets another connection). A to beyond the
 // end of the log (math.MaxUint64, say) means "to the end".
 func (db *DB) AuditEntries(ctx context.Context, from, to uint64, fn func(vitalgate.AuditRecord) error) error {
-	// Indexes are stored as bigint; nothing can exist beyond MaxInt64.
-	to = min(to, math.MaxInt64)
-	if from >= to {
+	lo, hi, ok := vitalgate.AuditRange(from, to)
+	if !ok {
 		return nil
 	}
-	rows, err := db.pool.Query(ctx, auditEntriesSQL, int64(from), int64(to)) // #nosec G115 -- from < to <= math.MaxInt64, just above
+	rows, err := db.pool.Query(ctx, auditEntriesSQL, lo, hi)
 	if err != nil {
 		return mapError(err, "audit log")
 	}

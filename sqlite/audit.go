@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"math"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -98,12 +97,11 @@ func (db *DB) AuditSize(ctx context.Context) (uint64, error) {
 // connection while it runs. A to beyond the end of the log (math.MaxUint64, say) means "to the
 // end".
 func (db *DB) AuditEntries(ctx context.Context, from, to uint64, fn func(vitalgate.AuditRecord) error) error {
-	// Indexes are stored as signed 64-bit integers; nothing can exist beyond MaxInt64.
-	to = min(to, math.MaxInt64)
-	if from >= to {
+	lo, hi, ok := vitalgate.AuditRange(from, to)
+	if !ok {
 		return nil
 	}
-	rows, err := db.query(ctx, auditEntriesSQL, int64(from), int64(to)) // #nosec G115 -- from < to <= math.MaxInt64, just above
+	rows, err := db.query(ctx, auditEntriesSQL, lo, hi)
 	if err != nil {
 		return mapError(err, "audit log")
 	}
