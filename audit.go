@@ -3,6 +3,7 @@ package vitalgate
 import (
 	"context"
 	"crypto/sha256"
+	"math"
 	"time"
 )
 
@@ -34,6 +35,32 @@ type AuditCheckpoint struct {
 	CreatedAt time.Time
 }
 
+// CheckAuditCheckpoint reports whether AddAuditCheckpoint may store c: EINVALID for an empty
+// note and for a size beyond what a store's log can hold (math.MaxInt64: indexes are stored
+// as signed 64-bit integers). Both stores call it, so that they refuse the same checkpoint
+// with the same error.
+func CheckAuditCheckpoint(c AuditCheckpoint) error {
+	if len(c.Note) == 0 {
+		return Errorf(EINVALID, "audit checkpoint note is empty")
+	}
+	if c.Size > math.MaxInt64 {
+		return Errorf(EINVALID, "audit checkpoint size out of range")
+	}
+	return nil
+}
+
+// AuditRange returns the part of from <= Index < to (an AuditEntries range) that a store can
+// hold, as the signed 64-bit integers the stores keep indexes in: to is cut to math.MaxInt64,
+// since nothing can exist beyond it (so that a to of math.MaxUint64 means "to the end"), and
+// ok is false when nothing is left.
+func AuditRange(from, to uint64) (lo, hi int64, ok bool) {
+	to = min(to, math.MaxInt64)
+	if from >= to {
+		return 0, 0, false
+	}
+	return int64(from), int64(to), true // #nosec G115 -- from < to <= math.MaxInt64, just above
+}
+
 // AuditStore persists the audit log. Entries are appended by the store's other write
 // methods, in the same transaction as the write they describe (their trailing audit
 // arguments), or alone with AppendAudit.
@@ -47,7 +74,8 @@ type AuditStore interface {
 	// stopping at the first error fn returns.
 	AuditEntries(ctx context.Context, from, to uint64, fn func(AuditRecord) error) error
 	// AddAuditCheckpoint stores a signed checkpoint. A checkpoint for a size that has one
-	// already is ignored (several nodes may sign the same size).
+	// already is ignored (several nodes may sign the same size). Returns EINVALID for what
+	// CheckAuditCheckpoint refuses.
 	AddAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error
 	// AuditCheckpoints returns every stored checkpoint in ascending size order.
 	AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
@@ -88,7 +116,20 @@ type OutboxStore interface {
 	// nothing was delivered yet.
 	OutboxCursor(ctx context.Context, destination string) (uint64, error)
 	// SetOutboxCursor records that every entry before next was delivered to destination.
-	// The cursor only moves forward: a lower next is ignored. Returns EINVALID for an empty
-	// destination or a next beyond what the log can hold.
+	// The cursor only moves forward: a lower next is ignored. Returns EINVALID for what
+	// CheckOutboxCursor refuses: an empty destination or a next beyond what the log can hold.
 	SetOutboxCursor(ctx context.Context, destination string, next uint64) error
+}
+
+// CheckOutboxCursor reports whether SetOutboxCursor may record next for destination: EINVALID
+// for an empty destination and for a next beyond what a store's log can hold (math.MaxInt64).
+// Both stores call it, so that they refuse the same cursor with the same error.
+func CheckOutboxCursor(destination string, next uint64) error {
+	if destination == "" {
+		return Errorf(EINVALID, "outbox destination is empty")
+	}
+	if next > math.MaxInt64 {
+		return Errorf(EINVALID, "outbox cursor out of range")
+	}
+	return nil
 }

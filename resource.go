@@ -139,12 +139,27 @@ func CheckWrite(rs []SealedResource, audit [][]byte) error {
 }
 
 // CheckAuditEntries reports whether entries may be appended to the audit log: EINVALID for
-// an empty entry.
+// an empty entry (an entry is a canonical encoding, never empty). The stores' write methods
+// call it before writing anything, so that an unusable entry fails the write rather than
+// leaving it unaudited.
 func CheckAuditEntries(entries [][]byte) error {
 	for _, e := range entries {
 		if len(e) == 0 {
 			return Errorf(EINVALID, "audit entry is empty")
 		}
+	}
+	return nil
+}
+
+// CheckDataKey reports whether PutDataKey may store k: EINVALID for a key without patient
+// index and for an empty wrapped key. Both stores call it, so that they refuse the same key
+// with the same error.
+func CheckDataKey(k DataKey) error {
+	if len(k.PatientIndex) == 0 {
+		return Errorf(EINVALID, "data key has no patient index")
+	}
+	if len(k.Wrapped) == 0 {
+		return Errorf(EINVALID, "data key is empty")
 	}
 	return nil
 }
@@ -168,6 +183,7 @@ type ResourceStore interface {
 	DataKey(ctx context.Context, patientIndex []byte) (DataKey, error)
 	// PutDataKey stores a patient's wrapped data key if none exists yet and returns the one
 	// that is stored afterwards (the caller's, or one a concurrent writer stored first).
+	// Returns EINVALID for what CheckDataKey refuses.
 	PutDataKey(ctx context.Context, k DataKey) (DataKey, error)
 	// RewrapDataKeys replaces every wrapped data key with rewrap's result, in one transaction.
 	// It returns how many keys changed.

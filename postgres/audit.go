@@ -3,12 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 const (
@@ -19,18 +19,6 @@ const (
 	ON CONFLICT (size) DO NOTHING`
 	selectCheckpointsSQL = `SELECT size, note, created_at FROM audit_checkpoints ORDER BY size`
 )
-
-// checkAudit rejects audit entries that cannot be stored: an audit entry is a canonical
-// encoding and never empty. Write methods check their entries before writing anything, so
-// that an unusable entry fails the write rather than leaving it unaudited.
-func checkAudit(entries [][]byte) error {
-	for _, e := range entries {
-		if len(e) == 0 {
-			return vitalgate.Errorf(vitalgate.EINVALID, "audit entry is empty")
-		}
-	}
-	return nil
-}
 
 // AppendAudit appends entries in one transaction and returns the index of the first. It
 // shares group commit with CreateResources: concurrent calls on one DB are committed together,
@@ -45,7 +33,7 @@ func (db *DB) AppendAudit(ctx context.Context, entries ...[]byte) (uint64, error
 	if len(entries) == 0 {
 		return db.AuditSize(ctx)
 	}
-	if err := checkAudit(entries); err != nil {
+	if err := vitalgate.CheckAuditEntries(entries); err != nil {
 		return 0, err
 	}
 	return db.submit(ctx, nil, entries)
@@ -66,30 +54,27 @@ func (db *DB) AuditSize(ctx context.Context) (uint64, error) {
 // statement's snapshot; fn may call the store (it gets another connection). A to beyond the
 // end of the log (math.MaxUint64, say) means "to the end".
 func (db *DB) AuditEntries(ctx context.Context, from, to uint64, fn func(vitalgate.AuditRecord) error) error {
-	// Indexes are stored as bigint; nothing can exist beyond MaxInt64.
-	to = min(to, math.MaxInt64)
-	if from >= to {
+	lo, hi, ok := vitalgate.AuditRange(from, to)
+	if !ok {
 		return nil
 	}
-	rows, err := db.pool.Query(ctx, auditEntriesSQL, int64(from), int64(to)) // #nosec G115 -- from < to <= math.MaxInt64, just above
+	rows, err := db.pool.Query(ctx, auditEntriesSQL, lo, hi)
 	if err != nil {
 		return mapError(err, "audit log")
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var (
-			idx int64
-			rec vitalgate.AuditRecord
-		)
-		if err := rows.Scan(&idx, &rec.Data, &rec.Hash); err != nil {
-			return mapError(err, "audit log")
-		}
-		rec.Index = uint64(idx) // #nosec G115 -- the query selects idx >= from, and from >= 0
-		if err := fn(rec); err != nil {
-			return err
-		}
-	}
-	return mapError(rows.Err(), "audit log")
+	return rowiter.Each(rows, scanAuditRecord, mapping("audit log"), fn)
+}
+
+// scanAuditRecord reads an audit_log row selected as idx, data, hash.
+func scanAuditRecord(s rowiter.Scanner) (vitalgate.AuditRecord, error) {
+	var (
+		idx int64
+		rec vitalgate.AuditRecord
+	)
+	err := s.Scan(&idx, &rec.Data, &rec.Hash)
+	rec.Index = uint64(idx) // #nosec G115 -- idx is non-negative by the column's CHECK (idx >= 0)
+	return rec, err
 }
 
 // AddAuditCheckpoint stores a signed checkpoint. A checkpoint for a size that has one already
@@ -97,13 +82,10 @@ func (db *DB) AuditEntries(ctx context.Context, from, to uint64, fn func(vitalga
 // to the current time. Returns EINVALID for an empty note or a size beyond what the log can
 // hold.
 func (db *DB) AddAuditCheckpoint(ctx context.Context, c vitalgate.AuditCheckpoint) error {
-	if len(c.Note) == 0 {
-		return vitalgate.Errorf(vitalgate.EINVALID, "audit checkpoint note is empty")
+	if err := vitalgate.CheckAuditCheckpoint(c); err != nil {
+		return err
 	}
-	if c.Size > math.MaxInt64 {
-		return vitalgate.Errorf(vitalgate.EINVALID, "audit checkpoint size out of range")
-	}
-	_, err := db.pool.Exec(ctx, insertCheckpointSQL, int64(c.Size), c.Note, dbTime(db.orNow(c.CreatedAt)))
+	_, err := db.pool.Exec(ctx, insertCheckpointSQL, int64(c.Size), c.Note, dbTime(db.orNow(c.CreatedAt))) // #nosec G115 -- CheckAuditCheckpoint bounds c.Size to math.MaxInt64
 	return mapError(err, "audit checkpoint")
 }
 
@@ -114,23 +96,20 @@ func (db *DB) AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint
 		return nil, mapError(err, "audit checkpoints")
 	}
 	defer rows.Close()
-	var cs []vitalgate.AuditCheckpoint
-	for rows.Next() {
-		var (
-			c       vitalgate.AuditCheckpoint
-			size    int64
-			created *time.Time
-		)
-		if err := rows.Scan(&size, &c.Note, &created); err != nil {
-			return nil, mapError(err, "audit checkpoints")
-		}
-		c.Size, c.CreatedAt = uint64(size), goTime(created) // #nosec G115 -- size is non-negative by the column's CHECK (size >= 0)
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapError(err, "audit checkpoints")
-	}
-	return cs, nil
+	cs, err := rowiter.Collect(rows, scanCheckpoint)
+	return cs, mapError(err, "audit checkpoints")
+}
+
+// scanCheckpoint reads an audit_checkpoints row selected as size, note, created_at.
+func scanCheckpoint(s rowiter.Scanner) (vitalgate.AuditCheckpoint, error) {
+	var (
+		c       vitalgate.AuditCheckpoint
+		size    int64
+		created *time.Time
+	)
+	err := s.Scan(&size, &c.Note, &created)
+	c.Size, c.CreatedAt = uint64(size), goTime(created) // #nosec G115 -- size is non-negative by the column's CHECK (size >= 0)
+	return c, err
 }
 
 // Audit search SQL (audit_index, migration 0005). Each query leads with one indexed field and
@@ -191,20 +170,7 @@ func (db *DB) AuditSearch(ctx context.Context, q vitalgate.AuditQuery, fn func(v
 		return mapError(err, "audit search")
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var (
-			idx int64
-			rec vitalgate.AuditRecord
-		)
-		if err := rows.Scan(&idx, &rec.Data, &rec.Hash); err != nil {
-			return mapError(err, "audit search")
-		}
-		rec.Index = uint64(idx) // #nosec G115 -- idx is non-negative by the column's CHECK (idx >= 0)
-		if err := fn(rec); err != nil {
-			return err
-		}
-	}
-	return mapError(rows.Err(), "audit search")
+	return rowiter.Each(rows, scanAuditRecord, mapping("audit search"), fn)
 }
 
 // OutboxCursor returns the index of the next audit entry to deliver to destination, 0 when
@@ -225,12 +191,9 @@ func (db *DB) OutboxCursor(ctx context.Context, destination string) (uint64, err
 // The cursor only moves forward (a lower next is ignored, as when two nodes deliver).
 // Returns EINVALID for an empty destination or a next beyond what the log can hold.
 func (db *DB) SetOutboxCursor(ctx context.Context, destination string, next uint64) error {
-	if destination == "" {
-		return vitalgate.Errorf(vitalgate.EINVALID, "outbox destination is empty")
+	if err := vitalgate.CheckOutboxCursor(destination, next); err != nil {
+		return err
 	}
-	if next > math.MaxInt64 {
-		return vitalgate.Errorf(vitalgate.EINVALID, "outbox cursor out of range")
-	}
-	_, err := db.pool.Exec(ctx, setOutboxCursorSQL, destination, int64(next), dbTime(db.orNow(time.Time{})))
+	_, err := db.pool.Exec(ctx, setOutboxCursorSQL, destination, int64(next), dbTime(db.orNow(time.Time{}))) // #nosec G115 -- CheckOutboxCursor bounds next to math.MaxInt64
 	return mapError(err, "outbox cursor")
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 const (
@@ -99,7 +100,8 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]b
 	})
 }
 
-func scanDevice(row pgx.Row) (vitalgate.Device, error) {
+// scanDevice reads a devices row selected with deviceColumns.
+func scanDevice(row rowiter.Scanner) (vitalgate.Device, error) {
 	var (
 		d                           vitalgate.Device
 		status                      string
@@ -128,18 +130,8 @@ func (db *DB) Devices(ctx context.Context) ([]vitalgate.Device, error) {
 		return nil, mapError(err, "devices")
 	}
 	defer rows.Close()
-	var ds []vitalgate.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, mapError(err, "devices")
-		}
-		ds = append(ds, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapError(err, "devices")
-	}
-	return ds, nil
+	ds, err := rowiter.Collect(rows, scanDevice)
+	return ds, mapError(err, "devices")
 }
 
 // deviceMissing returns ENOTFOUND if the device does not exist, nil if it does.
@@ -245,7 +237,8 @@ func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, 
 	})
 }
 
-func scanAssignment(row pgx.Row) (vitalgate.Assignment, error) {
+// scanAssignment reads a device_assignments row selected with assignmentColumns.
+func scanAssignment(row rowiter.Scanner) (vitalgate.Assignment, error) {
 	var (
 		a        vitalgate.Assignment
 		from, to *time.Time
@@ -279,18 +272,8 @@ func (db *DB) Assignments(ctx context.Context, deviceID string, limit int) ([]vi
 		return nil, mapError(err, "assignments")
 	}
 	defer rows.Close()
-	var as []vitalgate.Assignment
-	for rows.Next() {
-		a, err := scanAssignment(rows)
-		if err != nil {
-			return nil, mapError(err, "assignments")
-		}
-		as = append(as, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapError(err, "assignments")
-	}
-	return as, nil
+	as, err := rowiter.Collect(rows, scanAssignment)
+	return as, mapError(err, "assignments")
 }
 
 // oneDevice checks the result of an UPDATE of one device row: ENOTFOUND if it matched none.

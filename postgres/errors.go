@@ -115,3 +115,8 @@ func connectionError(err error) bool {
 	}
 	return false
 }
+
+// mapping returns mapError for what, as a function (for rowiter.Each).
+func mapping(what string) func(error) error {
+	return func(err error) error { return mapError(err, what) }
+}

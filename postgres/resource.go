@@ -283,11 +283,8 @@ func scanDataKey(row pgx.Row) (vitalgate.DataKey, error) {
 // key to commit or roll back) and the read that follows it, with a fresh snapshot, go as one
 // batch. A zero CreatedAt is set to the current time.
 func (db *DB) PutDataKey(ctx context.Context, k vitalgate.DataKey) (vitalgate.DataKey, error) {
-	if len(k.PatientIndex) == 0 {
-		return vitalgate.DataKey{}, vitalgate.Errorf(vitalgate.EINVALID, "data key has no patient index")
-	}
-	if len(k.Wrapped) == 0 {
-		return vitalgate.DataKey{}, vitalgate.Errorf(vitalgate.EINVALID, "data key is empty")
+	if err := vitalgate.CheckDataKey(k); err != nil {
+		return vitalgate.DataKey{}, err
 	}
 	b := &pgx.Batch{}
 	b.Queue(insertDataKeySQL, k.PatientIndex, k.Wrapped, dbTime(db.orNow(k.CreatedAt)))

@@ -57,7 +57,7 @@ func appendAudit(ctx context.Context, q querier, entries [][]byte) (uint64, erro
 // inTx runs fn in a transaction, appends the audit entries in the same transaction, and
 // commits if both succeed. An error from fn is returned unchanged (after the rollback).
 func (db *DB) inTx(ctx context.Context, audit [][]byte, fn func(tx pgx.Tx) error) error {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	tx, err := db.pool.Begin(ctx)

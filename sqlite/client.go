@@ -52,7 +52,7 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 // beginClientWrite checks the audit entries, encodes the client's scopes (a JSON array)
 // and begins the write transaction.
 func (db *DB) beginClientWrite(ctx context.Context, c vitalgate.Client, audit [][]byte) (string, *sql.Tx, error) {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return "", nil, err
 	}
 	scopes := c.Scopes

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 const (
@@ -75,7 +76,7 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]b
 	if d.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Device.id", "device id is empty")
 	}
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	if d.Status == "" {
@@ -102,9 +103,8 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]b
 	})
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanDevice(s scanner) (vitalgate.Device, error) {
+// scanDevice reads a devices row selected with deviceColumns.
+func scanDevice(s rowiter.Scanner) (vitalgate.Device, error) {
 	var (
 		d                           vitalgate.Device
 		status                      string
@@ -133,18 +133,8 @@ func (db *DB) Devices(ctx context.Context) ([]vitalgate.Device, error) {
 		return nil, mapError(err, "devices")
 	}
 	defer rows.Close()
-	var ds []vitalgate.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, mapError(err, "devices")
-		}
-		ds = append(ds, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapError(err, "devices")
-	}
-	return ds, nil
+	ds, err := rowiter.Collect(rows, scanDevice)
+	return ds, mapError(err, "devices")
 }
 
 // inTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits if fn returns nil.
@@ -180,7 +170,7 @@ func (db *DB) ConsumeEnrollSecret(ctx context.Context, deviceID, secretHash stri
 	if cert.DeviceID != deviceID {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Certificate.deviceID", "certificate is for another device")
 	}
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	cert.IssuedAt = db.orNow(cert.IssuedAt)
@@ -215,7 +205,7 @@ func insertCert(ctx context.Context, tx *sql.Tx, c vitalgate.Certificate) error 
 // SetEnrollSecret replaces the device's enrollment secret hash and expiry and appends the
 // audit entries, in one transaction. Returns ENOTFOUND, or EINVALID for an empty audit entry.
 func (db *DB) SetEnrollSecret(ctx context.Context, deviceID, secretHash string, expiresAt time.Time, audit ...[]byte) error {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	return db.inTx(ctx, func(tx *sql.Tx) error {
@@ -233,7 +223,7 @@ func (db *DB) SetEnrollSecret(ctx context.Context, deviceID, secretHash string, 
 // itself lasted no time and is replaced. Returns ENOTFOUND, ECONFLICT when at is before the
 // start of the device's latest assignment, or EINVALID for an empty audit entry.
 func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, patientSealed []byte, at time.Time, audit ...[]byte) error {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	at = db.orNow(at).Truncate(time.Microsecond)
@@ -271,7 +261,8 @@ func (db *DB) AssignPatient(ctx context.Context, deviceID string, patientIndex, 
 	})
 }
 
-func scanAssignment(s scanner) (vitalgate.Assignment, error) {
+// scanAssignment reads a device_assignments row selected with assignmentColumns.
+func scanAssignment(s rowiter.Scanner) (vitalgate.Assignment, error) {
 	var (
 		a        vitalgate.Assignment
 		from, to sql.NullInt64
@@ -305,18 +296,8 @@ func (db *DB) Assignments(ctx context.Context, deviceID string, limit int) ([]vi
 		return nil, mapError(err, "assignments")
 	}
 	defer rows.Close()
-	var as []vitalgate.Assignment
-	for rows.Next() {
-		a, err := scanAssignment(rows)
-		if err != nil {
-			return nil, mapError(err, "assignments")
-		}
-		as = append(as, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapError(err, "assignments")
-	}
-	return as, nil
+	as, err := rowiter.Collect(rows, scanAssignment)
+	return as, mapError(err, "assignments")
 }
 
 // oneDevice checks the result of an UPDATE of one device row: ENOTFOUND if it matched none.
@@ -338,7 +319,7 @@ func oneDevice(res sql.Result, err error) error {
 // transaction. A zero IssuedAt is set to the current time. ENOTFOUND for an unknown device,
 // ECONFLICT if the serial exists, EINVALID for an empty audit entry.
 func (db *DB) AddCertificate(ctx context.Context, cert vitalgate.Certificate, audit ...[]byte) error {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	cert.IssuedAt = db.orNow(cert.IssuedAt)
@@ -359,7 +340,7 @@ func (db *DB) AddCertificate(ctx context.Context, cert vitalgate.Certificate, au
 // oldSerial that is not the device's, ECONFLICT if cert's serial exists, EINVALID for an
 // empty audit entry.
 func (db *DB) RenewCertificate(ctx context.Context, cert vitalgate.Certificate, oldSerial string, oldUntil time.Time, audit ...[]byte) error {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	cert.IssuedAt = db.orNow(cert.IssuedAt)
@@ -402,7 +383,7 @@ func (db *DB) Certificate(ctx context.Context, serial string) (vitalgate.Certifi
 // revoked at the given time, and appends the audit entries, in one transaction. Returns
 // ENOTFOUND, or EINVALID for an empty audit entry.
 func (db *DB) RevokeDevice(ctx context.Context, deviceID string, at time.Time, audit ...[]byte) error {
-	if err := checkAudit(audit); err != nil {
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
 	at = db.orNow(at)

@@ -50,3 +50,8 @@ func mapError(err error, what string) error {
 	}
 	return vitalgate.Internal(err, "sqlite: "+what)
 }
+
+// mapping returns mapError for what, as a function (for rowiter.Each).
+func mapping(what string) func(error) error {
+	return func(err error) error { return mapError(err, what) }
+}

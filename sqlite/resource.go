@@ -8,6 +8,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/groupcommit"
+	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 const (
@@ -276,7 +277,7 @@ func hexList(s sql.NullString) ([][]byte, error) {
 	return out, nil
 }
 
-func scanResource(s scanner) (vitalgate.SealedResource, error) {
+func scanResource(s rowiter.Scanner) (vitalgate.SealedResource, error) {
 	var (
 		r                  vitalgate.SealedResource
 		effective, updated sql.NullInt64
@@ -343,16 +344,7 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 		return mapError(err, "resources")
 	}
 	defer rows.Close()
-	for rows.Next() {
-		r, err := scanResource(rows)
-		if err != nil {
-			return mapError(err, "resources")
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	return mapError(rows.Err(), "resources")
+	return rowiter.Each(rows, scanResource, mapping("resources"), fn)
 }
 
 // DataKey returns the wrapped data key for a patient. Returns ENOTFOUND.
@@ -364,7 +356,7 @@ func (db *DB) DataKey(ctx context.Context, patientIndex []byte) (vitalgate.DataK
 	return k, nil
 }
 
-func scanDataKey(s scanner) (vitalgate.DataKey, error) {
+func scanDataKey(s rowiter.Scanner) (vitalgate.DataKey, error) {
 	var (
 		k       vitalgate.DataKey
 		created sql.NullInt64
@@ -378,11 +370,8 @@ func scanDataKey(s scanner) (vitalgate.DataKey, error) {
 // is stored afterwards: the caller's, or the one stored first. A zero CreatedAt is set to the
 // current time.
 func (db *DB) PutDataKey(ctx context.Context, k vitalgate.DataKey) (vitalgate.DataKey, error) {
-	if len(k.PatientIndex) == 0 {
-		return vitalgate.DataKey{}, vitalgate.Errorf(vitalgate.EINVALID, "data key has no patient index")
-	}
-	if len(k.Wrapped) == 0 {
-		return vitalgate.DataKey{}, vitalgate.Errorf(vitalgate.EINVALID, "data key is empty")
+	if err := vitalgate.CheckDataKey(k); err != nil {
+		return vitalgate.DataKey{}, err
 	}
 	var stored vitalgate.DataKey
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -448,15 +437,8 @@ func dataKeyPage(ctx context.Context, tx *sql.Tx, after []byte) ([]vitalgate.Dat
 		return nil, mapError(err, "data keys")
 	}
 	defer rows.Close()
-	var keys []vitalgate.DataKey
-	for rows.Next() {
-		k, err := scanDataKey(rows)
-		if err != nil {
-			return nil, mapError(err, "data keys")
-		}
-		keys = append(keys, k)
-	}
-	return keys, mapError(rows.Err(), "data keys")
+	keys, err := rowiter.Collect(rows, scanDataKey)
+	return keys, mapError(err, "data keys")
 }
 
 const selectConflictsSQL = `SELECT DISTINCT id, kept_id FROM patient_identifier_conflicts ORDER BY id, kept_id`
