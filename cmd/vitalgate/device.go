@@ -47,12 +47,18 @@ func (m *Main) deviceAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
+	taken := func() error {
+		return fmt.Errorf("device %q is already registered: for a new enrollment secret use `vitalgate device reissue --data %s --id %s`", *id, *dir, *id)
+	}
+	if _, err := n.store.Device(ctx, *id); err == nil {
+		return taken()
+	}
 	if err := m.checkPatient(ctx, n, *patient, *strict); err != nil {
 		return err
 	}
 	d, secret, err := m.addDevice(ctx, n, *id, *patient, *model, *expires)
 	if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
-		return fmt.Errorf("device %q is already registered: for a new enrollment secret use `vitalgate device reissue --data %s --id %s`", *id, *dir, *id)
+		return taken()
 	} else if err != nil {
 		return cliError(err)
 	}
@@ -376,5 +382,23 @@ func (m *Main) deviceAssign(ctx context.Context, args []string) error {
 		return cliError(err)
 	}
 	fmt.Fprintf(m.Stderr, "Device %s is now assigned to patient %s; readings it measures from now on must name that patient.\n", *id, *patient)
+	return nil
+}
+
+// explainNoMatch says why an export for a patient found nothing: no Patient with that id
+// (a typo?) is another answer than a Patient with no data (in that range).
+func (m *Main) explainNoMatch(ctx context.Context, n *node, patient string, f vitalgate.ResourceFilter) error {
+	ok, err := registry.PatientStored(ctx, n.store, patient)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		fmt.Fprintf(m.Stderr, "Nothing is stored for patient %q, and no Patient has that id: check the id (`vitalgate device list` shows the patients devices are assigned to).\n", patient)
+	case !f.Since.IsZero():
+		fmt.Fprintf(m.Stderr, "Patient %q exists but has no data stored since %s.\n", patient, f.Since.UTC().Format(time.RFC3339))
+	default:
+		fmt.Fprintf(m.Stderr, "Patient %q exists but has no data stored.\n", patient)
+	}
 	return nil
 }
