@@ -13,8 +13,6 @@ import (
 	"github.com/vitalgate/vitalgate/registry"
 )
 
-
-
 // auditSubtypes returns the subtypes of the audit log's entries, in order.
 func (e *env) auditSubtypes() []string {
 	e.t.Helper()
