@@ -197,3 +197,26 @@ func TestGoldenDeviceTable(t *testing.T) {
 	}
 	golden(t, "device-table", out.String())
 }
+
+// TestDemoStatusWithoutTerminal: when standard error is not a terminal the demo writes its
+// status as whole lines, one every statusEvery (no carriage-return floods), and the fleet
+// sizes read "1 device", not "1 devices".
+func TestDemoStatusWithoutTerminal(t *testing.T) {
+	var out, errOut bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errOut}
+	if code := m.Run(context.Background(), []string{"demo", "--duration", "8s", "--devices", "3"}); code != 0 {
+		t.Fatalf("demo: exit %d\n%s", code, errOut.String())
+	}
+	log := errOut.String()
+	if strings.Contains(log, "\r") {
+		t.Fatalf("the demo wrote carriage returns to a non-terminal:\n%q", log)
+	}
+	status := strings.Count(log, "FHIR: ")
+	// 8 s at one line per 5 s: the first, one at 5 s, and the final line.
+	if status < 2 || status > 3 {
+		t.Errorf("%d status lines in 8 s, want 2 or 3:\n%s", status, log)
+	}
+	if strings.Contains(log, "1 devices") || !strings.Contains(log, "HL7: 1 device,") {
+		t.Errorf("device counts are not singular for one device:\n%s", log)
+	}
+}
