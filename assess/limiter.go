@@ -66,8 +66,10 @@ func (l *limiterLedger) finding() Finding {
 			continue
 		}
 		sort.Strings(ids[ep])
-		what := map[string]string{"token": "POST /oauth2/token: failed client authentications for client ids",
-			"est": "POST /.well-known/est/simpleenroll: failed enrollments for device ids"}[ep]
+		what := "POST /.well-known/est/simpleenroll: failed enrollments for device ids"
+		if ep == "token" {
+			what = "POST /oauth2/token: failed client authentications for client ids"
+		}
 		ev = append(ev, what+" "+strings.Join(ids[ep], ", "))
 	}
 	if l.probe > 0 {
