@@ -177,10 +177,12 @@ func isString(f *flag.Flag) bool {
 
 // parse parses flags and rejects positional arguments unless allowed.
 func parse(fs *flag.FlagSet, args []string, positional bool) error {
-	out := fs.Output()
-	fs.SetOutput(io.Discard) // the parse error is reported below, with a hint
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard) // the parse error and the usage are reported below, with a hint
+	fs.Usage = func() {}
 	err := fs.Parse(args)
 	fs.SetOutput(out)
+	fs.Usage = usage
 	if errors.Is(err, flag.ErrHelp) {
 		fs.Usage()
 		return err
