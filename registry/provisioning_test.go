@@ -260,3 +260,25 @@ func TestOverview(t *testing.T) {
 	_, err = e.reg.Overview(ctx, vitalgate.Principal{Kind: "client", ID: "ehr", Scopes: []string{"system/Device.rs"}})
 	wantCode(t, "overview by a client", err, vitalgate.EFORBIDDEN)
 }
+
+// TestPatientStored tells a stored Patient from an id no Patient has.
+func TestPatientStored(t *testing.T) {
+	e := mustEnv(t, nil)
+	ctx := t.Context()
+	now := e.clock.Now()
+	pidx := e.vault.PatientIndex("pat-1")
+	body, err := e.vault.Seal(ctx, pidx, "Patient", "pat-1", 1, []byte(`{"resourceType":"Patient","id":"pat-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := vitalgate.SealedResource{Type: "Patient", ID: "pat-1", Version: 1, PatientIndex: pidx, Effective: now, LastUpdated: now, Body: body}
+	if err := e.store.CreateResources(ctx, []vitalgate.SealedResource{r}, []byte(`{"e":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"pat-1": true, "pat-2": false} {
+		got, err := registry.PatientStored(ctx, e.store, id)
+		if err != nil || got != want {
+			t.Errorf("PatientStored(%s) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+}

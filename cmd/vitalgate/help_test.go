@@ -160,6 +160,8 @@ func TestGoldenOperatorSession(t *testing.T) {
 		{"device", "revoke", "--data", dir, "--id", "scale-3"},
 		{"device", "list", "--data", dir},
 		{"device", "reissue", "--data", dir, "--id", "scale-3"},
+		{"device", "assign", "--data", dir, "--id", "monitor-0001", "--patient", "patient-0009", "--strict"},
+		{"device", "assign", "--data", dir, "--id", "monitor-0001", "--patient", "patient-0009"},
 		{"device", "list", "--data", dir},
 		{"client", "add", "--data", dir, "--id", "ehr-1", "--role", "ehr-system"},
 		{"client", "list", "--data", dir},
