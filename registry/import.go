@@ -63,10 +63,10 @@ func ParseImportCSV(r io.Reader) ([]ImportRow, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			return nil, vitalgate.Errorf(vitalgate.EINVALID, "import file: %v", err)
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rows) >= MaxImportRows {
 			return nil, vitalgate.Errorf(vitalgate.EINVALID, "import file: more than %d devices; split it", MaxImportRows)
 		}
