@@ -107,6 +107,7 @@ type assessor struct {
 	client   *http.Client
 	samples  []sample // responses kept for the header checks
 	saw429   []string // requests answered 429 before the burst (rate limiting evidence)
+	limiter  limiterLedger
 }
 
 // sample is a response kept for the header checks.
@@ -170,6 +171,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		step(ctx)
 	}
+	a.report.add(a.limiter.finding())
 	return finish(nil)
 }
 

@@ -310,8 +310,8 @@ func (a *assessor) checkHeaders(ctx context.Context) {
 }
 
 // defaultClientCredentials are well-known client id and secret pairs tried on the token
-// endpoint. Kept short (at most four per id, ten in all) so that a correctly throttled
-// server does not lock the assessor out before the list is done.
+// endpoint, the likeliest first: only GuessesPerID of each id's are tried, so that the
+// assessment never uses up a real client's failure allowance.
 var defaultClientCredentials = [][2]string{
 	{"admin", "admin"}, {"admin", "password"}, {"admin", "vitalgate"}, {"admin", "changeme"},
 	{"vitalgate", "vitalgate"}, {"root", "root"}, {"test", "test"}, {"ehr", "ehr"},
@@ -330,6 +330,9 @@ func (a *assessor) checkWeakCredentials(ctx context.Context) {
 	stopped := ""
 	hdr := http.Header{"Content-Type": {ctForm}}
 	for _, c := range defaultClientCredentials {
+		if !a.limiter.mayTry("token", c[0], c[0]+":"+c[1]) {
+			continue
+		}
 		h := hdr.Clone()
 		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c[0]+":"+c[1])))
 		res := a.send(ctx, "POST", "/oauth2/token", h, []byte("grant_type=client_credentials"))
@@ -351,6 +354,9 @@ func (a *assessor) checkWeakCredentials(ctx context.Context) {
 	}
 	n := len(tried)
 	for _, c := range defaultEnrollCredentials {
+		if !a.limiter.mayTry("est", c[0], c[0]+":"+c[1]) {
+			continue
+		}
 		csr, err := enrollCSR(c[0])
 		if err != nil {
 			break
@@ -377,7 +383,7 @@ func (a *assessor) checkWeakCredentials(ctx context.Context) {
 			break
 		}
 	}
-	total := len(defaultClientCredentials) + len(defaultEnrollCredentials)
+	total := len(tried) + len(a.limiter.skipped)
 	if stopped != "" {
 		a.report.add(Finding{ID: "default-credentials-incomplete", Severity: Low,
 			Title:    fmt.Sprintf("Default credentials: only %d of %d tried, the rest were refused by rate limiting", len(tried), total),
@@ -480,7 +486,7 @@ func (a *assessor) checkRateLimit(ctx context.Context) {
 	defer cancel()
 	const path = "/oauth2/token"
 	hdr := http.Header{"Content-Type": {ctForm}}
-	hdr.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("vitalgate-assess-probe:wrong-secret")))
+	hdr.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ProbeClientID+":wrong-secret")))
 	var (
 		next, first429 atomic.Int64
 		mu             sync.Mutex
@@ -519,6 +525,7 @@ func (a *assessor) checkRateLimit(ctx context.Context) {
 		sent += v
 	}
 	sort.Strings(parts)
+	a.limiter.burst(sent)
 	ev := fmt.Sprintf("%d requests to POST %s with wrong client credentials in %s (%d at once): %s",
 		sent, path, elapsed, a.opts.BurstConcurrency, strings.Join(parts, ", "))
 	if n := first429.Load(); n > 0 {

@@ -21,7 +21,7 @@ func TestFHIRKitClient(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("fhir-kit-client is not installed: .ci/run must run `npm ci` in e2e/fhirkit")
 		}
-		t.Skip("fhir-kit-client is not installed: run `npm ci` in e2e/fhirkit")
+		t.Skip("fhir-kit-client is not installed: run scripts/test (it runs `npm ci` in e2e/fhirkit), or npm ci there")
 	}
 	dir := initDir(t)
 	secret := addDevice(t, dir, "kit-dev", "kit-patient")

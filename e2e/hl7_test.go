@@ -35,7 +35,7 @@ func TestHL7SamplesOverMLLPTLS(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("simple-hl7 is not installed: .ci/run must run `npm ci` in e2e/hl7client")
 		}
-		t.Skip("simple-hl7 is not installed: run `npm ci` in e2e/hl7client")
+		t.Skip("simple-hl7 is not installed: run scripts/test (it runs `npm ci` in e2e/hl7client), or npm ci there")
 	}
 	dir := filepath.Join(t.TempDir(), "data")
 	var init struct {

@@ -500,6 +500,7 @@ func (s *Service) Enroll(ctx context.Context, p vitalgate.Principal, secret stri
 	if s.cfg.Failures != nil {
 		if ok, wait := s.cfg.Failures.Allow(p.ID, p.RemoteIP); !ok {
 			err := vitalgate.Errorf(vitalgate.ETHROTTLED, "too many failed enrollments from this address; try again in %s", wait.Round(time.Second))
+			s.logEnrollRefusal(ctx, p, err.Error())
 			s.refused(ctx, p, audited, err)
 			return nil, err
 		}
@@ -526,10 +527,12 @@ func (s *Service) Enroll(ctx context.Context, p vitalgate.Principal, secret stri
 	}
 	ok, verr := s.verify(hash, secret)
 	if !known || d.EnrollSecretHash == "" || verr != nil || !ok || active(d) != nil || !now.Before(d.EnrollExpiresAt) {
+		s.logEnrollRefusal(ctx, p, enrollRefusal(known, d, verr, ok, now))
 		return fail(badEnrollment)
 	}
 	cert, err := s.issue(csr, d.ID, now)
 	if err != nil {
+		s.logEnrollRefusal(ctx, p, "certificate request refused: "+vitalgate.ErrorMessage(err))
 		return fail(err)
 	}
 	rec := certRecord(cert, d.ID, now)
@@ -537,6 +540,7 @@ func (s *Service) Enroll(ctx context.Context, p vitalgate.Principal, secret stri
 		Outcome: audit.OutcomeSuccess, Resources: []string{"Certificate/" + rec.Serial}})
 	if err := s.cfg.Store.ConsumeEnrollSecret(ctx, d.ID, d.EnrollSecretHash, rec, e); err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
+			s.logEnrollRefusal(ctx, p, "the enrollment secret was used meanwhile (a concurrent enrollment)")
 			return fail(badEnrollment)
 		}
 		return nil, err

@@ -65,6 +65,11 @@ type Config struct {
 
 	// Devices are the devices to simulate.
 	Devices []DeviceConfig
+	// CertDir, when set, is where each device keeps its key and certificate (ID.key and
+	// ID.crt, mode 0600): Enroll reuses a saved certificate that is still valid for the
+	// device and the CA instead of spending the one-time secret again, and every enrollment
+	// and renewal saves the new one. Empty: certificates live in memory only.
+	CertDir string
 
 	// Interval is how often each device sends a round of observations (default 1 s).
 	Interval time.Duration

@@ -56,7 +56,13 @@ func (d *Device) Enroll(ctx context.Context) error {
 	if _, err := d.CACerts(ctx); err != nil {
 		return err
 	}
-	return d.enroll(ctx, PathSimpleEnroll, "simpleenroll", true)
+	if ok, err := d.loadSaved(); ok || err != nil {
+		return err // a rerun reuses the certificate it has and keeps the secret unspent
+	}
+	if err := d.enroll(ctx, PathSimpleEnroll, "simpleenroll", true); err != nil {
+		return err
+	}
+	return d.save()
 }
 
 // Reenroll renews the device certificate over EST simplereenroll (RFC 7030 §4.2.2), over
@@ -68,7 +74,10 @@ func (d *Device) Reenroll(ctx context.Context) error {
 	if d.cert.Load() == nil {
 		return ErrNotEnrolled
 	}
-	return d.enroll(ctx, PathSimpleReenroll, "simplereenroll", false)
+	if err := d.enroll(ctx, PathSimpleReenroll, "simplereenroll", false); err != nil {
+		return err
+	}
+	return d.save()
 }
 
 // enroll runs one simpleenroll or simplereenroll exchange and installs the certificate.

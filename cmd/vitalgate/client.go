@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -67,6 +68,10 @@ func (m *Main) clientList(ctx context.Context, args []string) error {
 		return err
 	}
 	enc := json.NewEncoder(m.Stdout)
+	tw := tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', 0)
+	if !*asJSON {
+		fmt.Fprintln(tw, "ID\tROLE\tSTATUS\tAUTHENTICATION\tSCOPES\tPATIENTS\tCREATED")
+	}
 	for _, c := range cs {
 		status, method := "active", "client_secret_basic"
 		if c.Disabled {
@@ -86,9 +91,13 @@ func (m *Main) clientList(ctx context.Context, args []string) error {
 			}
 			continue
 		}
-		fmt.Fprintf(m.Stdout, "%s\t%s\t%s\t%s\t%s\tpatients=%d\n", c.ID, c.Role, status, method, strings.Join(scopes, " "), len(c.PatientIndexes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.ID, c.Role, status, method, strings.Join(scopes, " "), len(c.PatientIndexes),
+			c.CreatedAt.UTC().Format(time.RFC3339))
 	}
-	return nil
+	if *asJSON {
+		return nil
+	}
+	return tw.Flush()
 }
 
 // clientDisable disables an API client: its next token request is refused.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -103,18 +104,30 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	}
 	url := "https://" + listen
 	fmt.Fprintf(m.Stderr, "Server listening on %s (FHIR, EST) and %s (HL7 v2 over MLLP/TLS); log: %s\n", url, mllpAddr, logPath)
-	fmt.Fprintf(m.Stderr, "%d simulated devices enroll over EST and stream vital signs at 1 Hz over mutual TLS: %d as FHIR, %d as HL7 PCD-01. Ctrl-C stops.\n",
-		*devices, len(fhirDevs), len(hl7Devs))
+	fmt.Fprintf(m.Stderr, "%s (%d FHIR over HTTPS, %d HL7 PCD-01 over MLLP/TLS): each enrolls over EST and streams vital signs at 1 Hz over mutual TLS. Ctrl-C stops.\n",
+		plural(*devices, "simulated device"), len(fhirDevs), len(hl7Devs))
 
 	// Two fleets, one status line.
+	// On a terminal the line is rewritten in place; elsewhere (a log file, a pipe, CI) one
+	// line is written every statusEvery, so that the output stays readable.
 	var mu sync.Mutex
 	stats := make([]simulator.Stats, 2)
+	tty := isTerminal(m.Stderr)
+	var lastLine time.Time
 	show := func(i int) func(simulator.Stats) {
 		return func(st simulator.Stats) {
 			mu.Lock()
 			defer mu.Unlock()
 			stats[i] = st
-			fmt.Fprintf(m.Stderr, "\rFHIR: %s | HL7: %s   ", brief(stats[0]), brief(stats[1]))
+			line := fmt.Sprintf("FHIR: %s | HL7: %s", brief(stats[0]), brief(stats[1]))
+			if tty {
+				fmt.Fprintf(m.Stderr, "\r%s   ", line)
+				return
+			}
+			if now := time.Now(); now.Sub(lastLine) >= statusEvery {
+				lastLine = now
+				fmt.Fprintln(m.Stderr, line)
+			}
 		}
 	}
 	errs := make([]error, 2)
@@ -134,7 +147,11 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 		}(i, c)
 	}
 	swg.Wait()
-	fmt.Fprintln(m.Stderr)
+	if tty {
+		fmt.Fprintln(m.Stderr)
+	} else {
+		fmt.Fprintf(m.Stderr, "FHIR: %s | HL7: %s\n", brief(stats[0]), brief(stats[1]))
+	}
 	stopServer()
 	wg.Wait()
 	for _, err := range errs {
@@ -156,9 +173,31 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	return nil
 }
 
+// statusEvery is how often the demo writes its status line when standard error is not a
+// terminal.
+const statusEvery = 5 * time.Second
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// plural is "1 device", "2 devices".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
 // brief is a short status of one simulated fleet.
 func brief(s simulator.Stats) string {
-	return fmt.Sprintf("%d devices, %d accepted, %d rejected, %d failed, %.1f obs/s", s.Devices, s.Accepted, s.Rejected, s.Failed, s.Rate)
+	return fmt.Sprintf("%s, %d accepted, %d rejected, %d failed, %.1f obs/s", plural(s.Devices, "device"), s.Accepted, s.Rejected, s.Failed, s.Rate)
 }
 
 // pickLoopbackAddr returns a loopback address with a port free right now.

@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -14,16 +18,18 @@ import (
 func (m *Main) runDevice(ctx context.Context, args []string) error {
 	return m.dispatch(ctx, "device", args, map[string]func(context.Context, []string) error{
 		"add": m.deviceAdd, "assign": m.deviceAssign, "revoke": m.deviceRevoke, "list": m.deviceList,
+		"reissue": m.deviceReissue, "import": m.deviceImport,
 	})
 }
 
 func (m *Main) deviceAdd(ctx context.Context, args []string) error {
-	fs := m.flags("device add", "device add --data DIR --id ID --patient PATIENT [--model M] [--expires 24h]")
+	fs := m.flags("device add", "device add --data DIR --id ID --patient PATIENT [--model M] [--expires 24h] [--strict]")
 	dir := fs.String("data", "", "data directory")
 	id := fs.String("id", "", "device id (becomes the CN of its certificate)")
 	patient := fs.String("patient", "", "id of the patient the device is assigned to")
 	model := fs.String("model", "", "device model (optional)")
 	expires := fs.Duration("expires", 24*time.Hour, "how long the enrollment secret stays valid")
+	strict := fs.Bool("strict", false, "refuse a patient id that no stored Patient has (default: warn)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -41,9 +47,20 @@ func (m *Main) deviceAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	d, secret, err := m.addDevice(ctx, n, *id, *patient, *model, *expires)
-	if err != nil {
+	taken := func() error {
+		return fmt.Errorf("device %q is already registered: for a new enrollment secret use `vitalgate device reissue --data %s --id %s`", *id, *dir, *id)
+	}
+	if _, err := n.store.Device(ctx, *id); err == nil {
+		return taken()
+	}
+	if err := m.checkPatient(ctx, n, *patient, *strict); err != nil {
 		return err
+	}
+	d, secret, err := m.addDevice(ctx, n, *id, *patient, *model, *expires)
+	if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
+		return taken()
+	} else if err != nil {
+		return cliError(err)
 	}
 	fmt.Fprintf(m.Stderr, "Registered device %s. Its one-time enrollment secret (valid until %s) is on standard output.\n",
 		*id, d.EnrollExpiresAt.Format(time.RFC3339))
@@ -88,8 +105,9 @@ func cliError(err error) error {
 }
 
 func (m *Main) deviceList(ctx context.Context, args []string) error {
-	fs := m.flags("device list", "device list --data DIR")
+	fs := m.flags("device list", "device list --data DIR [--json]")
 	dir := fs.String("data", "", "data directory")
+	asJSON := fs.Bool("json", false, "one JSON object per device (the fields of earlier versions)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -102,6 +120,62 @@ func (m *Main) deviceList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *asJSON {
+		return m.deviceListJSON(ctx, reg)
+	}
+	rows, err := reg.Overview(ctx, registry.Operator(operator()))
+	if err != nil {
+		return err
+	}
+	return printDeviceTable(m.Stdout, rows, m.Now())
+}
+
+// printDeviceTable writes the operator's device table.
+func printDeviceTable(w io.Writer, rows []registry.DeviceRow, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tMODEL\tPATIENT\tSTATUS\tCERTIFICATE EXPIRES\tLAST SEEN")
+	for _, r := range rows {
+		status := string(r.Status)
+		switch {
+		case r.Status != vitalgate.DeviceActive:
+		case !r.Enrolled() && !now.Before(r.EnrollExpiresAt):
+			status = "secret expired (reissue)"
+		case !r.Enrolled():
+			status = "awaiting enrollment"
+		default:
+			status = "enrolled"
+		}
+		patient := r.PatientID
+		switch {
+		case r.PatientErr != nil:
+			patient = "(cannot open: " + vitalgate.ErrorMessage(r.PatientErr) + ")"
+		case patient == "":
+			patient = "-"
+		}
+		cert := "-"
+		if r.Cert.Serial != "" {
+			cert = r.Cert.NotAfter.UTC().Format(time.RFC3339)
+			if r.Cert.RevokedBy(now) {
+				cert += " (revoked)"
+			} else if !now.Before(r.Cert.NotAfter) {
+				cert += " (expired)"
+			}
+		}
+		seen := "never"
+		if !r.LastSeen.IsZero() {
+			seen = r.LastSeen.UTC().Format(time.RFC3339)
+		}
+		model := r.Model
+		if model == "" {
+			model = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, model, patient, status, cert, seen)
+	}
+	return tw.Flush()
+}
+
+// deviceListJSON prints one JSON object per device, as device list did before the table.
+func (m *Main) deviceListJSON(ctx context.Context, reg *registry.Service) error {
 	ds, err := reg.Devices(ctx)
 	if err != nil {
 		return err
@@ -132,6 +206,130 @@ func (m *Main) deviceList(ctx context.Context, args []string) error {
 	return nil
 }
 
+// checkPatient warns (or with strict refuses) when no stored Patient has the id: a device
+// assigned to a mistyped id would store readings nobody finds under the intended patient.
+func (m *Main) checkPatient(ctx context.Context, n *node, patient string, strict bool) error {
+	ok, err := registry.PatientStored(ctx, n.store, patient)
+	if err != nil || ok {
+		return err
+	}
+	if strict {
+		return fmt.Errorf("no Patient with id %q is stored (--strict): check the id, or create the Patient first (POST /fhir/Patient) and use the id it gets", patient)
+	}
+	fmt.Fprintf(m.Stderr, "Warning: no Patient with id %q is stored yet; readings will be filed under that id. If it is a typo, fix it with `vitalgate device assign` (--strict refuses instead).\n", patient)
+	return nil
+}
+
+// deviceReissue prints a new one-time enrollment secret for a device that has not enrolled
+// (lost or expired secret) or was revoked (to provision it again).
+func (m *Main) deviceReissue(ctx context.Context, args []string) error {
+	fs := m.flags("device reissue", "device reissue --data DIR --id ID [--expires 24h]")
+	dir := fs.String("data", "", "data directory")
+	id := fs.String("id", "", "device id")
+	expires := fs.Duration("expires", registry.DefaultEnrollTTL, "how long the new enrollment secret stays valid")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := checkID("device", *id); err != nil {
+		return err
+	}
+	if *expires <= 0 || *expires > registry.MaxEnrollTTL {
+		return fmt.Errorf("--expires must be between 1s and 720h")
+	}
+	n, err := m.openDataDir(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	reg, err := m.cliRegistry(n)
+	if err != nil {
+		return err
+	}
+	was, err := reg.Device(ctx, *id)
+	if err != nil {
+		return cliError(err)
+	}
+	d, secret, err := reg.Reissue(ctx, registry.Operator(operator()), *id, *expires)
+	if err != nil {
+		return cliError(err)
+	}
+	again := ""
+	if was.Status == vitalgate.DeviceRevoked {
+		again = " It is active again; its old certificates stay revoked, so it must enroll anew."
+	}
+	fmt.Fprintf(m.Stderr, "Device %s has a new one-time enrollment secret (valid until %s), on standard output; the previous one no longer works.%s\n",
+		*id, d.EnrollExpiresAt.Format(time.RFC3339), again)
+	fmt.Fprintln(m.Stdout, secret)
+	return nil
+}
+
+// deviceImport registers the devices of a CSV file and writes their secrets to a new file
+// only the operator can read.
+func (m *Main) deviceImport(ctx context.Context, args []string) error {
+	fs := m.flags("device import", "device import --data DIR [--secrets FILE] [--expires 24h] FILE.csv")
+	dir := fs.String("data", "", "data directory")
+	secretsFile := fs.String("secrets", "", "new file for the enrollment secrets, mode 0600, never overwritten (default FILE.secrets.csv)")
+	expires := fs.Duration("expires", registry.DefaultEnrollTTL, "how long the enrollment secrets stay valid")
+	if err := parse(fs, args, true); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(fs.Output(), "name one CSV file (header id,patient[,model], then one device per line)")
+		fs.Usage()
+		return errUsage
+	}
+	if *expires <= 0 || *expires > registry.MaxEnrollTTL {
+		return fmt.Errorf("--expires must be between 1s and 720h")
+	}
+	in := fs.Arg(0)
+	if *secretsFile == "" {
+		*secretsFile = strings.TrimSuffix(in, ".csv") + ".secrets.csv"
+	}
+	f, err := os.Open(in) // #nosec G304 -- the operator names the file
+	if err != nil {
+		return err
+	}
+	rows, err := registry.ParseImportCSV(f)
+	_ = f.Close()
+	if err != nil {
+		return cliError(err)
+	}
+	n, err := m.openDataDir(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	reg, err := m.cliRegistry(n)
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(*secretsFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- the operator names the file
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s exists: it may hold the secrets of an earlier import, so it is never overwritten; move it away or give --secrets NEWFILE", *secretsFile)
+	} else if err != nil {
+		return err
+	}
+	count, err := reg.Import(ctx, registry.Operator(operator()), rows, *expires, out)
+	if serr := out.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if count == 0 {
+		_ = os.Remove(*secretsFile) // nothing registered: no secrets to keep
+	}
+	if err != nil {
+		if count > 0 {
+			return fmt.Errorf("%w; the %d registered before it have their secrets in %s", cliError(err), count, *secretsFile)
+		}
+		return cliError(err)
+	}
+	fmt.Fprintf(m.Stderr, "Registered %d devices. Their one-time enrollment secrets are in %s (mode 0600, shown only there): hand each to its device, then delete the file.\n",
+		count, *secretsFile)
+	return nil
+}
+
 // cliRegistry returns the registry for a command-line action (audited as the operator).
 func (m *Main) cliRegistry(n *node) (*registry.Service, error) {
 	alog, err := n.AuditLog("cli")
@@ -148,20 +346,17 @@ func (m *Main) addDevice(ctx context.Context, n *node, id, patient, model string
 	if err != nil {
 		return vitalgate.Device{}, "", err
 	}
-	d, secret, err := reg.Add(ctx, registry.Operator(operator()), id, patient, model, expires)
-	if err != nil {
-		return vitalgate.Device{}, "", cliError(err)
-	}
-	return d, secret, nil
+	return reg.Add(ctx, registry.Operator(operator()), id, patient, model, expires)
 }
 
 // deviceAssign reassigns a device to another patient; it takes effect for readings measured
 // from now on (earlier ones still belong to the previous patient).
 func (m *Main) deviceAssign(ctx context.Context, args []string) error {
-	fs := m.flags("device assign", "device assign --data DIR --id ID --patient PATIENT")
+	fs := m.flags("device assign", "device assign --data DIR --id ID --patient PATIENT [--strict]")
 	dir := fs.String("data", "", "data directory")
 	id := fs.String("id", "", "device id")
 	patient := fs.String("patient", "", "id of the patient the device is now assigned to")
+	strict := fs.Bool("strict", false, "refuse a patient id that no stored Patient has (default: warn)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -176,6 +371,9 @@ func (m *Main) deviceAssign(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
+	if err := m.checkPatient(ctx, n, *patient, *strict); err != nil {
+		return err
+	}
 	reg, err := m.cliRegistry(n)
 	if err != nil {
 		return err
@@ -184,5 +382,23 @@ func (m *Main) deviceAssign(ctx context.Context, args []string) error {
 		return cliError(err)
 	}
 	fmt.Fprintf(m.Stderr, "Device %s is now assigned to patient %s; readings it measures from now on must name that patient.\n", *id, *patient)
+	return nil
+}
+
+// explainNoMatch says why an export for a patient found nothing: no Patient with that id
+// (a typo?) is another answer than a Patient with no data (in that range).
+func (m *Main) explainNoMatch(ctx context.Context, n *node, patient string, f vitalgate.ResourceFilter) error {
+	ok, err := registry.PatientStored(ctx, n.store, patient)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		fmt.Fprintf(m.Stderr, "Nothing is stored for patient %q, and no Patient has that id: check the id (`vitalgate device list` shows the patients devices are assigned to).\n", patient)
+	case !f.Since.IsZero():
+		fmt.Fprintf(m.Stderr, "Patient %q exists but has no data stored since %s.\n", patient, f.Since.UTC().Format(time.RFC3339))
+	default:
+		fmt.Fprintf(m.Stderr, "Patient %q exists but has no data stored.\n", patient)
+	}
 	return nil
 }

@@ -59,5 +59,8 @@ func (m *Main) runExport(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(m.Stderr, "Exported %d resources.\n", count)
+	if count == 0 && *patient != "" {
+		return m.explainNoMatch(ctx, n, *patient, f)
+	}
 	return nil
 }

@@ -41,8 +41,8 @@ func (m *Main) runInit(ctx context.Context, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(res) // #nosec G117 -- by design: init --json prints the first admin client's secret once, to the operator who ran it; only its hash is stored
 	}
-	fmt.Fprintf(m.Stderr, "Created data dir %s.\nThe first admin client's credentials follow. The secret is shown only now: store it safely.\n", res.DataDir)
-	fmt.Fprintf(m.Stdout, "client_id: %s\nclient_secret: %s\n", res.ClientID, res.ClientSecret)
+	fmt.Fprintf(m.Stderr, "Created data dir %s.\nThe first admin client is %q; its secret is on standard output, shown only now: store it safely.\n", res.DataDir, res.ClientID)
+	fmt.Fprintln(m.Stdout, res.ClientSecret)
 	fmt.Fprintf(m.Stderr, "Next: vitalgate serve --data %s\n", res.DataDir)
 	return nil
 }

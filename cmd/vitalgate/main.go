@@ -43,7 +43,7 @@ type command struct {
 var commands = map[string]command{
 	"init":     {"create a data dir: CA, server certificate, keys, database, first admin client", (*Main).runInit},
 	"serve":    {"run the HTTPS server (EST enrollment, FHIR ingest over mutual TLS)", (*Main).runServe},
-	"device":   {"register (add), list or revoke devices", (*Main).runDevice},
+	"device":   {"register (add, import), reissue secrets, list, assign or revoke devices", (*Main).runDevice},
 	"assess":   {"outside-in security assessment of a running deployment", (*Main).runAssess},
 	"audit":    {"verify the tamper-evident audit log offline, print its checkpoint, export it", (*Main).runAudit},
 	"client":   {"register, list, disable, rotate and re-scope API clients (EHR, clinician app, auditor, admin)", (*Main).runClient},
@@ -110,26 +110,153 @@ func (m *Main) flags(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(m.Stderr, "Usage: vitalgate %s\n\n", usage)
-		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "Usage: vitalgate %s\n\n", usage)
+		printDefaults(fs)
 	}
 	return fs
 }
 
+// argNames are the argument names help shows for flags (flag.PrintDefaults would take a
+// back-quoted word of the usage text for it, such as "vitalgate init").
+var argNames = map[string]string{
+	"data": "DIR", "id": "ID", "patient": "ID", "model": "MODEL", "role": "ROLE", "scope": "SCOPE",
+	"host": "NAME", "key": "FILE", "checkpoint": "FILE", "ca": "FILE", "jwks": "FILE", "syslog-ca": "FILE",
+	"out": "FILE", "secrets": "FILE", "public-url": "URL", "server": "URL", "store": "STORE", "schema": "NAME",
+	"format": "FORMAT", "since": "TIME", "device": "ID:PATIENT:SECRET[:KIND]", "hl7-authority": "NAMESPACE=SYSTEM",
+	"log-level": "LEVEL", "scenario": "NAME",
+}
+
+// printDefaults is flag.PrintDefaults with argument names from argNames (or the flag's
+// type), so that back-quoted words in a usage text stay words.
+func printDefaults(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		plain := *f
+		plain.Usage = strings.ReplaceAll(f.Usage, "`", "")
+		name, _ := flag.UnquoteUsage(&plain)
+		switch {
+		case name == "":
+		case strings.HasSuffix(f.Name, "addr"):
+			name = "HOST:PORT"
+		case argNames[f.Name] != "":
+			name = argNames[f.Name]
+		}
+		line := "  -" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		line += "\n    \t" + strings.ReplaceAll(f.Usage, "\n", "\n    \t")
+		if showDefault(f) {
+			if _, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok && name != "" && isString(f) {
+				line += fmt.Sprintf(" (default %q)", f.DefValue)
+			} else {
+				line += fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+		}
+		fmt.Fprintln(fs.Output(), line)
+	})
+}
+
+// showDefault reports whether a flag's default is worth printing (not a zero value).
+func showDefault(f *flag.Flag) bool {
+	switch f.DefValue {
+	case "", "0", "false", "0s", "[]":
+		return false
+	}
+	return true
+}
+
+// isString reports whether f is a plain string flag (its default is shown quoted).
+func isString(f *flag.Flag) bool {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return false
+	}
+	_, ok = g.Get().(string)
+	return ok
+}
+
 // parse parses flags and rejects positional arguments unless allowed.
 func parse(fs *flag.FlagSet, args []string, positional bool) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard) // the parse error and the usage are reported below, with a hint
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return err
+	}
+	if err != nil {
+		fmt.Fprintln(out, err)
+		if hint := flagHint(fs, args); hint != "" {
+			fmt.Fprintln(out, hint)
+		} else {
+			fs.Usage()
 		}
 		return errUsage
 	}
 	if !positional && fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(out, "unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return errUsage
 	}
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		if bad == nil && strings.HasSuffix(f.Name, "addr") && isPortOnly(f.Value.String()) {
+			bad = fmt.Errorf("--%s %s is a port alone: give a host too, e.g. --%s 127.0.0.1:%s (this machine only) or --%s 0.0.0.0:%s (every interface)",
+				f.Name, f.Value, f.Name, f.Value, f.Name, f.Value)
+		}
+	})
+	if bad != nil {
+		fmt.Fprintln(out, bad)
+		return errUsage
+	}
 	return nil
+}
+
+// isPortOnly reports whether v is a bare port number (or ":port" is missing its colon).
+func isPortOnly(v string) bool {
+	if v == "" {
+		return false
+	}
+	for _, r := range v {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// flagHint suggests the fix of a flag value that did not parse: a duration without a unit,
+// an address without a host.
+func flagHint(fs *flag.FlagSet, args []string) string {
+	for i, a := range args {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name == "" {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		if !hasVal && i+1 < len(args) {
+			val = args[i+1]
+		}
+		g, ok := f.Value.(flag.Getter)
+		if !ok {
+			continue
+		}
+		if _, isDur := g.Get().(time.Duration); isDur {
+			if _, err := time.ParseDuration(val); err != nil {
+				if _, err := time.ParseDuration(val + "s"); err == nil {
+					return fmt.Sprintf("--%s takes a duration with a unit: did you mean --%s %ss? (units: ms, s, m, h)", name, name, val)
+				}
+				return fmt.Sprintf("--%s takes a duration with a unit, such as 30s, 5m or 24h", name)
+			}
+		}
+	}
+	return ""
 }
 
 // stringList is a repeatable string flag.
@@ -151,9 +278,12 @@ func (m *Main) dispatch(ctx context.Context, group string, args []string, subs m
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	if len(args) > 0 && args[0] != "-h" && args[0] != "--help" && args[0] != "help" {
+		fmt.Fprintf(m.Stderr, "vitalgate %s: unknown subcommand %q\n", group, args[0])
+	}
 	fmt.Fprintf(m.Stderr, "Usage: vitalgate %s %s --data DIR ...   (vitalgate %s SUBCOMMAND --help for its flags)\n",
 		group, strings.Join(names, "|"), group)
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		return nil
 	}
 	return errUsage

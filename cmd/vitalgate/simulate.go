@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +22,7 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	batch := fs.Int("batch", 0, "send Bundles of this many observations instead of single ones")
 	hl7 := fs.String("hl7", "", "send HL7 v2 PCD-01 over MLLP/TLS to this address (host:port of serve --mllp-addr) instead of FHIR")
+	certDir := fs.String("certs", defaultCertDir(), "keep each device's key and certificate here, so that a rerun reuses them instead of spending the one-time secret again (empty: memory only)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -28,7 +31,7 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	cfg := simulator.Config{ServerURL: *server, CAFile: *caFile, Interval: *interval, BatchSize: *batch, HL7Addr: *hl7}
+	cfg := simulator.Config{ServerURL: *server, CAFile: *caFile, Interval: *interval, BatchSize: *batch, HL7Addr: *hl7, CertDir: *certDir}
 	for _, d := range devs {
 		parts := strings.Split(d, ":")
 		if len(parts) < 3 || len(parts) > 4 {
@@ -56,4 +59,14 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(m.Stdout, "%s\n", last.String())
 	return nil
+}
+
+// defaultCertDir is where simulate keeps device certificates by default: the user's cache
+// directory.
+func defaultCertDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "vitalgate", "simulator")
 }
