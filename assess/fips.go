@@ -52,5 +52,5 @@ func (a *assessor) noteUnprobedSuites() {
 	}
 	a.report.add(Finding{ID: "tls-suites-unprobed", Severity: Info,
 		Title:  "TLS 1.2 suites outside FIPS 140-3 not probed: the assessor runs in FIPS 140-3 mode",
-		Detail: "Go's FIPS mode offers only approved suites (ECDHE with AES-GCM), so acceptance of CBC, RSA key exchange or ChaCha20-Poly1305 suites is not tested. Run the assessment without GODEBUG=fips140 to probe them."})
+		Detail: "Go's FIPS mode offers only approved suites (ECDHE with AES-GCM, or AES-CBC with SHA-256), so acceptance of SHA-1 CBC, RSA key exchange, 3DES, RC4 or ChaCha20-Poly1305 suites is not tested. Run the assessment without GODEBUG=fips140 to probe them."})
 }
