@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,6 +90,27 @@ func TestExportDeidentified(t *testing.T) {
 	if years := export(node.DeidentifyOptions{Pseudonyms: mapping}); !strings.Contains(years, `"birthDate":"1961"`) ||
 		!strings.Contains(years, `"id":"`+p["id"].(string)+`"`) {
 		t.Fatalf("year-only export with the mapping: %s", years)
+	}
+
+	// Each export is audited: who, how many and the mode, never an identifier.
+	exports := 0
+	if err := n.Store.AuditEntries(context.Background(), 0, math.MaxUint64, func(r vitalgate.AuditRecord) error {
+		e, err := audit.UnmarshalEntry(r.Data)
+		if err != nil {
+			return err
+		}
+		if e.Subtype == "deidentified" {
+			exports++
+			if e.AgentID != "tester" || !strings.Contains(e.OutcomeDesc, "2 resources exported de-identified") || strings.Contains(string(r.Data), "pat-1") {
+				t.Errorf("audit entry %+v", e)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if exports != 4 {
+		t.Fatalf("%d export audit entries, want 4", exports)
 	}
 
 	// Another data dir's keys cannot open the file; a tampered file is refused.
