@@ -522,16 +522,23 @@ func (t *Transformer) date(v any, rc *resCtx) (any, error) {
 	return d.AddDate(0, 0, days).Format(layout), nil
 }
 
-// groupOldAge replaces the birth date of a patient aged 90 or older (by year, so the
-// grouping errs on the safe side) with the AgeOver89URL extension.
+// groupOldAge replaces the birth date of a patient aged 90 or older with the
+// AgeOver89URL extension. It judges by year, so the grouping errs on the safe side, and by
+// the shifted birth date too, so that a shift never shows an age over 89 either.
 func (t *Transformer) groupOldAge(in, out map[string]any) error {
-	bd, _ := in["birthDate"].(string)
-	m := fhirDate.FindStringSubmatch(bd)
-	if m == nil {
-		return nil
+	old := false
+	for _, v := range []any{in["birthDate"], out["birthDate"]} {
+		bd, _ := v.(string)
+		m := fhirDate.FindStringSubmatch(bd)
+		if m == nil {
+			continue
+		}
+		var year int
+		if _, err := fmt.Sscanf(m[1], "%d", &year); err == nil && t.opt.Now.Year()-year >= 90 {
+			old = true
+		}
 	}
-	var year int
-	if _, err := fmt.Sscanf(m[1], "%d", &year); err != nil || t.opt.Now.Year()-year < 90 {
+	if !old {
 		return nil
 	}
 	delete(out, "birthDate")

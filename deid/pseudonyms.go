@@ -88,7 +88,7 @@ var codeEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPa
 // newCode returns a fresh random code of 128 bits (26 characters) that the mapping has not
 // handed out before.
 func (p *Pseudonyms) newCode() (string, error) {
-	for {
+	for range maxDraws {
 		var b [16]byte
 		if err := p.read(b[:]); err != nil {
 			return "", err
@@ -99,11 +99,18 @@ func (p *Pseudonyms) newCode() (string, error) {
 			return c, nil
 		}
 	}
+	return "", errRepeats
 }
+
+// maxDraws bounds the draws for one fresh code: 128-bit random codes do not repeat, so a
+// source that keeps repeating is broken.
+const maxDraws = 8
+
+var errRepeats = fmt.Errorf("deid: the randomness source keeps repeating itself")
 
 // newUUID returns a fresh random (version 4) UUID URN.
 func (p *Pseudonyms) newUUID() (string, error) {
-	for {
+	for range maxDraws {
 		var b [16]byte
 		if err := p.read(b[:]); err != nil {
 			return "", err
@@ -116,6 +123,7 @@ func (p *Pseudonyms) newUUID() (string, error) {
 			return u, nil
 		}
 	}
+	return "", errRepeats
 }
 
 func (p *Pseudonyms) read(b []byte) error {
@@ -165,7 +173,7 @@ func (p *Pseudonyms) offset(key string) (int, error) {
 	// Uniform in 1..2*maxOffsetDays by rejection sampling, then mapped to ±1..365.
 	const n = 2 * maxOffsetDays
 	const limit = 1<<16 - (1<<16)%n
-	for {
+	for range 64 * maxDraws {
 		var b [2]byte
 		if err := p.read(b[:]); err != nil {
 			return 0, err
@@ -181,4 +189,5 @@ func (p *Pseudonyms) offset(key string) (int, error) {
 		p.offsets[key] = d
 		return d, nil
 	}
+	return 0, errRepeats
 }
