@@ -3,6 +3,7 @@ package assess_test
 import (
 	"bytes"
 	"context"
+	"crypto/fips140"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -78,6 +79,8 @@ func (h *strictHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 	}
 	switch p := r.URL.Path; {
+	case r.Method == "GET" && p == "/readyz":
+		_, _ = w.Write([]byte("ready\ncrypto: fips140=only; secrets pbkdf2-sha256 (FIPS data dir)\n"))
 	case r.Method == "GET" && publicGET[p]:
 		_, _ = w.Write([]byte("{}"))
 	case p == "/fhir/Observation" && r.Method == "POST", p == "/fhir", p == "/.well-known/est/simplereenroll":
@@ -134,14 +137,26 @@ func TestRunWeakServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []struct {
+	type want struct {
 		id  string
 		sev assess.Severity
-	}{
+	}
+	// In FIPS 140-3 mode (GODEBUG=fips140=on) neither this test's server nor the assessor
+	// can speak TLS below 1.2 or non-approved suites: the assessor says what it left unprobed.
+	tlsWants := []want{
 		{"tls-version-tls1.0", assess.High},
 		{"tls-version-tls1.1", assess.High},
 		{"tls-suites-weak", assess.High},
 		{"tls-suites-cbc", assess.Medium},
+	}
+	if fips140.Enabled() {
+		tlsWants = []want{
+			{"tls-version-tls1.0-unprobed", assess.Info},
+			{"tls-version-tls1.1-unprobed", assess.Info},
+			{"tls-suites-unprobed", assess.Info},
+		}
+	}
+	for _, w := range append(tlsWants, []want{
 		{"cert-weak-key:leaf", assess.High},
 		{"route-open:GET /fhir/Patient/x", assess.Critical},
 		{"route-open:POST /fhir/Observation", assess.Critical},
@@ -151,11 +166,14 @@ func TestRunWeakServer(t *testing.T) {
 		{"header-csp", assess.Low},
 		{"banner-version", assess.Low},
 		{"rate-limit-none", assess.Medium},
-	} {
+	}...) {
 		wantFinding(t, rep, w.id, w.sev)
 	}
 	if got := rep.MaxSeverity(); got != assess.Critical {
 		t.Errorf("MaxSeverity = %s, want critical", got)
+	}
+	if f, ok := rep.Find("crypto-mode"); !ok || !strings.Contains(f.Title, "does not state") {
+		t.Errorf("crypto-mode of a server that does not state it: %+v", f)
 	}
 	// Routes that refuse must not be reported as open.
 	if f, ok := rep.Find("route-open:GET /fhir/AuditEvent"); ok {
@@ -181,6 +199,9 @@ func TestRunStrictServer(t *testing.T) {
 	rep, err := assess.Run(context.Background(), assess.Options{Target: url, RootCAs: ca.Pool()})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if f, ok := rep.Find("crypto-mode"); !ok || f.Title != "FIPS 140-3 mode: fips140=only; secrets pbkdf2-sha256 (FIPS data dir)" {
+		t.Errorf("crypto-mode stated in /readyz: %+v", f)
 	}
 	for _, f := range rep.Findings {
 		if f.Severity > assess.Low {

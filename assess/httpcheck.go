@@ -44,6 +44,9 @@ func (a *assessor) checkRoutes(ctx context.Context) {
 			a.saw429 = append(a.saw429, rt.String()+" without credentials")
 		}
 		if rt.Access == Public {
+			if rt.Path == "/readyz" && res.status == http.StatusOK {
+				a.noteCryptoMode(res.body)
+			}
 			public = append(public, rt.String()+" → "+res.statusText())
 			continue
 		}

@@ -168,6 +168,7 @@ func (a *assessor) checkTLS(ctx context.Context) ([]*x509.Certificate, error) {
 
 // checkSuites tries each TLS 1.2 suite alone and reports the accepted ones by class.
 func (a *assessor) checkSuites(ctx context.Context, all []*tls.CipherSuite) {
+	a.noteUnprobedSuites()
 	byClass := map[Severity][]string{}
 	reasons := map[Severity][]string{}
 	for _, s := range all {

@@ -9,7 +9,7 @@ import (
 
 // Package groups of DESIGN.md §2, relative to the module path.
 var (
-	pureGroup      = []string{"fhir", "hl7v2", "vitals", "seal", "pcd01", "audit"}
+	pureGroup      = []string{"fhir", "hl7v2", "vitals", "seal", "pcd01", "audit", "deid"}
 	transportGroup = []string{"httpapi", "mllp"}
 	storeGroup     = []string{"sqlite", "postgres", "storetest"}
 	// assemblyGroup may wire a store to a transport: the binary, the node assembly it
@@ -43,6 +43,8 @@ var importRules = []importRule{
 	// seal is pure: it computes over keys it is given; key files are read and written in
 	// vault (issue 12 item 3).
 	{Name: "seal does no file or network I/O", From: []string{"seal"}, Forbid: []string{"std:os", "std:net", "std:io/fs", "std:path/filepath"}, Direct: true},
+	// deid is pure: the de-identified export reads the store and the mapping file in node.
+	{Name: "deid does no file or network I/O", From: []string{"deid"}, Forbid: []string{"std:os", "std:net", "std:io/fs", "std:path/filepath"}, Direct: true},
 	{Name: "transports never import a store", From: transportGroup, Forbid: storeGroup},
 	{Name: "stores never import a transport", From: storeGroup, Forbid: transportGroup},
 	{Name: "nothing imports cmd/...", From: []string{"*"}, Forbid: []string{"cmd"}},

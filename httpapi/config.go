@@ -45,6 +45,9 @@ type Config struct {
 	BurstPerIP            int
 	AuthFailuresPerMinute int           // failed authentications per (client, address) per minute before 429
 	EmergencyTTL          time.Duration // life of an emergency-access ("break glass") token, at most 5 minutes
+	// CryptoMode is the node's FIPS 140-3 mode as /readyz states it (for example
+	// "fips140=only; secrets pbkdf2-sha256 (FIPS data dir)"); the node fills it in.
+	CryptoMode string
 }
 
 // DefaultConfig returns the secure defaults.

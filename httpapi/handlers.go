@@ -28,7 +28,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request, _ vitalgate
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("ready\n"))
+	body := "ready\n"
+	if s.cfg.CryptoMode != "" {
+		body += "crypto: " + s.cfg.CryptoMode + "\n"
+	}
+	_, _ = w.Write([]byte(body))
 }
 
 // handleCreateObservation stores one Observation from a device (FHIR create).

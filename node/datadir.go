@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/pki"
 	"github.com/vitalgate/vitalgate/postgres"
 	"github.com/vitalgate/vitalgate/seal"
@@ -128,11 +129,17 @@ type Node struct {
 	Keys  *seal.Keyring
 	Store vitalgate.Store
 	Vault *vault.Vault
-	env   Env
+	// Crypto is the data dir's cryptographic mode (crypto.json): how its secrets are hashed
+	// and whether it is a FIPS data dir. Open has checked that this process's FIPS 140-3
+	// mode agrees with it.
+	Crypto CryptoRecord
+	env    Env
 }
 
-// Open opens an initialised data dir: it checks that the directory is the owner's alone,
-// loads the CA and the keyring and opens the store.
+// Open opens an initialised data dir: it checks that the directory is the owner's alone and
+// that this process's FIPS 140-3 mode agrees with the data dir's record (crypto.json: a
+// FIPS data dir needs GODEBUG=fips140=only, a standard one cannot run with it), loads the
+// CA and the keyring and opens the store.
 func Open(ctx context.Context, dir string, env Env) (*Node, error) {
 	env = env.withDefaults()
 	if dir == "" {
@@ -146,6 +153,13 @@ func Open(ctx context.Context, dir string, env Env) (*Node, error) {
 	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("data dir %s is readable by other users (mode %o): run `chmod 700 %s`", dir, st.Mode().Perm(), dir)
+	}
+	crypto, err := ReadCryptoRecord(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := crypto.Check(dir, ProcessFIPSMode()); err != nil {
+		return nil, err
 	}
 	certPEM, err := os.ReadFile(filepath.Join(dir, CACertFile)) // #nosec G304 -- the CA certificate in the data dir the operator named with --data
 	if err != nil {
@@ -169,8 +183,12 @@ func Open(ctx context.Context, dir string, env Env) (*Node, error) {
 	}
 	v := vault.New(store, keys, env.Now, nil)
 	v.FollowKeyDir(filepath.Join(dir, KeysDir), 0) // `keys rotate` takes effect without a restart
-	return &Node{Dir: dir, CA: ca, Keys: keys, Store: store, Vault: v, env: env}, nil
+	return &Node{Dir: dir, CA: ca, Keys: keys, Store: store, Vault: v, Crypto: crypto, env: env}, nil
 }
+
+// HashParams returns the algorithm and parameters of the data dir's new secret hashes
+// (argon2id, or PBKDF2-HMAC-SHA-256 in a FIPS data dir).
+func (n *Node) HashParams() auth.HashParams { return n.Crypto.HashParams() }
 
 // Close closes the store.
 func (n *Node) Close() error { return n.Store.Close() }

@@ -23,6 +23,10 @@ type InitOptions struct {
 	Hosts    []string    // names and addresses of the server certificate (default localhost, 127.0.0.1, ::1)
 	Store    StoreConfig // the database (default SQLite in the data dir)
 	Operator string      // who runs init, for its audit entry (default "operator")
+	// FIPS makes a FIPS data dir (init --fips): secrets hashed with PBKDF2-HMAC-SHA-256
+	// instead of argon2id, and every process on it must run with GODEBUG=fips140=only
+	// (Init itself too, so that its keys come from the FIPS module in its approved mode).
+	FIPS bool
 }
 
 // InitResult is what Init reports; the secret appears only here, once.
@@ -33,8 +37,10 @@ type InitResult struct {
 	CACert       string `json:"ca_cert"`
 }
 
-// Init creates a complete data dir (mode 0700): CA, server certificate, keyring,
-// store.json, database, token and audit signing keys and the first admin client. It
+// Init creates a complete data dir (mode 0700): the record of its cryptographic mode
+// (crypto.json), CA, server certificate, keyring, store.json, database, token and audit
+// signing keys and the first admin client. It refuses a FIPS data dir unless the process
+// runs with GODEBUG=fips140=only, and a standard one if it does. It
 // refuses a directory that exists and is not empty, and removes what it created if a step
 // fails.
 func Init(ctx context.Context, dir string, opt InitOptions, env Env) (res InitResult, err error) {
@@ -51,6 +57,13 @@ func Init(ctx context.Context, dir string, opt InitOptions, env Env) (res InitRe
 	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return res, err
+	}
+	crypto := NewCryptoRecord(opt.FIPS)
+	if err := crypto.Check(dir, ProcessFIPSMode()); err != nil {
+		if opt.FIPS {
+			return res, fmt.Errorf("init --fips must itself run in FIPS 140-3 mode: run it with the environment variable GODEBUG=fips140=only")
+		}
+		return res, fmt.Errorf("this process runs with GODEBUG=fips140=only, where argon2id is refused: make a FIPS data dir with `vitalgate init --fips`, or run without fips140=only")
 	}
 	created := false
 	entries, rerr := os.ReadDir(dir)
@@ -81,6 +94,9 @@ func Init(ctx context.Context, dir string, opt InitOptions, env Env) (res InitRe
 		}
 	}()
 
+	if err := writeCryptoRecord(dir, crypto); err != nil {
+		return res, err
+	}
 	now := env.Now()
 	ca, err := writePKI(dir, opt.Hosts, now)
 	if err != nil {
@@ -107,7 +123,7 @@ func Init(ctx context.Context, dir string, opt InitOptions, env Env) (res InitRe
 	if _, err := auditSigner(dir, ca); err != nil {
 		return res, fmt.Errorf("create audit signing key: %w", err)
 	}
-	secret, err := createAdminClient(ctx, store, opt.Operator, now)
+	secret, err := createAdminClient(ctx, store, opt.Operator, crypto.HashParams(), now)
 	if err != nil {
 		return res, err
 	}
@@ -146,12 +162,12 @@ func writePKI(dir string, hosts []string, now time.Time) (*pki.CA, error) {
 
 // createAdminClient registers the first admin client ("admin") with a new secret and
 // returns the secret.
-func createAdminClient(ctx context.Context, store vitalgate.Store, operator string, now time.Time) (string, error) {
+func createAdminClient(ctx context.Context, store vitalgate.Store, operator string, hp auth.HashParams, now time.Time) (string, error) {
 	secret, err := auth.NewSecret(rand.Reader)
 	if err != nil {
 		return "", err
 	}
-	hash, err := auth.HashSecret(secret, auth.DefaultHashParams, rand.Reader)
+	hash, err := auth.HashSecret(secret, hp, rand.Reader)
 	if err != nil {
 		return "", err
 	}

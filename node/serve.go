@@ -93,6 +93,16 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	// Open checked the data dir's record against this process's FIPS 140-3 mode; check
+	// again for a Node built another way, and state the mode in /readyz.
+	mode := ProcessFIPSMode()
+	if err := n.Crypto.Check(n.Dir, mode); err != nil {
+		return nil, err
+	}
+	if w := n.Crypto.Warning(mode); w != "" {
+		s.log.Warn(w)
+	}
+	s.opt.HTTP.CryptoMode = n.Crypto.Mode(mode)
 	if s.cert, err = n.ServerCertificate(); err != nil {
 		return nil, err
 	}
@@ -182,7 +192,7 @@ func (s *server) run(ctx context.Context) (err error) {
 		defer stop()
 	}
 	s.reportIdentifierConflicts(ctx)
-	s.log.Info("vitalgate serving", "addr", "https://"+s.addr, "data", s.n.Dir)
+	s.log.Info("vitalgate serving", "addr", "https://"+s.addr, "data", s.n.Dir, "crypto", s.opt.HTTP.CryptoMode)
 	if s.opt.Ready != nil {
 		s.opt.Ready(s.addr)
 	}

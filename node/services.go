@@ -64,7 +64,7 @@ func (s *server) newAuth() (*auth.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen address %q: %w", s.addr, err)
 	}
-	if s.secrets, err = auth.NewSecretChecker(runtime.GOMAXPROCS(0), 64, auth.DefaultHashParams); err != nil {
+	if s.secrets, err = auth.NewSecretChecker(runtime.GOMAXPROCS(0), 64, s.n.HashParams()); err != nil {
 		return nil, err
 	}
 	s.failures = guard.NewFailures(s.opt.HTTP.AuthFailuresPerMinute, time.Minute, s.n.env.Now)

@@ -98,7 +98,7 @@ type Config struct {
 	// MaxStaleness bounds how old the registry facts behind a decision may be on any node: a
 	// revocation or reassignment on one node takes effect on every node within it.
 	MaxStaleness time.Duration
-	// HashParams are the argon2id parameters of enrollment secrets (and of the dummy hash
+	// HashParams are the hash algorithm and parameters of enrollment secrets (and of the dummy hash
 	// unknown device ids are checked against, so that they cost the same work).
 	HashParams auth.HashParams
 	// VerifySecret checks a secret against its hash; default auth.VerifySecret.
@@ -135,8 +135,8 @@ func (c Config) Validate() error {
 		return bad("AssignmentGrace", "the assignment grace must be between 0 and 720h")
 	case c.MaxStaleness < 0 || c.MaxStaleness > time.Minute:
 		return bad("MaxStaleness", "the staleness bound must be between 0 and 1 minute")
-	case c.HashParams.Memory == 0 || c.HashParams.Time == 0 || c.HashParams.Threads == 0:
-		return bad("HashParams", "argon2id parameters must be positive")
+	case c.HashParams.Validate() != nil:
+		return bad("HashParams", "%v", c.HashParams.Validate())
 	}
 	return nil
 }

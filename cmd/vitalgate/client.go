@@ -29,7 +29,7 @@ func (m *Main) clientAdmin(ctx context.Context, dir string) (*auth.ClientAdmin, 
 	if err != nil {
 		return nil, nil, err
 	}
-	return &auth.ClientAdmin{Store: n.store, Operator: operator(), Now: m.Now, Rand: rand.Reader}, n, nil
+	return &auth.ClientAdmin{Store: n.store, Operator: operator(), Now: m.Now, Hash: n.HashParams(), Rand: rand.Reader}, n, nil
 }
 
 // clientFlags parses the flags every client command shares (--data, --id) and the extra

@@ -7,15 +7,24 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	vgnode "github.com/vitalgate/vitalgate/node"
 )
 
 func (m *Main) runExport(ctx context.Context, args []string) error {
-	fs := m.flags("export", "export --data DIR [--patient ID] [--since TIME]")
+	fs := m.flags("export", "export --data DIR [--patient ID] [--since TIME] [--deidentify [--pseudonyms FILE] [--shift-dates]]")
 	dir := fs.String("data", "", "data directory")
 	patient := fs.String("patient", "", "only this patient's resources")
 	since := fs.String("since", "", "only resources stored at or after this time (RFC 3339, or YYYY-MM-DD)")
+	deidentify := fs.Bool("deidentify", false, "de-identify under HIPAA Safe Harbor: identifiers removed, generalized or replaced by random codes")
+	pseudonyms := fs.String("pseudonyms", "", "with --deidentify: sealed file of the random codes (created if missing, updated), so exports sharing it use the same codes; without it no mapping is kept")
+	shiftDates := fs.Bool("shift-dates", false, "with --deidentify: shift dates by a random per-patient offset instead of keeping only the year")
 	if err := parse(fs, args, false); err != nil {
 		return err
+	}
+	if !*deidentify && (*pseudonyms != "" || *shiftDates) {
+		fmt.Fprintln(m.Stderr, "--pseudonyms and --shift-dates need --deidentify")
+		fs.Usage()
+		return errUsage
 	}
 	var f vitalgate.ResourceFilter
 	if *since != "" {
@@ -38,6 +47,18 @@ func (m *Main) runExport(ctx context.Context, args []string) error {
 			return err
 		}
 		f.PatientIndex = n.vault.PatientIndex(*patient)
+	}
+	if *deidentify {
+		count, err := n.ExportDeidentified(ctx, m.Stdout, vgnode.DeidentifyOptions{Filter: f, ShiftDates: *shiftDates,
+			Pseudonyms: *pseudonyms, Operator: operator()})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stderr, "Exported %d resources, de-identified (HIPAA Safe Harbor).\n", count)
+		if *pseudonyms != "" {
+			fmt.Fprintf(m.Stderr, "The codes are kept in %s, sealed under this data dir's keys: it re-identifies the export, never hand it over with it.\n", *pseudonyms)
+		}
+		return nil
 	}
 	w := bufio.NewWriter(m.Stdout)
 	count := 0
