@@ -29,10 +29,10 @@ func sampleNodeConfig(node string, at time.Time) vitalgate.NodeConfig {
 		Listeners: []vitalgate.NodeListener{{Name: "https", Addr: "127.0.0.1:8443", Protocol: "HTTPS", ClientAuth: "per route"}},
 		TLS: vitalgate.NodeTLS{MinVersion: "TLS 1.3", Versions: []string{"TLS 1.3"},
 			CipherSuites: []string{"TLS_AES_128_GCM_SHA256"}, Curves: []string{"X25519MLKEM768"}, ClientCerts: "verified when given"},
-		Tokens: vitalgate.NodeTokens{AccessTokenTTL: 5 * time.Minute, EmergencyTTL: 2 * time.Minute},
-		Limits: vitalgate.NodeLimits{MaxBodyBytes: 1 << 20, RatePerCaller: 50.5, HandshakeTimeout: 5 * time.Second},
-		Audit:  vitalgate.NodeAudit{CheckpointInterval: 2 * time.Second, SyslogAddr: "siem:6514", SyslogCustomCA: true},
-		Routes: []vitalgate.NodeRoute{{Method: "GET", Pattern: "/healthz", Auth: "public", Permission: "public"}},
+		Tokens:   vitalgate.NodeTokens{AccessTokenTTL: 5 * time.Minute, EmergencyTTL: 2 * time.Minute},
+		Limits:   vitalgate.NodeLimits{MaxBodyBytes: 1 << 20, RatePerCaller: 50.5, HandshakeTimeout: 5 * time.Second},
+		Audit:    vitalgate.NodeAudit{CheckpointInterval: 2 * time.Second, SyslogAddr: "siem:6514", SyslogCustomCA: true},
+		Routes:   []vitalgate.NodeRoute{{Method: "GET", Pattern: "/healthz", Auth: "public", Permission: "public"}},
 		Registry: vitalgate.NodeRegistry{CertValidity: 90 * 24 * time.Hour, MaxStaleness: time.Second},
 	}
 }
