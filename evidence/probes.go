@@ -19,6 +19,7 @@ const (
 	StatusEnforced  Status = "enforced"  // in force on every recorded node
 	StatusAttention Status = "attention" // in force, but a setting or date needs the operator's look
 	StatusUnknown   Status = "unknown"   // no node has recorded its configuration yet: serve once
+	StatusNotRun    Status = "not-run"   // evidence that comes with the report (e.g. --assess) was not given
 	StatusPartial   Status = "partial"   // of a requirement: its built controls are in force, but some of its controls are gaps
 	StatusGap       Status = "gap"       // not built: the row is a gap, not a claim
 )
@@ -406,7 +407,7 @@ func probeSBOM(s *State) Finding {
 func probeAssessment(s *State) Finding {
 	a := s.Assessment
 	if a == nil {
-		return Finding{Status: StatusUnknown, Facts: []string{"no assessment given with this report (run `vitalgate assess --json` and pass it with --assess)"}}
+		return Finding{Status: StatusNotRun, Facts: []string{"no assessment given with this report (run `vitalgate assess --json` and pass it with --assess)"}}
 	}
 	m := map[string]int{}
 	for _, f := range a.Findings {

@@ -102,7 +102,7 @@ func renderMD(r *Report) []byte {
 // htmlStyle is the report's only style sheet; the page's CSP allows exactly it by hash.
 const htmlStyle = `body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;width:100%;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left;font-size:13px}
-th{background:#eef2fa}.enforced{color:#161}.attention{color:#a60}.unknown{color:#666}.partial{color:#a60}.gap{color:#a22;font-weight:bold}
+th{background:#eef2fa}.enforced{color:#161}.attention{color:#a60}.unknown{color:#666}.partial{color:#a60}.not-run{color:#666}.gap{color:#a22;font-weight:bold}
 figure{margin:1em 0}svg{max-width:100%;height:auto}code{font-size:12px}`
 
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{

@@ -156,6 +156,8 @@ func build(cat Catalogue, tm ThreatModel, s *State, haveResults bool) (*Report, 
 				row.Controls = append(row.Controls, k.ID)
 				if k.Gap != "" {
 					row.Gaps = append(row.Gaps, k.ID)
+				} else if states[k.ID] == StatusNotRun {
+					continue // not part of the deployment's state: evidence not given with this report
 				} else if !built || rank[states[k.ID]] > rank[row.Status] {
 					row.Status, built = states[k.ID], true
 				}

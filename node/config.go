@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/fips140"
 	"crypto/tls"
+	"fmt"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/evidence"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/postgres"
 	"github.com/vitalgate/vitalgate/registry"
@@ -117,4 +120,18 @@ func storeDriver(st vitalgate.Store) string {
 		return "postgres"
 	}
 	return "other"
+}
+
+// EvidenceDeployment is what `vitalgate evidence report` describes: this data dir (its
+// certificates and the dates of its key files), its store, and its audit log's origin and
+// verifier key.
+func (n *Node) EvidenceDeployment() (evidence.Deployment, error) {
+	v, err := ReadVerifier(filepath.Join(n.Dir, AuditPubFile))
+	if err != nil {
+		return evidence.Deployment{}, fmt.Errorf("audit verifier key: %w", err)
+	}
+	return evidence.Deployment{Dir: n.Dir, Store: n.Store, Origin: n.AuditOrigin(), Verifier: v, Files: evidence.DataFiles{
+		CACert: CACertFile, ServerCert: ServerCertFile, KeysDir: KeysDir,
+		Keys: []string{CAKeyFile, ServerKeyFile, TokenKeyFile, AuditKeyFile, evidence.SigningKeyFile},
+	}}, nil
 }

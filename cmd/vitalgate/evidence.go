@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/vitalgate/vitalgate/evidence"
-	vgnode "github.com/vitalgate/vitalgate/node"
 )
 
 func (m *Main) runEvidence(ctx context.Context, args []string) error {
@@ -34,18 +33,14 @@ func (m *Main) evidenceReport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	v, err := vgnode.ReadVerifier(filepath.Join(n.dir, vgnode.AuditPubFile))
+	d, err := n.EvidenceDeployment()
 	if err != nil {
-		return fmt.Errorf("audit verifier key: %w", err)
+		return err
 	}
 	alog, err := n.AuditLog("cli")
 	if err != nil {
 		return err
 	}
-	d := evidence.Deployment{Dir: n.dir, Store: n.store, Origin: n.AuditOrigin(), Verifier: v, Files: evidence.DataFiles{
-		CACert: vgnode.CACertFile, ServerCert: vgnode.ServerCertFile, KeysDir: vgnode.KeysDir,
-		Keys: []string{vgnode.CAKeyFile, vgnode.ServerKeyFile, vgnode.TokenKeyFile, vgnode.AuditKeyFile, evidence.SigningKeyFile},
-	}}
 	res, err := evidence.Generate(ctx, d, alog, evidence.Options{Format: *format, VerifyAudit: *verify, AssessFile: *assessFile,
 		ResultsFile: *results, Now: m.Now, Operator: operator()})
 	if err != nil {
