@@ -4,6 +4,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"strings"
+
+	"github.com/vitalgate/vitalgate"
 )
 
 // Diagram is one SVG figure of the report: text-only SVG (no scripts, no external
@@ -130,17 +132,17 @@ func harmView(r *Report) string {
 		{"EHR system client", "every patient, within its SMART scopes", s.Clients["ehr-system"], true},
 		{"Admin client", "every patient; device reassignment (audited)", s.Clients["admin"], true},
 		{"Auditor client", "audit trail only: patients as blind indexes", s.Clients["auditor"], false},
-		{"Data dir keys (host)", "every patient: protect the host and keys/", 1, true},
+		{"Data dir keys (host)", "every patient: protect the host and keys/", -1, true},
 	}
 	for i, row := range rows {
 		y := 40 + i*46
-		c.box(10, y, 230, 38, false, row.who, fmt.Sprintf("%d in this deployment", row.n))
-		w := 250
-		if row.wide {
-			w = 600
+		count := fmt.Sprintf("%d in this deployment", row.n)
+		if row.n < 0 {
+			count = "one data dir per deployment"
 		}
+		c.box(10, y, 230, 38, false, row.who, count)
 		c.arrow(240, y+19, 280, y+19, "")
-		c.box(280, y, w, 38, row.wide, row.reach)
+		c.box(280, y, 600, 38, row.wide, row.reach) // red: reaches every patient
 	}
 	return c.String()
 }
@@ -152,7 +154,7 @@ func updateView(r *Report) string {
 	if len(s.Nodes) > 0 {
 		ver = s.Nodes[0].Version + " (" + s.Nodes[0].GoVersion + ")"
 	}
-	c.box(10, 40, 250, 60, false, "Vitalgate binary", ver, "replace and restart; stateless")
+	c.box(10, 40, 250, 60, false, "Vitalgate binary", ver, "update: replace the binary, restart")
 	c.box(320, 40, 250, 60, false, "SBOM", fmt.Sprintf("%d components", len(s.SBOM)), "in this report, vitalgate sbom")
 	c.arrow(260, 70, 320, 70, "lists")
 	validity := "not recorded"
@@ -163,22 +165,29 @@ func updateView(r *Report) string {
 	c.box(320, 150, 250, 60, true, "Signed device updates (TUF)", "NOT BUILT: gap")
 	c.box(630, 40, 250, 60, true, "Vulnerability posture", "advisories, KEV, patch latency", "NOT BUILT: gap")
 	c.arrow(570, 70, 630, 70, "would match")
-	c.arrow(260, 180, 320, 180, "")
 	return c.String()
 }
 
 func useCaseView(r *Report) string {
+	s := r.State
 	c := newCanvas(900, 300, "Security use case views")
+	setting := func(f func(n vitalgate.NodeConfig) string) string {
+		if len(s.Nodes) == 0 {
+			return "not recorded"
+		}
+		return f(s.Nodes[0])
+	}
 	flows := [][]string{
-		{"Enroll", "device + one-time secret", "EST simpleenroll", "certificate, audited"},
-		{"Send a reading", "device certificate (mTLS)", "validate, bind patient", "sealed, stored, audited"},
-		{"Read patient data", "client token (scopes)", "role, scopes, care team", "read, audited"},
-		{"Emergency access", "clinician + reason", "short-lived token", "every read audited"},
-		{"Verify the audit log", "auditor, audit.pub", "Merkle tree, checkpoints", "first bad entry named"},
+		{"Enroll", fmt.Sprintf("%d awaiting", s.Devices["pending-enrollment"]), "device + one-time secret", "EST simpleenroll", "certificate, audited"},
+		{"Send a reading", fmt.Sprintf("%d active devices", s.Devices["active"]), "device certificate (mTLS)", "validate, bind patient", "sealed, stored, audited"},
+		{"Read patient data", "tokens " + setting(func(n vitalgate.NodeConfig) string { return days(n.Tokens.AccessTokenTTL) }), "client token (scopes)", "role, scopes, care team", "read, audited"},
+		{"Emergency access", "tokens " + setting(func(n vitalgate.NodeConfig) string { return days(n.Tokens.EmergencyTTL) }), "clinician + reason", "short-lived token", "every read audited"},
+		{"Verify the audit log", fmt.Sprintf("%d entries", s.Audit.Entries), "auditor, audit.pub", "Merkle tree, checkpoints", "first bad entry named"},
 	}
 	for i, f := range flows {
 		y := 20 + i*55
-		c.box(10, y, 160, 40, false, f[0])
+		c.box(10, y, 160, 40, false, f[0], f[1])
+		f = f[1:]
 		for j, step := range f[1:] {
 			x := 210 + j*230
 			c.arrow(x-40, y+20, x, y+20, "")
