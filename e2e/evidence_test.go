@@ -150,6 +150,16 @@ func TestEvidenceReport(t *testing.T) {
 		t.Errorf("a changed report verifies: %v %s %s", err, out, stderr)
 	}
 
+	if st, facts := r.control("audit-log"); st != "enforced" || !slices.ContainsFunc(facts, func(f string) bool { return strings.HasPrefix(f, "verification: OK") }) {
+		t.Errorf("audit log state: %s %v", st, facts)
+	}
+	// A changed audit entry shows in the report as a failed verification.
+	sqlExec(t, dir, "DROP TRIGGER audit_log_no_update",
+		`UPDATE audit_log SET data = CAST(replace(CAST(data AS TEXT), '"outcome":"0"', '"outcome":"4"') AS BLOB) WHERE idx = 1`)
+	if st, facts := evidenceJSON(t, dir).control("audit-log"); st != "attention" || !slices.ContainsFunc(facts, func(f string) bool { return strings.HasPrefix(f, "verification: FAILED") }) {
+		t.Errorf("audit log state after tampering: %s %v", st, facts)
+	}
+
 	mds2 := run(t, "evidence", "report", "--data", dir, "--format", "mds2")
 	for _, want := range []string{"EMRG-1,", "STCF-1,", "CSUP-2,", "vitalgate-evidence-signature: v1 ed25519 "} {
 		if !strings.Contains(mds2, want) {

@@ -63,7 +63,10 @@ func Render(ctx context.Context, d Deployment, opt Options) ([]byte, error) {
 			return nil, fmt.Errorf("--assess: %w", err)
 		}
 		s.Assessment = new(assess.Report)
-		if err := json.Unmarshal(data, s.Assessment); err != nil {
+		if err := json.Unmarshal(data, s.Assessment); err != nil || s.Assessment.Target == "" {
+			if err == nil {
+				err = errors.New("no target")
+			}
 			return nil, fmt.Errorf("--assess %s is not the JSON of `vitalgate assess --json`: %w", opt.AssessFile, err)
 		}
 	}

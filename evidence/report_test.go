@@ -3,6 +3,8 @@ package evidence_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -341,9 +343,16 @@ func checkMDS2(t *testing.T, data []byte) {
 func checkOfflineHTML(t *testing.T, data []byte) {
 	t.Helper()
 	s := string(data)
-	if !strings.Contains(s, `<meta http-equiv="Content-Security-Policy" content="default-src &#39;none&#39;; style-src &#39;sha256-`) &&
-		!strings.Contains(s, `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'sha256-`) {
+	if !strings.Contains(s, `<meta http-equiv="Content-Security-Policy" content="default-src &#39;none&#39;; style-src &#39;sha256-`) {
 		t.Error("no strict CSP meta")
+	}
+	style := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindStringSubmatch(s)
+	if style == nil {
+		t.Fatal("no style element")
+	}
+	sum := sha256.Sum256([]byte(style[1]))
+	if !strings.Contains(s, "style-src &#39;sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"&#39;") {
+		t.Error("the CSP does not allow exactly the page's style sheet by its hash")
 	}
 	for _, bad := range []string{"<script", " src=", "href=", "url(http", "@import", "<link", "<img", "<iframe"} {
 		if strings.Contains(s, bad) {
@@ -357,4 +366,42 @@ func checkOfflineHTML(t *testing.T, data []byte) {
 		t.Error("a URL other than the SVG namespace")
 	}
 	_ = os.WriteFile(filepath.Join(t.TempDir(), "r.html"), data, 0o600)
+}
+
+// TestAssessmentAndResultsIncluded: an assessment file and a test results file given with
+// the report appear in it, and a high finding draws attention.
+func TestAssessmentAndResultsIncluded(t *testing.T) {
+	d := newDeployment(t)
+	d.serve(t, false)
+	work := t.TempDir()
+	assessFile := filepath.Join(work, "assess.json")
+	results := filepath.Join(work, "results.json")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(assessFile, []byte(`{"target":"https://vg.example:8443","started":"2026-12-02T07:00:00Z",
+		"findings":[{"id":"tls-x","title":"Weak <thing>","severity":"high"},{"id":"hdr","title":"Header","severity":"low"}]}`), 0o600))
+	must(os.WriteFile(results, []byte(`{"Action":"fail","Package":"github.com/vitalgate/vitalgate/seal","Test":"TestAAD"}`+"\n"), 0o600))
+	opt := evidence.Options{Format: evidence.FormatJSON, AssessFile: assessFile, ResultsFile: results, Now: fixedClock("2026-12-02T08:00:00Z")}
+	r := decodeReport(t, d.render(t, opt))
+	a := control(t, r, "outside-in-assessment")
+	if a.State.Status != evidence.StatusAttention || !strings.Contains(strings.Join(a.State.Facts, " "), "high 1, low 1") {
+		t.Errorf("assessment: %+v", a.State)
+	}
+	k := control(t, r, "stored-data-integrity")
+	if i := slices.IndexFunc(k.TestResult, func(tr evidence.TestRow) bool { return tr.Name == "seal.TestAAD" }); i < 0 || k.TestResult[i].Result != "fail" {
+		t.Errorf("test results: %+v", k.TestResult)
+	}
+	opt.Format = evidence.FormatHTML
+	html := string(d.render(t, opt))
+	if !strings.Contains(html, "Weak &lt;thing&gt;") || strings.Contains(html, "Weak <thing>") {
+		t.Error("the assessment's findings are not in the HTML, escaped")
+	}
+	opt.AssessFile = results // not an assessment
+	if _, err := evidence.Render(t.Context(), d.evidence(t), opt); err == nil {
+		t.Error("a file that is not an assessment was accepted")
+	}
 }
