@@ -84,9 +84,9 @@ func renderMD(r *Report) []byte {
 	for _, t := range r.Threats {
 		p("| %s | %s | %s | %s | %s |\n", t.Interface, t.STRIDE, mdCell(t.Threat), mdCell(t.Mitigation), strings.Join(t.Controls, ", "))
 	}
-	p("\n## Software bill of materials\n\n| Component | Version | Package URL |\n|---|---|---|\n")
+	p("\n## Software bill of materials\n\n| Component | Version | Package URL | Support | End of support |\n|---|---|---|---|---|\n")
 	for _, c := range r.SBOM {
-		p("| %s | %s | %s |\n", mdCell(c.Name), mdCell(c.Version), mdCell(c.PURL))
+		p("| %s | %s | %s | %s | %s |\n", mdCell(c.Name), mdCell(c.Version), mdCell(c.PURL), mdCell(c.Support), mdCell(c.EndOfSupport))
 	}
 	if a := r.State.Assessment; a != nil {
 		p("\n## Outside-in assessment of %s\n\n| Severity | Finding |\n|---|---|\n", mdCell(a.Target))
@@ -146,8 +146,8 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 {{with .R.State.Assessment}}<h2>Outside-in assessment of {{.Target}}</h2>
 <table><tr><th>Severity</th><th>Finding</th><th>Detail</th></tr>{{range .Findings}}<tr><td>{{.Severity}}</td><td>{{.Title}}</td><td>{{.Detail}}</td></tr>{{end}}</table>{{end}}
 <h2>Software bill of materials</h2>
-<table><tr><th>Component</th><th>Version</th><th>Package URL</th><th>SHA-256</th></tr>
-{{range .R.SBOM}}<tr><td>{{.Name}}</td><td>{{.Version}}</td><td><code>{{.PURL}}</code></td><td><code>{{.SHA256}}</code></td></tr>
+<table><tr><th>Component</th><th>Version</th><th>Package URL</th><th>SHA-256</th><th>Support</th><th>End of support</th></tr>
+{{range .R.SBOM}}<tr><td>{{.Name}}</td><td>{{.Version}}</td><td><code>{{.PURL}}</code></td><td><code>{{.SHA256}}</code></td><td>{{.Support}}</td><td>{{.EndOfSupport}}</td></tr>
 {{end}}</table>
 </body></html>
 `))

@@ -83,7 +83,18 @@ type Component struct {
 	Version string `json:"version"`
 	PURL    string `json:"purl"`
 	SHA256  string `json:"sha256,omitempty"`
+	// Support is who maintains the component for this product (§V.A.4 support level).
+	Support string `json:"support"`
+	// EndOfSupport is the component's end of support, when known.
+	EndOfSupport string `json:"end_of_support"`
 }
+
+// Support levels of SBOM components.
+const (
+	supportProject  = "maintained by the Vitalgate project"
+	supportUpstream = "upstream open source, no support contract; Vitalgate takes its fixes"
+	endUnknown      = "not tracked yet (gap: vulnerability posture)"
+)
 
 // sbomComponents lists the binary's modules from its build information.
 func sbomComponents(bi *debug.BuildInfo) []Component {
@@ -94,9 +105,10 @@ func sbomComponents(bi *debug.BuildInfo) []Component {
 	if err != nil {
 		return nil
 	}
-	out := []Component{{Name: bom.Metadata.Component.Name, Version: bom.Metadata.Component.Version, PURL: bom.Metadata.Component.PURL}}
+	out := []Component{{Name: bom.Metadata.Component.Name, Version: bom.Metadata.Component.Version, PURL: bom.Metadata.Component.PURL,
+		Support: supportProject, EndOfSupport: "supported while it is the latest release"}}
 	for _, c := range bom.Components {
-		k := Component{Name: c.Name, Version: c.Version, PURL: c.PURL}
+		k := Component{Name: c.Name, Version: c.Version, PURL: c.PURL, Support: supportUpstream, EndOfSupport: endUnknown}
 		for _, h := range c.Hashes {
 			if h.Alg == "SHA-256" {
 				k.SHA256 = h.Content
