@@ -125,8 +125,12 @@ func TestEvidenceReport(t *testing.T) {
 	if digest == "" {
 		t.Fatalf("no digest in %q", stderr)
 	}
-	if out := run(t, "evidence", "verify", html, "--data", dir); !strings.HasPrefix(out, "OK: ") || !strings.Contains(out, digest) {
-		t.Errorf("verify: %s", out)
+	if out := run(t, "evidence", "verify", html, "--data", dir); !strings.HasPrefix(out, "OK: ") || !strings.Contains(out, digest) ||
+		!strings.Contains(out, "recorded in the audit log") {
+		t.Errorf("verify --data: %s", out)
+	}
+	if out := run(t, "evidence", "verify", "--key", filepath.Join(dir, "evidence.pub"), html); !strings.HasPrefix(out, "OK: ") {
+		t.Errorf("verify --key: %s", out)
 	}
 	if !strings.Contains(run(t, "audit", "export", "--data", dir), digest) {
 		t.Error("the report's digest is not in the audit log")

@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/assess"
 	"github.com/vitalgate/vitalgate/audit"
 )
@@ -145,4 +147,29 @@ func VerifyFile(path, keyFile string) (Checked, error) {
 		return Checked{}, err
 	}
 	return Verify(data, key)
+}
+
+// Recorded finds the audit entry that recorded the report with digest (by Generate) and
+// returns its index. It reads the whole log once.
+func Recorded(ctx context.Context, log audit.AuditReader, digest string) (index uint64, found bool, err error) {
+	size, err := log.AuditSize(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	needle := []byte("sha256:" + digest)
+	errFound := errors.New("found")
+	err = log.AuditEntries(ctx, 0, size, func(rec vitalgate.AuditRecord) error {
+		if !bytes.Contains(rec.Data, needle) {
+			return nil
+		}
+		if e, err := audit.UnmarshalEntry(rec.Data); err == nil && e.Type == "admin" && e.Subtype == "evidence-report" {
+			index = rec.Index
+			return errFound
+		}
+		return nil
+	})
+	if errors.Is(err, errFound) {
+		return index, true, nil
+	}
+	return 0, false, err
 }

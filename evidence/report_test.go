@@ -295,6 +295,14 @@ func TestSignedReport(t *testing.T) {
 	if created != 1 || len(found) != len(digests) {
 		t.Errorf("audit log: %d key creations (want 1), %d of %d report digests", created, len(found), len(digests))
 	}
+	for _, dg := range digests {
+		if _, ok, err := evidence.Recorded(t.Context(), d.n.Store, dg); !ok || err != nil {
+			t.Errorf("Recorded(%s) = %v, %v", dg, ok, err)
+		}
+	}
+	if _, ok, err := evidence.Recorded(t.Context(), d.n.Store, strings.Repeat("0", 64)); ok || err != nil {
+		t.Errorf("Recorded(unknown digest) = %v, %v", ok, err)
+	}
 }
 
 // TestVerifyRefusesUnsignedFile: a file without a signature line is refused.

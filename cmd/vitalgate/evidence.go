@@ -58,7 +58,8 @@ func (m *Main) evidenceReport(ctx context.Context, args []string) error {
 	return nil
 }
 
-// evidenceVerify checks a report's signature; exit 0 only if it verifies.
+// evidenceVerify checks a report's signature and, with --data, that the deployment's audit
+// log recorded it; exit 0 only if both hold.
 func (m *Main) evidenceVerify(ctx context.Context, args []string) error {
 	fs := m.flags("evidence verify", "evidence verify FILE (--key evidence.pub | --data DIR)")
 	keyFile := fs.String("key", "", "the report signer's public key file (evidence.pub)")
@@ -87,6 +88,22 @@ func (m *Main) evidenceVerify(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("REPORT DOES NOT VERIFY: %w", err)
 	}
-	fmt.Fprintf(m.Stdout, "OK: signed by key %s; sha256:%s (find it in the audit log: vitalgate audit export)\n", c.KeyID, c.Digest)
+	if *dir == "" {
+		fmt.Fprintf(m.Stdout, "OK: signed by key %s; sha256:%s (find it in the audit log: vitalgate audit export)\n", c.KeyID, c.Digest)
+		return nil
+	}
+	n, err := m.openDataDir(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	idx, found, err := evidence.Recorded(ctx, n.store, c.Digest)
+	if err != nil {
+		return fmt.Errorf("read the audit log: %w", err)
+	}
+	if !found {
+		return fmt.Errorf("the signature verifies (key %s), but this deployment's audit log has no record of sha256:%s", c.KeyID, c.Digest)
+	}
+	fmt.Fprintf(m.Stdout, "OK: signed by key %s; sha256:%s, recorded in the audit log as entry %d\n", c.KeyID, c.Digest, idx)
 	return nil
 }
