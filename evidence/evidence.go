@@ -127,7 +127,8 @@ func Generate(ctx context.Context, d Deployment, alog *audit.Log, opt Options) (
 	if format == "" {
 		format = FormatHTML
 	}
-	res := Result{Report: signer.Sign(body, format), Digest: Digest(body), KeyID: signer.KeyID}
+	file, digest := signer.Sign(body, format)
+	res := Result{Report: file, Digest: digest, KeyID: signer.KeyID}
 	if err := alog.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "admin", Subtype: "evidence-report",
 		AgentType: audit.AgentOperator, AgentID: opt.Operator,
 		OutcomeDesc: "evidence report (" + format + ") sha256:" + res.Digest + " signed by " + signer.KeyID}); err != nil {

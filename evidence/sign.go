@@ -162,12 +162,17 @@ func signatureLine(format, sig string) string {
 	return "<!-- vitalgate-evidence-signature: " + sig + " -->\n"
 }
 
-// Sign appends the signature line to body.
-func (s *Signer) Sign(body []byte, format string) []byte {
+// Sign appends the signature line to body and returns the signed file and the digest of
+// its body. A body that does not end in a newline gets one first, so that the signature is
+// always a line of its own.
+func (s *Signer) Sign(body []byte, format string) (file []byte, digest string) {
+	body = bytes.Clone(body)
+	if len(body) > 0 && body[len(body)-1] != '\n' {
+		body = append(body, '\n')
+	}
 	sig := ed25519.Sign(s.key, append([]byte(signContext), body...))
 	line := signatureLine(format, "v1 ed25519 "+s.KeyID+" "+base64.StdEncoding.EncodeToString(sig))
-	out := append(bytes.Clone(body), line...)
-	return out
+	return append(body, line...), Digest(body)
 }
 
 var sigPattern = regexp.MustCompile(`vitalgate[-_]evidence[-_]signature"?:\s*"?v1 ed25519 ([0-9a-f]{16}) ([A-Za-z0-9+/=]+)`)
@@ -187,6 +192,14 @@ func Verify(file []byte, key PublicKey) (Checked, error) {
 	m := sigPattern.FindSubmatch(last)
 	if m == nil {
 		return Checked{}, errors.New("no vitalgate evidence signature on the last line: not a signed report")
+	}
+	sigText := "v1 ed25519 " + string(m[1]) + " " + string(m[2])
+	canonical := false
+	for _, f := range []string{FormatHTML, FormatJSON, FormatMDS2} { // md shares the HTML comment
+		canonical = canonical || string(last) == signatureLine(f, sigText)
+	}
+	if !canonical {
+		return Checked{}, ErrTampered // the signature line itself was changed
 	}
 	if string(m[1]) != key.KeyID {
 		return Checked{}, fmt.Errorf("signed by key %s, not by the given key %s", m[1], key.KeyID)
