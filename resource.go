@@ -200,6 +200,7 @@ type Store interface {
 	AuditStore
 	OutboxStore
 	NodeStore
+	NodeConfigStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources after pending commits finish.

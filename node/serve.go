@@ -192,6 +192,7 @@ func (s *server) run(ctx context.Context) (err error) {
 		defer stop()
 	}
 	s.reportIdentifierConflicts(ctx)
+	s.recordConfig(ctx) // the effective configuration, for the evidence report (node/config.go)
 	s.log.Info("vitalgate serving", "addr", "https://"+s.addr, "data", s.n.Dir, "crypto", s.opt.HTTP.CryptoMode)
 	if s.opt.Ready != nil {
 		s.opt.Ready(s.addr)

@@ -94,6 +94,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"Outbox/Cursor", s.testOutboxCursor},
 	}
 	tests = append(tests, s.deviceTests()...)
+	tests = append(tests, s.nodeConfigTests()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,313 @@
+package evidence
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/assess"
+	"github.com/vitalgate/vitalgate/audit"
+)
+
+// Store is what the report reads from the deployment's store.
+type Store interface {
+	audit.AuditReader
+	NodeConfigs(ctx context.Context) ([]vitalgate.NodeConfig, error)
+	Devices(ctx context.Context) ([]vitalgate.Device, error)
+	Clients(ctx context.Context) ([]vitalgate.Client, error)
+	AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint, error)
+}
+
+// DataFiles names the files of the data dir the report reads (their contents for the
+// certificates, only their modification times for keys).
+type DataFiles struct {
+	CACert     string   // PEM CA certificate
+	ServerCert string   // PEM server certificate
+	KeysDir    string   // the keyring directory (key-encryption keys kek-N.key, index key)
+	Keys       []string // other key files whose age the report states (CA, server, token, audit)
+}
+
+// Deployment is the deployment a report describes.
+type Deployment struct {
+	Dir      string // the data dir
+	Files    DataFiles
+	Store    Store
+	Origin   string         // the audit log's origin (names the deployment)
+	Verifier audit.Verifier // the audit checkpoint verifier key (audit.pub)
+}
+
+// CertInfo describes one certificate.
+type CertInfo struct {
+	Subject   string    `json:"subject"`
+	Issuer    string    `json:"issuer"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	KeyAlg    string    `json:"key_algorithm"`
+	SigAlg    string    `json:"signature_algorithm"`
+	DaysLeft  int       `json:"-"` // at the report's time (for the status; the report states dates)
+}
+
+// KeyFile is one key file of the data dir and when it was written.
+type KeyFile struct {
+	Name    string    `json:"name"`
+	Written time.Time `json:"written"` // the file's modification time: key files are written once
+	AgeDays int       `json:"-"`       // at the report's time (for the status; the report states dates)
+}
+
+// AuditState is the audit log as the report found it.
+type AuditState struct {
+	Entries          uint64         `json:"entries"`
+	Checkpoints      int            `json:"checkpoints"`
+	LatestCheckpoint *CheckpointRef `json:"latest_checkpoint,omitempty"`
+	Verification     *Verification  `json:"verification,omitempty"` // nil when not run with the report
+	Volume           []DayCount     `json:"volume"`                 // entries per UTC day, the last 30 days of the log
+}
+
+// CheckpointRef is the latest signed checkpoint.
+type CheckpointRef struct {
+	Size      uint64    `json:"size"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Verification is the result of verifying the whole audit log with the public key.
+type Verification struct {
+	OK          bool   `json:"ok"`
+	Entries     uint64 `json:"entries"`
+	Checkpoints int    `json:"checkpoints"`
+	Unsigned    uint64 `json:"unsigned"` // entries after the last checkpoint
+	Error       string `json:"error,omitempty"`
+	Key         string `json:"key"`
+}
+
+// DayCount is the number of audit entries of one UTC day.
+type DayCount struct {
+	Day   string `json:"day"` // YYYY-MM-DD
+	Count int    `json:"count"`
+}
+
+// State is everything a report states, gathered once.
+type State struct {
+	GeneratedAt time.Time              `json:"-"`
+	Origin      string                 `json:"deployment"`
+	Nodes       []vitalgate.NodeConfig `json:"nodes"`
+	Devices     map[string]int         `json:"devices"` // by status, plus "pending-enrollment"
+	Clients     map[string]int         `json:"clients"` // by role, plus "disabled" and "key-authenticated"
+	CA          *CertInfo              `json:"ca,omitempty"`
+	Server      *CertInfo              `json:"server_certificate,omitempty"`
+	Keys        []KeyFile              `json:"keys"`
+	Audit       AuditState             `json:"audit"`
+	Assessment  *assess.Report         `json:"assessment,omitempty"`
+	Tests       map[string]string      `json:"-"` // "pkg.TestName" → pass, fail or skip
+	SBOM        []Component            `json:"-"`
+}
+
+// gather reads the deployment's state at now.
+func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*State, error) {
+	s := &State{GeneratedAt: now.UTC(), Origin: d.Origin, Devices: map[string]int{}, Clients: map[string]int{}}
+	var err error
+	if s.Nodes, err = d.Store.NodeConfigs(ctx); err != nil {
+		return nil, fmt.Errorf("node configurations: %w", err)
+	}
+	ds, err := d.Store.Devices(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("devices: %w", err)
+	}
+	for _, dv := range ds {
+		s.Devices[string(dv.Status)]++
+		if dv.Status == vitalgate.DeviceActive && dv.EnrollSecretHash != "" {
+			s.Devices["pending-enrollment"]++
+		}
+	}
+	cs, err := d.Store.Clients(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("clients: %w", err)
+	}
+	for _, c := range cs {
+		s.Clients[string(c.Role)]++
+		if c.Disabled {
+			s.Clients["disabled"]++
+		}
+		if len(c.JWKS) > 0 {
+			s.Clients["key-authenticated"]++
+		}
+	}
+	if s.CA, err = readCert(filepath.Join(d.Dir, d.Files.CACert), now); err != nil {
+		return nil, err
+	}
+	if s.Server, err = readCert(filepath.Join(d.Dir, d.Files.ServerCert), now); err != nil {
+		return nil, err
+	}
+	if s.Keys, err = keyFiles(d, now); err != nil {
+		return nil, err
+	}
+	if s.Audit, err = auditState(ctx, d, verify); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// readCert reads a PEM certificate.
+func readCert(path string, now time.Time) (*CertInfo, error) {
+	data, err := os.ReadFile(path) // #nosec G304 -- a file of the operator's data dir
+	if err != nil {
+		return nil, fmt.Errorf("read certificate: %w", err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &CertInfo{Subject: c.Subject.String(), Issuer: c.Issuer.String(), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(),
+		KeyAlg: c.PublicKeyAlgorithm.String(), SigAlg: c.SignatureAlgorithm.String(), DaysLeft: int(c.NotAfter.Sub(now).Hours() / 24)}, nil
+}
+
+// keyFiles lists the key files and when each was written, sorted by name.
+func keyFiles(d Deployment, now time.Time) ([]KeyFile, error) {
+	names := append([]string(nil), d.Files.Keys...)
+	entries, err := os.ReadDir(filepath.Join(d.Dir, d.Files.KeysDir))
+	if err != nil {
+		return nil, fmt.Errorf("read keyring: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".key") {
+			names = append(names, filepath.Join(d.Files.KeysDir, e.Name()))
+		}
+	}
+	var out []KeyFile
+	for _, n := range names {
+		st, err := os.Stat(filepath.Join(d.Dir, n))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // e.g. no evidence key yet
+		} else if err != nil {
+			return nil, err
+		}
+		w := st.ModTime().UTC().Truncate(time.Second)
+		out = append(out, KeyFile{Name: filepath.ToSlash(n), Written: w, AgeDays: int(now.Sub(w).Hours() / 24)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// auditState reads the log's size and checkpoints, and in one pass over the entries counts
+// them per day and, when verify is set, verifies the whole log with the public key.
+func auditState(ctx context.Context, d Deployment, verify bool) (AuditState, error) {
+	var a AuditState
+	cps, err := d.Store.AuditCheckpoints(ctx)
+	if err != nil {
+		return a, fmt.Errorf("audit checkpoints: %w", err)
+	}
+	a.Checkpoints = len(cps)
+	if len(cps) > 0 {
+		last := cps[len(cps)-1]
+		a.LatestCheckpoint = &CheckpointRef{Size: last.Size, CreatedAt: last.CreatedAt.UTC().Truncate(time.Second)}
+	}
+	days := map[string]int{}
+	tap := &volumeTap{src: audit.StoreLog{Store: d.Store}, days: days}
+	if verify {
+		rep, err := audit.Verify(ctx, tap, audit.SignedCheckpoints(cps), d.Verifier, nil)
+		var ve *audit.VerifyError
+		switch {
+		case errors.As(err, &ve):
+			a.Verification = &Verification{OK: false, Error: ve.Error(), Key: d.Verifier.Name()}
+		case err != nil:
+			return a, fmt.Errorf("verify the audit log: %w", err)
+		default:
+			a.Verification = &Verification{OK: true, Entries: rep.Entries, Checkpoints: rep.Checkpoints, Unsigned: rep.Unsigned, Key: d.Verifier.Name()}
+		}
+		a.Entries = tap.size
+	} else {
+		if a.Entries, err = tap.Size(ctx); err != nil {
+			return a, err
+		}
+		err := tap.Entries(ctx, 0, func(uint64, []byte, [audit.HashSize]byte) error { return nil })
+		if err != nil {
+			return a, fmt.Errorf("read the audit log: %w", err)
+		}
+	}
+	a.Volume = lastDays(days, 30)
+	return a, nil
+}
+
+// volumeTap passes a log through to Verify and counts its entries per UTC day on the way.
+type volumeTap struct {
+	src  audit.StoreLog
+	days map[string]int
+	size uint64
+}
+
+func (t *volumeTap) Size(ctx context.Context) (uint64, error) {
+	n, err := t.src.Size(ctx)
+	t.size = n
+	return n, err
+}
+
+func (t *volumeTap) Entries(ctx context.Context, from uint64, fn func(uint64, []byte, [audit.HashSize]byte) error) error {
+	return t.src.Entries(ctx, from, func(i uint64, data []byte, h [audit.HashSize]byte) error {
+		if t.size > 0 && i >= t.size {
+			return fn(i, data, h)
+		}
+		if e, err := audit.UnmarshalEntry(data); err == nil {
+			t.days[e.Time.UTC().Format(time.DateOnly)]++
+		}
+		return fn(i, data, h)
+	})
+}
+
+// lastDays returns the counts of the n days ending at the latest day with entries.
+func lastDays(days map[string]int, n int) []DayCount {
+	latest := ""
+	for d := range days {
+		latest = max(latest, d)
+	}
+	if latest == "" {
+		return nil
+	}
+	end, _ := time.Parse(time.DateOnly, latest)
+	out := make([]DayCount, 0, n)
+	for i := n - 1; i >= 0; i-- {
+		d := end.AddDate(0, 0, -i).Format(time.DateOnly)
+		out = append(out, DayCount{Day: d, Count: days[d]})
+	}
+	return out
+}
+
+// ParseTestResults reads `go test -json` output and returns the last result of every
+// top-level test, keyed "pkg.TestName" with pkg relative to module.
+func ParseTestResults(r io.Reader, module string) (map[string]string, error) {
+	out := map[string]string{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
+		var ev struct{ Action, Package, Test string }
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			continue // go test -json interleaves build output lines that are not events
+		}
+		if ev.Test == "" || strings.Contains(ev.Test, "/") {
+			continue
+		}
+		switch ev.Action {
+		case "pass", "fail", "skip":
+			pkg := strings.TrimPrefix(strings.TrimPrefix(ev.Package, module), "/")
+			if pkg == "" {
+				pkg = "."
+			}
+			out[pkg+"."+ev.Test] = ev.Action
+		}
+	}
+	return out, sc.Err()
+}

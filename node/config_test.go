@@ -1,0 +1,72 @@
+package node_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vitalgate/vitalgate/httpapi"
+	"github.com/vitalgate/vitalgate/node"
+)
+
+// TestServeRecordsEffectiveConfig: every serve records what it applies, per node; a restart
+// of the same node with another setting replaces the record.
+func TestServeRecordsEffectiveConfig(t *testing.T) {
+	n := mustInit(t)
+	addr := freeAddr(t)
+	for _, tc := range []struct {
+		name     string
+		tls12    bool
+		versions []string
+	}{
+		{"defaults", false, []string{"TLS 1.3"}},
+		{"tls12", true, []string{"TLS 1.2", "TLS 1.3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := httpapi.DefaultConfig()
+			cfg.Addr, cfg.AllowTLS12 = addr, tc.tls12
+			mllpAddr := freeAddr(t)
+			ready := make(chan string, 1)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- n.Serve(ctx, node.Options{HTTP: cfg, MLLPAddr: mllpAddr, Ready: func(a string) { ready <- a }})
+			}()
+			select {
+			case <-ready:
+			case err := <-done:
+				t.Fatalf("Serve: %v", err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("Serve never became ready")
+			}
+			cs, err := n.Store.NodeConfigs(ctx)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cs) != 1 {
+				t.Fatalf("%d records, want one for the one node: %+v", len(cs), cs)
+			}
+			c := cs[0]
+			if !slices.Equal(c.TLS.Versions, tc.versions) {
+				t.Errorf("TLS versions = %v, want %v", c.TLS.Versions, tc.versions)
+			}
+			has12Suite := slices.Contains(c.TLS.CipherSuites, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+			if has12Suite != tc.tls12 || !slices.Contains(c.TLS.CipherSuites, "TLS_AES_128_GCM_SHA256") {
+				t.Errorf("cipher suites = %v", c.TLS.CipherSuites)
+			}
+			if c.Node == "" || c.Store != "sqlite" || c.Tokens.AccessTokenTTL <= 0 || c.Tokens.EmergencyTTL != cfg.EmergencyTTL ||
+				c.Limits.HandshakeTimeout != cfg.HandshakeTimeout || c.Limits.RatePerCaller != cfg.RatePerCaller ||
+				c.Audit.CheckpointInterval != node.AuditCheckpointInterval || c.Registry.CertValidity <= 0 {
+				t.Errorf("record = %+v", c)
+			}
+			if len(c.Routes) < 10 || len(c.Listeners) != 2 || c.Listeners[1].Addr != mllpAddr {
+				t.Errorf("routes %d, listeners %+v", len(c.Routes), c.Listeners)
+			}
+		})
+	}
+}
