@@ -336,9 +336,13 @@ func checkMDS2(t *testing.T, data []byte) {
 		t.Errorf("last row %v", recs[len(recs)-1])
 	}
 	answered := 0
+	want := map[string]string{"EMRG-1": "Yes", "STCF-1": "Yes", "CSUP-2": "No", "PAUT-2": "No", "DTBK-2": "No"} // gaps answer No
 	for _, rec := range recs[2 : len(recs)-1] {
 		if len(rec) != 6 || !slices.Contains([]string{"Yes", "No", "N/A"}, rec[3]) {
 			t.Errorf("row %v", rec)
+		}
+		if w, ok := want[rec[0]]; ok && rec[3] != w {
+			t.Errorf("%s answered %q, want %q", rec[0], rec[3], w)
 		}
 		answered++
 	}
