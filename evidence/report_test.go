@@ -336,9 +336,13 @@ func checkMDS2(t *testing.T, data []byte) {
 		t.Errorf("last row %v", recs[len(recs)-1])
 	}
 	answered := 0
+	want := map[string]string{"EMRG-1": "Yes", "STCF-1": "Yes", "CSUP-2": "No", "PAUT-2": "No", "DTBK-2": "No"} // gaps answer No
 	for _, rec := range recs[2 : len(recs)-1] {
 		if len(rec) != 6 || !slices.Contains([]string{"Yes", "No", "N/A"}, rec[3]) {
 			t.Errorf("row %v", rec)
+		}
+		if w, ok := want[rec[0]]; ok && rec[3] != w {
+			t.Errorf("%s answered %q, want %q", rec[0], rec[3], w)
 		}
 		answered++
 	}
@@ -411,5 +415,30 @@ func TestAssessmentAndResultsIncluded(t *testing.T) {
 	opt.AssessFile = results // not an assessment
 	if _, err := evidence.Render(t.Context(), d.evidence(t), opt); err == nil {
 		t.Error("a file that is not an assessment was accepted")
+	}
+}
+
+// TestTwoNodesAreStatedApart: when the nodes of one store run with different settings, the
+// report names each node's setting instead of one value for all.
+func TestTwoNodesAreStatedApart(t *testing.T) {
+	d := newDeployment(t)
+	d.serve(t, false)
+	first := d.addr
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.addr = ln.Addr().String()
+	_ = ln.Close()
+	d.serve(t, true) // a second node (another address) on the same store, with TLS 1.2
+	r := decodeReport(t, d.render(t, evidence.Options{Format: evidence.FormatJSON, Now: fixedClock("2026-12-02T08:00:00Z")}))
+	if len(r.Nodes) != 2 {
+		t.Fatalf("%d nodes, want 2", len(r.Nodes))
+	}
+	tls := control(t, r, "tls")
+	facts := strings.Join(tls.State.Facts, "\n")
+	if tls.State.Status != evidence.StatusAttention || !strings.Contains(facts, "TLS versions: TLS 1.3 on ") ||
+		!strings.Contains(facts, "TLS versions: TLS 1.2, TLS 1.3 on ") || !strings.Contains(facts, first) || !strings.Contains(facts, d.addr) {
+		t.Errorf("two nodes, one with TLS 1.2: %s\n%s", tls.State.Status, facts)
 	}
 }

@@ -18,10 +18,11 @@ func TestServeRecordsEffectiveConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		tls12    bool
+		syslog   string
 		versions []string
 	}{
-		{"defaults", false, []string{"TLS 1.3"}},
-		{"tls12", true, []string{"TLS 1.2", "TLS 1.3"}},
+		{"defaults", false, "", []string{"TLS 1.3"}},
+		{"tls12 and syslog", true, "127.0.0.1:1", []string{"TLS 1.2", "TLS 1.3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := httpapi.DefaultConfig()
@@ -31,7 +32,7 @@ func TestServeRecordsEffectiveConfig(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() {
-				done <- n.Serve(ctx, node.Options{HTTP: cfg, MLLPAddr: mllpAddr, Ready: func(a string) { ready <- a }})
+				done <- n.Serve(ctx, node.Options{HTTP: cfg, MLLPAddr: mllpAddr, SyslogAddr: tc.syslog, Ready: func(a string) { ready <- a }})
 			}()
 			select {
 			case <-ready:
@@ -63,6 +64,9 @@ func TestServeRecordsEffectiveConfig(t *testing.T) {
 				c.Limits.HandshakeTimeout != cfg.HandshakeTimeout || c.Limits.RatePerCaller != cfg.RatePerCaller ||
 				c.Audit.CheckpointInterval != node.AuditCheckpointInterval || c.Registry.CertValidity <= 0 {
 				t.Errorf("record = %+v", c)
+			}
+			if c.Audit.SyslogAddr != tc.syslog || c.Audit.SyslogCustomCA {
+				t.Errorf("syslog forwarding recorded as %+v, want %q", c.Audit, tc.syslog)
 			}
 			if len(c.Routes) < 10 || len(c.Listeners) != 2 || c.Listeners[1].Addr != mllpAddr {
 				t.Errorf("routes %d, listeners %+v", len(c.Routes), c.Listeners)
