@@ -164,3 +164,33 @@ func TestOptionsRequired(t *testing.T) {
 		}
 	}
 }
+
+// TestEquipment: the instruments of OBX-18 and of a PRT segment (participation EQUIP, the
+// form IHE LAW pre-adopts from v2.7) that follows an OBX are the entry's equipment.
+func TestEquipment(t *testing.T) {
+	prt := "PRT||UC||EQUIP^Equipment^HL70912||||||C3-SN-2000^ANALYZER-C3~C3-SN-1107^ANALYZER-C3\r"
+	b := mutate(t, law, "OBR|2|", prt+"OBR|2|")
+	res, err := lab.Map(mustParse(t, b), options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, q := range res.Results[0].Equipment {
+		got = append(got, q.System+"|"+q.Value)
+	}
+	want := []string{"urn:vitalgate:hl7-authority:ANALYZER-C3|C3-SN-1107", "urn:vitalgate:hl7-authority:ANALYZER-C3|C3-SN-2000"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("equipment %v, want %v", got, want)
+	}
+	if n := len(res.Results[1].Equipment); n != 1 {
+		t.Errorf("second result has %d instruments", n)
+	}
+	// A PRT of another participation names no instrument.
+	b = mutate(t, law, "OBR|2|", strings.Replace(prt, "EQUIP^Equipment", "RO^Responsible observer", 1)+"OBR|2|")
+	if res, err = lab.Map(mustParse(t, b), options()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.Results[0].Equipment); n != 1 {
+		t.Errorf("a responsible-observer PRT added equipment: %v", res.Results[0].Equipment)
+	}
+}

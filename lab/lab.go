@@ -44,7 +44,8 @@
 //   - subject Patient/<id> from Options.ResolvePatient (PID-3 as pcd01 reads it); device
 //     Device/<DeviceID> (the sender); specimen: a reference by identifier to the Specimen of
 //     the OBR's group. The equipment that performed the test (OBX-18 entity identifiers and
-//     PRT-10 of PRT segments with PRT-4 EQUIP, the v2.6+ LAW form) is in Entry.Equipment.
+//     PRT-10 of PRT segments with PRT-4 EQUIP, which IHE LAW pre-adopts from v2.7) is in
+//     Entry.Equipment.
 //
 // DiagnosticReport: identifier (the order key and the placer order number OBR-2), status
 // from OBR-25 (or, when empty, from its results), category LAB, code OBR-4, subject,

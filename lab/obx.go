@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/fhir"
@@ -110,7 +111,12 @@ func (m *mapper) concept(r hl7v2.Rep, l hl7v2.Location) (cc *fhir.CodeableConcep
 	return c, loinc, nil
 }
 
+// hasControl reports whether s holds a control character or is not valid UTF-8 (which JSON
+// could not carry unchanged).
 func hasControl(s string) bool {
+	if !utf8.ValidString(s) {
+		return true
+	}
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
 			return true
@@ -353,6 +359,9 @@ func (m *mapper) value(o *fhir.Observation, seg *hl7v2.Segment, seq int, vt stri
 		s := strings.Join(parts, "\n")
 		if len(s) > maxString {
 			return "", errAt(vitalgate.ETOOLARGE, hl7v2.CondDataType, at(5), "a text value may hold at most %d characters", maxString)
+		}
+		if !utf8.ValidString(s) {
+			return "", errAt(vitalgate.EINVALID, hl7v2.CondDataType, at(5), "a text value must be UTF-8 (MSH-18 UNICODE UTF-8)")
 		}
 		for _, r := range s {
 			if r < 0x20 && r != '\n' || r == 0x7f {
