@@ -42,7 +42,7 @@
 //     which the caller replaces as a new version, never as a duplicate. identifier[1]
 //     (secondary) is "<MSH-10>/<n>", n the position of the OBX among all OBX segments.
 //   - subject Patient/<id> from Options.ResolvePatient (PID-3 as pcd01 reads it); device
-//     Device/<DeviceID> (the sender); specimen: a reference by identifier to the Specimen of
+//     Device/<DeviceID> (the sender); specimen: a reference by identifier to the first Specimen of
 //     the OBR's group. The equipment that performed the test (OBX-18 entity identifiers and
 //     PRT-10 of PRT segments with PRT-4 EQUIP, which IHE LAW pre-adopts from v2.7) is in
 //     Entry.Equipment.
