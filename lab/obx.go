@@ -27,8 +27,11 @@ var (
 	plainRE = regexp.MustCompile(`^[A-Za-z0-9\-._:/\[\]%{}* ]*$`)
 )
 
-// maxString bounds a valueString (ST, TX, FT results).
-const maxString = 4096
+// maxString bounds a valueString (ST, TX, FT results); maxFlags the OBX-8 repetitions.
+const (
+	maxString = 4096
+	maxFlags  = 8
+)
 
 // statusMap maps OBX-11 (HL7 table 0085) to observation-status and the change it makes.
 var statusMap = map[string]struct {
@@ -250,6 +253,9 @@ func (m *mapper) obx(seg *hl7v2.Segment, seq int, g *group, gi int) (int, error)
 		o.ReferenceRange = []fhir.ReferenceRange{referenceRange(rr, unit)}
 	}
 	f8 := seg.Field(8)
+	if len(f8) > maxFlags {
+		return -1, errAt(vitalgate.EINVALID, hl7v2.CondDataType, at(8), "at most %d abnormal flags", maxFlags)
+	}
 	for r := 1; r <= len(f8); r++ {
 		flag := strings.TrimSpace(f8.Rep(r).Value())
 		if flag == "" || flag == `""` {

@@ -259,9 +259,13 @@ func idType(code, display string) *fhir.CodeableConcept {
 	return &fhir.CodeableConcept{Coding: []fhir.Coding{{System: IdentifierTypeSystem, Code: code, Display: display}}}
 }
 
-// addEquipment adds the equipment named by the EI rep to list, unless already there.
+// maxEquipment bounds the instruments kept per result (OBX-18 and PRT-10 repeat).
+const maxEquipment = 16
+
+// addEquipment adds the equipment named by the EI rep to list, unless already there or the
+// list is full.
 func (m *mapper) addEquipment(list []fhir.Identifier, r hl7v2.Rep) []fhir.Identifier {
-	if !present(r.Comp(1).Value()) {
+	if len(list) >= maxEquipment || !present(r.Comp(1).Value()) {
 		return list
 	}
 	k := m.eiKey(r.Comp(1).Value(), r.Comp(2).Value(), r.Comp(3).Value(), r.Comp(4).Value(), "urn:vitalgate:device:"+m.opt.DeviceID+":equipment")
