@@ -194,3 +194,38 @@ func TestEquipment(t *testing.T) {
 		t.Errorf("a responsible-observer PRT added equipment: %v", res.Results[0].Equipment)
 	}
 }
+
+// TestVersions: ORU^R01 and OUL^R22 map in v2.5.1 and v2.6; other versions are refused
+// unless Options.Versions lists them.
+func TestVersions(t *testing.T) {
+	tests := []struct {
+		file, version string
+		ok            bool
+	}{
+		{meter, "2.5.1", true}, {meter, "2.6", true}, {law, "2.5.1", true}, {law, "2.6", true},
+		{meter, "2.5", false}, {law, "2.7", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file+"/"+tt.version, func(t *testing.T) {
+			s := string(mustRead(t, tt.file))
+			for _, v := range []string{"|P|2.6|", "|P|2.5.1|"} {
+				s = strings.Replace(s, v, "|P|"+tt.version+"|", 1)
+			}
+			msg := mustParse(t, []byte(s))
+			if got := msg.Segment("MSH").Field(12).Value(); got != tt.version {
+				t.Fatalf("MSH-12 %q", got)
+			}
+			_, err := lab.Map(msg, options())
+			if (err == nil) != tt.ok {
+				t.Fatalf("err = %v", err)
+			}
+			if !tt.ok {
+				opt := options()
+				opt.Versions = []string{tt.version}
+				if _, err := lab.Map(msg, opt); err != nil {
+					t.Errorf("with Versions %s: %v", tt.version, err)
+				}
+			}
+		})
+	}
+}
