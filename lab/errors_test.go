@@ -229,3 +229,29 @@ func TestVersions(t *testing.T) {
 		})
 	}
 }
+
+// TestACKFromError: a mapping error becomes an ACK with MSA AE and an ERR segment naming the
+// field (ERR-2) and the condition (ERR-3), as mllp builds it for PCD-01.
+func TestACKFromError(t *testing.T) {
+	msg := mustParse(t, mutate(t, bloodGas, "4.1|mmol/L^mmol/L^UCUM", "4.1|mg/dL^mg/dL^UCUM"))
+	_, err := lab.Map(msg, options())
+	code, cond := pcd01.AckCodeFor(err)
+	ae := hl7v2.AckErrorFrom(err)
+	if ae.Condition == "" {
+		ae.Condition = cond
+	}
+	ack := mustParse(t, hl7v2.BuildACK(msg, code, []hl7v2.AckError{ae}, now, "ack-1"))
+	if got := ack.Segment("MSA").Field(1).Value(); got != "AE" {
+		t.Errorf("MSA-1 %q", got)
+	}
+	e := ack.Segment("ERR")
+	if got := e.Field(2).Rep(1); got.Comp(1).Value() != "OBX" || got.Comp(2).Value() != "8" || got.Comp(3).Value() != "6" {
+		t.Errorf("ERR-2 %v", got)
+	}
+	if got := e.Field(3).Value(); got != "103" {
+		t.Errorf("ERR-3 %q", got)
+	}
+	if got := e.Field(8).Value(); !strings.Contains(got, "potassium") || strings.Contains(got, "4.1") {
+		t.Errorf("ERR-8 %q: names the analyte, never the value", got)
+	}
+}
