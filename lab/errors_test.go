@@ -255,3 +255,40 @@ func TestACKFromError(t *testing.T) {
 		t.Errorf("ERR-8 %q: names the analyte, never the value", got)
 	}
 }
+
+// TestOrderKeyFallback: without a filler order number the key is the placer order number
+// (OBR-2), and in an OUL without either the specimen id (SPM-2).
+func TestOrderKeyFallback(t *testing.T) {
+	tests := []struct {
+		name, file, old, new string
+		key, typ             string
+	}{
+		{"placer order number", meter, "OBR|1||GM0421-000187-1^GM-0421|", "OBR|1|P-77^WARD-5||",
+			"urn:vitalgate:hl7-authority:WARD-5|P-77", "PLAC"},
+		{"specimen id", law, "OBR|1|ORD-55120^LIS|AWOS-77812-1^ANALYZER-C3|", "OBR|1|||",
+			"urn:vitalgate:hl7-authority:LIS|S-0091833", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := lab.Map(mustParse(t, mutate(t, tt.file, tt.old, tt.new)), options())
+			if err != nil {
+				t.Fatalf("%v at %s", err, vitalgate.ErrorField(err))
+			}
+			checkResources(t, res)
+			id := res.Reports[0].Identifier
+			if got := id[0].System + "|" + id[0].Value; got != tt.key || len(id) != 1 {
+				t.Errorf("report identifiers %+v, want %s", id, tt.key)
+			}
+			var typ string
+			if id[0].Type != nil {
+				typ = id[0].Type.Coding[0].Code
+			}
+			if typ != tt.typ {
+				t.Errorf("identifier type %q, want %q", typ, tt.typ)
+			}
+			if k := res.Results[0].Key; !strings.HasPrefix(k.System+"|"+k.Value, tt.key+"/") {
+				t.Errorf("result key %+v", k)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ type group struct {
 	seq       int // OBR occurrence
 	obr       *hl7v2.Segment
 	key       fhir.Identifier // order key: system and order number
+	keyType   string          // FILL (OBR-3), PLAC (OBR-2) or "" (the specimen id)
 	time      timeValue       // OBR-7
 	code      *fhir.CodeableConcept
 	specimens []int // indexes in Result.Specimens
@@ -123,6 +124,7 @@ func (m *mapper) order(seg *hl7v2.Segment, seq, curSpec int) (*group, error) {
 		if present(r.Comp(1).Value()) {
 			g.key = m.eiKey(r.Comp(1).Value(), r.Comp(2).Value(), r.Comp(3).Value(), r.Comp(4).Value(), def)
 			keyLoc = loc("OBR", seq, f, 1)
+			g.keyType = map[int]string{3: "FILL", 2: "PLAC"}[f]
 			break
 		}
 	}
@@ -171,13 +173,20 @@ var reportStatusMap = map[string]string{
 // report builds the DiagnosticReport of g once all its results and specimens are known,
 // and points the results at the group's specimen.
 func (m *mapper) report(g *group) error {
+	key := fhir.Identifier{Use: "official", System: g.key.System, Value: g.key.Value}
+	switch g.keyType {
+	case "FILL":
+		key.Type = idType("FILL", "Filler Identifier")
+	case "PLAC":
+		key.Type = idType("PLAC", "Placer Identifier")
+	}
 	r := &DiagnosticReport{
-		Identifier: []fhir.Identifier{{Use: "official", Type: idType("FILL", "Filler Identifier"), System: g.key.System, Value: g.key.Value}},
+		Identifier: []fhir.Identifier{key},
 		Category:   []fhir.CodeableConcept{{Coding: []fhir.Coding{{System: DiagnosticServiceSystem, Code: "LAB", Display: "Laboratory"}}}},
 		Code:       g.code,
 		Subject:    &fhir.Reference{Reference: "Patient/" + m.res.PatientID},
 	}
-	if p := g.obr.Field(2).Rep(1); present(p.Comp(1).Value()) && present(g.obr.Field(3).Rep(1).Comp(1).Value()) {
+	if p := g.obr.Field(2).Rep(1); g.keyType == "FILL" && present(p.Comp(1).Value()) {
 		k := m.eiKey(p.Comp(1).Value(), p.Comp(2).Value(), p.Comp(3).Value(), p.Comp(4).Value(), "urn:vitalgate:device:"+m.opt.DeviceID+":placer")
 		if orderRE.MatchString(k.Value) {
 			k.Use, k.Type = "usual", idType("PLAC", "Placer Identifier")
