@@ -95,12 +95,15 @@ const MaxAuditSearch = 1000
 // matches anything. Entries that are not JSON objects beginning with the "time" member are
 // not indexed and never match.
 type AuditQuery struct {
-	PatientIndex string    // the entry's patientIndex (hex blind index)
-	AgentID      string    // the entry's agentId
-	Action       string    // the entry's action: C, R, U, D or E
-	Outcome      string    // the entry's outcome: 0, 4, 8 or 12
-	From, To     time.Time // From <= the entry's time < To
-	Limit        int       // at most this many entries, 1..MaxAuditSearch
+	PatientIndex string // the entry's patientIndex (hex blind index)
+	AgentID      string // the entry's agentId
+	Action       string // the entry's action: C, R, U, D or E
+	Outcome      string // the entry's outcome: 0, 4, 8 or 12
+	// Site is the entry's site: a site auditor's searches set it, a deployment auditor's
+	// leave it empty (every site, and the entries of no site).
+	Site     string
+	From, To time.Time // From <= the entry's time < To
+	Limit    int       // at most this many entries, 1..MaxAuditSearch
 }
 
 // AuditIndexTime is the form of an entry time that the stores' audit index keeps and

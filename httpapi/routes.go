@@ -152,7 +152,7 @@ func (s *Server) authenticate(r *http.Request, kind AuthKind) (vitalgate.Princip
 		if err != nil {
 			return p, err
 		}
-		p.Kind, p.ID, p.Role, p.Scopes = "client", c.ClientID, c.Role, c.Scopes
+		p.Kind, p.ID, p.Role, p.Scopes, p.Site = "client", c.ClientID, c.Role, c.Scopes, c.Site
 		p.Emergency, p.EmergencyReason = c.Emergency, c.EmergencyReason
 		return p, nil
 	}

@@ -138,9 +138,22 @@ func (v *Vault) missingKEK(wrapped []byte, cause error) error {
 		fmt.Sprintf("this server lacks key-encryption key %q; the operator must copy it to this node's data directory (see SECURITY.md, key rotation)", id))
 }
 
-// PatientIndex returns the blind index of a patient id.
+// PatientIndex returns the blind index of a patient id of the default site
+// (SitePatientIndex of vitalgate.DefaultSite).
 func (v *Vault) PatientIndex(patientID string) []byte {
-	return v.kr().BlindIndex(seal.DomainPatient, patientID)
+	return v.SitePatientIndex(vitalgate.DefaultSite, patientID)
+}
+
+// SitePatientIndex returns the blind index of a patient id within a site. The same id in two
+// sites has two indexes (and so two data keys, two histories): a patient is always a
+// patient of one site. The default site's index is the one written before sites existed, so
+// that existing data keeps its indexes; another site's is keyed over the site id and the
+// patient id, separated by a byte (NUL) that neither may hold.
+func (v *Vault) SitePatientIndex(site, patientID string) []byte {
+	if site == vitalgate.DefaultSite {
+		return v.kr().BlindIndex(seal.DomainPatient, patientID)
+	}
+	return v.kr().BlindIndex(seal.DomainPatient, "site\x00"+site+"\x00"+patientID)
 }
 
 // CodeIndex returns the blind index of a coding, given as "system|code".
@@ -166,7 +179,7 @@ func keyAAD(patientIndex []byte) []byte {
 
 // cipher returns the patient's cipher, creating the data key when create is set. It returns
 // ENOTFOUND when the patient has no key and create is false.
-func (v *Vault) cipher(ctx context.Context, patientIndex []byte, create bool) (*seal.Cipher, error) {
+func (v *Vault) cipher(ctx context.Context, site string, patientIndex []byte, create bool) (*seal.Cipher, error) {
 	id := hex.EncodeToString(patientIndex)
 	v.mu.Lock()
 	c, ok := v.ciphers[id]
@@ -181,7 +194,7 @@ func (v *Vault) cipher(ctx context.Context, patientIndex []byte, create bool) (*
 		if werr != nil {
 			return nil, vitalgate.Internal(werr, "new data key")
 		}
-		k, err = v.store.PutDataKey(ctx, vitalgate.DataKey{PatientIndex: patientIndex, Wrapped: wrapped, CreatedAt: v.now().UTC()})
+		k, err = v.store.PutDataKey(ctx, vitalgate.DataKey{Site: site, PatientIndex: patientIndex, Wrapped: wrapped, CreatedAt: v.now().UTC()})
 	}
 	if err != nil {
 		return nil, err
@@ -210,9 +223,15 @@ func (v *Vault) cipher(ctx context.Context, patientIndex []byte, create bool) (*
 	return c, nil
 }
 
-// Seal encrypts a resource body under its patient's data key, creating the key on first use.
+// Seal is SealIn for a patient of the default site.
 func (v *Vault) Seal(ctx context.Context, patientIndex []byte, typ, id string, version int, body []byte) ([]byte, error) {
-	c, err := v.cipher(ctx, patientIndex, true)
+	return v.SealIn(ctx, vitalgate.DefaultSite, patientIndex, typ, id, version, body)
+}
+
+// SealIn encrypts a resource body under its patient's data key, creating the key (of the
+// patient's site) on first use.
+func (v *Vault) SealIn(ctx context.Context, site string, patientIndex []byte, typ, id string, version int, body []byte) ([]byte, error) {
+	c, err := v.cipher(ctx, site, patientIndex, true)
 	if err != nil {
 		return nil, err
 	}
@@ -223,10 +242,10 @@ func (v *Vault) Seal(ctx context.Context, patientIndex []byte, typ, id string, v
 	return out, nil
 }
 
-// SealValue encrypts a small value that belongs to a patient (for example the patient
-// reference held by a device record), bound to a purpose string.
-func (v *Vault) SealValue(ctx context.Context, patientIndex []byte, purpose string, value []byte) ([]byte, error) {
-	return v.Seal(ctx, patientIndex, "value", purpose, 0, value)
+// SealValue encrypts a small value that belongs to a patient of site (for example the
+// patient reference held by a device record), bound to a purpose string.
+func (v *Vault) SealValue(ctx context.Context, site string, patientIndex []byte, purpose string, value []byte) ([]byte, error) {
+	return v.SealIn(ctx, site, patientIndex, "value", purpose, 0, value)
 }
 
 // OpenValue decrypts what SealValue sealed.
@@ -240,7 +259,7 @@ func (v *Vault) Open(ctx context.Context, r vitalgate.SealedResource) ([]byte, e
 }
 
 func (v *Vault) open(ctx context.Context, patientIndex []byte, typ, id string, version int, sealed []byte) ([]byte, error) {
-	c, err := v.cipher(ctx, patientIndex, false)
+	c, err := v.cipher(ctx, "", patientIndex, false)
 	if err != nil {
 		return nil, err
 	}
