@@ -106,6 +106,51 @@ type AuditQuery struct {
 	Limit    int       // at most this many entries, 1..MaxAuditSearch
 }
 
+// AuditLead names the audit_index column an AuditSearch query leads with: the index the
+// query walks. Both stores choose it with AuditQuery.Plan, so that they cannot disagree.
+type AuditLead int
+
+// The leads, in the order Plan prefers them.
+const (
+	AuditLeadAll     AuditLead = iota // every entry, newest first
+	AuditLeadPatient                  // the patient's blind index
+	AuditLeadAgent                    // the agent
+	AuditLeadOutcome                  // the outcome
+	AuditLeadAction                   // the action
+	AuditLeadTime                     // the time range, latest first
+)
+
+// Plan checks q and returns the column its query leads with (the patient, else the agent,
+// the outcome, the action, the time range) and the query's parameters in the order both
+// stores number them: patient index, agent, action, outcome, from, to (as AuditIndexTime,
+// "" and "~" for no bound), limit. Returns EINVALID for a Limit outside 1..MaxAuditSearch.
+func (q AuditQuery) Plan() (AuditLead, []any, error) {
+	if q.Limit < 1 || q.Limit > MaxAuditSearch {
+		return 0, nil, Errorf(EINVALID, "an audit search returns 1 to %d entries", MaxAuditSearch)
+	}
+	from, to := "", "~" // '~' sorts after every digit (the index columns compare bytes): no upper bound
+	if !q.From.IsZero() {
+		from = AuditIndexTime(q.From)
+	}
+	if !q.To.IsZero() {
+		to = AuditIndexTime(q.To)
+	}
+	args := []any{q.PatientIndex, q.AgentID, q.Action, q.Outcome, from, to, q.Limit}
+	switch {
+	case q.PatientIndex != "":
+		return AuditLeadPatient, args, nil
+	case q.AgentID != "":
+		return AuditLeadAgent, args, nil
+	case q.Outcome != "":
+		return AuditLeadOutcome, args, nil
+	case q.Action != "":
+		return AuditLeadAction, args, nil
+	case !q.From.IsZero() || !q.To.IsZero():
+		return AuditLeadTime, args, nil
+	}
+	return AuditLeadAll, args, nil
+}
+
 // AuditIndexTime is the form of an entry time that the stores' audit index keeps and
 // compares: UTC, fixed width, nine fraction digits, so that text order is time order.
 func AuditIndexTime(t time.Time) string {

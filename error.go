@@ -6,6 +6,7 @@
 package vitalgate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -65,6 +66,21 @@ func FieldErrorf(code, field, format string, args ...any) *Error {
 // Internal wraps an unexpected fault. The caller sees only a generic message.
 func Internal(err error, context string) *Error {
 	return &Error{Code: EINTERNAL, Message: "internal error", Err: fmt.Errorf("%s: %w", context, err)}
+}
+
+// NotFound returns the ENOTFOUND error a store answers when what it was asked for does not
+// exist: "<what> not found", wrapping the driver's err.
+func NotFound(what string, err error) *Error {
+	return &Error{Code: ENOTFOUND, Message: what + " not found", Err: err}
+}
+
+// Settled reports whether a store returns err as it is rather than mapping it: nil, an *Error
+// (mapped already), or a context error of the caller's, which stays unwrapped so that callers
+// can test for context.Canceled and context.DeadlineExceeded.
+func Settled(err error) bool {
+	var e *Error
+	return err == nil || errors.As(err, &e) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // Unavailable wraps a transient fault (database busy, disk full, overload): the caller should

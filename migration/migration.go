@@ -56,3 +56,29 @@ func Latest(ms []Migration) int {
 	}
 	return ms[len(ms)-1].Version
 }
+
+// LatestIn returns the highest version among the migrations in dir of fsys: the schema version
+// a build knows. It is 0 when the files cannot be read (Load reports why).
+func LatestIn(fsys fs.FS, dir string) int {
+	ms, err := Load(fsys, dir)
+	if err != nil {
+		return 0
+	}
+	return Latest(ms)
+}
+
+// Pending returns the migrations of ms (sorted, as Load returns them) that a database at
+// version current has not applied yet, in the order to apply them. ok is false when current is
+// beyond every migration in ms: the database was migrated by a newer build, and this one must
+// not touch it.
+func Pending(ms []Migration, current int) (pending []Migration, ok bool) {
+	if current > Latest(ms) {
+		return nil, false
+	}
+	for i, m := range ms {
+		if m.Version > current {
+			return ms[i:], true
+		}
+	}
+	return nil, true
+}

@@ -129,13 +129,7 @@ func (db *DB) Device(ctx context.Context, id string) (vitalgate.Device, error) {
 
 // Devices lists all devices ordered by id.
 func (db *DB) Devices(ctx context.Context) ([]vitalgate.Device, error) {
-	rows, err := db.pool.Query(ctx, selectDevicesSQL)
-	if err != nil {
-		return nil, mapError(err, "devices")
-	}
-	defer rows.Close()
-	ds, err := rowiter.Collect(rows, scanDevice)
-	return ds, mapError(err, "devices")
+	return collect(ctx, db, "devices", scanDevice, selectDevicesSQL)
 }
 
 // deviceMissing returns ENOTFOUND if the device does not exist, nil if it does.
@@ -271,13 +265,7 @@ func (db *DB) Assignments(ctx context.Context, deviceID string, limit int) ([]vi
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := db.pool.Query(ctx, assignmentsSQL, deviceID, limit)
-	if err != nil {
-		return nil, mapError(err, "assignments")
-	}
-	defer rows.Close()
-	as, err := rowiter.Collect(rows, scanAssignment)
-	return as, mapError(err, "assignments")
+	return collect(ctx, db, "assignments", scanAssignment, assignmentsSQL, deviceID, limit)
 }
 
 // oneDevice checks the result of an UPDATE of one device row: ENOTFOUND if it matched none.

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/puddle/v2"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 // PostgreSQL error codes (SQLSTATE) that mapError distinguishes.
@@ -54,18 +55,11 @@ const patientIdentifierConstraint = "resource_identifiers_patient_unique"
 // A *vitalgate.Error and a context error of the caller's are returned unchanged, so callers
 // can test for context.Canceled and context.DeadlineExceeded.
 func mapError(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	var ve *vitalgate.Error
-	if errors.As(err, &ve) {
-		return err
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if vitalgate.Settled(err) {
 		return err
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return &vitalgate.Error{Code: vitalgate.ENOTFOUND, Message: what + " not found", Err: err}
+		return vitalgate.NotFound(what, err)
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -119,4 +113,27 @@ func connectionError(err error) bool {
 // mapping returns mapError for what, as a function (for rowiter.Each).
 func mapping(what string) func(error) error {
 	return func(err error) error { return mapError(err, what) }
+}
+
+// collect returns, in row order, the values scan reads from every row that query selects, with
+// what naming the rows in errors.
+func collect[T any](ctx context.Context, db *DB, what string, scan func(rowiter.Scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.pool.Query(ctx, query, args...) // assurance:sql-ok query is a constant at every call of collect (checked)
+	if err != nil {
+		return nil, mapError(err, what)
+	}
+	defer rows.Close()
+	vs, err := rowiter.Collect(rows, scan)
+	return vs, mapError(err, what)
+}
+
+// auditRecords calls fn, in row order, for each audit_log row that query selects as idx,
+// data, hash, with what naming the rows in errors.
+func (db *DB) auditRecords(ctx context.Context, what string, fn func(vitalgate.AuditRecord) error, query string, args ...any) error {
+	rows, err := db.pool.Query(ctx, query, args...) // assurance:sql-ok query is a constant at every call of auditRecords (checked)
+	if err != nil {
+		return mapError(err, what)
+	}
+	defer rows.Close()
+	return rowiter.Each(rows, rowiter.AuditRecord, mapping(what), fn)
 }

@@ -47,13 +47,7 @@ const (
 )
 
 // SchemaVersion returns the highest migration version this build knows.
-func SchemaVersion() int {
-	ms, err := migration.Load(migrationFiles, "migrations")
-	if err != nil {
-		return 0
-	}
-	return migration.Latest(ms)
-}
+func SchemaVersion() int { return migration.LatestIn(migrationFiles, "migrations") }
 
 // migrate applies the pending migrations in one transaction holding the schema's advisory
 // lock, so that concurrent openers (other nodes) apply each migration exactly once, and a
@@ -63,7 +57,6 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, now func() time.Time) erro
 	if err != nil {
 		return vitalgate.Internal(err, "postgres: migrations")
 	}
-	known := migration.Latest(ms)
 
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -88,14 +81,12 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, now func() time.Time) erro
 	if err := tx.QueryRow(ctx, currentVersionSQL).Scan(&current); err != nil {
 		return mapError(err, "migrate")
 	}
-	if current > known {
+	pending, ok := migration.Pending(ms, current)
+	if !ok {
 		return fmt.Errorf("postgres: database schema %s has version %d, this build supports up to %d: %w",
-			*schema, current, known, ErrSchemaTooNew)
+			*schema, current, migration.Latest(ms), ErrSchemaTooNew)
 	}
-	for _, m := range ms {
-		if m.Version <= current {
-			continue
-		}
+	for _, m := range pending {
 		// The migration text is embedded, reviewed SQL: the one exception to "SQL is a
 		// constant string". It runs with the simple protocol, which allows several statements.
 		// assurance:sql-ok embedded migration file (go:embed), reviewed like code

@@ -5,6 +5,8 @@
 // Close methods differ.
 package rowiter
 
+import "github.com/vitalgate/vitalgate"
+
 // Scanner reads the current row's columns into dest: *sql.Row, *sql.Rows, pgx.Row and
 // pgx.Rows all are Scanners, so one scan function serves a single-row query and a loop.
 type Scanner interface {
@@ -55,4 +57,16 @@ func Collect[T any](rs Rows, scan func(Scanner) (T, error)) ([]T, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// AuditRecord scans an audit_log row in the column layout both stores select (idx, data,
+// hash) into the audit record it holds.
+func AuditRecord(s Scanner) (vitalgate.AuditRecord, error) {
+	var (
+		idx int64
+		rec vitalgate.AuditRecord
+	)
+	err := s.Scan(&idx, &rec.Data, &rec.Hash)
+	rec.Index = uint64(idx) // #nosec G115 -- idx is non-negative by the audit_log column's CHECK (idx >= 0)
+	return rec, err
 }

@@ -101,23 +101,7 @@ func (db *DB) AuditEntries(ctx context.Context, from, to uint64, fn func(vitalga
 	if !ok {
 		return nil
 	}
-	rows, err := db.query(ctx, auditEntriesSQL, lo, hi)
-	if err != nil {
-		return mapError(err, "audit log")
-	}
-	defer rows.Close()
-	return rowiter.Each(rows, scanAuditRecord, mapping("audit log"), fn)
-}
-
-// scanAuditRecord reads an audit_log row selected as idx, data, hash.
-func scanAuditRecord(s rowiter.Scanner) (vitalgate.AuditRecord, error) {
-	var (
-		idx int64
-		rec vitalgate.AuditRecord
-	)
-	err := s.Scan(&idx, &rec.Data, &rec.Hash)
-	rec.Index = uint64(idx) // #nosec G115 -- idx is non-negative by the column's CHECK (idx >= 0)
-	return rec, err
+	return db.auditRecords(ctx, "audit log", fn, auditEntriesSQL, lo, hi)
 }
 
 // AddAuditCheckpoint stores a signed checkpoint. A checkpoint for a size that has one already
@@ -133,13 +117,7 @@ func (db *DB) AddAuditCheckpoint(ctx context.Context, c vitalgate.AuditCheckpoin
 
 // AuditCheckpoints returns every stored checkpoint in ascending size order.
 func (db *DB) AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint, error) {
-	rows, err := db.query(ctx, selectCheckpointsSQL)
-	if err != nil {
-		return nil, mapError(err, "audit checkpoints")
-	}
-	defer rows.Close()
-	cs, err := rowiter.Collect(rows, scanCheckpoint)
-	return cs, mapError(err, "audit checkpoints")
+	return collect(ctx, db, "audit checkpoints", scanCheckpoint, selectCheckpointsSQL)
 }
 
 // scanCheckpoint reads an audit_checkpoints row selected as size, note, created_at.
@@ -162,12 +140,6 @@ const (
 	auditSearchSelect = `SELECT l.idx, l.data, l.hash FROM audit_index i JOIN audit_log l ON l.idx = i.idx WHERE `
 	auditSearchRest   = ` AND (?1 = '' OR +i.patient_index = ?1) AND (?2 = '' OR +i.agent_id = ?2)
 	AND (?3 = '' OR +i.action = ?3) AND (?4 = '' OR +i.outcome = ?4) AND +i.time >= ?5 AND +i.time < ?6`
-	auditSearchByPatientSQL = auditSearchSelect + `i.patient_index = ?1` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`
-	auditSearchByAgentSQL   = auditSearchSelect + `i.agent_id = ?2` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`
-	auditSearchByOutcomeSQL = auditSearchSelect + `i.outcome = ?4` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`
-	auditSearchByActionSQL  = auditSearchSelect + `i.action = ?3` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`
-	auditSearchByTimeSQL    = auditSearchSelect + `i.time >= ?5 AND i.time < ?6` + auditSearchRest + ` ORDER BY i.time DESC, i.idx DESC LIMIT ?7`
-	auditSearchAllSQL       = auditSearchSelect + `1` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`
 
 	outboxCursorSQL    = `SELECT next FROM outbox_cursors WHERE destination = ?`
 	setOutboxCursorSQL = `INSERT INTO outbox_cursors (destination, next, updated_at) VALUES (?, ?, ?)
@@ -175,51 +147,28 @@ const (
 	WHERE excluded.next > outbox_cursors.next`
 )
 
+// auditSearchQueries holds the audit search query for each vitalgate.AuditLead.
+var auditSearchQueries = [...]string{
+	vitalgate.AuditLeadAll:     auditSearchSelect + `1` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`,
+	vitalgate.AuditLeadPatient: auditSearchSelect + `i.patient_index = ?1` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`,
+	vitalgate.AuditLeadAgent:   auditSearchSelect + `i.agent_id = ?2` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`,
+	vitalgate.AuditLeadOutcome: auditSearchSelect + `i.outcome = ?4` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`,
+	vitalgate.AuditLeadAction:  auditSearchSelect + `i.action = ?3` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`,
+	vitalgate.AuditLeadTime:    auditSearchSelect + `i.time >= ?5 AND i.time < ?6` + auditSearchRest + ` ORDER BY i.time DESC, i.idx DESC LIMIT ?7`,
+}
+
 // AuditSearch calls fn for the entries that match q, newest first, at most q.Limit, through
 // audit_index: the query leads with the patient, else the agent, the outcome, the action,
 // the time range, in that order, so that it reads the matching part of one index. With only
 // a time range, newest means latest time. Returns EINVALID for a limit outside
 // 1..vitalgate.MaxAuditSearch.
 func (db *DB) AuditSearch(ctx context.Context, q vitalgate.AuditQuery, fn func(vitalgate.AuditRecord) error) error {
-	args, err := auditSearchArgs(q)
+	lead, args, err := q.Plan()
 	if err != nil {
 		return err
 	}
-	var rows *sql.Rows
-	switch {
-	case q.PatientIndex != "":
-		rows, err = db.query(ctx, auditSearchByPatientSQL, args...)
-	case q.AgentID != "":
-		rows, err = db.query(ctx, auditSearchByAgentSQL, args...)
-	case q.Outcome != "":
-		rows, err = db.query(ctx, auditSearchByOutcomeSQL, args...)
-	case q.Action != "":
-		rows, err = db.query(ctx, auditSearchByActionSQL, args...)
-	case !q.From.IsZero() || !q.To.IsZero():
-		rows, err = db.query(ctx, auditSearchByTimeSQL, args...)
-	default:
-		rows, err = db.query(ctx, auditSearchAllSQL, args...)
-	}
-	if err != nil {
-		return mapError(err, "audit search")
-	}
-	defer rows.Close()
-	return rowiter.Each(rows, scanAuditRecord, mapping("audit search"), fn)
-}
-
-// auditSearchArgs returns the parameters ?1..?7 of the audit search queries.
-func auditSearchArgs(q vitalgate.AuditQuery) ([]any, error) {
-	if q.Limit < 1 || q.Limit > vitalgate.MaxAuditSearch {
-		return nil, vitalgate.Errorf(vitalgate.EINVALID, "an audit search returns 1 to %d entries", vitalgate.MaxAuditSearch)
-	}
-	from, to := "", "~" // '~' sorts after every digit: no upper bound
-	if !q.From.IsZero() {
-		from = vitalgate.AuditIndexTime(q.From)
-	}
-	if !q.To.IsZero() {
-		to = vitalgate.AuditIndexTime(q.To)
-	}
-	return []any{q.PatientIndex, q.AgentID, q.Action, q.Outcome, from, to, q.Limit}, nil
+	// assurance:sql-ok auditSearchQueries is an array of this package's SQL constants
+	return db.auditRecords(ctx, "audit search", fn, auditSearchQueries[lead], args...)
 }
 
 // OutboxCursor returns the index of the next audit entry to deliver to destination, 0 when

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -21,18 +22,11 @@ import (
 // A *vitalgate.Error and a context error are returned unchanged, so callers can test for
 // context.Canceled and context.DeadlineExceeded.
 func mapError(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	var ve *vitalgate.Error
-	if errors.As(err, &ve) {
-		return err
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if vitalgate.Settled(err) {
 		return err
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return &vitalgate.Error{Code: vitalgate.ENOTFOUND, Message: what + " not found", Err: err}
+		return vitalgate.NotFound(what, err)
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
@@ -54,4 +48,27 @@ func mapError(err error, what string) error {
 // mapping returns mapError for what, as a function (for rowiter.Each).
 func mapping(what string) func(error) error {
 	return func(err error) error { return mapError(err, what) }
+}
+
+// collect returns, in row order, the values scan reads from every row that query selects, with
+// what naming the rows in errors.
+func collect[T any](ctx context.Context, db *DB, what string, scan func(rowiter.Scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.query(ctx, query, args...) // assurance:sql-ok query is a constant at every call of collect (checked)
+	if err != nil {
+		return nil, mapError(err, what)
+	}
+	defer rows.Close()
+	vs, err := rowiter.Collect(rows, scan)
+	return vs, mapError(err, what)
+}
+
+// auditRecords calls fn, in row order, for each audit_log row that query selects as idx,
+// data, hash, with what naming the rows in errors.
+func (db *DB) auditRecords(ctx context.Context, what string, fn func(vitalgate.AuditRecord) error, query string, args ...any) error {
+	rows, err := db.query(ctx, query, args...) // assurance:sql-ok query is a constant at every call of auditRecords (checked)
+	if err != nil {
+		return mapError(err, what)
+	}
+	defer rows.Close()
+	return rowiter.Each(rows, rowiter.AuditRecord, mapping(what), fn)
 }

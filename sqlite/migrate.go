@@ -25,13 +25,7 @@ const createMigrationsSQL = `CREATE TABLE IF NOT EXISTS schema_migrations (
 ) STRICT`
 
 // SchemaVersion returns the highest migration version this build knows.
-func SchemaVersion() int {
-	ms, err := migration.Load(migrationFiles, "migrations")
-	if err != nil {
-		return 0
-	}
-	return migration.Latest(ms)
-}
+func SchemaVersion() int { return migration.LatestIn(migrationFiles, "migrations") }
 
 // migrate applies the pending migrations in one IMMEDIATE transaction, so concurrent openers
 // (other processes) apply each migration once, and a failed migration leaves the schema as it
@@ -41,7 +35,6 @@ func migrate(ctx context.Context, w *sql.DB, now func() time.Time) error {
 	if err != nil {
 		return vitalgate.Internal(err, "sqlite: migrations")
 	}
-	known := migration.Latest(ms)
 
 	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
@@ -55,14 +48,12 @@ func migrate(ctx context.Context, w *sql.DB, now func() time.Time) error {
 	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
 		return mapError(err, "migrate")
 	}
-	if current > known {
+	pending, ok := migration.Pending(ms, current)
+	if !ok {
 		return fmt.Errorf("sqlite: database schema version %d, this build supports up to %d: %w",
-			current, known, ErrSchemaTooNew)
+			current, migration.Latest(ms), ErrSchemaTooNew)
 	}
-	for _, m := range ms {
-		if m.Version <= current {
-			continue
-		}
+	for _, m := range pending {
 		// The migration text is embedded, reviewed SQL: the one exception to "SQL is a
 		// constant string".
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {

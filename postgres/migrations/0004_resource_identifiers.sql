@@ -36,21 +36,23 @@ CREATE TABLE patient_identifier_conflicts (
 	PRIMARY KEY (id, identifier_index)
 );
 
-INSERT INTO patient_identifier_conflicts (id, identifier_index, kept_id)
-SELECT c.id, c.code_index,
-	(SELECT min(o.id) FROM resource_codes o WHERE o.type = 'Patient' AND o.code_index = c.code_index)
-FROM resource_codes c
-WHERE c.type = 'Patient' AND EXISTS (SELECT 1 FROM resource_codes o
-	WHERE o.type = 'Patient' AND o.code_index = c.code_index AND o.id < c.id);
-
-INSERT INTO resource_identifiers (type, id, patient_index, identifier_index)
-SELECT c.type, c.id, r.patient_index, c.code_index
-FROM resource_codes c JOIN resources r ON r.type = c.type AND r.id = c.id
-WHERE c.type = 'Patient' AND NOT EXISTS (SELECT 1 FROM resource_codes o
-	WHERE o.type = 'Patient' AND o.code_index = c.code_index AND o.id < c.id);
-
-DELETE FROM resource_codes WHERE type = 'Patient'
-	AND NOT EXISTS (SELECT 1 FROM patient_identifier_conflicts p WHERE p.id = resource_codes.id);
+-- One pass over the Patients' code indexes: each identifier's holders, with the oldest holder
+-- beside each; the conflicts and the kept identifiers are written from it, and a Patient with
+-- no conflict loses its code indexes (the writable CTEs share one snapshot, so the DELETE
+-- learns the conflicts from the INSERT's RETURNING, not from the table).
+WITH holders AS (
+	SELECT c.id, c.code_index, r.patient_index, min(c.id) OVER (PARTITION BY c.code_index) AS kept_id
+	FROM resource_codes c JOIN resources r ON r.type = c.type AND r.id = c.id
+	WHERE c.type = 'Patient'
+), conflicts AS (
+	INSERT INTO patient_identifier_conflicts (id, identifier_index, kept_id)
+	SELECT id, code_index, kept_id FROM holders WHERE id <> kept_id
+	RETURNING id
+), kept AS (
+	INSERT INTO resource_identifiers (type, id, patient_index, identifier_index)
+	SELECT 'Patient', id, patient_index, code_index FROM holders WHERE id = kept_id
+)
+DELETE FROM resource_codes WHERE type = 'Patient' AND id NOT IN (SELECT id FROM conflicts);
 
 -- An Observation's code indexes mix its codes with its identifiers: all of them are copied
 -- here (and stay in resource_codes), so that a resend of an observation stored before the
