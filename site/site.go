@@ -147,4 +147,6 @@ func (a *Admin) SetModel(ctx context.Context, id string, b vitalgate.Binding) (v
 }
 
 // Models returns every device model, ordered by id.
-func (a *Admin) Models(ctx context.Context) ([]vitalgate.DeviceModel, error) { return a.Store.Models(ctx) }
+func (a *Admin) Models(ctx context.Context) ([]vitalgate.DeviceModel, error) {
+	return a.Store.Models(ctx)
+}
