@@ -38,6 +38,28 @@ type ClientAdmin struct {
 	Now      func() time.Time // nil: time.Now
 	Hash     HashParams       // of new secrets; zero: DefaultHashParams
 	Rand     io.Reader        // nil: crypto/rand
+	// Index is the blind index of a patient id within a site (vault.SitePatientIndex), for
+	// SetCareTeam.
+	Index func(site, patientID string) []byte
+}
+
+// SetCareTeam replaces a clinician's care team with the patients patientIDs of the
+// clinician's own site (SetPatients with their blind indexes in that site). Returns
+// ENOTFOUND, EINVALID for a client that is not a clinician.
+func (a *ClientAdmin) SetCareTeam(ctx context.Context, id string, patientIDs []string) error {
+	if a.Index == nil {
+		return errors.New("auth: a care team needs the patient index (ClientAdmin.Index)")
+	}
+	return a.update(ctx, id, "client-set-patients", func(c *vitalgate.Client) (string, error) {
+		if c.Role != vitalgate.RoleClinician {
+			return "", vitalgate.Errorf(vitalgate.EINVALID, "a care team applies to clinicians only; client %q is %s", id, c.Role)
+		}
+		c.PatientIndexes = nil
+		for _, p := range patientIDs {
+			c.PatientIndexes = append(c.PatientIndexes, a.Index(c.Site, p))
+		}
+		return "care team of " + strconv.Itoa(len(patientIDs)) + " patients", nil
+	})
 }
 
 // Add registers client c of site c.Site (the default site when empty), audited. Unless c

@@ -30,6 +30,10 @@ type KeyStore interface {
 	DataKey(ctx context.Context, patientIndex []byte) (vitalgate.DataKey, error)
 	PutDataKey(ctx context.Context, k vitalgate.DataKey) (vitalgate.DataKey, error)
 	RewrapDataKeys(ctx context.Context, rewrap func(vitalgate.DataKey) ([]byte, bool, error)) (int, error)
+	// Site returns a site (whether it has its own KEK). ENOTFOUND.
+	Site(ctx context.Context, id string) (vitalgate.Site, error)
+	// Sites returns every site.
+	Sites(ctx context.Context) ([]vitalgate.Site, error)
 }
 
 // Vault seals and opens resources. It is safe for concurrent use.
@@ -48,6 +52,8 @@ type Vault struct {
 
 	mu      sync.Mutex
 	ciphers map[string]*seal.Cipher // by hex patient index
+	own     map[string]bool         // by site: whether it has its own KEK
+	sites   map[string]siteRing     // the own keyrings of sites, by site
 }
 
 // New returns a Vault over the given key store and keyring. now and rnd may be nil for the
@@ -59,7 +65,8 @@ func New(store KeyStore, keys *seal.Keyring, now func() time.Time, rnd io.Reader
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	v := &Vault{store: store, now: now, rand: rnd, ciphers: make(map[string]*seal.Cipher)}
+	v := &Vault{store: store, now: now, rand: rnd, ciphers: make(map[string]*seal.Cipher),
+		own: make(map[string]bool), sites: make(map[string]siteRing)}
 	v.keys.Store(keys)
 	return v
 }
@@ -190,6 +197,13 @@ func (v *Vault) cipher(ctx context.Context, site string, patientIndex []byte, cr
 	k, err := v.store.DataKey(ctx, patientIndex)
 	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND && create {
 		kr, _ := v.reload(&v.lastCheck) // a failed look leaves the keyring in use: still correct
+		if own, oerr := v.ownKeys(ctx, site); oerr != nil {
+			return nil, oerr
+		} else if own {
+			if kr, err = v.ring(ctx, site, true); err != nil {
+				return nil, err
+			}
+		}
 		_, wrapped, werr := kr.NewDataKey(keyAAD(patientIndex), v.rand)
 		if werr != nil {
 			return nil, vitalgate.Internal(werr, "new data key")
@@ -198,6 +212,15 @@ func (v *Vault) cipher(ctx context.Context, site string, patientIndex []byte, cr
 	}
 	if err != nil {
 		return nil, err
+	}
+	if own, oerr := v.ownKeys(ctx, k.Site); oerr != nil {
+		return nil, oerr
+	} else if own {
+		dek, err := v.openSiteKey(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		return v.keep(id, dek)
 	}
 	dek, err := v.kr().UnwrapDataKey(k.Wrapped, keyAAD(patientIndex))
 	if errors.Is(err, seal.ErrUnknownKey) {
@@ -209,7 +232,32 @@ func (v *Vault) cipher(ctx context.Context, site string, patientIndex []byte, cr
 	if err != nil {
 		return nil, vitalgate.Internal(err, "unwrap data key")
 	}
-	c, err = seal.NewCipher(dek, "dek-"+id[:16])
+	return v.keep(id, dek)
+}
+
+// openSiteKey unwraps a data key of a site with its own KEK, reloading the site's keyring
+// once when the key is wrapped under a generation it lacks (a rotation by another process).
+func (v *Vault) openSiteKey(ctx context.Context, k vitalgate.DataKey) ([]byte, error) {
+	kr, err := v.ring(ctx, k.Site, false)
+	if err != nil {
+		return nil, err
+	}
+	dek, err := kr.UnwrapDataKey(k.Wrapped, keyAAD(k.PatientIndex))
+	if errors.Is(err, seal.ErrUnknownKey) {
+		if kr, err = v.reloadSite(k.Site); err != nil {
+			return nil, err
+		}
+		dek, err = kr.UnwrapDataKey(k.Wrapped, keyAAD(k.PatientIndex))
+	}
+	if err != nil {
+		return nil, vitalgate.Internal(err, "unwrap data key of site "+k.Site)
+	}
+	return dek, nil
+}
+
+// keep makes and caches the cipher of the data key dek of the patient with hex index id.
+func (v *Vault) keep(id string, dek []byte) (*seal.Cipher, error) {
+	c, err := seal.NewCipher(dek, "dek-"+id[:16])
 	if err != nil {
 		return nil, vitalgate.Internal(err, "data key cipher")
 	}
@@ -270,10 +318,19 @@ func (v *Vault) open(ctx context.Context, patientIndex []byte, typ, id string, v
 	return out, nil
 }
 
-// Rotate rewraps every data key under the keyring's current key-encryption key and returns
-// how many changed. Run it after adding a new key-encryption key (AddKEK).
+// Rotate rewraps every data key wrapped by the deployment's key-encryption key under its
+// current generation and returns how many changed; the data keys of sites with a KEK of
+// their own are not touched (RotateSite). Run it after adding a new key-encryption key
+// (AddKEK).
 func (v *Vault) Rotate(ctx context.Context) (int, error) {
+	own, err := v.siteOwnKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
 	return v.store.RewrapDataKeys(ctx, func(k vitalgate.DataKey) ([]byte, bool, error) {
+		if own[k.Site] {
+			return nil, false, nil
+		}
 		return v.kr().RewrapDataKey(k.Wrapped, keyAAD(k.PatientIndex), v.rand)
 	})
 }
