@@ -52,6 +52,7 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/fhir/Patient/{id}", AuthToken, access.PermPatientRead, s.handleReadPatient},
 		{"GET", "/fhir/Patient", AuthToken, access.PermPatientSearch, s.handleSearchPatients},
 		{"GET", "/fhir/Device/{id}", AuthToken, access.PermDeviceRead, s.handleReadDevice},
+		{"GET", "/fhir/Organization/{id}", AuthToken, access.PermOrganizationRead, s.handleReadOrganization},
 		{"PUT", "/admin/devices/{id}", AuthToken, access.PermDeviceAssign, s.handleAssignDevice},
 		{"GET", "/fhir/AuditEvent", AuthToken, access.PermAuditRead, s.handleAuditEvents},
 		{"GET", "/audit/checkpoint", AuthToken, access.PermAuditRead, s.handleAuditCheckpoint},
