@@ -324,7 +324,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, _ vitalg
 	cs := fhir.NewCapabilityStatement(fhir.CapabilityOptions{
 		SoftwareName: "Vitalgate", Date: s.started, BaseURL: s.fhirBase(r), TokenURL: s.tokenURL(r),
 		Description: siteModel,
-		Resources: defs, SystemInteractions: system,
+		Resources:   defs, SystemInteractions: system,
 	})
 	out, err := json.Marshal(cs)
 	if err != nil {

@@ -230,4 +230,3 @@ func (v *Vault) CreateSiteKeys(site string) error {
 	}
 	return CreateSiteKeys(v.keyDir, site, v.rand)
 }
-
