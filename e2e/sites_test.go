@@ -203,7 +203,9 @@ func TestTwoSitesOnOneServer(t *testing.T) {
 	}
 	var obsA struct {
 		ID   string
-		Meta struct{ Tag []struct{ System, Code string } }
+		Meta struct {
+			Tag []struct{ System, Code string }
+		}
 	}
 	_ = json.Unmarshal(body, &obsA)
 	if len(obsA.Meta.Tag) != 1 || obsA.Meta.Tag[0].System != "urn:vitalgate:site" || obsA.Meta.Tag[0].Code != "a" {
