@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"database/sql"
 	"encoding/base64"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/vitalgate/vitalgate/mllp"
 )
@@ -331,5 +334,132 @@ func TestTwoSitesOnOneServer(t *testing.T) {
 	}
 	if out := run(t, "audit", "verify", "--data", dir); !strings.HasPrefix(out, "OK") && out != "" {
 		t.Logf("audit verify: %s", out)
+	}
+}
+
+// pgDataKeys returns each stored data key (hex patient index → wrapped key) of site in the
+// PostgreSQL schema.
+func pgDataKeys(t *testing.T, dsn, schema, site string) map[string]string {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(t.Context(), "SELECT patient_index, wrapped FROM "+schema+".data_keys WHERE site = $1", site) // #nosec G202 -- random hex test schema name
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var idx, wrapped []byte
+		if err := rows.Scan(&idx, &wrapped); err != nil {
+			t.Fatal(err)
+		}
+		out[hex.EncodeToString(idx)] = hex.EncodeToString(wrapped)
+	}
+	return out
+}
+
+// TestTwoSitesOnTwoPostgresNodes is TestTwoSitesOnOneServer's core on two nodes sharing one
+// PostgreSQL database: what one site does through one node stays out of the other site's
+// reach through the other node, and a site's key rotation leaves the other's keys untouched.
+func TestTwoSitesOnTwoPostgresNodes(t *testing.T) {
+	dsn, schema := testPostgres(t)
+	t.Setenv("VITALGATE_E2E_DSN", dsn)
+	dirA := t.TempDir() + "/node-a"
+	run(t, "init", "--data", dirA, "--store", "env:VITALGATE_E2E_DSN", "--schema", schema, "--json")
+	run(t, "site", "add", "--data", dirA, "--id", "a", "--name", "Hospital A")
+	run(t, "site", "add", "--data", dirA, "--id", "b", "--name", "Hospital B")
+	run(t, "model", "add", "--data", dirA, "--id", "gluco-1", "--binding", "identified")
+	ehrA, ehrB := addSiteClient(t, dirA, "ehr-a", "ehr-system", "a"), addSiteClient(t, dirA, "ehr-b", "ehr-system", "b")
+	adminA, adminB := addSiteClient(t, dirA, "admin-a", "admin", "a"), addSiteClient(t, dirA, "admin-b", "admin", "b")
+	audB := addSiteClient(t, dirA, "aud-b", "auditor", "b")
+	dirB := copyDir(t, dirA) // the same keys (the sites' own included), CA and store.json
+	na, nb := startServer(t, dirA), startServer(t, dirB)
+
+	// Patients of a through node A, of b through node B: the same MRN in both.
+	const mrn = "urn:oid:1.2.3.4"
+	_, pa1 := na.createPatientAs(t, na.token(t, adminA), mrn, "1001")
+	_, pa2 := na.createPatientAs(t, na.token(t, adminA), mrn, "1002")
+	st, pb1 := nb.createPatientAs(t, nb.token(t, adminB), mrn, "1001")
+	if st != 201 || pa1 == "" || pa2 == "" {
+		t.Fatalf("patients: %q %q %q (%d)", pa1, pa2, pb1, st)
+	}
+	secretA := strings.TrimSpace(run(t, "device", "add", "--data", dirA, "--id", "dev-a", "--site", "a", "--patient", pa1))
+	secretB := strings.TrimSpace(run(t, "device", "add", "--data", dirA, "--id", "dev-b", "--site", "b", "--patient", pb1))
+	gluco := strings.TrimSpace(run(t, "device", "add", "--data", dirA, "--id", "gl-a", "--site", "a", "--model", "gluco-1"))
+	certA, certB, certG := na.enroll(t, "dev-a", secretA), nb.enroll(t, "dev-b", secretB), nb.enroll(t, "gl-a", gluco)
+	now := time.Now().Add(-time.Minute)
+	st, body, _, _ := post(t.Context(), na.client(&certA), na.url+"/fhir/Observation", observation(pa1, "dev-a", "72", now))
+	var obsA struct{ ID string }
+	if _ = json.Unmarshal(body, &obsA); st != 201 || obsA.ID == "" {
+		t.Fatalf("dev-a through node A: %d %s", st, body)
+	}
+	// Node B: b's device cannot write for a's patient; the identified device of a writes for
+	// a's two patients and not for b's.
+	if st, body, _, _ := post(t.Context(), nb.client(&certB), nb.url+"/fhir/Observation", observation(pa1, "dev-b", "80", now)); st != 403 {
+		t.Errorf("dev-b for a's patient through node B: %d %s", st, body)
+	}
+	for p, want := range map[string]int{pa1: 201, pa2: 201, pb1: 403} {
+		if st, body, _, _ := post(t.Context(), nb.client(&certG), nb.url+"/fhir/Observation", observation(p, "gl-a", "90", now)); st != want {
+			t.Errorf("identified device of a for %s through node B: %d %s, want %d", p, st, body, want)
+		}
+	}
+	// b's client on node B reads nothing of a's, written through node A.
+	tokB := nb.token(t, ehrB)
+	for _, path := range []string{"/fhir/Observation/" + obsA.ID, "/fhir/Patient/" + pa1, "/fhir/Device/dev-a"} {
+		if st, body := nb.get(t, tokB, path); st != 404 {
+			t.Errorf("b reads %s through node B: %d %s, want 404", path, st, body)
+		}
+	}
+	if st, body := nb.get(t, tokB, "/fhir/Observation?patient="+pa1); st != 200 || strings.Contains(body, obsA.ID) {
+		t.Errorf("b searches a's patient through node B: %d %s", st, body)
+	}
+	// b's auditor, on node A, sees b's refusals and nothing of a's.
+	audTokB := na.token(t, audB)
+	_, allB := na.get(t, audTokB, "/fhir/AuditEvent?_count=1000")
+	if !strings.Contains(allB, `"value":"dev-b"`) {
+		t.Errorf("b's auditor does not see dev-b's refusal: %s", allB)
+	}
+	for _, theirs := range []string{obsA.ID, "dev-a", "gl-a", "ehr-a", "admin-a"} {
+		if strings.Contains(allB, theirs) {
+			t.Errorf("b's auditor sees %q of site a", theirs)
+		}
+	}
+
+	// a's key rotation, run on node A's data dir, rewraps a's keys only; node B reads a's
+	// data once it has a's new key file.
+	beforeA, beforeB := pgDataKeys(t, dsn, schema, "a"), pgDataKeys(t, dsn, schema, "b")
+	run(t, "keys", "rotate", "--data", dirA, "--site", "a")
+	afterA, afterB := pgDataKeys(t, dsn, schema, "a"), pgDataKeys(t, dsn, schema, "b")
+	if len(beforeA) == 0 || len(beforeB) == 0 {
+		t.Fatalf("data keys: %d of a, %d of b", len(beforeA), len(beforeB))
+	}
+	for idx, w := range beforeA {
+		if afterA[idx] == w {
+			t.Errorf("a's data key %s was not rewrapped", idx)
+		}
+	}
+	for idx, w := range beforeB {
+		if afterB[idx] != w {
+			t.Errorf("b's data key %s changed in a's rotation", idx)
+		}
+	}
+	newKey := filepath.Join("keys", "sites", "a", "kek-2.key")
+	data, err := os.ReadFile(filepath.Join(dirA, newKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirB, newKey), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokA := nb.token(t, ehrA)
+	if st, body := nb.get(t, tokA, "/fhir/Observation/"+obsA.ID); st != 200 {
+		t.Errorf("a's observation through node B after a's rotation: %d %s", st, body)
+	}
+	if st, body := nb.get(t, tokB, "/fhir/Patient/"+pb1); st != 200 {
+		t.Errorf("b's patient through node B after a's rotation: %d %s", st, body)
 	}
 }
