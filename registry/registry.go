@@ -306,6 +306,10 @@ func (s *Service) AddToSite(ctx context.Context, p vitalgate.Principal, site, id
 		return vitalgate.Device{}, "", err
 	}
 	if err := s.checkSite(ctx, p, site); err != nil {
+		if vitalgate.ErrorCode(err) != vitalgate.EINVALID {
+			s.refused(ctx, p, audit.Entry{Action: audit.ActionCreate, Type: "admin", Subtype: "device-add",
+				Resources: []string{"Device/" + id}, Site: site}, err)
+		}
 		return vitalgate.Device{}, "", err
 	}
 	binding, err := s.binding(ctx, model)
