@@ -75,6 +75,9 @@ func TestSiteKeys(t *testing.T) {
 	if wrapped("a", ra) != wa {
 		t.Error("the deployment's rotation rewrapped a site's own key")
 	}
+	if wrapped("b", rb) == wb || wrapped(vitalgate.DefaultSite, rd) == wd {
+		t.Error("the deployment's rotation left a key of a site that shares the deployment's KEK")
+	}
 	wb, wd = wrapped("b", rb), wrapped(vitalgate.DefaultSite, rd)
 	if _, err := dep.NewSiteKEK(ctx, "a"); err != nil {
 		t.Fatal(err)
