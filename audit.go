@@ -95,12 +95,15 @@ const MaxAuditSearch = 1000
 // matches anything. Entries that are not JSON objects beginning with the "time" member are
 // not indexed and never match.
 type AuditQuery struct {
-	PatientIndex string    // the entry's patientIndex (hex blind index)
-	AgentID      string    // the entry's agentId
-	Action       string    // the entry's action: C, R, U, D or E
-	Outcome      string    // the entry's outcome: 0, 4, 8 or 12
-	From, To     time.Time // From <= the entry's time < To
-	Limit        int       // at most this many entries, 1..MaxAuditSearch
+	PatientIndex string // the entry's patientIndex (hex blind index)
+	AgentID      string // the entry's agentId
+	Action       string // the entry's action: C, R, U, D or E
+	Outcome      string // the entry's outcome: 0, 4, 8 or 12
+	// Site is the entry's site: a site auditor's searches set it, a deployment auditor's
+	// leave it empty (every site, and the entries of no site).
+	Site     string
+	From, To time.Time // From <= the entry's time < To
+	Limit    int       // at most this many entries, 1..MaxAuditSearch
 }
 
 // AuditLead names the audit_index column an AuditSearch query leads with: the index the
@@ -115,12 +118,13 @@ const (
 	AuditLeadOutcome                  // the outcome
 	AuditLeadAction                   // the action
 	AuditLeadTime                     // the time range, latest first
+	AuditLeadSite                     // the site (a site auditor's search with no other filter)
 )
 
 // Plan checks q and returns the column its query leads with (the patient, else the agent,
-// the outcome, the action, the time range) and the query's parameters in the order both
-// stores number them: patient index, agent, action, outcome, from, to (as AuditIndexTime,
-// "" and "~" for no bound), limit. Returns EINVALID for a Limit outside 1..MaxAuditSearch.
+// the outcome, the action, the time range, the site) and the query's parameters in the order
+// both stores number them: patient index, agent, action, outcome, from, to (as
+// AuditIndexTime, "" and "~" for no bound), limit, site ("" for any). Returns EINVALID for a Limit outside 1..MaxAuditSearch.
 func (q AuditQuery) Plan() (AuditLead, []any, error) {
 	if q.Limit < 1 || q.Limit > MaxAuditSearch {
 		return 0, nil, Errorf(EINVALID, "an audit search returns 1 to %d entries", MaxAuditSearch)
@@ -132,7 +136,7 @@ func (q AuditQuery) Plan() (AuditLead, []any, error) {
 	if !q.To.IsZero() {
 		to = AuditIndexTime(q.To)
 	}
-	args := []any{q.PatientIndex, q.AgentID, q.Action, q.Outcome, from, to, q.Limit}
+	args := []any{q.PatientIndex, q.AgentID, q.Action, q.Outcome, from, to, q.Limit, q.Site}
 	switch {
 	case q.PatientIndex != "":
 		return AuditLeadPatient, args, nil
@@ -144,6 +148,8 @@ func (q AuditQuery) Plan() (AuditLead, []any, error) {
 		return AuditLeadAction, args, nil
 	case !q.From.IsZero() || !q.To.IsZero():
 		return AuditLeadTime, args, nil
+	case q.Site != "":
+		return AuditLeadSite, args, nil
 	}
 	return AuditLeadAll, args, nil
 }

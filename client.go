@@ -19,7 +19,10 @@ const (
 
 // Client is a registered API client (an EHR, an app, an operator).
 type Client struct {
-	ID         string
+	ID string
+	// Site is the site the client acts within (its tokens carry it), or AllSites for a
+	// deployment-wide auditor.
+	Site       string
 	Role       Role
 	SecretHash string   // argon2id PHC string; empty for clients that authenticate with keys
 	Scopes     []string // registered scopes; empty means everything the role allows
@@ -62,6 +65,10 @@ type Principal struct {
 	Role     Role
 	Scopes   []string
 	RemoteIP string
+	// Site is the site the principal acts within: a client's registered site (carried by
+	// its token), a device's site. AllSites for a deployment-wide auditor; empty for an
+	// operator at the command line (who holds every authority) and an unauthenticated caller.
+	Site string
 	// Emergency marks break-glass access, with the reason the clinician gave.
 	Emergency       bool
 	EmergencyReason string

@@ -18,7 +18,9 @@ const (
 // index (PatientIndex) and sealed (PatientSealed): the registry never stores a plaintext patient
 // identifier.
 type Device struct {
-	ID            string
+	ID string
+	// Site is the site the device belongs to: it writes only for patients of that site.
+	Site          string
 	Model         string
 	Status        DeviceStatus
 	PatientIndex  []byte // keyed HMAC blind index of the assigned patient's id
@@ -82,7 +84,7 @@ type DeviceStore interface {
 	CreateDevice(ctx context.Context, d Device, audit ...[]byte) error
 	// Device returns a device by id. Returns ENOTFOUND.
 	Device(ctx context.Context, id string) (Device, error)
-	// Devices lists all devices ordered by id.
+	// Devices lists all devices ordered by id, of every site.
 	Devices(ctx context.Context) ([]Device, error)
 	// ConsumeEnrollSecret atomically marks the enrollment secret whose hash is secretHash as
 	// used and records cert, so that a secret can be used exactly once even with several

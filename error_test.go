@@ -50,6 +50,8 @@ func TestAuditQueryPlan(t *testing.T) {
 		{"then the outcome", vitalgate.AuditQuery{Outcome: "8", Action: "R", Limit: 10}, vitalgate.AuditLeadOutcome, false},
 		{"then the action", vitalgate.AuditQuery{Action: "R", From: at, Limit: 10}, vitalgate.AuditLeadAction, false},
 		{"then the time", vitalgate.AuditQuery{To: at, Limit: 10}, vitalgate.AuditLeadTime, false},
+		{"then the site", vitalgate.AuditQuery{Site: "a", Limit: 10}, vitalgate.AuditLeadSite, false},
+		{"the site is a residual of any other lead", vitalgate.AuditQuery{Site: "a", AgentID: "ehr", Limit: 10}, vitalgate.AuditLeadAgent, false},
 		{"else everything", vitalgate.AuditQuery{Limit: 1}, vitalgate.AuditLeadAll, false},
 		{"limit zero", vitalgate.AuditQuery{}, 0, true},
 		{"limit too high", vitalgate.AuditQuery{Limit: vitalgate.MaxAuditSearch + 1}, 0, true},
@@ -69,7 +71,7 @@ func TestAuditQueryPlan(t *testing.T) {
 			if lead != tt.want {
 				t.Errorf("lead = %d, want %d", lead, tt.want)
 			}
-			if len(args) != 7 || args[6] != tt.q.Limit {
+			if len(args) != 8 || args[6] != tt.q.Limit || args[7] != tt.q.Site {
 				t.Errorf("args = %v", args)
 			}
 		})

@@ -11,6 +11,7 @@ type SealedResource struct {
 	Type         string // FHIR resource type, e.g. "Observation"
 	ID           string // server-assigned id
 	Version      int    // meta.versionId
+	Site         string // the site the resource (its patient) belongs to
 	PatientIndex []byte // blind index of the patient the resource belongs to
 	// CodeIndexes are the resource's token blind indexes: for an Observation "system|code"
 	// and the bare code of each coding of its code; for a Patient "system|value" of each
@@ -36,6 +37,9 @@ type IdentifierConflict struct {
 
 // DataKey is a patient's data-encryption key, wrapped by a key-encryption key.
 type DataKey struct {
+	// Site is the site of the patient: its key-encryption key wraps the key when the site
+	// has its own (Site.OwnKeys).
+	Site         string
 	PatientIndex []byte
 	Wrapped      []byte
 	CreatedAt    time.Time
@@ -43,6 +47,11 @@ type DataKey struct {
 
 // ResourceFilter selects stored resources. Zero fields do not filter.
 type ResourceFilter struct {
+	// Site selects the resources of one site. Every search on behalf of a principal sets
+	// it; only whole-deployment operations (export, key rotation) leave it empty. A search of
+	// Patients by identifier is always within one site (identifiers are unique per site):
+	// there an empty Site is the default site (StoredSite).
+	Site         string
 	Type         string
 	PatientIndex []byte
 	CodeIndex    []byte
@@ -122,7 +131,8 @@ func (f ResourceFilter) Lead() ResourceLead {
 }
 
 // CheckWrite reports whether CreateResources may store rs with the audit entries: EINVALID
-// for a resource without type, id or body, and for an empty audit entry. Both stores call
+// for a resource without type, id or body or with a site that is not one (an empty site is
+// the default site's: the stores write it as StoredSite), and for an empty audit entry. Both stores call
 // it, so that they refuse the same input with the same error.
 func CheckWrite(rs []SealedResource, audit [][]byte) error {
 	for _, r := range rs {
@@ -131,6 +141,8 @@ func CheckWrite(rs []SealedResource, audit [][]byte) error {
 			return FieldErrorf(EINVALID, "resourceType", "resource type is empty")
 		case r.ID == "":
 			return FieldErrorf(EINVALID, "id", "resource id is empty")
+		case r.Site == AllSites || r.Site != "" && CheckSiteID(r.Site) != nil:
+			return FieldErrorf(EINVALID, "meta.tag", "resource has no valid site")
 		case len(r.Body) == 0:
 			return Errorf(EINVALID, "resource body is empty")
 		}
@@ -152,11 +164,14 @@ func CheckAuditEntries(entries [][]byte) error {
 }
 
 // CheckDataKey reports whether PutDataKey may store k: EINVALID for a key without patient
-// index and for an empty wrapped key. Both stores call it, so that they refuse the same key
+// index, with a site that is not one (empty: StoredSite) and for an empty wrapped key. Both stores call it, so that they refuse the same key
 // with the same error.
 func CheckDataKey(k DataKey) error {
 	if len(k.PatientIndex) == 0 {
 		return Errorf(EINVALID, "data key has no patient index")
+	}
+	if k.Site == AllSites || k.Site != "" && CheckSiteID(k.Site) != nil {
+		return Errorf(EINVALID, "data key has no valid site")
 	}
 	if len(k.Wrapped) == 0 {
 		return Errorf(EINVALID, "data key is empty")
@@ -193,6 +208,8 @@ type ResourceStore interface {
 // Store is everything Vitalgate persists. sqlite and postgres implement it; storetest is the
 // conformance suite they both pass.
 type Store interface {
+	SiteStore
+	ModelStore
 	DeviceStore
 	ClientStore
 	ResourceStore

@@ -9,6 +9,7 @@ import (
 	"crypto/hmac"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -25,7 +26,31 @@ type Store interface {
 	Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func(vitalgate.SealedResource) error) error
 	Device(ctx context.Context, id string) (vitalgate.Device, error)
 	Client(ctx context.Context, id string) (vitalgate.Client, error)
+	Site(ctx context.Context, id string) (vitalgate.Site, error)
 }
+
+// entrySite is the site of an audit entry about what a principal of site did: its site, or
+// none for a deployment-wide principal.
+func entrySite(site string) string {
+	if site == vitalgate.AllSites {
+		return ""
+	}
+	return site
+}
+
+// errNoSite refuses patient data to a principal that acts within no one site (a
+// deployment-wide auditor holds no patient scopes either; this is the second lock).
+var errNoSite = vitalgate.Errorf(vitalgate.EFORBIDDEN, "this client acts within no site: patient data is read by clients of its site")
+
+// notFound is the answer to a read of a record of another site: exactly the answer for a
+// record that does not exist, so that a client of one site cannot probe another's. The audit
+// entry tells the truth (errOtherSite).
+func notFound(typ, id string) error {
+	return vitalgate.Errorf(vitalgate.ENOTFOUND, "%s/%s is not known", typ, id)
+}
+
+// errOtherSite is what the audit entry of a refused cross-site read says.
+var errOtherSite = vitalgate.Errorf(vitalgate.EFORBIDDEN, "cross-site: the record belongs to another site")
 
 // Service runs authorized reads.
 type Service struct {
@@ -39,11 +64,18 @@ type Service struct {
 
 // record appends the audit entry of a read or search.
 func (s *Service) record(ctx context.Context, p vitalgate.Principal, subtype, typ string, pidx []byte, ids []string, n int, err error) error {
+	return s.recordIn(ctx, entrySite(p.Site), p, subtype, typ, pidx, ids, n, err)
+}
+
+// recordIn is record with the entry's site: the site of the record concerned, which for a
+// refused cross-site read is not the principal's (the site whose data was asked for sees
+// the attempt).
+func (s *Service) recordIn(ctx context.Context, site string, p vitalgate.Principal, subtype, typ string, pidx []byte, ids []string, n int, err error) error {
 	if s.Audit == nil {
 		return nil
 	}
 	e := audit.Entry{Action: audit.ActionRead, Type: "rest", Subtype: subtype, AgentType: audit.AgentClient,
-		AgentID: p.ID, AgentRole: string(p.Role), Emergency: p.Emergency, Count: n}
+		AgentID: p.ID, AgentRole: string(p.Role), Emergency: p.Emergency, Count: n, Site: site}
 	if len(pidx) > 0 {
 		e.PatientIndex = audit.PatientIndex(pidx)
 	}
@@ -124,9 +156,17 @@ func (s *Service) Read(ctx context.Context, p vitalgate.Principal, typ, id strin
 	if err := RequireScope(p, typ, OpRead); err != nil {
 		return nil, vitalgate.SealedResource{}, s.fail(ctx, p, "read", typ, nil, id, err)
 	}
+	if !vitalgate.InSite(p.Site, p.Site) {
+		return nil, vitalgate.SealedResource{}, s.fail(ctx, p, "read", typ, nil, id, errNoSite)
+	}
 	r, err := s.Store.Resource(ctx, typ, id)
-	if err != nil {
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return nil, vitalgate.SealedResource{}, s.fail(ctx, p, "read", typ, nil, id, notFound(typ, id))
+	} else if err != nil {
 		return nil, r, s.fail(ctx, p, "read", typ, nil, id, err)
+	}
+	if !vitalgate.InSite(p.Site, r.Site) {
+		return nil, vitalgate.SealedResource{}, s.refuseSite(ctx, p, r.Site, typ, r.PatientIndex, id)
 	}
 	if err := s.CheckPatient(ctx, p, r.PatientIndex); err != nil {
 		return nil, r, s.fail(ctx, p, "read", typ, r.PatientIndex, id, err)
@@ -150,9 +190,17 @@ func (s *Service) ReadDevice(ctx context.Context, p vitalgate.Principal, id stri
 	if err := RequireScope(p, "Device", OpRead); err != nil {
 		return nil, s.fail(ctx, p, "read", "Device", nil, id, err)
 	}
+	if !vitalgate.InSite(p.Site, p.Site) {
+		return nil, s.fail(ctx, p, "read", "Device", nil, id, errNoSite)
+	}
 	d, err := s.Store.Device(ctx, id)
-	if err != nil {
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return nil, s.fail(ctx, p, "read", "Device", nil, id, notFound("Device", id))
+	} else if err != nil {
 		return nil, s.fail(ctx, p, "read", "Device", nil, id, err)
+	}
+	if !vitalgate.InSite(p.Site, d.Site) {
+		return nil, s.refuseSite(ctx, p, d.Site, "Device", d.PatientIndex, id)
 	}
 	if err := s.CheckPatient(ctx, p, d.PatientIndex); err != nil {
 		return nil, s.fail(ctx, p, "read", "Device", d.PatientIndex, id, err)
@@ -186,6 +234,15 @@ func (s *Service) DeviceResource(ctx context.Context, d vitalgate.Device) ([]byt
 	return fd.Marshal()
 }
 
+// refuseSite records a refused read of a record of another site (in the audit of that site,
+// with the truth) and returns what a missing record would get.
+func (s *Service) refuseSite(ctx context.Context, p vitalgate.Principal, site, typ string, pidx []byte, id string) error {
+	if aerr := s.recordIn(ctx, site, p, "read", typ, pidx, []string{id}, 0, errOtherSite); aerr != nil {
+		return aerr
+	}
+	return notFound(typ, id)
+}
+
 // fail records a refused read or search and returns its error.
 func (s *Service) fail(ctx context.Context, p vitalgate.Principal, subtype, typ string, pidx []byte, id string, err error) error {
 	var ids []string
@@ -200,6 +257,9 @@ func (s *Service) fail(ctx context.Context, p vitalgate.Principal, subtype, typ 
 
 // Query is a search over one patient's resources of one type.
 type Query struct {
+	// Site is set by Search to the principal's site (a cursor is bound to it); callers
+	// leave it empty.
+	Site      string
 	Type      string
 	PatientID string
 	Token     string // "system|code", bare code, or identifier "system|value"; optional
@@ -220,6 +280,7 @@ type Page struct {
 
 // Search runs an authorized search. Errors: EFORBIDDEN, EINVALID (bad cursor).
 func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) (Page, error) {
+	q.Site = p.Site
 	page, ids, err := s.search(ctx, p, q)
 	if err != nil {
 		return Page{}, s.fail(ctx, p, "search", q.Type, page.PatientIdx, "", err)
@@ -234,7 +295,12 @@ func (s *Service) search(ctx context.Context, p vitalgate.Principal, q Query) (P
 	if err := RequireScope(p, q.Type, OpSearch); err != nil {
 		return Page{}, nil, err
 	}
-	f := vitalgate.ResourceFilter{Type: q.Type, Limit: q.Count + 1, ByEffective: !q.ByPatientToken, Desc: q.Desc,
+	if !vitalgate.InSite(p.Site, p.Site) {
+		return Page{}, nil, errNoSite
+	}
+	// Every search is within the principal's site: the store filters by it, and a patient
+	// id names the patient of that site (the blind index is per site).
+	f := vitalgate.ResourceFilter{Site: p.Site, Type: q.Type, Limit: q.Count + 1, ByEffective: !q.ByPatientToken, Desc: q.Desc,
 		EffectiveFrom: q.From, EffectiveTo: q.To}
 	if q.Token != "" {
 		if q.Type == "Patient" {
@@ -245,7 +311,7 @@ func (s *Service) search(ctx context.Context, p vitalgate.Principal, q Query) (P
 	}
 	var pidx []byte
 	if !q.ByPatientToken {
-		pidx = s.Vault.PatientIndex(q.PatientID)
+		pidx = s.Vault.SitePatientIndex(p.Site, q.PatientID)
 		f.PatientIndex = pidx
 		if err := s.CheckPatient(ctx, p, pidx); err != nil {
 			return Page{PatientIdx: pidx}, nil, err
@@ -313,7 +379,7 @@ var errStop = &vitalgate.Error{Code: vitalgate.EINTERNAL, Message: "stop"}
 // queryHash binds a cursor to the query it came from.
 func (s *Service) queryHash(q Query) []byte {
 	var b bytes.Buffer
-	for _, part := range []string{q.Type, q.PatientID, q.Token, q.From.UTC().String(), q.To.UTC().String()} {
+	for _, part := range []string{q.Site, q.Type, q.PatientID, q.Token, q.From.UTC().String(), q.To.UTC().String()} {
 		b.WriteString(part)
 		b.WriteByte(0)
 	}
@@ -345,4 +411,46 @@ func (s *Service) openCursor(c string, qh []byte) (time.Time, string, error) {
 	}
 	eff := time.UnixMicro(int64(binary.BigEndian.Uint64(body[:8]))).UTC() // #nosec G115 -- MAC-checked above: these 8 bytes are uint64(eff.UnixMicro()) written by Service.cursor, so this restores that int64
 	return eff, string(body[16:]), nil
+}
+
+// organization is the FHIR R4 Organization of a site.
+type organization struct {
+	ResourceType string            `json:"resourceType"`
+	ID           string            `json:"id"`
+	Identifier   []fhir.Identifier `json:"identifier"`
+	Active       bool              `json:"active"`
+	Name         string            `json:"name,omitempty"`
+}
+
+// SiteSystem is the identifier system of a site's Organization (and of the meta.tag that
+// names the site of every stored resource, package ingest).
+const SiteSystem = "urn:vitalgate:site"
+
+// ReadOrganization returns the FHIR Organization of site id: readable by the clients of that
+// site only (another site's reads as unknown, audited as a cross-site attempt). It holds no
+// patient data, so no SMART scope is needed beyond the route's permission. Every read is
+// recorded. Errors: EFORBIDDEN, ENOTFOUND, EUNAVAILABLE.
+func (s *Service) ReadOrganization(ctx context.Context, p vitalgate.Principal, id string) ([]byte, error) {
+	if !vitalgate.InSite(p.Site, p.Site) {
+		return nil, s.fail(ctx, p, "read", "Organization", nil, id, errNoSite)
+	}
+	if !vitalgate.InSite(p.Site, id) {
+		if _, err := s.Store.Site(ctx, id); err == nil {
+			return nil, s.refuseSite(ctx, p, id, "Organization", nil, id)
+		}
+		return nil, s.fail(ctx, p, "read", "Organization", nil, id, notFound("Organization", id))
+	}
+	site, err := s.Store.Site(ctx, id)
+	if err != nil {
+		return nil, s.fail(ctx, p, "read", "Organization", nil, id, err)
+	}
+	body, err := json.Marshal(organization{ResourceType: "Organization", ID: site.ID, Active: true, Name: site.Name,
+		Identifier: []fhir.Identifier{{System: SiteSystem, Value: site.ID}}})
+	if err != nil {
+		return nil, vitalgate.Internal(err, "organization")
+	}
+	if err := s.record(ctx, p, "read", "Organization", nil, []string{id}, 1, nil); err != nil {
+		return nil, err
+	}
+	return body, nil
 }

@@ -53,7 +53,7 @@ func MustService(t *testing.T, n int) *access.Service {
 	return &access.Service{Store: store, Vault: v}
 }
 
-var ehr = vitalgate.Principal{Kind: "client", ID: "ehr", Role: vitalgate.RoleEHRSystem, Scopes: []string{"system/Observation.rs"}}
+var ehr = vitalgate.Principal{Kind: "client", Site: vitalgate.DefaultSite, ID: "ehr", Role: vitalgate.RoleEHRSystem, Scopes: []string{"system/Observation.rs"}}
 
 func TestSearchPagesWithTamperProofCursor(t *testing.T) {
 	s := MustService(t, 5)
@@ -116,12 +116,12 @@ func TestScopesAndCareTeams(t *testing.T) {
 		code string
 	}{
 		{"system scope", ehr, ""},
-		{"no search scope", vitalgate.Principal{ID: "x", Role: vitalgate.RoleEHRSystem, Scopes: []string{"system/Observation.r"}}, vitalgate.EFORBIDDEN},
-		{"other resource scope", vitalgate.Principal{ID: "x", Role: vitalgate.RoleEHRSystem, Scopes: []string{"system/Patient.rs"}}, vitalgate.EFORBIDDEN},
-		{"clinician of the care team", vitalgate.Principal{ID: "dr", Role: vitalgate.RoleClinician, Scopes: []string{"user/Observation.rs"}}, ""},
-		{"clinician outside the care team", vitalgate.Principal{ID: "dr-other", Role: vitalgate.RoleClinician, Scopes: []string{"user/Observation.rs"}}, vitalgate.EFORBIDDEN},
-		{"emergency access", vitalgate.Principal{ID: "dr-other", Role: vitalgate.RoleClinician, Scopes: []string{"user/Observation.rs"}, Emergency: true, EmergencyReason: "arrest"}, ""},
-		{"unregistered clinician", vitalgate.Principal{ID: "ghost", Role: vitalgate.RoleClinician, Scopes: []string{"user/Observation.rs"}}, vitalgate.EFORBIDDEN},
+		{"no search scope", vitalgate.Principal{Site: vitalgate.DefaultSite, ID: "x", Role: vitalgate.RoleEHRSystem, Scopes: []string{"system/Observation.r"}}, vitalgate.EFORBIDDEN},
+		{"other resource scope", vitalgate.Principal{Site: vitalgate.DefaultSite, ID: "x", Role: vitalgate.RoleEHRSystem, Scopes: []string{"system/Patient.rs"}}, vitalgate.EFORBIDDEN},
+		{"clinician of the care team", vitalgate.Principal{Site: vitalgate.DefaultSite, ID: "dr", Role: vitalgate.RoleClinician, Scopes: []string{"user/Observation.rs"}}, ""},
+		{"clinician outside the care team", vitalgate.Principal{Site: vitalgate.DefaultSite, ID: "dr-other", Role: vitalgate.RoleClinician, Scopes: []string{"user/Observation.rs"}}, vitalgate.EFORBIDDEN},
+		{"emergency access", vitalgate.Principal{Site: vitalgate.DefaultSite, ID: "dr-other", Role: vitalgate.RoleClinician, Scopes: []string{"user/Observation.rs"}, Emergency: true, EmergencyReason: "arrest"}, ""},
+		{"unregistered clinician", vitalgate.Principal{Site: vitalgate.DefaultSite, ID: "ghost", Role: vitalgate.RoleClinician, Scopes: []string{"user/Observation.rs"}}, vitalgate.EFORBIDDEN},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,6 +27,7 @@ const (
 	PermDeviceRead        Permission = "device:read"
 	PermDeviceAssign      Permission = "device:assign"
 	PermAuditRead         Permission = "audit:read"
+	PermOrganizationRead  Permission = "organization:read"
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -41,9 +42,9 @@ const (
 // rolePermissions is the whole grant table: a role may do exactly what is listed here.
 var rolePermissions = map[vitalgate.Role][]Permission{
 	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate},
-	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign},
-	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead},
-	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead},
+	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead},
+	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},
+	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},
 	vitalgate.RoleAuditor:   {PermAuditRead},
 }
 
@@ -80,7 +81,7 @@ func (s *Service) Authorize(ctx context.Context, p vitalgate.Principal, perm Per
 	}
 	if aerr := s.Audit.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "authz", Subtype: string(perm),
 		AgentType: p.Kind, AgentID: p.ID, AgentRole: string(p.Role), Outcome: audit.OutcomeMinorFailure,
-		OutcomeDesc: what + ": not permitted"}); aerr != nil {
+		OutcomeDesc: what + ": not permitted", Site: entrySite(p.Site)}); aerr != nil {
 		return vitalgate.Unavailable(aerr, "the refusal could not be audited; try again")
 	}
 	return err

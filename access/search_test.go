@@ -54,7 +54,7 @@ func TestSearchAcrossPatientsSkipsHidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &access.Service{Store: store, Vault: v}
-	dr := vitalgate.Principal{Kind: "client", ID: "dr", Role: vitalgate.RoleClinician, Scopes: []string{"user/Observation.rs"}}
+	dr := vitalgate.Principal{Kind: "client", Site: vitalgate.DefaultSite, ID: "dr", Role: vitalgate.RoleClinician, Scopes: []string{"user/Observation.rs"}}
 
 	tests := []struct {
 		name  string

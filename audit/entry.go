@@ -59,11 +59,15 @@ type Entry struct {
 	Occurrences  int       // when > 1: this entry stands for that many identical refusals (see Log)
 	RequestID    string    // request id, for correlation with the service log
 	Node         string    // the Vitalgate node that recorded the entry
+	// Site is the site the event belongs to (the site of the device, client, patient or
+	// record concerned); empty for an event of the whole deployment (a key rotation, a
+	// request from an unknown caller). A site auditor sees the entries of its site only.
+	Site string
 }
 
 // Marshal returns the canonical encoding of e: a JSON object with its members in a fixed order
 // (time, action, type, subtype, outcome, outcomeDesc, agentType, agentId, agentRole, emergency,
-// sourceIp, patientIndex, resources, count, occurrences, requestId, node), "time" always present in UTC
+// sourceIp, patientIndex, resources, count, occurrences, requestId, node, site), "time" always present in UTC
 // RFC 3339 with nanoseconds and trailing zeros removed, every other member omitted when it
 // holds its zero value, no white space, and strings escaped minimally (quote, backslash and
 // control characters only; invalid UTF-8 becomes U+FFFD).
@@ -109,6 +113,7 @@ func (e Entry) Marshal() []byte {
 	}
 	b = appendMember(b, "requestId", e.RequestID)
 	b = appendMember(b, "node", e.Node)
+	b = appendMember(b, "site", e.Site)
 	return append(b, '}')
 }
 
@@ -182,6 +187,7 @@ type entryJSON struct {
 	Occurrences  int      `json:"occurrences"`
 	RequestID    string   `json:"requestId"`
 	Node         string   `json:"node"`
+	Site         string   `json:"site"`
 }
 
 // ErrNotCanonical is returned (wrapped) by UnmarshalEntry for input that is valid JSON but not
@@ -212,6 +218,7 @@ func UnmarshalEntry(data []byte) (Entry, error) {
 		AgentType: j.AgentType, AgentID: j.AgentID, AgentRole: j.AgentRole,
 		Emergency: j.Emergency, SourceIP: j.SourceIP, PatientIndex: j.PatientIndex,
 		Resources: j.Resources, Count: j.Count, Occurrences: j.Occurrences, RequestID: j.RequestID, Node: j.Node,
+		Site: j.Site,
 	}
 	if !bytes.Equal(e.Marshal(), data) {
 		return Entry{}, ErrNotCanonical
@@ -266,7 +273,7 @@ func (e Entry) Validate() error {
 		return fmt.Errorf("audit: negative occurrences %d", e.Occurrences)
 	}
 	for _, s := range []string{e.Type, e.Subtype, e.OutcomeDesc, e.AgentID, e.AgentRole,
-		e.SourceIP, e.RequestID, e.Node} {
+		e.SourceIP, e.RequestID, e.Node, e.Site} {
 		if !utf8.ValidString(s) {
 			return errors.New("audit: entry holds invalid UTF-8")
 		}

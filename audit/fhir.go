@@ -76,5 +76,8 @@ func (e Entry) FHIR(index uint64) ([]byte, error) {
 	if len(entities) > 0 {
 		ev["entity"] = entities
 	}
+	if e.Site != "" { // the site, as every stored resource carries it (package ingest)
+		ev["meta"] = map[string]any{"tag": []any{map[string]any{"system": "urn:vitalgate:site", "code": e.Site}}}
+	}
 	return json.Marshal(ev)
 }

@@ -38,9 +38,9 @@ type Recorder interface {
 	Latest(ctx context.Context) ([]byte, error)
 }
 
-// PatientIndexer turns a Patient id into its blind index (*vault.Vault).
+// PatientIndexer turns a Patient id of a site into its blind index (*vault.Vault).
 type PatientIndexer interface {
-	PatientIndex(patientID string) []byte
+	SitePatientIndex(site, patientID string) []byte
 }
 
 // Service serves the audit log to auditors.
@@ -140,7 +140,10 @@ func trunc(s string) string {
 }
 
 // Search returns the AuditEvents (FHIR R4 JSON) matching q, newest first. It needs the
-// AuditEvent search scope and records the search (or its refusal) before answering.
+// AuditEvent search scope and records the search (or its refusal) before answering. A site
+// auditor sees the entries of its site only (and a patient id names a patient of its site);
+// a deployment auditor (vitalgate.AllSites) sees every entry, and its patient ids name
+// patients of the default site.
 // Errors: EFORBIDDEN (scope), EINVALID (query), EUNAVAILABLE (the search could not be
 // audited, or the store is busy).
 func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) ([][]byte, error) {
@@ -153,9 +156,16 @@ func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) ([
 	if q.Count < 1 || q.Count > MaxCount {
 		return nil, s.record(ctx, p, 0, vitalgate.FieldErrorf(vitalgate.EINVALID, "_count", "_count must be 1 to %d", MaxCount))
 	}
+	if p.Site == "" {
+		return nil, s.record(ctx, p, 0, vitalgate.Errorf(vitalgate.EFORBIDDEN, "this client belongs to no site"))
+	}
 	sq := vitalgate.AuditQuery{AgentID: q.Agent, Action: q.Action, Outcome: q.Outcome, From: q.From, To: q.To, Limit: q.Count}
+	patientSite := vitalgate.DefaultSite
+	if p.Site != vitalgate.AllSites {
+		sq.Site, patientSite = p.Site, p.Site
+	}
 	if q.PatientID != "" {
-		sq.PatientIndex = audit.PatientIndex(s.Patients.PatientIndex(q.PatientID))
+		sq.PatientIndex = audit.PatientIndex(s.Patients.SitePatientIndex(patientSite, q.PatientID))
 	}
 	var out [][]byte
 	err := s.Store.AuditSearch(ctx, sq, func(r vitalgate.AuditRecord) error {
@@ -184,6 +194,9 @@ func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) ([
 func (s *Service) record(ctx context.Context, p vitalgate.Principal, n int, err error) error {
 	e := audit.Entry{Action: audit.ActionRead, Type: "rest", Subtype: "search", AgentType: audit.AgentClient,
 		AgentID: p.ID, AgentRole: string(p.Role), Resources: []string{"AuditEvent"}, Count: n}
+	if p.Site != vitalgate.AllSites {
+		e.Site = p.Site
+	}
 	if err != nil {
 		e.Outcome = audit.OutcomeMinorFailure
 		if c := vitalgate.ErrorCode(err); c == vitalgate.EINTERNAL || c == vitalgate.EUNAVAILABLE {
@@ -214,8 +227,9 @@ type Inclusion struct {
 }
 
 // Inclusion proves that entry index is in the tree of the first size entries. It needs the
-// AuditEvent read scope. Errors: EFORBIDDEN, EINVALID (index not below size, or size beyond
-// the log).
+// AuditEvent read scope; a site auditor gets only the entries of its site (another's is
+// refused as not found, and the refusal recorded). Errors: EFORBIDDEN, ENOTFOUND, EINVALID
+// (index not below size, or size beyond the log).
 func (s *Service) Inclusion(ctx context.Context, p vitalgate.Principal, index, size uint64) (Inclusion, error) {
 	if err := s.checkProof(ctx, p, size); err != nil {
 		return Inclusion{}, err
@@ -225,8 +239,20 @@ func (s *Service) Inclusion(ctx context.Context, p vitalgate.Principal, index, s
 		return Inclusion{}, err
 	}
 	inc := Inclusion{Index: index, Size: size, Proof: proof}
-	err = s.Store.AuditEntries(ctx, index, index+1, func(r vitalgate.AuditRecord) error { inc.Entry = r.Data; return nil })
-	return inc, err
+	if err := s.Store.AuditEntries(ctx, index, index+1, func(r vitalgate.AuditRecord) error { inc.Entry = r.Data; return nil }); err != nil {
+		return Inclusion{}, err
+	}
+	if p.Site != vitalgate.AllSites {
+		if e, err := audit.UnmarshalEntry(inc.Entry); err != nil || e.Site != p.Site {
+			refused := vitalgate.Errorf(vitalgate.ENOTFOUND, "no audit entry %d is visible to this auditor", index)
+			_ = s.Log.Append(ctx, audit.Entry{Action: audit.ActionRead, Type: "rest", Subtype: "read",
+				AgentType: audit.AgentClient, AgentID: p.ID, AgentRole: string(p.Role), Site: p.Site,
+				Resources: []string{"AuditEvent/" + strconv.FormatUint(index, 10)}, Outcome: audit.OutcomeMinorFailure,
+				OutcomeDesc: "forbidden: cross-site: the entry belongs to another site or to the whole deployment"})
+			return Inclusion{}, refused
+		}
+	}
+	return inc, nil
 }
 
 // Consistency proves that the tree of the first from entries is a prefix of the tree of the
@@ -243,6 +269,9 @@ func (s *Service) Consistency(ctx context.Context, p vitalgate.Principal, from, 
 func (s *Service) checkProof(ctx context.Context, p vitalgate.Principal, size uint64) error {
 	if err := access.RequireScope(p, "AuditEvent", access.OpRead); err != nil {
 		return err
+	}
+	if p.Site == "" {
+		return vitalgate.Errorf(vitalgate.EFORBIDDEN, "this client belongs to no site")
 	}
 	n, err := s.Store.AuditSize(ctx)
 	if err != nil {

@@ -43,7 +43,7 @@ func (l *failingLog) Append(ctx context.Context, es ...audit.Entry) error {
 // indexer is a test blind index: the id's bytes.
 type indexer struct{}
 
-func (indexer) PatientIndex(id string) []byte { return []byte(id) }
+func (indexer) SitePatientIndex(site, id string) []byte { return []byte(id) }
 
 type fixture struct {
 	svc   *auditquery.Service
@@ -83,7 +83,7 @@ func newFixture(t *testing.T) fixture {
 	return fixture{svc: &auditquery.Service{Store: st, Log: l, Patients: indexer{}}, store: st, log: l}
 }
 
-var auditor = vitalgate.Principal{Kind: "client", ID: "aud", Role: vitalgate.RoleAuditor, Scopes: []string{"system/AuditEvent.rs"}}
+var auditor = vitalgate.Principal{Kind: "client", Site: vitalgate.AllSites, ID: "aud", Role: vitalgate.RoleAuditor, Scopes: []string{"system/AuditEvent.rs"}}
 
 func ids(evs [][]byte) []string {
 	var out []string

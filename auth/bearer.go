@@ -15,7 +15,9 @@ const DefaultClientStaleness = 2 * time.Second
 
 // Authenticate verifies a bearer access token this server issued and that its client may
 // still act: registered and not disabled, from client facts at most ClientStaleness old
-// (the registry's bounded-staleness mechanism, package fresh). It returns the token's claims.
+// (the registry's bounded-staleness mechanism, package fresh), and of the site the token
+// names (a token names the site its client had when it was issued). It returns the token's
+// claims.
 // Errors: EUNAUTHORIZED (bad, expired or foreign token; client gone or disabled),
 // EUNAVAILABLE when the store cannot answer.
 func (s *Service) Authenticate(ctx context.Context, token string) (Claims, error) {
@@ -33,6 +35,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Claims, error
 		return Claims{}, err
 	case cl.Disabled:
 		return Claims{}, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the access token's client has been disabled")
+	case cl.Site != c.Site:
+		return Claims{}, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the access token was issued for another site than its client's")
 	}
 	return c, nil
 }

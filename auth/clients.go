@@ -24,6 +24,8 @@ type ClientStore interface {
 	// CreateClient registers a client and appends the audit entries atomically. Returns
 	// ECONFLICT if the id exists.
 	CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]byte) error
+	// Site returns a site. ENOTFOUND.
+	Site(ctx context.Context, id string) (vitalgate.Site, error)
 }
 
 // ClientAdmin is an operator's administration of API clients: disable, rotate the secret,
@@ -36,17 +38,47 @@ type ClientAdmin struct {
 	Now      func() time.Time // nil: time.Now
 	Hash     HashParams       // of new secrets; zero: DefaultHashParams
 	Rand     io.Reader        // nil: crypto/rand
+	// Index is the blind index of a patient id within a site (vault.SitePatientIndex), for
+	// SetCareTeam.
+	Index func(site, patientID string) []byte
 }
 
-// Add registers client c, audited. Unless c carries a key set (private_key_jwt), it gets a
-// new secret, returned here once (only its argon2id hash is stored). Returns EINVALID for a
-// role that does not exist or scopes beyond it, ECONFLICT for a taken id.
+// SetCareTeam replaces a clinician's care team with the patients patientIDs of the
+// clinician's own site (SetPatients with their blind indexes in that site). Returns
+// ENOTFOUND, EINVALID for a client that is not a clinician.
+func (a *ClientAdmin) SetCareTeam(ctx context.Context, id string, patientIDs []string) error {
+	if a.Index == nil {
+		return errors.New("auth: a care team needs the patient index (ClientAdmin.Index)")
+	}
+	return a.update(ctx, id, "client-set-patients", func(c *vitalgate.Client) (string, error) {
+		if c.Role != vitalgate.RoleClinician {
+			return "", vitalgate.Errorf(vitalgate.EINVALID, "a care team applies to clinicians only; client %q is %s", id, c.Role)
+		}
+		c.PatientIndexes = nil
+		for _, p := range patientIDs {
+			c.PatientIndexes = append(c.PatientIndexes, a.Index(c.Site, p))
+		}
+		return "care team of " + strconv.Itoa(len(patientIDs)) + " patients", nil
+	})
+}
+
+// Add registers client c of site c.Site (the default site when empty), audited. Unless c
+// carries a key set (private_key_jwt), it gets a new secret, returned here once (only its
+// argon2id hash is stored). Only an auditor may be deployment-wide (vitalgate.AllSites).
+// Returns EINVALID for a role that does not exist, scopes beyond it or a bad site id,
+// ENOTFOUND for a site that does not exist, ECONFLICT for a taken id.
 func (a *ClientAdmin) Add(ctx context.Context, c vitalgate.Client) (secret string, err error) {
 	if a.Store == nil {
 		return "", errors.New("auth: client administration needs a store")
 	}
 	if !ValidRole(c.Role) {
 		return "", vitalgate.Errorf(vitalgate.EINVALID, "%q is not a role", c.Role)
+	}
+	if c.Site == "" {
+		c.Site = vitalgate.DefaultSite
+	}
+	if err := a.checkSite(ctx, c); err != nil {
+		return "", err
 	}
 	if _, err := GrantScopes(c.Role, c.Scopes, ""); err != nil {
 		return "", err
@@ -61,7 +93,7 @@ func (a *ClientAdmin) Add(ctx context.Context, c vitalgate.Client) (secret strin
 	}
 	entry := audit.Entry{Time: a.now().UTC(), Action: audit.ActionCreate, Type: "admin", Subtype: "client-add",
 		AgentType: audit.AgentOperator, AgentID: a.Operator, Outcome: audit.OutcomeSuccess,
-		Resources: []string{"Client/" + c.ID}, OutcomeDesc: "role " + string(c.Role)}
+		Resources: []string{"Client/" + c.ID}, OutcomeDesc: "role " + string(c.Role), Site: entrySite(c.Site)}
 	if err := a.Store.CreateClient(ctx, c, entry.Marshal()); err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
 			return "", vitalgate.Errorf(vitalgate.ECONFLICT, "client %q exists already", c.ID)
@@ -69,6 +101,27 @@ func (a *ClientAdmin) Add(ctx context.Context, c vitalgate.Client) (secret strin
 		return "", err
 	}
 	return secret, nil
+}
+
+// checkSite checks the site of a new client: an existing site, or the whole deployment for
+// an auditor.
+func (a *ClientAdmin) checkSite(ctx context.Context, c vitalgate.Client) error {
+	if c.Site == vitalgate.AllSites {
+		if c.Role != vitalgate.RoleAuditor {
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, "site", "only an auditor may act for every site (--site '*')")
+		}
+		return nil
+	}
+	if err := vitalgate.CheckSiteID(c.Site); err != nil {
+		return err
+	}
+	if _, err := a.Store.Site(ctx, c.Site); err != nil {
+		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+			return vitalgate.FieldErrorf(vitalgate.ENOTFOUND, "site", "no site %q exists; add it first (vitalgate site add)", c.Site)
+		}
+		return err
+	}
+	return nil
 }
 
 // hash returns the parameters of new secrets' hashes.
@@ -170,6 +223,6 @@ func (a *ClientAdmin) update(ctx context.Context, id, subtype string, change fun
 	}
 	entry := audit.Entry{Time: a.now().UTC(), Action: audit.ActionUpdate, Type: "admin", Subtype: subtype,
 		AgentType: audit.AgentOperator, AgentID: a.Operator, Outcome: audit.OutcomeSuccess,
-		Resources: []string{"Client/" + c.ID}, OutcomeDesc: desc}
+		Resources: []string{"Client/" + c.ID}, OutcomeDesc: desc, Site: entrySite(c.Site)}
 	return a.Store.UpdateClient(ctx, c, entry.Marshal())
 }

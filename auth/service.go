@@ -188,7 +188,7 @@ func (s *Service) IssueToken(ctx context.Context, req TokenRequest) (Token, erro
 	}
 	if err := s.cfg.Audit.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "authn", Subtype: "token",
 		AgentType: audit.AgentClient, AgentID: c.ID, AgentRole: string(c.Role), Emergency: issued.Emergency,
-		SourceIP: req.Source, OutcomeDesc: desc}); err != nil {
+		SourceIP: req.Source, OutcomeDesc: desc, Site: entrySite(c.Site)}); err != nil {
 		s.cfg.Logger.Error("token not issued: audit append failed", "client", c.ID, "error", err.Error())
 		return Token{}, vitalgate.Unavailable(err, "the token could not be audited; try again")
 	}
@@ -203,7 +203,7 @@ func (s *Service) refuse(ctx context.Context, req TokenRequest, c vitalgate.Clie
 		"remote", req.Source, "reason", err.Error())
 	if aerr := s.cfg.Audit.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "authn", Subtype: "token",
 		AgentType: audit.AgentClient, AgentID: c.ID, AgentRole: string(c.Role), SourceIP: req.Source,
-		Outcome: audit.OutcomeMinorFailure, OutcomeDesc: err.Error()}); aerr != nil {
+		Outcome: audit.OutcomeMinorFailure, OutcomeDesc: err.Error(), Site: entrySite(c.Site)}); aerr != nil {
 		s.cfg.Logger.Error("audit append failed", "request_id", vitalgate.RequestInfoFrom(ctx).ID, "error", aerr.Error())
 	}
 	return err
@@ -307,7 +307,10 @@ func (s *Service) decide(c vitalgate.Client, req TokenRequest) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	claims := Claims{ClientID: c.ID, Role: c.Role, Scopes: scopes}
+	if c.Site == "" {
+		return Claims{}, vitalgate.Errorf(vitalgate.EFORBIDDEN, "this client belongs to no site")
+	}
+	claims := Claims{ClientID: c.ID, Site: c.Site, Role: c.Role, Scopes: scopes}
 	if req.Emergency == "" {
 		return claims, nil
 	}

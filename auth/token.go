@@ -20,7 +20,10 @@ const MaxTokenTTL = 5 * time.Minute
 
 // Claims are what an access token asserts.
 type Claims struct {
-	ClientID        string
+	ClientID string
+	// Site is the site the client acts within (vitalgate.AllSites for a deployment-wide
+	// auditor): every capability scopes the token's acts to it.
+	Site            string
 	Role            vitalgate.Role
 	Scopes          []string
 	Emergency       bool
@@ -37,6 +40,7 @@ type tokenClaims struct {
 	jwt.Claims
 	Scope           string `json:"scope"`
 	Role            string `json:"role"`
+	Site            string `json:"site"`
 	Emergency       bool   `json:"emergency,omitempty"`
 	EmergencyReason string `json:"emergency_reason,omitempty"`
 }
@@ -97,7 +101,7 @@ func (t *Tokens) Issue(c Claims) (string, Claims, error) {
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
 			Expiry: jwt.NewNumericDate(c.Expiry), ID: c.ID,
 		},
-		Scope: strings.Join(c.Scopes, " "), Role: string(c.Role),
+		Scope: strings.Join(c.Scopes, " "), Role: string(c.Role), Site: c.Site,
 		Emergency: c.Emergency, EmergencyReason: c.EmergencyReason,
 	}
 	s, err := jwt.Signed(t.signer).Claims(tc).Serialize()
@@ -131,11 +135,20 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	}, 0); err != nil {
 		return Claims{}, invalidToken("claims: " + err.Error())
 	}
-	if tc.Expiry == nil || tc.Expiry.Time().Sub(t.now()) > MaxTokenTTL+time.Second || tc.Subject == "" {
+	if tc.Expiry == nil || tc.Expiry.Time().Sub(t.now()) > MaxTokenTTL+time.Second || tc.Subject == "" || tc.Site == "" {
 		return Claims{}, invalidToken("lifetime")
 	}
 	return Claims{
-		ClientID: tc.Subject, Role: vitalgate.Role(tc.Role), Scopes: strings.Fields(tc.Scope),
+		ClientID: tc.Subject, Site: tc.Site, Role: vitalgate.Role(tc.Role), Scopes: strings.Fields(tc.Scope),
 		Emergency: tc.Emergency, EmergencyReason: tc.EmergencyReason, ID: tc.ID, Expiry: tc.Expiry.Time(),
 	}, nil
+}
+
+// entrySite is the audit entry site of an act of a client of site: none for a
+// deployment-wide client.
+func entrySite(site string) string {
+	if site == vitalgate.AllSites {
+		return ""
+	}
+	return site
 }

@@ -73,7 +73,7 @@ func TestEveryAccessIsAudited(t *testing.T) {
 	if _, err := e.audit.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	auditor := e.token("aud", e.addClient("aud", vitalgate.RoleAuditor), "")
+	auditor := e.token("aud", e.addSiteClient("aud", vitalgate.RoleAuditor, vitalgate.AllSites), "") // deployment-wide: it sees the entries of no site too
 	r := e.bearer("GET", "/audit/checkpoint", auditor, nil, "")
 	cp, err := audit.OpenCheckpoint(r.body, e.audit.Verifier())
 	if r.status != 200 || err != nil {
@@ -194,7 +194,7 @@ func TestAuditFloodIsFolded(t *testing.T) {
 				t.Errorf("after the window: %d entries recording %d decisions, want 2 recording at least %d", got-before, decisions, n)
 			}
 			// An auditor sees the count.
-			auditor := e.token("aud", e.addClient("aud", vitalgate.RoleAuditor), "")
+			auditor := e.token("aud", e.addSiteClient("aud", vitalgate.RoleAuditor, vitalgate.AllSites), "") // deployment-wide: it sees the entries of no site too
 			r := e.bearer("GET", "/fhir/AuditEvent?outcome=4", auditor, nil, "")
 			if r.status != 200 || !strings.Contains(string(r.body), `"type":"occurrences"`) {
 				t.Fatalf("AuditEvent search for refusals: %d %s", r.status, r.body)
@@ -228,7 +228,7 @@ func TestReadsFailWhenNotAudited(t *testing.T) {
 	e.addDevice("dev-a", "pat-a")
 	ehr := e.token("ehr", e.addClient("ehr", vitalgate.RoleEHRSystem), "")
 	outTeam := e.token("dr-out", e.addClient("dr-out", vitalgate.RoleClinician, "someone-else"), "")
-	auditor := e.token("aud", e.addClient("aud", vitalgate.RoleAuditor), "")
+	auditor := e.token("aud", e.addSiteClient("aud", vitalgate.RoleAuditor, vitalgate.AllSites), "") // deployment-wide: it sees the entries of no site too
 
 	t.Run("denied device read is audited", func(t *testing.T) {
 		if r := e.bearer("GET", "/fhir/Device/dev-a", outTeam, nil, ""); r.status != 403 {

@@ -167,6 +167,22 @@ func (s *Server) deviceResource(ctx context.Context, d vitalgate.Device) ([]byte
 	return s.access.DeviceResource(ctx, d)
 }
 
+// handleReadOrganization serves GET /fhir/Organization/{id}: the site the caller's client
+// belongs to (access checks the site and records the read).
+func (s *Server) handleReadOrganization(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.access.ReadOrganization(r.Context(), p, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeResource(w, http.StatusOK, body, 0, time.Time{})
+}
+
 // handleReadDevice serves GET /fhir/Device/{id}: access checks the scope and the patient
 // and records the read, allowed or refused.
 func (s *Server) handleReadDevice(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
@@ -248,6 +264,13 @@ func (s *Server) issuer(r *http.Request) string {
 
 // handleMetadata serves the CapabilityStatement, generated from the route table so that it
 // lists exactly what is implemented.
+// siteModel is the CapabilityStatement's description of sites.
+const siteModel = "Vitalgate. Sites: one deployment serves several hospitals or facilities (sites); each site is " +
+	"an Organization (GET Organization/<site>, readable by the clients of that site). Every stored resource " +
+	"carries its site in meta.tag (system " + access.SiteSystem + ", code the Organization id). A client's " +
+	"token acts within its client's site only: reads, searches and the audit log of another site are not visible, " +
+	"and a device writes only for patients of its own site."
+
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, _ vitalgate.Principal) {
 	type res struct {
 		interactions []string
@@ -280,6 +303,8 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, _ vitalg
 			add("Patient", "search-type", fhir.CapabilitySearchParam{Name: "identifier", Type: "token"})
 		case rt.Method == "GET" && rt.Pattern == "/fhir/Device/{id}":
 			add("Device", "read")
+		case rt.Method == "GET" && rt.Pattern == "/fhir/Organization/{id}":
+			add("Organization", "read")
 		case rt.Method == "GET" && rt.Pattern == "/fhir/AuditEvent":
 			add("AuditEvent", "search-type", fhir.CapabilitySearchParam{Name: "patient", Type: "reference"},
 				fhir.CapabilitySearchParam{Name: "agent", Type: "token"}, fhir.CapabilitySearchParam{Name: "action", Type: "token"},
@@ -298,7 +323,8 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, _ vitalg
 	}
 	cs := fhir.NewCapabilityStatement(fhir.CapabilityOptions{
 		SoftwareName: "Vitalgate", Date: s.started, BaseURL: s.fhirBase(r), TokenURL: s.tokenURL(r),
-		Resources: defs, SystemInteractions: system,
+		Description: siteModel,
+		Resources:   defs, SystemInteractions: system,
 	})
 	out, err := json.Marshal(cs)
 	if err != nil {

@@ -52,6 +52,7 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/fhir/Patient/{id}", AuthToken, access.PermPatientRead, s.handleReadPatient},
 		{"GET", "/fhir/Patient", AuthToken, access.PermPatientSearch, s.handleSearchPatients},
 		{"GET", "/fhir/Device/{id}", AuthToken, access.PermDeviceRead, s.handleReadDevice},
+		{"GET", "/fhir/Organization/{id}", AuthToken, access.PermOrganizationRead, s.handleReadOrganization},
 		{"PUT", "/admin/devices/{id}", AuthToken, access.PermDeviceAssign, s.handleAssignDevice},
 		{"GET", "/fhir/AuditEvent", AuthToken, access.PermAuditRead, s.handleAuditEvents},
 		{"GET", "/audit/checkpoint", AuthToken, access.PermAuditRead, s.handleAuditCheckpoint},
@@ -152,7 +153,7 @@ func (s *Server) authenticate(r *http.Request, kind AuthKind) (vitalgate.Princip
 		if err != nil {
 			return p, err
 		}
-		p.Kind, p.ID, p.Role, p.Scopes = "client", c.ClientID, c.Role, c.Scopes
+		p.Kind, p.ID, p.Role, p.Scopes, p.Site = "client", c.ClientID, c.Role, c.Scopes, c.Site
 		p.Emergency, p.EmergencyReason = c.Emergency, c.EmergencyReason
 		return p, nil
 	}

@@ -8,18 +8,27 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
+	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/pki"
 )
 
 // TestDenyByDefault walks every registered route. Each must declare a permission and have a
 // case here; without credentials it answers 401 (unless it is explicitly public), with the
-// wrong role or scope 403, and with the right one 2xx. A new route without a case fails.
+// wrong role or scope 403, and with the right one 2xx. Every route that is not public also
+// has a cross-site case: the same request by a principal of another site (site b), which
+// never reaches the first site's records (404 as for a record that does not exist, 403 for a
+// device writing for another site's patient, or an answer that holds nothing of the first
+// site). A new route without a case fails.
 func TestDenyByDefault(t *testing.T) {
 	e := MustEnv(t)
+	if err := e.store.CreateSite(context.Background(), vitalgate.Site{ID: "b", Name: "Site B"}); err != nil {
+		t.Fatal(err)
+	}
 	ids := seed(t, e, 1)
 	devCert := e.enroll("dev-2", e.addDevice("dev-2", "pat-1"))
 	ehr := e.token("ehr", e.addClient("ehr", vitalgate.RoleEHRSystem), "")
@@ -44,6 +53,17 @@ func TestDenyByDefault(t *testing.T) {
 	if json.Unmarshal(pr.body, &pat); pr.status != 201 || pat.ID == "" {
 		t.Fatalf("create patient: %d %s", pr.status, pr.body)
 	}
+	// Site b: its own EHR, admin, auditor and device (assigned to its own patient pat-1).
+	ehrB := e.token("ehr-b", e.addSiteClient("ehr-b", vitalgate.RoleEHRSystem, "b"), "")
+	adminB := e.token("admin-b", e.addSiteClient("admin-b", vitalgate.RoleAdmin, "b"), "")
+	auditorB := e.token("auditor-b", e.addSiteClient("auditor-b", vitalgate.RoleAuditor, "b"), "")
+	ehrBSecret := e.addSiteClient("ehr-b-basic", vitalgate.RoleEHRSystem, "b")
+	devBCert := e.enroll("dev-b", e.addSiteDevice("dev-b", "pat-1", "b"))
+	e.addSiteDevice("dev-b3", "pat-1", "b") // its own secret is never sent: the case sends the first site's
+	// An observation and a transaction naming the first site's Patient, sent by site b's device.
+	obsA := mustJSON(t, example(t, "Observation-heart-rate.json", pat.ID, "dev-b"))
+	bundleA := mustJSON(t, map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+		map[string]any{"resource": example(t, "Observation-heart-rate.json", pat.ID, "dev-b"), "request": map[string]any{"method": "POST", "url": "Observation"}}}})
 
 	type req struct {
 		cert   *tls.Certificate
@@ -53,8 +73,9 @@ func TestDenyByDefault(t *testing.T) {
 		body   []byte
 		path   string // overrides the pattern
 		status int    // expected status
+		lacks  string // the answer must not contain this (another site's id)
 	}
-	cases := map[string]struct{ right, wrong req }{
+	cases := map[string]struct{ right, wrong, other req }{
 		"GET /healthz":                         {right: req{status: 200}},
 		"GET /readyz":                          {right: req{status: 200}},
 		"GET /fhir/metadata":                   {right: req{status: 200}},
@@ -66,52 +87,79 @@ func TestDenyByDefault(t *testing.T) {
 				c, _ := pki.NewCSR("dev-3", k, nil)
 				return pki.EncodeBase64(c)
 			}()},
-			wrong: req{basic: [2]string{"dev-2", "not-the-secret"}, ctype: "application/pkcs10", body: pki.EncodeBase64(csr), status: 401}},
+			wrong: req{basic: [2]string{"dev-2", "not-the-secret"}, ctype: "application/pkcs10", body: pki.EncodeBase64(csr), status: 401},
+			// A device of site b with the first site's device's secret.
+			other: req{basic: [2]string{"dev-b3", enrollSecret}, ctype: "application/pkcs10", body: pki.EncodeBase64(csr), status: 401}},
 		"POST /.well-known/est/simplereenroll": {
 			right: req{cert: devCert, ctype: "application/pkcs10", body: pki.EncodeBase64(csr), status: 200},
-			wrong: req{token: ehr, ctype: "application/pkcs10", body: pki.EncodeBase64(csr), status: 401}},
+			wrong: req{token: ehr, ctype: "application/pkcs10", body: pki.EncodeBase64(csr), status: 401},
+			// Site b's device asks for a certificate naming dev-2, the first site's: refused.
+			other: req{cert: devBCert, ctype: "application/pkcs10", body: pki.EncodeBase64(csr), status: 422}},
 		"POST /fhir/Observation": {
 			right: req{cert: devCert, ctype: "application/fhir+json", body: obs, status: 201},
-			wrong: req{token: ehr, ctype: "application/fhir+json", body: obs, status: 401}},
+			wrong: req{token: ehr, ctype: "application/fhir+json", body: obs, status: 401},
+			other: req{cert: devBCert, ctype: "application/fhir+json", body: obsA, status: 403}},
 		"POST /fhir": {
 			right: req{cert: devCert, ctype: "application/fhir+json", body: bundle, status: 200},
-			wrong: req{token: ehr, ctype: "application/fhir+json", body: bundle, status: 401}},
+			wrong: req{token: ehr, ctype: "application/fhir+json", body: bundle, status: 401},
+			other: req{cert: devBCert, ctype: "application/fhir+json", body: bundleA, status: 403}},
 		"POST /oauth2/token": {
 			right: req{basic: [2]string{"ehr-basic", ehrSecret}, ctype: "application/x-www-form-urlencoded", body: []byte("grant_type=client_credentials"), status: 200},
-			wrong: req{basic: [2]string{"ehr-basic", ehrSecret}, ctype: "application/x-www-form-urlencoded", body: []byte("grant_type=client_credentials&scope=system/AuditEvent.rs"), status: 400}},
+			wrong: req{basic: [2]string{"ehr-basic", ehrSecret}, ctype: "application/x-www-form-urlencoded", body: []byte("grant_type=client_credentials&scope=system/AuditEvent.rs"), status: 400},
+			// Site b's client gets a token of site b (what it may do with it: the other cases).
+			other: req{basic: [2]string{"ehr-b-basic", ehrBSecret}, ctype: "application/x-www-form-urlencoded", body: []byte("grant_type=client_credentials"), status: 200}},
 		"GET /fhir/Observation/{id}": {
 			right: req{token: ehr, path: "/fhir/Observation/" + ids[0], status: 200},
-			wrong: req{token: admin, path: "/fhir/Observation/" + ids[0], status: 403}},
+			wrong: req{token: admin, path: "/fhir/Observation/" + ids[0], status: 403},
+			other: req{token: ehrB, path: "/fhir/Observation/" + ids[0], status: 404}},
 		"GET /fhir/Observation": {
 			right: req{token: ehr, path: "/fhir/Observation?patient=pat-1", status: 200},
-			wrong: req{token: ehrRO, path: "/fhir/Observation?patient=pat-1", status: 403}},
+			wrong: req{token: ehrRO, path: "/fhir/Observation?patient=pat-1", status: 403},
+			other: req{token: ehrB, path: "/fhir/Observation?patient=pat-1", status: 200, lacks: ids[0]}},
 		"POST /fhir/Patient": {
 			right: req{token: admin, ctype: "application/fhir+json", body: patient(), status: 201},
-			wrong: req{token: ehrRO, ctype: "application/fhir+json", body: patient(), status: 403}},
+			wrong: req{token: ehrRO, ctype: "application/fhir+json", body: patient(), status: 403},
+			// The first site's identifier is free in site b: identifiers are unique per site.
+			other: req{token: adminB, ctype: "application/fhir+json", status: 201,
+				body: []byte(`{"resourceType":"Patient","identifier":[{"system":"urn:test","value":"walk"}]}`)}},
 		"GET /fhir/Patient/{id}": {
 			right: req{token: ehr, path: "/fhir/Patient/" + pat.ID, status: 200},
-			wrong: req{token: auditor, path: "/fhir/Patient/" + pat.ID, status: 403}},
+			wrong: req{token: auditor, path: "/fhir/Patient/" + pat.ID, status: 403},
+			other: req{token: ehrB, path: "/fhir/Patient/" + pat.ID, status: 404}},
 		"GET /fhir/Patient": {
 			right: req{token: ehr, path: "/fhir/Patient?identifier=urn:test|none", status: 200},
-			wrong: req{token: auditor, path: "/fhir/Patient?identifier=urn:test|none", status: 403}},
+			wrong: req{token: auditor, path: "/fhir/Patient?identifier=urn:test|none", status: 403},
+			other: req{token: ehrB, path: "/fhir/Patient?identifier=urn:test|walk", status: 200, lacks: pat.ID}},
 		"GET /fhir/Device/{id}": {
 			right: req{token: ehr, path: "/fhir/Device/dev-2", status: 200},
-			wrong: req{token: auditor, path: "/fhir/Device/dev-2", status: 403}},
+			wrong: req{token: auditor, path: "/fhir/Device/dev-2", status: 403},
+			other: req{token: ehrB, path: "/fhir/Device/dev-2", status: 404}},
+		"GET /fhir/Organization/{id}": {
+			right: req{token: ehr, path: "/fhir/Organization/default", status: 200},
+			wrong: req{token: auditor, path: "/fhir/Organization/default", status: 403},
+			other: req{token: ehrB, path: "/fhir/Organization/default", status: 404}},
 		"GET /fhir/AuditEvent": {
 			right: req{token: auditor, path: "/fhir/AuditEvent?action=C", status: 200},
-			wrong: req{token: ehr, path: "/fhir/AuditEvent?action=C", status: 403}},
+			wrong: req{token: ehr, path: "/fhir/AuditEvent?action=C", status: 403},
+			other: req{token: auditorB, path: "/fhir/AuditEvent?action=C", status: 200, lacks: pat.ID}},
 		"GET /audit/checkpoint": {
 			right: req{token: auditor, status: 200},
-			wrong: req{token: admin, status: 403}},
+			wrong: req{token: admin, status: 403},
+			// The checkpoint commits to the whole log and holds no entry.
+			other: req{token: auditorB, status: 200}},
 		"GET /audit/proof/inclusion": {
 			right: req{token: auditor, path: "/audit/proof/inclusion?index=0&size=1", status: 200},
-			wrong: req{token: ehr, path: "/audit/proof/inclusion?index=0&size=1", status: 403}},
+			wrong: req{token: ehr, path: "/audit/proof/inclusion?index=0&size=1", status: 403},
+			other: req{token: auditorB, path: "/audit/proof/inclusion?index=0&size=1", status: 404}},
 		"GET /audit/proof/consistency": {
 			right: req{token: auditor, path: "/audit/proof/consistency?from=1&to=2", status: 200},
-			wrong: req{token: ehr, path: "/audit/proof/consistency?from=1&to=2", status: 403}},
+			wrong: req{token: ehr, path: "/audit/proof/consistency?from=1&to=2", status: 403},
+			// A consistency proof is hashes only.
+			other: req{token: auditorB, path: "/audit/proof/consistency?from=1&to=2", status: 200}},
 		"PUT /admin/devices/{id}": {
 			right: req{token: admin, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 200},
-			wrong: req{token: ehr, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 403}},
+			wrong: req{token: ehr, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 403},
+			other: req{token: adminB, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 404}},
 	}
 	send := func(t *testing.T, rt httpapi.Route, q req) int {
 		t.Helper()
@@ -142,6 +190,9 @@ func TestDenyByDefault(t *testing.T) {
 				t.Errorf("error %d is not an OperationOutcome: %s", resp.StatusCode, buf.Bytes())
 			}
 		}
+		if q.lacks != "" && strings.Contains(buf.String(), q.lacks) {
+			t.Errorf("the answer holds %q, another site's: %s", q.lacks, buf.Bytes())
+		}
 		return resp.StatusCode
 	}
 	for _, rt := range e.srv.Routes() {
@@ -170,6 +221,40 @@ func TestDenyByDefault(t *testing.T) {
 			if got := send(t, rt, c.right); got != c.right.status {
 				t.Fatalf("with the right credentials: %d, want %d", got, c.right.status)
 			}
+			if c.other.status == 0 {
+				t.Fatal("route has no cross-site case: add one (other) to TestDenyByDefault")
+			}
+			if got := send(t, rt, c.other); got != c.other.status {
+				t.Fatalf("from another site: %d, want %d", got, c.other.status)
+			}
 		})
 	}
+}
+
+// addSiteClient registers an API client of site with a secret and returns the secret.
+func (e *env) addSiteClient(id string, role vitalgate.Role, site string) string {
+	e.t.Helper()
+	secret, _ := auth.NewSecret(nil)
+	hash, _ := auth.HashSecret(secret, fastHash, nil)
+	c := vitalgate.Client{ID: id, Site: site, Role: role, SecretHash: hash, CreatedAt: e.clock.Now()}
+	if err := e.store.CreateClient(context.Background(), c); err != nil {
+		e.t.Fatal(err)
+	}
+	return secret
+}
+
+// addSiteDevice registers a device of site assigned to that site's patient and returns its
+// enrollment secret.
+func (e *env) addSiteDevice(id, patient, site string) string {
+	e.t.Helper()
+	secret, _ := auth.NewSecret(nil)
+	hash, _ := auth.HashSecret(secret, fastHash, nil)
+	now := e.clock.Now()
+	if err := e.store.CreateDevice(context.Background(), vitalgate.Device{
+		ID: id, Site: site, Status: vitalgate.DeviceActive, PatientIndex: e.vault.SitePatientIndex(site, patient),
+		CreatedAt: now, UpdatedAt: now, EnrollSecretHash: hash, EnrollExpiresAt: now.Add(24 * time.Hour),
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return secret
 }

@@ -25,10 +25,25 @@ func errNotAssigned(field string) error {
 // times, to the patients it was assigned to then. It remembers the assignments it has seen,
 // so that a batch asks the registry once per assignment, not once per observation.
 type binder struct {
-	s    *Service
-	dev  vitalgate.Device
-	now  time.Time
-	seen []vitalgate.Assignment
+	s       *Service
+	dev     vitalgate.Device
+	binding vitalgate.Binding
+	now     time.Time
+	seen    []vitalgate.Assignment
+}
+
+// msgNotInSite is the one answer of an identified device's message that names a patient
+// who is not a Patient of the device's site: unknown and another site's read the same.
+const msgNotInSite = "subject is not a Patient of this device's site"
+
+// resolved returns the audit description of how the patients of this request were
+// resolved: empty for an assigned device (its assignment, as ever), "patient identified by
+// <how>" for a device that identifies its patients.
+func (b *binder) resolved(how string) string {
+	if b == nil || b.binding != vitalgate.BindingIdentified {
+		return ""
+	}
+	return "patient identified by " + how + " in site " + b.dev.Site
 }
 
 // newBinder checks that the device may send now (Registry.Sender).
@@ -40,7 +55,11 @@ func (s *Service) newBinder(ctx context.Context, deviceID string, now time.Time)
 	if err != nil {
 		return nil, err
 	}
-	return &binder{s: s, dev: d, now: now}, nil
+	binding, err := s.Registry.Binding(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return &binder{s: s, dev: d, binding: binding, now: now}, nil
 }
 
 type errString string
@@ -95,19 +114,34 @@ func (b *binder) bind(ctx context.Context, o *fhir.Observation, path string, loc
 		return vitalgate.Device{}, vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path+".effective[x]",
 			"the observation is older than this server accepts (%s); check the device's clock", fmtDuration(max))
 	}
-	a, err := b.assignment(ctx, t, path)
-	if err != nil {
-		return vitalgate.Device{}, err
-	}
-	pidx := a.PatientIndex
-	// subject: the patient of the assignment, by reference and by any identifier beside it.
+	var pidx, psealed []byte
 	pid, ok := o.SubjectID()
-	if !ok {
-		return vitalgate.Device{}, vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path+".subject",
-			"subject must reference a Patient (Patient/<id>)")
-	}
-	if !bytes.Equal(b.s.Vault.PatientIndex(pid), pidx) {
-		return vitalgate.Device{}, errNotAssigned(path + ".subject")
+	if b.binding == vitalgate.BindingIdentified {
+		// A shared device: the message names its patient, who must be a Patient of the
+		// device's site.
+		if !ok {
+			return vitalgate.Device{}, vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path+".subject",
+				"subject must reference a Patient (Patient/<id>)")
+		}
+		idx, err := b.identify(ctx, pid, path+".subject")
+		if err != nil {
+			return vitalgate.Device{}, err
+		}
+		pidx = idx
+	} else {
+		a, err := b.assignment(ctx, t, path)
+		if err != nil {
+			return vitalgate.Device{}, err
+		}
+		pidx, psealed = a.PatientIndex, a.PatientSealed
+		// subject: the patient of the assignment, by reference and by any identifier beside it.
+		if !ok {
+			return vitalgate.Device{}, vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path+".subject",
+				"subject must reference a Patient (Patient/<id>)")
+		}
+		if !bytes.Equal(b.s.Vault.SitePatientIndex(b.dev.Site, pid), pidx) {
+			return vitalgate.Device{}, errNotAssigned(path + ".subject")
+		}
 	}
 	if id := o.Subject.Identifier; id != nil {
 		if err := b.samePatient(ctx, id, pidx, path+".subject.identifier"); err != nil {
@@ -137,8 +171,29 @@ func (b *binder) bind(ctx context.Context, o *fhir.Observation, path string, loc
 		}
 	}
 	d := b.dev
-	d.PatientIndex, d.PatientSealed = pidx, a.PatientSealed
+	d.PatientIndex, d.PatientSealed = pidx, psealed
 	return d, nil
+}
+
+// identify returns the blind index of Patient pid if it is a Patient of the device's site.
+// An unknown Patient and another site's get the same answer (msgNotInSite).
+func (b *binder) identify(ctx context.Context, pid, field string) ([]byte, error) {
+	refuse := vitalgate.FieldErrorf(vitalgate.EFORBIDDEN, field, msgNotInSite)
+	if b.s.Finder == nil {
+		return nil, refuse
+	}
+	r, err := b.s.Finder.Resource(ctx, "Patient", pid)
+	switch vitalgate.ErrorCode(err) {
+	case "":
+	case vitalgate.ENOTFOUND:
+		return nil, refuse
+	default:
+		return nil, err
+	}
+	if r.Site != b.dev.Site || !bytes.Equal(r.PatientIndex, b.s.Vault.SitePatientIndex(b.dev.Site, pid)) {
+		return nil, refuse
+	}
+	return r.PatientIndex, nil
 }
 
 // samePatient checks that a patient identifier names the Patient whose index is pidx.
@@ -149,7 +204,7 @@ func (b *binder) samePatient(ctx context.Context, id *fhir.Identifier, pidx []by
 		return refuse
 	}
 	var found vitalgate.SealedResource
-	err := b.s.Finder.Resources(ctx, vitalgate.ResourceFilter{Type: "Patient",
+	err := b.s.Finder.Resources(ctx, vitalgate.ResourceFilter{Site: b.dev.Site, Type: "Patient",
 		IdentifierIndex: b.s.Vault.IdentifierIndex(fhir.IdentifierKey(id.System, id.Value)), Limit: 1},
 		func(r vitalgate.SealedResource) error { found = r; return errFound })
 	if err != nil && err != errFound {
@@ -165,7 +220,7 @@ func (b *binder) focus(ctx context.Context, f fhir.Reference, pidx []byte, field
 	refuse := vitalgate.FieldErrorf(vitalgate.EFORBIDDEN, field,
 		"focus may name only the patient this device is assigned to or the device itself")
 	switch typ, id, _ := strings.Cut(f.Reference, "/"); {
-	case typ == "Patient" && id != "" && bytes.Equal(b.s.Vault.PatientIndex(id), pidx):
+	case typ == "Patient" && id != "" && bytes.Equal(b.s.Vault.SitePatientIndex(b.dev.Site, id), pidx):
 	case typ == "Device" && id == b.dev.ID:
 	default:
 		return refuse
@@ -213,7 +268,7 @@ func (b *binder) derivedFrom(ctx context.Context, r fhir.Reference, pidx []byte,
 	default:
 		return err
 	}
-	if !bytes.Equal(found.PatientIndex, pidx) {
+	if found.Site != b.dev.Site || !bytes.Equal(found.PatientIndex, pidx) {
 		return refuse // the same answer as for an unknown id
 	}
 	return nil

@@ -163,7 +163,7 @@ func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte
 		stored = append(stored, i)
 	}
 	if len(batch) > 0 {
-		if err := s.Resources.CreateResources(ctx, batch, s.auditCreate(ctx, "rest", audit.AgentDevice, deviceID, "device", batch)...); err != nil {
+		if err := s.Resources.CreateResources(ctx, batch, s.auditCreate(ctx, "rest", audit.AgentDevice, deviceID, "device", bd.resolved("subject reference"), batch)...); err != nil {
 			if b.Type == "transaction" {
 				return BundleResult{}, err
 			}

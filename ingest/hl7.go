@@ -27,7 +27,10 @@ var patientIDRE = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 // the device is not assigned to (EFORBIDDEN, the same text), so that a device cannot learn
 // which identifiers exist; ingest then checks the patient against the device's assignment.
 // Other errors: EUNAVAILABLE, EINTERNAL.
-func (s *Service) ResolvePatient(ctx context.Context, value string, authority hl7v2.HD) (string, error) {
+//
+// The look-up is within the site of the device deviceID that sent the message: a Patient of
+// another site is never found (the same answer as an unknown identifier).
+func (s *Service) ResolvePatient(ctx context.Context, deviceID, value string, authority hl7v2.HD) (string, error) {
 	value = strings.TrimSpace(value)
 	if strings.TrimSpace(authority.Namespace) == PatientAuthority && authority.UniversalID == "" {
 		if !patientIDRE.MatchString(value) {
@@ -39,8 +42,15 @@ func (s *Service) ResolvePatient(ctx context.Context, value string, authority hl
 	if system == "" || value == "" || s.Finder == nil {
 		return "", errNotAssigned("Observation.subject")
 	}
+	if s.Registry == nil {
+		return "", errNotAssigned("Observation.subject")
+	}
+	d, err := s.Registry.Sender(ctx, deviceID)
+	if err != nil {
+		return "", err
+	}
 	var id string
-	err := s.Finder.Resources(ctx, vitalgate.ResourceFilter{Type: "Patient",
+	err = s.Finder.Resources(ctx, vitalgate.ResourceFilter{Site: d.Site, Type: "Patient",
 		IdentifierIndex: s.Vault.IdentifierIndex(fhir.IdentifierKey(system, value)), Limit: 1},
 		func(r vitalgate.SealedResource) error { id = r.ID; return errFound })
 	if err != nil && err != errFound {

@@ -36,6 +36,8 @@ type Registry interface {
 	// covering t, if it is current or ended no longer ago than the configured window.
 	// EFORBIDDEN when no assignment binds it (the message names no patient).
 	PatientAt(ctx context.Context, deviceID string, t time.Time) (vitalgate.Assignment, error)
+	// Binding returns the patient-binding policy of the device's model.
+	Binding(ctx context.Context, d vitalgate.Device) (vitalgate.Binding, error)
 }
 
 // ResourceWriter durably stores sealed resources, all or none.
@@ -101,7 +103,7 @@ func (s *Service) existing(ctx context.Context, o *fhir.Observation, d vitalgate
 			continue
 		}
 		var found vitalgate.SealedResource
-		err := s.Finder.Resources(ctx, vitalgate.ResourceFilter{Type: "Observation", PatientIndex: d.PatientIndex,
+		err := s.Finder.Resources(ctx, vitalgate.ResourceFilter{Site: d.Site, Type: "Observation", PatientIndex: d.PatientIndex,
 			IdentifierIndex: s.Vault.IdentifierIndex(ident.System + "|" + ident.Value), Limit: 1},
 			func(r vitalgate.SealedResource) error { found = r; return errFound })
 		if err != nil && err != errFound {
@@ -122,6 +124,7 @@ func (s *Service) existing(ctx context.Context, o *fhir.Observation, d vitalgate
 			same.Meta = &meta
 		}
 		same.SetMeta(found.ID, strconv.Itoa(found.Version), found.LastUpdated)
+		same.Meta.Tag = SiteTag(same.Meta.Tag, found.Site)
 		if again, err := same.Marshal(); err != nil || !bytes.Equal(again, body) {
 			continue
 		}
@@ -132,8 +135,9 @@ func (s *Service) existing(ctx context.Context, o *fhir.Observation, d vitalgate
 }
 
 // auditCreate returns the stored audit entries for resources created by an agent: one per
-// patient concerned, or none.
-func (s *Service) auditCreate(ctx context.Context, typ, agentType, agentID, role string, rs []vitalgate.SealedResource) [][]byte {
+// patient concerned, or none, each of the resources' site; desc, when set, says how the
+// patient was resolved (a device that identifies its patients).
+func (s *Service) auditCreate(ctx context.Context, typ, agentType, agentID, role, desc string, rs []vitalgate.SealedResource) [][]byte {
 	if s.Audit == nil {
 		return nil
 	}
@@ -145,7 +149,7 @@ func (s *Service) auditCreate(ctx context.Context, typ, agentType, agentID, role
 		e, ok := byPatient[px]
 		if !ok {
 			e = &audit.Entry{Action: audit.ActionCreate, Type: typ, Subtype: "create", AgentType: agentType,
-				AgentID: agentID, AgentRole: role, PatientIndex: px}
+				AgentID: agentID, AgentRole: role, PatientIndex: px, Site: r.Site, OutcomeDesc: desc}
 			byPatient[px] = e
 			order = append(order, px)
 		}
@@ -161,8 +165,18 @@ func (s *Service) auditCreate(ctx context.Context, typ, agentType, agentID, role
 // The entry carries the error code and the element it names, never the message: messages
 // may quote clinical values ("heart rate of 400 /min is outside ...").
 func (s *Service) auditRefused(ctx context.Context, typ, agentType, agentID, role string, err error) {
+	s.auditRefusedIn(ctx, "", typ, agentType, agentID, role, err)
+}
+
+// auditRefusedIn is auditRefused with the site of the entry; for a device agent an empty site
+// is the device's own (a refused device's record still names its site).
+func (s *Service) auditRefusedIn(ctx context.Context, site, typ, agentType, agentID, role string, err error) {
 	if s.Audit == nil || err == nil {
 		return
+	}
+	if site == "" && agentType == audit.AgentDevice && s.Registry != nil && agentID != "" {
+		d, _ := s.Registry.Sender(ctx, agentID)
+		site = d.Site
 	}
 	outcome := audit.OutcomeMinorFailure
 	if c := vitalgate.ErrorCode(err); c == vitalgate.EINTERNAL || c == vitalgate.EUNAVAILABLE {
@@ -170,7 +184,7 @@ func (s *Service) auditRefused(ctx context.Context, typ, agentType, agentID, rol
 	}
 	_ = s.Audit.Append(ctx, audit.Entry{Action: audit.ActionCreate, Type: typ, Subtype: "create",
 		AgentType: agentType, AgentID: agentID, AgentRole: role, Outcome: outcome,
-		OutcomeDesc: refusalDesc(err)})
+		OutcomeDesc: refusalDesc(err), Site: site})
 }
 
 // refusalDesc describes a refusal for the audit log: the error code and, if it names one,
@@ -236,11 +250,12 @@ type prepared struct {
 // prepare assigns id and meta, marshals, seals and indexes a validated observation.
 func (s *Service) prepare(ctx context.Context, o *fhir.Observation, d vitalgate.Device, id string, now time.Time) (prepared, error) {
 	o.SetMeta(id, "1", now)
+	o.Meta.Tag = SiteTag(o.Meta.Tag, d.Site)
 	body, err := o.Marshal()
 	if err != nil {
 		return prepared{}, vitalgate.Internal(err, "marshal observation")
 	}
-	sealedBody, err := s.Vault.Seal(ctx, d.PatientIndex, "Observation", id, 1, body)
+	sealedBody, err := s.Vault.SealIn(ctx, d.Site, d.PatientIndex, "Observation", id, 1, body)
 	if err != nil {
 		return prepared{}, err
 	}
@@ -258,7 +273,7 @@ func (s *Service) prepare(ctx context.Context, o *fhir.Observation, d vitalgate.
 		obs:     o,
 		created: Created{Type: "Observation", ID: id, Version: 1, LastUpdated: now, Body: body},
 		sealed: vitalgate.SealedResource{
-			Type: "Observation", ID: id, Version: 1,
+			Type: "Observation", ID: id, Version: 1, Site: d.Site,
 			PatientIndex: d.PatientIndex, CodeIndexes: codes, IdentifierIndexes: idents,
 			Effective: eff.UTC(), LastUpdated: now, Body: sealedBody,
 		},
@@ -304,7 +319,7 @@ func (s *Service) CreateObservation(ctx context.Context, deviceID string, body [
 		return Created{}, err
 	}
 	rs := []vitalgate.SealedResource{p.sealed}
-	if err := s.Resources.CreateResources(ctx, rs, s.auditCreate(ctx, "rest", audit.AgentDevice, deviceID, "device", rs)...); err != nil {
+	if err := s.Resources.CreateResources(ctx, rs, s.auditCreate(ctx, "rest", audit.AgentDevice, deviceID, "device", b.resolved("subject reference"), rs)...); err != nil {
 		return Created{}, err
 	}
 	return p.created, nil
@@ -361,7 +376,7 @@ func (s *Service) CreateObservations(ctx context.Context, deviceID string, obs [
 	if len(batch) == 0 {
 		return out, nil // every one was a resend: the stored ones
 	}
-	if err := s.Resources.CreateResources(ctx, batch, s.auditCreate(ctx, "hl7", audit.AgentDevice, deviceID, "device", batch)...); err != nil {
+	if err := s.Resources.CreateResources(ctx, batch, s.auditCreate(ctx, "hl7", audit.AgentDevice, deviceID, "device", b.resolved("HL7 PID-3"), batch)...); err != nil {
 		return nil, err
 	}
 	return out, nil

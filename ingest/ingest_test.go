@@ -26,14 +26,26 @@ type registry struct {
 	assignments []vitalgate.Assignment
 	window      time.Duration
 	now         func() time.Time
+	// bindings are the binding policies by device model (assigned when absent).
+	bindings map[string]vitalgate.Binding
 }
 
 func (r *registry) Sender(_ context.Context, id string) (vitalgate.Device, error) {
 	d, ok := r.devices[id]
+	if d.Site == "" {
+		d.Site = vitalgate.DefaultSite
+	}
 	if !ok || d.Status != vitalgate.DeviceActive {
 		return d, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q may not send", id)
 	}
 	return d, nil
+}
+
+func (r *registry) Binding(_ context.Context, d vitalgate.Device) (vitalgate.Binding, error) {
+	if b, ok := r.bindings[d.Model]; ok {
+		return b, nil
+	}
+	return vitalgate.BindingAssigned, nil
 }
 
 func (r *registry) PatientAt(_ context.Context, id string, t time.Time) (vitalgate.Assignment, error) {
@@ -85,7 +97,7 @@ func mustEnv(t *testing.T) *env {
 		Audit: audit.NewLog(store, signer, "test", "n", clock), Finder: store},
 		store: store, vault: v, reg: reg, now: now, pat: map[string]string{}}
 	for _, name := range []string{"a", "b"} {
-		c, err := e.svc.CreatePatient(ctx, vitalgate.Principal{Kind: "client", ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Patient.c"}},
+		c, err := e.svc.CreatePatient(ctx, vitalgate.Principal{Kind: "client", Site: vitalgate.DefaultSite, ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Patient.c"}},
 			[]byte(`{"resourceType":"Patient","identifier":[{"system":"`+mrnSystem+`","value":"mrn-`+name+`"}]}`))
 		if err != nil {
 			t.Fatal(err)
@@ -465,7 +477,7 @@ func TestResolvePatient(t *testing.T) {
 		{"https://hospital.example/mrn", "h-1"},
 		{hl7v2.AuthoritySystemFallback("Imaginary Hospital"), "789567"},
 	} {
-		c, err := e.svc.CreatePatient(ctx, vitalgate.Principal{Kind: "client", ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Patient.c"}},
+		c, err := e.svc.CreatePatient(ctx, vitalgate.Principal{Kind: "client", Site: vitalgate.DefaultSite, ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Patient.c"}},
 			[]byte(`{"resourceType":"Patient","identifier":[{"system":"`+p.system+`","value":"`+p.value+`"}]}`))
 		if err != nil {
 			t.Fatal(err)
@@ -494,7 +506,7 @@ func TestResolvePatient(t *testing.T) {
 	_, wrong := e.svc.CreateObservation(ctx, "dev-1", obs(t, e.pat["b"], e.now.Add(-time.Minute), nil))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id, err := e.svc.ResolvePatient(ctx, tt.value, tt.hd)
+			id, err := e.svc.ResolvePatient(ctx, "dev-1", tt.value, tt.hd)
 			if tt.want == "" {
 				if vitalgate.ErrorCode(err) != vitalgate.ErrorCode(wrong) || vitalgate.ErrorMessage(err) != vitalgate.ErrorMessage(wrong) {
 					t.Fatalf("refusal %v differs from the wrong-patient answer %v", err, wrong)

@@ -103,7 +103,7 @@ func (in *Intake) HandleMLLP(ctx context.Context, conn ConnInfo, payload []byte)
 		Versions: in.Versions, ProcessingIDs: in.ProcessingIDs,
 		MaxObservations: in.Ingest.MaxObservations(),
 		ResolvePatient: func(p pcd01.PatientIdentifier) (string, error) {
-			return in.Ingest.ResolvePatient(ctx, p.Value, p.Assigner)
+			return in.Ingest.ResolvePatient(ctx, deviceID, p.Value, p.Assigner)
 		},
 	})
 	if err != nil {

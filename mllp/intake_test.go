@@ -48,7 +48,11 @@ func (r *registry) Sender(_ context.Context, id string) (vitalgate.Device, error
 	if id != r.device || r.barred {
 		return vitalgate.Device{}, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q may not send", id)
 	}
-	return vitalgate.Device{ID: id, Status: vitalgate.DeviceActive}, nil
+	return vitalgate.Device{ID: id, Site: vitalgate.DefaultSite, Status: vitalgate.DeviceActive}, nil
+}
+
+func (r *registry) Binding(context.Context, vitalgate.Device) (vitalgate.Binding, error) {
+	return vitalgate.BindingAssigned, nil
 }
 
 func (r *registry) PatientAt(_ context.Context, id string, t time.Time) (vitalgate.Assignment, error) {
@@ -313,7 +317,7 @@ func TestIntakeUnknownPatientAnswersLikeWrongPatient(t *testing.T) {
 	e := MustIntake(t)
 	ctx := context.Background()
 	for _, p := range []struct{ id, mrn string }{{"pat-1", "m-1"}, {"pat-2", "m-2"}} {
-		if _, err := e.intake.Ingest.CreatePatient(ctx, vitalgate.Principal{Kind: "client", ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Patient.c"}},
+		if _, err := e.intake.Ingest.CreatePatient(ctx, vitalgate.Principal{Kind: "client", Site: vitalgate.DefaultSite, ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Patient.c"}},
 			[]byte(`{"resourceType":"Patient","identifier":[{"system":"urn:oid:1.2.3.4","value":"`+p.mrn+`"}]}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -516,7 +520,7 @@ func TestIntakeRealSamples(t *testing.T) {
 			now := sent.Add(60 * 24 * time.Hour) // the samples' readings lie up to a month after MSH-7
 			e.intake.Now, e.intake.Ingest.Now = func() time.Time { return now }, func() time.Time { return now }
 			e.intake.Ingest.MaxBackdate = 365 * 24 * time.Hour
-			c, err := e.intake.Ingest.CreatePatient(context.Background(), vitalgate.Principal{Kind: "client", ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Patient.c"}},
+			c, err := e.intake.Ingest.CreatePatient(context.Background(), vitalgate.Principal{Kind: "client", Site: vitalgate.DefaultSite, ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Patient.c"}},
 				[]byte(`{"resourceType":"Patient","identifier":[{"system":"`+tt.system+`","value":"`+tt.mrn+`"}]}`))
 			if err != nil {
 				t.Fatal(err)

@@ -14,13 +14,13 @@ import (
 
 const (
 	deviceColumns = `SELECT id, model, status, patient_index, patient_sealed, created_at, updated_at,
-	enroll_secret_hash, enroll_expires_at FROM devices`
+	enroll_secret_hash, enroll_expires_at, site FROM devices`
 
 	selectDeviceSQL  = deviceColumns + ` WHERE id = $1`
 	selectDevicesSQL = deviceColumns + ` ORDER BY id`
 
 	insertDeviceSQL = `INSERT INTO devices (id, model, status, patient_index, patient_sealed,
-	created_at, updated_at, enroll_secret_hash, enroll_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	created_at, updated_at, enroll_secret_hash, enroll_expires_at, site) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 
 	deviceExistsSQL = `SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1)`
 
@@ -81,6 +81,10 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]b
 	if d.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Device.id", "device id is empty")
 	}
+	d.Site = vitalgate.StoredSite(d.Site)
+	if err := vitalgate.CheckSiteID(d.Site); err != nil {
+		return err
+	}
 	if d.Status == "" {
 		d.Status = vitalgate.DeviceActive
 	}
@@ -91,7 +95,7 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]b
 	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, insertDeviceSQL, d.ID, d.Model, string(d.Status),
 			dbBlob(d.PatientIndex), dbBlob(d.PatientSealed), dbTime(d.CreatedAt), dbTime(d.UpdatedAt),
-			d.EnrollSecretHash, dbTime(d.EnrollExpiresAt))
+			d.EnrollSecretHash, dbTime(d.EnrollExpiresAt), d.Site)
 		if err != nil || len(d.PatientIndex) == 0 {
 			return mapError(err, "device")
 		}
@@ -108,7 +112,7 @@ func scanDevice(row rowiter.Scanner) (vitalgate.Device, error) {
 		created, updated, expiresAt *time.Time
 	)
 	err := row.Scan(&d.ID, &d.Model, &status, &d.PatientIndex, &d.PatientSealed, &created, &updated,
-		&d.EnrollSecretHash, &expiresAt)
+		&d.EnrollSecretHash, &expiresAt, &d.Site)
 	d.Status = vitalgate.DeviceStatus(status)
 	d.CreatedAt, d.UpdatedAt, d.EnrollExpiresAt = goTime(created), goTime(updated), goTime(expiresAt)
 	return d, err

@@ -65,7 +65,7 @@ func writeSize(w write) int {
 // resourceRows is one CreateResources call's rows as the parallel arrays that
 // insertResourcesSQL and insertCodesSQL take.
 type resourceRows struct {
-	types, ids         []string
+	types, ids, sites  []string
 	versions           []int64
 	patients, bodies   [][]byte
 	effective, updated []pgtype.Timestamptz
@@ -73,6 +73,7 @@ type resourceRows struct {
 	codes              [][]byte
 	identTypes         []string
 	identIDs           []string
+	identSites         []string
 	identPatients      [][]byte
 	idents             [][]byte
 }
@@ -158,14 +159,14 @@ func (db *DB) commitGroup(group []*groupcommit.Call[write]) {
 				b.Queue(savepointSQL)
 				owners = append(owners, ownerGroup)
 			}
-			b.Queue(insertResourcesSQL, rs.types, rs.ids, rs.versions, rs.patients, rs.effective, rs.updated, rs.bodies)
+			b.Queue(insertResourcesSQL, rs.types, rs.ids, rs.versions, rs.patients, rs.effective, rs.updated, rs.bodies, rs.sites)
 			owners = append(owners, i)
 			if len(rs.codes) > 0 {
 				b.Queue(insertCodesSQL, rs.codeTypes, rs.codeIDs, rs.codes)
 				owners = append(owners, i)
 			}
 			if len(rs.idents) > 0 {
-				b.Queue(insertIdentifiersSQL, rs.identTypes, rs.identIDs, rs.identPatients, rs.idents)
+				b.Queue(insertIdentifiersSQL, rs.identTypes, rs.identIDs, rs.identPatients, rs.idents, rs.identSites)
 				owners = append(owners, i)
 			}
 			if savepoints {
@@ -278,13 +279,13 @@ func groupContext(group []*groupcommit.Call[write]) (context.Context, context.Ca
 func (db *DB) newResourceRows(rs []vitalgate.SealedResource) *resourceRows {
 	n := len(rs)
 	a := &resourceRows{
-		types: make([]string, n), ids: make([]string, n),
+		types: make([]string, n), ids: make([]string, n), sites: make([]string, n),
 		versions: make([]int64, n),
 		patients: make([][]byte, n), bodies: make([][]byte, n),
 		effective: make([]pgtype.Timestamptz, n), updated: make([]pgtype.Timestamptz, n),
 	}
 	for i, r := range rs {
-		a.types[i], a.ids[i], a.versions[i], a.bodies[i] = r.Type, r.ID, int64(r.Version), r.Body
+		a.types[i], a.ids[i], a.versions[i], a.bodies[i], a.sites[i] = r.Type, r.ID, int64(r.Version), r.Body, vitalgate.StoredSite(r.Site)
 		if len(r.PatientIndex) > 0 {
 			a.patients[i] = r.PatientIndex
 		}
@@ -300,7 +301,7 @@ func (db *DB) newResourceRows(rs []vitalgate.SealedResource) *resourceRows {
 			if len(x) == 0 {
 				continue
 			}
-			a.identTypes, a.identIDs = append(a.identTypes, r.Type), append(a.identIDs, r.ID)
+			a.identTypes, a.identIDs, a.identSites = append(a.identTypes, r.Type), append(a.identIDs, r.ID), append(a.identSites, vitalgate.StoredSite(r.Site))
 			a.identPatients, a.idents = append(a.identPatients, a.patients[i]), append(a.idents, x)
 		}
 	}

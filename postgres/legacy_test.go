@@ -42,6 +42,7 @@ func TestMigrateLegacyIdentifiers(t *testing.T) {
 		RecordMigration:  `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())`,
 		InsertResource:   `INSERT INTO resources (type, id, version, patient_index, body) VALUES ($1, $2, 1, $3, $4)`,
 		InsertCode:       `INSERT INTO resource_codes (type, id, code_index) VALUES ($1, $2, $3)`,
+		InsertClient:     `INSERT INTO clients (id, role, created_at) VALUES ($1, $2, now())`,
 	})
 	if _, err := conn.Exec(t.Context(), `RESET search_path`); err != nil {
 		t.Fatal(err)

@@ -12,8 +12,8 @@ import (
 
 const (
 	// insertResourcesSQL inserts a whole batch in one statement from parallel arrays.
-	insertResourcesSQL = `INSERT INTO resources (type, id, version, patient_index, effective, last_updated, body)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::timestamptz[], $6::timestamptz[], $7::bytea[])`
+	insertResourcesSQL = `INSERT INTO resources (type, id, version, patient_index, effective, last_updated, body, site)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::timestamptz[], $6::timestamptz[], $7::bytea[], $8::text[])`
 	// insertCodesSQL inserts the batch's code index rows; a code repeated within a resource
 	// is stored once.
 	insertCodesSQL = `INSERT INTO resource_codes (type, id, code_index)
@@ -21,12 +21,12 @@ const (
 	// insertIdentifiersSQL inserts the batch's identifier index rows; an identifier repeated
 	// within a resource is stored once, and a Patient identifier that another Patient has
 	// fails the unique index resource_identifiers_patient_unique.
-	insertIdentifiersSQL = `INSERT INTO resource_identifiers (type, id, patient_index, identifier_index)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[])
+	insertIdentifiersSQL = `INSERT INTO resource_identifiers (type, id, patient_index, identifier_index, site)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[])
 	ON CONFLICT (type, id, identifier_index) DO NOTHING`
 
 	// resourceColumns selects a resource and the arrays of its code and identifier indexes.
-	resourceColumns = `SELECT r.type, r.id, r.version, r.patient_index, r.effective, r.last_updated, r.body,
+	resourceColumns = `SELECT r.type, r.id, r.version, r.patient_index, r.effective, r.last_updated, r.body, r.site,
 	(SELECT array_agg(x.code_index) FROM resource_codes x WHERE x.type = r.type AND x.id = r.id),
 	(SELECT array_agg(x.identifier_index) FROM resource_identifiers x WHERE x.type = r.type AND x.id = r.id)`
 
@@ -35,7 +35,8 @@ const (
 	// The Resources queries all take the same numbered parameters:
 	//	$1 type ('' for any)  $2 patient index (NULL for any)  $3 code index (NULL for any)
 	//	$4 since (NULL for any)  $5 after ('' from the start)  $6 limit (NULL for none)
-	// and the ByEffective ones also $7/$8 effective from/to (NULL for open), $9 the
+	//	$7 site ('' for any)
+	// and the ByEffective ones also $8/$9 effective from/to (NULL for open), $10 the
 	// effective time of the cursor (NULL for none). They differ in which filter leads, so
 	// that the planner uses an index for it: a generic plan cannot see which optional
 	// filters are set.
@@ -47,28 +48,31 @@ const (
 	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	AND ($7::text = '' OR r.site = $7::text)
 	ORDER BY r.id, r.type LIMIT $6::bigint`
 
-	// resourcesByIdentifierSQL seeks a patient's resources of one type with identifier $7 on
+	// resourcesByIdentifierSQL seeks a patient's resources of one type with identifier $8 on
 	// the (type, patient_index, identifier_index, id) index: its cost does not depend on how
 	// many resources the patient has.
 	resourcesByIdentifierSQL = resourceColumns + ` FROM resource_identifiers i JOIN resources r ON r.type = i.type AND r.id = i.id
-	WHERE i.type = $1::text AND i.patient_index = $2::bytea AND i.identifier_index = $7::bytea AND i.id > $5::text
+	WHERE i.type = $1::text AND i.patient_index = $2::bytea AND i.identifier_index = $8::bytea AND i.id > $5::text
 	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	AND ($7::text = '' OR r.site = $7::text)
 	ORDER BY i.id LIMIT $6::bigint`
 
-	// patientsByIdentifierSQL seeks the Patient with identifier $7 on the unique partial
-	// index resource_identifiers_patient_unique (whose WHERE the literal type matches, also
+	// patientsByIdentifierSQL seeks the Patient of site $7 with identifier $8 on the unique
+	// partial index resource_identifiers_patient_unique (site, identifier_index) (whose WHERE the literal type matches, also
 	// in a generic plan). $1 is unused: the caller sends only Patient searches here.
 	patientsByIdentifierSQL = resourceColumns + ` FROM resource_identifiers i JOIN resources r ON r.type = i.type AND r.id = i.id
-	WHERE i.type = 'Patient' AND i.identifier_index = $7::bytea AND i.id > $5::text
+	WHERE i.type = 'Patient' AND i.site = $7::text AND i.identifier_index = $8::bytea AND i.id > $5::text
 	AND ($1::text = 'Patient')
 	AND ($2::bytea IS NULL OR i.patient_index = $2::bytea)
 	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	AND ($7::text = '' OR r.site = $7::text)
 	ORDER BY i.id LIMIT $6::bigint`
 
 	// resourcesByCodeSQL walks the (code_index, id) index of resource_codes.
@@ -77,21 +81,23 @@ const (
 	AND ($1::text = '' OR c.type = $1::text)
 	AND ($2::bytea IS NULL OR r.patient_index = $2::bytea)
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	AND ($7::text = '' OR r.site = $7::text)
 	ORDER BY c.id, c.type LIMIT $6::bigint`
 
 	// resourcesByEffectiveAscSQL and resourcesByEffectiveDescSQL walk a patient's resources
 	// of one type in (effective, id) order on the (patient_index, type, effective NULLS FIRST,
-	// id) index, forwards and backwards; $7/$8 bound effective to [from, to), and $9/$5 resume
+	// id) index, forwards and backwards; $8/$9 bound effective to [from, to), and $10/$5 resume
 	// after an (effective, id) cursor. An unset effective sorts first, as in SQLite.
 	resourcesByEffectiveAscSQL = resourceColumns + ` FROM resources r
 	WHERE r.patient_index = $2::bytea AND r.type = $1::text
 	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
-	AND ($7::timestamptz IS NULL OR r.effective >= $7::timestamptz)
-	AND ($8::timestamptz IS NULL OR r.effective < $8::timestamptz)
-	AND ($9::timestamptz IS NULL OR r.effective > $9::timestamptz
-		OR (r.effective = $9::timestamptz AND r.id > $5::text))
+	AND ($7::text = '' OR r.site = $7::text)
+	AND ($8::timestamptz IS NULL OR r.effective >= $8::timestamptz)
+	AND ($9::timestamptz IS NULL OR r.effective < $9::timestamptz)
+	AND ($10::timestamptz IS NULL OR r.effective > $10::timestamptz
+		OR (r.effective = $10::timestamptz AND r.id > $5::text))
 	ORDER BY r.effective ASC NULLS FIRST, r.id ASC LIMIT $6::bigint`
 
 	resourcesByEffectiveDescSQL = resourceColumns + ` FROM resources r
@@ -99,10 +105,11 @@ const (
 	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
-	AND ($7::timestamptz IS NULL OR r.effective >= $7::timestamptz)
-	AND ($8::timestamptz IS NULL OR r.effective < $8::timestamptz)
-	AND ($9::timestamptz IS NULL OR r.effective < $9::timestamptz
-		OR (r.effective = $9::timestamptz AND r.id < $5::text))
+	AND ($7::text = '' OR r.site = $7::text)
+	AND ($8::timestamptz IS NULL OR r.effective >= $8::timestamptz)
+	AND ($9::timestamptz IS NULL OR r.effective < $9::timestamptz)
+	AND ($10::timestamptz IS NULL OR r.effective < $10::timestamptz
+		OR (r.effective = $10::timestamptz AND r.id < $5::text))
 	ORDER BY r.effective DESC NULLS LAST, r.id DESC LIMIT $6::bigint`
 
 	// resourcesByTypeSQL walks the primary key.
@@ -112,6 +119,7 @@ const (
 	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	AND ($7::text = '' OR r.site = $7::text)
 	ORDER BY r.id LIMIT $6::bigint`
 
 	// resourcesAllSQL scans every resource (export), sorted by id.
@@ -122,13 +130,14 @@ const (
 	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	AND ($7::text = '' OR r.site = $7::text)
 	ORDER BY r.id, r.type LIMIT $6::bigint`
 
-	selectDataKeySQL = `SELECT patient_index, wrapped, created_at FROM data_keys WHERE patient_index = $1`
-	insertDataKeySQL = `INSERT INTO data_keys (patient_index, wrapped, created_at) VALUES ($1, $2, $3)
+	selectDataKeySQL = `SELECT patient_index, wrapped, created_at, site FROM data_keys WHERE patient_index = $1`
+	insertDataKeySQL = `INSERT INTO data_keys (patient_index, wrapped, created_at, site) VALUES ($1, $2, $3, $4)
 	ON CONFLICT (patient_index) DO NOTHING`
 	// pageDataKeysSQL locks a page of data keys in patient index order for the rewrap.
-	pageDataKeysSQL = `SELECT patient_index, wrapped, created_at FROM data_keys
+	pageDataKeysSQL = `SELECT patient_index, wrapped, created_at, site FROM data_keys
 	WHERE $1::bytea IS NULL OR patient_index > $1::bytea ORDER BY patient_index LIMIT $2 FOR UPDATE`
 	updateDataKeysSQL = `UPDATE data_keys d SET wrapped = u.wrapped
 	FROM unnest($1::bytea[], $2::bytea[]) AS u(patient_index, wrapped) WHERE d.patient_index = u.patient_index`
@@ -186,7 +195,7 @@ type resourceRow struct {
 }
 
 func (x *resourceRow) targets() []any {
-	return []any{&x.r.Type, &x.r.ID, &x.version, &x.r.PatientIndex, &x.effective, &x.updated, &x.r.Body,
+	return []any{&x.r.Type, &x.r.ID, &x.version, &x.r.PatientIndex, &x.effective, &x.updated, &x.r.Body, &x.r.Site,
 		&x.r.CodeIndexes, &x.r.IdentifierIndexes}
 }
 
@@ -230,8 +239,12 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 	typ, patient, code, since, after := f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), dbTime(f.Since), f.After
 	from, to, afterEff := dbTime(f.EffectiveFrom), dbTime(f.EffectiveTo), dbTime(f.AfterEffective)
 
-	args := []any{typ, patient, code, since, after, limit}
 	lead := f.Lead()
+	site := f.Site
+	if lead == vitalgate.LeadPatientsByIdentifier {
+		site = vitalgate.StoredSite(site) // a Patient identifier is unique within one site
+	}
+	args := []any{typ, patient, code, since, after, limit, site}
 	switch lead {
 	case vitalgate.LeadEffectiveAsc, vitalgate.LeadEffectiveDesc:
 		args = append(args, from, to, afterEff)
@@ -272,7 +285,7 @@ func scanDataKey(row pgx.Row) (vitalgate.DataKey, error) {
 		k       vitalgate.DataKey
 		created *time.Time
 	)
-	err := row.Scan(&k.PatientIndex, &k.Wrapped, &created)
+	err := row.Scan(&k.PatientIndex, &k.Wrapped, &created, &k.Site)
 	k.CreatedAt = goTime(created)
 	return k, err
 }
@@ -287,7 +300,7 @@ func (db *DB) PutDataKey(ctx context.Context, k vitalgate.DataKey) (vitalgate.Da
 		return vitalgate.DataKey{}, err
 	}
 	b := &pgx.Batch{}
-	b.Queue(insertDataKeySQL, k.PatientIndex, k.Wrapped, dbTime(db.orNow(k.CreatedAt)))
+	b.Queue(insertDataKeySQL, k.PatientIndex, k.Wrapped, dbTime(db.orNow(k.CreatedAt)), vitalgate.StoredSite(k.Site))
 	b.Queue(selectDataKeySQL, k.PatientIndex)
 	br := db.pool.SendBatch(ctx, b)
 	_, err := br.Exec()

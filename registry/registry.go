@@ -51,11 +51,24 @@ func Operator(name string) vitalgate.Principal {
 	return vitalgate.Principal{Kind: KindOperator, ID: name}
 }
 
-// Sealer is what the registry needs from the vault: the patient's blind index and sealing of
-// the patient reference a device record holds.
+// Sealer is what the registry needs from the vault: the patient's blind index within a site
+// and sealing of the patient reference a device record holds.
 type Sealer interface {
-	PatientIndex(patientID string) []byte
-	SealValue(ctx context.Context, patientIndex []byte, purpose string, value []byte) ([]byte, error)
+	SitePatientIndex(site, patientID string) []byte
+	SealValue(ctx context.Context, site string, patientIndex []byte, purpose string, value []byte) ([]byte, error)
+}
+
+// Store is what the registry reads and writes: devices and their certificates, the sites
+// they belong to, the models that set their patient binding, and the Patients an assignment
+// names (to refuse one of another site).
+type Store interface {
+	vitalgate.DeviceStore
+	// Site returns a site. ENOTFOUND.
+	Site(ctx context.Context, id string) (vitalgate.Site, error)
+	// Model returns a device model. ENOTFOUND.
+	Model(ctx context.Context, id string) (vitalgate.DeviceModel, error)
+	// Resource returns a stored resource (a Patient). ENOTFOUND.
+	Resource(ctx context.Context, typ, id string) (vitalgate.SealedResource, error)
 }
 
 // FailureLimiter throttles failed enrollments per (device id, source address): Allow
@@ -71,7 +84,7 @@ type FailureLimiter interface {
 // Config configures a Service. DefaultConfig gives the settings' secure defaults; the
 // collaborators (Store, CA, Vault, Audit) are required.
 type Config struct {
-	Store vitalgate.DeviceStore
+	Store Store
 	CA    *pki.CA
 	Vault Sealer
 	Audit *audit.Log
@@ -151,6 +164,7 @@ type Service struct {
 	dummy   func() (string, error) // argon2id hash of a random secret nobody knows (made once, on first use)
 	devices *fresh.Cache[string, vitalgate.Device]
 	certs   *fresh.Cache[string, vitalgate.Certificate]
+	models  *fresh.Cache[string, vitalgate.DeviceModel]
 }
 
 // New returns a Service, or the error of cfg.Validate.
@@ -180,6 +194,7 @@ func New(cfg Config) (*Service, error) {
 	})
 	s.devices = fresh.New[string, vitalgate.Device](cfg.MaxStaleness, s.now)
 	s.certs = fresh.New[string, vitalgate.Certificate](cfg.MaxStaleness, s.now)
+	s.models = fresh.New[string, vitalgate.DeviceModel](cfg.MaxStaleness, s.now)
 	return s, nil
 }
 
@@ -212,6 +227,9 @@ func agent(e audit.Entry, p vitalgate.Principal) audit.Entry {
 		e.AgentType, e.AgentRole = audit.AgentClient, string(p.Role)
 	}
 	e.AgentID, e.Emergency = p.ID, p.Emergency
+	if e.Site == "" && p.Site != vitalgate.AllSites {
+		e.Site = p.Site
+	}
 	return e
 }
 
@@ -230,29 +248,106 @@ func (s *Service) refused(ctx context.Context, p vitalgate.Principal, e audit.En
 	}
 }
 
-// seal returns the blind index and sealed reference of patientID for device deviceID.
-func (s *Service) seal(ctx context.Context, deviceID, patientID string) ([]byte, []byte, error) {
-	pidx := s.cfg.Vault.PatientIndex(patientID)
-	sealed, err := s.cfg.Vault.SealValue(ctx, pidx, "device-patient:"+deviceID, []byte(patientID))
+// seal returns the blind index (within site) and sealed reference of patientID for device
+// deviceID.
+func (s *Service) seal(ctx context.Context, site, deviceID, patientID string) ([]byte, []byte, error) {
+	pidx := s.cfg.Vault.SitePatientIndex(site, patientID)
+	sealed, err := s.cfg.Vault.SealValue(ctx, site, pidx, "device-patient:"+deviceID, []byte(patientID))
 	if err != nil {
 		return nil, nil, err
 	}
 	return pidx, sealed, nil
 }
 
-// Add registers device id assigned to patientID and returns it with its one-time enrollment
-// secret, valid for expires (DefaultEnrollTTL when zero). Errors: EINVALID for a bad id,
-// patient id or expiry, ECONFLICT if the device exists.
+// inSite checks that p may act on a record of site: an operator always, anyone else only
+// within its own site. The refusal reads as if the record did not exist (ENOTFOUND, what),
+// so that a principal of one site cannot probe another's; the audit entry tells the truth.
+func inSite(p vitalgate.Principal, site, what string) error {
+	if p.Kind == KindOperator || vitalgate.InSite(p.Site, site) {
+		return nil
+	}
+	return &vitalgate.Error{Code: vitalgate.ENOTFOUND, Message: what,
+		Err: fmt.Errorf("site: %q acts within site %q, the record is of site %q", p.ID, p.Site, site)}
+}
+
+// patientSite refuses an assignment to a Patient of another site: a Patient stored under
+// patientID must belong to site (a patient id that no stored Patient has is the site's).
+func (s *Service) patientSite(ctx context.Context, site, patientID string) error {
+	r, err := s.cfg.Store.Resource(ctx, "Patient", patientID)
+	switch vitalgate.ErrorCode(err) {
+	case vitalgate.ENOTFOUND:
+		return nil
+	case "":
+	default:
+		return err
+	}
+	if r.Site != site {
+		return vitalgate.FieldErrorf(vitalgate.EFORBIDDEN, "patient",
+			"Patient/%s belongs to another site than the device; a device is assigned only to patients of its own site", patientID)
+	}
+	return nil
+}
+
+// Add registers device id of the default site (AddToSite).
 func (s *Service) Add(ctx context.Context, p vitalgate.Principal, id, patientID, model string, expires time.Duration) (vitalgate.Device, string, error) {
+	return s.AddToSite(ctx, p, vitalgate.DefaultSite, id, patientID, model, expires)
+}
+
+// AddToSite registers device id of site assigned to patientID (none for a device whose
+// model binds identified patients) and returns it with its one-time enrollment secret,
+// valid for expires (DefaultEnrollTTL when zero). A refusal for another site's patient is
+// audited. Errors: EINVALID for a bad id, patient id or expiry, ENOTFOUND for an unknown
+// site, EFORBIDDEN for a Patient of another site, ECONFLICT if the device exists.
+func (s *Service) AddToSite(ctx context.Context, p vitalgate.Principal, site, id, patientID, model string, expires time.Duration) (vitalgate.Device, string, error) {
 	if expires == 0 {
 		expires = DefaultEnrollTTL
 	}
 	if err := checkID("id", "the device id", id); err != nil {
 		return vitalgate.Device{}, "", err
 	}
+	if err := s.checkSite(ctx, p, site); err != nil {
+		if vitalgate.ErrorCode(err) != vitalgate.EINVALID {
+			s.refused(ctx, p, audit.Entry{Action: audit.ActionCreate, Type: "admin", Subtype: "device-add",
+				Resources: []string{"Device/" + id}, Site: site}, err)
+		}
+		return vitalgate.Device{}, "", err
+	}
+	binding, err := s.binding(ctx, model)
+	if err != nil {
+		return vitalgate.Device{}, "", err
+	}
+	if patientID == "" && binding == vitalgate.BindingIdentified {
+		return s.add(ctx, p, site, id, "", model, expires)
+	}
 	if err := checkID("patient", "the patient id", patientID); err != nil {
 		return vitalgate.Device{}, "", err
 	}
+	if err := s.patientSite(ctx, site, patientID); err != nil {
+		s.refused(ctx, p, audit.Entry{Action: audit.ActionCreate, Type: "admin", Subtype: "device-add",
+			Resources: []string{"Device/" + id}, Site: site}, err)
+		return vitalgate.Device{}, "", err
+	}
+	return s.add(ctx, p, site, id, patientID, model, expires)
+}
+
+// checkSite checks that site exists and p may register a device there.
+func (s *Service) checkSite(ctx context.Context, p vitalgate.Principal, site string) error {
+	if err := vitalgate.CheckSiteID(site); err != nil {
+		return err
+	}
+	if err := inSite(p, site, "no such site"); err != nil {
+		return err
+	}
+	if _, err := s.cfg.Store.Site(ctx, site); err != nil {
+		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+			return vitalgate.FieldErrorf(vitalgate.ENOTFOUND, "site", "no site %q exists; add it first (vitalgate site add)", site)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Service) add(ctx context.Context, p vitalgate.Principal, site, id, patientID, model string, expires time.Duration) (vitalgate.Device, string, error) {
 	if expires < 0 || expires > MaxEnrollTTL {
 		return vitalgate.Device{}, "", vitalgate.FieldErrorf(vitalgate.EINVALID, "expires", "the enrollment secret's life must be between 1s and 720h")
 	}
@@ -264,16 +359,18 @@ func (s *Service) Add(ctx context.Context, p vitalgate.Principal, id, patientID,
 	if err != nil {
 		return vitalgate.Device{}, "", err
 	}
-	pidx, sealed, err := s.seal(ctx, id, patientID)
-	if err != nil {
-		return vitalgate.Device{}, "", err
+	var pidx, sealed []byte
+	if patientID != "" {
+		if pidx, sealed, err = s.seal(ctx, site, id, patientID); err != nil {
+			return vitalgate.Device{}, "", err
+		}
 	}
 	now := s.clock()
-	d := vitalgate.Device{ID: id, Model: model, Status: vitalgate.DeviceActive,
+	d := vitalgate.Device{ID: id, Site: site, Model: model, Status: vitalgate.DeviceActive,
 		PatientIndex: pidx, PatientSealed: sealed, CreatedAt: now, UpdatedAt: now,
 		EnrollSecretHash: hash, EnrollExpiresAt: now.Add(expires)}
 	e := s.entry(ctx, p, audit.Entry{Action: audit.ActionCreate, Type: "admin", Subtype: "device-add",
-		Outcome: audit.OutcomeSuccess, PatientIndex: audit.PatientIndex(pidx), Resources: []string{"Device/" + id}})
+		Outcome: audit.OutcomeSuccess, PatientIndex: audit.PatientIndex(pidx), Resources: []string{"Device/" + id}, Site: site})
 	if err := s.cfg.Store.CreateDevice(ctx, d, e); err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
 			return vitalgate.Device{}, "", vitalgate.Errorf(vitalgate.ECONFLICT, "device %q is already registered", id)
@@ -300,9 +397,20 @@ func (s *Service) Revoke(ctx context.Context, p vitalgate.Principal, deviceID st
 	if err := s.mayAdminister(p, "Device", access.OpUpdate); err != nil {
 		return err
 	}
+	d, err := s.cfg.Store.Device(ctx, deviceID)
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return vitalgate.Errorf(vitalgate.ENOTFOUND, "no device %q is registered", deviceID)
+	} else if err != nil {
+		return err
+	}
+	if err := inSite(p, d.Site, fmt.Sprintf("no device %q is registered", deviceID)); err != nil {
+		s.refused(ctx, p, audit.Entry{Action: audit.ActionUpdate, Type: "admin", Subtype: "device-revoke",
+			Resources: []string{"Device/" + deviceID}, Site: d.Site}, err)
+		return err
+	}
 	e := s.entry(ctx, p, audit.Entry{Action: audit.ActionUpdate, Type: "admin", Subtype: "device-revoke",
-		Outcome: audit.OutcomeSuccess, Resources: []string{"Device/" + deviceID}})
-	err := s.cfg.Store.RevokeDevice(ctx, deviceID, s.clock(), e)
+		Outcome: audit.OutcomeSuccess, Resources: []string{"Device/" + deviceID}, Site: d.Site})
+	err = s.cfg.Store.RevokeDevice(ctx, deviceID, s.clock(), e)
 	s.devices.Forget(deviceID)
 	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
 		return vitalgate.Errorf(vitalgate.ENOTFOUND, "no device %q is registered", deviceID)
@@ -341,12 +449,28 @@ func (s *Service) Assign(ctx context.Context, p vitalgate.Principal, deviceID, p
 	if err := checkID("patient", "patient", patientID); err != nil {
 		return vitalgate.Device{}, vitalgate.FieldErrorf(vitalgate.EINVALID, "patient", "patient must be a Patient id")
 	}
-	pidx, sealed, err := s.seal(ctx, deviceID, patientID)
+	d, err := s.cfg.Store.Device(ctx, deviceID)
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return vitalgate.Device{}, vitalgate.Errorf(vitalgate.ENOTFOUND, "no device %q is registered", deviceID)
+	} else if err != nil {
+		return vitalgate.Device{}, err
+	}
+	refused := audit.Entry{Action: audit.ActionUpdate, Type: "admin", Subtype: "assign-device",
+		Resources: []string{"Device/" + deviceID}, Site: d.Site}
+	if err := inSite(p, d.Site, fmt.Sprintf("no device %q is registered", deviceID)); err != nil {
+		s.refused(ctx, p, refused, err)
+		return vitalgate.Device{}, err
+	}
+	if err := s.patientSite(ctx, d.Site, patientID); err != nil {
+		s.refused(ctx, p, refused, err)
+		return vitalgate.Device{}, err
+	}
+	pidx, sealed, err := s.seal(ctx, d.Site, deviceID, patientID)
 	if err != nil {
 		return vitalgate.Device{}, err
 	}
 	e := s.entry(ctx, p, audit.Entry{Action: audit.ActionUpdate, Type: "admin", Subtype: "assign-device",
-		Outcome: audit.OutcomeSuccess, PatientIndex: audit.PatientIndex(pidx), Resources: []string{"Device/" + deviceID}})
+		Outcome: audit.OutcomeSuccess, PatientIndex: audit.PatientIndex(pidx), Resources: []string{"Device/" + deviceID}, Site: d.Site})
 	err = s.cfg.Store.AssignPatient(ctx, deviceID, pidx, sealed, s.clock(), e)
 	s.devices.Forget(deviceID)
 	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
@@ -376,10 +500,36 @@ func (s *Service) Sender(ctx context.Context, deviceID string) (vitalgate.Device
 	if err := active(d); err != nil {
 		return d, err
 	}
-	if len(d.PatientIndex) == 0 {
+	b, err := s.binding(ctx, d.Model)
+	if err != nil {
+		return d, err
+	}
+	if len(d.PatientIndex) == 0 && b != vitalgate.BindingIdentified {
 		return d, vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q is not assigned to a patient", deviceID)
 	}
 	return d, nil
+}
+
+// Binding returns the patient-binding policy of the device's model (BindingAssigned for a
+// model that is not registered), from facts at most MaxStaleness old.
+func (s *Service) Binding(ctx context.Context, d vitalgate.Device) (vitalgate.Binding, error) {
+	return s.binding(ctx, d.Model)
+}
+
+func (s *Service) binding(ctx context.Context, model string) (vitalgate.Binding, error) {
+	if model == "" {
+		return vitalgate.BindingAssigned, nil
+	}
+	m, err := s.models.Get(ctx, model, func(ctx context.Context) (vitalgate.DeviceModel, error) {
+		return s.cfg.Store.Model(ctx, model)
+	})
+	switch vitalgate.ErrorCode(err) {
+	case "":
+		return m.Binding, nil
+	case vitalgate.ENOTFOUND:
+		return vitalgate.BindingAssigned, nil
+	}
+	return "", err
 }
 
 // active is the one device-is-active rule.
@@ -537,7 +687,7 @@ func (s *Service) Enroll(ctx context.Context, p vitalgate.Principal, secret stri
 	}
 	rec := certRecord(cert, d.ID, now)
 	e := s.entry(ctx, p, audit.Entry{Action: audit.ActionCreate, Type: "enroll", Subtype: "simpleenroll",
-		Outcome: audit.OutcomeSuccess, Resources: []string{"Certificate/" + rec.Serial}})
+		Outcome: audit.OutcomeSuccess, Resources: []string{"Certificate/" + rec.Serial}, Site: d.Site})
 	if err := s.cfg.Store.ConsumeEnrollSecret(ctx, d.ID, d.EnrollSecretHash, rec, e); err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
 			s.logEnrollRefusal(ctx, p, "the enrollment secret was used meanwhile (a concurrent enrollment)")
@@ -569,6 +719,9 @@ func (s *Service) Reenroll(ctx context.Context, current *x509.Certificate, csr [
 	rec := certRecord(cert, id, now)
 	old := pki.SerialHex(current)
 	p := vitalgate.Principal{Kind: "device", ID: id, Role: vitalgate.RoleDevice}
+	if d, err := s.device(ctx, id); err == nil {
+		p.Site = d.Site
+	}
 	e := s.entry(ctx, p, audit.Entry{Action: audit.ActionCreate, Type: "enroll", Subtype: "simplereenroll",
 		Outcome: audit.OutcomeSuccess, Resources: []string{"Certificate/" + rec.Serial, "Certificate/" + old}})
 	if err := s.cfg.Store.RenewCertificate(ctx, rec, old, now.Add(s.cfg.ReenrollOverlap), e); err != nil {

@@ -403,7 +403,7 @@ func TestAssignAndRevokeRules(t *testing.T) {
 	e := mustEnv(t, nil)
 	ctx := t.Context()
 	e.add("dev-1", "pat-a")
-	scoped := vitalgate.Principal{Kind: "client", ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Device.rus"}}
+	scoped := vitalgate.Principal{Kind: "client", Site: vitalgate.DefaultSite, ID: "admin", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Device.rus"}}
 	unscoped := vitalgate.Principal{Kind: "client", ID: "reader", Role: vitalgate.RoleAdmin, Scopes: []string{"system/Device.rs"}}
 	device := vitalgate.Principal{Kind: "device", ID: "dev-1", Role: vitalgate.RoleDevice}
 	tests := []struct {

@@ -135,11 +135,13 @@ func scanCheckpoint(s rowiter.Scanner) (vitalgate.AuditCheckpoint, error) {
 // Audit search SQL (audit_index, migration 0008). Each query leads with one indexed field
 // and filters the others as residuals; a unary + keeps SQLite from choosing another index
 // for a residual. ?1..?6 are the patient index, agent id, action, outcome (” for any) and
-// the time bounds in vitalgate.AuditIndexTime form; ?7 is the limit.
+// the time bounds in vitalgate.AuditIndexTime form; ?7 is the limit, ?8 the site (” for any,
+// migration 0009).
 const (
 	auditSearchSelect = `SELECT l.idx, l.data, l.hash FROM audit_index i JOIN audit_log l ON l.idx = i.idx WHERE `
 	auditSearchRest   = ` AND (?1 = '' OR +i.patient_index = ?1) AND (?2 = '' OR +i.agent_id = ?2)
-	AND (?3 = '' OR +i.action = ?3) AND (?4 = '' OR +i.outcome = ?4) AND +i.time >= ?5 AND +i.time < ?6`
+	AND (?3 = '' OR +i.action = ?3) AND (?4 = '' OR +i.outcome = ?4) AND +i.time >= ?5 AND +i.time < ?6
+	AND (?8 = '' OR +i.site = ?8)`
 
 	outboxCursorSQL    = `SELECT next FROM outbox_cursors WHERE destination = ?`
 	setOutboxCursorSQL = `INSERT INTO outbox_cursors (destination, next, updated_at) VALUES (?, ?, ?)
@@ -155,6 +157,7 @@ var auditSearchQueries = [...]string{
 	vitalgate.AuditLeadOutcome: auditSearchSelect + `i.outcome = ?4` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`,
 	vitalgate.AuditLeadAction:  auditSearchSelect + `i.action = ?3` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`,
 	vitalgate.AuditLeadTime:    auditSearchSelect + `i.time >= ?5 AND i.time < ?6` + auditSearchRest + ` ORDER BY i.time DESC, i.idx DESC LIMIT ?7`,
+	vitalgate.AuditLeadSite:    auditSearchSelect + `i.site = ?8` + auditSearchRest + ` ORDER BY i.idx DESC LIMIT ?7`,
 }
 
 // AuditSearch calls fn for the entries that match q, newest first, at most q.Limit, through

@@ -10,9 +10,9 @@ import (
 )
 
 const (
-	insertClientSQL = `INSERT INTO clients (id, role, secret_hash, scopes, created_at, disabled, jwks)
-	VALUES (?, ?, ?, ?, ?, ?, ?)`
-	selectClientSQL        = `SELECT id, role, secret_hash, scopes, created_at, disabled, jwks FROM clients WHERE id = ?`
+	insertClientSQL = `INSERT INTO clients (id, role, secret_hash, scopes, created_at, disabled, jwks, site)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	selectClientSQL        = `SELECT id, role, secret_hash, scopes, created_at, disabled, jwks, site FROM clients WHERE id = ?`
 	insertClientPatientSQL = `INSERT OR IGNORE INTO client_patients (client_id, patient_index) VALUES (?, ?)`
 	selectClientPatientSQL = `SELECT patient_index FROM client_patients WHERE client_id = ? ORDER BY patient_index`
 	updateClientSQL        = `UPDATE clients SET role = ?, secret_hash = ?, scopes = ?, disabled = ?, jwks = ? WHERE id = ?`
@@ -29,13 +29,16 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 	if c.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Client.id", "client id is empty")
 	}
+	if err := vitalgate.CheckClientSite(c.Site); err != nil {
+		return err
+	}
 	js, tx, err := db.beginClientWrite(ctx, c, audit)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
 	if _, err = tx.ExecContext(ctx, insertClientSQL, c.ID, string(c.Role), c.SecretHash, js,
-		dbTime(db.orNow(c.CreatedAt)), c.Disabled, dbBlob(c.JWKS)); err != nil {
+		dbTime(db.orNow(c.CreatedAt)), c.Disabled, dbBlob(c.JWKS), vitalgate.StoredSite(c.Site)); err != nil {
 		return mapError(err, "client")
 	}
 	for _, p := range c.PatientIndexes {
@@ -96,7 +99,7 @@ func (db *DB) Client(ctx context.Context, id string) (vitalgate.Client, error) {
 		created sql.NullInt64
 	)
 	err := db.queryRow(ctx, selectClientSQL, id).Scan(&c.ID, &role, &c.SecretHash, &scopes,
-		&created, &c.Disabled, &c.JWKS)
+		&created, &c.Disabled, &c.JWKS, &c.Site)
 	if err != nil {
 		return vitalgate.Client{}, mapError(err, "client")
 	}
@@ -127,7 +130,7 @@ func (db *DB) Client(ctx context.Context, id string) (vitalgate.Client, error) {
 }
 
 // UpdateClient replaces an existing client's role, secret hash, scopes, keys, care team and
-// disabled flag and appends the audit entries, in one transaction. Returns ENOTFOUND if no
+// disabled flag (never its site) and appends the audit entries, in one transaction. Returns ENOTFOUND if no
 // client has the id, EINVALID for an empty id or audit entry.
 func (db *DB) UpdateClient(ctx context.Context, c vitalgate.Client, audit ...[]byte) error {
 	if c.ID == "" {

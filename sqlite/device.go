@@ -12,13 +12,13 @@ import (
 
 const (
 	deviceColumns = `SELECT id, model, status, patient_index, patient_sealed, created_at, updated_at,
-	enroll_secret_hash, enroll_expires_at FROM devices`
+	enroll_secret_hash, enroll_expires_at, site FROM devices`
 
 	selectDeviceSQL  = deviceColumns + ` WHERE id = ?`
 	selectDevicesSQL = deviceColumns + ` ORDER BY id`
 
 	insertDeviceSQL = `INSERT INTO devices (id, model, status, patient_index, patient_sealed,
-	created_at, updated_at, enroll_secret_hash, enroll_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	created_at, updated_at, enroll_secret_hash, enroll_expires_at, site) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 	deviceExistsSQL = `SELECT 1 FROM devices WHERE id = ?`
 
@@ -76,6 +76,10 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]b
 	if d.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Device.id", "device id is empty")
 	}
+	d.Site = vitalgate.StoredSite(d.Site)
+	if err := vitalgate.CheckSiteID(d.Site); err != nil {
+		return err
+	}
 	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
@@ -89,7 +93,7 @@ func (db *DB) CreateDevice(ctx context.Context, d vitalgate.Device, audit ...[]b
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, insertDeviceSQL, d.ID, d.Model, string(d.Status),
 			dbBlob(d.PatientIndex), dbBlob(d.PatientSealed), dbTime(d.CreatedAt), dbTime(d.UpdatedAt),
-			d.EnrollSecretHash, dbTime(d.EnrollExpiresAt))
+			d.EnrollSecretHash, dbTime(d.EnrollExpiresAt), d.Site)
 		if err != nil {
 			return mapError(err, "device")
 		}
@@ -111,7 +115,7 @@ func scanDevice(s rowiter.Scanner) (vitalgate.Device, error) {
 		created, updated, expiresAt sql.NullInt64
 	)
 	err := s.Scan(&d.ID, &d.Model, &status, &d.PatientIndex, &d.PatientSealed, &created, &updated,
-		&d.EnrollSecretHash, &expiresAt)
+		&d.EnrollSecretHash, &expiresAt, &d.Site)
 	d.Status = vitalgate.DeviceStatus(status)
 	d.CreatedAt, d.UpdatedAt, d.EnrollExpiresAt = goTime(created), goTime(updated), goTime(expiresAt)
 	return d, err

@@ -37,6 +37,7 @@ func TestMigrateLegacyIdentifiers(t *testing.T) {
 		RecordMigration:  `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, unixepoch() * 1000000)`,
 		InsertResource:   `INSERT INTO resources (type, id, version, patient_index, body) VALUES (?, ?, 1, ?, ?)`,
 		InsertCode:       `INSERT INTO resource_codes (type, id, code_index) VALUES (?, ?, ?)`,
+		InsertClient:     `INSERT INTO clients (id, role, created_at) VALUES (?, ?, 0)`,
 	})
 	if err := raw.Close(); err != nil {
 		t.Fatal(err)

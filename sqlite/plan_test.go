@@ -26,17 +26,18 @@ func TestQueryPlans(t *testing.T) {
 		want    string // must appear in the plan
 		notWant string // must not
 	}{
-		{"patient", []any{"Observation", []byte("p"), nil, nil, "", 10}, "USING INDEX resources_patient_id", "TEMP B-TREE"},
-		{"code", []any{"", nil, []byte("c"), nil, "", 10}, "USING COVERING INDEX resource_codes_code", "TEMP B-TREE"},
-		{"type", []any{"Observation", nil, nil, nil, "", 10}, "USING INDEX sqlite_autoindex_resources_1", "TEMP B-TREE"},
+		// Parameters ?1..?9 and ?10, the site (migration 0009).
+		{"patient", []any{"Observation", []byte("p"), nil, nil, "", 10, nil, nil, nil, "s"}, "USING INDEX resources_patient_id", "TEMP B-TREE"},
+		{"code", []any{"", nil, []byte("c"), nil, "", 10, nil, nil, nil, "s"}, "USING COVERING INDEX resource_codes_code", "TEMP B-TREE"},
+		{"type", []any{"Observation", nil, nil, nil, "", 10, nil, nil, nil, "s"}, "USING INDEX sqlite_autoindex_resources_1", "TEMP B-TREE"},
 		// Finding a patient's observation by identifier seeks (type, patient, identifier):
 		// its cost must not grow with the patient's history (security review finding 1).
-		{"identifier", []any{"Observation", []byte("p"), nil, nil, "", 1, []byte("i")},
+		{"identifier", []any{"Observation", []byte("p"), nil, nil, "", 1, []byte("i"), nil, nil, "s"},
 			"SEARCH i USING COVERING INDEX resource_identifiers_patient (type=? AND patient_index=? AND identifier_index=? AND id>?)", "resources_patient"},
-		{"patient identifier", []any{"Patient", nil, nil, nil, "", 1, []byte("i")},
-			"SEARCH i USING INDEX resource_identifiers_patient_unique (identifier_index=?", "resources_patient"},
+		{"patient identifier", []any{"Patient", nil, nil, nil, "", 1, []byte("i"), nil, nil, "s"},
+			"SEARCH i USING INDEX resource_identifiers_patient_unique (site=? AND identifier_index=?", "resources_patient"},
 		// Export of everything: a scan and a sort, accepted.
-		{"all", []any{"", nil, nil, nil, "", -1}, "SCAN r", ""},
+		{"all", []any{"", nil, nil, nil, "", -1, nil, nil, nil, ""}, "SCAN r", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,17 +12,17 @@ import (
 )
 
 const (
-	insertResourceSQL = `INSERT INTO resources (type, id, version, patient_index, effective, last_updated, body)
-	VALUES (?, ?, ?, ?, ?, ?, ?)`
+	insertResourceSQL = `INSERT INTO resources (type, id, version, patient_index, effective, last_updated, body, site)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	insertCodeSQL = `INSERT OR IGNORE INTO resource_codes (type, id, code_index) VALUES (?, ?, ?)`
 	// insertIdentifierSQL stores an identifier index once per resource; a Patient identifier
 	// that another Patient has fails the unique index resource_identifiers_patient_unique.
-	insertIdentifierSQL = `INSERT INTO resource_identifiers (type, id, patient_index, identifier_index)
-	VALUES (?, ?, ?, ?) ON CONFLICT (type, id, identifier_index) DO NOTHING`
+	insertIdentifierSQL = `INSERT INTO resource_identifiers (type, id, patient_index, identifier_index, site)
+	VALUES (?, ?, ?, ?, ?) ON CONFLICT (type, id, identifier_index) DO NOTHING`
 
 	// resourceColumns selects a resource and, as comma-separated hex, its code indexes and
 	// its identifier indexes.
-	resourceColumns = `SELECT r.type, r.id, r.version, r.patient_index, r.effective, r.last_updated, r.body,
+	resourceColumns = `SELECT r.type, r.id, r.version, r.patient_index, r.effective, r.last_updated, r.body, r.site,
 	(SELECT group_concat(hex(x.code_index), ',') FROM resource_codes x WHERE x.type = r.type AND x.id = r.id),
 	(SELECT group_concat(hex(x.identifier_index), ',') FROM resource_identifiers x WHERE x.type = r.type AND x.id = r.id)`
 
@@ -31,6 +31,7 @@ const (
 	// The Resources queries all take the same numbered parameters:
 	//	?1 type ('' for any)  ?2 patient index (NULL for any)  ?3 code index (NULL for any)
 	//	?4 since (NULL for any)  ?5 after ('' from the start)  ?6 limit (-1 for none)
+	//	?10 site ('' for any)
 	// They differ in which filter leads, so that SQLite can use an index for it.
 
 	// resourcesByPatientSQL walks the (patient_index, id) index.
@@ -39,7 +40,7 @@ const (
 	AND (?1 = '' OR r.type = ?1)
 	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
-	AND (?4 IS NULL OR r.last_updated >= ?4)
+	AND (?4 IS NULL OR r.last_updated >= ?4) AND (?10 = '' OR r.site = ?10)
 	ORDER BY r.id, r.type LIMIT ?6`
 
 	// resourcesByIdentifierSQL seeks a patient's resources of one type with identifier ?7 on
@@ -49,17 +50,18 @@ const (
 	WHERE i.type = ?1 AND i.patient_index = ?2 AND i.identifier_index = ?7 AND i.id > ?5
 	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
-	AND (?4 IS NULL OR r.last_updated >= ?4)
+	AND (?4 IS NULL OR r.last_updated >= ?4) AND (?10 = '' OR r.site = ?10)
 	ORDER BY i.id LIMIT ?6`
 
-	// patientsByIdentifierSQL seeks the Patient with identifier ?7 on the unique partial
-	// index resource_identifiers_patient_unique (whose WHERE the literal type matches).
+	// patientsByIdentifierSQL seeks the Patient of site ?10 with identifier ?7 on the unique
+	// partial index resource_identifiers_patient_unique (site, identifier_index), whose WHERE
+	// the literal type matches.
 	patientsByIdentifierSQL = resourceColumns + ` FROM resource_identifiers i JOIN resources r ON r.type = i.type AND r.id = i.id
-	WHERE i.type = 'Patient' AND i.identifier_index = ?7 AND i.id > ?5
+	WHERE i.type = 'Patient' AND i.site = ?10 AND i.identifier_index = ?7 AND i.id > ?5
 	AND (?2 IS NULL OR i.patient_index = ?2)
 	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
-	AND (?4 IS NULL OR r.last_updated >= ?4)
+	AND (?4 IS NULL OR r.last_updated >= ?4) AND (?10 = '' OR r.site = ?10)
 	ORDER BY i.id LIMIT ?6`
 
 	// resourcesByCodeSQL walks the (code_index, id) index of resource_codes.
@@ -67,7 +69,7 @@ const (
 	WHERE c.code_index = ?3 AND c.id > ?5
 	AND (?1 = '' OR c.type = ?1)
 	AND (?2 IS NULL OR r.patient_index = ?2)
-	AND (?4 IS NULL OR r.last_updated >= ?4)
+	AND (?4 IS NULL OR r.last_updated >= ?4) AND (?10 = '' OR r.site = ?10)
 	ORDER BY c.id, c.type LIMIT ?6`
 
 	// resourcesByEffectiveAscSQL and resourcesByEffectiveDescSQL walk a patient's resources
@@ -77,7 +79,7 @@ const (
 	WHERE r.patient_index = ?2 AND r.type = ?1
 	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
-	AND (?4 IS NULL OR r.last_updated >= ?4)
+	AND (?4 IS NULL OR r.last_updated >= ?4) AND (?10 = '' OR r.site = ?10)
 	AND (?7 IS NULL OR r.effective >= ?7) AND (?8 IS NULL OR r.effective < ?8)
 	AND (?9 IS NULL OR r.effective > ?9 OR (r.effective = ?9 AND r.id > ?5))
 	ORDER BY r.effective, r.id LIMIT ?6`
@@ -86,7 +88,7 @@ const (
 	WHERE r.patient_index = ?2 AND r.type = ?1
 	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
-	AND (?4 IS NULL OR r.last_updated >= ?4)
+	AND (?4 IS NULL OR r.last_updated >= ?4) AND (?10 = '' OR r.site = ?10)
 	AND (?7 IS NULL OR r.effective >= ?7) AND (?8 IS NULL OR r.effective < ?8)
 	AND (?9 IS NULL OR r.effective < ?9 OR (r.effective = ?9 AND r.id < ?5))
 	ORDER BY r.effective DESC, r.id DESC LIMIT ?6`
@@ -97,7 +99,7 @@ const (
 	AND (?2 IS NULL OR r.patient_index = ?2)
 	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
-	AND (?4 IS NULL OR r.last_updated >= ?4)
+	AND (?4 IS NULL OR r.last_updated >= ?4) AND (?10 = '' OR r.site = ?10)
 	ORDER BY r.id LIMIT ?6`
 
 	// resourcesAllSQL scans every resource (export): SQLite sorts by id.
@@ -107,13 +109,13 @@ const (
 	AND (?2 IS NULL OR r.patient_index = ?2)
 	AND (?3 IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
 		WHERE c.type = r.type AND c.id = r.id AND c.code_index = ?3))
-	AND (?4 IS NULL OR r.last_updated >= ?4)
+	AND (?4 IS NULL OR r.last_updated >= ?4) AND (?10 = '' OR r.site = ?10)
 	ORDER BY r.id, r.type LIMIT ?6`
 
-	selectDataKeySQL = `SELECT patient_index, wrapped, created_at FROM data_keys WHERE patient_index = ?`
-	insertDataKeySQL = `INSERT INTO data_keys (patient_index, wrapped, created_at) VALUES (?, ?, ?)
+	selectDataKeySQL = `SELECT patient_index, wrapped, created_at, site FROM data_keys WHERE patient_index = ?`
+	insertDataKeySQL = `INSERT INTO data_keys (patient_index, wrapped, created_at, site) VALUES (?, ?, ?, ?)
 	ON CONFLICT (patient_index) DO NOTHING`
-	pageDataKeysSQL = `SELECT patient_index, wrapped, created_at FROM data_keys
+	pageDataKeysSQL = `SELECT patient_index, wrapped, created_at, site FROM data_keys
 	WHERE ?1 IS NULL OR patient_index > ?1 ORDER BY patient_index LIMIT ?2`
 	updateDataKeySQL = `UPDATE data_keys SET wrapped = ? WHERE patient_index = ?`
 )
@@ -238,7 +240,7 @@ func (db *DB) commitGroup(group []*groupcommit.Call[batch]) {
 func insertBatch(ctx context.Context, insRes, insCode, insIdent *sql.Stmt, rs []vitalgate.SealedResource) error {
 	for _, r := range rs {
 		if _, err := insRes.ExecContext(ctx, r.Type, r.ID, r.Version, dbBlob(r.PatientIndex),
-			dbTime(r.Effective), dbTime(r.LastUpdated), r.Body); err != nil {
+			dbTime(r.Effective), dbTime(r.LastUpdated), r.Body, vitalgate.StoredSite(r.Site)); err != nil {
 			return mapError(err, "resource "+r.Type+"/"+r.ID)
 		}
 		for _, c := range r.CodeIndexes {
@@ -253,7 +255,7 @@ func insertBatch(ctx context.Context, insRes, insCode, insIdent *sql.Stmt, rs []
 			if len(x) == 0 {
 				continue
 			}
-			if _, err := insIdent.ExecContext(ctx, r.Type, r.ID, dbBlob(r.PatientIndex), x); err != nil {
+			if _, err := insIdent.ExecContext(ctx, r.Type, r.ID, dbBlob(r.PatientIndex), x, vitalgate.StoredSite(r.Site)); err != nil {
 				return mapError(err, r.Type+" identifier")
 			}
 		}
@@ -284,7 +286,7 @@ func scanResource(s rowiter.Scanner) (vitalgate.SealedResource, error) {
 		codes, idents      sql.NullString
 		err                error
 	)
-	if err := s.Scan(&r.Type, &r.ID, &r.Version, &r.PatientIndex, &effective, &updated, &r.Body, &codes, &idents); err != nil {
+	if err := s.Scan(&r.Type, &r.ID, &r.Version, &r.PatientIndex, &effective, &updated, &r.Body, &r.Site, &codes, &idents); err != nil {
 		return r, err
 	}
 	r.Effective, r.LastUpdated = goTime(effective), goTime(updated)
@@ -330,14 +332,19 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	args := []any{f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), since, f.After, limit}
+	args := []any{f.Type, dbBlob(f.PatientIndex), dbBlob(f.CodeIndex), since, f.After, limit, nil, nil, nil}
 	lead := f.Lead()
 	switch lead {
 	case vitalgate.LeadEffectiveAsc, vitalgate.LeadEffectiveDesc:
-		args = append(args, from, to, afterEff)
+		args[6], args[7], args[8] = from, to, afterEff
 	case vitalgate.LeadPatientIdentifier, vitalgate.LeadPatientsByIdentifier:
-		args = append(args, f.IdentifierIndex)
+		args[6] = f.IdentifierIndex
 	}
+	site := f.Site
+	if lead == vitalgate.LeadPatientsByIdentifier {
+		site = vitalgate.StoredSite(site) // a Patient identifier is unique within one site
+	}
+	args = append(args, site)
 	// assurance:sql-ok resourceQueries is an array of this package's SQL constants
 	rows, err := db.query(ctx, resourceQueries[lead], args...)
 	if err != nil {
@@ -361,7 +368,7 @@ func scanDataKey(s rowiter.Scanner) (vitalgate.DataKey, error) {
 		k       vitalgate.DataKey
 		created sql.NullInt64
 	)
-	err := s.Scan(&k.PatientIndex, &k.Wrapped, &created)
+	err := s.Scan(&k.PatientIndex, &k.Wrapped, &created, &k.Site)
 	k.CreatedAt = goTime(created)
 	return k, err
 }
@@ -376,7 +383,7 @@ func (db *DB) PutDataKey(ctx context.Context, k vitalgate.DataKey) (vitalgate.Da
 	var stored vitalgate.DataKey
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, insertDataKeySQL, k.PatientIndex, k.Wrapped,
-			dbTime(db.orNow(k.CreatedAt))); err != nil {
+			dbTime(db.orNow(k.CreatedAt)), vitalgate.StoredSite(k.Site)); err != nil {
 			return mapError(err, "data key")
 		}
 		var err error

@@ -23,7 +23,13 @@ type LegacyDB struct {
 	// InsertResource inserts (type, id, patient_index, body) with version 1; InsertCode
 	// inserts (type, id, code_index) into resource_codes.
 	InsertResource, InsertCode string
+	// InsertClient inserts (id, role) into clients.
+	InsertClient string
 }
+
+// legacyClients are the API clients of the legacy database: after the upgrade the auditor
+// is deployment-wide and the others are the default site's.
+var legacyClients = map[string]vitalgate.Role{"old-ehr": vitalgate.RoleEHRSystem, "old-auditor": vitalgate.RoleAuditor}
 
 // WriteLegacyIdentifiers applies the migrations before l.Before and writes
 // LegacyIdentifierData.
@@ -35,6 +41,9 @@ func WriteLegacyIdentifiers(t *testing.T, l LegacyDB) {
 			l.Exec(t, m.SQL)
 			l.Exec(t, l.RecordMigration, m.Version, m.Name)
 		}
+	}
+	for id, role := range legacyClients {
+		l.Exec(t, l.InsertClient, id, string(role))
 	}
 	for _, r := range LegacyIdentifierData() {
 		l.Exec(t, l.InsertResource, r.Type, r.ID, r.Patient, []byte("sealed"))
@@ -106,4 +115,35 @@ func CheckLegacyIdentifiers(t *testing.T, st vitalgate.Store, pc PatientConflict
 	}
 	wantCode(t, "a new Patient with a migrated identifier", st.CreateResources(ctxT(t), []vitalgate.SealedResource{
 		withIdentifiers(resource("Patient", "0004", "p4", at(0), at(0)), "mrn|own")}), vitalgate.ECONFLICT)
+
+	// Sites (sqlite 0009, postgres 0006): everything that existed moved to the default site,
+	// whose identifiers stay unique within it and are free in another site.
+	if _, err := st.Site(ctxT(t), vitalgate.DefaultSite); err != nil {
+		t.Errorf("the default site after the upgrade: %v", err)
+	}
+	for _, r := range LegacyIdentifierData() {
+		got, err := st.Resource(ctxT(t), r.Type, r.ID)
+		must(t, "Resource", err)
+		if got.Site != vitalgate.DefaultSite {
+			t.Errorf("%s/%s of site %q after the upgrade, want the default site", r.Type, r.ID, got.Site)
+		}
+	}
+	if got := ids(t, st, vitalgate.ResourceFilter{Site: vitalgate.DefaultSite, Type: "Patient", IdentifierIndex: []byte("mrn|own")}); !slices.Equal(got, []string{"0003-own"}) {
+		t.Errorf("the default site's Patient by a migrated identifier: %q", got)
+	}
+	for id, role := range legacyClients {
+		c, err := st.Client(ctxT(t), id)
+		must(t, "Client", err)
+		want := vitalgate.DefaultSite
+		if role == vitalgate.RoleAuditor {
+			want = vitalgate.AllSites
+		}
+		if c.Site != want {
+			t.Errorf("client %s (%s) of site %q after the upgrade, want %q", id, role, c.Site, want)
+		}
+	}
+	must(t, "CreateSite", st.CreateSite(ctxT(t), vitalgate.Site{ID: "other", Name: "Other"}))
+	p := withIdentifiers(resource("Patient", "0005", "p5", at(0), at(0)), "mrn|own")
+	p.Site = "other"
+	must(t, "a Patient of another site with a migrated identifier", st.CreateResources(ctxT(t), []vitalgate.SealedResource{p}))
 }

@@ -93,6 +93,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"Audit/SearchWithWrites", s.testAuditSearchWithWrites},
 		{"Outbox/Cursor", s.testOutboxCursor},
 	}
+	tests = append(tests, s.siteTests()...)
 	tests = append(tests, s.deviceTests()...)
 	tests = append(tests, s.nodeConfigTests()...)
 	for _, tt := range tests {
@@ -543,6 +544,9 @@ func checkResource(t *testing.T, got, want vitalgate.SealedResource) {
 		t.Errorf("resource %s/%s v%d, want %s/%s v%d", got.Type, got.ID, got.Version, want.Type, want.ID, want.Version)
 	}
 	checkBytes(t, "PatientIndex", got.PatientIndex, want.PatientIndex)
+	if got.Site != vitalgate.StoredSite(want.Site) {
+		t.Errorf("resource %s/%s of site %q, want %q", got.Type, got.ID, got.Site, vitalgate.StoredSite(want.Site))
+	}
 	checkBytes(t, "Body", got.Body, want.Body)
 	checkTime(t, "Effective", got.Effective, want.Effective)
 	checkTime(t, "LastUpdated", got.LastUpdated, want.LastUpdated)

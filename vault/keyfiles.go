@@ -76,6 +76,12 @@ func LoadKeyring(dir string) (*seal.Keyring, error) {
 }
 
 func loadKeyring(dir string) (*seal.Keyring, error) {
+	return loadKeys(dir, filepath.Join(dir, indexKeyFile))
+}
+
+// loadKeys loads the KEK generations of dir and the blind-index key at indexPath (in dir for
+// the deployment's keyring, in the key directory above it for a site's).
+func loadKeys(dir, indexPath string) (*seal.Keyring, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, err
@@ -107,7 +113,7 @@ func loadKeyring(dir string) (*seal.Keyring, error) {
 		}
 		gens = append(gens, n)
 	}
-	if !hasIndex {
+	if !hasIndex && filepath.Dir(indexPath) == filepath.Clean(dir) {
 		return nil, fmt.Errorf("%s holds no %s", dir, indexKeyFile)
 	}
 	if len(gens) == 0 {
@@ -128,7 +134,7 @@ func loadKeyring(dir string) (*seal.Keyring, error) {
 		}
 		keks = append(keks, seal.KEK{Generation: n, Key: key})
 	}
-	index, err := readKeyFile(filepath.Join(dir, indexKeyFile))
+	index, err := readKeyFile(indexPath)
 	if err != nil {
 		return nil, err
 	}

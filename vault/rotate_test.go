@@ -99,7 +99,7 @@ func TestRunningVaultFollowsRotation(t *testing.T) {
 	if n, err := cli.Rotate(ctx); err != nil || n != 1 {
 		t.Fatalf("Rotate = %d, %v", n, err)
 	}
-	if _, err := cli.SealValue(ctx, cli.PatientIndex("pat-2"), "device-patient", []byte("pat-2")); err != nil {
+	if _, err := cli.SealValue(ctx, vitalgate.DefaultSite, cli.PatientIndex("pat-2"), "device-patient", []byte("pat-2")); err != nil {
 		t.Fatal(err)
 	}
 

@@ -30,6 +30,10 @@ type KeyStore interface {
 	DataKey(ctx context.Context, patientIndex []byte) (vitalgate.DataKey, error)
 	PutDataKey(ctx context.Context, k vitalgate.DataKey) (vitalgate.DataKey, error)
 	RewrapDataKeys(ctx context.Context, rewrap func(vitalgate.DataKey) ([]byte, bool, error)) (int, error)
+	// Site returns a site (whether it has its own KEK). ENOTFOUND.
+	Site(ctx context.Context, id string) (vitalgate.Site, error)
+	// Sites returns every site.
+	Sites(ctx context.Context) ([]vitalgate.Site, error)
 }
 
 // Vault seals and opens resources. It is safe for concurrent use.
@@ -48,6 +52,8 @@ type Vault struct {
 
 	mu      sync.Mutex
 	ciphers map[string]*seal.Cipher // by hex patient index
+	own     map[string]bool         // by site: whether it has its own KEK
+	sites   map[string]siteRing     // the own keyrings of sites, by site
 }
 
 // New returns a Vault over the given key store and keyring. now and rnd may be nil for the
@@ -59,7 +65,8 @@ func New(store KeyStore, keys *seal.Keyring, now func() time.Time, rnd io.Reader
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	v := &Vault{store: store, now: now, rand: rnd, ciphers: make(map[string]*seal.Cipher)}
+	v := &Vault{store: store, now: now, rand: rnd, ciphers: make(map[string]*seal.Cipher),
+		own: make(map[string]bool), sites: make(map[string]siteRing)}
 	v.keys.Store(keys)
 	return v
 }
@@ -138,9 +145,22 @@ func (v *Vault) missingKEK(wrapped []byte, cause error) error {
 		fmt.Sprintf("this server lacks key-encryption key %q; the operator must copy it to this node's data directory (see SECURITY.md, key rotation)", id))
 }
 
-// PatientIndex returns the blind index of a patient id.
+// PatientIndex returns the blind index of a patient id of the default site
+// (SitePatientIndex of vitalgate.DefaultSite).
 func (v *Vault) PatientIndex(patientID string) []byte {
-	return v.kr().BlindIndex(seal.DomainPatient, patientID)
+	return v.SitePatientIndex(vitalgate.DefaultSite, patientID)
+}
+
+// SitePatientIndex returns the blind index of a patient id within a site. The same id in two
+// sites has two indexes (and so two data keys, two histories): a patient is always a
+// patient of one site. The default site's index is the one written before sites existed, so
+// that existing data keeps its indexes; another site's is keyed over the site id and the
+// patient id, separated by a byte (NUL) that neither may hold.
+func (v *Vault) SitePatientIndex(site, patientID string) []byte {
+	if site == vitalgate.DefaultSite {
+		return v.kr().BlindIndex(seal.DomainPatient, patientID)
+	}
+	return v.kr().BlindIndex(seal.DomainPatient, "site\x00"+site+"\x00"+patientID)
 }
 
 // CodeIndex returns the blind index of a coding, given as "system|code".
@@ -166,7 +186,7 @@ func keyAAD(patientIndex []byte) []byte {
 
 // cipher returns the patient's cipher, creating the data key when create is set. It returns
 // ENOTFOUND when the patient has no key and create is false.
-func (v *Vault) cipher(ctx context.Context, patientIndex []byte, create bool) (*seal.Cipher, error) {
+func (v *Vault) cipher(ctx context.Context, site string, patientIndex []byte, create bool) (*seal.Cipher, error) {
 	id := hex.EncodeToString(patientIndex)
 	v.mu.Lock()
 	c, ok := v.ciphers[id]
@@ -177,14 +197,30 @@ func (v *Vault) cipher(ctx context.Context, patientIndex []byte, create bool) (*
 	k, err := v.store.DataKey(ctx, patientIndex)
 	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND && create {
 		kr, _ := v.reload(&v.lastCheck) // a failed look leaves the keyring in use: still correct
+		if own, oerr := v.ownKeys(ctx, site); oerr != nil {
+			return nil, oerr
+		} else if own {
+			if kr, err = v.ring(ctx, site, true); err != nil {
+				return nil, err
+			}
+		}
 		_, wrapped, werr := kr.NewDataKey(keyAAD(patientIndex), v.rand)
 		if werr != nil {
 			return nil, vitalgate.Internal(werr, "new data key")
 		}
-		k, err = v.store.PutDataKey(ctx, vitalgate.DataKey{PatientIndex: patientIndex, Wrapped: wrapped, CreatedAt: v.now().UTC()})
+		k, err = v.store.PutDataKey(ctx, vitalgate.DataKey{Site: site, PatientIndex: patientIndex, Wrapped: wrapped, CreatedAt: v.now().UTC()})
 	}
 	if err != nil {
 		return nil, err
+	}
+	if own, oerr := v.ownKeys(ctx, k.Site); oerr != nil {
+		return nil, oerr
+	} else if own {
+		dek, err := v.openSiteKey(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		return v.keep(id, dek)
 	}
 	dek, err := v.kr().UnwrapDataKey(k.Wrapped, keyAAD(patientIndex))
 	if errors.Is(err, seal.ErrUnknownKey) {
@@ -196,7 +232,32 @@ func (v *Vault) cipher(ctx context.Context, patientIndex []byte, create bool) (*
 	if err != nil {
 		return nil, vitalgate.Internal(err, "unwrap data key")
 	}
-	c, err = seal.NewCipher(dek, "dek-"+id[:16])
+	return v.keep(id, dek)
+}
+
+// openSiteKey unwraps a data key of a site with its own KEK, reloading the site's keyring
+// once when the key is wrapped under a generation it lacks (a rotation by another process).
+func (v *Vault) openSiteKey(ctx context.Context, k vitalgate.DataKey) ([]byte, error) {
+	kr, err := v.ring(ctx, k.Site, false)
+	if err != nil {
+		return nil, err
+	}
+	dek, err := kr.UnwrapDataKey(k.Wrapped, keyAAD(k.PatientIndex))
+	if errors.Is(err, seal.ErrUnknownKey) {
+		if kr, err = v.reloadSite(k.Site); err != nil {
+			return nil, err
+		}
+		dek, err = kr.UnwrapDataKey(k.Wrapped, keyAAD(k.PatientIndex))
+	}
+	if err != nil {
+		return nil, vitalgate.Internal(err, "unwrap data key of site "+k.Site)
+	}
+	return dek, nil
+}
+
+// keep makes and caches the cipher of the data key dek of the patient with hex index id.
+func (v *Vault) keep(id string, dek []byte) (*seal.Cipher, error) {
+	c, err := seal.NewCipher(dek, "dek-"+id[:16])
 	if err != nil {
 		return nil, vitalgate.Internal(err, "data key cipher")
 	}
@@ -210,9 +271,15 @@ func (v *Vault) cipher(ctx context.Context, patientIndex []byte, create bool) (*
 	return c, nil
 }
 
-// Seal encrypts a resource body under its patient's data key, creating the key on first use.
+// Seal is SealIn for a patient of the default site.
 func (v *Vault) Seal(ctx context.Context, patientIndex []byte, typ, id string, version int, body []byte) ([]byte, error) {
-	c, err := v.cipher(ctx, patientIndex, true)
+	return v.SealIn(ctx, vitalgate.DefaultSite, patientIndex, typ, id, version, body)
+}
+
+// SealIn encrypts a resource body under its patient's data key, creating the key (of the
+// patient's site) on first use.
+func (v *Vault) SealIn(ctx context.Context, site string, patientIndex []byte, typ, id string, version int, body []byte) ([]byte, error) {
+	c, err := v.cipher(ctx, site, patientIndex, true)
 	if err != nil {
 		return nil, err
 	}
@@ -223,10 +290,10 @@ func (v *Vault) Seal(ctx context.Context, patientIndex []byte, typ, id string, v
 	return out, nil
 }
 
-// SealValue encrypts a small value that belongs to a patient (for example the patient
-// reference held by a device record), bound to a purpose string.
-func (v *Vault) SealValue(ctx context.Context, patientIndex []byte, purpose string, value []byte) ([]byte, error) {
-	return v.Seal(ctx, patientIndex, "value", purpose, 0, value)
+// SealValue encrypts a small value that belongs to a patient of site (for example the
+// patient reference held by a device record), bound to a purpose string.
+func (v *Vault) SealValue(ctx context.Context, site string, patientIndex []byte, purpose string, value []byte) ([]byte, error) {
+	return v.SealIn(ctx, site, patientIndex, "value", purpose, 0, value)
 }
 
 // OpenValue decrypts what SealValue sealed.
@@ -240,7 +307,7 @@ func (v *Vault) Open(ctx context.Context, r vitalgate.SealedResource) ([]byte, e
 }
 
 func (v *Vault) open(ctx context.Context, patientIndex []byte, typ, id string, version int, sealed []byte) ([]byte, error) {
-	c, err := v.cipher(ctx, patientIndex, false)
+	c, err := v.cipher(ctx, "", patientIndex, false)
 	if err != nil {
 		return nil, err
 	}
@@ -251,10 +318,19 @@ func (v *Vault) open(ctx context.Context, patientIndex []byte, typ, id string, v
 	return out, nil
 }
 
-// Rotate rewraps every data key under the keyring's current key-encryption key and returns
-// how many changed. Run it after adding a new key-encryption key (AddKEK).
+// Rotate rewraps every data key wrapped by the deployment's key-encryption key under its
+// current generation and returns how many changed; the data keys of sites with a KEK of
+// their own are not touched (RotateSite). Run it after adding a new key-encryption key
+// (AddKEK).
 func (v *Vault) Rotate(ctx context.Context) (int, error) {
+	own, err := v.siteOwnKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
 	return v.store.RewrapDataKeys(ctx, func(k vitalgate.DataKey) ([]byte, bool, error) {
+		if own[k.Site] {
+			return nil, false, nil
+		}
 		return v.kr().RewrapDataKey(k.Wrapped, keyAAD(k.PatientIndex), v.rand)
 	})
 }

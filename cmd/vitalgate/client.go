@@ -29,7 +29,7 @@ func (m *Main) clientAdmin(ctx context.Context, dir string) (*auth.ClientAdmin, 
 	if err != nil {
 		return nil, nil, err
 	}
-	return &auth.ClientAdmin{Store: n.store, Operator: operator(), Now: m.Now, Hash: n.HashParams(), Rand: rand.Reader}, n, nil
+	return &auth.ClientAdmin{Store: n.store, Operator: operator(), Now: m.Now, Hash: n.HashParams(), Rand: rand.Reader, Index: n.vault.SitePatientIndex}, n, nil
 }
 
 // clientFlags parses the flags every client command shares (--data, --id) and the extra
@@ -157,14 +157,10 @@ func (m *Main) clientSetPatients(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	var idx [][]byte
-	for _, p := range patients {
-		idx = append(idx, n.vault.PatientIndex(p))
-	}
-	if err := a.SetPatients(ctx, id, idx); err != nil {
+	if err := a.SetCareTeam(ctx, id, patients); err != nil {
 		return errors.New(vitalgate.ErrorMessage(err))
 	}
-	fmt.Fprintf(m.Stderr, "Client %s now cares for %d patients.\n", id, len(idx))
+	fmt.Fprintf(m.Stderr, "Client %s now cares for %d patients.\n", id, len(patients))
 	return nil
 }
 
@@ -195,7 +191,8 @@ func (m *Main) clientSetScopes(ctx context.Context, args []string) error {
 
 // clientAdd registers an API client.
 func (m *Main) clientAdd(ctx context.Context, args []string) error {
-	fs := m.flags("client add", "client add --data DIR --id ID --role ROLE [--scope S]... [--jwks FILE] [--patient ID]...")
+	fs := m.flags("client add", "client add --data DIR --id ID --role ROLE [--site S] [--scope S]... [--jwks FILE] [--patient ID]...")
+	site := fs.String("site", vitalgate.DefaultSite, "the site the client acts within ('*': every site, for an auditor of the whole deployment)")
 	dir := fs.String("data", "", "data directory")
 	id := fs.String("id", "", "client id")
 	role := fs.String("role", "", "role: admin, clinician, ehr-system or auditor")
@@ -228,12 +225,12 @@ func (m *Main) clientAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	c := vitalgate.Client{ID: *id, Role: r, Scopes: reg, CreatedAt: m.Now().UTC().Truncate(time.Microsecond)}
+	c := vitalgate.Client{ID: *id, Site: *site, Role: r, Scopes: reg, CreatedAt: m.Now().UTC().Truncate(time.Microsecond)}
 	for _, p := range patients {
 		if err := checkID("patient", p); err != nil {
 			return err
 		}
-		c.PatientIndexes = append(c.PatientIndexes, n.vault.PatientIndex(p))
+		c.PatientIndexes = append(c.PatientIndexes, n.vault.SitePatientIndex(*site, p))
 	}
 	if *jwksFile != "" {
 		data, err := os.ReadFile(*jwksFile) // #nosec G304 -- the operator names the file

@@ -23,11 +23,12 @@ func (m *Main) runDevice(ctx context.Context, args []string) error {
 }
 
 func (m *Main) deviceAdd(ctx context.Context, args []string) error {
-	fs := m.flags("device add", "device add --data DIR --id ID --patient PATIENT [--model M] [--expires 24h] [--strict]")
+	fs := m.flags("device add", "device add --data DIR --id ID --patient PATIENT [--site S] [--model M] [--expires 24h] [--strict]")
 	dir := fs.String("data", "", "data directory")
 	id := fs.String("id", "", "device id (becomes the CN of its certificate)")
-	patient := fs.String("patient", "", "id of the patient the device is assigned to")
-	model := fs.String("model", "", "device model (optional)")
+	patient := fs.String("patient", "", "id of the patient the device is assigned to (none for a model whose binding is identified)")
+	model := fs.String("model", "", "device model (optional; its binding decides how the device's patients are found)")
+	site := fs.String("site", vitalgate.DefaultSite, "the site the device belongs to")
 	expires := fs.Duration("expires", 24*time.Hour, "how long the enrollment secret stays valid")
 	strict := fs.Bool("strict", false, "refuse a patient id that no stored Patient has (default: warn)")
 	if err := parse(fs, args, false); err != nil {
@@ -36,8 +37,10 @@ func (m *Main) deviceAdd(ctx context.Context, args []string) error {
 	if err := checkID("device", *id); err != nil {
 		return err
 	}
-	if err := checkID("patient", *patient); err != nil {
-		return err
+	if *patient != "" {
+		if err := checkID("patient", *patient); err != nil {
+			return err
+		}
 	}
 	if *expires <= 0 || *expires > 30*24*time.Hour {
 		return fmt.Errorf("--expires must be between 1s and 720h")
@@ -56,7 +59,7 @@ func (m *Main) deviceAdd(ctx context.Context, args []string) error {
 	if err := m.checkPatient(ctx, n, *patient, *strict); err != nil {
 		return err
 	}
-	d, secret, err := m.addDevice(ctx, n, *id, *patient, *model, *expires)
+	d, secret, err := m.addDeviceTo(ctx, n, *site, *id, *patient, *model, *expires)
 	if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
 		return taken()
 	} else if err != nil {
@@ -184,7 +187,7 @@ func (m *Main) deviceListJSON(ctx context.Context, reg *registry.Service) error 
 	for _, d := range ds {
 		enrolled := d.EnrollSecretHash == ""
 		row := map[string]any{
-			"id": d.ID, "model": d.Model, "status": d.Status, "enrolled": enrolled,
+			"id": d.ID, "site": d.Site, "model": d.Model, "status": d.Status, "enrolled": enrolled,
 			"created": d.CreatedAt.Format(time.RFC3339),
 		}
 		as, err := reg.Assignments(ctx, d.ID, 2)
@@ -342,11 +345,16 @@ func (m *Main) cliRegistry(n *node) (*registry.Service, error) {
 // addDevice registers a device assigned to patient and returns it with its one-time
 // enrollment secret.
 func (m *Main) addDevice(ctx context.Context, n *node, id, patient, model string, expires time.Duration) (vitalgate.Device, string, error) {
+	return m.addDeviceTo(ctx, n, vitalgate.DefaultSite, id, patient, model, expires)
+}
+
+// addDeviceTo is addDevice for a device of site.
+func (m *Main) addDeviceTo(ctx context.Context, n *node, site, id, patient, model string, expires time.Duration) (vitalgate.Device, string, error) {
 	reg, err := m.cliRegistry(n)
 	if err != nil {
 		return vitalgate.Device{}, "", err
 	}
-	return reg.Add(ctx, registry.Operator(operator()), id, patient, model, expires)
+	return reg.AddToSite(ctx, registry.Operator(operator()), site, id, patient, model, expires)
 }
 
 // deviceAssign reassigns a device to another patient; it takes effect for readings measured

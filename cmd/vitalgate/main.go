@@ -48,6 +48,8 @@ var commands = map[string]command{
 	"audit":    {"verify the tamper-evident audit log offline, print its checkpoint, export it", (*Main).runAudit},
 	"client":   {"register, list, disable, rotate and re-scope API clients (EHR, clinician app, auditor, admin)", (*Main).runClient},
 	"keys":     {"rotate the key-encryption key", (*Main).runKeys},
+	"site":     {"add or list sites (the hospitals or facilities a deployment serves)", (*Main).runSite},
+	"model":    {"add, set or list device models and their patient binding (assigned or identified)", (*Main).runModel},
 	"export":   {"write stored resources as FHIR NDJSON to standard output", (*Main).runExport},
 	"demo":     {"run a server with simulated devices on a temporary data dir", (*Main).runDemo},
 	"sbom":     {"print a CycloneDX SBOM of this binary", (*Main).runSBOM},

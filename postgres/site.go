@@ -1,0 +1,133 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
+)
+
+const (
+	insertSiteSQL  = `INSERT INTO sites (id, name, own_keys, created_at) VALUES ($1, $2, $3, $4)`
+	siteColumns    = `SELECT id, name, own_keys, created_at FROM sites`
+	selectSiteSQL  = siteColumns + ` WHERE id = $1`
+	selectSitesSQL = siteColumns + ` ORDER BY id`
+
+	insertModelSQL  = `INSERT INTO device_models (id, binding, created_at, updated_at) VALUES ($1, $2, $3, $4)`
+	updateModelSQL  = `UPDATE device_models SET binding = $1, updated_at = $2 WHERE id = $3`
+	modelColumns    = `SELECT id, binding, created_at, updated_at FROM device_models`
+	selectModelSQL  = modelColumns + ` WHERE id = $1`
+	selectModelsSQL = modelColumns + ` ORDER BY id`
+)
+
+// CreateSite registers a site and appends the audit entries, in one transaction. A zero
+// CreatedAt is set to the current time. Returns ECONFLICT if the id exists, EINVALID for a
+// bad id or an empty audit entry.
+func (db *DB) CreateSite(ctx context.Context, s vitalgate.Site, audit ...[]byte) error {
+	if err := vitalgate.CheckSiteID(s.ID); err != nil {
+		return err
+	}
+	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, insertSiteSQL, s.ID, s.Name, s.OwnKeys, dbTime(db.orNow(s.CreatedAt)))
+		return mapError(err, "site")
+	})
+}
+
+func scanSite(row rowiter.Scanner) (vitalgate.Site, error) {
+	var (
+		s       vitalgate.Site
+		created *time.Time
+	)
+	err := row.Scan(&s.ID, &s.Name, &s.OwnKeys, &created)
+	s.CreatedAt = goTime(created)
+	return s, err
+}
+
+// Site returns a site by id. Returns ENOTFOUND.
+func (db *DB) Site(ctx context.Context, id string) (vitalgate.Site, error) {
+	s, err := scanSite(db.pool.QueryRow(ctx, selectSiteSQL, id))
+	if err != nil {
+		return vitalgate.Site{}, mapError(err, "site")
+	}
+	return s, nil
+}
+
+// Sites returns every site, ordered by id.
+func (db *DB) Sites(ctx context.Context) ([]vitalgate.Site, error) {
+	rows, err := db.pool.Query(ctx, selectSitesSQL)
+	if err != nil {
+		return nil, mapError(err, "sites")
+	}
+	defer rows.Close()
+	out, err := rowiter.Collect(rows, scanSite)
+	return out, mapError(err, "sites")
+}
+
+// CreateModel registers a device model and appends the audit entries, in one transaction.
+// Returns ECONFLICT if the id exists, EINVALID for an empty id, an unknown binding or an
+// empty audit entry.
+func (db *DB) CreateModel(ctx context.Context, m vitalgate.DeviceModel, audit ...[]byte) error {
+	if err := vitalgate.CheckModel(m); err != nil {
+		return err
+	}
+	created := db.orNow(m.CreatedAt)
+	if m.UpdatedAt.IsZero() {
+		m.UpdatedAt = created
+	}
+	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, insertModelSQL, m.ID, string(m.Binding), dbTime(created), dbTime(m.UpdatedAt))
+		return mapError(err, "device model")
+	})
+}
+
+// UpdateModel replaces a model's binding and UpdatedAt (the current time when zero) and
+// appends the audit entries, in one transaction. Returns ENOTFOUND, EINVALID.
+func (db *DB) UpdateModel(ctx context.Context, m vitalgate.DeviceModel, audit ...[]byte) error {
+	if err := vitalgate.CheckModel(m); err != nil {
+		return err
+	}
+	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, updateModelSQL, string(m.Binding), dbTime(db.orNow(m.UpdatedAt)), m.ID)
+		if err != nil {
+			return mapError(err, "device model")
+		}
+		if tag.RowsAffected() == 0 {
+			return vitalgate.Errorf(vitalgate.ENOTFOUND, "no device model has this id")
+		}
+		return nil
+	})
+}
+
+func scanModel(row rowiter.Scanner) (vitalgate.DeviceModel, error) {
+	var (
+		m                vitalgate.DeviceModel
+		binding          string
+		created, updated *time.Time
+	)
+	err := row.Scan(&m.ID, &binding, &created, &updated)
+	m.Binding, m.CreatedAt, m.UpdatedAt = vitalgate.Binding(binding), goTime(created), goTime(updated)
+	return m, err
+}
+
+// Model returns a device model by id. Returns ENOTFOUND.
+func (db *DB) Model(ctx context.Context, id string) (vitalgate.DeviceModel, error) {
+	m, err := scanModel(db.pool.QueryRow(ctx, selectModelSQL, id))
+	if err != nil {
+		return vitalgate.DeviceModel{}, mapError(err, "device model")
+	}
+	return m, nil
+}
+
+// Models returns every device model, ordered by id.
+func (db *DB) Models(ctx context.Context) ([]vitalgate.DeviceModel, error) {
+	rows, err := db.pool.Query(ctx, selectModelsSQL)
+	if err != nil {
+		return nil, mapError(err, "device models")
+	}
+	defer rows.Close()
+	out, err := rowiter.Collect(rows, scanModel)
+	return out, mapError(err, "device models")
+}

@@ -1,0 +1,132 @@
+package vitalgate
+
+import (
+	"context"
+	"regexp"
+	"time"
+)
+
+// DefaultSite is the site every record of a deployment older than sites belongs to (the
+// migrations move them there), and the site of commands that name none: a deployment that
+// serves one hospital never needs to name it.
+const DefaultSite = "default"
+
+// AllSites is the site of a deployment-wide principal: an auditor (or administrator) who
+// sees every site's audit entries. It is never the site of a device, a patient or a
+// resource, and a principal of AllSites reads no patient data.
+const AllSites = "*"
+
+// Site is a tenant of the deployment (a hospital, a facility): it owns devices, patients,
+// API clients and everything recorded about them, and nothing of one site is visible to or
+// writable by a principal of another.
+type Site struct {
+	ID   string
+	Name string
+	// OwnKeys is set when the site's patient data keys are wrapped by its own key-encryption
+	// key (keys/sites/<id>/ in the data directory), so that it is rotated, exported or
+	// crypto-shredded alone; otherwise the deployment's key-encryption key wraps them.
+	OwnKeys   bool
+	CreatedAt time.Time
+}
+
+var siteIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9\-]{0,62}$`)
+
+// CheckSiteID reports whether id can name a site: 1 to 63 lower-case letters, digits and
+// '-', beginning with a letter or digit (it is a directory name under keys/sites/ and part of
+// every audit entry). EINVALID otherwise, also for AllSites.
+func CheckSiteID(id string) error {
+	if !siteIDPattern.MatchString(id) {
+		return FieldErrorf(EINVALID, "site", "a site id is 1 to 63 lower-case letters, digits or '-'")
+	}
+	return nil
+}
+
+// InSite reports whether a principal of site principal may act on a record of site record:
+// the same site, and never a record without one. A deployment-wide principal (AllSites)
+// acts within no site: the callers that allow it (the audit log) say so themselves.
+func InSite(principal, record string) bool {
+	return principal != "" && principal != AllSites && principal == record
+}
+
+// SiteStore persists sites. Trailing audit entries are appended in the same transaction.
+type SiteStore interface {
+	// CreateSite registers a site. Returns ECONFLICT if the id exists, EINVALID for an id
+	// CheckSiteID refuses.
+	CreateSite(ctx context.Context, s Site, audit ...[]byte) error
+	// Site returns a site by id. Returns ENOTFOUND.
+	Site(ctx context.Context, id string) (Site, error)
+	// Sites returns every site, ordered by id.
+	Sites(ctx context.Context) ([]Site, error)
+}
+
+// Binding is a device model's patient-binding policy: how the patient of a device's data is
+// decided.
+type Binding string
+
+// Bindings.
+const (
+	// BindingAssigned: the device is assigned to one patient at a time (device add
+	// --patient, device assign); its data belongs to the patient it was assigned to when it
+	// measured, and a message naming another patient is refused. The default.
+	BindingAssigned Binding = "assigned"
+	// BindingIdentified: a shared point-of-care device (a glucose meter, a handheld
+	// ultrasound) used on many patients; each message names its patient (FHIR subject, HL7
+	// PID-3), who must exist in the device's site.
+	BindingIdentified Binding = "identified"
+)
+
+// Valid reports whether b is a known binding.
+func (b Binding) Valid() bool { return b == BindingAssigned || b == BindingIdentified }
+
+// DeviceModel is a kind of device (Device.Model) and its patient-binding policy. A device
+// whose model is not registered binds as BindingAssigned.
+type DeviceModel struct {
+	ID        string
+	Binding   Binding
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ModelStore persists device models. Trailing audit entries are appended in the same
+// transaction.
+type ModelStore interface {
+	// CreateModel registers a model. Returns ECONFLICT if the id exists.
+	CreateModel(ctx context.Context, m DeviceModel, audit ...[]byte) error
+	// UpdateModel replaces a model's binding and UpdatedAt. Returns ENOTFOUND.
+	UpdateModel(ctx context.Context, m DeviceModel, audit ...[]byte) error
+	// Model returns a model by id. Returns ENOTFOUND.
+	Model(ctx context.Context, id string) (DeviceModel, error)
+	// Models returns every model, ordered by id.
+	Models(ctx context.Context) ([]DeviceModel, error)
+}
+
+// StoredSite is the site a store writes for a record whose Site is empty: the default site,
+// as the migrations' column defaults (records written by code older than sites, and by tests
+// of one site). Capabilities always name the site.
+func StoredSite(site string) string {
+	if site == "" {
+		return DefaultSite
+	}
+	return site
+}
+
+// CheckClientSite reports whether site can be a client's: a site id (CheckSiteID), AllSites
+// or empty (StoredSite). Both stores call it, so that they refuse the same client with the same error.
+func CheckClientSite(site string) error {
+	if site == AllSites || site == "" {
+		return nil
+	}
+	return CheckSiteID(site)
+}
+
+// CheckModel reports whether a store may keep m: EINVALID for an empty id and an unknown
+// binding. Both stores call it.
+func CheckModel(m DeviceModel) error {
+	if m.ID == "" {
+		return FieldErrorf(EINVALID, "id", "device model id is empty")
+	}
+	if !m.Binding.Valid() {
+		return FieldErrorf(EINVALID, "binding", "unknown binding %q", m.Binding)
+	}
+	return nil
+}
