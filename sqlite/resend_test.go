@@ -92,13 +92,21 @@ func TestHotReadsAreNotRecompiled(t *testing.T) {
 			EffectiveFrom: at.Add(-24 * time.Hour), Limit: 101})},
 		{"newest first", search(vitalgate.ResourceFilter{Type: "Observation", PatientIndex: patient, ByEffective: true, Desc: true, Limit: 101})},
 		{"patient page", search(vitalgate.ResourceFilter{Type: "Observation", PatientIndex: patient, Limit: 100})},
-		{"resource", func(k int) error { return ignore(func() error { _, err := db.Resource(ctx, "Observation", fmt.Sprint(k)); return err }()) }},
-		{"device", func(k int) error { return ignore(func() error { _, err := db.Device(ctx, fmt.Sprint("d", k)); return err }()) }},
+		{"resource", func(k int) error {
+			return ignore(func() error { _, err := db.Resource(ctx, "Observation", fmt.Sprint(k)); return err }())
+		}},
+		{"device", func(k int) error {
+			return ignore(func() error { _, err := db.Device(ctx, fmt.Sprint("d", k)); return err }())
+		}},
 		{"assignment at", func(k int) error {
 			return ignore(func() error { _, err := db.AssignmentAt(ctx, fmt.Sprint("d", k), at); return err }())
 		}},
-		{"data key", func(k int) error { return ignore(func() error { _, err := db.DataKey(ctx, fmt.Appendf(nil, "p%d", k)); return err }()) }},
-		{"client", func(k int) error { return ignore(func() error { _, err := db.Client(ctx, fmt.Sprint("c", k)); return err }()) }},
+		{"data key", func(k int) error {
+			return ignore(func() error { _, err := db.DataKey(ctx, fmt.Appendf(nil, "p%d", k)); return err }())
+		}},
+		{"client", func(k int) error {
+			return ignore(func() error { _, err := db.Client(ctx, fmt.Sprint("c", k)); return err }())
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
