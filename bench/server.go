@@ -107,7 +107,7 @@ func (b *benchRun) newServer(ctx context.Context, name string) (*benchServer, er
 			return nil, err
 		}
 	}
-	logFile, err := os.OpenFile(filepath.Join(b.tmp, name+"-server.log"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	logFile, err := os.OpenFile(filepath.Join(b.tmp, name+"-server.log"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- the run's own temporary directory and a fixed name
 	if err != nil {
 		_ = n.Close()
 		return nil, err
