@@ -153,7 +153,6 @@ func DecodeResourceType(data []byte) (string, error) {
 
 var (
 	resourceTypeName = regexp.MustCompile(`^[A-Z][A-Za-z]{0,63}$`)
-	elementName      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 	uuidURN          = regexp.MustCompile(`^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	absoluteURL      = regexp.MustCompile(`^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9\-._~/%]*)?$`)
 )
@@ -162,6 +161,7 @@ var (
 func checkStrict(data []byte, root string, lim Limits) error {
 	w := &walker{dec: json.NewDecoder(bytes.NewReader(data)), lim: lim}
 	w.dec.UseNumber()
+	rp := &elemPath{root: root}
 	tok, err := w.dec.Token()
 	if err != nil {
 		return syntaxError(err, root)
@@ -169,7 +169,7 @@ func checkStrict(data []byte, root string, lim Limits) error {
 	if tok != json.Delim('{') {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, root, "the body must be a JSON object")
 	}
-	if err := w.object(root, root, 1); err != nil {
+	if err := w.object(rp, root, 1); err != nil {
 		return err
 	}
 	if _, err := w.dec.Token(); err != io.EOF {
@@ -183,167 +183,228 @@ type walker struct {
 	lim Limits
 }
 
+// elemPath is where a value sits ("Observation.code.coding[0].system"), kept as a chain of
+// steps and written out only when an error names it: the walk itself builds no strings.
+type elemPath struct {
+	parent *elemPath
+	root   string // the resource type, for the first step
+	key    string // an element name as sent (written through safeName), or
+	index  int    // an array index, when isItem
+	isItem bool
+}
+
+// child returns the path of element key below p.
+func (p *elemPath) child(key string) *elemPath { return &elemPath{parent: p, key: key} }
+
+// item returns the path of item i of the array at p.
+func (p *elemPath) item(i int) *elemPath { return &elemPath{parent: p, index: i, isItem: true} }
+
+// String writes the path out as the error messages name elements.
+func (p *elemPath) String() string {
+	switch {
+	case p.parent == nil:
+		return p.root
+	case p.isItem:
+		return p.parent.String() + "[" + strconv.Itoa(p.index) + "]"
+	}
+	return p.parent.String() + "." + safeName(p.key)
+}
+
+// isNarrativeDiv reports whether p is a text.div element (exempt from the string bound).
+func (p *elemPath) isNarrativeDiv() bool {
+	return !p.isItem && p.key == "div" && p.parent != nil && !p.parent.isItem && p.parent.key == "text"
+}
+
 // safeName returns key if it looks like an element name, so that it can appear in a Field
 // and a message without echoing arbitrary input.
 func safeName(key string) string {
-	if elementName.MatchString(key) {
+	if isElementName(key) {
 		return key
 	}
 	return "(invalid name)"
 }
 
-// object walks the members of an object of datatype typ whose '{' has been read.
-func (w *walker) object(path, typ string, depth int) error {
-	if depth > w.lim.MaxDepth {
-		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path, "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
+// isElementName reports whether key matches ^[A-Za-z_][A-Za-z0-9_]{0,63}$.
+func isElementName(key string) bool {
+	if len(key) == 0 || len(key) > 64 {
+		return false
 	}
-	elems := schema[typ]
-	seen := map[string]bool{}
-	choices := map[string]bool{}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c == '_':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// object walks the members of an object of datatype typ whose '{' has been read.
+func (w *walker) object(path *elemPath, typ string, depth int) error {
+	if depth > w.lim.MaxDepth {
+		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path.String(), "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
+	}
+	ct := compiled[typ]
+	var seen, choices uint64 // bits of the elements and the choice groups met so far
 	n := 0
 	for w.dec.More() {
 		tok, err := w.dec.Token()
 		if err != nil {
-			return syntaxError(err, path)
+			return syntaxError(err, path.String())
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "invalid JSON object key")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "invalid JSON object key")
 		}
 		n++
-		field := path + "." + safeName(key)
-		if seen[key] {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "element %s appears more than once", safeName(key))
-		}
-		seen[key] = true
-		e, ok := elems[key]
+		field := path.child(key)
+		e, ok := ct.elems[key]
 		switch {
 		case ok:
 		case strings.HasPrefix(key, "_"):
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "primitive extensions (%s) are not supported", safeName(key))
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "primitive extensions (%s) are not supported", safeName(key))
 		case key == "extension" || key == "modifierExtension":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "extensions are not supported")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "extensions are not supported")
 		case key == "resourceType":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "resourceType is not allowed here")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "resourceType is not allowed here")
 		default:
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "unknown element %s in %s", safeName(key), typ)
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "unknown element %s in %s", safeName(key), typ)
 		}
+		// An element that is not in the schema fails above at its first appearance, so only
+		// known elements can repeat.
+		if seen&e.bit != 0 {
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "element %s appears more than once", safeName(key))
+		}
+		seen |= e.bit
 		if e.choice != "" {
-			if choices[e.choice] {
-				return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "only one %s[x] element is allowed", e.choice)
+			if choices&e.choiceBit != 0 {
+				return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "only one %s[x] element is allowed", e.choice)
 			}
-			choices[e.choice] = true
+			choices |= e.choiceBit
 		}
 		if key == "resourceType" {
 			tok, err := w.dec.Token()
 			if err != nil {
-				return syntaxError(err, field)
+				return syntaxError(err, field.String())
 			}
 			if s, _ := tok.(string); s != typ {
-				return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "resourceType must be %s", typ)
+				return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "resourceType must be %s", typ)
 			}
 			continue
 		}
-		if err := w.value(field, e, depth); err != nil {
+		if err := w.value(field, e.elem, depth); err != nil {
 			return err
 		}
 	}
 	if _, err := w.dec.Token(); err != nil { // the closing '}'
-		return syntaxError(err, path)
+		return syntaxError(err, path.String())
 	}
 	if n == 0 {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "empty objects are not allowed")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "empty objects are not allowed")
 	}
-	if resourceTypes[typ] && !seen["resourceType"] {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path+".resourceType", "resourceType is missing")
+	if resourceTypes[typ] && seen&ct.resourceType == 0 {
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String()+".resourceType", "resourceType is missing")
 	}
 	return nil
 }
 
 // value walks the value of element e at path; depth is that of the enclosing object.
-func (w *walker) value(path string, e elem, depth int) error {
+func (w *walker) value(path *elemPath, e elem, depth int) error {
 	tok, err := w.dec.Token()
 	if err != nil {
-		return syntaxError(err, path)
+		return syntaxError(err, path.String())
 	}
 	if !e.array {
 		return w.single(path, e, tok, depth)
 	}
 	if tok != json.Delim('[') {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a JSON array")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a JSON array")
 	}
 	if depth+1 > w.lim.MaxDepth {
-		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path, "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
+		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path.String(), "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
 	}
 	i := 0
 	for ; w.dec.More(); i++ {
 		if e.typ == "BundleEntry" && i >= w.lim.MaxEntries {
-			return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path, "a Bundle may hold at most %d entries", w.lim.MaxEntries)
+			return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path.String(), "a Bundle may hold at most %d entries", w.lim.MaxEntries)
 		}
 		tok, err := w.dec.Token()
 		if err != nil {
-			return syntaxError(err, path)
+			return syntaxError(err, path.String())
 		}
-		if err := w.single(path+"["+strconv.Itoa(i)+"]", e, tok, depth+1); err != nil {
+		if err := w.single(path.item(i), e, tok, depth+1); err != nil {
 			return err
 		}
 	}
 	if _, err := w.dec.Token(); err != nil { // the closing ']'
-		return syntaxError(err, path)
+		return syntaxError(err, path.String())
 	}
 	if i == 0 {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "empty arrays are not allowed")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "empty arrays are not allowed")
 	}
 	return nil
 }
 
 // single checks one non-array value whose first token is tok.
-func (w *walker) single(path string, e elem, tok json.Token, depth int) error {
+func (w *walker) single(path *elemPath, e elem, tok json.Token, depth int) error {
 	if tok == nil {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "null is not allowed")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "null is not allowed")
 	}
 	switch e.kind {
 	case kString:
 		s, ok := tok.(string)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a JSON string")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a JSON string")
 		}
 		if s == "" {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "empty strings are not allowed")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "empty strings are not allowed")
 		}
-		if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' && r != '\r' && r != '\n' }) >= 0 {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "control characters are not allowed")
+		if hasCtl(s) {
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "control characters are not allowed")
 		}
-		if w.lim.MaxStringBytes > 0 && len(s) > w.lim.MaxStringBytes && !strings.HasSuffix(path, ".text.div") {
-			return vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path, "this element may hold at most %d bytes", w.lim.MaxStringBytes)
+		if w.lim.MaxStringBytes > 0 && len(s) > w.lim.MaxStringBytes && !path.isNarrativeDiv() {
+			return vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path.String(), "this element may hold at most %d bytes", w.lim.MaxStringBytes)
 		}
 	case kDecimal:
 		n, ok := tok.(json.Number)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a JSON number")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a JSON number")
 		}
 		if f, err := strconv.ParseFloat(string(n), 64); (err != nil && !errors.Is(err, strconv.ErrRange)) || math.IsInf(f, 0) || len(n) > 64 {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "number is out of range")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "number is out of range")
 		}
 	case kInteger:
 		n, ok := tok.(json.Number)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a JSON number")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a JSON number")
 		}
 		if _, err := strconv.ParseInt(string(n), 10, 32); err != nil {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a whole number between -2147483648 and 2147483647")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a whole number between -2147483648 and 2147483647")
 		}
 	case kBool:
 		if _, ok := tok.(bool); !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be true or false")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be true or false")
 		}
 	case kObject:
 		if tok != json.Delim('{') {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a JSON object")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a JSON object")
 		}
 		return w.object(path, e.typ, depth+1)
 	}
 	return nil
+}
+
+// hasCtl reports whether s holds a control character other than tab, CR and LF (bytes
+// below 0x20 are never part of a longer UTF-8 sequence).
+func hasCtl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' && c != '\r' && c != '\n' {
+			return true
+		}
+	}
+	return false
 }
 
 // syntaxError converts a json.Decoder error to a user-safe EINVALID error.
