@@ -159,9 +159,8 @@ var (
 
 // checkStrict walks data's token stream against schema[root] and returns the first problem.
 func checkStrict(data []byte, root string, lim Limits) error {
-	w := &walker{dec: json.NewDecoder(bytes.NewReader(data)), lim: lim}
+	w := &walker{dec: json.NewDecoder(bytes.NewReader(data)), lim: lim, root: root, steps: make([]step, 0, 16)}
 	w.dec.UseNumber()
-	rp := &elemPath{root: root}
 	tok, err := w.dec.Token()
 	if err != nil {
 		return syntaxError(err, root)
@@ -169,7 +168,7 @@ func checkStrict(data []byte, root string, lim Limits) error {
 	if tok != json.Delim('{') {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, root, "the body must be a JSON object")
 	}
-	if err := w.object(rp, root, 1); err != nil {
+	if err := w.object(root, 1); err != nil {
 		return err
 	}
 	if _, err := w.dec.Token(); err != io.EOF {
@@ -178,41 +177,45 @@ func checkStrict(data []byte, root string, lim Limits) error {
 	return nil
 }
 
+// walker is the strict pass over one document. Where it is ("Observation.code.coding[0]")
+// is a stack of steps, written out only when an error names it: the walk builds no strings.
 type walker struct {
-	dec *json.Decoder
-	lim Limits
+	dec   *json.Decoder
+	lim   Limits
+	root  string // the resource type
+	steps []step
 }
 
-// elemPath is where a value sits ("Observation.code.coding[0].system"), kept as a chain of
-// steps and written out only when an error names it: the walk itself builds no strings.
-type elemPath struct {
-	parent *elemPath
-	root   string // the resource type, for the first step
-	key    string // an element name as sent (written through safeName), or
-	index  int    // an array index, when isItem
+// step is one step of the path below the root: an element name as sent (written through
+// safeName), or an array index.
+type step struct {
+	key    string
+	index  int
 	isItem bool
 }
 
-// child returns the path of element key below p.
-func (p *elemPath) child(key string) *elemPath { return &elemPath{parent: p, key: key} }
+func (w *walker) push(s step) { w.steps = append(w.steps, s) }
+func (w *walker) pop()        { w.steps = w.steps[:len(w.steps)-1] }
 
-// item returns the path of item i of the array at p.
-func (p *elemPath) item(i int) *elemPath { return &elemPath{parent: p, index: i, isItem: true} }
-
-// String writes the path out as the error messages name elements.
-func (p *elemPath) String() string {
-	switch {
-	case p.parent == nil:
-		return p.root
-	case p.isItem:
-		return p.parent.String() + "[" + strconv.Itoa(p.index) + "]"
+// path writes out where the walk is, as error messages name elements.
+func (w *walker) path() string {
+	var b strings.Builder
+	b.WriteString(w.root)
+	for _, s := range w.steps {
+		if s.isItem {
+			b.WriteString("[" + strconv.Itoa(s.index) + "]")
+		} else {
+			b.WriteString("." + safeName(s.key))
+		}
 	}
-	return p.parent.String() + "." + safeName(p.key)
+	return b.String()
 }
 
-// isNarrativeDiv reports whether p is a text.div element (exempt from the string bound).
-func (p *elemPath) isNarrativeDiv() bool {
-	return !p.isItem && p.key == "div" && p.parent != nil && !p.parent.isItem && p.parent.key == "text"
+// inNarrativeDiv reports whether the walk is at a text.div element (exempt from the string
+// bound).
+func (w *walker) inNarrativeDiv() bool {
+	n := len(w.steps)
+	return n >= 2 && !w.steps[n-1].isItem && w.steps[n-1].key == "div" && !w.steps[n-2].isItem && w.steps[n-2].key == "text"
 }
 
 // safeName returns key if it looks like an element name, so that it can appear in a Field
@@ -242,9 +245,9 @@ func isElementName(key string) bool {
 }
 
 // object walks the members of an object of datatype typ whose '{' has been read.
-func (w *walker) object(path *elemPath, typ string, depth int) error {
+func (w *walker) object(typ string, depth int) error {
 	if depth > w.lim.MaxDepth {
-		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path.String(), "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
+		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, w.path(), "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
 	}
 	ct := compiled[typ]
 	var seen, choices uint64 // bits of the elements and the choice groups met so far
@@ -252,146 +255,150 @@ func (w *walker) object(path *elemPath, typ string, depth int) error {
 	for w.dec.More() {
 		tok, err := w.dec.Token()
 		if err != nil {
-			return syntaxError(err, path.String())
+			return syntaxError(err, w.path())
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "invalid JSON object key")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "invalid JSON object key")
 		}
 		n++
-		field := path.child(key)
+		w.push(step{key: key})
 		e, ok := ct.elems[key]
 		switch {
 		case ok:
 		case strings.HasPrefix(key, "_"):
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "primitive extensions (%s) are not supported", safeName(key))
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "primitive extensions (%s) are not supported", safeName(key))
 		case key == "extension" || key == "modifierExtension":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "extensions are not supported")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "extensions are not supported")
 		case key == "resourceType":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "resourceType is not allowed here")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "resourceType is not allowed here")
 		default:
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "unknown element %s in %s", safeName(key), typ)
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "unknown element %s in %s", safeName(key), typ)
 		}
 		// An element that is not in the schema fails above at its first appearance, so only
 		// known elements can repeat.
 		if seen&e.bit != 0 {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "element %s appears more than once", safeName(key))
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "element %s appears more than once", safeName(key))
 		}
 		seen |= e.bit
 		if e.choice != "" {
 			if choices&e.choiceBit != 0 {
-				return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "only one %s[x] element is allowed", e.choice)
+				return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "only one %s[x] element is allowed", e.choice)
 			}
 			choices |= e.choiceBit
 		}
 		if key == "resourceType" {
 			tok, err := w.dec.Token()
 			if err != nil {
-				return syntaxError(err, field.String())
+				return syntaxError(err, w.path())
 			}
 			if s, _ := tok.(string); s != typ {
-				return vitalgate.FieldErrorf(vitalgate.EINVALID, field.String(), "resourceType must be %s", typ)
+				return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "resourceType must be %s", typ)
 			}
+			w.pop()
 			continue
 		}
-		if err := w.value(field, e.elem, depth); err != nil {
+		if err := w.value(e.elem, depth); err != nil {
 			return err
 		}
+		w.pop()
 	}
 	if _, err := w.dec.Token(); err != nil { // the closing '}'
-		return syntaxError(err, path.String())
+		return syntaxError(err, w.path())
 	}
 	if n == 0 {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "empty objects are not allowed")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "empty objects are not allowed")
 	}
 	if resourceTypes[typ] && seen&ct.resourceType == 0 {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String()+".resourceType", "resourceType is missing")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path()+".resourceType", "resourceType is missing")
 	}
 	return nil
 }
 
 // value walks the value of element e at path; depth is that of the enclosing object.
-func (w *walker) value(path *elemPath, e elem, depth int) error {
+func (w *walker) value(e elem, depth int) error {
 	tok, err := w.dec.Token()
 	if err != nil {
-		return syntaxError(err, path.String())
+		return syntaxError(err, w.path())
 	}
 	if !e.array {
-		return w.single(path, e, tok, depth)
+		return w.single(e, tok, depth)
 	}
 	if tok != json.Delim('[') {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a JSON array")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a JSON array")
 	}
 	if depth+1 > w.lim.MaxDepth {
-		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path.String(), "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
+		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, w.path(), "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
 	}
 	i := 0
 	for ; w.dec.More(); i++ {
 		if e.typ == "BundleEntry" && i >= w.lim.MaxEntries {
-			return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path.String(), "a Bundle may hold at most %d entries", w.lim.MaxEntries)
+			return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, w.path(), "a Bundle may hold at most %d entries", w.lim.MaxEntries)
 		}
 		tok, err := w.dec.Token()
 		if err != nil {
-			return syntaxError(err, path.String())
+			return syntaxError(err, w.path())
 		}
-		if err := w.single(path.item(i), e, tok, depth+1); err != nil {
+		w.push(step{index: i, isItem: true})
+		if err := w.single(e, tok, depth+1); err != nil {
 			return err
 		}
+		w.pop()
 	}
 	if _, err := w.dec.Token(); err != nil { // the closing ']'
-		return syntaxError(err, path.String())
+		return syntaxError(err, w.path())
 	}
 	if i == 0 {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "empty arrays are not allowed")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "empty arrays are not allowed")
 	}
 	return nil
 }
 
 // single checks one non-array value whose first token is tok.
-func (w *walker) single(path *elemPath, e elem, tok json.Token, depth int) error {
+func (w *walker) single(e elem, tok json.Token, depth int) error {
 	if tok == nil {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "null is not allowed")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "null is not allowed")
 	}
 	switch e.kind {
 	case kString:
 		s, ok := tok.(string)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a JSON string")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a JSON string")
 		}
 		if s == "" {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "empty strings are not allowed")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "empty strings are not allowed")
 		}
 		if hasCtl(s) {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "control characters are not allowed")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "control characters are not allowed")
 		}
-		if w.lim.MaxStringBytes > 0 && len(s) > w.lim.MaxStringBytes && !path.isNarrativeDiv() {
-			return vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path.String(), "this element may hold at most %d bytes", w.lim.MaxStringBytes)
+		if w.lim.MaxStringBytes > 0 && len(s) > w.lim.MaxStringBytes && !w.inNarrativeDiv() {
+			return vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, w.path(), "this element may hold at most %d bytes", w.lim.MaxStringBytes)
 		}
 	case kDecimal:
 		n, ok := tok.(json.Number)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a JSON number")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a JSON number")
 		}
 		if f, err := strconv.ParseFloat(string(n), 64); (err != nil && !errors.Is(err, strconv.ErrRange)) || math.IsInf(f, 0) || len(n) > 64 {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "number is out of range")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "number is out of range")
 		}
 	case kInteger:
 		n, ok := tok.(json.Number)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a JSON number")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a JSON number")
 		}
 		if _, err := strconv.ParseInt(string(n), 10, 32); err != nil {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a whole number between -2147483648 and 2147483647")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a whole number between -2147483648 and 2147483647")
 		}
 	case kBool:
 		if _, ok := tok.(bool); !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be true or false")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be true or false")
 		}
 	case kObject:
 		if tok != json.Delim('{') {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path.String(), "must be a JSON object")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a JSON object")
 		}
-		return w.object(path, e.typ, depth+1)
+		return w.object(e.typ, depth+1)
 	}
 	return nil
 }
