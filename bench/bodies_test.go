@@ -9,6 +9,7 @@ import (
 
 	"github.com/vitalgate/vitalgate/bench"
 	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/simulator"
 )
 
@@ -75,5 +76,24 @@ func TestMedian(t *testing.T) {
 		if got := bench.Median(tt.in); got != tt.want {
 			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestSinceID checks the lower bound the bench counts a run's rows from: every id ingest
+// makes at or after t sorts at or after it, every id made before t sorts before it.
+func TestSinceID(t *testing.T) {
+	at := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	for _, d := range []time.Duration{0, time.Millisecond, time.Hour} {
+		id, err := ingest.NewID(at.Add(d), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id < bench.SinceID(at) {
+			t.Errorf("id %s made %v after the bound sorts before it (%s)", id, d, bench.SinceID(at))
+		}
+	}
+	old, _ := ingest.NewID(at.Add(-time.Millisecond), rand.Reader)
+	if old >= bench.SinceID(at) {
+		t.Errorf("id %s made before the bound sorts after it (%s)", old, bench.SinceID(at))
 	}
 }

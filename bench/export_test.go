@@ -14,3 +14,6 @@ const SlotMark = slotMark
 
 // Median exposes median.
 var Median = median
+
+// SinceID exposes sinceID.
+var SinceID = sinceID

@@ -49,7 +49,7 @@ func (b *benchRun) benchIngestHistory(ctx context.Context) ([]Row, error) {
 	if err := b.loadJobs(ctx, full.n, jobs, time.Now().UTC().Add(-time.Hour), true, "history"); err != nil {
 		return nil, err
 	}
-	held, err := full.probe().counts(ctx, false)
+	held, err := full.probe().counts(ctx, time.Time{}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -85,11 +85,11 @@ func (b *benchRun) benchIngestHistory(ctx context.Context) ([]Row, error) {
 			hl7Res[k].p99 = append(hl7Res[k].p99, ms(hfig.P99))
 		}
 	}
-	endEmpty, err := empty.probe().counts(ctx, false)
+	endEmpty, err := empty.probe().counts(ctx, time.Time{}, false)
 	if err != nil {
 		return nil, err
 	}
-	endFull, err := full.probe().counts(ctx, false)
+	endFull, err := full.probe().counts(ctx, time.Time{}, false)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,8 @@ func (b *benchRun) benchHL7(ctx context.Context) ([]Row, error) {
 	}
 	unique, obsPerMsg := b.uniquePCD01(devs)
 	p := srv.probe()
-	before, err := p.counts(ctx, true)
+	since := time.Now().Add(-time.Second)
+	before, err := p.counts(ctx, since, true)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +44,7 @@ func (b *benchRun) benchHL7(ctx context.Context) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	after, err := p.counts(ctx, true)
+	after, err := p.counts(ctx, since, true)
 	if err != nil {
 		return nil, err
 	}

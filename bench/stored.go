@@ -3,10 +3,13 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/vitalgate/vitalgate/node"
@@ -43,17 +46,33 @@ func (c Counts) Sub(o Counts) Counts {
 }
 
 const (
-	countObservationsSQL = `SELECT count(*) FROM resources WHERE type = 'Observation'`
-	checkpointSQL        = `PRAGMA wal_checkpoint(TRUNCATE)`
-	schemaBytesSQL       = `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+	// countObservationsSQL counts the Observations whose id is at least ?1 (the ids begin
+	// with their creation time: ingest.NewID), a range of the primary key, so that counting
+	// the rows of one run costs as much on a store holding a million as on an empty one.
+	countObservationsSQL   = `SELECT count(*) FROM resources WHERE type = 'Observation' AND id >= ?`
+	countObservationsPGSQL = `SELECT count(*) FROM resources WHERE type = 'Observation' AND id >= $1`
+	checkpointSQL          = `PRAGMA wal_checkpoint(TRUNCATE)`
+	schemaBytesSQL         = `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
 	JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')`
 	countAuditSQL = `SELECT coalesce(max(idx) + 1, 0) FROM audit_log`
 )
 
-// counts reads the Observation rows, the audit entries and, with size set, the database
-// size (SQLite: after a checkpoint, so call it only when no load runs).
-func (p storeProbe) counts(ctx context.Context, size bool) (Counts, error) {
+// sinceID is the smallest resource id ingest.NewID makes at or after t.
+func sinceID(t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16) // #nosec G115 -- a time after 1970
+	return hex.EncodeToString(b[:6])
+}
+
+// counts reads the Observation rows created since (all of them for the zero time), the audit
+// entries and, with size set, the database size (SQLite: after a checkpoint, so call it only
+// when no load runs).
+func (p storeProbe) counts(ctx context.Context, since time.Time, size bool) (Counts, error) {
 	var c Counts
+	from := ""
+	if !since.IsZero() {
+		from = sinceID(since)
+	}
 	if p.cfg.Driver == "postgres" {
 		cfg, err := pgx.ParseConfig(p.cfg.DSN)
 		if err != nil {
@@ -65,7 +84,7 @@ func (p storeProbe) counts(ctx context.Context, size bool) (Counts, error) {
 			return c, fmt.Errorf("bench: count rows: %w", err)
 		}
 		defer conn.Close(ctx)
-		if err := conn.QueryRow(ctx, countObservationsSQL).Scan(&c.Observations); err != nil {
+		if err := conn.QueryRow(ctx, countObservationsPGSQL, from).Scan(&c.Observations); err != nil {
 			return c, fmt.Errorf("bench: count rows: %w", err)
 		}
 		var audit int64
@@ -87,7 +106,7 @@ func (p storeProbe) counts(ctx context.Context, size bool) (Counts, error) {
 		return c, err
 	}
 	defer db.Close()
-	if err := db.QueryRowContext(ctx, countObservationsSQL).Scan(&c.Observations); err != nil {
+	if err := db.QueryRowContext(ctx, countObservationsSQL, from).Scan(&c.Observations); err != nil {
 		return c, fmt.Errorf("bench: count rows: %w", err)
 	}
 	var audit int64
