@@ -219,3 +219,38 @@ func realisticEntry(i int) audit.Entry {
 		Node:         "vitalgate-1",
 	}
 }
+
+// rangeLog is memLog as a RangeSource: Verify reads it in chunks, in parallel.
+type rangeLog struct{ *memLog }
+
+func (r rangeLog) EntryRange(ctx context.Context, from, to uint64, fn func(uint64, []byte, hash) error) error {
+	for _, e := range r.entries {
+		if e.index < from || e.index >= to {
+			continue
+		}
+		if r.failAt != nil && e.index == *r.failAt {
+			return errIO
+		}
+		if err := fn(e.index, e.data, e.hash); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sources are the ways the verification tests read a log: sequentially, and in parallel
+// chunks of several sizes (chunk boundaries inside, at and between checkpoints).
+var sources = []struct {
+	name  string
+	chunk uint64 // 0: sequential (an EntrySource only)
+}{{"sequential", 0}, {"chunks of 4", 4}, {"chunks of 8", 8}, {"chunks of 64", 64}, {"chunks of 4096", 4096}}
+
+// source returns the log as Verify reads it in mode chunk, setting the chunk size until the
+// test ends.
+func source(t *testing.T, log *memLog, chunk uint64) audit.EntrySource {
+	if chunk == 0 {
+		return log
+	}
+	t.Cleanup(audit.SetVerifyChunk(chunk))
+	return rangeLog{log}
+}

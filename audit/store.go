@@ -39,6 +39,18 @@ func (l StoreLog) Entries(ctx context.Context, from uint64, fn func(index uint64
 	})
 }
 
+// EntryRange streams the entries with from <= index < to, in index order, as Entries does
+// (Verify reads ranges of the log in parallel).
+func (l StoreLog) EntryRange(ctx context.Context, from, to uint64, fn func(index uint64, data []byte, storedLeafHash [HashSize]byte) error) error {
+	return l.Store.AuditEntries(ctx, from, to, func(r vitalgate.AuditRecord) error {
+		var h [HashSize]byte
+		if len(r.Hash) == HashSize {
+			h = [HashSize]byte(r.Hash)
+		}
+		return fn(r.Index, r.Data, h)
+	})
+}
+
 // LeafHashes returns the leaf hashes of entries [from, to), computed from the stored entries.
 // It returns fewer than to-from hashes if the log is shorter, which the provers report.
 func (l StoreLog) LeafHashes(ctx context.Context, from, to uint64) ([][HashSize]byte, error) {

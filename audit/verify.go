@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"time"
 )
@@ -96,6 +97,20 @@ func (e *VerifyError) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *VerifyError) Unwrap() error { return e.Err }
+
+// gapError describes an entry with index where entry next was expected: entries missing
+// (index > next) or repeated (index < next).
+func gapError(next, index uint64) *VerifyError {
+	if index < next {
+		return &VerifyError{Index: index, End: index + 1,
+			Reason: fmt.Sprintf("entry %d appears again after entry %d (entries duplicated or out of order)", index, next-1)}
+	}
+	reason := fmt.Sprintf("entry 0 is missing: the log starts at entry %d (entries deleted)", index)
+	if next > 0 {
+		reason = fmt.Sprintf("entry %d is missing: the log goes from entry %d to entry %d (entries deleted)", next, next-1, index)
+	}
+	return &VerifyError{Index: next, End: next + 1, Reason: reason}
+}
 
 // errStop ends an entry stream early without error.
 var errStop = errors.New("stop")
@@ -203,46 +218,71 @@ func Verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint
 	}
 
 	var verr *VerifyError
-	err = src.Entries(ctx, 0, func(index uint64, data []byte, stored [HashSize]byte) error {
-		next := t.Size()
-		if index >= total {
-			return errStop
-		}
-		if index != next {
-			if index > next {
-				reason := fmt.Sprintf("entry 0 is missing: the log starts at entry %d (entries deleted)", index)
-				if next > 0 {
-					reason = fmt.Sprintf("entry %d is missing: the log goes from entry %d to entry %d (entries deleted)",
-						next, next-1, index)
-				}
-				verr = &VerifyError{Index: next, End: next + 1, Reason: reason}
-			} else {
-				verr = &VerifyError{Index: index, End: index + 1,
-					Reason: fmt.Sprintf("entry %d appears again after entry %d (entries duplicated or out of order)", index, next-1)}
+	if rs, ok := src.(RangeSource); ok {
+		height := uint(bits.TrailingZeros64(verifyChunk))
+		err = chunks(ctx, rs, total, func(c *chunk) error {
+			if c.err != nil {
+				return c.err
 			}
-			return errStop
-		}
-		h := LeafHash(data)
-		if h != stored && stored != ([HashSize]byte{}) {
-			verr = &VerifyError{Index: index, End: index + 1,
-				Reason: fmt.Sprintf("entry %d does not match its stored leaf hash: the entry was changed after it was logged", index)}
-			return errStop
-		}
-		t.Append(h)
-		r.Bytes += uint64(len(data))
-		if verr = check(); verr != nil {
-			return errStop
-		}
-		if t.Size()%progressEvery == 0 {
+			if len(c.leaves) > 0 && c.first != t.Size() {
+				verr = gapError(t.Size(), c.first)
+				return errStop
+			}
+			if c.full && t.Size()%verifyChunk == 0 && (len(cps) == 0 || cps[0].c.Size >= t.Size()+verifyChunk) {
+				t.appendPerfect(c.root, height) // no checkpoint inside the chunk
+				if verr = check(); verr != nil {
+					return errStop
+				}
+			} else {
+				for _, h := range c.leaves {
+					t.Append(h)
+					if verr = check(); verr != nil {
+						return errStop
+					}
+				}
+			}
+			r.Bytes += c.bytes
+			if c.verr != nil {
+				verr = c.verr
+				return errStop
+			}
 			if progress != nil {
 				progress(t.Size(), total)
 			}
-			if err := ctx.Err(); err != nil {
-				return err
+			return ctx.Err()
+		})
+	} else {
+		err = src.Entries(ctx, 0, func(index uint64, data []byte, stored [HashSize]byte) error {
+			next := t.Size()
+			if index >= total {
+				return errStop
 			}
-		}
-		return nil
-	})
+			if index != next {
+				verr = gapError(next, index)
+				return errStop
+			}
+			h := LeafHash(data)
+			if h != stored && stored != ([HashSize]byte{}) {
+				verr = &VerifyError{Index: index, End: index + 1,
+					Reason: fmt.Sprintf("entry %d does not match its stored leaf hash: the entry was changed after it was logged", index)}
+				return errStop
+			}
+			t.Append(h)
+			r.Bytes += uint64(len(data))
+			if verr = check(); verr != nil {
+				return errStop
+			}
+			if t.Size()%progressEvery == 0 {
+				if progress != nil {
+					progress(t.Size(), total)
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if verr != nil {
 		return nil, verr
 	}

@@ -52,10 +52,16 @@ func newTestLog(t testing.TB) *testLog {
 func cpAt(size int) int { return size / every }
 
 func TestVerifyUntampered(t *testing.T) {
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) { testVerifyUntampered(t, src.chunk) })
+	}
+}
+
+func testVerifyUntampered(t *testing.T, chunk uint64) {
 	tl := newTestLog(t)
 	var calls int
 	var lastDone, lastTotal uint64
-	rep, err := audit.Verify(context.Background(), tl.log, append(tl.checkpoints, tl.witness), tl.signer.Verifier(),
+	rep, err := audit.Verify(context.Background(), source(t, tl.log, chunk), append(tl.checkpoints, tl.witness), tl.signer.Verifier(),
 		func(done, total uint64) { calls++; lastDone, lastTotal = done, total })
 	if err != nil {
 		t.Fatal(err)
@@ -109,34 +115,42 @@ func TestVerifyPasses(t *testing.T) {
 		}, 95, cpAt(90) + 1, 5},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tl := newTestLog(t)
-			cps := tt.setup(tl)
-			rep, err := audit.Verify(context.Background(), tl.log, cps, tl.signer.Verifier(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep.Entries != tt.entries || rep.Checkpoints != tt.checkpoints || rep.Unsigned != tt.unsigned {
-				t.Errorf("Entries, Checkpoints, Unsigned = %d, %d, %d; want %d, %d, %d",
-					rep.Entries, rep.Checkpoints, rep.Unsigned, tt.entries, tt.checkpoints, tt.unsigned)
-			}
-		})
+		for _, src := range sources {
+			t.Run(tt.name+"/"+src.name, func(t *testing.T) {
+				tl := newTestLog(t)
+				cps := tt.setup(tl)
+				rep, err := audit.Verify(context.Background(), source(t, tl.log, src.chunk), cps, tl.signer.Verifier(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.Entries != tt.entries || rep.Checkpoints != tt.checkpoints || rep.Unsigned != tt.unsigned {
+					t.Errorf("Entries, Checkpoints, Unsigned = %d, %d, %d; want %d, %d, %d",
+						rep.Entries, rep.Checkpoints, rep.Unsigned, tt.entries, tt.checkpoints, tt.unsigned)
+				}
+				if tl2 := newTestLog(t); tt.name == "no checkpoints" && rep.Root != tl2.roots[logSize] {
+					t.Errorf("Root = %x, want %x", rep.Root, tl2.roots[logSize])
+				}
+			})
+		}
 	}
+}
+
+// tamperCase is a way of tampering with a log and the evidence its verification must give.
+type tamperCase struct {
+	name string
+	// tamper changes the log and returns the checkpoints to verify against.
+	tamper   func(*testLog) []audit.SignedCheckpoint
+	index    uint64 // want VerifyError.Index
+	end      uint64 // want VerifyError.End (0: not checked for NoIndex)
+	cpSize   int    // size of the checkpoint named, -1 for none
+	source   string // want VerifyError.Source, "" for none
+	reason   string // a word the reason must contain
+	sentinel error  // want errors.Is, if not nil
 }
 
 func TestVerifyDetectsTampering(t *testing.T) {
 	other := MustSigner(t, testOrigin, 2) // same name, another key
-	tests := []struct {
-		name string
-		// tamper changes the log and returns the checkpoints to verify against.
-		tamper   func(*testLog) []audit.SignedCheckpoint
-		index    uint64 // want VerifyError.Index
-		end      uint64 // want VerifyError.End (0: not checked for NoIndex)
-		cpSize   int    // size of the checkpoint named, -1 for none
-		source   string // want VerifyError.Source, "" for none
-		reason   string // a word the reason must contain
-		sentinel error  // want errors.Is, if not nil
-	}{
+	tests := []tamperCase{
 		{"one byte of an entry changed", func(tl *testLog) []audit.SignedCheckpoint {
 			tl.log.entries[37].data[40] ^= 1
 			return tl.checkpoints
@@ -248,41 +262,49 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		}, 12, 13, -1, "", "stored leaf hash", nil},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tl := newTestLog(t)
-			tl.log = tl.log.clone()
-			cps := tt.tamper(tl)
-			rep, err := audit.Verify(context.Background(), tl.log, cps, tl.signer.Verifier(), nil)
-			if err == nil {
-				t.Fatalf("tampering not detected: %+v", rep)
-			}
-			var verr *audit.VerifyError
-			if !errors.As(err, &verr) {
-				t.Fatalf("err = %v (%T), want *VerifyError", err, err)
-			}
-			t.Log(verr)
-			if verr.Index != tt.index {
-				t.Errorf("Index = %d, want %d", verr.Index, tt.index)
-			}
-			if tt.index != audit.NoIndex && verr.End != tt.end {
-				t.Errorf("End = %d, want %d", verr.End, tt.end)
-			}
-			switch {
-			case tt.cpSize < 0 && verr.Checkpoint != nil:
-				t.Errorf("Checkpoint = %v, want none", verr.Checkpoint)
-			case tt.cpSize >= 0 && (verr.Checkpoint == nil || verr.Checkpoint.Size != uint64(tt.cpSize)):
-				t.Errorf("Checkpoint = %v, want size %d", verr.Checkpoint, tt.cpSize)
-			}
-			if verr.Source != tt.source {
-				t.Errorf("Source = %q, want %q", verr.Source, tt.source)
-			}
-			if !strings.Contains(verr.Reason, tt.reason) {
-				t.Errorf("Reason = %q, want it to mention %q", verr.Reason, tt.reason)
-			}
-			if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
-				t.Errorf("err = %v, want errors.Is %v", err, tt.sentinel)
-			}
-		})
+		for _, src := range sources {
+			t.Run(tt.name+"/"+src.name, func(t *testing.T) {
+				testTampered(t, tt, src.chunk)
+			})
+		}
+	}
+}
+
+// testTampered verifies a log tampered with as tt says, read in mode chunk (see source),
+// and checks the error against the evidence wanted.
+func testTampered(t *testing.T, tt tamperCase, chunk uint64) {
+	tl := newTestLog(t)
+	tl.log = tl.log.clone()
+	cps := tt.tamper(tl)
+	rep, err := audit.Verify(context.Background(), source(t, tl.log, chunk), cps, tl.signer.Verifier(), nil)
+	if err == nil {
+		t.Fatalf("tampering not detected: %+v", rep)
+	}
+	var verr *audit.VerifyError
+	if !errors.As(err, &verr) {
+		t.Fatalf("err = %v (%T), want *VerifyError", err, err)
+	}
+	t.Log(verr)
+	if verr.Index != tt.index {
+		t.Errorf("Index = %d, want %d", verr.Index, tt.index)
+	}
+	if tt.index != audit.NoIndex && verr.End != tt.end {
+		t.Errorf("End = %d, want %d", verr.End, tt.end)
+	}
+	switch {
+	case tt.cpSize < 0 && verr.Checkpoint != nil:
+		t.Errorf("Checkpoint = %v, want none", verr.Checkpoint)
+	case tt.cpSize >= 0 && (verr.Checkpoint == nil || verr.Checkpoint.Size != uint64(tt.cpSize)):
+		t.Errorf("Checkpoint = %v, want size %d", verr.Checkpoint, tt.cpSize)
+	}
+	if verr.Source != tt.source {
+		t.Errorf("Source = %q, want %q", verr.Source, tt.source)
+	}
+	if !strings.Contains(verr.Reason, tt.reason) {
+		t.Errorf("Reason = %q, want it to mention %q", verr.Reason, tt.reason)
+	}
+	if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
+		t.Errorf("err = %v, want errors.Is %v", err, tt.sentinel)
 	}
 }
 
@@ -310,26 +332,30 @@ func TestVerifyErrorMessages(t *testing.T) {
 }
 
 func TestVerifyReadErrors(t *testing.T) {
-	tl := newTestLog(t)
-	at := uint64(50)
-	tl.log.failAt = &at
-	_, err := audit.Verify(context.Background(), tl.log, tl.checkpoints, tl.signer.Verifier(), nil)
-	var verr *audit.VerifyError
-	if !errors.Is(err, errIO) || errors.As(err, &verr) {
-		t.Errorf("read failure: err = %v, want errIO and no VerifyError", err)
-	}
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			tl := newTestLog(t)
+			at := uint64(50)
+			tl.log.failAt = &at
+			_, err := audit.Verify(context.Background(), source(t, tl.log, src.chunk), tl.checkpoints, tl.signer.Verifier(), nil)
+			var verr *audit.VerifyError
+			if !errors.Is(err, errIO) || errors.As(err, &verr) {
+				t.Errorf("read failure: err = %v, want errIO and no VerifyError", err)
+			}
 
-	tl = newTestLog(t)
-	for range 2 * 4096 {
-		tl.log.append([]byte("x"))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	_, err = audit.Verify(ctx, tl.log, nil, tl.signer.Verifier(), func(done, total uint64) {
-		if done > 0 {
-			cancel()
-		}
-	})
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled: err = %v, want context.Canceled", err)
+			tl = newTestLog(t)
+			for range 2 * 4096 {
+				tl.log.append([]byte("x"))
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			_, err = audit.Verify(ctx, source(t, tl.log, src.chunk), nil, tl.signer.Verifier(), func(done, total uint64) {
+				if done > 0 {
+					cancel()
+				}
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled: err = %v, want context.Canceled", err)
+			}
+		})
 	}
 }

@@ -29,6 +29,9 @@ type LoadOptions struct {
 	Warmup   time.Duration // time run first and not measured (connections, caches)
 	// Progress, if set, is called about once a second from a separate goroutine.
 	Progress func(Progress)
+	// AtMeasure and AtEnd, if set, are called when the measured window starts and when it
+	// ends, while the workers keep calling (to count rows in the store over the window).
+	AtMeasure, AtEnd func()
 }
 
 // Load runs call from opt.Workers goroutines in a closed loop: every worker calls again as
@@ -42,6 +45,7 @@ func Load(ctx context.Context, opt LoadOptions, call Call) Summary {
 		calls      atomic.Int64
 		units      atomic.Int64
 		errs       atomic.Int64
+		allUnits   atomic.Int64
 		firstErr   atomic.Pointer[string]
 		perWorker  = make([][]time.Duration, workers)
 		phaseStart atomic.Pointer[time.Time]
@@ -66,6 +70,9 @@ func Load(ctx context.Context, opt LoadOptions, call Call) Summary {
 				start := time.Now()
 				n, err := call(runCtx, w)
 				d := time.Since(start)
+				if err == nil {
+					allUnits.Add(int64(n))
+				}
 				if runCtx.Err() != nil {
 					break // a call cut short by the end of the run is not a result
 				}
@@ -112,9 +119,15 @@ func Load(ctx context.Context, opt LoadOptions, call Call) Summary {
 	setPhase("measure")
 	start := time.Now()
 	measuring.Store(true)
-	sleep(runCtx, opt.Duration)
+	if opt.AtMeasure != nil {
+		opt.AtMeasure()
+	}
+	sleep(runCtx, opt.Duration-time.Since(start))
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	if opt.AtEnd != nil {
+		opt.AtEnd()
+	}
 	cancel()
 	wg.Wait()
 	close(stopProgress)
@@ -124,6 +137,7 @@ func Load(ctx context.Context, opt LoadOptions, call Call) Summary {
 		all = append(all, l...)
 	}
 	s := Summarize(all, units.Load(), errs.Load(), elapsed)
+	s.AllUnits = allUnits.Load()
 	if p := firstErr.Load(); p != nil {
 		s.FirstErr = *p
 	}

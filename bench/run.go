@@ -13,6 +13,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,17 +22,18 @@ import (
 )
 
 // Scenarios are the scenarios of `vitalgate bench`, in the order "all" runs them.
-var Scenarios = []string{"ingest", "ingest-batch", "search", "hl7", "connections", "audit-append", "audit-verify"}
+var Scenarios = []string{"ingest", "ingest-batch", "search", "hl7", "ingest-history", "connections", "audit-append", "audit-verify"}
 
 // ScenarioHelp describes each scenario and its baseline for --help.
 var ScenarioHelp = map[string]string{
-	"ingest":       "single Observation POSTs from --devices devices over kept-alive mutual TLS; baseline: a handler that reads and discards the body, same TLS and clients",
-	"ingest-batch": "Bundles of 100 Observations; baseline: the same rows sealed and stored with CreateResources, no HTTP, no validation",
-	"search":       "a patient's last 24 h (GET /fhir/Observation?patient=&date=ge) among --observations stored; baseline: the same result bytes served from memory over the same TLS",
-	"hl7":          "IHE PCD-01 ORU^R01 over MLLP/TLS answered AA; baseline: an MLLP echo of the same frames over the same TLS",
-	"connections":  "memory per idle TLS-connected device at --connections connections (clients in a child process)",
-	"audit-append": "audit entries appended durably from --devices goroutines with the checkpointer running",
-	"audit-verify": "audit.Verify over the store on an --audit-entries log; baseline: SHA-256 over the same bytes",
+	"ingest":         "single Observation POSTs (half with a new identifier each) from --devices devices over kept-alive mutual TLS; baseline: a handler that reads and discards the body, same TLS and clients; stored rows counted in the store",
+	"ingest-batch":   "Bundles of 100 Observations (half identified); baseline: the same sealed row bytes inserted by the same driver into a primary-key-only table, one transaction per 100 rows, same durability (and the store's own CreateResources)",
+	"search":         "a patient's last 24 h (GET /fhir/Observation?patient=&date=ge) among --observations stored; baseline: the same result bytes served from memory over the same TLS",
+	"hl7":            "unique IHE PCD-01 ORU^R01 messages over MLLP/TLS answered AA, stored rows and database bytes counted in the store; baseline: an MLLP echo of the same frames over the same TLS; then retransmissions (recognised, not stored)",
+	"ingest-history": "identified FHIR Observations and unique HL7 messages into a store already holding --observations for the same patients, against the same load on an empty store (medians of interleaved runs)",
+	"connections":    "memory per idle TLS-connected device at --connections connections (clients in a child process)",
+	"audit-append":   "audit entries appended durably from --devices goroutines with the checkpointer running",
+	"audit-verify":   "audit.Verify over the store on an --audit-entries log; baseline: SHA-256 over the same bytes",
 }
 
 // Options are the settings of a run: the flags of `vitalgate bench`, where it writes and
@@ -197,7 +199,10 @@ type benchRun struct {
 	report   *Report
 
 	srv     *benchServer   // started on first use
+	servers []*benchServer // every server started (srv and those of ingest-history)
 	devices []*benchDevice // enrolled on first use
+	seq     atomic.Uint64  // identifier values of generated bodies (template.fill)
+	batch   float64        // ingest-batch's stored obs/s, once measured (the hl7 target)
 	audit   *benchAudit    // opened on first use
 
 	progressWidth int
@@ -214,6 +219,8 @@ func (b *benchRun) scenario(ctx context.Context, name string) ([]Row, error) {
 		return b.benchSearch(ctx)
 	case "hl7":
 		return b.benchHL7(ctx)
+	case "ingest-history":
+		return b.benchIngestHistory(ctx)
 	case "connections":
 		return b.benchConnections(ctx)
 	case "audit-append":
@@ -226,8 +233,8 @@ func (b *benchRun) scenario(ctx context.Context, name string) ([]Row, error) {
 
 // close stops the server and closes the stores.
 func (b *benchRun) close() {
-	if b.srv != nil {
-		b.srv.stop()
+	for _, s := range b.servers {
+		s.stop()
 	}
 	if b.audit != nil {
 		b.audit.close()
@@ -289,7 +296,41 @@ func (b *benchRun) done(format string, args ...any) {
 
 // load runs one measured load with a progress line.
 func (b *benchRun) load(ctx context.Context, what, unit string, workers int, call Call) Summary {
-	s := Load(ctx, LoadOptions{Workers: workers, Duration: b.opt.Duration, Warmup: b.opt.Warmup,
+	return b.loadHooks(ctx, what, unit, workers, nil, nil, call)
+}
+
+// loadCounted runs one measured load on srv and counts, in its store, the Observation rows
+// and audit entries added over the measured window (Counts) and over the whole run, warm-up
+// and the calls still running at the end included (Counts.Run), to set against what the
+// server acknowledged in all (Summary.AllUnits).
+func (b *benchRun) loadCounted(ctx context.Context, srv *benchServer, what, unit string, workers int, call Call) (Summary, Counts, error) {
+	p := srv.probe()
+	since := time.Now().Add(-time.Second) // the rows of this run only: a cheap count however large the store
+	start, err := p.counts(ctx, since, false)
+	if err != nil {
+		return Summary{}, Counts{}, err
+	}
+	var before, after Counts
+	var errs [2]error
+	s := b.loadHooks(ctx, what, unit, workers,
+		func() { before, errs[0] = p.counts(ctx, since, false) },
+		func() { after, errs[1] = p.counts(ctx, since, false) }, call)
+	end, err := p.counts(ctx, since, false)
+	if err := errors.Join(append(errs[:], err)...); err != nil {
+		return s, Counts{}, err
+	}
+	d := after.Sub(before)
+	run := end.Sub(start)
+	d.Run = &run
+	fmt.Fprintf(b.opt.Stderr, "   counted in the store: %d Observation rows, %d audit entries added in the measured %s; %d rows in the whole run, %d %s acknowledged\n",
+		d.Observations, d.Audit, s.Elapsed.Round(time.Millisecond), run.Observations, s.AllUnits, unit)
+	return s, d, nil
+}
+
+// loadHooks runs one measured load with a progress line, calling atMeasure and atEnd (if
+// set) when the measured window starts and ends.
+func (b *benchRun) loadHooks(ctx context.Context, what, unit string, workers int, atMeasure, atEnd func(), call Call) Summary {
+	s := Load(ctx, LoadOptions{Workers: workers, Duration: b.opt.Duration, Warmup: b.opt.Warmup, AtMeasure: atMeasure, AtEnd: atEnd,
 		Progress: func(p Progress) {
 			rate := 0.0
 			if p.Elapsed > 0 {

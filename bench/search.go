@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -114,17 +115,35 @@ func (b *benchRun) loadSearchData(ctx context.Context, n *node.Node, at time.Tim
 	if total < perPatient {
 		perPatient = total
 	}
-	var jobs []struct {
-		patient string
-		count   int
-	}
+	var jobs []loadJob
 	for left, i := total, 0; left > 0; i++ {
 		c := min(left, perPatient)
-		jobs = append(jobs, struct {
-			patient string
-			count   int
-		}{fmt.Sprintf("bench-search-patient-%05d", i+1), c})
+		jobs = append(jobs, loadJob{fmt.Sprintf("bench-search-patient-%05d", i+1), c})
 		left -= c
+	}
+	if err := b.loadJobs(ctx, n, jobs, at, false, "search data"); err != nil {
+		return nil, err
+	}
+	var full []string
+	for _, j := range jobs {
+		if j.count >= perDay {
+			full = append(full, j.patient)
+		}
+	}
+	return full, nil
+}
+
+// loadJob is one patient's share of a load: count observations.
+type loadJob struct {
+	patient string
+	count   int
+}
+
+// loadJobs stores the observations of jobs, one patient at a time on each CPU (loadPatient).
+func (b *benchRun) loadJobs(ctx context.Context, n *node.Node, jobs []loadJob, at time.Time, identified bool, what string) error {
+	total := 0
+	for _, j := range jobs {
+		total += j.count
 	}
 	var (
 		wg       sync.WaitGroup
@@ -139,10 +158,10 @@ func (b *benchRun) loadSearchData(ctx context.Context, n *node.Node, at time.Tim
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				err := b.loadPatient(ctx, n, jobs[j].patient, jobs[j].count, at, func(k int) {
+				err := b.loadPatient(ctx, n, jobs[j].patient, jobs[j].count, at, identified, func(k int) {
 					mu.Lock()
 					stored += k
-					b.progress("   loading search data: %d/%d observations (%.0f/s)", stored, total, float64(stored)/time.Since(start).Seconds())
+					b.progress("   loading %s: %d/%d observations (%.0f/s)", what, stored, total, float64(stored)/time.Since(start).Seconds())
 					mu.Unlock()
 				})
 				if err != nil {
@@ -164,27 +183,22 @@ func (b *benchRun) loadSearchData(ctx context.Context, n *node.Node, at time.Tim
 	close(work)
 	wg.Wait()
 	if firstErr != nil {
-		return nil, firstErr
+		return firstErr
 	}
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
-	b.done("loaded %d observations for %d patients in %s (%.0f/s, sealed rows straight into the store)",
-		stored, len(jobs), time.Since(start).Round(100*time.Millisecond), float64(stored)/time.Since(start).Seconds())
-	var full []string
-	for _, j := range jobs {
-		if j.count >= perDay {
-			full = append(full, j.patient)
-		}
-	}
-	return full, nil
+	b.done("loaded %d observations (%s) for %d patients in %s (%.0f/s, sealed rows straight into the store)",
+		stored, what, len(jobs), time.Since(start).Round(100*time.Millisecond), float64(stored)/time.Since(start).Seconds())
+	return nil
 }
 
 // loadPatient stores count observations of one patient, one a minute back from at, in
 // batches of 1000. Each hour's readings come from the simulator's generator, decoded
 // once; the minutes of the hour reuse them with their own time, id and meta, stored as
-// ingest stores them (marshalled, sealed under the patient's key, blind-indexed).
-func (b *benchRun) loadPatient(ctx context.Context, n *node.Node, patient string, count int, at time.Time, stored func(int)) error {
+// ingest stores them (marshalled, sealed under the patient's key, blind-indexed). With
+// identified set each carries an identifier of its own, as HL7 OBX and retrying devices set.
+func (b *benchRun) loadPatient(ctx context.Context, n *node.Node, patient string, count int, at time.Time, identified bool, stored func(int)) error {
 	gen, err := simulator.NewGenerator(simulator.KindMonitor, rand.Reader)
 	if err != nil {
 		return err
@@ -219,6 +233,9 @@ func (b *benchRun) loadPatient(ctx context.Context, n *node.Node, patient string
 		}
 		o := *templates[k%len(templates)]
 		o.EffectiveDateTime = at.Add(-time.Duration(k) * time.Minute).Format(time.RFC3339)
+		if identified {
+			o.Identifier = []fhir.Identifier{{Use: "official", System: "urn:vitalgate:bench:history:" + patient, Value: strconv.Itoa(k)}}
+		}
 		id, err := ingest.NewID(now, rand.Reader)
 		if err != nil {
 			return err

@@ -30,6 +30,8 @@ type benchServer struct {
 	cfg      httpapi.Config
 	cert     tls.Certificate
 	stop     func()
+	dir      string           // the data dir
+	store    node.StoreConfig // its database
 }
 
 // server starts the server under test on first use: `vitalgate init` and `vitalgate serve`
@@ -39,8 +41,19 @@ func (b *benchRun) server(ctx context.Context) (*benchServer, error) {
 	if b.srv != nil {
 		return b.srv, nil
 	}
-	dir := filepath.Join(b.tmp, "data")
-	b.progress("   creating the data dir and starting the server ...")
+	srv, err := b.newServer(ctx, "data")
+	if err != nil {
+		return nil, err
+	}
+	b.srv = srv
+	return srv, nil
+}
+
+// newServer starts a server under test on a data dir of its own, named name in the run's
+// temporary directory (see server); close stops it.
+func (b *benchRun) newServer(ctx context.Context, name string) (*benchServer, error) {
+	dir := filepath.Join(b.tmp, name)
+	b.progress("   creating the data dir %s and starting the server ...", name)
 	sc, err := node.ParseStoreFlag(b.opt.Store)
 	if err != nil {
 		return nil, err
@@ -88,13 +101,13 @@ func (b *benchRun) server(ctx context.Context) (*benchServer, error) {
 	b.note(fmt.Sprintf("Clients run in the server's process and share its %d CPUs (the connections scenario's clients run in a child process); baselines use the same clients, TLS settings and CPUs.", runtime.NumCPU()))
 
 	opt := node.Options{HTTP: cfg}
-	if slices.Contains(b.opt.Scenarios, "hl7") {
+	if slices.Contains(b.opt.Scenarios, "hl7") || slices.Contains(b.opt.Scenarios, "ingest-history") {
 		if opt.MLLPAddr, err = freeLoopbackAddr(); err != nil {
 			_ = n.Close()
 			return nil, err
 		}
 	}
-	logFile, err := os.OpenFile(filepath.Join(b.tmp, "server.log"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	logFile, err := os.OpenFile(filepath.Join(b.tmp, name+"-server.log"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- the run's own temporary directory and a fixed name
 	if err != nil {
 		_ = n.Close()
 		return nil, err
@@ -118,14 +131,15 @@ func (b *benchRun) server(ctx context.Context) (*benchServer, error) {
 		_ = n.Close()
 		return nil, fmt.Errorf("server did not start: %w", srvErr)
 	}
-	b.srv = &benchServer{n: n, url: "https://" + addr, mllpAddr: opt.MLLPAddr, cfg: cfg, cert: cert, stop: func() {
+	srv := &benchServer{n: n, url: "https://" + addr, mllpAddr: opt.MLLPAddr, cfg: cfg, cert: cert, dir: dir, store: sc, stop: func() {
 		stopServer()
 		wg.Wait()
 		_ = logFile.Close()
 		_ = n.Close()
 	}}
-	b.done("server listening on %s (log %s)", b.srv.url, logFile.Name())
-	return b.srv, nil
+	b.servers = append(b.servers, srv)
+	b.done("server listening on %s (log %s)", srv.url, logFile.Name())
+	return srv, nil
 }
 
 // freeLoopbackAddr returns a loopback address with a port that was free a moment ago.
@@ -196,6 +210,16 @@ func (b *benchRun) enrolledDevices(ctx context.Context) ([]*benchDevice, error) 
 	if err != nil {
 		return nil, err
 	}
+	devs, err := b.enroll(ctx, srv)
+	if err != nil {
+		return nil, err
+	}
+	b.devices = devs
+	return devs, nil
+}
+
+// enroll registers --devices devices on srv and enrolls them over EST with the simulator.
+func (b *benchRun) enroll(ctx context.Context, srv *benchServer) ([]*benchDevice, error) {
 	cfg := simulator.Config{ServerURL: srv.url, CAPool: srv.n.CA.Pool()}
 	devs := make([]*benchDevice, b.opt.Devices)
 	sims := make([]*simulator.Device, b.opt.Devices)
@@ -244,7 +268,6 @@ func (b *benchRun) enrolledDevices(ctx context.Context) ([]*benchDevice, error) 
 		return nil, firstErr
 	}
 	b.done("%d devices registered and enrolled over EST", len(devs))
-	b.devices = devs
 	return devs, nil
 }
 

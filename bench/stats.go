@@ -34,6 +34,9 @@ type Summary struct {
 	P99      time.Duration
 	P999     time.Duration
 	Max      time.Duration
+	// AllUnits are the units of every successful call of the run, warm-up and the calls
+	// that ended after the measured window included (what the server acknowledged in all).
+	AllUnits int64
 }
 
 // Summarize computes a Summary from the latencies of successful calls (in any order; the

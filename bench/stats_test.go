@@ -102,3 +102,23 @@ func TestLoadStopsWithContext(t *testing.T) {
 		t.Errorf("calls cut short by the end of the run were counted as %d errors", s.Errors)
 	}
 }
+
+// TestLoadCountsWholeRun checks the hooks at the edges of the measured window (where the
+// bench counts rows in the store) and that AllUnits covers the warm-up too.
+func TestLoadCountsWholeRun(t *testing.T) {
+	var total atomic.Int64
+	var atMeasure, atEnd int64
+	s := bench.Load(context.Background(), bench.LoadOptions{Workers: 2, Duration: 50 * time.Millisecond, Warmup: 30 * time.Millisecond,
+		AtMeasure: func() { atMeasure = total.Load() }, AtEnd: func() { atEnd = total.Load() }},
+		func(ctx context.Context, w int) (int, error) {
+			time.Sleep(time.Millisecond)
+			total.Add(3)
+			return 3, nil
+		})
+	if atMeasure == 0 || atEnd <= atMeasure {
+		t.Errorf("hooks saw %d units at the start of the window and %d at its end", atMeasure, atEnd)
+	}
+	if s.AllUnits <= s.Units || s.AllUnits > total.Load() || s.AllUnits < atEnd {
+		t.Errorf("AllUnits %d, measured %d, made %d, %d at the end of the window", s.AllUnits, s.Units, total.Load(), atEnd)
+	}
+}

@@ -153,14 +153,13 @@ func DecodeResourceType(data []byte) (string, error) {
 
 var (
 	resourceTypeName = regexp.MustCompile(`^[A-Z][A-Za-z]{0,63}$`)
-	elementName      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 	uuidURN          = regexp.MustCompile(`^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	absoluteURL      = regexp.MustCompile(`^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9\-._~/%]*)?$`)
 )
 
 // checkStrict walks data's token stream against schema[root] and returns the first problem.
 func checkStrict(data []byte, root string, lim Limits) error {
-	w := &walker{dec: json.NewDecoder(bytes.NewReader(data)), lim: lim}
+	w := &walker{dec: json.NewDecoder(bytes.NewReader(data)), lim: lim, root: root, steps: make([]step, 0, 16)}
 	w.dec.UseNumber()
 	tok, err := w.dec.Token()
 	if err != nil {
@@ -169,7 +168,7 @@ func checkStrict(data []byte, root string, lim Limits) error {
 	if tok != json.Delim('{') {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, root, "the body must be a JSON object")
 	}
-	if err := w.object(root, root, 1); err != nil {
+	if err := w.object(root, 1); err != nil {
 		return err
 	}
 	if _, err := w.dec.Token(); err != io.EOF {
@@ -178,172 +177,241 @@ func checkStrict(data []byte, root string, lim Limits) error {
 	return nil
 }
 
+// walker is the strict pass over one document. Where it is ("Observation.code.coding[0]")
+// is a stack of steps, written out only when an error names it: the walk builds no strings.
 type walker struct {
-	dec *json.Decoder
-	lim Limits
+	dec   *json.Decoder
+	lim   Limits
+	root  string // the resource type
+	steps []step
+}
+
+// step is one step of the path below the root: an element name as sent (written through
+// safeName), or an array index.
+type step struct {
+	key    string
+	index  int
+	isItem bool
+}
+
+func (w *walker) push(s step) { w.steps = append(w.steps, s) }
+func (w *walker) pop()        { w.steps = w.steps[:len(w.steps)-1] }
+
+// path writes out where the walk is, as error messages name elements.
+func (w *walker) path() string {
+	var b strings.Builder
+	b.WriteString(w.root)
+	for _, s := range w.steps {
+		if s.isItem {
+			b.WriteString("[" + strconv.Itoa(s.index) + "]")
+		} else {
+			b.WriteString("." + safeName(s.key))
+		}
+	}
+	return b.String()
+}
+
+// inNarrativeDiv reports whether the walk is at a text.div element (exempt from the string
+// bound).
+func (w *walker) inNarrativeDiv() bool {
+	n := len(w.steps)
+	return n >= 2 && !w.steps[n-1].isItem && w.steps[n-1].key == "div" && !w.steps[n-2].isItem && w.steps[n-2].key == "text"
 }
 
 // safeName returns key if it looks like an element name, so that it can appear in a Field
 // and a message without echoing arbitrary input.
 func safeName(key string) string {
-	if elementName.MatchString(key) {
+	if isElementName(key) {
 		return key
 	}
 	return "(invalid name)"
 }
 
-// object walks the members of an object of datatype typ whose '{' has been read.
-func (w *walker) object(path, typ string, depth int) error {
-	if depth > w.lim.MaxDepth {
-		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path, "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
+// isElementName reports whether key matches ^[A-Za-z_][A-Za-z0-9_]{0,63}$.
+func isElementName(key string) bool {
+	if len(key) == 0 || len(key) > 64 {
+		return false
 	}
-	elems := schema[typ]
-	seen := map[string]bool{}
-	choices := map[string]bool{}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c == '_':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// object walks the members of an object of datatype typ whose '{' has been read.
+func (w *walker) object(typ string, depth int) error {
+	if depth > w.lim.MaxDepth {
+		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, w.path(), "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
+	}
+	ct := compiled[typ]
+	var seen, choices uint64 // bits of the elements and the choice groups met so far
 	n := 0
 	for w.dec.More() {
 		tok, err := w.dec.Token()
 		if err != nil {
-			return syntaxError(err, path)
+			return syntaxError(err, w.path())
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "invalid JSON object key")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "invalid JSON object key")
 		}
 		n++
-		field := path + "." + safeName(key)
-		if seen[key] {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "element %s appears more than once", safeName(key))
-		}
-		seen[key] = true
-		e, ok := elems[key]
+		w.push(step{key: key})
+		e, ok := ct.elems[key]
 		switch {
 		case ok:
 		case strings.HasPrefix(key, "_"):
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "primitive extensions (%s) are not supported", safeName(key))
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "primitive extensions (%s) are not supported", safeName(key))
 		case key == "extension" || key == "modifierExtension":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "extensions are not supported")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "extensions are not supported")
 		case key == "resourceType":
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "resourceType is not allowed here")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "resourceType is not allowed here")
 		default:
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "unknown element %s in %s", safeName(key), typ)
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "unknown element %s in %s", safeName(key), typ)
 		}
+		// An element that is not in the schema fails above at its first appearance, so only
+		// known elements can repeat.
+		if seen&e.bit != 0 {
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "element %s appears more than once", safeName(key))
+		}
+		seen |= e.bit
 		if e.choice != "" {
-			if choices[e.choice] {
-				return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "only one %s[x] element is allowed", e.choice)
+			if choices&e.choiceBit != 0 {
+				return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "only one %s[x] element is allowed", e.choice)
 			}
-			choices[e.choice] = true
+			choices |= e.choiceBit
 		}
 		if key == "resourceType" {
 			tok, err := w.dec.Token()
 			if err != nil {
-				return syntaxError(err, field)
+				return syntaxError(err, w.path())
 			}
 			if s, _ := tok.(string); s != typ {
-				return vitalgate.FieldErrorf(vitalgate.EINVALID, field, "resourceType must be %s", typ)
+				return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "resourceType must be %s", typ)
 			}
+			w.pop()
 			continue
 		}
-		if err := w.value(field, e, depth); err != nil {
+		if err := w.value(e.elem, depth); err != nil {
 			return err
 		}
+		w.pop()
 	}
 	if _, err := w.dec.Token(); err != nil { // the closing '}'
-		return syntaxError(err, path)
+		return syntaxError(err, w.path())
 	}
 	if n == 0 {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "empty objects are not allowed")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "empty objects are not allowed")
 	}
-	if resourceTypes[typ] && !seen["resourceType"] {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path+".resourceType", "resourceType is missing")
+	if resourceTypes[typ] && seen&ct.resourceType == 0 {
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path()+".resourceType", "resourceType is missing")
 	}
 	return nil
 }
 
 // value walks the value of element e at path; depth is that of the enclosing object.
-func (w *walker) value(path string, e elem, depth int) error {
+func (w *walker) value(e elem, depth int) error {
 	tok, err := w.dec.Token()
 	if err != nil {
-		return syntaxError(err, path)
+		return syntaxError(err, w.path())
 	}
 	if !e.array {
-		return w.single(path, e, tok, depth)
+		return w.single(e, tok, depth)
 	}
 	if tok != json.Delim('[') {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a JSON array")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a JSON array")
 	}
 	if depth+1 > w.lim.MaxDepth {
-		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path, "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
+		return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, w.path(), "JSON nesting is deeper than %d levels", w.lim.MaxDepth)
 	}
 	i := 0
 	for ; w.dec.More(); i++ {
 		if e.typ == "BundleEntry" && i >= w.lim.MaxEntries {
-			return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, path, "a Bundle may hold at most %d entries", w.lim.MaxEntries)
+			return vitalgate.FieldErrorf(vitalgate.ETOOLARGE, w.path(), "a Bundle may hold at most %d entries", w.lim.MaxEntries)
 		}
 		tok, err := w.dec.Token()
 		if err != nil {
-			return syntaxError(err, path)
+			return syntaxError(err, w.path())
 		}
-		if err := w.single(path+"["+strconv.Itoa(i)+"]", e, tok, depth+1); err != nil {
+		w.push(step{index: i, isItem: true})
+		if err := w.single(e, tok, depth+1); err != nil {
 			return err
 		}
+		w.pop()
 	}
 	if _, err := w.dec.Token(); err != nil { // the closing ']'
-		return syntaxError(err, path)
+		return syntaxError(err, w.path())
 	}
 	if i == 0 {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "empty arrays are not allowed")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "empty arrays are not allowed")
 	}
 	return nil
 }
 
 // single checks one non-array value whose first token is tok.
-func (w *walker) single(path string, e elem, tok json.Token, depth int) error {
+func (w *walker) single(e elem, tok json.Token, depth int) error {
 	if tok == nil {
-		return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "null is not allowed")
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "null is not allowed")
 	}
 	switch e.kind {
 	case kString:
 		s, ok := tok.(string)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a JSON string")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a JSON string")
 		}
 		if s == "" {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "empty strings are not allowed")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "empty strings are not allowed")
 		}
-		if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' && r != '\r' && r != '\n' }) >= 0 {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "control characters are not allowed")
+		if hasCtl(s) {
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "control characters are not allowed")
 		}
-		if w.lim.MaxStringBytes > 0 && len(s) > w.lim.MaxStringBytes && !strings.HasSuffix(path, ".text.div") {
-			return vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, path, "this element may hold at most %d bytes", w.lim.MaxStringBytes)
+		if w.lim.MaxStringBytes > 0 && len(s) > w.lim.MaxStringBytes && !w.inNarrativeDiv() {
+			return vitalgate.FieldErrorf(vitalgate.EUNPROCESSABLE, w.path(), "this element may hold at most %d bytes", w.lim.MaxStringBytes)
 		}
 	case kDecimal:
 		n, ok := tok.(json.Number)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a JSON number")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a JSON number")
 		}
 		if f, err := strconv.ParseFloat(string(n), 64); (err != nil && !errors.Is(err, strconv.ErrRange)) || math.IsInf(f, 0) || len(n) > 64 {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "number is out of range")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "number is out of range")
 		}
 	case kInteger:
 		n, ok := tok.(json.Number)
 		if !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a JSON number")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a JSON number")
 		}
 		if _, err := strconv.ParseInt(string(n), 10, 32); err != nil {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a whole number between -2147483648 and 2147483647")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a whole number between -2147483648 and 2147483647")
 		}
 	case kBool:
 		if _, ok := tok.(bool); !ok {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be true or false")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be true or false")
 		}
 	case kObject:
 		if tok != json.Delim('{') {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, path, "must be a JSON object")
+			return vitalgate.FieldErrorf(vitalgate.EINVALID, w.path(), "must be a JSON object")
 		}
-		return w.object(path, e.typ, depth+1)
+		return w.object(e.typ, depth+1)
 	}
 	return nil
+}
+
+// hasCtl reports whether s holds a control character other than tab, CR and LF (bytes
+// below 0x20 are never part of a longer UTF-8 sequence).
+func hasCtl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' && c != '\r' && c != '\n' {
+			return true
+		}
+	}
+	return false
 }
 
 // syntaxError converts a json.Decoder error to a user-safe EINVALID error.

@@ -1,5 +1,7 @@
 package fhir
 
+import "sort"
+
 // kind is the JSON shape an element must have.
 type kind uint8
 
@@ -192,3 +194,54 @@ var schema = map[string]map[string]elem{
 
 // resourceTypes are the schema names that are resources: their objects carry resourceType.
 var resourceTypes = map[string]bool{"Observation": true, "Patient": true, "Bundle": true}
+
+// compiledType is a datatype of schema as the strict walk reads it: each element with a bit
+// of its own (for "seen") and of its choice group, so that checking an object allocates
+// nothing.
+type compiledType struct {
+	elems        map[string]compiledElem
+	resourceType uint64 // the bit of resourceType, 0 if the type has none
+}
+
+// compiledElem is an elem with its bits.
+type compiledElem struct {
+	elem
+	bit, choiceBit uint64
+}
+
+// compiled is schema compiled for the walk.
+var compiled = compileSchema(schema)
+
+// compileSchema gives every element of each datatype a bit (a datatype has fewer than 64
+// elements) and every choice group one.
+func compileSchema(s map[string]map[string]elem) map[string]compiledType {
+	out := make(map[string]compiledType, len(s))
+	for typ, elems := range s {
+		if len(elems) > 64 {
+			panic("fhir: datatype " + typ + " has more than 64 elements")
+		}
+		names := make([]string, 0, len(elems))
+		for name := range elems {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		ct := compiledType{elems: make(map[string]compiledElem, len(elems))}
+		groups := map[string]uint64{}
+		for i, name := range names {
+			e := elems[name]
+			ce := compiledElem{elem: e, bit: 1 << uint(i)}
+			if e.choice != "" {
+				if _, ok := groups[e.choice]; !ok {
+					groups[e.choice] = 1 << uint(len(groups))
+				}
+				ce.choiceBit = groups[e.choice]
+			}
+			ct.elems[name] = ce
+			if name == "resourceType" {
+				ct.resourceType = ce.bit
+			}
+		}
+		out[typ] = ct
+	}
+	return out
+}

@@ -46,7 +46,7 @@ const (
 	WHERE r.patient_index = $2::bytea AND r.id > $5::text
 	AND ($1::text = '' OR r.type = $1::text)
 	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
-		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea OFFSET 0))
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
 	AND ($7::text = '' OR r.site = $7::text)
 	ORDER BY r.id, r.type LIMIT $6::bigint`
@@ -84,6 +84,10 @@ const (
 	AND ($7::text = '' OR r.site = $7::text)
 	ORDER BY c.id, c.type LIMIT $6::bigint`
 
+	// A code filter on a walk of a patient's resources probes resource_codes row by row
+	// (OFFSET 0 keeps the planner from hashing the EXISTS, which reads every row of the code
+	// in the store, however few the walk needs: its cost would grow with history).
+
 	// resourcesByEffectiveAscSQL and resourcesByEffectiveDescSQL walk a patient's resources
 	// of one type in (effective, id) order on the (patient_index, type, effective NULLS FIRST,
 	// id) index, forwards and backwards; $8/$9 bound effective to [from, to), and $10/$5 resume
@@ -91,7 +95,7 @@ const (
 	resourcesByEffectiveAscSQL = resourceColumns + ` FROM resources r
 	WHERE r.patient_index = $2::bytea AND r.type = $1::text
 	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
-		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea OFFSET 0))
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
 	AND ($7::text = '' OR r.site = $7::text)
 	AND ($8::timestamptz IS NULL OR r.effective >= $8::timestamptz)
@@ -103,11 +107,39 @@ const (
 	resourcesByEffectiveDescSQL = resourceColumns + ` FROM resources r
 	WHERE r.patient_index = $2::bytea AND r.type = $1::text
 	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
-		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea))
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea OFFSET 0))
 	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
 	AND ($7::text = '' OR r.site = $7::text)
 	AND ($8::timestamptz IS NULL OR r.effective >= $8::timestamptz)
 	AND ($9::timestamptz IS NULL OR r.effective < $9::timestamptz)
+	AND ($10::timestamptz IS NULL OR r.effective < $10::timestamptz
+		OR (r.effective = $10::timestamptz AND r.id < $5::text))
+	ORDER BY r.effective DESC NULLS LAST, r.id DESC LIMIT $6::bigint`
+
+	// resourcesByEffectiveAscBoundedSQL and resourcesByEffectiveDescBoundedSQL are the same
+	// walks when a date bound is given: $8/$9 bound effective to [from, to) as a range of the
+	// index (an unset bound is -infinity or infinity), also in a generic plan, so that the
+	// walk starts at the first row in range and ends at the last one, whatever the patient's
+	// history outside it. Without a bound the walk needs none (and must keep the rows without
+	// an effective time).
+	resourcesByEffectiveAscBoundedSQL = resourceColumns + ` FROM resources r
+	WHERE r.patient_index = $2::bytea AND r.type = $1::text
+	AND r.effective >= coalesce($8::timestamptz, '-infinity') AND r.effective < coalesce($9::timestamptz, 'infinity')
+	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea OFFSET 0))
+	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	AND ($7::text = '' OR r.site = $7::text)
+	AND ($10::timestamptz IS NULL OR r.effective > $10::timestamptz
+		OR (r.effective = $10::timestamptz AND r.id > $5::text))
+	ORDER BY r.effective ASC NULLS FIRST, r.id ASC LIMIT $6::bigint`
+
+	resourcesByEffectiveDescBoundedSQL = resourceColumns + ` FROM resources r
+	WHERE r.patient_index = $2::bytea AND r.type = $1::text
+	AND r.effective >= coalesce($8::timestamptz, '-infinity') AND r.effective < coalesce($9::timestamptz, 'infinity')
+	AND ($3::bytea IS NULL OR EXISTS (SELECT 1 FROM resource_codes c
+		WHERE c.type = r.type AND c.id = r.id AND c.code_index = $3::bytea OFFSET 0))
+	AND ($4::timestamptz IS NULL OR r.last_updated >= $4::timestamptz)
+	AND ($7::text = '' OR r.site = $7::text)
 	AND ($10::timestamptz IS NULL OR r.effective < $10::timestamptz
 		OR (r.effective = $10::timestamptz AND r.id < $5::text))
 	ORDER BY r.effective DESC NULLS LAST, r.id DESC LIMIT $6::bigint`
@@ -147,6 +179,10 @@ const (
 // (in the order of its constants).
 var resourceQueries = [...]string{resourcesAllSQL, resourcesByTypeSQL, resourcesByCodeSQL, resourcesByPatientSQL,
 	resourcesByEffectiveAscSQL, resourcesByEffectiveDescSQL, resourcesByIdentifierSQL, patientsByIdentifierSQL}
+
+// boundedEffectiveQueries are the LeadEffectiveAsc and LeadEffectiveDesc queries with a date
+// bound.
+var boundedEffectiveQueries = [...]string{resourcesByEffectiveAscBoundedSQL, resourcesByEffectiveDescBoundedSQL}
 
 // rewrapPage is how many data keys RewrapDataKeys holds in memory at a time.
 const rewrapPage = 256
@@ -245,14 +281,18 @@ func (db *DB) Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func
 		site = vitalgate.StoredSite(site) // a Patient identifier is unique within one site
 	}
 	args := []any{typ, patient, code, since, after, limit, site}
+	query := resourceQueries[lead]
 	switch lead {
 	case vitalgate.LeadEffectiveAsc, vitalgate.LeadEffectiveDesc:
+		if from != nil || to != nil { // a date bound is an index range
+			query = boundedEffectiveQueries[lead-vitalgate.LeadEffectiveAsc]
+		}
 		args = append(args, from, to, afterEff)
 	case vitalgate.LeadPatientIdentifier, vitalgate.LeadPatientsByIdentifier:
 		args = append(args, f.IdentifierIndex)
 	}
-	// assurance:sql-ok resourceQueries is an array of this package's SQL constants
-	rows, err := db.pool.Query(ctx, resourceQueries[lead], args...)
+	// assurance:sql-ok query is one of this package's SQL constants (resourceQueries, boundedEffectiveQueries)
+	rows, err := db.pool.Query(ctx, query, args...)
 	if err != nil {
 		return mapError(err, "resources")
 	}

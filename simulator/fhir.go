@@ -51,9 +51,24 @@ type meta struct {
 	Profile []string `json:"profile"`
 }
 
+// Identifier is a business identifier of a generated Observation: the system (a URI) and the
+// value that name one observation, as a device sets it so that a retry of the same reading
+// is recognised and not stored twice.
+type Identifier struct {
+	System string `json:"system"`
+	Value  string `json:"value"`
+}
+
+type identifier struct {
+	Use    string `json:"use"`
+	System string `json:"system"`
+	Value  string `json:"value"`
+}
+
 type observation struct {
 	ResourceType      string            `json:"resourceType"`
 	Meta              meta              `json:"meta"`
+	Identifier        []identifier      `json:"identifier,omitempty"`
 	Status            string            `json:"status"`
 	Category          []codeableConcept `json:"category"`
 	Code              codeableConcept   `json:"code"`
@@ -108,6 +123,16 @@ func vitalCode(v Vital) (codeableConcept, string, error) {
 // quantity (blood pressure as systolic and diastolic components), subject Patient/patientID,
 // device Device/deviceID and effectiveDateTime at in RFC 3339 with seconds and time zone.
 func NewObservation(r Reading, deviceID, patientID string, at time.Time) ([]byte, error) {
+	return NewIdentifiedObservation(r, deviceID, patientID, at, Identifier{})
+}
+
+// NewIdentifiedObservation returns NewObservation's Observation with the business identifier
+// ident (use official), or none when ident is zero. It fails on an identifier with only one
+// of system and value.
+func NewIdentifiedObservation(r Reading, deviceID, patientID string, at time.Time, ident Identifier) ([]byte, error) {
+	if (ident.System == "") != (ident.Value == "") {
+		return nil, errors.New("simulator: an identifier needs both a system and a value")
+	}
 	if deviceID == "" || patientID == "" {
 		return nil, errors.New("simulator: observation needs a device id and a patient id")
 	}
@@ -124,6 +149,9 @@ func NewObservation(r Reading, deviceID, patientID string, at time.Time) ([]byte
 		Subject:           reference{"Patient/" + patientID},
 		Device:            reference{"Device/" + deviceID},
 		EffectiveDateTime: at.Format(time.RFC3339),
+	}
+	if ident.System != "" {
+		obs.Identifier = []identifier{{Use: "official", System: ident.System, Value: ident.Value}}
 	}
 	if r.Vital == BloodPressure {
 		obs.Component = []component{

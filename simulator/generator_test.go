@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/simulator"
 )
 
@@ -286,5 +287,42 @@ func TestNewBundle(t *testing.T) {
 	}
 	if _, err := simulator.NewBundle("history", docs, rand.Reader); err == nil {
 		t.Error("bundle type history: no error")
+	}
+}
+
+// TestNewIdentifiedObservation checks that an identified Observation passes Vitalgate's strict
+// decoding with its identifier (what the resend check looks up), and that a half identifier
+// is refused.
+func TestNewIdentifiedObservation(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := simulator.Reading{Vital: simulator.HeartRate, Value: 72}
+	tests := []struct {
+		name  string
+		ident simulator.Identifier
+		want  int // identifiers decoded
+	}{
+		{"none", simulator.Identifier{}, 0},
+		{"identified", simulator.Identifier{System: "urn:example:device-1", Value: "000000000000002a"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, err := simulator.NewIdentifiedObservation(r, "d", "p", at, tt.ident)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := fhir.DecodeObservation(doc)
+			if err != nil {
+				t.Fatalf("strict decode: %v\n%s", err, doc)
+			}
+			if len(o.Identifier) != tt.want {
+				t.Fatalf("identifiers %+v, want %d", o.Identifier, tt.want)
+			}
+			if tt.want == 1 && (o.Identifier[0].System != tt.ident.System || o.Identifier[0].Value != tt.ident.Value || o.Identifier[0].Use != "official") {
+				t.Errorf("identifier %+v, want %+v (official)", o.Identifier[0], tt.ident)
+			}
+		})
+	}
+	if _, err := simulator.NewIdentifiedObservation(r, "d", "p", at, simulator.Identifier{Value: "1"}); err == nil {
+		t.Error("identifier without a system: no error")
 	}
 }

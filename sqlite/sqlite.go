@@ -171,6 +171,12 @@ func (db *DB) open(ctx context.Context) error {
 	wq.Set("_defensive", "1")
 	wq.Add("_pragma", "secure_delete(1)")
 	wq.Add("_pragma", "trusted_schema(0)")
+	// The group commit writes many callers in one transaction, each under a savepoint: keep
+	// the savepoints' journal in memory (it only serves a rollback to a savepoint; the WAL
+	// is what makes a commit durable) and give the writer a page cache that holds a group's
+	// dirty pages, so that they are not spilled to the WAL before the commit.
+	wq.Add("_pragma", "temp_store(MEMORY)")
+	wq.Add("_pragma", "cache_size(-65536)")
 	if db.w, err = sql.Open("sqlite", fileURI(db.path, wq)); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", db.path, err)
 	}
