@@ -144,19 +144,19 @@ func TestQueryPlansFlat(t *testing.T) {
 		args  []any
 		index string // the index the plan must use
 	}{
-		{"resend check", "identifier", []any{"Observation", patient, nil, nil, "", 1, []byte("ident-plan-patient-1-7")}, "resource_identifiers_patient"},
-		{"resend check, unknown identifier", "identifier", []any{"Observation", patient, nil, nil, "", 1, []byte("never-stored")}, "resource_identifiers_patient"},
-		{"patient by identifier", "patient identifier", []any{"Patient", nil, nil, nil, "", 1, []byte("mrn-patient-00000007")}, "resource_identifiers_patient_unique"},
-		{"last 24 h, newest first", "effective desc bounded", []any{"Observation", patient, nil, nil, "", 101, day, nil, nil}, "resources_patient_type_effective"},
-		{"last 24 h, oldest first", "effective asc bounded", []any{"Observation", patient, nil, nil, "", 101, day, nil, nil}, "resources_patient_type_effective"},
-		{"one hour a day ago, oldest first", "effective asc bounded", []any{"Observation", patient, nil, nil, "", 101, day.Add(-time.Hour), day, nil}, "resources_patient_type_effective"},
-		{"one hour a day ago, newest first", "effective desc bounded", []any{"Observation", patient, nil, nil, "", 101, day.Add(-time.Hour), day, nil}, "resources_patient_type_effective"},
-		{"last 24 h of a code, newest first", "effective desc bounded", []any{"Observation", patient, []byte("code-8867-4"), nil, "", 101, day, nil, nil}, "resources_patient_type_effective"},
+		{"resend check", "identifier", []any{"Observation", patient, nil, nil, "", 1, "", []byte("ident-plan-patient-1-7")}, "resource_identifiers_patient"},
+		{"resend check, unknown identifier", "identifier", []any{"Observation", patient, nil, nil, "", 1, "", []byte("never-stored")}, "resource_identifiers_patient"},
+		{"patient by identifier", "patient identifier", []any{"Patient", nil, nil, nil, "", 1, vitalgate.DefaultSite, []byte("mrn-patient-00000007")}, "resource_identifiers_patient_unique"},
+		{"last 24 h, newest first", "effective desc bounded", []any{"Observation", patient, nil, nil, "", 101, "", day, nil, nil}, "resources_patient_type_effective"},
+		{"last 24 h, oldest first", "effective asc bounded", []any{"Observation", patient, nil, nil, "", 101, "", day, nil, nil}, "resources_patient_type_effective"},
+		{"one hour a day ago, oldest first", "effective asc bounded", []any{"Observation", patient, nil, nil, "", 101, "", day.Add(-time.Hour), day, nil}, "resources_patient_type_effective"},
+		{"one hour a day ago, newest first", "effective desc bounded", []any{"Observation", patient, nil, nil, "", 101, "", day.Add(-time.Hour), day, nil}, "resources_patient_type_effective"},
+		{"last 24 h of a code, newest first", "effective desc bounded", []any{"Observation", patient, []byte("code-8867-4"), nil, "", 101, "", day, nil, nil}, "resources_patient_type_effective"},
 		// A page of a patient's resources in id order: on the (patient, id) index, or on
 		// the primary key when the statistics say the patient holds much of the table.
-		{"patient page", "patient", []any{"Observation", patient, nil, nil, "", 100}, ""},
-		{"patient page of a code", "patient", []any{"Observation", patient, []byte("code-8867-4"), nil, "", 100}, ""},
-		{"newest first", "effective desc", []any{"Observation", patient, nil, nil, "", 101, nil, nil, nil}, "resources_patient_type_effective"},
+		{"patient page", "patient", []any{"Observation", patient, nil, nil, "", 100, ""}, ""},
+		{"patient page of a code", "patient", []any{"Observation", patient, []byte("code-8867-4"), nil, "", 100, ""}, ""},
+		{"newest first", "effective desc", []any{"Observation", patient, nil, nil, "", 101, "", nil, nil, nil}, "resources_patient_type_effective"},
 		{"resource by id", "resource", []any{"Observation", fmt.Sprintf("%012d-%s", 100_000_000_000-7, patient)}, "resources_pkey"},
 		{"audit append", "audit append", []any{[][]byte{[]byte("entry")}, [][]byte{bytes.Repeat([]byte{1}, 32)}}, ""},
 		{"audit entries", "audit entries", []any{int64(10), int64(20)}, "audit_log_pkey"},

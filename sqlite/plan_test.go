@@ -166,22 +166,22 @@ func TestQueryPlansWithHistory(t *testing.T) {
 		args          []any
 		want          string // must appear in the plan
 	}{
-		{"resend check", sqlite.ExplainResourceQueries["identifier"], []any{"Observation", patient, nil, nil, "", 1, []byte("ident-p3-7")},
+		{"resend check", sqlite.ExplainResourceQueries["identifier"], []any{"Observation", patient, nil, nil, "", 1, []byte("ident-p3-7"), nil, nil, ""},
 			"SEARCH i USING COVERING INDEX resource_identifiers_patient (type=? AND patient_index=? AND identifier_index=? AND id>?)"},
-		{"patient identifier", sqlite.ExplainResourceQueries["patient identifier"], []any{"Patient", nil, nil, nil, "", 1, []byte("i")},
-			"SEARCH i USING INDEX resource_identifiers_patient_unique (identifier_index=?"},
+		{"patient identifier", sqlite.ExplainResourceQueries["patient identifier"], []any{"Patient", nil, nil, nil, "", 1, []byte("i"), nil, nil, vitalgate.DefaultSite},
+			"SEARCH i USING INDEX resource_identifiers_patient_unique (site=? AND identifier_index=?"},
 		// A date range is a range of the index: the walk starts and ends in it, whatever
 		// the patient's history before or after it, in either order.
-		{"last 24 h, newest first", sqlite.ExplainHotQueries["effective desc bounded"], []any{"Observation", patient, nil, nil, "", 101, day, int64(math.MaxInt64), nil},
+		{"last 24 h, newest first", sqlite.ExplainHotQueries["effective desc bounded"], []any{"Observation", patient, nil, nil, "", 101, day, int64(math.MaxInt64), nil, ""},
 			"SEARCH r USING INDEX resources_patient_type_effective (patient_index=? AND type=? AND effective>? AND effective<?)"},
-		{"last 24 h, oldest first", sqlite.ExplainHotQueries["effective asc bounded"], []any{"Observation", patient, nil, nil, "", 101, day, int64(math.MaxInt64), nil},
+		{"last 24 h, oldest first", sqlite.ExplainHotQueries["effective asc bounded"], []any{"Observation", patient, nil, nil, "", 101, day, int64(math.MaxInt64), nil, ""},
 			"SEARCH r USING INDEX resources_patient_type_effective (patient_index=? AND type=? AND effective>? AND effective<?)"},
-		{"before a date, newest first", sqlite.ExplainHotQueries["effective desc bounded"], []any{"Observation", patient, nil, nil, "", 101, int64(math.MinInt64), day, nil},
+		{"before a date, newest first", sqlite.ExplainHotQueries["effective desc bounded"], []any{"Observation", patient, nil, nil, "", 101, int64(math.MinInt64), day, nil, ""},
 			"SEARCH r USING INDEX resources_patient_type_effective (patient_index=? AND type=? AND effective>? AND effective<?)"},
 		// Without a bound, newest first: the walk is in index order and stops at the limit.
-		{"newest first", sqlite.ExplainHotQueries["effective desc"], []any{"Observation", patient, nil, nil, "", 101, nil, nil, nil},
+		{"newest first", sqlite.ExplainHotQueries["effective desc"], []any{"Observation", patient, nil, nil, "", 101, nil, nil, nil, ""},
 			"SEARCH r USING INDEX resources_patient_type_effective (patient_index=? AND type=?)"},
-		{"patient page", sqlite.ExplainResourceQueries["patient"], []any{"Observation", patient, nil, nil, "", 100},
+		{"patient page", sqlite.ExplainResourceQueries["patient"], []any{"Observation", patient, nil, nil, "", 100, nil, nil, nil, ""},
 			"SEARCH r USING INDEX resources_patient_id (patient_index=? AND id>?)"},
 		{"resource by id", sqlite.ExplainHotQueries["resource"], []any{"Observation", "x"},
 			"SEARCH r USING INDEX sqlite_autoindex_resources_1 (type=? AND id=?)"},
