@@ -19,7 +19,7 @@ VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, patient_index) DO NOTHING`
 	releaseHoldSQL = `DELETE FROM legal_holds WHERE site = ? AND patient_index = ?`
 	holdSQL        = `SELECT site, patient_index, reason, placed_by, placed_at FROM legal_holds
 WHERE site = ? AND patient_index = ?`
-	approveSQL = `UPDATE erasure_requests SET approved_by = ?, approved_at = ? WHERE id = ? AND approved_by = ''`
+	approveSQL     = `UPDATE erasure_requests SET approved_by = ?, approved_at = ? WHERE id = ? AND approved_by = ''`
 	eraseKeySQL    = `DELETE FROM data_keys WHERE site = ? AND patient_index = ?`
 	eraseCodesSQL  = `DELETE FROM resource_codes WHERE (type, id) IN (SELECT type, id FROM resources WHERE site = ? AND patient_index = ?)`
 	eraseIdentsSQL = `DELETE FROM resource_identifiers WHERE (type, id) IN (SELECT type, id FROM resources WHERE site = ? AND patient_index = ?)
