@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"Device/Revoke", s.testRevokeDevice},
 		{"Client", s.testClient},
 		{"Resource/RoundTrip", s.testResourceRoundTrip},
+		{"Erasure/ErasePatient", s.testErasePatient},
 		{"Resource/AllOrNothing", s.testAllOrNothing},
 		{"Resource/Filter", s.testResourceFilter},
 		{"Resource/Paging", s.testResourcePaging},

@@ -1,0 +1,57 @@
+package vitalgate
+
+import (
+	"context"
+	"time"
+)
+
+// ErasureRequest is one admin's request to erase a patient (crypto-shredding): once another
+// admin approves it, the patient's wrapped data key, resources and blind-index rows are
+// deleted. It names the patient only by its blind index.
+type ErasureRequest struct {
+	ID           string
+	Site         string
+	PatientIndex []byte
+	Reason       string
+	RequestedBy  string
+	RequestedAt  time.Time
+	ApprovedBy   string    // empty until approved
+	ApprovedAt   time.Time // zero until approved
+}
+
+// LegalHold blocks the erasure of a patient while it is in place.
+type LegalHold struct {
+	Site         string
+	PatientIndex []byte
+	Reason       string
+	PlacedBy     string
+	PlacedAt     time.Time
+}
+
+// Erased says what an approved erasure deleted.
+type Erased struct {
+	DataKeys    int
+	Resources   int
+	Assignments int
+}
+
+// ErasureStore persists erasure requests and legal holds and performs the erasure.
+type ErasureStore interface {
+	// CreateErasureRequest stores a new, unapproved request. ECONFLICT if the id exists.
+	CreateErasureRequest(ctx context.Context, r ErasureRequest) error
+	// ErasureRequest returns one request. ENOTFOUND.
+	ErasureRequest(ctx context.Context, id string) (ErasureRequest, error)
+	// PutLegalHold places a hold on a patient. ECONFLICT if one is in place.
+	PutLegalHold(ctx context.Context, h LegalHold) error
+	// ReleaseLegalHold removes the hold on a patient. ENOTFOUND if none.
+	ReleaseLegalHold(ctx context.Context, site string, patientIndex []byte) error
+	// LegalHold returns the hold on a patient. ENOTFOUND.
+	LegalHold(ctx context.Context, site string, patientIndex []byte) (LegalHold, error)
+	// ErasePatient approves request id by approvedBy and, in the same transaction, deletes
+	// the patient's wrapped data key, its resources with their code and identifier index
+	// rows, its device assignments and care-team rows, and appends the audit entries; audit
+	// entries already written stay. Errors: ENOTFOUND for an unknown request, ECONFLICT if
+	// it is approved already or a legal hold is in place, EFORBIDDEN if approvedBy is the
+	// requester.
+	ErasePatient(ctx context.Context, id, approvedBy string, at time.Time, audit ...[]byte) (Erased, error)
+}

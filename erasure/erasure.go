@@ -1,0 +1,146 @@
+// Package erasure erases a patient by crypto-shredding: one admin requests it, another
+// approves it, and a legal hold blocks it. On approval the patient's wrapped data key, its
+// resources and its blind-index rows are deleted in one transaction, then the key-encryption
+// key of the patient's site is replaced and the old one destroyed, so that copies of the
+// erased wrapped key left in dead rows, WAL, replicas or backups cannot be unwrapped. Every
+// step is audited, naming the patient only by its blind index.
+package erasure
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/vault"
+)
+
+// Keys is the part of the vault erasure needs.
+type Keys interface {
+	SitePatientIndex(site, patientID string) []byte
+	Forget(patientIndex []byte)
+	ShredKEK(ctx context.Context, site string) (vault.Shredded, error)
+}
+
+// Service requests, approves and blocks erasures.
+type Service struct {
+	store vitalgate.ErasureStore
+	keys  Keys
+	alog  *audit.Log
+	now   func() time.Time
+}
+
+// New returns a Service. now may be nil for the real clock.
+func New(store vitalgate.ErasureStore, keys Keys, alog *audit.Log, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, keys: keys, alog: alog, now: now}
+}
+
+// Result says what an approved erasure did.
+type Result struct {
+	vitalgate.Erased
+	vault.Shredded
+}
+
+func check(operator, site, patientID, reason string) error {
+	if operator == "" {
+		return vitalgate.Errorf(vitalgate.EINVALID, "an erasure needs the operator's name")
+	}
+	if err := vitalgate.CheckSiteID(site); err != nil {
+		return err
+	}
+	if patientID == "" {
+		return vitalgate.Errorf(vitalgate.EINVALID, "an erasure needs the patient's id")
+	}
+	if reason == "" {
+		return vitalgate.Errorf(vitalgate.EINVALID, "an erasure needs a reason")
+	}
+	return nil
+}
+
+func (s *Service) entry(action, subtype, operator, site string, idx []byte, desc string) audit.Entry {
+	return audit.Entry{Action: action, Type: "admin", Subtype: subtype, AgentType: audit.AgentOperator,
+		AgentID: operator, Site: site, PatientIndex: audit.PatientIndex(idx), OutcomeDesc: desc}
+}
+
+// Request records operator's request to erase patientID of site and returns its id. The
+// reason is stored with the request, not in the audit log (it may name the patient).
+func (s *Service) Request(ctx context.Context, operator, site, patientID, reason string) (string, error) {
+	if err := check(operator, site, patientID, reason); err != nil {
+		return "", err
+	}
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", vitalgate.Internal(err, "erasure request id")
+	}
+	id := "er-" + hex.EncodeToString(b)
+	idx := s.keys.SitePatientIndex(site, patientID)
+	if err := s.store.CreateErasureRequest(ctx, vitalgate.ErasureRequest{ID: id, Site: site, PatientIndex: idx,
+		Reason: reason, RequestedBy: operator, RequestedAt: s.now().UTC()}); err != nil {
+		return "", err
+	}
+	if err := s.alog.Append(ctx, s.entry(audit.ActionCreate, "erasure-request", operator, site, idx, "erasure "+id+" requested")); err != nil {
+		return id, fmt.Errorf("erasure %s is requested but the request could not be audited: %w", id, err)
+	}
+	return id, nil
+}
+
+// Approve approves erasure request id by operator, who must not be its requester, and
+// erases the patient: data key, resources and index rows in one transaction with its audit
+// entry, then the site's key-encryption key is replaced and the old one destroyed (a second
+// audit entry). If the key replacement fails after the data is erased the error says so;
+// run `vitalgate keys rotate` and delete the old KEK files by hand.
+func (s *Service) Approve(ctx context.Context, operator, id string) (Result, error) {
+	var out Result
+	if operator == "" {
+		return out, vitalgate.Errorf(vitalgate.EINVALID, "an approval needs the operator's name")
+	}
+	r, err := s.store.ErasureRequest(ctx, id)
+	if err != nil {
+		return out, err
+	}
+	e := s.alog.Encode(ctx, s.entry(audit.ActionDelete, "erasure", operator, r.Site, r.PatientIndex,
+		"erasure "+id+" requested by "+r.RequestedBy+" approved"))
+	if out.Erased, err = s.store.ErasePatient(ctx, id, operator, s.now().UTC(), e); err != nil {
+		return out, err
+	}
+	s.keys.Forget(r.PatientIndex)
+	if out.Shredded, err = s.keys.ShredKEK(ctx, r.Site); err != nil {
+		return out, fmt.Errorf("the patient's data and data key are erased but the key-encryption key could not be replaced (run `vitalgate keys rotate`, then delete the older kek files): %w", err)
+	}
+	if err := s.alog.Append(ctx, audit.Entry{Action: audit.ActionUpdate, Type: "admin", Subtype: "keys-rotate",
+		AgentType: audit.AgentOperator, AgentID: operator, Count: out.Rewrapped, Site: r.Site,
+		OutcomeDesc: fmt.Sprintf("after erasure %s: new key-encryption key %s, %d old destroyed", id, out.NewKEK, len(out.Destroyed))}); err != nil {
+		return out, fmt.Errorf("erasure done but the key replacement could not be audited: %w", err)
+	}
+	return out, nil
+}
+
+// Hold places a legal hold on patientID of site, which blocks its erasure.
+func (s *Service) Hold(ctx context.Context, operator, site, patientID, reason string) error {
+	if err := check(operator, site, patientID, reason); err != nil {
+		return err
+	}
+	idx := s.keys.SitePatientIndex(site, patientID)
+	if err := s.store.PutLegalHold(ctx, vitalgate.LegalHold{Site: site, PatientIndex: idx, Reason: reason, PlacedBy: operator, PlacedAt: s.now().UTC()}); err != nil {
+		return err
+	}
+	return s.alog.Append(ctx, s.entry(audit.ActionCreate, "legal-hold", operator, site, idx, "legal hold placed"))
+}
+
+// ReleaseHold removes the legal hold on patientID of site.
+func (s *Service) ReleaseHold(ctx context.Context, operator, site, patientID, reason string) error {
+	if err := check(operator, site, patientID, reason); err != nil {
+		return err
+	}
+	idx := s.keys.SitePatientIndex(site, patientID)
+	if err := s.store.ReleaseLegalHold(ctx, site, idx); err != nil {
+		return err
+	}
+	return s.alog.Append(ctx, s.entry(audit.ActionDelete, "legal-hold", operator, site, idx, "legal hold released"))
+}

@@ -1,0 +1,157 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vitalgate/vitalgate"
+)
+
+const (
+	createErasureSQL = `INSERT INTO erasure_requests (id, site, patient_index, reason, requested_by, requested_at)
+VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`
+	erasureSQL = `SELECT id, site, patient_index, reason, requested_by, requested_at, approved_by, approved_at
+FROM erasure_requests WHERE id = $1`
+	erasureLockSQL = erasureSQL + ` FOR UPDATE`
+	putHoldSQL     = `INSERT INTO legal_holds (site, patient_index, reason, placed_by, placed_at)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT (site, patient_index) DO NOTHING`
+	releaseHoldSQL = `DELETE FROM legal_holds WHERE site = $1 AND patient_index = $2`
+	holdSQL        = `SELECT site, patient_index, reason, placed_by, placed_at FROM legal_holds
+WHERE site = $1 AND patient_index = $2`
+	holdLockSQL         = holdSQL + ` FOR SHARE`
+	approveSQL          = `UPDATE erasure_requests SET approved_by = $1, approved_at = $2 WHERE id = $3 AND approved_by = ''`
+	eraseKeySQL         = `DELETE FROM data_keys WHERE site = $1 AND patient_index = $2`
+	eraseCodesSQL       = `DELETE FROM resource_codes c USING resources r WHERE r.type = c.type AND r.id = c.id AND r.site = $1 AND r.patient_index = $2`
+	eraseIdentsSQL      = `DELETE FROM resource_identifiers WHERE site = $1 AND patient_index = $2`
+	eraseIdentsOfSQL    = `DELETE FROM resource_identifiers i USING resources r WHERE r.type = i.type AND r.id = i.id AND r.site = $1 AND r.patient_index = $2`
+	eraseResourcesSQL   = `DELETE FROM resources WHERE site = $1 AND patient_index = $2`
+	eraseAssignmentsSQL = `DELETE FROM device_assignments a USING devices d WHERE d.id = a.device_id AND d.site = $1 AND a.patient_index = $2`
+	eraseDevicesSQL     = `UPDATE devices SET patient_index = NULL, patient_sealed = NULL WHERE site = $1 AND patient_index = $2`
+	eraseCareTeamsSQL   = `DELETE FROM client_patients p USING clients c WHERE c.id = p.client_id AND c.site = $1 AND p.patient_index = $2`
+)
+
+// CreateErasureRequest stores a new, unapproved erasure request. ECONFLICT if the id exists.
+func (db *DB) CreateErasureRequest(ctx context.Context, r vitalgate.ErasureRequest) error {
+	if r.ID == "" || r.Site == "" || len(r.PatientIndex) == 0 || r.RequestedBy == "" {
+		return vitalgate.Errorf(vitalgate.EINVALID, "an erasure request needs an id, a site, a patient and a requester")
+	}
+	tag, err := db.pool.Exec(ctx, createErasureSQL, r.ID, r.Site, r.PatientIndex, r.Reason, r.RequestedBy, dbTime(db.orNow(r.RequestedAt)))
+	if err != nil {
+		return mapError(err, "erasure request")
+	}
+	if tag.RowsAffected() == 0 {
+		return vitalgate.Errorf(vitalgate.ECONFLICT, "erasure request %q exists", r.ID)
+	}
+	return nil
+}
+
+// ErasureRequest returns one erasure request. ENOTFOUND.
+func (db *DB) ErasureRequest(ctx context.Context, id string) (vitalgate.ErasureRequest, error) {
+	return scanErasure(db.pool.QueryRow(ctx, erasureSQL, id))
+}
+
+func scanErasure(row pgx.Row) (vitalgate.ErasureRequest, error) {
+	var r vitalgate.ErasureRequest
+	var appr *time.Time
+	if err := row.Scan(&r.ID, &r.Site, &r.PatientIndex, &r.Reason, &r.RequestedBy, &r.RequestedAt, &r.ApprovedBy, &appr); err != nil {
+		return r, mapError(err, "erasure request")
+	}
+	r.RequestedAt = r.RequestedAt.UTC()
+	if appr != nil {
+		r.ApprovedAt = appr.UTC()
+	}
+	return r, nil
+}
+
+// PutLegalHold places a legal hold on a patient. ECONFLICT if one is in place.
+func (db *DB) PutLegalHold(ctx context.Context, h vitalgate.LegalHold) error {
+	if h.Site == "" || len(h.PatientIndex) == 0 || h.PlacedBy == "" {
+		return vitalgate.Errorf(vitalgate.EINVALID, "a legal hold needs a site, a patient and who places it")
+	}
+	tag, err := db.pool.Exec(ctx, putHoldSQL, h.Site, h.PatientIndex, h.Reason, h.PlacedBy, dbTime(db.orNow(h.PlacedAt)))
+	if err != nil {
+		return mapError(err, "legal hold")
+	}
+	if tag.RowsAffected() == 0 {
+		return vitalgate.Errorf(vitalgate.ECONFLICT, "a legal hold is in place on this patient")
+	}
+	return nil
+}
+
+// ReleaseLegalHold removes the legal hold on a patient. ENOTFOUND if none.
+func (db *DB) ReleaseLegalHold(ctx context.Context, site string, patientIndex []byte) error {
+	tag, err := db.pool.Exec(ctx, releaseHoldSQL, site, patientIndex)
+	if err != nil {
+		return mapError(err, "legal hold")
+	}
+	if tag.RowsAffected() == 0 {
+		return vitalgate.Errorf(vitalgate.ENOTFOUND, "no legal hold on this patient")
+	}
+	return nil
+}
+
+// LegalHold returns the legal hold on a patient. ENOTFOUND.
+func (db *DB) LegalHold(ctx context.Context, site string, patientIndex []byte) (vitalgate.LegalHold, error) {
+	var h vitalgate.LegalHold
+	if err := db.pool.QueryRow(ctx, holdSQL, site, patientIndex).Scan(&h.Site, &h.PatientIndex, &h.Reason, &h.PlacedBy, &h.PlacedAt); err != nil {
+		return h, mapError(err, "legal hold")
+	}
+	h.PlacedAt = h.PlacedAt.UTC()
+	return h, nil
+}
+
+// ErasePatient approves erasure request id and deletes the patient's data in the same
+// transaction (see vitalgate.ErasureStore). The request row is locked (FOR UPDATE) and the
+// hold row read FOR SHARE, so a concurrent approval waits and a concurrent hold is seen.
+func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.Time, audit ...[]byte) (vitalgate.Erased, error) {
+	var out vitalgate.Erased
+	if approvedBy == "" {
+		return out, vitalgate.Errorf(vitalgate.EINVALID, "an erasure needs an approver")
+	}
+	err := db.inTx(ctx, audit, func(tx pgx.Tx) error {
+		r, err := scanErasure(tx.QueryRow(ctx, erasureLockSQL, id))
+		if err != nil {
+			return err
+		}
+		if r.ApprovedBy != "" {
+			return vitalgate.Errorf(vitalgate.ECONFLICT, "erasure request %q is approved already", id)
+		}
+		if r.RequestedBy == approvedBy {
+			return vitalgate.Errorf(vitalgate.EFORBIDDEN, "an erasure needs two people: its requester cannot approve it")
+		}
+		var h vitalgate.LegalHold
+		err = tx.QueryRow(ctx, holdLockSQL, r.Site, r.PatientIndex).Scan(&h.Site, &h.PatientIndex, &h.Reason, &h.PlacedBy, &h.PlacedAt)
+		if err == nil {
+			return vitalgate.Errorf(vitalgate.ECONFLICT, "a legal hold is in place on this patient: release it first")
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return mapError(err, "legal hold")
+		}
+		if _, err := tx.Exec(ctx, approveSQL, approvedBy, dbTime(db.orNow(at)), id); err != nil {
+			return mapError(err, "approve erasure")
+		}
+		exec := func(q string) (int, error) {
+			tag, err := tx.Exec(ctx, q, r.Site, r.PatientIndex) // assurance:sql-ok q is one of the erase*SQL constants at every call below
+			if err != nil {
+				return 0, mapError(err, "erase patient")
+			}
+			return int(tag.RowsAffected()), nil
+		}
+		var errs [8]error
+		out.DataKeys, errs[0] = exec(eraseKeySQL)
+		_, errs[1] = exec(eraseCodesSQL)
+		_, errs[2] = exec(eraseIdentsOfSQL)
+		_, errs[3] = exec(eraseIdentsSQL)
+		out.Resources, errs[4] = exec(eraseResourcesSQL)
+		out.Assignments, errs[5] = exec(eraseAssignmentsSQL)
+		_, errs[6] = exec(eraseDevicesSQL)
+		_, errs[7] = exec(eraseCareTeamsSQL)
+		return errors.Join(errs[:]...)
+	})
+	if err != nil {
+		return vitalgate.Erased{}, err
+	}
+	return out, nil
+}
