@@ -9,7 +9,7 @@ import (
 
 // Package groups of DESIGN.md §2, relative to the module path.
 var (
-	pureGroup      = []string{"fhir", "hl7v2", "vitals", "seal", "pcd01", "audit", "deid"}
+	pureGroup      = []string{"fhir", "hl7v2", "vitals", "seal", "pcd01", "audit", "deid", "lab"}
 	transportGroup = []string{"httpapi", "mllp"}
 	storeGroup     = []string{"sqlite", "postgres", "storetest"}
 	// assemblyGroup may wire a store to a transport: the binary, the node assembly it
