@@ -2,6 +2,7 @@ package vitalgate
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -119,4 +120,29 @@ func CheckNodeConfig(c NodeConfig) error {
 		return Errorf(EINVALID, "node configuration of %s: no recording time", c.Node)
 	}
 	return nil
+}
+
+// EncodeNodeConfig checks c (CheckNodeConfig) and returns the JSON text both stores keep, with
+// RecordedAt in UTC.
+func EncodeNodeConfig(c NodeConfig) ([]byte, error) {
+	if err := CheckNodeConfig(c); err != nil {
+		return nil, err
+	}
+	c.RecordedAt = c.RecordedAt.UTC()
+	data, err := json.Marshal(c)
+	if err != nil {
+		return nil, Internal(err, "encode node configuration")
+	}
+	return data, nil
+}
+
+// DecodeNodeConfig reads a record EncodeNodeConfig wrote. A record that is not one is an
+// internal error: the stores write nothing else into that column.
+func DecodeNodeConfig(data []byte) (NodeConfig, error) {
+	var c NodeConfig
+	if err := json.Unmarshal(data, &c); err != nil {
+		return NodeConfig{}, Internal(err, "decode node configuration")
+	}
+	c.RecordedAt = c.RecordedAt.UTC()
+	return c, nil
 }

@@ -2,10 +2,9 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 const (
@@ -16,13 +15,9 @@ const (
 
 // RecordNodeConfig stores c as the latest configuration of c.Node.
 func (db *DB) RecordNodeConfig(ctx context.Context, c vitalgate.NodeConfig) error {
-	if err := vitalgate.CheckNodeConfig(c); err != nil {
-		return err
-	}
-	c.RecordedAt = c.RecordedAt.UTC()
-	data, err := json.Marshal(c)
+	data, err := vitalgate.EncodeNodeConfig(c)
 	if err != nil {
-		return vitalgate.Internal(err, "postgres: encode node configuration")
+		return err
 	}
 	_, err = db.pool.Exec(ctx, upsertNodeConfigSQL, c.Node, dbTime(c.RecordedAt), string(data))
 	return mapError(err, "record node configuration")
@@ -30,24 +25,14 @@ func (db *DB) RecordNodeConfig(ctx context.Context, c vitalgate.NodeConfig) erro
 
 // NodeConfigs returns the latest configuration of every node, ordered by node name.
 func (db *DB) NodeConfigs(ctx context.Context) ([]vitalgate.NodeConfig, error) {
-	rows, err := db.pool.Query(ctx, selectNodeConfigsSQL)
-	if err != nil {
-		return nil, mapError(err, "node configurations")
+	return collect(ctx, db, "node configurations", scanNodeConfig, selectNodeConfigsSQL)
+}
+
+// scanNodeConfig reads a node_configs row selected as config.
+func scanNodeConfig(s rowiter.Scanner) (vitalgate.NodeConfig, error) {
+	var data string
+	if err := s.Scan(&data); err != nil {
+		return vitalgate.NodeConfig{}, err
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (vitalgate.NodeConfig, error) {
-		var data string
-		var c vitalgate.NodeConfig
-		if err := r.Scan(&data); err != nil {
-			return c, err
-		}
-		if err := json.Unmarshal([]byte(data), &c); err != nil {
-			return c, vitalgate.Internal(err, "postgres: decode node configuration")
-		}
-		c.RecordedAt = c.RecordedAt.UTC()
-		return c, nil
-	})
-	if err != nil {
-		return nil, mapError(err, "node configurations")
-	}
-	return out, nil
+	return vitalgate.DecodeNodeConfig([]byte(data))
 }
