@@ -112,12 +112,7 @@ type HD = hl7v2.HD
 // PatientIdentifier is the patient identifier taken from PID-3, read exactly as package
 // pcd01 reads it (the first repetition with a value), so that ingest resolves it with the
 // same rule and table (hl7v2.IdentifierSystem of Assigner).
-type PatientIdentifier struct {
-	Value     string // CX.1
-	Authority string // CX.4.1 namespace, else CX.4.2 universal id
-	Assigner  HD     // CX.4 in full
-	Type      string // CX.5, e.g. MR or PI
-}
+type PatientIdentifier = hl7v2.PatientIdentifier
 
 // Options configure Map.
 type Options struct {
@@ -370,45 +365,10 @@ func (m *mapper) header() error {
 }
 
 func (m *mapper) patient() error {
-	pid := m.msg.Segment("PID")
-	if pid == nil {
-		return errAt(vitalgate.EINVALID, hl7v2.CondSegmentSequence, loc("PID", 1, 0, 0), "a PID segment is required: a laboratory result must name its patient")
-	}
-	f := pid.Field(3)
-	rep := 0
-	for i := 1; i <= len(f); i++ {
-		if v := strings.TrimSpace(f.Rep(i).Value()); v != "" && v != `""` {
-			rep = i
-			break
-		}
-	}
-	if rep == 0 {
-		return errAt(vitalgate.EINVALID, hl7v2.CondRequiredMissing, loc("PID", 1, 3, 1), "patient identifier (PID-3) is required")
-	}
-	cx := f.Rep(rep)
-	p := PatientIdentifier{
-		Value:    strings.TrimSpace(cx.Comp(1).Value()),
-		Assigner: HD{Namespace: cx.Comp(4).Sub(1), UniversalID: cx.Comp(4).Sub(2), UniversalIDType: cx.Comp(4).Sub(3)},
-		Type:     strings.TrimSpace(cx.Comp(5).Value()),
-	}
-	p.Authority = p.Assigner.Namespace
-	if p.Authority == "" {
-		p.Authority = p.Assigner.UniversalID
-	}
-	m.res.Patient = p
-	l := hl7v2.Location{Segment: "PID", Seq: 1, Field: 3, Rep: rep}
-	m.res.PatientLoc = l
-	id, err := m.opt.ResolvePatient(p)
+	p, l, id, err := hl7v2.ResolvePID3(m.msg, ": a laboratory result must name its patient", m.opt.ResolvePatient)
+	m.res.Patient, m.res.PatientLoc = p, l
 	if err != nil {
-		cond := hl7v2.CondUnknownKey
-		switch vitalgate.ErrorCode(err) {
-		case vitalgate.EINTERNAL, vitalgate.EUNAVAILABLE, vitalgate.ETHROTTLED:
-			cond = hl7v2.CondInternal
-		}
-		return hl7v2.WrapError(err, cond, l)
-	}
-	if !idRE.MatchString(id) {
-		return hl7v2.WrapError(vitalgate.Internal(errString("resolver returned an invalid patient id"), "lab"), hl7v2.CondInternal, l)
+		return err
 	}
 	m.res.PatientID = id
 	return nil
