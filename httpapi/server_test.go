@@ -26,6 +26,7 @@ import (
 	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
+	"github.com/vitalgate/vitalgate/metrics"
 	"github.com/vitalgate/vitalgate/pki"
 	"github.com/vitalgate/vitalgate/registry"
 	"github.com/vitalgate/vitalgate/sqlite"
@@ -58,7 +59,8 @@ type env struct {
 	key   *ecdsa.PrivateKey // token signing key, for forging tests
 	audit *audit.Log
 	reg   *registry.Service
-	db    string // the SQLite database file
+	db    string           // the SQLite database file
+	met   *metrics.Metrics // the server's metrics, for tests that watch the guards
 }
 
 // fastHash keeps enrollment secrets cheap to verify in tests.
@@ -140,8 +142,9 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		t.Fatal(err)
 	}
 	authn := mustTokenService(t, store, tokens, alog, cfg, clk.Now)
+	met := metrics.New(nil)
 	srv, err := httpapi.New(httpapi.Options{
-		Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
+		Metrics: met, Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
 		Ingest: &ingest.Service{Registry: reg, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store,
 			MaxBackdate: 100 * 365 * 24 * time.Hour}, // the official examples are years old
 		Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Auth: authn,
@@ -159,7 +162,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		}
 		_ = store.Close()
 	})
-	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db")}
+	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db"), met: met}
 }
 
 // mustTokenService is the token service of a test server: the real one, with fast hashes.
