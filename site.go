@@ -1,7 +1,10 @@
 package vitalgate
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"regexp"
 	"time"
 )
@@ -81,8 +84,13 @@ func (b Binding) Valid() bool { return b == BindingAssigned || b == BindingIdent
 // DeviceModel is a kind of device (Device.Model) and its patient-binding policy. A device
 // whose model is not registered binds as BindingAssigned.
 type DeviceModel struct {
-	ID        string
-	Binding   Binding
+	ID      string
+	Binding Binding
+	// IDevIDCA holds, PEM-encoded, the certificates of the maker's CAs that issue this
+	// model's manufacturer identities (IDevID, IEEE 802.1AR). When set, a registered device
+	// of the model enrolls with its IDevID over TLS instead of an enrollment secret
+	// (zero-touch). Empty: secrets only.
+	IDevIDCA  []byte
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -92,7 +100,7 @@ type DeviceModel struct {
 type ModelStore interface {
 	// CreateModel registers a model. Returns ECONFLICT if the id exists.
 	CreateModel(ctx context.Context, m DeviceModel, audit ...[]byte) error
-	// UpdateModel replaces a model's binding and UpdatedAt. Returns ENOTFOUND.
+	// UpdateModel replaces a model's binding, IDevID CAs and UpdatedAt. Returns ENOTFOUND.
 	UpdateModel(ctx context.Context, m DeviceModel, audit ...[]byte) error
 	// Model returns a model by id. Returns ENOTFOUND.
 	Model(ctx context.Context, id string) (DeviceModel, error)
@@ -128,5 +136,48 @@ func CheckModel(m DeviceModel) error {
 	if !m.Binding.Valid() {
 		return FieldErrorf(EINVALID, "binding", "unknown binding %q", m.Binding)
 	}
+	if len(m.IDevIDCA) > 0 {
+		if _, err := ParseIDevIDCAs(m.IDevIDCA); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// MaxIDevIDCABytes bounds a model's IDevID CA bundle.
+const MaxIDevIDCABytes = 64 << 10
+
+// ParseIDevIDCAs parses a model's IDevID CA bundle: one or more PEM "CERTIFICATE" blocks,
+// each a CA certificate (basic constraints CA, allowed to sign certificates). Errors:
+// EINVALID naming what is wrong.
+func ParseIDevIDCAs(pemData []byte) ([]*x509.Certificate, error) {
+	if len(pemData) > MaxIDevIDCABytes {
+		return nil, FieldErrorf(EINVALID, "idevid-ca", "the IDevID CA file is larger than %d KiB; give only the maker's CA certificates", MaxIDevIDCABytes>>10)
+	}
+	var cas []*x509.Certificate
+	for rest := pemData; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			if len(bytes.TrimSpace(rest)) > 0 {
+				return nil, FieldErrorf(EINVALID, "idevid-ca", "the IDevID CA file has text that is not a PEM block; give PEM CERTIFICATE blocks only")
+			}
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, FieldErrorf(EINVALID, "idevid-ca", "the IDevID CA file holds a %q block; give PEM CERTIFICATE blocks only (never a private key)", b.Type)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, FieldErrorf(EINVALID, "idevid-ca", "an IDevID CA certificate does not parse: %v", err)
+		}
+		if !c.BasicConstraintsValid || !c.IsCA || (c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0) {
+			return nil, FieldErrorf(EINVALID, "idevid-ca", "%q is not a CA certificate (basic constraints CA and certificate signing); give the maker's CA, not a device certificate", c.Subject.CommonName)
+		}
+		cas = append(cas, c)
+	}
+	if len(cas) == 0 {
+		return nil, FieldErrorf(EINVALID, "idevid-ca", "the IDevID CA file holds no certificate; give the maker's CA certificate in PEM")
+	}
+	return cas, nil
 }

@@ -8,6 +8,8 @@ package site
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"regexp"
 	"strings"
@@ -110,15 +112,20 @@ func checkModel(id string, b vitalgate.Binding) error {
 	return nil
 }
 
-// AddModel registers device model id with its patient-binding policy. Errors: EINVALID,
-// ECONFLICT.
-func (a *Admin) AddModel(ctx context.Context, id string, b vitalgate.Binding) (vitalgate.DeviceModel, error) {
+// AddModel registers device model id with its patient-binding policy and, when idevidCA is
+// not empty, the PEM certificates of the maker CAs of its devices' manufacturer identities
+// (IDevID: zero-touch enrollment). Errors: EINVALID, ECONFLICT.
+func (a *Admin) AddModel(ctx context.Context, id string, b vitalgate.Binding, idevidCA []byte) (vitalgate.DeviceModel, error) {
 	if err := checkModel(id, b); err != nil {
 		return vitalgate.DeviceModel{}, err
 	}
 	now := a.now()
-	m := vitalgate.DeviceModel{ID: id, Binding: b, CreatedAt: now, UpdatedAt: now}
-	if err := a.Store.CreateModel(ctx, m, a.entry(audit.ActionCreate, "model-add", "", "DeviceDefinition/"+id, "binding "+string(b))); err != nil {
+	m := vitalgate.DeviceModel{ID: id, Binding: b, IDevIDCA: idevidCA, CreatedAt: now, UpdatedAt: now}
+	text, err := modelText(m)
+	if err != nil {
+		return vitalgate.DeviceModel{}, err
+	}
+	if err := a.Store.CreateModel(ctx, m, a.entry(audit.ActionCreate, "model-add", "", "DeviceDefinition/"+id, text)); err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
 			return vitalgate.DeviceModel{}, vitalgate.Errorf(vitalgate.ECONFLICT, "model %q exists already; change it with model set", id)
 		}
@@ -127,23 +134,68 @@ func (a *Admin) AddModel(ctx context.Context, id string, b vitalgate.Binding) (v
 	return m, nil
 }
 
-// SetModel changes device model id's patient-binding policy; it holds for every device of
-// the model within the registry's staleness bound. Errors: EINVALID, ENOTFOUND.
-func (a *Admin) SetModel(ctx context.Context, id string, b vitalgate.Binding) (vitalgate.DeviceModel, error) {
-	if err := checkModel(id, b); err != nil {
-		return vitalgate.DeviceModel{}, err
-	}
+// ModelChange is what SetModel changes; zero fields stay as they are.
+type ModelChange struct {
+	Binding  vitalgate.Binding // empty: unchanged
+	IDevIDCA []byte            // nil: unchanged
+	NoIDevID bool              // remove the IDevID CAs: the model's devices enroll with secrets only
+}
+
+// SetModel changes device model id's patient-binding policy or IDevID CAs; the change holds
+// for every device of the model within the registry's staleness bound. Errors: EINVALID,
+// ENOTFOUND.
+func (a *Admin) SetModel(ctx context.Context, id string, c ModelChange) (vitalgate.DeviceModel, error) {
 	m, err := a.Store.Model(ctx, id)
 	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
 		return vitalgate.DeviceModel{}, vitalgate.Errorf(vitalgate.ENOTFOUND, "no model %q is registered; add it with model add", id)
 	} else if err != nil {
 		return vitalgate.DeviceModel{}, err
 	}
-	m.Binding, m.UpdatedAt = b, a.now()
-	if err := a.Store.UpdateModel(ctx, m, a.entry(audit.ActionUpdate, "model-set", "", "DeviceDefinition/"+id, "binding "+string(b))); err != nil {
+	switch {
+	case c.Binding == "" && c.IDevIDCA == nil && !c.NoIDevID:
+		return vitalgate.DeviceModel{}, vitalgate.Errorf(vitalgate.EINVALID, "nothing to change: give a binding, an IDevID CA file or the removal of the IDevID CAs")
+	case c.IDevIDCA != nil && c.NoIDevID:
+		return vitalgate.DeviceModel{}, vitalgate.Errorf(vitalgate.EINVALID, "give either new IDevID CAs or their removal, not both")
+	}
+	if c.Binding != "" {
+		m.Binding = c.Binding
+	}
+	if c.IDevIDCA != nil {
+		m.IDevIDCA = c.IDevIDCA
+	}
+	if c.NoIDevID {
+		m.IDevIDCA = nil
+	}
+	if err := checkModel(id, m.Binding); err != nil {
+		return vitalgate.DeviceModel{}, err
+	}
+	m.UpdatedAt = a.now()
+	text, err := modelText(m)
+	if err != nil {
+		return vitalgate.DeviceModel{}, err
+	}
+	if err := a.Store.UpdateModel(ctx, m, a.entry(audit.ActionUpdate, "model-set", "", "DeviceDefinition/"+id, text)); err != nil {
 		return vitalgate.DeviceModel{}, err
 	}
 	return m, nil
+}
+
+// modelText is a model's settings for its audit entry: the binding and the SHA-256
+// fingerprints of its IDevID CAs. It checks the CA bundle.
+func modelText(m vitalgate.DeviceModel) (string, error) {
+	text := "binding " + string(m.Binding)
+	if len(m.IDevIDCA) == 0 {
+		return text, nil
+	}
+	cas, err := vitalgate.ParseIDevIDCAs(m.IDevIDCA)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range cas {
+		sum := sha256.Sum256(c.Raw)
+		text += "; IDevID CA sha256:" + hex.EncodeToString(sum[:])
+	}
+	return text, nil
 }
 
 // Models returns every device model, ordered by id.

@@ -56,19 +56,19 @@ func TestAdmin(t *testing.T) {
 	if err != nil || len(sites) != 3 {
 		t.Errorf("List = %+v, %v", sites, err)
 	}
-	if _, err := a.AddModel(ctx, "gluco", vitalgate.BindingIdentified); err != nil {
+	if _, err := a.AddModel(ctx, "gluco", vitalgate.BindingIdentified, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.AddModel(ctx, "gluco", vitalgate.BindingAssigned); vitalgate.ErrorCode(err) != vitalgate.ECONFLICT {
+	if _, err := a.AddModel(ctx, "gluco", vitalgate.BindingAssigned, nil); vitalgate.ErrorCode(err) != vitalgate.ECONFLICT {
 		t.Errorf("second AddModel: %v", err)
 	}
-	if _, err := a.AddModel(ctx, "cuff", "sometimes"); vitalgate.ErrorCode(err) != vitalgate.EINVALID {
+	if _, err := a.AddModel(ctx, "cuff", "sometimes", nil); vitalgate.ErrorCode(err) != vitalgate.EINVALID {
 		t.Errorf("AddModel with an unknown binding: %v", err)
 	}
-	if m, err := a.SetModel(ctx, "gluco", vitalgate.BindingAssigned); err != nil || m.Binding != vitalgate.BindingAssigned {
+	if m, err := a.SetModel(ctx, "gluco", site.ModelChange{Binding: vitalgate.BindingAssigned}); err != nil || m.Binding != vitalgate.BindingAssigned {
 		t.Errorf("SetModel = %+v, %v", m, err)
 	}
-	if _, err := a.SetModel(ctx, "nope", vitalgate.BindingAssigned); vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND {
+	if _, err := a.SetModel(ctx, "nope", site.ModelChange{Binding: vitalgate.BindingAssigned}); vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND {
 		t.Errorf("SetModel of an unknown model: %v", err)
 	}
 	// Every change is audited: two sites, a model added and set.

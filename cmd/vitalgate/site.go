@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -88,52 +89,87 @@ func (m *Main) runModel(ctx context.Context, args []string) error {
 	})
 }
 
-// modelFlags parses the flags of model add and model set.
-func (m *Main) modelFlags(name string, args []string) (dir, id string, b vitalgate.Binding, err error) {
-	fs := m.flags("model "+name, "model "+name+" --data DIR --id MODEL --binding assigned|identified")
+// modelFlags are the flags of model add and model set.
+type modelFlags struct {
+	dir, id  string
+	binding  vitalgate.Binding
+	idevidCA []byte // the --idevid-ca file's contents; nil without the flag
+	noIDevID bool
+}
+
+// parseModelFlags parses the flags of model add (set false) and model set (set true).
+func (m *Main) parseModelFlags(name string, args []string, set bool) (modelFlags, error) {
+	usage := "model add --data DIR --id MODEL --binding assigned|identified [--idevid-ca FILE]"
+	if set {
+		usage = "model set --data DIR --id MODEL [--binding assigned|identified] [--idevid-ca FILE | --no-idevid]"
+	}
+	fs := m.flags("model "+name, usage)
 	d := fs.String("data", "", "data directory")
 	i := fs.String("id", "", "device model (the devices' --model)")
 	binding := fs.String("binding", "", "assigned: one patient at a time (device assign); identified: a shared device whose messages name their patient, of the device's site")
-	if err := parse(fs, args, false); err != nil {
-		return "", "", "", err
+	ca := fs.String("idevid-ca", "", "PEM file of the maker's CA certificates for the model's manufacturer identities (IDevID, IEEE 802.1AR): registered devices of the model enroll with their IDevID, no secret")
+	var none *bool
+	if set {
+		none = fs.Bool("no-idevid", false, "remove the model's IDevID CAs: its devices enroll with secrets only")
 	}
-	return *d, *i, vitalgate.Binding(*binding), nil
+	if err := parse(fs, args, false); err != nil {
+		return modelFlags{}, err
+	}
+	f := modelFlags{dir: *d, id: *i, binding: vitalgate.Binding(*binding), noIDevID: none != nil && *none}
+	if *ca != "" {
+		data, err := os.ReadFile(*ca) // #nosec G304 -- the operator names the file
+		if err != nil {
+			return modelFlags{}, fmt.Errorf("--idevid-ca: %w", err)
+		}
+		f.idevidCA = data
+	}
+	return f, nil
 }
 
 // modelAdd registers a device model with its patient-binding policy.
 func (m *Main) modelAdd(ctx context.Context, args []string) error {
-	dir, id, b, err := m.modelFlags("add", args)
+	f, err := m.parseModelFlags("add", args, false)
 	if err != nil {
 		return err
 	}
-	a, n, err := m.siteAdmin(ctx, dir)
+	a, n, err := m.siteAdmin(ctx, f.dir)
 	if err != nil {
 		return err
 	}
 	defer n.Close()
-	if _, err := a.AddModel(ctx, id, b); err != nil {
+	md, err := a.AddModel(ctx, f.id, f.binding, f.idevidCA)
+	if err != nil {
 		return cliError(err)
 	}
-	fmt.Fprintf(m.Stderr, "Added device model %s (binding %s).\n", id, b)
+	fmt.Fprintf(m.Stderr, "Added device model %s (binding %s%s).\n", md.ID, md.Binding, idevidNote(md))
 	return nil
 }
 
-// modelSet changes a device model's patient-binding policy.
+// modelSet changes a device model's patient-binding policy or IDevID CAs.
 func (m *Main) modelSet(ctx context.Context, args []string) error {
-	dir, id, b, err := m.modelFlags("set", args)
+	f, err := m.parseModelFlags("set", args, true)
 	if err != nil {
 		return err
 	}
-	a, n, err := m.siteAdmin(ctx, dir)
+	a, n, err := m.siteAdmin(ctx, f.dir)
 	if err != nil {
 		return err
 	}
 	defer n.Close()
-	if _, err := a.SetModel(ctx, id, b); err != nil {
+	md, err := a.SetModel(ctx, f.id, site.ModelChange{Binding: f.binding, IDevIDCA: f.idevidCA, NoIDevID: f.noIDevID})
+	if err != nil {
 		return cliError(err)
 	}
-	fmt.Fprintf(m.Stderr, "Device model %s now binds %s (running servers within a few seconds).\n", id, b)
+	fmt.Fprintf(m.Stderr, "Device model %s now binds %s%s (running servers within a few seconds).\n", md.ID, md.Binding, idevidNote(md))
 	return nil
+}
+
+// idevidNote says, for model add and set, whether the model's devices enroll with an IDevID.
+func idevidNote(md vitalgate.DeviceModel) string {
+	if len(md.IDevIDCA) == 0 {
+		return ""
+	}
+	return "; its registered devices enroll with their manufacturer IDevID, no secret needed"
 }
 
 // modelList lists the device models, one JSON object a line.
@@ -154,7 +190,7 @@ func (m *Main) modelList(ctx context.Context, args []string) error {
 	}
 	enc := json.NewEncoder(m.Stdout)
 	for _, x := range ms {
-		if err := enc.Encode(map[string]any{"id": x.ID, "binding": x.Binding, "updated": x.UpdatedAt.Format(time.RFC3339)}); err != nil {
+		if err := enc.Encode(map[string]any{"id": x.ID, "binding": x.Binding, "idevid": len(x.IDevIDCA) > 0, "updated": x.UpdatedAt.Format(time.RFC3339)}); err != nil {
 			return err
 		}
 	}
