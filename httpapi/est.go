@@ -33,7 +33,8 @@ func (s *Server) handleCACerts(w http.ResponseWriter, r *http.Request, _ vitalga
 }
 
 // handleSimpleEnroll issues a device's first certificate in exchange for its one-time
-// enrollment secret (RFC 7030 §4.2.1).
+// enrollment secret or, zero-touch, its manufacturer identity (IDevID) presented in the TLS
+// handshake (RFC 7030 §4.2.1, §3.3.2).
 func (s *Server) handleSimpleEnroll(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
 	_, secret, _ := r.BasicAuth()
 	csr, err := s.readCSR(w, r)
@@ -41,7 +42,7 @@ func (s *Server) handleSimpleEnroll(w http.ResponseWriter, r *http.Request, p vi
 		s.writeError(w, r, err)
 		return
 	}
-	cert, err := s.registry.Enroll(r.Context(), p, secret, csr)
+	cert, err := s.registry.EnrollDevice(r.Context(), p, secret, r.TLS.PeerCertificates, csr)
 	if err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ETHROTTLED {
 			w.Header().Set("Retry-After", "60")

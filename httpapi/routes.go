@@ -9,6 +9,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
+	"github.com/vitalgate/vitalgate/pki"
 )
 
 // AuthKind is how a route authenticates its caller.
@@ -19,7 +20,8 @@ const (
 	// AuthPublic routes need no credentials. Only discovery and health routes are public, and
 	// each is listed explicitly with PermPublic.
 	AuthPublic AuthKind = "public"
-	// AuthEnrollSecret routes take HTTP Basic deviceID:one-time-secret (EST simpleenroll).
+	// AuthEnrollSecret routes take HTTP Basic deviceID:one-time-secret, or the device's
+	// manufacturer certificate (IDevID) in the handshake (EST simpleenroll).
 	AuthEnrollSecret AuthKind = "enroll-secret"
 	// AuthDevice routes need a device client certificate from the built-in CA (mutual TLS).
 	AuthDevice AuthKind = "device"
@@ -122,8 +124,14 @@ func (s *Server) authenticate(r *http.Request, kind AuthKind) (vitalgate.Princip
 		return p, nil
 	case AuthEnrollSecret:
 		id, _, ok := r.BasicAuth()
+		if !ok && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && !s.registry.IssuedHere(r.TLS.PeerCertificates[0]) {
+			// Zero-touch: the manufacturer identity the handshake verified; the registry
+			// checks it again against the device's model.
+			p.Kind, p.ID = access.KindEnrollee, pki.IDevIDDeviceID(r.TLS.PeerCertificates[0])
+			return p, nil
+		}
 		if !ok || id == "" {
-			return p, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "enrollment needs HTTP Basic authentication with the device id and its enrollment secret")
+			return p, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "enrollment needs HTTP Basic authentication with the device id and its enrollment secret, or the device's manufacturer certificate (IDevID) in the TLS handshake")
 		}
 		// The secret itself is checked by the handler, atomically with its single use.
 		p.Kind, p.ID = access.KindEnrollee, id

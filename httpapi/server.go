@@ -40,9 +40,17 @@ type Registry interface {
 	// Authorize decides per request, from registry facts at most the registry's staleness
 	// bound old, and returns the device id. EUNAUTHORIZED, EUNAVAILABLE.
 	Authorize(ctx context.Context, cert *x509.Certificate) (string, error)
-	// Enroll exchanges the one-time secret and a base64 PKCS#10 body for a certificate.
+	// EnrollDevice exchanges the one-time secret, or else the IDevID chain the device
+	// presented at the handshake, and a base64 PKCS#10 body for a certificate.
 	// EUNAUTHORIZED, ETHROTTLED, EINVALID, EUNPROCESSABLE, ETOOLARGE.
-	Enroll(ctx context.Context, p vitalgate.Principal, secret string, csr []byte) (*x509.Certificate, error)
+	EnrollDevice(ctx context.Context, p vitalgate.Principal, secret string, idevid []*x509.Certificate, csr []byte) (*x509.Certificate, error)
+	// ClientCAs are the CAs the TLS layer verifies client certificates against: the
+	// built-in CA and the device models' IDevID CAs. EUNAVAILABLE.
+	ClientCAs(ctx context.Context) (*x509.CertPool, error)
+	// IssuedHere tells an operational certificate of the built-in CA from an IDevID.
+	IssuedHere(cert *x509.Certificate) bool
+	// AuthorizeIDevID decides an IDevID chain at the handshake. EUNAUTHORIZED, EUNAVAILABLE.
+	AuthorizeIDevID(ctx context.Context, p vitalgate.Principal, chain []*x509.Certificate) (string, error)
 	// Reenroll renews the presented certificate. EUNAUTHORIZED, EINVALID, EUNPROCESSABLE.
 	Reenroll(ctx context.Context, current *x509.Certificate, csr []byte) (*x509.Certificate, error)
 	// Assign reassigns a device to a patient and returns it. EFORBIDDEN, EINVALID,
@@ -159,11 +167,13 @@ func requestID(r *http.Request) string {
 
 // TLSConfig returns the listener's TLS settings: TLS 1.3 (1.2 only when configured, with
 // ECDHE+AEAD suites), client certificates optional at the TLS layer but, when presented,
-// verified against the built-in CA and decided by the registry, afresh (expired, unknown or
-// revoked certificates fail the handshake). Routes that need a device insist on one, and ask
-// the registry again on every request.
+// verified and decided by the registry, afresh: an operational certificate of the built-in
+// CA (expired, unknown or revoked ones fail the handshake), or the manufacturer identity
+// (IDevID) of a registered device whose model names its maker's CA, which is good for
+// zero-touch enrollment only. Routes that need a device insist on an operational
+// certificate and ask the registry again on every request.
 func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
-	c := &tls.Config{
+	base := &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		Certificates:     []tls.Certificate{cert},
 		ClientAuth:       tls.VerifyClientCertIfGiven,
@@ -171,19 +181,53 @@ func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 		NextProtos:       []string{"h2", "http/1.1"},
 		Time:             s.now,
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return nil
-			}
-			_, err := s.registry.AuthorizeHandshake(context.Background(), cs.PeerCertificates[0])
-			return err
-		},
+		VerifyConnection: s.verifyClient(""),
 	}
 	if s.cfg.AllowTLS12 {
-		c.MinVersion = tls.VersionTLS12
-		c.CipherSuites = tls12Suites
+		base.MinVersion = tls.VersionTLS12
+		base.CipherSuites = tls12Suites
+	}
+	c := base.Clone()
+	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		pool, err := s.registry.ClientCAs(hello.Context())
+		if err != nil { // the built-in CA alone: enrolled devices keep working
+			s.log.Warn("the device models' IDevID CAs cannot be read; IDevID enrollment fails until they can", "error", err)
+			return nil, nil
+		}
+		conn := base.Clone()
+		conn.ClientCAs = pool
+		if hello.Conn != nil {
+			conn.VerifyConnection = s.verifyClient(hostOnly(hello.Conn.RemoteAddr().String()))
+		}
+		return conn, nil
 	}
 	return c
+}
+
+// verifyClient decides a presented client certificate at the handshake (remoteIP, when
+// known, is for the registry's refusal log).
+func (s *Server) verifyClient(remoteIP string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return nil
+		}
+		leaf := cs.PeerCertificates[0]
+		if s.registry.IssuedHere(leaf) {
+			_, err := s.registry.AuthorizeHandshake(context.Background(), leaf)
+			return err
+		}
+		p := vitalgate.Principal{Kind: access.KindEnrollee, ID: pki.IDevIDDeviceID(leaf), RemoteIP: remoteIP}
+		_, err := s.registry.AuthorizeIDevID(context.Background(), p, cs.PeerCertificates)
+		return err
+	}
+}
+
+// hostOnly is the host part of a host:port address.
+func hostOnly(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
 
 // HTTPServer returns an *http.Server with every timeout and size limit of the configuration.

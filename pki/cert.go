@@ -107,6 +107,16 @@ func DeviceIDFromCert(cert *x509.Certificate) (string, bool) {
 	return cert.Subject.CommonName, true
 }
 
+// IDevIDDeviceID returns the device id a manufacturer certificate (IDevID, IEEE 802.1AR)
+// names: its subject serialNumber, 802.1AR's unique device identifier, or its common name
+// when it has none.
+func IDevIDDeviceID(cert *x509.Certificate) string {
+	if cert.Subject.SerialNumber != "" {
+		return cert.Subject.SerialNumber
+	}
+	return cert.Subject.CommonName
+}
+
 // pemEncode returns der as a PEM block of type typ.
 func pemEncode(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})

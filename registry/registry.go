@@ -67,6 +67,7 @@ type Store interface {
 	Site(ctx context.Context, id string) (vitalgate.Site, error)
 	// Model returns a device model. ENOTFOUND.
 	Model(ctx context.Context, id string) (vitalgate.DeviceModel, error)
+	Models(ctx context.Context) ([]vitalgate.DeviceModel, error)
 	// Resource returns a stored resource (a Patient). ENOTFOUND.
 	Resource(ctx context.Context, typ, id string) (vitalgate.SealedResource, error)
 }
@@ -165,6 +166,7 @@ type Service struct {
 	devices *fresh.Cache[string, vitalgate.Device]
 	certs   *fresh.Cache[string, vitalgate.Certificate]
 	models  *fresh.Cache[string, vitalgate.DeviceModel]
+	pools   *fresh.Cache[string, *x509.CertPool] // ClientCAs, under the key ""
 }
 
 // New returns a Service, or the error of cfg.Validate.
@@ -195,6 +197,7 @@ func New(cfg Config) (*Service, error) {
 	s.devices = fresh.New[string, vitalgate.Device](cfg.MaxStaleness, s.now)
 	s.certs = fresh.New[string, vitalgate.Certificate](cfg.MaxStaleness, s.now)
 	s.models = fresh.New[string, vitalgate.DeviceModel](cfg.MaxStaleness, s.now)
+	s.pools = fresh.New[string, *x509.CertPool](cfg.MaxStaleness, s.now)
 	return s, nil
 }
 
@@ -599,8 +602,8 @@ func (s *Service) AuthorizeHandshake(ctx context.Context, cert *x509.Certificate
 
 func (s *Service) authorize(ctx context.Context, cert *x509.Certificate, afresh bool) (string, error) {
 	id, ok := pki.DeviceIDFromCert(cert)
-	if !ok {
-		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the client certificate is not a device certificate")
+	if !ok || !s.IssuedHere(cert) { // an IDevID authenticates enrollment only
+		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the client certificate is not a device certificate of this server")
 	}
 	serial := pki.SerialHex(cert)
 	if afresh {
