@@ -44,9 +44,6 @@ type Registry interface {
 	// presented at the handshake, and a base64 PKCS#10 body for a certificate.
 	// EUNAUTHORIZED, ETHROTTLED, EINVALID, EUNPROCESSABLE, ETOOLARGE.
 	EnrollDevice(ctx context.Context, p vitalgate.Principal, secret string, idevid []*x509.Certificate, csr []byte) (*x509.Certificate, error)
-	// ClientCAs are the CAs the TLS layer verifies client certificates against: the
-	// built-in CA and the device models' IDevID CAs. EUNAVAILABLE.
-	ClientCAs(ctx context.Context) (*x509.CertPool, error)
 	// IssuedHere tells an operational certificate of the built-in CA from an IDevID.
 	IssuedHere(cert *x509.Certificate) bool
 	// AuthorizeIDevID decides an IDevID chain at the handshake. EUNAUTHORIZED, EUNAVAILABLE.
@@ -167,17 +164,19 @@ func requestID(r *http.Request) string {
 
 // TLSConfig returns the listener's TLS settings: TLS 1.3 (1.2 only when configured, with
 // ECDHE+AEAD suites), client certificates optional at the TLS layer but, when presented,
-// verified and decided by the registry, afresh: an operational certificate of the built-in
-// CA (expired, unknown or revoked ones fail the handshake), or the manufacturer identity
-// (IDevID) of a registered device whose model names its maker's CA, which is good for
-// zero-touch enrollment only. Routes that need a device insist on an operational
-// certificate and ask the registry again on every request.
+// verified and decided afresh: an operational certificate must chain to the built-in CA and
+// be accepted by the registry (expired, unknown or revoked ones fail the handshake); any
+// other certificate must be the manufacturer identity (IDevID) of a registered device whose
+// model names its maker's CA, and is good for zero-touch enrollment only. Routes that need a
+// device insist on an operational certificate and ask the registry again on every request.
 func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 	base := &tls.Config{
-		MinVersion:       tls.VersionTLS13,
-		Certificates:     []tls.Certificate{cert},
-		ClientAuth:       tls.VerifyClientCertIfGiven,
-		ClientCAs:        s.ca.Pool(),
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		// Verified in VerifyConnection: against the built-in CA, or by the registry as an
+		// IDevID. The certificate request names no CA, so that a client sends its IDevID
+		// as readily as an operational certificate.
+		ClientAuth:       tls.RequestClientCert,
 		NextProtos:       []string{"h2", "http/1.1"},
 		Time:             s.now,
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
@@ -189,16 +188,11 @@ func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 	}
 	c := base.Clone()
 	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		pool, err := s.registry.ClientCAs(hello.Context())
-		if err != nil { // the built-in CA alone: enrolled devices keep working
-			s.log.Warn("the device models' IDevID CAs cannot be read; IDevID enrollment fails until they can", "error", err)
+		if hello.Conn == nil {
 			return nil, nil
 		}
-		conn := base.Clone()
-		conn.ClientCAs = pool
-		if hello.Conn != nil {
-			conn.VerifyConnection = s.verifyClient(hostOnly(hello.Conn.RemoteAddr().String()))
-		}
+		conn := base.Clone() // for the refusal log's remote address
+		conn.VerifyConnection = s.verifyClient(hostOnly(hello.Conn.RemoteAddr().String()))
 		return conn, nil
 	}
 	return c
@@ -207,17 +201,26 @@ func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 // verifyClient decides a presented client certificate at the handshake (remoteIP, when
 // known, is for the registry's refusal log).
 func (s *Server) verifyClient(remoteIP string) func(tls.ConnectionState) error {
+	roots := s.ca.Pool()
 	return func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
 			return nil
 		}
 		leaf := cs.PeerCertificates[0]
-		if s.registry.IssuedHere(leaf) {
-			_, err := s.registry.AuthorizeHandshake(context.Background(), leaf)
+		if !s.registry.IssuedHere(leaf) {
+			p := vitalgate.Principal{Kind: access.KindEnrollee, ID: pki.IDevIDDeviceID(leaf), RemoteIP: remoteIP}
+			_, err := s.registry.AuthorizeIDevID(context.Background(), p, cs.PeerCertificates)
 			return err
 		}
-		p := vitalgate.Principal{Kind: access.KindEnrollee, ID: pki.IDevIDDeviceID(leaf), RemoteIP: remoteIP}
-		_, err := s.registry.AuthorizeIDevID(context.Background(), p, cs.PeerCertificates)
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: s.now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			return fmt.Errorf("client certificate: %w", err)
+		}
+		_, err := s.registry.AuthorizeHandshake(context.Background(), leaf)
 		return err
 	}
 }

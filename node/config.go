@@ -101,6 +101,8 @@ func tlsSettings(tc *tls.Config) vitalgate.NodeTLS {
 		t.Curves = append(t.Curves, id.String())
 	}
 	switch tc.ClientAuth {
+	case tls.RequestClientCert: // the API listener verifies in VerifyConnection (httpapi.Server.TLSConfig)
+		t.ClientCerts = "verified when given: against the built-in CA and the device registry (required by every device route), or as the IDevID of a registered device of a model naming its maker's CA (enrollment only)"
 	case tls.VerifyClientCertIfGiven:
 		t.ClientCerts = "verified against the built-in CA and the device registry when given; required by every device route"
 	case tls.RequireAndVerifyClientCert:

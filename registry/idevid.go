@@ -22,37 +22,9 @@ import (
 var badIDevID = vitalgate.Errorf(vitalgate.EUNAUTHORIZED,
 	"the manufacturer certificate (IDevID) is not accepted for enrollment (unknown or revoked device, a model without IDevID enrollment, or a certificate its maker's CA did not issue)")
 
-// ClientCAs returns the CAs whose certificates the TLS listener accepts from clients: the
-// built-in CA (operational device certificates) and every registered model's IDevID CAs,
-// from facts at most MaxStaleness old. A certificate chaining to an IDevID CA is good for
-// enrollment only: Authorize refuses it, AuthorizeIDevID decides it.
-func (s *Service) ClientCAs(ctx context.Context) (*x509.CertPool, error) {
-	return s.pools.Get(ctx, "", func(ctx context.Context) (*x509.CertPool, error) {
-		pool := s.cfg.CA.Pool()
-		models, err := s.cfg.Store.Models(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range models {
-			if len(m.IDevIDCA) == 0 {
-				continue
-			}
-			cas, err := vitalgate.ParseIDevIDCAs(m.IDevIDCA)
-			if err != nil { // the stores check bundles; one gone bad must not lock out every device
-				s.log.Warn("device model has unusable IDevID CAs; fix them with `vitalgate model set --idevid-ca`", "model", m.ID, "error", err)
-				continue
-			}
-			for _, c := range cas {
-				pool.AddCert(c)
-			}
-		}
-		return pool, nil
-	})
-}
-
 // IssuedHere reports whether cert claims to be issued by the built-in CA (issuer name and
-// authority key id). The TLS layer has verified the chain against ClientCAs; this tells an
-// operational certificate from an IDevID.
+// authority key id): an operational certificate, which the TLS layer verifies against the
+// built-in CA, rather than an IDevID, which AuthorizeIDevID decides.
 func (s *Service) IssuedHere(cert *x509.Certificate) bool {
 	ca := s.cfg.CA.Certificate()
 	return bytes.Equal(cert.RawIssuer, ca.RawSubject) && bytes.Equal(cert.AuthorityKeyId, ca.SubjectKeyId)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/pki"
-	"github.com/vitalgate/vitalgate/registry"
 )
 
 // maker is a device maker's IDevID CA, made in the test.
@@ -145,33 +144,11 @@ func TestEnrollIDevID(t *testing.T) {
 	}
 }
 
-// TestClientCAs: the pool the TLS layer verifies client certificates against holds the
-// built-in CA and each model's IDevID CA, and follows model changes.
-func TestClientCAs(t *testing.T) {
+// TestIssuedHere tells an operational certificate from an IDevID.
+func TestIssuedHere(t *testing.T) {
 	e := mustEnv(t, nil)
-	ctx := t.Context()
-	acme := newMaker(t, "Acme IDevID CA", e.clock.Now())
-	leaf := acme.idevid("SN-1", e.clock.Now().Add(time.Hour))
-	verifies := func() bool {
-		pool, err := e.reg.ClientCAs(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: e.clock.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-		return err == nil
-	}
-	if verifies() {
-		t.Fatal("an IDevID verifies before any model names its CA")
-	}
-	if err := e.store.CreateModel(ctx, vitalgate.DeviceModel{ID: "oxi", Binding: vitalgate.BindingAssigned, IDevIDCA: acme.pem()}); err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(registry.DefaultConfig().MaxStaleness + time.Second)
-	if !verifies() {
-		t.Fatal("an IDevID does not verify once its model names the maker CA")
-	}
-	op := e.enroll("dev-1")
-	if !e.reg.IssuedHere(op) || e.reg.IssuedHere(leaf) {
+	leaf := newMaker(t, "Acme IDevID CA", e.clock.Now()).idevid("SN-1", e.clock.Now().Add(time.Hour))
+	if op := e.enroll("dev-1"); !e.reg.IssuedHere(op) || e.reg.IssuedHere(leaf) {
 		t.Fatal("IssuedHere does not tell an operational certificate from an IDevID")
 	}
 }

@@ -67,7 +67,6 @@ type Store interface {
 	Site(ctx context.Context, id string) (vitalgate.Site, error)
 	// Model returns a device model. ENOTFOUND.
 	Model(ctx context.Context, id string) (vitalgate.DeviceModel, error)
-	Models(ctx context.Context) ([]vitalgate.DeviceModel, error)
 	// Resource returns a stored resource (a Patient). ENOTFOUND.
 	Resource(ctx context.Context, typ, id string) (vitalgate.SealedResource, error)
 }
@@ -166,7 +165,6 @@ type Service struct {
 	devices *fresh.Cache[string, vitalgate.Device]
 	certs   *fresh.Cache[string, vitalgate.Certificate]
 	models  *fresh.Cache[string, vitalgate.DeviceModel]
-	pools   *fresh.Cache[string, *x509.CertPool] // ClientCAs, under the key ""
 }
 
 // New returns a Service, or the error of cfg.Validate.
@@ -197,7 +195,6 @@ func New(cfg Config) (*Service, error) {
 	s.devices = fresh.New[string, vitalgate.Device](cfg.MaxStaleness, s.now)
 	s.certs = fresh.New[string, vitalgate.Certificate](cfg.MaxStaleness, s.now)
 	s.models = fresh.New[string, vitalgate.DeviceModel](cfg.MaxStaleness, s.now)
-	s.pools = fresh.New[string, *x509.CertPool](cfg.MaxStaleness, s.now)
 	return s, nil
 }
 
