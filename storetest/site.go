@@ -1,12 +1,14 @@
 package storetest
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/pki"
 )
 
 // siteTests are the conformance tests of sites (migration sqlite 0009, postgres 0006): the
@@ -93,7 +95,24 @@ func (s *suite) testModels(t *testing.T) {
 	wantCode(t, "UpdateModel(unknown)", st.UpdateModel(ctxT(t), vitalgate.DeviceModel{ID: "nope", Binding: vitalgate.BindingAssigned}), vitalgate.ENOTFOUND)
 	_, err = st.Model(ctxT(t), "nope")
 	wantCode(t, "Model(unknown)", err, vitalgate.ENOTFOUND)
-	must(t, "CreateModel", st.CreateModel(ctxT(t), vitalgate.DeviceModel{ID: "bp-cuff", Binding: vitalgate.BindingAssigned}))
+	// A model's IDevID CAs are kept byte for byte, replaced and removed by UpdateModel.
+	maker, err := pki.NewCA("Maker IDevID CA", at(0), nil)
+	must(t, "NewCA", err)
+	caPEM, _, err := maker.MarshalPEM()
+	must(t, "MarshalPEM", err)
+	must(t, "CreateModel", st.CreateModel(ctxT(t), vitalgate.DeviceModel{ID: "bp-cuff", Binding: vitalgate.BindingAssigned, IDevIDCA: caPEM}))
+	wantCode(t, "CreateModel with a key as IDevID CA", st.CreateModel(ctxT(t), vitalgate.DeviceModel{ID: "z", Binding: vitalgate.BindingAssigned,
+		IDevIDCA: []byte("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n")}), vitalgate.EINVALID)
+	cuff, err := st.Model(ctxT(t), "bp-cuff")
+	must(t, "Model", err)
+	if !bytes.Equal(cuff.IDevIDCA, caPEM) {
+		t.Errorf("IDevID CAs read back as %q", cuff.IDevIDCA)
+	}
+	cuff.IDevIDCA = nil
+	must(t, "UpdateModel", st.UpdateModel(ctxT(t), cuff))
+	if cuff, err = st.Model(ctxT(t), "bp-cuff"); err != nil || cuff.IDevIDCA != nil {
+		t.Errorf("after removing the IDevID CAs: %q %v", cuff.IDevIDCA, err)
+	}
 	all, err := st.Models(ctxT(t))
 	must(t, "Models", err)
 	if len(all) != 2 || all[0].ID != "bp-cuff" || all[1].ID != "glucometer-x" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/pki"
 	"github.com/vitalgate/vitalgate/registry"
 )
 
@@ -221,4 +222,42 @@ func TestDemoStatusWithoutTerminal(t *testing.T) {
 	if strings.Contains(log, "1 devices") || !strings.Contains(log, "HL7: 1 device,") {
 		t.Errorf("device counts are not singular for one device:\n%s", log)
 	}
+}
+
+// TestGoldenModelIDevID: a model takes its maker's IDevID CA file, refuses a file that
+// holds a device certificate or a key, and turns IDevID enrollment off again.
+func TestGoldenModelIDevID(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "data")
+	if code, _, errOut := runAt("init", "--data", dir); code != 0 {
+		t.Fatalf("init: %s", errOut)
+	}
+	maker, err := pki.NewCA("Acme IDevID CA", goldenClock.Add(-time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, keyPEM, err := maker.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"maker-ca.crt": caPEM, "maker-ca.key": keyPEM}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(tmp, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := [][]string{
+		{"model", "add", "--data", dir, "--id", "PX-100", "--binding", "assigned", "--idevid-ca", filepath.Join(tmp, "maker-ca.key")},
+		{"model", "add", "--data", dir, "--id", "PX-100", "--binding", "assigned", "--idevid-ca", filepath.Join(tmp, "maker-ca.crt")},
+		{"model", "list", "--data", dir},
+		{"model", "set", "--data", dir, "--id", "PX-100"},
+		{"model", "set", "--data", dir, "--id", "PX-100", "--no-idevid"},
+		{"model", "list", "--data", dir},
+	}
+	var transcript string
+	for _, args := range steps {
+		code, out, errOut := runAt(args...)
+		transcript += fmt.Sprintf("$ vitalgate %s\nexit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	golden(t, "model-idevid", strings.ReplaceAll(strings.ReplaceAll(transcript, dir, "DIR"), tmp, "TMP"))
 }
