@@ -9,7 +9,9 @@
 package auditquery
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,11 +45,19 @@ type PatientIndexer interface {
 	SitePatientIndex(site, patientID string) []byte
 }
 
+// SiteLister lists the deployment's sites (the store).
+type SiteLister interface {
+	Sites(ctx context.Context) ([]vitalgate.Site, error)
+}
+
 // Service serves the audit log to auditors.
 type Service struct {
 	Store    Store
 	Log      Recorder
 	Patients PatientIndexer
+	// Sites lets a deployment auditor's patient search cover every site; without it the
+	// search covers the default site's patients only.
+	Sites SiteLister
 }
 
 // Default and largest number of AuditEvents one search returns.
@@ -142,8 +152,8 @@ func trunc(s string) string {
 // Search returns the AuditEvents (FHIR R4 JSON) matching q, newest first. It needs the
 // AuditEvent search scope and records the search (or its refusal) before answering. A site
 // auditor sees the entries of its site only (and a patient id names a patient of its site);
-// a deployment auditor (vitalgate.AllSites) sees every entry, and its patient ids name
-// patients of the default site.
+// a deployment auditor (vitalgate.AllSites) sees every entry, and its patient id names the
+// patients of that id in every site (patient ids are unique per site only).
 // Errors: EFORBIDDEN (scope), EINVALID (query), EUNAVAILABLE (the search could not be
 // audited, or the store is busy).
 func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) ([][]byte, error) {
@@ -160,28 +170,55 @@ func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) ([
 		return nil, s.record(ctx, p, 0, vitalgate.Errorf(vitalgate.EFORBIDDEN, "this client belongs to no site"))
 	}
 	sq := vitalgate.AuditQuery{AgentID: q.Agent, Action: q.Action, Outcome: q.Outcome, From: q.From, To: q.To, Limit: q.Count}
-	patientSite := vitalgate.DefaultSite
+	patientSites := []string{vitalgate.DefaultSite}
 	if p.Site != vitalgate.AllSites {
-		sq.Site, patientSite = p.Site, p.Site
+		sq.Site, patientSites = p.Site, []string{p.Site}
+	} else if q.PatientID != "" && s.Sites != nil {
+		sites, err := s.Sites.Sites(ctx)
+		if err != nil {
+			return nil, s.record(ctx, p, 0, err)
+		}
+		patientSites = patientSites[:0]
+		for _, st := range sites {
+			patientSites = append(patientSites, st.ID)
+		}
 	}
-	if q.PatientID != "" {
-		sq.PatientIndex = audit.PatientIndex(s.Patients.SitePatientIndex(patientSite, q.PatientID))
+	var recs []vitalgate.AuditRecord
+	collect := func(r vitalgate.AuditRecord) error { recs = append(recs, r); return nil }
+	var err error
+	if q.PatientID == "" {
+		err = s.Store.AuditSearch(ctx, sq, collect)
+	} else {
+		seen := map[string]bool{}
+		for _, site := range patientSites { // one indexed search per site's blind index
+			sq.PatientIndex = audit.PatientIndex(s.Patients.SitePatientIndex(site, q.PatientID))
+			if seen[sq.PatientIndex] {
+				continue
+			}
+			seen[sq.PatientIndex] = true
+			if err = s.Store.AuditSearch(ctx, sq, collect); err != nil {
+				break
+			}
+		}
+		// Newest first across the sites, at most Count; an entry is listed once.
+		slices.SortFunc(recs, func(a, b vitalgate.AuditRecord) int { return cmp.Compare(b.Index, a.Index) })
+		recs = slices.CompactFunc(recs, func(a, b vitalgate.AuditRecord) bool { return a.Index == b.Index })
+		recs = recs[:min(len(recs), q.Count)]
+	}
+	if err != nil {
+		return nil, s.record(ctx, p, 0, err)
 	}
 	var out [][]byte
-	err := s.Store.AuditSearch(ctx, sq, func(r vitalgate.AuditRecord) error {
+	for _, r := range recs {
 		e, err := audit.UnmarshalEntry(r.Data)
 		if err != nil {
-			return nil // not an entry of this package: never shown
+			continue // not an entry of this package: never shown
 		}
 		ev, err := e.FHIR(r.Index)
 		if err != nil {
-			return vitalgate.Internal(err, "audit event")
+			return nil, s.record(ctx, p, 0, vitalgate.Internal(err, "audit event"))
 		}
 		out = append(out, ev)
-		return nil
-	})
-	if err != nil {
-		return nil, s.record(ctx, p, 0, err)
 	}
 	if err := s.record(ctx, p, len(out), nil); err != nil {
 		return nil, err

@@ -233,3 +233,54 @@ func TestProofs(t *testing.T) {
 		t.Errorf("Checkpoint without the scope = %v", err)
 	}
 }
+
+// siteIndexer is a test blind index that differs per site, as the vault's does.
+type siteIndexer struct{}
+
+func (siteIndexer) SitePatientIndex(site, id string) []byte { return []byte(site + "/" + id) }
+
+type siteList []string
+
+func (l siteList) Sites(context.Context) ([]vitalgate.Site, error) {
+	var out []vitalgate.Site
+	for _, id := range l {
+		out = append(out, vitalgate.Site{ID: id})
+	}
+	return out, nil
+}
+
+// TestPatientAcrossSites: patient ids are unique per site only, so a deployment auditor's
+// patient search finds the patients of that id in every site (newest first, at most
+// _count), while a site auditor's finds its own site's patient alone.
+func TestPatientAcrossSites(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, site := range []string{"a", "default", "b"} { // entries 4, 5, 6
+		e := audit.Entry{Time: time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC), Action: "R", Type: "rest", AgentType: "client", AgentID: "ehr-" + site,
+			Site: site, PatientIndex: audit.PatientIndex(siteIndexer{}.SitePatientIndex(site, "pat-9"))}
+		if err := f.log.Log.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.svc.Patients, f.svc.Sites = siteIndexer{}, siteList{"a", "b", "default"}
+	siteA := auditor
+	siteA.Site = "a"
+	for _, c := range []struct {
+		name  string
+		who   vitalgate.Principal
+		count int
+		want  []string
+	}{
+		{"deployment auditor", auditor, 0, []string{"6", "5", "4"}},
+		{"deployment auditor, _count 2", auditor, 2, []string{"6", "5"}},
+		{"site auditor", siteA, 0, []string{"4"}},
+	} {
+		evs, err := f.svc.Search(ctx, c.who, auditquery.Query{PatientID: "pat-9", Count: c.count})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(evs); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
