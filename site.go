@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"regexp"
 	"time"
@@ -90,9 +91,22 @@ type DeviceModel struct {
 	// model's manufacturer identities (IDevID, IEEE 802.1AR). When set, a registered device
 	// of the model enrolls with its IDevID over TLS instead of an enrollment secret
 	// (zero-touch). Empty: secrets only.
-	IDevIDCA  []byte
-	CreatedAt time.Time
+	IDevIDCA []byte
+	// SiteBindings overrides Binding for the devices of a site, by site id: a site settles
+	// how its own devices of the model bind (its point-of-care meters identified, say, where
+	// other hospitals assign them).
+	SiteBindings map[string]Binding
+	CreatedAt    time.Time
 	UpdatedAt time.Time
+}
+
+// BindingAt returns the model's patient-binding policy for a device of site: the site's
+// own setting, or else the model's.
+func (m DeviceModel) BindingAt(site string) Binding {
+	if b, ok := m.SiteBindings[StoredSite(site)]; ok {
+		return b
+	}
+	return m.Binding
 }
 
 // ModelStore persists device models. Trailing audit entries are appended in the same
@@ -141,7 +155,37 @@ func CheckModel(m DeviceModel) error {
 			return err
 		}
 	}
+	for site, b := range m.SiteBindings {
+		if err := CheckSiteID(site); err != nil {
+			return err
+		}
+		if !b.Valid() {
+			return FieldErrorf(EINVALID, "binding", "unknown binding %q for site %q", b, site)
+		}
+	}
 	return nil
+}
+
+// EncodeSiteBindings is how both stores keep a model's SiteBindings: a JSON object, keys in
+// order ("{}" when empty).
+func EncodeSiteBindings(m map[string]Binding) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m) // a map of strings always encodes
+	return string(b)
+}
+
+// DecodeSiteBindings reads what EncodeSiteBindings wrote; nil when empty.
+func DecodeSiteBindings(s string) (map[string]Binding, error) {
+	var m map[string]Binding
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, Internal(err, "device model site bindings")
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
 }
 
 // MaxIDevIDCABytes bounds a model's IDevID CA bundle.

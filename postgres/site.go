@@ -16,9 +16,9 @@ const (
 	selectSiteSQL  = siteColumns + ` WHERE id = $1`
 	selectSitesSQL = siteColumns + ` ORDER BY id`
 
-	insertModelSQL  = `INSERT INTO device_models (id, binding, idevid_ca, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`
-	updateModelSQL  = `UPDATE device_models SET binding = $1, idevid_ca = $2, updated_at = $3 WHERE id = $4`
-	modelColumns    = `SELECT id, binding, idevid_ca, created_at, updated_at FROM device_models`
+	insertModelSQL  = `INSERT INTO device_models (id, binding, idevid_ca, site_bindings, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)`
+	updateModelSQL  = `UPDATE device_models SET binding = $1, idevid_ca = $2, site_bindings = $3, updated_at = $4 WHERE id = $5`
+	modelColumns    = `SELECT id, binding, idevid_ca, site_bindings, created_at, updated_at FROM device_models`
 	selectModelSQL  = modelColumns + ` WHERE id = $1`
 	selectModelsSQL = modelColumns + ` ORDER BY id`
 )
@@ -78,7 +78,7 @@ func (db *DB) CreateModel(ctx context.Context, m vitalgate.DeviceModel, audit ..
 		m.UpdatedAt = created
 	}
 	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, insertModelSQL, m.ID, string(m.Binding), string(m.IDevIDCA), dbTime(created), dbTime(m.UpdatedAt))
+		_, err := tx.Exec(ctx, insertModelSQL, m.ID, string(m.Binding), string(m.IDevIDCA), vitalgate.EncodeSiteBindings(m.SiteBindings), dbTime(created), dbTime(m.UpdatedAt))
 		return mapError(err, "device model")
 	})
 }
@@ -90,7 +90,7 @@ func (db *DB) UpdateModel(ctx context.Context, m vitalgate.DeviceModel, audit ..
 		return err
 	}
 	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, updateModelSQL, string(m.Binding), string(m.IDevIDCA), dbTime(db.orNow(m.UpdatedAt)), m.ID)
+		tag, err := tx.Exec(ctx, updateModelSQL, string(m.Binding), string(m.IDevIDCA), vitalgate.EncodeSiteBindings(m.SiteBindings), dbTime(db.orNow(m.UpdatedAt)), m.ID)
 		if err != nil {
 			return mapError(err, "device model")
 		}
@@ -104,13 +104,16 @@ func (db *DB) UpdateModel(ctx context.Context, m vitalgate.DeviceModel, audit ..
 func scanModel(row rowiter.Scanner) (vitalgate.DeviceModel, error) {
 	var (
 		m                vitalgate.DeviceModel
-		binding, ca      string
+		binding, ca, sb  string
 		created, updated *time.Time
 	)
-	err := row.Scan(&m.ID, &binding, &ca, &created, &updated)
+	err := row.Scan(&m.ID, &binding, &ca, &sb, &created, &updated)
 	m.Binding, m.CreatedAt, m.UpdatedAt = vitalgate.Binding(binding), goTime(created), goTime(updated)
 	if ca != "" {
 		m.IDevIDCA = []byte(ca)
+	}
+	if err == nil {
+		m.SiteBindings, err = vitalgate.DecodeSiteBindings(sb)
 	}
 	return m, err
 }

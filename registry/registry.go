@@ -312,7 +312,7 @@ func (s *Service) AddToSite(ctx context.Context, p vitalgate.Principal, site, id
 		}
 		return vitalgate.Device{}, "", err
 	}
-	binding, err := s.binding(ctx, model)
+	binding, err := s.binding(ctx, site, model)
 	if err != nil {
 		return vitalgate.Device{}, "", err
 	}
@@ -500,7 +500,7 @@ func (s *Service) Sender(ctx context.Context, deviceID string) (vitalgate.Device
 	if err := active(d); err != nil {
 		return d, err
 	}
-	b, err := s.binding(ctx, d.Model)
+	b, err := s.binding(ctx, d.Site, d.Model)
 	if err != nil {
 		return d, err
 	}
@@ -510,13 +510,14 @@ func (s *Service) Sender(ctx context.Context, deviceID string) (vitalgate.Device
 	return d, nil
 }
 
-// Binding returns the patient-binding policy of the device's model (BindingAssigned for a
-// model that is not registered), from facts at most MaxStaleness old.
+// Binding returns the patient-binding policy of the device's model for the device's site
+// (the site's own setting, or else the model's; BindingAssigned for a model that is not
+// registered), from facts at most MaxStaleness old.
 func (s *Service) Binding(ctx context.Context, d vitalgate.Device) (vitalgate.Binding, error) {
-	return s.binding(ctx, d.Model)
+	return s.binding(ctx, d.Site, d.Model)
 }
 
-func (s *Service) binding(ctx context.Context, model string) (vitalgate.Binding, error) {
+func (s *Service) binding(ctx context.Context, site, model string) (vitalgate.Binding, error) {
 	if model == "" {
 		return vitalgate.BindingAssigned, nil
 	}
@@ -525,7 +526,7 @@ func (s *Service) binding(ctx context.Context, model string) (vitalgate.Binding,
 	})
 	switch vitalgate.ErrorCode(err) {
 	case "":
-		return m.Binding, nil
+		return m.BindingAt(site), nil
 	case vitalgate.ENOTFOUND:
 		return vitalgate.BindingAssigned, nil
 	}

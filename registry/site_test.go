@@ -104,3 +104,42 @@ func TestModelBinding(t *testing.T) {
 	_, err = e.reg.Sender(ctx, "gl-1")
 	wantCode(t, "Sender once the model binds assigned patients", err, vitalgate.EFORBIDDEN)
 }
+
+// TestSiteBinding: a site's own binding of a model holds for that site's devices only, and
+// within the staleness bound once it changes.
+func TestSiteBinding(t *testing.T) {
+	e := mustEnv(t, nil)
+	ctx := t.Context()
+	if err := e.store.CreateSite(ctx, vitalgate.Site{ID: "north", Name: "North"}); err != nil {
+		t.Fatal(err)
+	}
+	m := vitalgate.DeviceModel{ID: "gluco", Binding: vitalgate.BindingAssigned,
+		SiteBindings: map[string]vitalgate.Binding{"north": vitalgate.BindingIdentified}}
+	if err := e.store.CreateModel(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.reg.AddToSite(ctx, op, "north", "gl-n", "", "gluco", time.Hour); err != nil {
+		t.Fatalf("an identified device of north without a patient: %v", err)
+	}
+	_, _, err := e.reg.AddToSite(ctx, op, vitalgate.DefaultSite, "gl-d", "", "gluco", time.Hour)
+	wantCode(t, "the default site's device of the model without a patient", err, vitalgate.EINVALID)
+	for _, c := range []struct {
+		d    vitalgate.Device
+		want vitalgate.Binding
+	}{
+		{vitalgate.Device{Site: "north", Model: "gluco"}, vitalgate.BindingIdentified},
+		{vitalgate.Device{Site: vitalgate.DefaultSite, Model: "gluco"}, vitalgate.BindingAssigned},
+		{vitalgate.Device{Model: "gluco"}, vitalgate.BindingAssigned}, // a record of no site is the default's
+	} {
+		if b, err := e.reg.Binding(ctx, c.d); err != nil || b != c.want {
+			t.Errorf("Binding(%q) = %q %v, want %q", c.d.Site, b, err, c.want)
+		}
+	}
+	m.SiteBindings = nil
+	if err := e.store.UpdateModel(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(e.reg.MaxStaleness() + time.Second)
+	_, err = e.reg.Sender(ctx, "gl-n")
+	wantCode(t, "Sender once north's setting is gone", err, vitalgate.EFORBIDDEN)
+}

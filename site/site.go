@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"regexp"
 	"strings"
 	"time"
@@ -139,6 +140,11 @@ type ModelChange struct {
 	Binding  vitalgate.Binding // empty: unchanged
 	IDevIDCA []byte            // nil: unchanged
 	NoIDevID bool              // remove the IDevID CAs: the model's devices enroll with secrets only
+	// Site, when set, makes Binding the setting of that site's devices of the model only
+	// (the IDevID CAs are the maker's, for every site); ResetSite removes the site's own
+	// setting, so that the model's binding holds for it again.
+	Site      string
+	ResetSite bool
 }
 
 // SetModel changes device model id's patient-binding policy or IDevID CAs; the change holds
@@ -150,6 +156,9 @@ func (a *Admin) SetModel(ctx context.Context, id string, c ModelChange) (vitalga
 		return vitalgate.DeviceModel{}, vitalgate.Errorf(vitalgate.ENOTFOUND, "no model %q is registered; add it with model add", id)
 	} else if err != nil {
 		return vitalgate.DeviceModel{}, err
+	}
+	if c.Site != "" || c.ResetSite {
+		return a.setSiteBinding(ctx, m, c)
 	}
 	switch {
 	case c.Binding == "" && c.IDevIDCA == nil && !c.NoIDevID:
@@ -175,6 +184,46 @@ func (a *Admin) SetModel(ctx context.Context, id string, c ModelChange) (vitalga
 		return vitalgate.DeviceModel{}, err
 	}
 	if err := a.Store.UpdateModel(ctx, m, a.entry(audit.ActionUpdate, "model-set", "", "DeviceDefinition/"+id, text)); err != nil {
+		return vitalgate.DeviceModel{}, err
+	}
+	return m, nil
+}
+
+// setSiteBinding sets or removes site c.Site's own binding of model m.
+func (a *Admin) setSiteBinding(ctx context.Context, m vitalgate.DeviceModel, c ModelChange) (vitalgate.DeviceModel, error) {
+	switch {
+	case c.Site == "":
+		return vitalgate.DeviceModel{}, vitalgate.Errorf(vitalgate.EINVALID, "resetting a site's binding needs the site")
+	case c.IDevIDCA != nil || c.NoIDevID:
+		return vitalgate.DeviceModel{}, vitalgate.Errorf(vitalgate.EINVALID, "IDevID CAs are the maker's and hold for every site: change them without a site")
+	case c.ResetSite == (c.Binding != ""):
+		return vitalgate.DeviceModel{}, vitalgate.Errorf(vitalgate.EINVALID, "for a site, give the binding of its devices (--binding) or remove its own (--reset-site)")
+	}
+	if _, err := a.Store.Site(ctx, c.Site); vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return vitalgate.DeviceModel{}, vitalgate.Errorf(vitalgate.ENOTFOUND, "no site %q is registered; add it with site add", c.Site)
+	} else if err != nil {
+		return vitalgate.DeviceModel{}, err
+	}
+	bindings := maps.Clone(m.SiteBindings)
+	text := "site " + c.Site + " binding "
+	if c.ResetSite {
+		if _, ok := bindings[c.Site]; !ok {
+			return vitalgate.DeviceModel{}, vitalgate.Errorf(vitalgate.ENOTFOUND, "site %q has no binding of its own for model %q", c.Site, m.ID)
+		}
+		delete(bindings, c.Site)
+		text += "reset to the model's " + string(m.Binding)
+	} else {
+		if !c.Binding.Valid() {
+			return vitalgate.DeviceModel{}, vitalgate.FieldErrorf(vitalgate.EINVALID, "binding", "the binding is %q or %q", vitalgate.BindingAssigned, vitalgate.BindingIdentified)
+		}
+		if bindings == nil {
+			bindings = map[string]vitalgate.Binding{}
+		}
+		bindings[c.Site] = c.Binding
+		text += string(c.Binding)
+	}
+	m.SiteBindings, m.UpdatedAt = bindings, a.now()
+	if err := a.Store.UpdateModel(ctx, m, a.entry(audit.ActionUpdate, "model-set", c.Site, "DeviceDefinition/"+m.ID, text)); err != nil {
 		return vitalgate.DeviceModel{}, err
 	}
 	return m, nil

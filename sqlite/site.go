@@ -14,9 +14,9 @@ const (
 	selectSiteSQL  = siteColumns + ` WHERE id = ?`
 	selectSitesSQL = siteColumns + ` ORDER BY id`
 
-	insertModelSQL  = `INSERT INTO device_models (id, binding, idevid_ca, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`
-	updateModelSQL  = `UPDATE device_models SET binding = ?, idevid_ca = ?, updated_at = ? WHERE id = ?`
-	modelColumns    = `SELECT id, binding, idevid_ca, created_at, updated_at FROM device_models`
+	insertModelSQL  = `INSERT INTO device_models (id, binding, idevid_ca, site_bindings, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`
+	updateModelSQL  = `UPDATE device_models SET binding = ?, idevid_ca = ?, site_bindings = ?, updated_at = ? WHERE id = ?`
+	modelColumns    = `SELECT id, binding, idevid_ca, site_bindings, created_at, updated_at FROM device_models`
 	selectModelSQL  = modelColumns + ` WHERE id = ?`
 	selectModelsSQL = modelColumns + ` ORDER BY id`
 )
@@ -84,7 +84,7 @@ func (db *DB) CreateModel(ctx context.Context, m vitalgate.DeviceModel, audit ..
 		m.UpdatedAt = created
 	}
 	return db.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, insertModelSQL, m.ID, string(m.Binding), string(m.IDevIDCA), dbTime(created), dbTime(m.UpdatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, insertModelSQL, m.ID, string(m.Binding), string(m.IDevIDCA), vitalgate.EncodeSiteBindings(m.SiteBindings), dbTime(created), dbTime(m.UpdatedAt)); err != nil {
 			return mapError(err, "device model")
 		}
 		return db.appendAuditTx(ctx, tx, audit)
@@ -101,7 +101,7 @@ func (db *DB) UpdateModel(ctx context.Context, m vitalgate.DeviceModel, audit ..
 		return err
 	}
 	return db.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, updateModelSQL, string(m.Binding), string(m.IDevIDCA), dbTime(db.orNow(m.UpdatedAt)), m.ID)
+		res, err := tx.ExecContext(ctx, updateModelSQL, string(m.Binding), string(m.IDevIDCA), vitalgate.EncodeSiteBindings(m.SiteBindings), dbTime(db.orNow(m.UpdatedAt)), m.ID)
 		if err != nil {
 			return mapError(err, "device model")
 		}
@@ -117,13 +117,16 @@ func (db *DB) UpdateModel(ctx context.Context, m vitalgate.DeviceModel, audit ..
 func scanModel(s rowiter.Scanner) (vitalgate.DeviceModel, error) {
 	var (
 		m                vitalgate.DeviceModel
-		binding, ca      string
+		binding, ca, sb  string
 		created, updated sql.NullInt64
 	)
-	err := s.Scan(&m.ID, &binding, &ca, &created, &updated)
+	err := s.Scan(&m.ID, &binding, &ca, &sb, &created, &updated)
 	m.Binding, m.CreatedAt, m.UpdatedAt = vitalgate.Binding(binding), goTime(created), goTime(updated)
 	if ca != "" {
 		m.IDevIDCA = []byte(ca)
+	}
+	if err == nil {
+		m.SiteBindings, err = vitalgate.DecodeSiteBindings(sb)
 	}
 	return m, err
 }

@@ -108,10 +108,19 @@ func (s *suite) testModels(t *testing.T) {
 	if !bytes.Equal(cuff.IDevIDCA, caPEM) {
 		t.Errorf("IDevID CAs read back as %q", cuff.IDevIDCA)
 	}
-	cuff.IDevIDCA = nil
+	must(t, "CreateSite", st.CreateSite(ctxT(t), vitalgate.Site{ID: "north", Name: "North"}))
+	cuff.SiteBindings = map[string]vitalgate.Binding{"north": vitalgate.BindingIdentified}
 	must(t, "UpdateModel", st.UpdateModel(ctxT(t), cuff))
-	if cuff, err = st.Model(ctxT(t), "bp-cuff"); err != nil || cuff.IDevIDCA != nil {
-		t.Errorf("after removing the IDevID CAs: %q %v", cuff.IDevIDCA, err)
+	if got, err := st.Model(ctxT(t), "bp-cuff"); err != nil || got.BindingAt("north") != vitalgate.BindingIdentified || got.BindingAt("south") != vitalgate.BindingAssigned {
+		t.Errorf("site bindings read back as %v (%v)", got.SiteBindings, err)
+	}
+	bad := cuff
+	bad.SiteBindings = map[string]vitalgate.Binding{"north": "sometimes"}
+	wantCode(t, "UpdateModel with an unknown site binding", st.UpdateModel(ctxT(t), bad), vitalgate.EINVALID)
+	cuff.IDevIDCA, cuff.SiteBindings = nil, nil
+	must(t, "UpdateModel", st.UpdateModel(ctxT(t), cuff))
+	if cuff, err = st.Model(ctxT(t), "bp-cuff"); err != nil || cuff.IDevIDCA != nil || cuff.SiteBindings != nil {
+		t.Errorf("after removing the IDevID CAs and site bindings: %q %v %v", cuff.IDevIDCA, cuff.SiteBindings, err)
 	}
 	all, err := st.Models(ctxT(t))
 	must(t, "Models", err)

@@ -261,3 +261,29 @@ func TestGoldenModelIDevID(t *testing.T) {
 	}
 	golden(t, "model-idevid", strings.ReplaceAll(strings.ReplaceAll(transcript, dir, "DIR"), tmp, "TMP"))
 }
+
+// TestGoldenModelSiteBinding: a site settles how its own devices of a model bind; the other
+// sites keep the model's binding; the site's setting is reset; mistakes are named.
+func TestGoldenModelSiteBinding(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, _, errOut := runAt("init", "--data", dir); code != 0 {
+		t.Fatalf("init: %s", errOut)
+	}
+	steps := [][]string{
+		{"site", "add", "--data", dir, "--id", "north", "--name", "North Hospital"},
+		{"model", "add", "--data", dir, "--id", "gluco", "--binding", "assigned"},
+		{"model", "set", "--data", dir, "--id", "gluco", "--site", "north", "--binding", "identified"},
+		{"model", "set", "--data", dir, "--id", "gluco", "--site", "south", "--binding", "identified"},
+		{"model", "set", "--data", dir, "--id", "gluco", "--site", "north"},
+		{"model", "list", "--data", dir},
+		{"model", "set", "--data", dir, "--id", "gluco", "--site", "north", "--reset-site"},
+		{"model", "set", "--data", dir, "--id", "gluco", "--site", "north", "--reset-site"},
+		{"model", "list", "--data", dir},
+	}
+	var transcript string
+	for _, args := range steps {
+		code, out, errOut := runAt(args...)
+		transcript += fmt.Sprintf("$ vitalgate %s\nexit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	golden(t, "model-site-binding", strings.ReplaceAll(transcript, dir, "DIR"))
+}

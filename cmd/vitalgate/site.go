@@ -95,27 +95,35 @@ type modelFlags struct {
 	binding  vitalgate.Binding
 	idevidCA []byte // the --idevid-ca file's contents; nil without the flag
 	noIDevID bool
+	site     string // model set: the site whose own binding is set or reset
+	reset    bool
 }
 
 // parseModelFlags parses the flags of model add (set false) and model set (set true).
 func (m *Main) parseModelFlags(name string, args []string, set bool) (modelFlags, error) {
 	usage := "model add --data DIR --id MODEL --binding assigned|identified [--idevid-ca FILE]"
 	if set {
-		usage = "model set --data DIR --id MODEL [--binding assigned|identified] [--idevid-ca FILE | --no-idevid]"
+		usage = "model set --data DIR --id MODEL [--binding assigned|identified] [--idevid-ca FILE | --no-idevid]\n       model set --data DIR --id MODEL --site SITE (--binding assigned|identified | --reset-site)"
 	}
 	fs := m.flags("model "+name, usage)
 	d := fs.String("data", "", "data directory")
 	i := fs.String("id", "", "device model (the devices' --model)")
 	binding := fs.String("binding", "", "assigned: one patient at a time (device assign); identified: a shared device whose messages name their patient, of the device's site")
 	ca := fs.String("idevid-ca", "", "PEM file of the maker's CA certificates for the model's manufacturer identities (IDevID, IEEE 802.1AR): registered devices of the model enroll with their IDevID, no secret")
-	var none *bool
+	var none, reset *bool
+	var site *string
 	if set {
 		none = fs.Bool("no-idevid", false, "remove the model's IDevID CAs: its devices enroll with secrets only")
+		site = fs.String("site", "", "set the binding of this site's devices of the model only")
+		reset = fs.Bool("reset-site", false, "with --site: remove the site's own binding, so that the model's holds for it again")
 	}
 	if err := parse(fs, args, false); err != nil {
 		return modelFlags{}, err
 	}
 	f := modelFlags{dir: *d, id: *i, binding: vitalgate.Binding(*binding), noIDevID: none != nil && *none}
+	if set {
+		f.site, f.reset = *site, *reset
+	}
 	if *ca != "" {
 		data, err := os.ReadFile(*ca) // #nosec G304 -- the operator names the file
 		if err != nil {
@@ -156,12 +164,24 @@ func (m *Main) modelSet(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	md, err := a.SetModel(ctx, f.id, site.ModelChange{Binding: f.binding, IDevIDCA: f.idevidCA, NoIDevID: f.noIDevID})
+	md, err := a.SetModel(ctx, f.id, site.ModelChange{Binding: f.binding, IDevIDCA: f.idevidCA, NoIDevID: f.noIDevID, Site: f.site, ResetSite: f.reset})
 	if err != nil {
 		return cliError(err)
 	}
+	if f.site != "" {
+		fmt.Fprintf(m.Stderr, "Devices of model %s in site %s now bind %s (running servers within a few seconds).\n", md.ID, f.site, md.BindingAt(f.site))
+		return nil
+	}
 	fmt.Fprintf(m.Stderr, "Device model %s now binds %s%s (running servers within a few seconds).\n", md.ID, md.Binding, idevidNote(md))
 	return nil
+}
+
+// siteBindings is a model's sites with a binding of their own, for model list ({} when none).
+func siteBindings(x vitalgate.DeviceModel) map[string]vitalgate.Binding {
+	if x.SiteBindings == nil {
+		return map[string]vitalgate.Binding{}
+	}
+	return x.SiteBindings
 }
 
 // idevidNote says, for model add and set, whether the model's devices enroll with an IDevID.
@@ -190,7 +210,7 @@ func (m *Main) modelList(ctx context.Context, args []string) error {
 	}
 	enc := json.NewEncoder(m.Stdout)
 	for _, x := range ms {
-		if err := enc.Encode(map[string]any{"id": x.ID, "binding": x.Binding, "idevid": len(x.IDevIDCA) > 0, "updated": x.UpdatedAt.Format(time.RFC3339)}); err != nil {
+		if err := enc.Encode(map[string]any{"id": x.ID, "binding": x.Binding, "sites": siteBindings(x), "idevid": len(x.IDevIDCA) > 0, "updated": x.UpdatedAt.Format(time.RFC3339)}); err != nil {
 			return err
 		}
 	}
