@@ -97,7 +97,7 @@ type DeviceModel struct {
 	// other hospitals assign them).
 	SiteBindings map[string]Binding
 	CreatedAt    time.Time
-	UpdatedAt time.Time
+	UpdatedAt    time.Time
 }
 
 // BindingAt returns the model's patient-binding policy for a device of site: the site's
