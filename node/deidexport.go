@@ -58,26 +58,13 @@ func (n *Node) ExportDeidentified(ctx context.Context, w io.Writer, opt Deidenti
 		return 0, err
 	}
 	tr := deid.New(p, deid.Options{ShiftDates: opt.ShiftDates, Now: n.Now()})
-	bw := bufio.NewWriter(w)
-	count := 0
-	err = n.Store.Resources(ctx, opt.Filter, func(r vitalgate.SealedResource) error {
-		body, err := n.Vault.Open(ctx, r)
-		if err != nil {
-			return fmt.Errorf("%s/%s: %w", r.Type, r.ID, err)
-		}
+	count, err := n.exportNDJSON(ctx, w, opt.Filter, func(r vitalgate.SealedResource, body []byte) ([]byte, error) {
 		out, err := tr.Resource(body)
 		if err != nil {
-			return fmt.Errorf("%s/%s: de-identify: %w", r.Type, r.ID, err)
+			return nil, fmt.Errorf("%s/%s: de-identify: %w", r.Type, r.ID, err)
 		}
-		count++
-		if _, err := bw.Write(out); err != nil {
-			return err
-		}
-		return bw.WriteByte('\n')
+		return out, nil
 	})
-	if err == nil {
-		err = bw.Flush()
-	}
 	if err != nil {
 		return count, err
 	}
@@ -99,11 +86,68 @@ func (n *Node) ExportDeidentified(ctx context.Context, w io.Writer, opt Deidenti
 		mapping = "mapping kept in a sealed pseudonyms file"
 	}
 	if err := alog.Append(ctx, audit.Entry{Action: audit.ActionRead, Type: "export", Subtype: "deidentified",
-		AgentType: audit.AgentOperator, AgentID: opt.Operator, Outcome: audit.OutcomeSuccess,
+		AgentType: audit.AgentOperator, AgentID: opt.Operator, Outcome: audit.OutcomeSuccess, Site: opt.Filter.Site,
+		PatientIndex: audit.PatientIndex(opt.Filter.PatientIndex),
 		OutcomeDesc: fmt.Sprintf("%d resources exported de-identified (HIPAA Safe Harbor, %s, %s)", count, how, mapping)}); err != nil {
 		return count, fmt.Errorf("audit log: %w", err)
 	}
 	return count, nil
+}
+
+// ExportOptions are the choices of an export of stored resources as they are.
+type ExportOptions struct {
+	Filter   vitalgate.ResourceFilter // which stored resources (Site: one site's)
+	Operator string                   // who exports, for the audit entry
+}
+
+// Export writes the stored resources that opt.Filter selects to w as FHIR NDJSON, opened
+// (identified: this is patient data leaving the server), and returns how many it wrote.
+// The export is audited (who, which site, which patient when one is named, how many; never
+// what). A resource that cannot be opened stops the export with an error naming only its
+// type and id.
+func (n *Node) Export(ctx context.Context, w io.Writer, opt ExportOptions) (int, error) {
+	count, err := n.exportNDJSON(ctx, w, opt.Filter, func(_ vitalgate.SealedResource, body []byte) ([]byte, error) { return body, nil })
+	alog, aerr := n.AuditLog("cli")
+	if aerr != nil {
+		return count, aerr
+	}
+	e := audit.Entry{Action: audit.ActionRead, Type: "export", Subtype: "identified",
+		AgentType: audit.AgentOperator, AgentID: opt.Operator, Outcome: audit.OutcomeSuccess, Site: opt.Filter.Site,
+		PatientIndex: audit.PatientIndex(opt.Filter.PatientIndex), Count: count,
+		OutcomeDesc: fmt.Sprintf("%d resources exported", count)}
+	if err != nil {
+		e.Outcome, e.OutcomeDesc = audit.OutcomeSeriousFailure, fmt.Sprintf("export stopped after %d resources", count)
+	}
+	if aerr := alog.Append(ctx, e); aerr != nil {
+		return count, fmt.Errorf("audit log: %w", aerr)
+	}
+	return count, err
+}
+
+// exportNDJSON streams the resources filter selects, opened and passed through out, to w,
+// one a line, and returns how many it wrote.
+func (n *Node) exportNDJSON(ctx context.Context, w io.Writer, filter vitalgate.ResourceFilter, out func(vitalgate.SealedResource, []byte) ([]byte, error)) (int, error) {
+	bw := bufio.NewWriter(w)
+	count := 0
+	err := n.Store.Resources(ctx, filter, func(r vitalgate.SealedResource) error {
+		body, err := n.Vault.Open(ctx, r)
+		if err != nil {
+			return fmt.Errorf("%s/%s: %w", r.Type, r.ID, err)
+		}
+		line, err := out(r, body)
+		if err != nil {
+			return err
+		}
+		count++
+		if _, err := bw.Write(line); err != nil {
+			return err
+		}
+		return bw.WriteByte('\n')
+	})
+	if err == nil {
+		err = bw.Flush()
+	}
+	return count, err
 }
 
 // readPseudonyms opens the sealed mapping file at path, or returns a new mapping when

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"time"
@@ -11,9 +10,10 @@ import (
 )
 
 func (m *Main) runExport(ctx context.Context, args []string) error {
-	fs := m.flags("export", "export --data DIR [--patient ID] [--since TIME] [--deidentify [--pseudonyms FILE] [--shift-dates]]")
+	fs := m.flags("export", "export --data DIR [--site SITE] [--patient ID] [--since TIME] [--deidentify [--pseudonyms FILE] [--shift-dates]]")
 	dir := fs.String("data", "", "data directory")
-	patient := fs.String("patient", "", "only this patient's resources")
+	site := fs.String("site", "", "only this site's resources (default: every site; a --patient of the default site)")
+	patient := fs.String("patient", "", "only this patient's resources (of --site, or of the default site)")
 	since := fs.String("since", "", "only resources stored at or after this time (RFC 3339, or YYYY-MM-DD)")
 	deidentify := fs.Bool("deidentify", false, "de-identify under HIPAA Safe Harbor: identifiers removed, generalized or replaced by random codes")
 	pseudonyms := fs.String("pseudonyms", "", "with --deidentify: sealed file of the random codes (created if missing, updated), so exports sharing it use the same codes; without it no mapping is kept")
@@ -42,11 +42,22 @@ func (m *Main) runExport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
+	if *site != "" {
+		if err := vitalgate.CheckSiteID(*site); err != nil {
+			return cliError(err)
+		}
+		if _, err := n.store.Site(ctx, *site); vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+			return fmt.Errorf("no site %q is registered (vitalgate site list shows them)", *site)
+		} else if err != nil {
+			return err
+		}
+		f.Site = *site
+	}
 	if *patient != "" {
 		if err := checkID("patient", *patient); err != nil {
 			return err
 		}
-		f.PatientIndex = n.vault.PatientIndex(*patient)
+		f.PatientIndex = n.vault.SitePatientIndex(vitalgate.StoredSite(*site), *patient)
 	}
 	if *deidentify {
 		count, err := n.ExportDeidentified(ctx, m.Stdout, vgnode.DeidentifyOptions{Filter: f, ShiftDates: *shiftDates,
@@ -60,23 +71,8 @@ func (m *Main) runExport(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	w := bufio.NewWriter(m.Stdout)
-	count := 0
-	err = n.store.Resources(ctx, f, func(r vitalgate.SealedResource) error {
-		body, err := n.vault.Open(ctx, r)
-		if err != nil {
-			return fmt.Errorf("%s/%s: %w", r.Type, r.ID, err)
-		}
-		count++
-		if _, err := w.Write(body); err != nil {
-			return err
-		}
-		return w.WriteByte('\n')
-	})
+	count, err := n.Export(ctx, m.Stdout, vgnode.ExportOptions{Filter: f, Operator: operator()})
 	if err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stderr, "Exported %d resources.\n", count)
