@@ -88,7 +88,7 @@ func (n *Node) ExportDeidentified(ctx context.Context, w io.Writer, opt Deidenti
 	if err := alog.Append(ctx, audit.Entry{Action: audit.ActionRead, Type: "export", Subtype: "deidentified",
 		AgentType: audit.AgentOperator, AgentID: opt.Operator, Outcome: audit.OutcomeSuccess, Site: opt.Filter.Site,
 		PatientIndex: audit.PatientIndex(opt.Filter.PatientIndex),
-		OutcomeDesc: fmt.Sprintf("%d resources exported de-identified (HIPAA Safe Harbor, %s, %s)", count, how, mapping)}); err != nil {
+		OutcomeDesc:  fmt.Sprintf("%d resources exported de-identified (HIPAA Safe Harbor, %s, %s)", count, how, mapping)}); err != nil {
 		return count, fmt.Errorf("audit log: %w", err)
 	}
 	return count, nil
