@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -278,18 +277,3 @@ func ParseOnlineKeys(snapshotPEM, timestampPEM []byte) (*OnlineKeys, error) {
 
 // IDs returns the TUF key ids of the snapshot and timestamp keys.
 func (o *OnlineKeys) IDs() (snapshot, timestamp string) { return o.snapshot.id, o.timestamp.id }
-
-func keyIDs(ks []*metadata.Key) ([]string, map[string]*metadata.Key, error) {
-	ids := make([]string, 0, len(ks))
-	m := map[string]*metadata.Key{}
-	for _, k := range ks {
-		id, err := k.ID()
-		if err != nil {
-			return nil, nil, err
-		}
-		ids = append(ids, id)
-		m[id] = k
-	}
-	sort.Strings(ids)
-	return ids, m, nil
-}
