@@ -545,6 +545,23 @@ func parseMetadataName(name string) (role string, version int64, ok bool) {
 	return role, v, true
 }
 
+// parseTargetPath splits a hash-prefixed target path, MODEL/VERSION/<sha256 hex>.FILENAME.
+func parseTargetPath(path string) (model, version, sum, file string, ok bool) {
+	parts := strings.Split(path, "/")
+	if len(parts) != 3 {
+		return "", "", "", "", false
+	}
+	model, version = parts[0], parts[1]
+	sum, file, ok = strings.Cut(parts[2], ".")
+	if !ok || len(sum) != 64 || checkName("model", model) != nil || checkName("version", version) != nil || checkName("file name", file) != nil {
+		return "", "", "", "", false
+	}
+	if _, err := hex.DecodeString(sum); err != nil {
+		return "", "", "", "", false
+	}
+	return model, version, sum, file, true
+}
+
 func notFound() error {
 	return vitalgate.Errorf(vitalgate.ENOTFOUND, "no such update metadata or target")
 }
@@ -602,13 +619,8 @@ func (t *TargetFile) WriteTo(w io.Writer) (int64, error) { return t.write(w) }
 // model's file, a release that is not live, and a wrong hash are ENOTFOUND. Each download is
 // audited.
 func (s *Service) Target(ctx context.Context, p vitalgate.Principal, path string) (*TargetFile, error) {
-	parts := strings.Split(path, "/")
-	if len(parts) != 3 {
-		return nil, notFound()
-	}
-	model, version := parts[0], parts[1]
-	sum, file, ok := strings.Cut(parts[2], ".")
-	if !ok || len(sum) != 64 || checkName("model", model) != nil || checkName("version", version) != nil || checkName("file name", file) != nil {
+	model, version, sum, file, ok := parseTargetPath(path)
+	if !ok {
 		return nil, notFound()
 	}
 	d, err := s.deviceModel(ctx, p)
