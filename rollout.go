@@ -104,9 +104,12 @@ type DeviceUpdate struct {
 
 // DeviceVersion is the software version a device reported installed last.
 type DeviceVersion struct {
-	DeviceID  string
-	Model     string
-	Version   string
+	DeviceID string
+	Model    string
+	Version  string
+	// Previous is the version it ran before Version, so that a rollback restores it ("" when
+	// unknown).
+	Previous  string
 	UpdatedAt time.Time
 }
 

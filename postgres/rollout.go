@@ -33,9 +33,9 @@ const (
 	rolloutDevColumns  = `SELECT rollout_id, device_id, group_index, state, reason, installed_at, healthy_at, done_at, updated_at FROM rollout_devices`
 	selectRolloutDev   = rolloutDevColumns + ` WHERE rollout_id = $1 AND device_id = $2`
 	selectRolloutDevs  = rolloutDevColumns + ` WHERE rollout_id = $1 ORDER BY device_id`
-	upsertDeviceVerSQL = `INSERT INTO device_versions (device_id, model, version, updated_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (device_id) DO UPDATE SET model = excluded.model, version = excluded.version, updated_at = excluded.updated_at`
-	selectDeviceVerSQL = `SELECT device_id, model, version, updated_at FROM device_versions WHERE device_id = $1`
+	upsertDeviceVerSQL = `INSERT INTO device_versions (device_id, model, version, previous, updated_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (device_id) DO UPDATE SET model = excluded.model, version = excluded.version, previous = excluded.previous, updated_at = excluded.updated_at`
+	selectDeviceVerSQL = `SELECT device_id, model, version, previous, updated_at FROM device_versions WHERE device_id = $1`
 	upsertWindowSQL    = `INSERT INTO maintenance_windows (site, start_min, length_min, days, zone, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (site) DO UPDATE SET start_min = excluded.start_min, length_min = excluded.length_min,
 		days = excluded.days, zone = excluded.zone, updated_at = excluded.updated_at`
@@ -99,7 +99,7 @@ func (db *DB) WriteRollout(ctx context.Context, w vitalgate.RolloutWrite, audit 
 			if v.DeviceID == "" || v.Version == "" {
 				return vitalgate.Errorf(vitalgate.EINVALID, "a device version needs a device and a version")
 			}
-			if _, err := tx.Exec(ctx, upsertDeviceVerSQL, v.DeviceID, v.Model, v.Version, dbTime(db.orNow(v.UpdatedAt))); err != nil {
+			if _, err := tx.Exec(ctx, upsertDeviceVerSQL, v.DeviceID, v.Model, v.Version, v.Previous, dbTime(db.orNow(v.UpdatedAt))); err != nil {
 				return mapError(err, "device version")
 			}
 		}
@@ -178,7 +178,7 @@ func (db *DB) DeviceVersion(ctx context.Context, deviceID string) (vitalgate.Dev
 		v   vitalgate.DeviceVersion
 		upd *time.Time
 	)
-	err := db.pool.QueryRow(ctx, selectDeviceVerSQL, deviceID).Scan(&v.DeviceID, &v.Model, &v.Version, &upd)
+	err := db.pool.QueryRow(ctx, selectDeviceVerSQL, deviceID).Scan(&v.DeviceID, &v.Model, &v.Version, &v.Previous, &upd)
 	v.UpdatedAt = goTime(upd)
 	return v, mapError(err, "device version")
 }

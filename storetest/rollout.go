@@ -193,8 +193,8 @@ func (s *suite) testRolloutDevices(t *testing.T) {
 		t.Errorf("DeviceVersion = %+v", v)
 	}
 	must(t, "WriteRollout(newer version)", rs.WriteRollout(ctxT(t), vitalgate.RolloutWrite{
-		Versions: []vitalgate.DeviceVersion{{DeviceID: "d-1", Model: "VM-100", Version: "1.9.0", UpdatedAt: at(7)}}}))
-	if v, _ := rs.DeviceVersion(ctxT(t), "d-1"); v.Version != "1.9.0" {
+		Versions: []vitalgate.DeviceVersion{{DeviceID: "d-1", Model: "VM-100", Version: "1.9.0", Previous: "2.0.0", UpdatedAt: at(7)}}}))
+	if v, _ := rs.DeviceVersion(ctxT(t), "d-1"); v.Version != "1.9.0" || v.Previous != "2.0.0" {
 		t.Errorf("DeviceVersion after a rollback = %q, want 1.9.0", v.Version)
 	}
 	_, err = rs.DeviceVersion(ctxT(t), "d-2")

@@ -39,7 +39,8 @@ CREATE TABLE rollout_devices (
 CREATE TABLE device_versions (
 	device_id  text COLLATE "C" NOT NULL PRIMARY KEY,
 	model      text        NOT NULL DEFAULT '',
-	version    text        NOT NULL,
+	version    text    NOT NULL,
+	previous   text    NOT NULL DEFAULT '',
 	updated_at timestamptz NOT NULL
 );
 

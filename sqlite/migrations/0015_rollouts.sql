@@ -40,6 +40,7 @@ CREATE TABLE device_versions (
 	device_id  TEXT    NOT NULL PRIMARY KEY,
 	model      TEXT    NOT NULL DEFAULT '',
 	version    TEXT    NOT NULL,
+	previous   TEXT    NOT NULL DEFAULT '',
 	updated_at INTEGER NOT NULL
 ) STRICT;
 
