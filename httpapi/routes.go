@@ -64,6 +64,8 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/.well-known/est/simplereenroll", AuthDevice, access.PermReenroll, s.handleSimpleReenroll},
 		{"POST", "/fhir/Observation", AuthDevice, access.PermObservationCreate, s.handleCreateObservation},
 		{"POST", "/fhir", AuthDevice, access.PermObservationCreate, s.handleBundle},
+		{"GET", "/updates/offer", AuthDevice, access.PermUpdateOffer, s.handleUpdateOffer},
+		{"POST", "/updates/report", AuthDevice, access.PermUpdateReport, s.handleUpdateReport},
 	}
 }
 
