@@ -22,6 +22,7 @@ import (
 	"github.com/vitalgate/vitalgate/metrics"
 	"github.com/vitalgate/vitalgate/outbox"
 	"github.com/vitalgate/vitalgate/registry"
+	"github.com/vitalgate/vitalgate/rollout"
 )
 
 // Options are the settings of serve: the HTTPS server's configuration and the optional
@@ -44,6 +45,11 @@ type Options struct {
 	Logger      *slog.Logger // default: discard
 	// Ready, if set, is called with the HTTPS address once it listens.
 	Ready func(addr string)
+	// Releases is the release repository (package updates) rollouts offer from; nil: no
+	// release is ever offered (device reports are still recorded).
+	Releases rollout.Releases
+	// RolloutTick is how often health gates and rollouts are evaluated (0: 30 s).
+	RolloutTick time.Duration
 }
 
 // server is one run of serve: the services assembled on a node, and what runs them.
@@ -69,6 +75,7 @@ type server struct {
 	ingest    *ingest.Service
 	access    *access.Service
 	metrics   *metrics.Metrics
+	rollout   *rollout.Service
 	http      *httpapi.Server
 	forwarder *outbox.Destination // nil without --syslog-addr
 }
@@ -134,6 +141,9 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 		return nil, err
 	}
 	s.ingest = s.newIngest()
+	if s.rollout, err = s.newRollout(); err != nil {
+		return nil, err
+	}
 	s.access = s.newAccess()
 	s.metrics = s.newMetrics()
 	if s.http, err = s.newHTTP(); err != nil {
@@ -174,6 +184,7 @@ func (s *server) run(ctx context.Context) (err error) {
 		go func() { defer wg.Done(); f() }()
 	}
 	background(func() { s.heartbeat(ctx) })
+	background(func() { s.rolloutTicker(ctx) })
 	if s.opt.MetricsAddr != "" {
 		background(func() {
 			if err := s.metrics.Serve(ctx, s.opt.MetricsAddr); err != nil {
@@ -254,6 +265,27 @@ func (s *server) heartbeat(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// rolloutTicker evaluates the health gates and the rollouts every RolloutTick (every node
+// does; a rollout's revision keeps concurrent evaluations from losing each other's changes).
+func (s *server) rolloutTicker(ctx context.Context) {
+	every := s.opt.RolloutTick
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.rollout.Tick(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("rollout evaluation failed; retrying at the next tick", "error", err.Error())
 		}
 	}
 }
