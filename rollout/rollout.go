@@ -220,7 +220,8 @@ func (s *Service) Start(ctx context.Context, operator string, p Plan) (vitalgate
 	entries = append(entries, s.evaluate(ctx, &r, rows, now)...)
 	err = s.Store.WriteRollout(ctx, vitalgate.RolloutWrite{Rollout: &r, Create: true, Devices: rows}, entries...)
 	if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
-		return vitalgate.Rollout{}, vitalgate.Errorf(vitalgate.ECONFLICT, "model %s has a live rollout already; abort it first", p.Model)
+		return vitalgate.Rollout{}, vitalgate.Errorf(vitalgate.ECONFLICT,
+			"another rollout of model %s was started at the same moment; see update rollout status, abort it if it is not wanted, and try again", p.Model)
 	}
 	return r, err
 }
