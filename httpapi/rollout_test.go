@@ -130,3 +130,67 @@ func TestUpdateOfferAndReport(t *testing.T) {
 		t.Fatalf("Device that reported nothing: %d %s, want no version", res.status, res.body)
 	}
 }
+
+// TestHealthGateReadsIngest: the health gate's signal is what ingest records. A device that
+// keeps sending valid observations after its healthy report passes; one that sends an
+// observation ingest refuses (another patient's) fails, and its failure pauses the rollout.
+func TestHealthGateReadsIngest(t *testing.T) {
+	e := MustEnv(t)
+	ctx := context.Background()
+	good := e.addModelDevice("vm-1", "VM-100", "pat-1")
+	bad := e.addModelDevice("vm-2", "VM-100", "pat-1")
+	e.releases.approve("VM-100", "2.0.0")
+	if _, err := e.rollouts.Start(ctx, "op", rollout.Plan{Model: "VM-100", Version: "2.0.0", HealthWindow: 30 * time.Minute, Silence: 10 * time.Minute,
+		Groups: []vitalgate.RolloutGroup{{Percent: 100, ErrorPercent: 40, SuccessPercent: 50}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*tls.Certificate{good, bad} {
+		for _, state := range []string{"installed", "healthy"} {
+			if status, body := e.deviceDo(c, "POST", "/updates/report", []byte(`{"version":"2.0.0","state":"`+state+`"}`)); status != 204 {
+				t.Fatalf("report %s: %d %s", state, status, body)
+			}
+		}
+	}
+	post := func(c *tls.Certificate, device, patient string, value int) int {
+		o := example(t, "Observation-heart-rate.json", patient, device)
+		o["valueQuantity"].(map[string]any)["value"] = value
+		req, _ := http.NewRequest("POST", e.url+"/fhir/Observation", bytes.NewReader(mustJSON(t, o)))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		resp, err := e.client(c).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 7 {
+		e.clock.Advance(5 * time.Minute)
+		if status := post(good, "vm-1", "pat-1", 60+i); status != 201 {
+			t.Fatalf("valid observation: %d", status)
+		}
+		if i == 1 {
+			if status := post(bad, "vm-2", "pat-9", 70); status < 400 {
+				t.Fatalf("another patient's observation: %d, want a refusal", status)
+			}
+		} else if status := post(bad, "vm-2", "pat-1", 70+i); status != 201 {
+			t.Fatalf("valid observation: %d", status)
+		}
+		if err := e.rollouts.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := e.rollouts.Status(ctx, "VM-100")
+	if err != nil || len(st) != 1 {
+		t.Fatal(st, err)
+	}
+	states := map[string]string{}
+	for _, u := range st[0].Devices {
+		states[u.DeviceID] = string(u.State) + " " + u.Reason
+	}
+	if states["vm-1"] != "passed " || states["vm-2"] != "failed sent data that was refused after the update" {
+		t.Fatalf("devices %q", states)
+	}
+	if r := st[0].Rollout; r.State != vitalgate.RolloutPaused {
+		t.Fatalf("rollout %s %q, want paused by the failure (1 of 2 above 40%%)", r.State, r.Reason)
+	}
+}
