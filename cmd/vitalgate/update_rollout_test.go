@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,4 +73,85 @@ func TestGoldenRolloutSession(t *testing.T) {
 		transcript += fmt.Sprintf("$ vitalgate %s\nexit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), code, out, errOut)
 	}
 	golden(t, "update-rollout-session", strings.ReplaceAll(transcript, dir, "DIR"))
+}
+
+// shellWords splits a command line of the README's recipes: words separated by spaces,
+// "double-quoted" words with $VG_DATA expanded. Enough for the rollout recipe, whose lines
+// are plain commands.
+func shellWords(t *testing.T, line, data string) []string {
+	t.Helper()
+	if strings.ContainsAny(strings.ReplaceAll(line, "$VG_DATA", ""), "$`|;&<>(){}*?'\\") {
+		t.Fatalf("recipe line %q uses shell syntax this test does not run", line)
+	}
+	line = strings.ReplaceAll(line, "$VG_DATA", data)
+	var words []string
+	var cur strings.Builder
+	quoted, inWord := false, false
+	for _, c := range line {
+		switch {
+		case c == '"':
+			quoted, inWord = !quoted, true
+		case c == ' ' && !quoted:
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// TestReadmeRolloutRecipe runs the README's "Rollouts" recipe verbatim, command by command,
+// against a data dir with devices of VM-100 and a repository that approves VM-100 2.0.0
+// (the section before it, on publishing, makes one): every command must succeed.
+func TestReadmeRolloutRecipe(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	start := strings.Index(s, "<!-- recipe:rollout -->")
+	if start < 0 {
+		t.Fatal("README.md has no rollout recipe")
+	}
+	s = s[start:]
+	s = s[strings.Index(s, "```sh\n")+len("```sh\n"):]
+	s = s[:strings.Index(s, "```")]
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, _, errOut := runAt("init", "--data", dir); code != 0 {
+		t.Fatalf("init: %s", errOut)
+	}
+	for i := 1; i <= 4; i++ {
+		if code, _, errOut := runAt("device", "add", "--data", dir, "--id", fmt.Sprintf("monitor-%d", i), "--patient", "patient-1", "--model", "VM-100"); code != 0 {
+			t.Fatalf("device add: %s", errOut)
+		}
+	}
+	ran := 0
+	for _, line := range strings.Split(strings.ReplaceAll(s, "\\\n", ""), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") || line == "set -euo pipefail" || strings.HasPrefix(line, "VG_DATA=") {
+			continue
+		}
+		words := shellWords(t, line, dir)
+		if words[0] != "vitalgate" {
+			t.Fatalf("recipe line %q is not a vitalgate command", line)
+		}
+		var out, errOut bytes.Buffer
+		m := &Main{Stdout: &out, Stderr: &errOut, Now: func() time.Time { return goldenClock },
+			Releases: func(string) rollout.Releases { return goldenReleases{} }}
+		if code := m.Run(context.Background(), words[1:]); code != 0 {
+			t.Fatalf("%s: exit %d\n%s", line, code, errOut.String())
+		}
+		ran++
+	}
+	if ran < 5 {
+		t.Fatalf("ran %d commands of the recipe, want its 5", ran)
+	}
 }
