@@ -160,25 +160,29 @@ func (s *Service) report(ctx context.Context, d vitalgate.Device, state vitalgat
 		return err
 	}
 	if err == nil && r.Version == rep.Version && r.State != vitalgate.RolloutAborted {
-		rows, err := s.Store.RolloutDevices(ctx, r.ID)
-		if err != nil {
+		u, err := s.Store.DeviceUpdate(ctx, r.ID, d.ID)
+		switch {
+		case vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND:
+			u = vitalgate.DeviceUpdate{RolloutID: r.ID, DeviceID: d.ID, Group: lateGroup(r, d.ID), State: vitalgate.UpdateAssigned}
+		case err != nil:
 			return err
 		}
-		i := rowIndex(rows, d.ID)
-		if i < 0 {
-			if g := lateGroup(r, d.ID); g >= 0 {
-				rows = append(rows, vitalgate.DeviceUpdate{RolloutID: r.ID, DeviceID: d.ID, Group: g, State: vitalgate.UpdateAssigned})
-				i = len(rows) - 1
-			}
-		}
-		if i >= 0 {
-			u := &rows[i]
-			if apply(u, state, rep.Reason, now, r.HealthWindow) {
-				u.UpdatedAt = now
-				desc += fmt.Sprintf(", group %d", u.Group+1)
-				w.Devices = []vitalgate.DeviceUpdate{*u}
-			}
-			if r.State == vitalgate.RolloutActive {
+		if u.Group >= 0 && apply(&u, state, rep.Reason, now, r.HealthWindow) {
+			u.UpdatedAt = now
+			desc += fmt.Sprintf(", group %d", u.Group+1)
+			w.Devices = []vitalgate.DeviceUpdate{u}
+			// Only a passed or failed device changes the counts the thresholds read: only
+			// then are the rollout's rows read (the other reports cost point lookups).
+			if r.State == vitalgate.RolloutActive && (u.State.Failed() || u.State == vitalgate.UpdatePassed) {
+				rows, err := s.Store.RolloutDevices(ctx, r.ID)
+				if err != nil {
+					return err
+				}
+				if i := rowIndex(rows, d.ID); i >= 0 {
+					rows[i] = u
+				} else {
+					rows = append(rows, u)
+				}
 				if ev := s.evaluate(ctx, &r, rows, now); len(ev) > 0 {
 					entries, w.Rollout = append(entries, ev...), &r
 				}
