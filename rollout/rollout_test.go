@@ -57,14 +57,14 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	store    *sqlite.DB
 	svc      *rollout.Service
 	releases *releases
 	clock    *clock
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)} // a Wednesday
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "v.db"), sqlite.Options{Now: c.Now})
