@@ -60,6 +60,11 @@ type Service struct {
 	// Audit, when set, records every read and search, allowed or refused, before any data
 	// is returned: a read that cannot be audited fails.
 	Audit *audit.Log
+	// Versions, when set, gives the software version each device reported installed
+	// (package rollout), shown as Device.version.
+	Versions interface {
+		InstalledVersion(ctx context.Context, deviceID string) (string, error)
+	}
 }
 
 // record appends the audit entry of a read or search.
@@ -229,6 +234,15 @@ func (s *Service) DeviceResource(ctx context.Context, d vitalgate.Device) ([]byt
 			return nil, err
 		}
 		fd.Patient = &fhir.Reference{Reference: "Patient/" + string(pid)}
+	}
+	if s.Versions != nil {
+		v, err := s.Versions.InstalledVersion(ctx, d.ID)
+		if err != nil {
+			return nil, err
+		}
+		if v != "" {
+			fd.Version = []fhir.DeviceVersion{{Value: v}}
+		}
 	}
 	fd.SetMeta(d.ID, "1", d.UpdatedAt)
 	return fd.Marshal()

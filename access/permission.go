@@ -29,6 +29,8 @@ const (
 	PermAuditRead         Permission = "audit:read"
 	PermOrganizationRead  Permission = "organization:read"
 	PermUpdateRead        Permission = "update:read" // TUF metadata and target files (devices)
+	PermUpdateOffer       Permission = "update:offer"  // a device asks which release its rollout offers it
+	PermUpdateReport      Permission = "update:report" // a device reports its update's progress
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -42,7 +44,7 @@ const (
 
 // rolePermissions is the whole grant table: a role may do exactly what is listed here.
 var rolePermissions = map[vitalgate.Role][]Permission{
-	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate, PermUpdateRead},
+	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate, PermUpdateRead, PermUpdateOffer, PermUpdateReport},
 	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},

@@ -58,6 +58,7 @@ var probes = map[string]probe{
 	"overload-protection":    probeLimits,
 	"durability":             probeDurability,
 	"sbom":                   probeSBOM,
+	"update-rollout":         probeRollouts,
 	"outside-in-assessment":  probeAssessment,
 }
 
@@ -402,6 +403,24 @@ func probeSBOM(s *State) Finding {
 		return Finding{Status: StatusAttention, Facts: []string{"this binary carries no module information: no SBOM"}}
 	}
 	return Finding{Status: StatusEnforced, Facts: []string{fmt.Sprintf("%d components, listed in the SBOM section", len(s.SBOM))}}
+}
+
+func probeRollouts(s *State) Finding {
+	if len(s.Rollouts) == 0 {
+		return Finding{Status: StatusEnforced, Facts: []string{"no rollout yet: no release is offered to any device"}}
+	}
+	f := Finding{Status: StatusEnforced}
+	for _, r := range s.Rollouts {
+		kind := ""
+		if r.Critical {
+			kind = " (critical)"
+		}
+		f.Facts = append(f.Facts, fmt.Sprintf("%s %s%s: %s; %d of %d devices installed, %d failed", r.Model, r.Version, kind, r.State, r.Installed, r.Targeted, r.Failed))
+		if r.State == string(vitalgate.RolloutPaused) {
+			f.Status = StatusAttention
+		}
+	}
+	return f
 }
 
 func probeAssessment(s *State) Finding {

@@ -109,7 +109,8 @@ type State struct {
 	Keys        []KeyFile              `json:"keys"`
 	Audit       AuditState             `json:"audit"`
 	Assessment  *assess.Report         `json:"assessment,omitempty"`
-	Tests       map[string]string      `json:"-"` // "pkg.TestName" → pass, fail or skip
+	Rollouts    []RolloutSummary       `json:"rollouts,omitempty"` // each model's newest rollout
+	Tests       map[string]string      `json:"-"`                  // "pkg.TestName" → pass, fail or skip
 	SBOM        []Component            `json:"-"`
 }
 
@@ -155,7 +156,57 @@ func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*Sta
 	if s.Audit, err = auditState(ctx, d, verify); err != nil {
 		return nil, err
 	}
+	if s.Rollouts, err = rollouts(ctx, d.Store); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// RolloutSummary is a model's newest rollout and its devices' progress.
+type RolloutSummary struct {
+	Model     string `json:"model"`
+	Version   string `json:"version"`
+	State     string `json:"state"`
+	Critical  bool   `json:"critical,omitempty"`
+	Targeted  int    `json:"devices_targeted"`
+	Installed int    `json:"devices_installed"`
+	Failed    int    `json:"devices_failed"`
+}
+
+// rollouts summarizes each model's newest rollout, when the store keeps rollouts.
+func rollouts(ctx context.Context, st Store) ([]RolloutSummary, error) {
+	rs, ok := st.(vitalgate.RolloutStore)
+	if !ok {
+		return nil, nil
+	}
+	all, err := rs.Rollouts(ctx, "", 200)
+	if err != nil {
+		return nil, fmt.Errorf("rollouts: %w", err)
+	}
+	var out []RolloutSummary
+	seen := map[string]bool{}
+	for _, r := range all {
+		if seen[r.Model] {
+			continue
+		}
+		seen[r.Model] = true
+		rows, err := rs.RolloutDevices(ctx, r.ID)
+		if err != nil {
+			return nil, fmt.Errorf("rollout devices: %w", err)
+		}
+		sum := RolloutSummary{Model: r.Model, Version: r.Version, State: string(r.State), Critical: r.Critical, Targeted: len(rows)}
+		for _, u := range rows {
+			switch {
+			case u.State.Failed():
+				sum.Failed++
+			case u.State == vitalgate.UpdateInstalled || u.State == vitalgate.UpdateHealthy || u.State == vitalgate.UpdatePassed:
+				sum.Installed++
+			}
+		}
+		out = append(out, sum)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Model < out[j].Model })
+	return out, nil
 }
 
 // readCert reads a PEM certificate.

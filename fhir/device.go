@@ -16,13 +16,20 @@ const (
 // Device is a FHIR R4 Device as Vitalgate returns it (GET /fhir/Device/{id}). It is output
 // only: there is no decoder.
 type Device struct {
-	ID           string       `json:"id,omitempty"`
-	Meta         *Meta        `json:"meta,omitempty"`
-	Identifier   []Identifier `json:"identifier,omitempty"`
-	Status       string       `json:"status,omitempty"` // a DeviceStatus* constant
-	Manufacturer string       `json:"manufacturer,omitempty"`
-	ModelNumber  string       `json:"modelNumber,omitempty"`
-	Patient      *Reference   `json:"patient,omitempty"` // "Patient/<id>"
+	ID           string          `json:"id,omitempty"`
+	Meta         *Meta           `json:"meta,omitempty"`
+	Identifier   []Identifier    `json:"identifier,omitempty"`
+	Status       string          `json:"status,omitempty"` // a DeviceStatus* constant
+	Manufacturer string          `json:"manufacturer,omitempty"`
+	ModelNumber  string          `json:"modelNumber,omitempty"`
+	Version      []DeviceVersion `json:"version,omitempty"` // the software version it reported installed
+	Patient      *Reference      `json:"patient,omitempty"` // "Patient/<id>"
+}
+
+// DeviceVersion is an R4 Device.version: the version of the device's software.
+type DeviceVersion struct {
+	Type  *CodeableConcept `json:"type,omitempty"`
+	Value string           `json:"value"`
 }
 
 // MarshalJSON encodes d with resourceType first, then the elements in FHIR order.

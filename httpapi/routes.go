@@ -68,6 +68,8 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/fhir", AuthDevice, access.PermObservationCreate, s.handleBundle},
 		{"GET", "/updates/metadata/{name}", AuthDevice, access.PermUpdateRead, s.handleUpdateMetadata},
 		{"GET", "/updates/targets/{path...}", AuthDevice, access.PermUpdateRead, s.handleUpdateTarget},
+		{"GET", "/updates/offer", AuthDevice, access.PermUpdateOffer, s.handleUpdateOffer},
+		{"POST", "/updates/report", AuthDevice, access.PermUpdateReport, s.handleUpdateReport},
 	}
 }
 

@@ -170,6 +170,16 @@ func TestDenyByDefault(t *testing.T) {
 			right: req{cert: pumpCert, path: updatePath, status: 200},
 			wrong: req{token: ehr, path: updatePath, status: 401},
 			other: req{cert: devBCert, path: updatePath, status: 404}},
+		"GET /updates/offer": {
+			right: req{cert: devCert, status: 204},
+			wrong: req{token: ehr, status: 401},
+			// Site b's device is in no rollout: offered nothing.
+			other: req{cert: devBCert, status: 204}},
+		"POST /updates/report": {
+			right: req{cert: devCert, ctype: "application/json", body: []byte(`{"version":"1.0.0","state":"installed"}`), status: 204},
+			wrong: req{token: ehr, ctype: "application/json", body: []byte(`{"version":"1.0.0","state":"installed"}`), status: 401},
+			// Site b's device reporting for the first site's device.
+			other: req{cert: devBCert, ctype: "application/json", body: []byte(`{"version":"1.0.0","state":"installed","device":"dev-2"}`), status: 403}},
 		"PUT /admin/devices/{id}": {
 			right: req{token: admin, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 200},
 			wrong: req{token: ehr, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 403},

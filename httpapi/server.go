@@ -75,6 +75,7 @@ type Server struct {
 	audit    *audit.Log
 	auditor  Auditor
 	updates  Updates
+	rollouts Rollouts
 
 	routes []Route
 	mux    *http.ServeMux
@@ -95,6 +96,7 @@ type Options struct {
 	Audit    *audit.Log       // the audit log (entries and checkpoints)
 	Auditor  Auditor          // AuditEvent search, checkpoints and proofs (*auditquery.Service)
 	Updates  Updates          // the update repository (*updates.Service); nil: no updates served
+	Rollouts Rollouts         // update offers and device reports (*rollout.Service); nil: 503
 }
 
 // New returns a Server with its routes registered.
@@ -118,7 +120,7 @@ func New(o Options) (*Server, error) {
 		access: o.Access, auth: o.Auth,
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
-		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates,
+		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts,
 		mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()

@@ -29,6 +29,7 @@ import (
 	"github.com/vitalgate/vitalgate/metrics"
 	"github.com/vitalgate/vitalgate/pki"
 	"github.com/vitalgate/vitalgate/registry"
+	"github.com/vitalgate/vitalgate/rollout"
 	"github.com/vitalgate/vitalgate/sqlite"
 	"github.com/vitalgate/vitalgate/updates"
 	"github.com/vitalgate/vitalgate/vault"
@@ -64,6 +65,10 @@ type env struct {
 	met   *metrics.Metrics // the server's metrics, for tests that watch the guards
 	upd   *updates.Service // the update repository
 	ukeys string           // its key dir (threshold 1)
+	// rollouts is the server's rollout capability; releases its release repository (the
+	// test approves releases in it).
+	rollouts *rollout.Service
+	releases *testReleases
 }
 
 // fastHash keeps enrollment secrets cheap to verify in tests.
@@ -147,13 +152,15 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 	authn := mustTokenService(t, store, tokens, alog, cfg, clk.Now)
 	met := metrics.New(nil)
 	upd, ukeys := mustUpdates(t, store, alog, clk.Now, filepath.Join(dir, "update-keys"))
+	releases := &testReleases{approved: map[string]string{}}
+	rollouts := &rollout.Service{Store: store, Releases: releases, Audit: alog, Now: clk.Now}
 	srv, err := httpapi.New(httpapi.Options{
 		Updates: upd,
 		Metrics: met, Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
 		Ingest: &ingest.Service{Registry: reg, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store,
 			MaxBackdate: 100 * 365 * 24 * time.Hour}, // the official examples are years old
-		Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog}, Auth: authn,
-		Audit: alog, Auditor: &auditquery.Service{Store: store, Log: alog, Patients: v},
+		Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog, Versions: rollouts}, Auth: authn,
+		Audit: alog, Auditor: &auditquery.Service{Store: store, Log: alog, Patients: v}, Rollouts: rollouts,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +174,8 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		}
 		_ = store.Close()
 	})
-	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db"), met: met, upd: upd, ukeys: ukeys}
+	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db"), met: met,
+		upd: upd, ukeys: ukeys, rollouts: rollouts, releases: releases}
 }
 
 // mustTokenService is the token service of a test server: the real one, with fast hashes.

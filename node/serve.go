@@ -23,6 +23,7 @@ import (
 	"github.com/vitalgate/vitalgate/outbox"
 	"github.com/vitalgate/vitalgate/registry"
 	"github.com/vitalgate/vitalgate/updates"
+	"github.com/vitalgate/vitalgate/rollout"
 )
 
 // refreshUpdates re-signs the update timestamp and snapshot before they expire, on every
@@ -62,6 +63,11 @@ type Options struct {
 	UpdateRefresh   time.Duration
 	// Ready, if set, is called with the HTTPS address once it listens.
 	Ready func(addr string)
+	// Releases is the release repository (package updates) rollouts offer from; nil: the
+	// data dir's own (the usual case; tests may give another).
+	Releases rollout.Releases
+	// RolloutTick is how often health gates and rollouts are evaluated (0: 30 s).
+	RolloutTick time.Duration
 }
 
 // server is one run of serve: the services assembled on a node, and what runs them.
@@ -87,6 +93,7 @@ type server struct {
 	ingest    *ingest.Service
 	access    *access.Service
 	metrics   *metrics.Metrics
+	rollout   *rollout.Service
 	http      *httpapi.Server
 	forwarder *outbox.Destination // nil without --syslog-addr
 	updates   *updates.Service
@@ -153,11 +160,14 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 		return nil, err
 	}
 	s.ingest = s.newIngest()
-	s.access = s.newAccess()
-	s.metrics = s.newMetrics()
 	if s.updates, err = s.n.Updates(s.audit, s.opt.UpdateMaxTarget); err != nil {
 		return nil, err
 	}
+	if s.rollout, err = s.newRollout(); err != nil {
+		return nil, err
+	}
+	s.access = s.newAccess()
+	s.metrics = s.newMetrics()
 	if s.http, err = s.newHTTP(); err != nil {
 		return nil, err
 	}
@@ -197,6 +207,7 @@ func (s *server) run(ctx context.Context) (err error) {
 	}
 	background(func() { s.heartbeat(ctx) })
 	background(func() { s.refreshUpdates(ctx) })
+	background(func() { s.rolloutTicker(ctx) })
 	if s.opt.MetricsAddr != "" {
 		background(func() {
 			if err := s.metrics.Serve(ctx, s.opt.MetricsAddr); err != nil {
@@ -277,6 +288,27 @@ func (s *server) heartbeat(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// rolloutTicker evaluates the health gates and the rollouts every RolloutTick (every node
+// does; a rollout's revision keeps concurrent evaluations from losing each other's changes).
+func (s *server) rolloutTicker(ctx context.Context) {
+	every := s.opt.RolloutTick
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.rollout.Tick(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("rollout evaluation failed; retrying at the next tick", "error", err.Error())
 		}
 	}
 }

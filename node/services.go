@@ -26,6 +26,7 @@ import (
 	"github.com/vitalgate/vitalgate/mllp"
 	"github.com/vitalgate/vitalgate/outbox"
 	"github.com/vitalgate/vitalgate/registry"
+	"github.com/vitalgate/vitalgate/rollout"
 )
 
 // The services of a node, one constructor each, in the order assemble calls them. Each
@@ -97,15 +98,46 @@ func (s *server) newIngest() *ingest.Service {
 		Audit: s.audit, Finder: n.Store, MaxBackdate: s.opt.MaxBackdate, Authorities: s.opt.Authorities}
 }
 
-// newAccess builds the read and search capability.
+// newAccess builds the read and search capability (Device.version from the rollouts).
 func (s *server) newAccess() *access.Service {
-	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit}
+	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit, Versions: s.rollout}
 }
 
-// newMetrics builds the Prometheus metrics, with the number of enrolled devices read from
-// the store at every scrape.
+// newRollout builds the rollout capability: offers from opt.Releases, device reports,
+// health gates.
+func (s *server) newRollout() (*rollout.Service, error) {
+	st, ok := s.n.Store.(rollout.Store)
+	if !ok {
+		return nil, fmt.Errorf("the store (%T) keeps no rollouts", s.n.Store)
+	}
+	rel := s.opt.Releases
+	if rel == nil { // the data dir's own repository
+		rel = s.updates
+	}
+	return &rollout.Service{Store: st, Releases: rel, Audit: s.audit, Now: s.n.env.Now}, nil
+}
+
+// newMetrics builds the Prometheus metrics, with the number of enrolled devices and the
+// rollouts' patch-latency figures read from the store at every scrape.
 func (s *server) newMetrics() *metrics.Metrics {
 	store := s.n.Store
+	m := s.deviceMetrics(store)
+	if ro := s.rollout; ro != nil {
+		m.RegisterPatchLatency(func(ctx context.Context) ([]metrics.PatchLatency, error) {
+			ls, err := ro.Latencies(ctx)
+			out := make([]metrics.PatchLatency, len(ls))
+			for i, l := range ls {
+				out[i] = metrics.PatchLatency{Model: l.Model, Version: l.Version, Targeted: l.Targeted, Installed: l.Installed,
+					Failed: l.Failed, Behind: l.Behind, To50: l.To50, To90: l.To90, To100: l.To100, FailureRate: l.FailureRate}
+			}
+			return out, err
+		})
+	}
+	return m
+}
+
+// deviceMetrics builds the metrics with the number of enrolled devices read at every scrape.
+func (s *server) deviceMetrics(store vitalgate.Store) *metrics.Metrics {
 	return metrics.New(func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -129,7 +161,7 @@ func (s *server) newHTTP() (*httpapi.Server, error) {
 	return httpapi.New(httpapi.Options{
 		Config: s.opt.HTTP, CA: n.CA, Registry: s.registry, Ingest: s.ingest, Ready: n.Store.Ping, Logger: s.log, Now: n.env.Now,
 		Access: s.access, Auth: s.auth, Metrics: s.metrics, Audit: s.audit,
-		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store}, Updates: s.updates,
+		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store}, Updates: s.updates, Rollouts: s.rollout,
 	})
 }
 

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vitalgate/vitalgate/rollout"
 )
 
 func main() {
@@ -33,6 +35,9 @@ type Main struct {
 	Now    func() time.Time
 	// Ready, if set, is called by serve and demo with the HTTPS address once it listens.
 	Ready func(addr string)
+	// Releases, if set, returns the release repository of a data dir that update rollout
+	// checks releases against (tests set it; otherwise the build's repository).
+	Releases func(dataDir string) rollout.Releases
 }
 
 type command struct {
@@ -56,7 +61,7 @@ var commands = map[string]command{
 	"simulate": {"stream simulated vital signs from devices to a server", (*Main).runSimulate},
 	"bench":    {"throughput and latency against same-run baselines", (*Main).runBench},
 	"evidence": {"signed regulatory evidence report of a deployment (FDA, HIPAA, MDS2), and its check", (*Main).runEvidence},
-	"update":   {"signed device software updates (TUF): keys, publish, sign, status, rotate-root", (*Main).runUpdate},
+	"update":   {"signed device software updates (TUF): keys, publish, sign, status, rotate-root; staged rollouts and maintenance windows", (*Main).runUpdate},
 }
 
 // errUsage marks an error already explained by a usage message.
@@ -128,7 +133,7 @@ var argNames = map[string]string{
 	"out": "FILE", "secrets": "FILE", "public-url": "URL", "server": "URL", "store": "STORE", "schema": "NAME",
 	"format": "FORMAT", "since": "TIME", "device": "ID:PATIENT:SECRET[:KIND]", "hl7-authority": "NAMESPACE=SYSTEM",
 	"log-level": "LEVEL", "scenario": "NAME", "keys": "KEYDIR", "new-keys": "KEYDIR", "version": "V", "sbom": "FILE",
-	"threshold": "N", "max-size": "BYTES",
+	"threshold": "N", "max-size": "BYTES", "devices": "ID,...", "percent": "P,...", "reason": "TEXT", "hours": "HH:MM-HH:MM", "days": "DAYS", "zone": "ZONE",
 }
 
 // printDefaults is flag.PrintDefaults with argument names from argNames (or the flag's

@@ -17,15 +17,18 @@ import (
 
 // runUpdate is `vitalgate update`: the signed update repository (TUF).
 func (m *Main) runUpdate(ctx context.Context, args []string) error {
-	return m.dispatch(ctx, "update", args, map[string]func(context.Context, []string) error{
+	cmds := map[string]func(context.Context, []string) error{
 		"keys":        m.updateKeys,
 		"publish":     m.updatePublish,
 		"sign":        m.updateSign,
 		"rotate-root": m.updateRotateRoot,
 		"status":      m.updateStatus,
 		"root":        m.updateRoot,
-		// "rollout": m.updateRollout, -- added by cmd/vitalgate/update_rollout.go (rollouts)
-	})
+	}
+	for name, run := range m.rolloutSubcommands() { // rollout, window (update_rollout.go)
+		cmds[name] = run
+	}
+	return m.dispatch(ctx, "update", args, cmds)
 }
 
 // updateError shows a refusal's plain message (what to do), keeping internal errors whole.
