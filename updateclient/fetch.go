@@ -146,7 +146,7 @@ func (c *Client) Download(ctx context.Context, t *Target) (string, error) {
 }
 
 // remotePath is the target's file under targets/: the consistent-snapshot name
-// MODEL/VERSION/SHA256HEX.FILENAME, each segment URL-escaped.
+// MODEL/VERSION/SHA256HEX.FILENAME, each segment escaped (JoinPath takes escaped paths).
 func remotePath(t *Target) string {
 	segs := strings.Split(t.Path, "/")
 	segs[len(segs)-1] = t.Hashes["sha256"] + "." + segs[len(segs)-1]
