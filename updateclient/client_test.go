@@ -3,7 +3,6 @@ package updateclient_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,11 +16,29 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/vitalgate/vitalgate/updateclient"
+	"github.com/vitalgate/vitalgate/updateclient/tuftest"
 )
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// updateServer is what the client tests use of a server: where it is and a device client
+// for it. tuftest.Server implements it over a tuftest.Repo; an e2e test implements it over
+// the real httpapi server and `vitalgate update publish` data.
+type updateServer interface {
+	URL() string
+	DeviceClient(t testing.TB) *http.Client
+}
 
 // t0 is the repository's "now" in every test: metadata expiry is judged against it, never
 // against the wall clock.
 var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+const day = 24 * time.Hour
 
 // sleeps records the waits of the retry loop instead of sleeping.
 type sleeps struct {
@@ -97,11 +114,11 @@ func image(n int, seed byte) []byte {
 }
 
 func TestVerifyAndDownload(t *testing.T) {
-	repo := newTestRepo(t, t0, "infusion-pump", "monitor")
-	srv := newTestServer(t, repo.dir)
+	repo := tuftest.NewRepo(t, t0, "infusion-pump", "monitor")
+	srv := tuftest.NewServer(t, repo.Dir)
 	fw := image(300_000, 1)
-	tp := repo.addRelease("infusion-pump", "1.2.0", "firmware.bin", fw)
-	dev := newDevice(t, srv, repo.rootBytes(), "infusion-pump", nil)
+	tp := repo.AddRelease("infusion-pump", "1.2.0", "firmware.bin", fw)
+	dev := newDevice(t, srv, repo.RootBytes(), "infusion-pump", nil)
 	ctx := context.Background()
 
 	tgt, err := dev.c.Verify(ctx, updateclient.Offer{Model: "infusion-pump", Version: "1.2.0", Target: tp})
@@ -118,13 +135,13 @@ func TestVerifyAndDownload(t *testing.T) {
 	}
 	// A verified file in place is not downloaded again.
 	served := "/updates/targets/" + strings.Replace(tp, "firmware.bin", tgt.Hashes["sha256"]+".firmware.bin", 1)
-	if n := srv.hitsOf(served); n != 1 {
+	if n := srv.Hits(served); n != 1 {
 		t.Fatalf("%s fetched %d times, want 1", served, n)
 	}
 	if _, err := dev.c.Download(ctx, tgt); err != nil {
 		t.Fatal(err)
 	}
-	if n := srv.hitsOf(served); n != 1 {
+	if n := srv.Hits(served); n != 1 {
 		t.Fatalf("after a second Download, %s fetched %d times, want 1", served, n)
 	}
 	// The metadata the device trusts now is on its disk.
@@ -141,8 +158,8 @@ func TestVerifyAndDownload(t *testing.T) {
 func TestAttacks(t *testing.T) {
 	const model = "infusion-pump"
 	type env struct {
-		repo *testRepo
-		srv  *testServer
+		repo *tuftest.Repo
+		srv  *tuftest.Server
 		dev  *device
 	}
 	tests := []struct {
@@ -156,9 +173,9 @@ func TestAttacks(t *testing.T) {
 		{
 			name: "tampered target file",
 			stage: func(t *testing.T, e env) string {
-				tp := e.repo.addRelease(model, "2.0.0", "fw.bin", image(5000, 2))
+				tp := e.repo.AddRelease(model, "2.0.0", "fw.bin", image(5000, 2))
 				evil := image(5000, 3) // same length, other bytes
-				must(t, os.WriteFile(e.repo.servedFile(tp), evil, 0o600))
+				must(t, os.WriteFile(e.repo.ServedFile(tp), evil, 0o600))
 				return tp
 			},
 			want: updateclient.ErrHash,
@@ -166,8 +183,8 @@ func TestAttacks(t *testing.T) {
 		{
 			name: "target longer than signed",
 			stage: func(t *testing.T, e env) string {
-				tp := e.repo.addRelease(model, "2.0.0", "fw.bin", image(5000, 2))
-				must(t, os.WriteFile(e.repo.servedFile(tp), append(image(5000, 2), "and more"...), 0o600))
+				tp := e.repo.AddRelease(model, "2.0.0", "fw.bin", image(5000, 2))
+				must(t, os.WriteFile(e.repo.ServedFile(tp), append(image(5000, 2), "and more"...), 0o600))
 				return tp
 			},
 			want: updateclient.ErrLength,
@@ -175,8 +192,8 @@ func TestAttacks(t *testing.T) {
 		{
 			name: "target shorter than signed",
 			stage: func(t *testing.T, e env) string {
-				tp := e.repo.addRelease(model, "2.0.0", "fw.bin", image(5000, 2))
-				must(t, os.WriteFile(e.repo.servedFile(tp), image(4000, 2), 0o600))
+				tp := e.repo.AddRelease(model, "2.0.0", "fw.bin", image(5000, 2))
+				must(t, os.WriteFile(e.repo.ServedFile(tp), image(4000, 2), 0o600))
 				return tp
 			},
 			want: updateclient.ErrLength,
@@ -184,9 +201,9 @@ func TestAttacks(t *testing.T) {
 		{
 			name: "target longer than signed, sent without Content-Length",
 			stage: func(t *testing.T, e env) string {
-				tp := e.repo.addRelease(model, "2.0.0", "fw.bin", image(5000, 2))
-				must(t, os.WriteFile(e.repo.servedFile(tp), append(image(5000, 2), "and more"...), 0o600))
-				e.srv.chunked.Store(true)
+				tp := e.repo.AddRelease(model, "2.0.0", "fw.bin", image(5000, 2))
+				must(t, os.WriteFile(e.repo.ServedFile(tp), append(image(5000, 2), "and more"...), 0o600))
+				e.srv.Chunked.Store(true)
 				return tp
 			},
 			want: updateclient.ErrLength,
@@ -194,17 +211,17 @@ func TestAttacks(t *testing.T) {
 		{
 			name: "endless target",
 			stage: func(t *testing.T, e env) string {
-				e.srv.endless.Store(true)
-				return e.repo.addRelease(model, "2.0.0", "fw.bin", image(5000, 2))
+				e.srv.Endless.Store(true)
+				return e.repo.AddRelease(model, "2.0.0", "fw.bin", image(5000, 2))
 			},
 			want: updateclient.ErrLength,
 		},
 		{
 			name: "tampered target file, sent without Content-Length",
 			stage: func(t *testing.T, e env) string {
-				tp := e.repo.addRelease(model, "2.0.0", "fw.bin", image(5000, 2))
-				must(t, os.WriteFile(e.repo.servedFile(tp), image(5000, 3), 0o600))
-				e.srv.chunked.Store(true)
+				tp := e.repo.AddRelease(model, "2.0.0", "fw.bin", image(5000, 2))
+				must(t, os.WriteFile(e.repo.ServedFile(tp), image(5000, 3), 0o600))
+				e.srv.Chunked.Store(true)
 				return tp
 			},
 			want: updateclient.ErrHash,
@@ -212,13 +229,13 @@ func TestAttacks(t *testing.T) {
 		{
 			name: "replayed old timestamp (rollback)",
 			stage: func(t *testing.T, e env) string {
-				old, err := os.ReadFile(e.repo.metaPath("timestamp.json"))
+				old, err := os.ReadFile(e.repo.MetaPath("timestamp.json"))
 				must(t, err)
-				tp := e.repo.addRelease(model, "2.0.0", "fw.bin", image(5000, 2))
+				tp := e.repo.AddRelease(model, "2.0.0", "fw.bin", image(5000, 2))
 				if _, err := e.dev.fetch(context.Background(), tp); err != nil {
 					t.Fatalf("the genuine release: %v", err)
 				}
-				must(t, os.WriteFile(e.repo.metaPath("timestamp.json"), old, 0o600))
+				must(t, os.WriteFile(e.repo.MetaPath("timestamp.json"), old, 0o600))
 				return tp
 			},
 			want:    updateclient.ErrRollback,
@@ -237,10 +254,10 @@ func TestAttacks(t *testing.T) {
 		{
 			name: "mix-and-match: old role metadata served as the new version",
 			stage: func(t *testing.T, e env) string {
-				old, err := os.ReadFile(e.repo.metaPath("2." + model + ".json"))
+				old, err := os.ReadFile(e.repo.MetaPath("2." + model + ".json"))
 				must(t, err)
-				tp := e.repo.addRelease(model, "2.0.0", "fw.bin", image(5000, 2))
-				must(t, os.WriteFile(e.repo.metaPath("3."+model+".json"), old, 0o600))
+				tp := e.repo.AddRelease(model, "2.0.0", "fw.bin", image(5000, 2))
+				must(t, os.WriteFile(e.repo.MetaPath("3."+model+".json"), old, 0o600))
 				return tp
 			},
 			want: updateclient.ErrRollback,
@@ -250,23 +267,23 @@ func TestAttacks(t *testing.T) {
 			stage: func(t *testing.T, e env) string {
 				// The attacker holds the snapshot and timestamp keys only: the model role
 				// it rewrites carries a signature by the snapshot key, not the model's.
-				return e.repo.listTarget(model, model, "6.6.6", "evil.bin", image(5000, 6), e.repo.keys[metadata.SNAPSHOT])
+				return e.repo.ListTarget(model, model, "6.6.6", "evil.bin", image(5000, 6), e.repo.Keys[metadata.SNAPSHOT])
 			},
 			want: updateclient.ErrUnsigned,
 		},
 		{
 			name: "online keys compromised: attacker rolls the model role back",
 			stage: func(t *testing.T, e env) string {
-				tp := e.repo.addRelease(model, "2.0.0", "fw.bin", image(5000, 2))
+				tp := e.repo.AddRelease(model, "2.0.0", "fw.bin", image(5000, 2))
 				if _, err := e.dev.fetch(context.Background(), tp); err != nil {
 					t.Fatalf("the genuine release: %v", err)
 				}
 				// A freshly signed snapshot and timestamp that name the role's older version.
-				e.repo.snapshot.Signed.Meta[model+".json"] = metadata.MetaFile(2)
-				e.repo.writeSnapshotOnly()
-				e.repo.timestamp.Signed.Meta["snapshot.json"] = metadata.MetaFile(e.repo.snapshot.Signed.Version)
-				e.repo.timestamp.Signed.Version++
-				e.repo.writeTimestamp()
+				e.repo.Snapshot.Signed.Meta[model+".json"] = metadata.MetaFile(2)
+				e.repo.WriteSnapshotOnly()
+				e.repo.Timestamp.Signed.Meta["snapshot.json"] = metadata.MetaFile(e.repo.Snapshot.Signed.Version)
+				e.repo.Timestamp.Signed.Version++
+				e.repo.WriteTimestamp()
 				return model + "/1.0.0/fw.bin"
 			},
 			want: updateclient.ErrRollback,
@@ -274,21 +291,21 @@ func TestAttacks(t *testing.T) {
 		{
 			name: "another model's target",
 			stage: func(t *testing.T, e env) string {
-				return e.repo.addRelease("monitor", "1.0.0", "fw.bin", image(5000, 4))
+				return e.repo.AddRelease("monitor", "1.0.0", "fw.bin", image(5000, 4))
 			},
 			want: updateclient.ErrNotDelegated,
 		},
 		{
 			name: "target under this model's path listed only by another model's role",
 			stage: func(t *testing.T, e env) string {
-				return e.repo.listTarget("monitor", model, "3.0.0", "fw.bin", image(5000, 5), e.repo.keys["monitor"])
+				return e.repo.ListTarget("monitor", model, "3.0.0", "fw.bin", image(5000, 5), e.repo.Keys["monitor"])
 			},
 			want: updateclient.ErrNotDelegated,
 		},
 		{
 			name: "target listed by the top-level targets role, not the model's",
 			stage: func(t *testing.T, e env) string {
-				return e.repo.listTarget(metadata.TARGETS, model, "3.0.0", "fw.bin", image(5000, 5), e.repo.keys[metadata.TARGETS])
+				return e.repo.ListTarget(metadata.TARGETS, model, "3.0.0", "fw.bin", image(5000, 5), e.repo.Keys[metadata.TARGETS])
 			},
 			want: updateclient.ErrNotDelegated,
 		},
@@ -302,10 +319,10 @@ func TestAttacks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			repo := newTestRepo(t, t0, model, "monitor")
-			srv := newTestServer(t, repo.dir)
-			first := repo.addRelease(model, "1.0.0", "fw.bin", image(4096, 1))
-			dev := newDevice(t, srv, repo.rootBytes(), model, nil)
+			repo := tuftest.NewRepo(t, t0, model, "monitor")
+			srv := tuftest.NewServer(t, repo.Dir)
+			first := repo.AddRelease(model, "1.0.0", "fw.bin", image(4096, 1))
+			dev := newDevice(t, srv, repo.RootBytes(), model, nil)
 			if _, err := dev.fetch(context.Background(), first); err != nil {
 				t.Fatalf("baseline release: %v", err)
 			}
@@ -332,10 +349,10 @@ func TestAttacks(t *testing.T) {
 // TestMetadataAttackEvidence checks that a metadata refusal carries go-tuf's own error as
 // evidence.
 func TestMetadataAttackEvidence(t *testing.T) {
-	repo := newTestRepo(t, t0, "m")
-	srv := newTestServer(t, repo.dir)
-	tp := repo.addRelease("m", "1", "f", image(10, 1))
-	dev := newDevice(t, srv, repo.rootBytes(), "m", nil)
+	repo := tuftest.NewRepo(t, t0, "m")
+	srv := tuftest.NewServer(t, repo.Dir)
+	tp := repo.AddRelease("m", "1", "f", image(10, 1))
+	dev := newDevice(t, srv, repo.RootBytes(), "m", nil)
 	*dev.now = t0.Add(3 * day)
 	_, err := dev.fetch(context.Background(), tp)
 	var expired *metadata.ErrExpiredMetadata
@@ -357,11 +374,11 @@ func TestClockSkew(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			repo := newTestRepo(t, t0, "m")
-			srv := newTestServer(t, repo.dir)
-			tp := repo.addRelease("m", "1", "f", image(10, 1))
-			dev := newDevice(t, srv, repo.rootBytes(), "m", func(c *updateclient.Config) { c.ClockSkew = tt.skew })
-			*dev.now = repo.timestamp.Signed.Expires.Add(tt.ahead)
+			repo := tuftest.NewRepo(t, t0, "m")
+			srv := tuftest.NewServer(t, repo.Dir)
+			tp := repo.AddRelease("m", "1", "f", image(10, 1))
+			dev := newDevice(t, srv, repo.RootBytes(), "m", func(c *updateclient.Config) { c.ClockSkew = tt.skew })
+			*dev.now = repo.Timestamp.Signed.Expires.Add(tt.ahead)
 			_, err := dev.fetch(context.Background(), tp)
 			if !errors.Is(err, tt.want) && !(tt.want == nil && err == nil) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
@@ -371,29 +388,12 @@ func TestClockSkew(t *testing.T) {
 }
 
 func TestRootRotation(t *testing.T) {
-	repo := newTestRepo(t, t0, "m")
-	srv := newTestServer(t, repo.dir)
-	provisioned := repo.rootBytes()
-	// Root 2 replaces the root and timestamp keys; it is signed by the old and new root keys.
-	oldRoot, oldTS := repo.keys[metadata.ROOT], repo.keys[metadata.TIMESTAMP]
-	newRoot, newTS := newKey(t), newKey(t)
-	oldRootID, err := tufKey(t, oldRoot).ID()
-	must(t, err)
-	oldTSID, err := tufKey(t, oldTS).ID()
-	must(t, err)
-	must(t, repo.root.Signed.RevokeKey(oldRootID, metadata.ROOT))
-	must(t, repo.root.Signed.RevokeKey(oldTSID, metadata.TIMESTAMP))
-	must(t, repo.root.Signed.AddKey(tufKey(t, newRoot), metadata.ROOT))
-	must(t, repo.root.Signed.AddKey(tufKey(t, newTS), metadata.TIMESTAMP))
-	repo.root.Signed.Version++
-	repo.root.ClearSignatures()
-	for _, k := range []ed25519.PrivateKey{oldRoot, newRoot} {
-		_, err := repo.root.Sign(signer(t, k))
-		must(t, err)
-	}
-	must(t, repo.root.ToFile(repo.metaPath("2.root.json"), false))
-	repo.keys[metadata.ROOT], repo.keys[metadata.TIMESTAMP] = newRoot, newTS
-	tp := repo.addRelease("m", "1", "f", image(10, 1))
+	repo := tuftest.NewRepo(t, t0, "m")
+	srv := tuftest.NewServer(t, repo.Dir)
+	provisioned := repo.RootBytes()
+	// Root 2 replaces the root and timestamp keys.
+	old := repo.RotateKeys(metadata.ROOT, metadata.TIMESTAMP)
+	tp := repo.AddRelease("m", "1", "f", image(10, 1))
 
 	dev := newDevice(t, srv, provisioned, "m", nil)
 	if _, err := dev.fetch(context.Background(), tp); err != nil {
@@ -409,23 +409,23 @@ func TestRootRotation(t *testing.T) {
 		t.Fatalf("the device trusts root version %d, want 2", trusted.Version)
 	}
 	// A timestamp signed with the revoked key is refused.
-	repo.keys[metadata.TIMESTAMP] = oldTS
-	repo.timestamp.Signed.Version++
-	repo.writeTimestamp()
+	repo.Keys[metadata.TIMESTAMP] = old[metadata.TIMESTAMP]
+	repo.Timestamp.Signed.Version++
+	repo.WriteTimestamp()
 	if _, err := dev.fetch(context.Background(), tp); !errors.Is(err, updateclient.ErrUnsigned) {
 		t.Fatalf("timestamp signed by a revoked key: err = %v, want ErrUnsigned", err)
 	}
 }
 
 func TestRetryBackoff(t *testing.T) {
-	repo := newTestRepo(t, t0, "m")
-	srv := newTestServer(t, repo.dir)
-	tp := repo.addRelease("m", "1", "f", image(10, 1))
-	dev := newDevice(t, srv, repo.rootBytes(), "m", func(c *updateclient.Config) {
+	repo := tuftest.NewRepo(t, t0, "m")
+	srv := tuftest.NewServer(t, repo.Dir)
+	tp := repo.AddRelease("m", "1", "f", image(10, 1))
+	dev := newDevice(t, srv, repo.RootBytes(), "m", func(c *updateclient.Config) {
 		c.Retry = updateclient.Retry{Attempts: 4, Initial: time.Second, Max: 3 * time.Second}
 	})
 	// Three 503s, then the server recovers: the fourth attempt succeeds.
-	srv.failNext.Store(3)
+	srv.FailNext.Store(3)
 	if _, err := dev.fetch(context.Background(), tp); err != nil {
 		t.Fatalf("after transient failures: %v", err)
 	}
@@ -434,7 +434,7 @@ func TestRetryBackoff(t *testing.T) {
 		t.Fatalf("waits = %v, want %v", got, want)
 	}
 	// Four 503s exhaust the attempts.
-	srv.failNext.Store(4)
+	srv.FailNext.Store(4)
 	_, _, err := dev.c.Offer(context.Background())
 	var se *updateclient.StatusError
 	if !errors.As(err, &se) || se.StatusCode != 503 {
@@ -456,30 +456,28 @@ func TestBackoffCapped(t *testing.T) {
 }
 
 func TestOfferAndReport(t *testing.T) {
-	repo := newTestRepo(t, t0, "m")
-	srv := newTestServer(t, repo.dir)
-	dev := newDevice(t, srv, repo.rootBytes(), "m", nil)
+	repo := tuftest.NewRepo(t, t0, "m")
+	srv := tuftest.NewServer(t, repo.Dir)
+	dev := newDevice(t, srv, repo.RootBytes(), "m", nil)
 	ctx := context.Background()
 
 	if _, ok, err := dev.c.Offer(ctx); ok || err != nil {
 		t.Fatalf("no offer: ok=%v err=%v", ok, err)
 	}
 	body := []byte(`{"model":"m","version":"1","target":"m/1/f","critical":true}`)
-	srv.offer.Store(&body)
+	srv.SetOffer(body)
 	o, ok, err := dev.c.Offer(ctx)
 	if err != nil || !ok || o != (updateclient.Offer{Model: "m", Version: "1", Target: "m/1/f", Critical: true}) {
 		t.Fatalf("offer = %+v %v %v", o, ok, err)
 	}
 	bad := []byte(`{"model":"m","version":"1","target":"m/2/f"}`)
-	srv.offer.Store(&bad)
+	srv.SetOffer(bad)
 	if _, _, err := dev.c.Offer(ctx); !errors.Is(err, updateclient.ErrInvalidOffer) {
 		t.Fatalf("offer for a target of another version: err = %v", err)
 	}
 
 	must(t, dev.c.Report(ctx, updateclient.Report{Version: "1", State: updateclient.StateFailed, Reason: "disk full"}))
-	srv.mu.Lock()
-	got := string(srv.reports[0])
-	srv.mu.Unlock()
+	got := string(srv.Reports()[0].Body)
 	if got != `{"version":"1","state":"failed","reason":"disk full"}` {
 		t.Fatalf("report body = %s", got)
 	}
@@ -490,10 +488,10 @@ func TestOfferAndReport(t *testing.T) {
 
 func TestNoUpdateService(t *testing.T) {
 	// A server without update routes answers 404: the client says so plainly.
-	repo := newTestRepo(t, t0, "m")
-	srv := newTestServer(t, repo.dir)
-	srv.notFound.Store(true)
-	dev := newDevice(t, srv, repo.rootBytes(), "m", nil)
+	repo := tuftest.NewRepo(t, t0, "m")
+	srv := tuftest.NewServer(t, repo.Dir)
+	srv.NotFound.Store(true)
+	dev := newDevice(t, srv, repo.RootBytes(), "m", nil)
 	ctx := context.Background()
 	for name, err := range map[string]error{
 		"verify": func() error { _, err := dev.fetch(ctx, "m/1/f"); return err }(),
@@ -509,10 +507,10 @@ func TestNoUpdateService(t *testing.T) {
 }
 
 func TestMutualTLSRequired(t *testing.T) {
-	repo := newTestRepo(t, t0, "m")
-	srv := newTestServer(t, repo.dir)
+	repo := tuftest.NewRepo(t, t0, "m")
+	srv := tuftest.NewServer(t, repo.Dir)
 	cfg := updateclient.Config{
-		ServerURL: srv.URL(), HTTPClient: srv.client(t, nil), TrustedRoot: repo.rootBytes(),
+		ServerURL: srv.URL(), HTTPClient: srv.Client(nil), TrustedRoot: repo.RootBytes(),
 		MetadataDir: t.TempDir(), TargetsDir: t.TempDir(), Model: "m",
 		Retry: updateclient.Retry{Attempts: 1},
 	}
@@ -551,12 +549,12 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestTargetNamesEscaped(t *testing.T) {
-	repo := newTestRepo(t, t0, "m")
-	srv := newTestServer(t, repo.dir)
-	dev := newDevice(t, srv, repo.rootBytes(), "m", nil)
+	repo := tuftest.NewRepo(t, t0, "m")
+	srv := tuftest.NewServer(t, repo.Dir)
+	dev := newDevice(t, srv, repo.RootBytes(), "m", nil)
 	for _, name := range []string{"fw%41.bin", "fw#1?.bin", "fw+ü.img"} {
 		data := image(100, name[2])
-		tp := repo.addRelease("m", "1", name, data)
+		tp := repo.AddRelease("m", "1", name, data)
 		got, err := dev.fetch(context.Background(), tp)
 		if err != nil || !bytes.Equal(got, data) {
 			t.Errorf("%s: err = %v", name, err)
