@@ -45,6 +45,14 @@ var vettedFIPS = map[string]string{
 	"github.com/go-jose/go-jose/v4/jwt":    "see go-jose/v4",
 	"github.com/go-jose/go-jose/v4/json":   "JSON encoding, no cryptography",
 	"github.com/go-jose/go-jose/v4/cipher": "JWE key wrap and KDFs, imported by go-jose but reachable only through JWE, which is never called (TestNoJWE)",
+	"github.com/sigstore/sigstore/pkg/cryptoutils": "key PEM encoding for go-tuf (signed updates, updateclient): go-tuf calls only UnmarshalPEMToPublicKey and MarshalPublicKeyToPEM; " +
+		"TUF signatures are checked by the standard library's crypto/ed25519, crypto/ecdsa and crypto/rsa, which fips140=only enforces; its password-encrypted private keys (below) are never called",
+	"golang.org/x/crypto/scrypt":            "password-encrypted private keys of go-securesystemslib/encrypted, imported by sigstore cryptoutils (above) and never called",
+	"golang.org/x/crypto/pbkdf2":            "scrypt's internal KDF (above), a wrapper of the standard library's crypto/pbkdf2",
+	"golang.org/x/crypto/nacl/secretbox":    "see golang.org/x/crypto/scrypt: the same never-called password-encrypted private keys",
+	"golang.org/x/crypto/salsa20/salsa":     "secretbox's cipher (above)",
+	"golang.org/x/crypto/internal/poly1305": "secretbox's MAC (above)",
+	"golang.org/x/crypto/internal/alias":    "buffer-overlap checks of secretbox (above), no cryptography",
 }
 
 // nonApprovedStd are standard packages that this module's own code must not import: what
