@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -559,5 +560,38 @@ func TestTargetNamesEscaped(t *testing.T) {
 		if err != nil || !bytes.Equal(got, data) {
 			t.Errorf("%s: err = %v", name, err)
 		}
+	}
+}
+
+// TestDownloadStreams checks that a large target goes to disk without passing through memory
+// whole: the bytes allocated during Download (client and test server together) stay well
+// under the target's size.
+func TestDownloadStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves a 64 MiB target")
+	}
+	const size = 64 << 20
+	repo := tuftest.NewRepo(t, t0, "m")
+	srv := tuftest.NewServer(t, repo.Dir)
+	tp := repo.AddRelease("m", "1", "big.img", image(size, 9))
+	dev := newDevice(t, srv, repo.RootBytes(), "m", nil)
+	ctx := context.Background()
+	tgt, err := dev.c.Verify(ctx, updateclient.Offer{Model: "m", Version: "1", Target: tp})
+	must(t, err)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	p, err := dev.c.Download(ctx, tgt)
+	must(t, err)
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > size/4 {
+		t.Fatalf("Download of a %d MiB target allocated %d MiB", size>>20, alloc>>20)
+	} else {
+		t.Logf("Download of a %d MiB target allocated %d KiB", size>>20, alloc>>10)
+	}
+	st, err := os.Stat(p)
+	must(t, err)
+	if st.Size() != size {
+		t.Fatalf("file is %d bytes", st.Size())
 	}
 }
