@@ -63,13 +63,13 @@ type UpdateConfig struct {
 func (u UpdateConfig) Validate() error {
 	var errs []error
 	if u.Model == "" {
-		errs = append(errs, errors.New("simulator: updates: the device model is required"))
+		errs = append(errs, errors.New("simulator: updates: the device model is required (simulate --model)"))
 	}
 	if len(u.TrustedRoot) == 0 && u.TrustedRootFile == "" {
-		errs = append(errs, errors.New("simulator: updates: the trusted root.json the devices are provisioned with is required"))
+		errs = append(errs, errors.New("simulator: updates: the trusted root.json the devices are provisioned with is required (simulate --tuf-root FILE)"))
 	}
 	if u.Dir == "" {
-		errs = append(errs, errors.New("simulator: updates: a state directory is required"))
+		errs = append(errs, errors.New("simulator: updates: a state directory is required (simulate --update-dir DIR)"))
 	}
 	switch u.Fail {
 	case FailNone, FailInstall, FailHealth:
@@ -95,9 +95,9 @@ type UpdateEvent struct {
 }
 
 // String returns a one-line description, for example
-// "device pump-1: 1.2.0 healthy" or "device pump-1: 1.2.0 failed: simulated installation failure".
+// "device pump-1 1.2.0 healthy" or "device pump-1 1.2.0 failed: simulated installation failure".
 func (e UpdateEvent) String() string {
-	line := "device " + e.Device + ":"
+	line := "device " + e.Device
 	if e.Version != "" {
 		line += " " + e.Version
 	}

@@ -25,10 +25,10 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 	certDir := fs.String("certs", defaultCertDir(), "keep each device's key and certificate here, so that a rerun reuses them instead of spending the one-time secret again (empty: memory only)")
 	update := fs.Bool("update", false, "also act as devices that take signed updates: poll /updates/offer, verify and download the offered release through TUF, install it and report to /updates/report (needs --model and --tuf-root)")
 	upModel := fs.String("model", "", "with --update: the devices' model id")
-	upRoot := fs.String("tuf-root", "", "with --update: the root.json the devices are provisioned with, obtained out of band")
-	upDir := fs.String("update-dir", defaultUpdateDir(), "with --update: each device's update state (TUF metadata, downloads, installed version)")
+	upRoot := fs.String("tuf-root", "", "with --update: the root.json `FILE` the devices are provisioned with, obtained out of band")
+	upDir := fs.String("update-dir", defaultUpdateDir(), "with --update: `DIR` of each device's update state (TUF metadata, downloads, installed version)")
 	upPoll := fs.Duration("poll", simulator.DefaultPollInterval, "with --update: time between two offer requests of a device")
-	upFail := fs.String("update-fail", "", "with --update: make every update fail: install (fails before installing) or health (installs, then fails its health check)")
+	upFail := fs.String("update-fail", "", "with --update: make every update fail (`MODE`): install (fails before installing) or health (installs, then fails its health check)")
 	upSkew := fs.Duration("clock-skew", 0, "with --update: how far a device clock may run ahead of the server's before metadata counts as expired")
 	if err := parse(fs, args, false); err != nil {
 		return err
