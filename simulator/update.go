@@ -24,6 +24,9 @@ const (
 	FailInstall = "install"
 	// FailHealth installs, reports installed, then reports failed (the health check).
 	FailHealth = "health"
+	// FailRollback installs, reports installed, fails its health check, restores the
+	// previous version and reports rolled-back (A/B rollback).
+	FailRollback = "rollback"
 )
 
 // DefaultPollInterval is how often a device asks for an offer by default.
@@ -50,7 +53,7 @@ type UpdateConfig struct {
 	Dir string
 	// PollInterval is how often each device asks for an offer (default 30 s).
 	PollInterval time.Duration
-	// Fail is the failure mode: FailNone, FailInstall or FailHealth.
+	// Fail is the failure mode: FailNone, FailInstall, FailHealth or FailRollback.
 	Fail string
 	// ClockSkew is how far a device clock may run ahead of the repository's.
 	ClockSkew time.Duration
@@ -72,9 +75,9 @@ func (u UpdateConfig) Validate() error {
 		errs = append(errs, errors.New("simulator: updates: a state directory is required (simulate --update-dir DIR)"))
 	}
 	switch u.Fail {
-	case FailNone, FailInstall, FailHealth:
+	case FailNone, FailInstall, FailHealth, FailRollback:
 	default:
-		errs = append(errs, fmt.Errorf("simulator: updates: failure mode %q is not one of %q, %q", u.Fail, FailInstall, FailHealth))
+		errs = append(errs, fmt.Errorf("simulator: updates: failure mode %q is not one of %q, %q, %q (simulate --update-fail)", u.Fail, FailInstall, FailHealth, FailRollback))
 	}
 	if u.PollInterval < 0 || u.ClockSkew < 0 {
 		errs = append(errs, errors.New("simulator: updates: durations must not be negative"))
@@ -246,32 +249,57 @@ func (u *Updater) Poll(ctx context.Context) ([]UpdateEvent, error) {
 	if u.conf.Fail == FailInstall {
 		return fail("simulated installation failure")
 	}
-	if err := u.install(t); err != nil {
+	previous := u.Installed()
+	rec := installedRecord{Version: t.Version, Target: t.Path, SHA256: t.Hashes["sha256"], At: u.d.s.Now().UTC()}
+	prevRec, _ := os.ReadFile(filepath.Join(u.dir, "installed.json")) // #nosec G304 -- see NewUpdater
+	if err := u.record(rec.Version, rec); err != nil {
 		return fail("installation failed: " + err.Error())
 	}
 	report(updateclient.StateInstalled, "")
-	if u.conf.Fail == FailHealth {
+	switch u.conf.Fail {
+	case FailHealth:
 		return fail("simulated health check failure after installing")
+	case FailRollback:
+		u.mu.Lock()
+		u.refused[o.Target] = true
+		u.mu.Unlock()
+		if err := u.record(previous, json.RawMessage(prevRec)); err != nil {
+			return fail("simulated health check failure; restoring the previous version failed: " + err.Error())
+		}
+		was := previous
+		if was == "" {
+			was = "none"
+		}
+		report(updateclient.StateRolledBack, "simulated health check failure after installing; previous version ("+was+") restored")
+		return events, nil
 	}
 	report(updateclient.StateHealthy, "")
 	return events, nil
 }
 
-// install records t as the installed version (installed.json, written atomically).
-func (u *Updater) install(t *updateclient.Target) error {
-	b, err := json.Marshal(installedRecord{Version: t.Version, Target: t.Path, SHA256: t.Hashes["sha256"], At: u.d.s.Now().UTC()})
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(u.dir, "installed.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(u.dir, "installed.json")); err != nil {
-		return err
+// record makes version the installed one: installed.json holds rec (written atomically),
+// or is removed when version is "" (nothing installed).
+func (u *Updater) record(version string, rec any) error {
+	final := filepath.Join(u.dir, "installed.json")
+	if version == "" {
+		if err := os.Remove(final); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	} else {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		tmp := final + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			return err
+		}
 	}
 	u.mu.Lock()
-	u.installed = t.Version
+	u.installed = version
 	u.mu.Unlock()
 	return nil
 }

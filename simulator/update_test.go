@@ -94,6 +94,7 @@ func TestUpdatePoll(t *testing.T) {
 		{"healthy", simulator.FailNone, false, []string{"1.0.0 downloading", "1.0.0 installed", "1.0.0 healthy"}, "1.0.0"},
 		{"installation fails", simulator.FailInstall, false, []string{"1.0.0 downloading", "1.0.0 failed: simulated installation failure"}, ""},
 		{"health check fails", simulator.FailHealth, false, []string{"1.0.0 downloading", "1.0.0 installed", "1.0.0 failed: simulated health check failure"}, "1.0.0"},
+		{"health check fails, rolled back", simulator.FailRollback, false, []string{"1.0.0 downloading", "1.0.0 installed", "1.0.0 rolled-back: simulated health check failure after installing; previous version (none) restored"}, ""},
 		{"tampered image refused", simulator.FailNone, true, []string{"1.0.0 downloading", "1.0.0 failed: download failed: updateclient: target hash does not match"}, ""},
 	}
 	for _, tt := range tests {
@@ -254,4 +255,28 @@ func optReason(m string) string {
 		return ""
 	}
 	return ": " + m
+}
+
+func TestUpdateRollbackRestoresPrevious(t *testing.T) {
+	rig := newUpdateRig(t, simulator.FailNone)
+	rig.publish("1.0.0", []byte("v1"))
+	u := rig.enrolledUpdater(t, "mon-1")
+	if _, err := u.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The same device, restarted in rollback mode, is offered 2.0.0.
+	rig.up.Fail = simulator.FailRollback
+	u = rig.enrolledUpdater(t, "mon-1")
+	rig.publish("2.0.0", []byte("v2"))
+	if _, err := u.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := rig.states(t, "mon-1")
+	if last := got[len(got)-1]; last != "2.0.0 rolled-back: simulated health check failure after installing; previous version (1.0.0) restored" {
+		t.Fatalf("reports %q", got)
+	}
+	b, err := os.ReadFile(filepath.Join(rig.up.Dir, "mon-1", "installed.json"))
+	if u.Installed() != "1.0.0" || err != nil || !strings.Contains(string(b), `"version":"1.0.0"`) {
+		t.Fatalf("installed %q, installed.json %s %v", u.Installed(), b, err)
+	}
 }

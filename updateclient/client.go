@@ -37,8 +37,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
@@ -322,7 +324,7 @@ func (c *Client) exchange(ctx context.Context, method, path string, body []byte)
 		}
 		status, answer = resp.StatusCode, b
 		if retryable(status) {
-			return transient(&StatusError{Op: op, StatusCode: status, Diagnostics: Diagnostics(b)})
+			return transientStatus(&StatusError{Op: op, StatusCode: status, Diagnostics: Diagnostics(b)}, resp.Header)
 		}
 		return nil
 	})
@@ -350,22 +352,38 @@ func retryable(status int) bool {
 	return status == http.StatusTooManyRequests || status >= 500
 }
 
-// transientError marks a failure that another attempt may not repeat.
-type transientError struct{ err error }
+// transientError marks a failure that another attempt may not repeat; after is the wait
+// the server asked for (Retry-After), if any.
+type transientError struct {
+	err   error
+	after time.Duration
+}
 
 func (e *transientError) Error() string { return e.err.Error() }
 func (e *transientError) Unwrap() error { return e.err }
 
-func transient(err error) error { return &transientError{err} }
+func transient(err error) error { return &transientError{err: err} }
+
+// transientStatus marks an HTTP answer worth another attempt, keeping its Retry-After.
+func transientStatus(err error, h http.Header) error {
+	te := &transientError{err: err}
+	if secs, perr := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After"))); perr == nil && secs > 0 {
+		te.after = time.Duration(secs) * time.Second
+	}
+	return te
+}
 
 // retry runs op until it succeeds, fails with a non-transient error, the attempts run out or
-// ctx is done, sleeping Retry.Backoff(i) between attempts. It returns op's last error,
-// without the transient mark.
+// ctx is done, sleeping Retry.Backoff(i) between attempts, or longer when the server asked
+// for it with Retry-After (never longer than Retry.Max). It returns op's last error, without
+// the transient mark.
 func (c *Client) retry(ctx context.Context, op func(context.Context) error) error {
 	var err error
+	var after time.Duration
 	for i := range c.cfg.Retry.Attempts {
 		if i > 0 {
-			if serr := c.cfg.Sleep(ctx, c.cfg.Retry.Backoff(i-1)); serr != nil {
+			wait := min(max(c.cfg.Retry.Backoff(i-1), after), c.cfg.Retry.Max)
+			if serr := c.cfg.Sleep(ctx, wait); serr != nil {
 				return fmt.Errorf("%w (after: %w)", serr, err)
 			}
 		}
@@ -374,7 +392,7 @@ func (c *Client) retry(ctx context.Context, op func(context.Context) error) erro
 		if !errors.As(err, &te) {
 			return err
 		}
-		err = te.err
+		err, after = te.err, te.after
 		if ctx.Err() != nil {
 			return err
 		}

@@ -443,6 +443,35 @@ func TestRetryBackoff(t *testing.T) {
 	}
 }
 
+func TestRetryAfterHonoured(t *testing.T) {
+	tests := []struct {
+		name       string
+		retryAfter int32
+		want       []time.Duration
+	}{
+		{"longer than the backoff", 2, []time.Duration{2 * time.Second, 2 * time.Second}},
+		{"capped at Max", 600, []time.Duration{3 * time.Second, 3 * time.Second}},
+		{"shorter than the backoff", 1, []time.Duration{time.Second, 2 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			repo := tuftest.NewRepo(t, t0, "m")
+			srv := tuftest.NewServer(t, repo.Dir)
+			dev := newDevice(t, srv, repo.RootBytes(), "m", func(c *updateclient.Config) {
+				c.Retry = updateclient.Retry{Attempts: 3, Initial: time.Second, Max: 3 * time.Second}
+			})
+			srv.FailNext.Store(2)
+			srv.RetryAfter.Store(tt.retryAfter)
+			if _, _, err := dev.c.Offer(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := dev.sleeps.waits(); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("waits = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestBackoffCapped(t *testing.T) {
 	r := updateclient.Retry{Attempts: 10, Initial: 250 * time.Millisecond, Max: 5 * time.Second}
 	want := []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}

@@ -28,8 +28,9 @@ const (
 )
 
 // Retry is the capped exponential backoff applied to transient failures (network errors,
-// HTTP 429 and 5xx): attempt i (from 0) waits min(Initial·2^i, Max) before attempt i+1.
-// Verification failures and other 4xx answers are never retried.
+// HTTP 429 and 5xx): attempt i (from 0) waits min(Initial·2^i, Max) before attempt i+1, or
+// the server's Retry-After (seconds) if that is longer, still capped at Max. Verification
+// failures and other 4xx answers are never retried.
 type Retry struct {
 	// Attempts is the number of tries in all, first one included (default 5).
 	Attempts int

@@ -44,7 +44,7 @@ func (f *fetcher) DownloadFile(urlPath string, maxLength int64, _ time.Duration)
 		if resp.StatusCode != http.StatusOK {
 			herr := &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: urlPath}
 			if retryable(resp.StatusCode) {
-				return transient(herr)
+				return transientStatus(herr, resp.Header)
 			}
 			return herr
 		}
@@ -187,7 +187,7 @@ func (c *Client) stream(ctx context.Context, u, final string, t *Target) (err er
 	if resp.StatusCode != http.StatusOK {
 		serr := &StatusError{Op: "GET " + u, StatusCode: resp.StatusCode}
 		if retryable(resp.StatusCode) {
-			return transient(serr)
+			return transientStatus(serr, resp.Header)
 		}
 		return serr
 	}

@@ -28,7 +28,7 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 	upRoot := fs.String("tuf-root", "", "with --update: the root.json `FILE` the devices are provisioned with, obtained out of band")
 	upDir := fs.String("update-dir", defaultUpdateDir(), "with --update: `DIR` of each device's update state (TUF metadata, downloads, installed version)")
 	upPoll := fs.Duration("poll", simulator.DefaultPollInterval, "with --update: time between two offer requests of a device")
-	upFail := fs.String("update-fail", "", "with --update: make every update fail (`MODE`): install (fails before installing) or health (installs, then fails its health check)")
+	upFail := fs.String("update-fail", "", "with --update: make every update fail (`MODE`): install (fails before installing), health (installs, then fails its health check) or rollback (installs, fails its health check, restores the previous version)")
 	upSkew := fs.Duration("clock-skew", 0, "with --update: how far a device clock may run ahead of the server's before metadata counts as expired")
 	if err := parse(fs, args, false); err != nil {
 		return err

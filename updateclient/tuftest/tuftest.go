@@ -239,6 +239,8 @@ func (r *Repo) ServedFile(tp string) string {
 type Server struct {
 	// FailNext makes the server answer 503 to this many requests before serving again.
 	FailNext atomic.Int32
+	// RetryAfter, when positive, is the Retry-After (seconds) sent with those 503s.
+	RetryAfter atomic.Int32
 	// NotFound makes it answer 404 to everything, as a server without updates does.
 	NotFound atomic.Bool
 	// Chunked sends targets without Content-Length.
@@ -327,6 +329,9 @@ func NewServerWithCA(tb testing.TB, repoDir string, ca *x509.Certificate, caKey 
 		case s.NotFound.Load():
 			http.NotFound(w, r)
 		case s.FailNext.Load() > 0 && s.FailNext.Add(-1) >= 0:
+			if ra := s.RetryAfter.Load(); ra > 0 {
+				w.Header().Set("Retry-After", fmt.Sprint(ra))
+			}
 			http.Error(w, "try later", http.StatusServiceUnavailable)
 		default:
 			mux.ServeHTTP(w, r)
