@@ -291,7 +291,7 @@ func (u *Updater) record(version string, rec any) error {
 			return err
 		}
 		tmp := final + ".tmp"
-		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		if err := os.WriteFile(tmp, b, 0o600); err != nil { // #nosec G703 -- the configured state directory joined with the escaped device id
 			return err
 		}
 		if err := os.Rename(tmp, final); err != nil {
