@@ -218,6 +218,7 @@ type Store interface {
 	OutboxStore
 	NodeStore
 	NodeConfigStore
+	UpdateStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources after pending commits finish.

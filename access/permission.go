@@ -28,6 +28,7 @@ const (
 	PermDeviceAssign      Permission = "device:assign"
 	PermAuditRead         Permission = "audit:read"
 	PermOrganizationRead  Permission = "organization:read"
+	PermUpdateRead        Permission = "update:read" // TUF metadata and target files (devices)
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -41,7 +42,7 @@ const (
 
 // rolePermissions is the whole grant table: a role may do exactly what is listed here.
 var rolePermissions = map[vitalgate.Role][]Permission{
-	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate},
+	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate, PermUpdateRead},
 	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},

@@ -45,14 +45,18 @@ var vettedFIPS = map[string]string{
 	"github.com/go-jose/go-jose/v4/jwt":    "see go-jose/v4",
 	"github.com/go-jose/go-jose/v4/json":   "JSON encoding, no cryptography",
 	"github.com/go-jose/go-jose/v4/cipher": "JWE key wrap and KDFs, imported by go-jose but reachable only through JWE, which is never called (TestNoJWE)",
-	"github.com/sigstore/sigstore/pkg/cryptoutils": "key PEM encoding for go-tuf (signed updates, updateclient): go-tuf calls only UnmarshalPEMToPublicKey and MarshalPublicKeyToPEM; " +
-		"TUF signatures are checked by the standard library's crypto/ed25519, crypto/ecdsa and crypto/rsa, which fips140=only enforces; its password-encrypted private keys (below) are never called",
-	"golang.org/x/crypto/scrypt":            "password-encrypted private keys of go-securesystemslib/encrypted, imported by sigstore cryptoutils (above) and never called",
-	"golang.org/x/crypto/pbkdf2":            "scrypt's internal KDF (above), a wrapper of the standard library's crypto/pbkdf2",
-	"golang.org/x/crypto/nacl/secretbox":    "see golang.org/x/crypto/scrypt: the same never-called password-encrypted private keys",
-	"golang.org/x/crypto/salsa20/salsa":     "secretbox's cipher (above)",
-	"golang.org/x/crypto/internal/poly1305": "secretbox's MAC (above)",
-	"golang.org/x/crypto/internal/alias":    "buffer-overlap checks of secretbox (above), no cryptography",
+	// Under go-tuf's metadata API (package updates, issue 18): go-tuf parses and prints
+	// public keys with sigstore's cryptoutils (through crypto/x509), and its signer is
+	// sigstore's Ed25519 one over crypto/ed25519. cryptoutils also imports
+	// go-securesystemslib/encrypted for password-encrypted private keys, which pulls in
+	// the x/crypto packages below; that path is never called (TestNoEncryptedKeys).
+	"github.com/sigstore/sigstore/pkg/cryptoutils": "public-key PEM and PKIX parsing over crypto/x509 (enforced by fips140=only); its encrypted-key functions are never called (TestNoEncryptedKeys)",
+	"golang.org/x/crypto/internal/alias":           "under go-securesystemslib/encrypted (password-encrypted keys): never called (TestNoEncryptedKeys)",
+	"golang.org/x/crypto/internal/poly1305":        "under go-securesystemslib/encrypted (password-encrypted keys): never called (TestNoEncryptedKeys)",
+	"golang.org/x/crypto/nacl/secretbox":           "under go-securesystemslib/encrypted (password-encrypted keys): never called (TestNoEncryptedKeys)",
+	"golang.org/x/crypto/pbkdf2":                   "under go-securesystemslib/encrypted (password-encrypted keys): never called (TestNoEncryptedKeys)",
+	"golang.org/x/crypto/salsa20/salsa":            "under go-securesystemslib/encrypted (password-encrypted keys): never called (TestNoEncryptedKeys)",
+	"golang.org/x/crypto/scrypt":                   "under go-securesystemslib/encrypted (password-encrypted keys): never called (TestNoEncryptedKeys)",
 }
 
 // nonApprovedStd are standard packages that this module's own code must not import: what
@@ -227,6 +231,43 @@ func TestNoJWE(t *testing.T) {
 		}
 	}
 	report(t, "no JWE (go-jose/cipher stays unreachable)", bad)
+}
+
+// TestNoEncryptedKeys: this module never calls the sigstore and go-securesystemslib entry
+// points that read or write password-encrypted private keys, so the non-approved ciphers
+// and KDFs beneath them (scrypt, secretbox) stay unreachable. Update keys are PKCS#8 PEM
+// files parsed by crypto/x509 (package updates).
+func TestNoEncryptedKeys(t *testing.T) {
+	all, _, _ := listings(t)
+	banned := map[string]bool{"UnmarshalPEMToPrivateKey": true, "MarshalPrivateKeyToEncryptedDER": true,
+		"GeneratePEMEncodedECDSAKeyPair": true, "GeneratePEMEncodedRSAKeyPair": true, "LoadSignerFromPEMFile": true,
+		"LoadSignerFromPEMFileWithOpts": true, "LoadSignerVerifierFromPEMFile": true, "LoadSignerVerifierFromPEMFileWithOpts": true,
+		"LoadVerifierFromPEMFile": true, "Encrypt": true, "Decrypt": true, "GetPasswordFromStdIn": true}
+	var bad []string
+	for _, p := range all {
+		for _, name := range p.GoFiles {
+			path := filepath.Join(p.Dir, name)
+			fset := token.NewFileSet()
+			f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range f.Imports {
+				if strings.Contains(imp.Path.Value, "go-securesystemslib/encrypted") {
+					bad = append(bad, fmt.Sprintf("%s: imports %s", fset.Position(imp.Pos()), imp.Path.Value))
+				}
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				if sel, ok := n.(*ast.SelectorExpr); ok {
+					if x, ok := sel.X.(*ast.Ident); ok && (x.Name == "cryptoutils" || x.Name == "signature" || x.Name == "encrypted") && banned[sel.Sel.Name] {
+						bad = append(bad, fmt.Sprintf("%s: %s.%s", fset.Position(sel.Pos()), x.Name, sel.Sel.Name))
+					}
+				}
+				return true
+			})
+		}
+	}
+	report(t, "no password-encrypted keys (scrypt and secretbox stay unreachable)", bad)
 }
 
 // TestFIPSOnlyProcess runs this test binary again with GODEBUG=fips140=only and there

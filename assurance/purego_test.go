@@ -22,8 +22,8 @@ var vettedUnsafe = map[string]string{
 	"github.com/remyoudompheng/bigfft":   "big-number FFT under modernc.org/mathutil: links to math/big's assembly routines with unsafe",
 	"google.golang.org/protobuf":         "the Go protobuf runtime under prometheus/client_golang (metrics): unsafe for fast message reflection",
 	"github.com/cespare/xxhash/v2":       "xxHash under prometheus/client_golang (metrics): unsafe string-to-bytes view without copying",
-	"github.com/sigstore/protobuf-specs": "generated protobuf message types under sigstore's signature package, which go-tuf (signed updates) imports: unsafe as all protoc-gen-go output does",
-	"golang.org/x/crypto":                "internal/alias (buffer-overlap checks) under nacl/secretbox, reached only through never-called password-encrypted keys of go-securesystemslib (see vettedFIPS)",
+	"github.com/sigstore/protobuf-specs": "generated protobuf messages under sigstore's signature options (go-tuf, package updates): protoimpl's unsafe message layout, as google.golang.org/protobuf",
+	"golang.org/x/crypto":                "internal/alias only (buffer-overlap checks), under go-securesystemslib/encrypted, which is never called (TestNoEncryptedKeys)",
 }
 
 // unsafeViolations returns the packages of pkgs (a `go list -deps` listing) that import

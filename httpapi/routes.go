@@ -64,6 +64,8 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/.well-known/est/simplereenroll", AuthDevice, access.PermReenroll, s.handleSimpleReenroll},
 		{"POST", "/fhir/Observation", AuthDevice, access.PermObservationCreate, s.handleCreateObservation},
 		{"POST", "/fhir", AuthDevice, access.PermObservationCreate, s.handleBundle},
+		{"GET", "/updates/metadata/{name}", AuthDevice, access.PermUpdateRead, s.handleUpdateMetadata},
+		{"GET", "/updates/targets/{path...}", AuthDevice, access.PermUpdateRead, s.handleUpdateTarget},
 	}
 }
 

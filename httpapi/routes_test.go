@@ -65,6 +65,11 @@ func TestDenyByDefault(t *testing.T) {
 	bundleA := mustJSON(t, map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
 		map[string]any{"resource": example(t, "Observation-heart-rate.json", pat.ID, "dev-b"), "request": map[string]any{"method": "POST", "url": "Observation"}}}})
 
+	// Updates: a release of model pump-a, a pump-a device of the first site, and site b's
+	// device (of no model) that must not see it.
+	updatePath := e.publishUpdate("pump-a", "1.0", bytes.NewReader([]byte("firmware")))
+	pumpCert := e.enroll("pump-walk", e.addModelDevice("pump-walk", "pump-a", vitalgate.DefaultSite))
+
 	type req struct {
 		cert   *tls.Certificate
 		token  string
@@ -156,6 +161,15 @@ func TestDenyByDefault(t *testing.T) {
 			wrong: req{token: ehr, path: "/audit/proof/consistency?from=1&to=2", status: 403},
 			// A consistency proof is hashes only.
 			other: req{token: auditorB, path: "/audit/proof/consistency?from=1&to=2", status: 200}},
+		"GET /updates/metadata/{name}": {
+			right: req{cert: pumpCert, path: "/updates/metadata/1.pump-a.json", status: 200},
+			wrong: req{token: ehr, path: "/updates/metadata/1.pump-a.json", status: 401},
+			// Least privilege: a device sees its own model's role only.
+			other: req{cert: devBCert, path: "/updates/metadata/1.pump-a.json", status: 404}},
+		"GET /updates/targets/{path...}": {
+			right: req{cert: pumpCert, path: updatePath, status: 200},
+			wrong: req{token: ehr, path: updatePath, status: 401},
+			other: req{cert: devBCert, path: updatePath, status: 404}},
 		"PUT /admin/devices/{id}": {
 			right: req{token: admin, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 200},
 			wrong: req{token: ehr, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 403},

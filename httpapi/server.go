@@ -69,6 +69,7 @@ type Server struct {
 	protect  *protection
 	audit    *audit.Log
 	auditor  Auditor
+	updates  Updates
 
 	routes []Route
 	mux    *http.ServeMux
@@ -88,6 +89,7 @@ type Options struct {
 	Metrics  *metrics.Metrics // optional
 	Audit    *audit.Log       // the audit log (entries and checkpoints)
 	Auditor  Auditor          // AuditEvent search, checkpoints and proofs (*auditquery.Service)
+	Updates  Updates          // the update repository (*updates.Service); nil: no updates served
 }
 
 // New returns a Server with its routes registered.
@@ -111,7 +113,7 @@ func New(o Options) (*Server, error) {
 		access: o.Access, auth: o.Auth,
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
-		audit:   o.Audit, auditor: o.Auditor,
+		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates,
 		mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()

@@ -30,6 +30,7 @@ import (
 	"github.com/vitalgate/vitalgate/pki"
 	"github.com/vitalgate/vitalgate/registry"
 	"github.com/vitalgate/vitalgate/sqlite"
+	"github.com/vitalgate/vitalgate/updates"
 	"github.com/vitalgate/vitalgate/vault"
 )
 
@@ -61,6 +62,8 @@ type env struct {
 	reg   *registry.Service
 	db    string           // the SQLite database file
 	met   *metrics.Metrics // the server's metrics, for tests that watch the guards
+	upd   *updates.Service // the update repository
+	ukeys string           // its key dir (threshold 1)
 }
 
 // fastHash keeps enrollment secrets cheap to verify in tests.
@@ -143,7 +146,9 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 	}
 	authn := mustTokenService(t, store, tokens, alog, cfg, clk.Now)
 	met := metrics.New(nil)
+	upd, ukeys := mustUpdates(t, store, alog, clk.Now, filepath.Join(dir, "update-keys"))
 	srv, err := httpapi.New(httpapi.Options{
+		Updates: upd,
 		Metrics: met, Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
 		Ingest: &ingest.Service{Registry: reg, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store,
 			MaxBackdate: 100 * 365 * 24 * time.Hour}, // the official examples are years old
@@ -162,7 +167,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		}
 		_ = store.Close()
 	})
-	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db"), met: met}
+	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db"), met: met, upd: upd, ukeys: ukeys}
 }
 
 // mustTokenService is the token service of a test server: the real one, with fast hashes.

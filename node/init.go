@@ -120,6 +120,9 @@ func Init(ctx context.Context, dir string, opt InitOptions, env Env) (res InitRe
 	if _, err := tokenKey(dir); err != nil {
 		return res, fmt.Errorf("create token signing key: %w", err)
 	}
+	if _, err := updateOnlineKeys(dir); err != nil {
+		return res, fmt.Errorf("create update signing keys: %w", err)
+	}
 	if _, err := auditSigner(dir, ca); err != nil {
 		return res, fmt.Errorf("create audit signing key: %w", err)
 	}

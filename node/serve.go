@@ -22,7 +22,20 @@ import (
 	"github.com/vitalgate/vitalgate/metrics"
 	"github.com/vitalgate/vitalgate/outbox"
 	"github.com/vitalgate/vitalgate/registry"
+	"github.com/vitalgate/vitalgate/updates"
 )
+
+// refreshUpdates re-signs the update timestamp and snapshot before they expire, on every
+// node: the first node to store a new version wins and the others find it (updates.Refresh).
+func (s *server) refreshUpdates(ctx context.Context) {
+	every := s.opt.UpdateRefresh
+	if every <= 0 {
+		every = DefaultUpdateRefresh
+	}
+	s.updates.Run(ctx, every, func(err error) {
+		s.log.Error("update metadata refresh failed", "error", err.Error())
+	})
+}
 
 // Options are the settings of serve: the HTTPS server's configuration and the optional
 // listeners and forwarders.
@@ -42,6 +55,11 @@ type Options struct {
 	// Authorities maps HL7 v2 assigning-authority namespaces to FHIR identifier systems.
 	Authorities hl7v2.AuthorityTable
 	Logger      *slog.Logger // default: discard
+	// UpdateMaxTarget bounds a published update file (0: updates.DefaultMaxTargetSize);
+	// UpdateRefresh is how often the update timestamp and snapshot are checked for
+	// re-signing (0: DefaultUpdateRefresh).
+	UpdateMaxTarget int64
+	UpdateRefresh   time.Duration
 	// Ready, if set, is called with the HTTPS address once it listens.
 	Ready func(addr string)
 }
@@ -71,6 +89,7 @@ type server struct {
 	metrics   *metrics.Metrics
 	http      *httpapi.Server
 	forwarder *outbox.Destination // nil without --syslog-addr
+	updates   *updates.Service
 }
 
 // Serve runs the node's servers until ctx is cancelled: HTTPS (EST, FHIR, OAuth2, admin,
@@ -136,6 +155,9 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 	s.ingest = s.newIngest()
 	s.access = s.newAccess()
 	s.metrics = s.newMetrics()
+	if s.updates, err = s.n.Updates(s.audit, s.opt.UpdateMaxTarget); err != nil {
+		return nil, err
+	}
 	if s.http, err = s.newHTTP(); err != nil {
 		return nil, err
 	}
@@ -174,6 +196,7 @@ func (s *server) run(ctx context.Context) (err error) {
 		go func() { defer wg.Done(); f() }()
 	}
 	background(func() { s.heartbeat(ctx) })
+	background(func() { s.refreshUpdates(ctx) })
 	if s.opt.MetricsAddr != "" {
 		background(func() {
 			if err := s.metrics.Serve(ctx, s.opt.MetricsAddr); err != nil {

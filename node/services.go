@@ -129,7 +129,7 @@ func (s *server) newHTTP() (*httpapi.Server, error) {
 	return httpapi.New(httpapi.Options{
 		Config: s.opt.HTTP, CA: n.CA, Registry: s.registry, Ingest: s.ingest, Ready: n.Store.Ping, Logger: s.log, Now: n.env.Now,
 		Access: s.access, Auth: s.auth, Metrics: s.metrics, Audit: s.audit,
-		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault},
+		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault}, Updates: s.updates,
 	})
 }
 

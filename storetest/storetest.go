@@ -97,6 +97,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 	tests = append(tests, s.siteTests()...)
 	tests = append(tests, s.deviceTests()...)
 	tests = append(tests, s.nodeConfigTests()...)
+	tests = append(tests, s.updateTests()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

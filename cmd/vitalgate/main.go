@@ -56,6 +56,7 @@ var commands = map[string]command{
 	"simulate": {"stream simulated vital signs from devices to a server", (*Main).runSimulate},
 	"bench":    {"throughput and latency against same-run baselines", (*Main).runBench},
 	"evidence": {"signed regulatory evidence report of a deployment (FDA, HIPAA, MDS2), and its check", (*Main).runEvidence},
+	"update":   {"signed device software updates (TUF): keys, publish, sign, status, rotate-root", (*Main).runUpdate},
 }
 
 // errUsage marks an error already explained by a usage message.
@@ -126,7 +127,8 @@ var argNames = map[string]string{
 	"host": "NAME", "key": "FILE", "checkpoint": "FILE", "ca": "FILE", "jwks": "FILE", "syslog-ca": "FILE",
 	"out": "FILE", "secrets": "FILE", "public-url": "URL", "server": "URL", "store": "STORE", "schema": "NAME",
 	"format": "FORMAT", "since": "TIME", "device": "ID:PATIENT:SECRET[:KIND]", "hl7-authority": "NAMESPACE=SYSTEM",
-	"log-level": "LEVEL", "scenario": "NAME",
+	"log-level": "LEVEL", "scenario": "NAME", "keys": "KEYDIR", "new-keys": "KEYDIR", "version": "V", "sbom": "FILE",
+	"threshold": "N", "max-size": "BYTES",
 }
 
 // printDefaults is flag.PrintDefaults with argument names from argNames (or the flag's

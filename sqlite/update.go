@@ -1,0 +1,213 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
+)
+
+const (
+	insertUpdateMetadataSQL = `INSERT INTO update_metadata (role, version, data, expires_at, created_at) VALUES (?, ?, ?, ?, ?)`
+	updateMetadataColumns   = `SELECT role, version, data, expires_at, created_at FROM update_metadata`
+	selectUpdateMetadataSQL = updateMetadataColumns + ` WHERE role = ? AND version = ?`
+	latestUpdateMetadataSQL = updateMetadataColumns + ` WHERE role = ? ORDER BY version DESC LIMIT 1`
+
+	insertUpdateReleaseSQL = `INSERT INTO update_releases (model, version, target, length, sha256, sbom, live, pending,
+		signed, needed, created_by, created_at, live_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	signUpdateReleaseSQL = `UPDATE update_releases SET pending = ?, signed = ?, live = ?, live_at = ?
+		WHERE model = ? AND version = ? AND live = 0`
+	updateReleaseColumns = `SELECT model, version, target, length, sha256, sbom, live, pending, signed, needed,
+		created_by, created_at, live_at FROM update_releases`
+	selectUpdateReleaseSQL     = updateReleaseColumns + ` WHERE model = ? AND version = ?`
+	selectUpdateReleasesSQL    = updateReleaseColumns + ` WHERE model = ? ORDER BY created_at, version`
+	selectAllUpdateReleasesSQL = updateReleaseColumns + ` ORDER BY model, created_at, version`
+	updateReleaseLiveSQL       = `SELECT live FROM update_releases WHERE model = ? AND version = ?`
+
+	insertUpdateChunkSQL = `INSERT INTO update_chunks (model, version, seq, data) VALUES (?, ?, ?, ?)`
+	selectUpdateChunkSQL = `SELECT data FROM update_chunks WHERE model = ? AND version = ? AND seq = ?`
+)
+
+// CreateUpdateRelease stores r, its target file read from content in chunks of at most
+// vitalgate.UpdateChunkSize bytes, and ms, with the audit entries, in one transaction.
+// ECONFLICT if the release or a metadata version exists; an error from content aborts it.
+func (db *DB) CreateUpdateRelease(ctx context.Context, r vitalgate.UpdateRelease, content io.Reader, ms []vitalgate.UpdateMetadata, audit ...[]byte) error {
+	if err := vitalgate.CheckUpdateRelease(r); err != nil {
+		return err
+	}
+	if err := vitalgate.CheckUpdateMetadata(ms); err != nil {
+		return err
+	}
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
+		return err
+	}
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, insertUpdateReleaseSQL, r.Model, r.Version, r.Target, r.Length, r.SHA256,
+			dbBlob(r.SBOM), r.Live, dbBlob(r.Pending), r.Signed, r.Needed, r.By, dbTime(db.orNow(r.Created)), dbTime(r.LiveAt)); err != nil {
+			return mapError(err, "update release")
+		}
+		buf := make([]byte, vitalgate.UpdateChunkSize)
+		for seq := 0; ; seq++ {
+			n, err := io.ReadFull(content, buf)
+			if n > 0 {
+				if _, err := tx.ExecContext(ctx, insertUpdateChunkSQL, r.Model, r.Version, seq, buf[:n]); err != nil {
+					return mapError(err, "update target chunk")
+				}
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				break
+			} else if err != nil {
+				return err
+			}
+		}
+		if err := putUpdateMetadataTx(ctx, tx, db, ms); err != nil {
+			return err
+		}
+		return db.appendAuditTx(ctx, tx, audit)
+	})
+}
+
+func putUpdateMetadataTx(ctx context.Context, tx *sql.Tx, db *DB, ms []vitalgate.UpdateMetadata) error {
+	for _, m := range ms {
+		if _, err := tx.ExecContext(ctx, insertUpdateMetadataSQL, m.Role, m.Version, m.Data, dbTime(m.Expires), dbTime(db.orNow(m.CreatedAt))); err != nil {
+			return mapError(err, "update metadata "+m.Role)
+		}
+	}
+	return nil
+}
+
+// SignUpdateRelease replaces the signing state of a release that is not live yet and stores
+// ms, with the audit entries, in one transaction. ENOTFOUND, ECONFLICT.
+func (db *DB) SignUpdateRelease(ctx context.Context, r vitalgate.UpdateRelease, ms []vitalgate.UpdateMetadata, audit ...[]byte) error {
+	if err := vitalgate.CheckUpdateMetadata(ms); err != nil {
+		return err
+	}
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
+		return err
+	}
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, signUpdateReleaseSQL, dbBlob(r.Pending), r.Signed, r.Live, dbTime(r.LiveAt), r.Model, r.Version)
+		if err != nil {
+			return mapError(err, "update release")
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return mapError(err, "update release")
+		} else if n == 0 {
+			var live bool
+			if err := tx.QueryRowContext(ctx, updateReleaseLiveSQL, r.Model, r.Version).Scan(&live); err != nil {
+				return mapError(err, "update release")
+			}
+			return vitalgate.Errorf(vitalgate.ECONFLICT, "release %s of model %s is live already", r.Version, r.Model)
+		}
+		if err := putUpdateMetadataTx(ctx, tx, db, ms); err != nil {
+			return err
+		}
+		return db.appendAuditTx(ctx, tx, audit)
+	})
+}
+
+// PutUpdateMetadata stores metadata versions with the audit entries, in one transaction.
+// ECONFLICT if one exists.
+func (db *DB) PutUpdateMetadata(ctx context.Context, ms []vitalgate.UpdateMetadata, audit ...[]byte) error {
+	if err := vitalgate.CheckUpdateMetadata(ms); err != nil {
+		return err
+	}
+	if err := vitalgate.CheckAuditEntries(audit); err != nil {
+		return err
+	}
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := putUpdateMetadataTx(ctx, tx, db, ms); err != nil {
+			return err
+		}
+		return db.appendAuditTx(ctx, tx, audit)
+	})
+}
+
+func scanUpdateMetadata(s rowiter.Scanner) (vitalgate.UpdateMetadata, error) {
+	var (
+		m                vitalgate.UpdateMetadata
+		expires, created sql.NullInt64
+	)
+	err := s.Scan(&m.Role, &m.Version, &m.Data, &expires, &created)
+	m.Expires, m.CreatedAt = goTime(expires), goTime(created)
+	return m, err
+}
+
+// UpdateMetadata returns a metadata version, the highest for version 0. ENOTFOUND.
+func (db *DB) UpdateMetadata(ctx context.Context, role string, version int64) (vitalgate.UpdateMetadata, error) {
+	var row *sql.Row
+	if version == 0 {
+		row = db.queryRow(ctx, latestUpdateMetadataSQL, role)
+	} else {
+		row = db.queryRow(ctx, selectUpdateMetadataSQL, role, version)
+	}
+	m, err := scanUpdateMetadata(row)
+	if err != nil {
+		return vitalgate.UpdateMetadata{}, mapError(err, "update metadata")
+	}
+	return m, nil
+}
+
+func scanUpdateRelease(s rowiter.Scanner) (vitalgate.UpdateRelease, error) {
+	var (
+		r             vitalgate.UpdateRelease
+		created, live sql.NullInt64
+	)
+	err := s.Scan(&r.Model, &r.Version, &r.Target, &r.Length, &r.SHA256, &r.SBOM, &r.Live, &r.Pending,
+		&r.Signed, &r.Needed, &r.By, &created, &live)
+	r.Created, r.LiveAt = goTime(created), goTime(live)
+	return r, err
+}
+
+// UpdateRelease returns a release. ENOTFOUND.
+func (db *DB) UpdateRelease(ctx context.Context, model, version string) (vitalgate.UpdateRelease, error) {
+	r, err := scanUpdateRelease(db.queryRow(ctx, selectUpdateReleaseSQL, model, version))
+	if err != nil {
+		return vitalgate.UpdateRelease{}, mapError(err, "update release")
+	}
+	return r, nil
+}
+
+// UpdateReleases returns the releases of model, of every model for "".
+func (db *DB) UpdateReleases(ctx context.Context, model string) ([]vitalgate.UpdateRelease, error) {
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if model == "" {
+		rows, err = db.query(ctx, selectAllUpdateReleasesSQL)
+	} else {
+		rows, err = db.query(ctx, selectUpdateReleasesSQL, model)
+	}
+	if err != nil {
+		return nil, mapError(err, "update releases")
+	}
+	defer rows.Close()
+	out, err := rowiter.Collect(rows, scanUpdateRelease)
+	return out, mapError(err, "update releases")
+}
+
+// WriteUpdateTarget writes a release's target file to w one chunk at a time. ENOTFOUND.
+func (db *DB) WriteUpdateTarget(ctx context.Context, model, version string, w io.Writer) (int64, error) {
+	if _, err := db.UpdateRelease(ctx, model, version); err != nil {
+		return 0, err
+	}
+	var total int64
+	for seq := 0; ; seq++ {
+		var chunk []byte
+		err := db.queryRow(ctx, selectUpdateChunkSQL, model, version, seq).Scan(&chunk)
+		if errors.Is(err, sql.ErrNoRows) {
+			return total, nil
+		} else if err != nil {
+			return total, mapError(err, "update target chunk")
+		}
+		n, err := w.Write(chunk)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+}
