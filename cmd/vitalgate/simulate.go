@@ -23,6 +23,13 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 	batch := fs.Int("batch", 0, "send Bundles of this many observations instead of single ones")
 	hl7 := fs.String("hl7", "", "send HL7 v2 PCD-01 over MLLP/TLS to this address (host:port of serve --mllp-addr) instead of FHIR")
 	certDir := fs.String("certs", defaultCertDir(), "keep each device's key and certificate here, so that a rerun reuses them instead of spending the one-time secret again (empty: memory only)")
+	update := fs.Bool("update", false, "also act as devices that take signed updates: poll /updates/offer, verify and download the offered release through TUF, install it and report to /updates/report (needs --model and --tuf-root)")
+	upModel := fs.String("model", "", "with --update: the devices' model id")
+	upRoot := fs.String("tuf-root", "", "with --update: the root.json `FILE` the devices are provisioned with, obtained out of band")
+	upDir := fs.String("update-dir", defaultUpdateDir(), "with --update: `DIR` of each device's update state (TUF metadata, downloads, installed version)")
+	upPoll := fs.Duration("poll", simulator.DefaultPollInterval, "with --update: time between two offer requests of a device")
+	upFail := fs.String("update-fail", "", "with --update: make every update fail (`MODE`): install (fails before installing), health (installs, then fails its health check) or rollback (installs, fails its health check, restores the previous version)")
+	upSkew := fs.Duration("clock-skew", 0, "with --update: how far a device clock may run ahead of the server's before metadata counts as expired")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -49,16 +56,31 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 		defer cancel()
 	}
 	var last simulator.Stats
-	err := simulator.Run(ctx, cfg, func(st simulator.Stats) {
+	status := func(st simulator.Stats) {
 		last = st
 		fmt.Fprintf(m.Stderr, "\r%s   ", st.String())
-	})
+	}
+	var err error
+	if *update {
+		up := simulator.UpdateConfig{Model: *upModel, TrustedRootFile: *upRoot, Dir: *upDir, PollInterval: *upPoll, Fail: *upFail, ClockSkew: *upSkew}
+		err = simulator.RunWithUpdates(ctx, cfg, up, status, func(e simulator.UpdateEvent) { fmt.Fprintf(m.Stderr, "\n%s\n", e) })
+	} else {
+		err = simulator.Run(ctx, cfg, status)
+	}
 	fmt.Fprintln(m.Stderr)
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "%s\n", last.String())
 	return nil
+}
+
+// defaultUpdateDir is where simulate --update keeps the devices' update state by default.
+func defaultUpdateDir() string {
+	if dir := defaultCertDir(); dir != "" {
+		return filepath.Join(dir, "updates")
+	}
+	return ""
 }
 
 // defaultCertDir is where simulate keeps device certificates by default: the user's cache
