@@ -446,7 +446,7 @@ func TestIntakeAuditsRefusalsWithTheSource(t *testing.T) {
 				e.intake.Limit.AllowN("dev-1", 1)
 			}, "throttled"},
 		{"another sending device", nil, func(t *testing.T) []byte { return hl7("monitor-2^x", "pat-1^^^VITALGATE^PI", "m", time.Now()) }, nil, "forbidden: MSH-3"},
-		{"another patient", nil, func(t *testing.T) []byte { return message(t, "dev-1", "pat-2") }, nil, "forbidden: Observation[0].subject"},
+		{"another patient", nil, func(t *testing.T) []byte { return message(t, "dev-1", "pat-2") }, nil, "forbidden: PID-3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
