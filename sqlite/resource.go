@@ -19,7 +19,7 @@ const (
 	// identifier index rows go with it, ON DELETE CASCADE): the insert that follows then
 	// stores the new version, and fails on the primary key if another version is stored.
 	deletePriorVersionSQL = `DELETE FROM resources WHERE type = ? AND id = ? AND version = ?`
-	insertCodeSQL = `INSERT OR IGNORE INTO resource_codes (type, id, code_index) VALUES (?, ?, ?)`
+	insertCodeSQL         = `INSERT OR IGNORE INTO resource_codes (type, id, code_index) VALUES (?, ?, ?)`
 	// insertIdentifierSQL stores an identifier index once per resource; a Patient identifier
 	// that another Patient has fails the unique index resource_identifiers_patient_unique.
 	insertIdentifierSQL = `INSERT INTO resource_identifiers (type, id, patient_index, identifier_index, site)
