@@ -28,6 +28,10 @@ const (
 	PermDeviceAssign      Permission = "device:assign"
 	PermAuditRead         Permission = "audit:read"
 	PermOrganizationRead  Permission = "organization:read"
+	// Laboratory reports and specimens (HL7 v2 lab results, stored by ingest).
+	PermDiagnosticReportRead   Permission = "diagnosticreport:read"
+	PermDiagnosticReportSearch Permission = "diagnosticreport:search"
+	PermSpecimenRead           Permission = "specimen:read"
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -43,8 +47,10 @@ const (
 var rolePermissions = map[vitalgate.Role][]Permission{
 	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate},
 	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead},
-	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},
-	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},
+	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
+		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
+	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
+		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
 	vitalgate.RoleAuditor:   {PermAuditRead},
 }
 
