@@ -39,6 +39,7 @@ type registry struct {
 	window      time.Duration
 	barred      bool
 	fail        error
+	binding     vitalgate.Binding // the device model's policy; "" is assigned
 }
 
 func (r *registry) Sender(_ context.Context, id string) (vitalgate.Device, error) {
@@ -52,6 +53,9 @@ func (r *registry) Sender(_ context.Context, id string) (vitalgate.Device, error
 }
 
 func (r *registry) Binding(context.Context, vitalgate.Device) (vitalgate.Binding, error) {
+	if r.binding != "" {
+		return r.binding, nil
+	}
 	return vitalgate.BindingAssigned, nil
 }
 
