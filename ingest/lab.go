@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
@@ -123,7 +124,9 @@ func (s *Service) labMessage(ctx context.Context, deviceID string, msg *hl7v2.Me
 			}
 		}
 		eff := firstTime(now, r.EffectiveDateTime, r.Issued)
+		w.merge = func(stored []byte) error { return mergeReport(r, stored) }
 		c, err := w.keep(ctx, "DiagnosticReport", r.Identifier[0], r.Identifier, eff, codes, &r.Meta, &r.ID, r.Marshal)
+		w.merge = nil
 		if err != nil {
 			return LabStored{}, err
 		}
@@ -202,6 +205,41 @@ type labWriter struct {
 	now   time.Time
 	ids   map[string]string // refKey → server id, of the resources kept so far
 	batch []vitalgate.SealedResource
+	// merge, when set, takes into the resource being kept what the stored version of it
+	// holds that the new one must keep.
+	merge func(stored []byte) error
+}
+
+// mergeReport keeps in a new version of a DiagnosticReport the results and specimens of the
+// stored version that the new message does not name again: a correction or cancellation
+// message names only the results it changes, and the report still groups the others.
+func mergeReport(r *lab.DiagnosticReport, stored []byte) error {
+	var old lab.DiagnosticReport
+	if err := json.Unmarshal(stored, &old); err != nil {
+		return vitalgate.Internal(err, "stored DiagnosticReport")
+	}
+	r.Result = mergeRefs(old.Result, r.Result)
+	r.Specimen = mergeRefs(old.Specimen, r.Specimen)
+	return nil
+}
+
+// mergeRefs returns the references of old, then those of add that old does not hold.
+func mergeRefs(old, add []fhir.Reference) []fhir.Reference {
+	key := func(r fhir.Reference) string {
+		if r.Identifier != nil {
+			return r.Identifier.System + "|" + r.Identifier.Value
+		}
+		return r.Reference
+	}
+	seen := map[string]bool{}
+	out := make([]fhir.Reference, 0, len(old)+len(add))
+	for _, r := range append(append([]fhir.Reference{}, old...), add...) {
+		if k := key(r); !seen[k] {
+			seen[k] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // link makes a reference by identifier to a resource of this message also a literal one
@@ -250,6 +288,11 @@ func (w *labWriter) keep(ctx context.Context, typ string, key fhir.Identifier, i
 		stored, err := s.Vault.Open(ctx, found)
 		if err != nil {
 			return Created{}, err
+		}
+		if w.merge != nil {
+			if err := w.merge(stored); err != nil {
+				return Created{}, err
+			}
 		}
 		again, err := stamp(found.ID, found.Version, found.LastUpdated)
 		if err != nil {
