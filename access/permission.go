@@ -45,13 +45,13 @@ const (
 
 // rolePermissions is the whole grant table: a role may do exactly what is listed here.
 var rolePermissions = map[vitalgate.Role][]Permission{
-	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate},
-	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead},
+	vitalgate.RoleDevice: {PermReenroll, PermObservationCreate},
+	vitalgate.RoleAdmin:  {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
-	vitalgate.RoleAuditor:   {PermAuditRead},
+	vitalgate.RoleAuditor: {PermAuditRead},
 }
 
 // kindPermissions are granted by the kind of credential alone, before any role is known.

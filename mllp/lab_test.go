@@ -148,7 +148,7 @@ func TestLabMessages(t *testing.T) {
 			}},
 		{name: "retransmission stored once", device: "bga-icu-01", binding: vitalgate.BindingIdentified,
 			sends: []send{{msg: sample("10_spec_poc_blood_gas_oru_r01.hl7"), ack: "AA"}, {msg: sample("10_spec_poc_blood_gas_oru_r01.hl7"), ack: "AA"}},
-			obs: 14, reports: 1, specimens: 1,
+			obs:   14, reports: 1, specimens: 1,
 			check: func(t *testing.T, e *intakeEnv) {
 				for _, o := range stored(t, e, "Observation") {
 					if version(o) != "1" {
@@ -172,7 +172,7 @@ func TestLabMessages(t *testing.T) {
 			sends: []send{{msg: sample("10_spec_poc_blood_gas_oru_r01.hl7"), ack: "AR", cond: "204"}}},
 		{name: "assigned device, its patient", device: "bga-icu-01", binding: vitalgate.BindingAssigned,
 			sends: []send{{msg: sample("10_spec_poc_blood_gas_oru_r01.hl7", "MRN-40021^^^General Hospital&2.16.840.1.113883.19.5&ISO^MR", "pat-1^^^VITALGATE^PI"), ack: "AA"}},
-			obs: 14, reports: 1, specimens: 1},
+			obs:   14, reports: 1, specimens: 1},
 		{name: "another sending device", device: "bga-icu-02", binding: vitalgate.BindingIdentified,
 			sends: []send{{msg: sample("10_spec_poc_blood_gas_oru_r01.hl7"), ack: "AR", cond: "204", errLoc: "MSH^1^3"}}},
 		{name: "processing id T", device: "bga-icu-01", binding: vitalgate.BindingIdentified,
