@@ -75,22 +75,7 @@ func (s *Server) logAccess(r *http.Request, p vitalgate.Principal, action, typ s
 }
 
 func (s *Server) handleSearchObservations(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
-	q, err := fhir.ParseObservationSearch(r.URL.Query())
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	aq, err := clinicalQuery("Observation", q)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	page, err := s.access.Search(r.Context(), p, aq)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeSearchSet(w, r, p, "Observation", page)
+	s.searchClinical(w, r, p, "Observation", fhir.ParseObservationSearch)
 }
 
 func (s *Server) handleSearchPatients(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {

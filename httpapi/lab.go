@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
@@ -23,12 +24,18 @@ func (s *Server) handleReadSpecimen(w http.ResponseWriter, r *http.Request, p vi
 
 // handleSearchDiagnosticReports serves GET /fhir/DiagnosticReport?patient=[&code=][&date=].
 func (s *Server) handleSearchDiagnosticReports(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
-	q, err := fhir.ParseDiagnosticReportSearch(r.URL.Query())
+	s.searchClinical(w, r, p, "DiagnosticReport", fhir.ParseDiagnosticReportSearch)
+}
+
+// searchClinical serves a search of one patient's resources of type typ whose query parse
+// reads (Observation, DiagnosticReport): access authorizes, searches and audits.
+func (s *Server) searchClinical(w http.ResponseWriter, r *http.Request, p vitalgate.Principal, typ string, parse func(url.Values) (fhir.ObservationSearch, error)) {
+	q, err := parse(r.URL.Query())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	aq, err := clinicalQuery("DiagnosticReport", q)
+	aq, err := clinicalQuery(typ, q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -38,7 +45,7 @@ func (s *Server) handleSearchDiagnosticReports(w http.ResponseWriter, r *http.Re
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeSearchSet(w, r, p, "DiagnosticReport", page)
+	s.writeSearchSet(w, r, p, typ, page)
 }
 
 // clinicalQuery is the access query of a parsed Observation or DiagnosticReport search.
