@@ -84,7 +84,7 @@ func MustIntake(t *testing.T) *intakeEnv {
 }
 
 // mustIntakeFor is MustIntake for the device id device.
-func mustIntakeFor(t *testing.T, device string) *intakeEnv {
+func mustIntakeFor(t testing.TB, device string) *intakeEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
