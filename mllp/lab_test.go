@@ -166,6 +166,10 @@ func TestLabMessages(t *testing.T) {
 			sends: []send{{msg: sample("10_spec_poc_blood_gas_oru_r01.hl7", "52|mm[Hg]^mmHg^UCUM", "52|mL^mL^UCUM"), ack: "AE", cond: "103", errLoc: "OBX^2^6"}}},
 		{name: "implausible value", device: "bga-icu-01", binding: vitalgate.BindingIdentified,
 			sends: []send{{msg: sample("10_spec_poc_blood_gas_oru_r01.hl7", "||7.31||", "||9.31||"), ack: "AE", cond: "102", errLoc: "OBX^1^5"}}},
+		{name: "measured more than a week ago", device: "bga-icu-01", binding: vitalgate.BindingIdentified,
+			sends: []send{{msg: func(t *testing.T) []byte {
+				return simulator.ShiftHL7Times(labSample(t, "10_spec_poc_blood_gas_oru_r01.hl7"), time.Now().Add(-8*24*time.Hour))
+			}, ack: "AE", errLoc: "OBX^1^14"}}},
 		{name: "patient not of the site", device: "bga-icu-01", binding: vitalgate.BindingIdentified,
 			sends: []send{{msg: sample("10_spec_poc_blood_gas_oru_r01.hl7", "MRN-40021", "MRN-99999"), ack: "AR", cond: "204", errLoc: "PID^1^3"}}},
 		{name: "assigned device, another patient", device: "bga-icu-01", binding: vitalgate.BindingAssigned,
