@@ -184,9 +184,12 @@ type ResourceStore interface {
 	// CreateResources durably stores resources in one transaction: either all or none are
 	// stored, and on return without error every one of them survives a crash. Concurrent
 	// callers may share one commit (group commit). The audit entries are appended in the same
-	// transaction. Returns ECONFLICT if an id exists or a Patient identifier index belongs to
-	// another Patient, EINVALID for what CheckWrite refuses, EUNAVAILABLE when the database
-	// is busy or full.
+	// transaction. A resource whose Version is above 1 is a new version: it replaces the
+	// stored resource of the same type and id if that is Version-1 (its code and identifier
+	// indexes with it), and is stored as it is if none is stored. Returns ECONFLICT if an id
+	// exists (for a new version: with a version other than Version-1, a concurrent writer
+	// came first) or a Patient identifier index belongs to another Patient, EINVALID for what
+	// CheckWrite refuses, EUNAVAILABLE when the database is busy or full.
 	CreateResources(ctx context.Context, rs []SealedResource, audit ...[]byte) error
 	// Resource returns one resource. Returns ENOTFOUND.
 	Resource(ctx context.Context, typ, id string) (SealedResource, error)

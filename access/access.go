@@ -283,6 +283,10 @@ type Query struct {
 	Cursor    string
 	// ByPatientToken searches every patient by Token alone (Patient?identifier=).
 	ByPatientToken bool
+	// Category, when set, keeps only the resources of this category (an Observation
+	// category: fhir.CategoryLaboratory), with Token if given: one blind index of both
+	// (fhir.CategoryToken) that ingest writes for every laboratory result.
+	Category string
 }
 
 // Page is one page of search results.
@@ -316,7 +320,9 @@ func (s *Service) search(ctx context.Context, p vitalgate.Principal, q Query) (P
 	// id names the patient of that site (the blind index is per site).
 	f := vitalgate.ResourceFilter{Site: p.Site, Type: q.Type, Limit: q.Count + 1, ByEffective: !q.ByPatientToken, Desc: q.Desc,
 		EffectiveFrom: q.From, EffectiveTo: q.To}
-	if q.Token != "" {
+	if q.Category != "" {
+		f.CodeIndex = s.Vault.CodeIndex(fhir.CategoryToken(q.Category, q.Token))
+	} else if q.Token != "" {
 		if q.Type == "Patient" {
 			f.IdentifierIndex = s.Vault.IdentifierIndex(q.Token)
 		} else {
@@ -393,7 +399,7 @@ var errStop = &vitalgate.Error{Code: vitalgate.EINTERNAL, Message: "stop"}
 // queryHash binds a cursor to the query it came from.
 func (s *Service) queryHash(q Query) []byte {
 	var b bytes.Buffer
-	for _, part := range []string{q.Site, q.Type, q.PatientID, q.Token, q.From.UTC().String(), q.To.UTC().String()} {
+	for _, part := range []string{q.Site, q.Type, q.PatientID, q.Token, q.Category, q.From.UTC().String(), q.To.UTC().String()} {
 		b.WriteString(part)
 		b.WriteByte(0)
 	}

@@ -28,9 +28,13 @@ const (
 	PermDeviceAssign      Permission = "device:assign"
 	PermAuditRead         Permission = "audit:read"
 	PermOrganizationRead  Permission = "organization:read"
-	PermUpdateRead        Permission = "update:read" // TUF metadata and target files (devices)
+	PermUpdateRead        Permission = "update:read"   // TUF metadata and target files (devices)
 	PermUpdateOffer       Permission = "update:offer"  // a device asks which release its rollout offers it
 	PermUpdateReport      Permission = "update:report" // a device reports its update's progress
+	// Laboratory reports and specimens (HL7 v2 lab results, stored by ingest).
+	PermDiagnosticReportRead   Permission = "diagnosticreport:read"
+	PermDiagnosticReportSearch Permission = "diagnosticreport:search"
+	PermSpecimenRead           Permission = "specimen:read"
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -44,11 +48,13 @@ const (
 
 // rolePermissions is the whole grant table: a role may do exactly what is listed here.
 var rolePermissions = map[vitalgate.Role][]Permission{
-	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate, PermUpdateRead, PermUpdateOffer, PermUpdateReport},
-	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead},
-	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},
-	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},
-	vitalgate.RoleAuditor:   {PermAuditRead},
+	vitalgate.RoleDevice: {PermReenroll, PermObservationCreate, PermUpdateRead, PermUpdateOffer, PermUpdateReport},
+	vitalgate.RoleAdmin:  {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead},
+	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
+		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
+	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
+		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
+	vitalgate.RoleAuditor: {PermAuditRead},
 }
 
 // kindPermissions are granted by the kind of credential alone, before any role is known.

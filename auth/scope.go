@@ -81,8 +81,8 @@ func (s Scope) Allows(res string, op rune) bool {
 // Devices get no token scopes: they authenticate with their certificates.
 var RoleScopes = map[vitalgate.Role][]string{
 	vitalgate.RoleAdmin:     {"system/Patient.cruds", "system/Device.rus"},
-	vitalgate.RoleEHRSystem: {"system/Patient.crs", "system/Observation.rs", "system/Device.rs"},
-	vitalgate.RoleClinician: {"user/Patient.rs", "user/Observation.rs", "user/Device.rs"},
+	vitalgate.RoleEHRSystem: {"system/Patient.crs", "system/Observation.rs", "system/Device.rs", "system/DiagnosticReport.rs", "system/Specimen.rs"},
+	vitalgate.RoleClinician: {"user/Patient.rs", "user/Observation.rs", "user/Device.rs", "user/DiagnosticReport.rs", "user/Specimen.rs"},
 	vitalgate.RoleAuditor:   {"system/AuditEvent.rs"},
 }
 

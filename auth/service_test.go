@@ -130,7 +130,7 @@ func TestIssueToken(t *testing.T) {
 		scopes    string
 		emergency bool
 	}{
-		{"all role scopes", basic("ehr", ehr), "", "system/Patient.crs system/Observation.rs system/Device.rs", false},
+		{"all role scopes", basic("ehr", ehr), "", "system/Patient.crs system/Observation.rs system/Device.rs system/DiagnosticReport.rs system/Specimen.rs", false},
 		{"narrower scope", with(basic("ehr", ehr), func(r *auth.TokenRequest) { r.Scope = "system/Observation.read" }), "", "system/Observation.rs", false},
 		{"registered scopes", basic("narrow", narrow), "", "system/Observation.rs", false},
 		{"beyond registration", with(basic("narrow", narrow), func(r *auth.TokenRequest) { r.Scope = "system/Patient.rs" }), vitalgate.EFORBIDDEN, "", false},
@@ -143,7 +143,7 @@ func TestIssueToken(t *testing.T) {
 		{"another grant type", with(basic("ehr", ehr), func(r *auth.TokenRequest) { r.GrantType = "password" }), vitalgate.EINVALID, "", false},
 		{"emergency", with(basic("doc", doc), func(r *auth.TokenRequest) {
 			r.Emergency, r.EmergencyReason = "true", "patient collapsed in ward 3"
-		}), "", "user/Patient.rs user/Observation.rs user/Device.rs", true},
+		}), "", "user/Patient.rs user/Observation.rs user/Device.rs user/DiagnosticReport.rs user/Specimen.rs", true},
 		{"emergency without a reason", with(basic("doc", doc), func(r *auth.TokenRequest) { r.Emergency = "true" }), vitalgate.EINVALID, "", false},
 		{"emergency not true", with(basic("doc", doc), func(r *auth.TokenRequest) {
 			r.Emergency, r.EmergencyReason = "yes", "patient collapsed in ward 3"

@@ -22,7 +22,7 @@ import (
 )
 
 // Scenarios are the scenarios of `vitalgate bench`, in the order "all" runs them.
-var Scenarios = []string{"ingest", "ingest-batch", "search", "hl7", "ingest-history", "connections", "audit-append", "audit-verify"}
+var Scenarios = []string{"ingest", "ingest-batch", "search", "hl7", "hl7-lab", "ingest-history", "connections", "audit-append", "audit-verify"}
 
 // ScenarioHelp describes each scenario and its baseline for --help.
 var ScenarioHelp = map[string]string{
@@ -30,6 +30,7 @@ var ScenarioHelp = map[string]string{
 	"ingest-batch":   "Bundles of 100 Observations (half identified); baseline: the same sealed row bytes inserted by the same driver into a primary-key-only table, one transaction per 100 rows, same durability (and the store's own CreateResources)",
 	"search":         "a patient's last 24 h (GET /fhir/Observation?patient=&date=ge) among --observations stored; baseline: the same result bytes served from memory over the same TLS",
 	"hl7":            "unique IHE PCD-01 ORU^R01 messages over MLLP/TLS answered AA, stored rows and database bytes counted in the store; baseline: an MLLP echo of the same frames over the same TLS; then retransmissions (recognised, not stored)",
+	"hl7-lab":        "unique LRI ORU^R01 blood gas panels (6 results, a DiagnosticReport and a Specimen each) over MLLP/TLS answered AA, stored rows counted in the store; baseline: an MLLP echo of the same frames over the same TLS",
 	"ingest-history": "identified FHIR Observations and unique HL7 messages into a store already holding --observations for the same patients, against the same load on an empty store (medians of interleaved runs)",
 	"connections":    "memory per idle TLS-connected device at --connections connections (clients in a child process)",
 	"audit-append":   "audit entries appended durably from --devices goroutines with the checkpointer running",
@@ -219,6 +220,8 @@ func (b *benchRun) scenario(ctx context.Context, name string) ([]Row, error) {
 		return b.benchSearch(ctx)
 	case "hl7":
 		return b.benchHL7(ctx)
+	case "hl7-lab":
+		return b.benchHL7Lab(ctx)
 	case "ingest-history":
 		return b.benchIngestHistory(ctx)
 	case "connections":

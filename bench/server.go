@@ -101,7 +101,7 @@ func (b *benchRun) newServer(ctx context.Context, name string) (*benchServer, er
 	b.note(fmt.Sprintf("Clients run in the server's process and share its %d CPUs (the connections scenario's clients run in a child process); baselines use the same clients, TLS settings and CPUs.", runtime.NumCPU()))
 
 	opt := node.Options{HTTP: cfg}
-	if slices.Contains(b.opt.Scenarios, "hl7") || slices.Contains(b.opt.Scenarios, "ingest-history") {
+	if slices.Contains(b.opt.Scenarios, "hl7") || slices.Contains(b.opt.Scenarios, "hl7-lab") || slices.Contains(b.opt.Scenarios, "ingest-history") {
 		if opt.MLLPAddr, err = freeLoopbackAddr(); err != nil {
 			_ = n.Close()
 			return nil, err

@@ -54,3 +54,11 @@ func earliest(t time.Time, p precision) time.Time {
 	}
 	return t.Add(-14 * time.Hour)
 }
+
+// ParseDateTime parses a FHIR dateTime or instant (YYYY, YYYY-MM, YYYY-MM-DD, or a time
+// with seconds and a zone) and returns its first instant (a partial date in UTC). It
+// reports false for anything else.
+func ParseDateTime(s string) (time.Time, bool) {
+	t, _, ok := parseDateTime(s)
+	return t, ok
+}

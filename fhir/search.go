@@ -38,6 +38,22 @@ type ObservationSearch struct {
 	Desc bool
 	// Cursor is the opaque _cursor of the page to return, as given ("" for the first page).
 	Cursor string
+	// Category is the observation category asked for: "" (any) or CategoryLaboratory.
+	Category string
+}
+
+// CategoryLaboratory is the observation category (and search value) of laboratory results.
+const CategoryLaboratory = "laboratory"
+
+// observationCategorySystem is the FHIR observation-category code system.
+const observationCategorySystem = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+// CategoryToken returns the search token of the resources of category that carry token
+// ("system|code", a bare code, or "" for every resource of the category): stores index it
+// beside the code itself, so that category and code are searched as one blind index. The
+// NUL bytes keep it apart from every code.
+func CategoryToken(category, token string) string {
+	return "\x00category\x00" + category + "\x00" + token
 }
 
 // Includes reports whether an effective time t is in [s.From, s.To).
@@ -77,13 +93,40 @@ func (s PatientSearch) Key() string { return IdentifierKey(s.System, s.Value) }
 // rejected (FHIR strict handling), as are empty values, values longer than MaxSearchValue
 // bytes and repeated single-valued parameters. Errors are EINVALID *vitalgate.Error with
 // Field set to the parameter's name (for example "date").
+//
+// It also takes category (once): laboratory, or
+// http://terminology.hl7.org/CodeSystem/observation-category|laboratory, the only category
+// indexed for search.
 func ParseObservationSearch(q url.Values) (ObservationSearch, error) {
+	return parseClinicalSearch(q, true)
+}
+
+// ParseDiagnosticReportSearch parses the query of a DiagnosticReport search: patient
+// (required), code, date, _count, _sort and _cursor exactly as ParseObservationSearch
+// (code is the report's code, OBR-4; date its effective time).
+func ParseDiagnosticReportSearch(q url.Values) (ObservationSearch, error) {
+	return parseClinicalSearch(q, false)
+}
+
+func parseClinicalSearch(q url.Values, category bool) (ObservationSearch, error) {
 	s := ObservationSearch{Count: DefaultSearchCount, Desc: true}
-	err := checkParams(q, map[string]int{
+	allowed := map[string]int{
 		"patient": 1, "code": 1, "date": MaxSearchDates, "_count": 1, "_sort": 1, "_cursor": 1,
-	})
+	}
+	if category {
+		allowed["category"] = 1
+	}
+	err := checkParams(q, allowed)
 	if err != nil {
 		return ObservationSearch{}, err
+	}
+	if v, ok := q["category"]; ok {
+		switch v[0] {
+		case CategoryLaboratory, observationCategorySystem + "|" + CategoryLaboratory:
+			s.Category = CategoryLaboratory
+		default:
+			return ObservationSearch{}, invalidParam("category", "category must be laboratory (the only category this server searches); leave it out to search every Observation")
+		}
 	}
 	pv, ok := q["patient"]
 	if !ok {

@@ -75,26 +75,7 @@ func (s *Server) logAccess(r *http.Request, p vitalgate.Principal, action, typ s
 }
 
 func (s *Server) handleSearchObservations(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
-	q, err := fhir.ParseObservationSearch(r.URL.Query())
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if len(q.Codes) > 1 {
-		s.writeError(w, r, vitalgate.FieldErrorf(vitalgate.EINVALID, "code", "search one code at a time"))
-		return
-	}
-	aq := access.Query{Type: "Observation", PatientID: q.PatientID, From: q.From, To: q.To,
-		Count: q.Count, Desc: q.Desc, Cursor: q.Cursor}
-	if len(q.Codes) == 1 {
-		aq.Token = q.Codes[0]
-	}
-	page, err := s.access.Search(r.Context(), p, aq)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeSearchSet(w, r, p, "Observation", page)
+	s.searchClinical(w, r, p, "Observation", fhir.ParseObservationSearch)
 }
 
 func (s *Server) handleSearchPatients(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
@@ -250,7 +231,8 @@ func (s *Server) handleSMARTConfiguration(w http.ResponseWriter, r *http.Request
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "private_key_jwt"},
 		"token_endpoint_auth_signing_alg_values_supported": []string{"RS384", "ES384"},
 		"scopes_supported": []string{"system/Patient.crs", "system/Observation.rs", "system/Device.rus",
-			"user/Patient.rs", "user/Observation.rs", "user/Device.rs"},
+			"system/DiagnosticReport.rs", "system/Specimen.rs",
+			"user/Patient.rs", "user/Observation.rs", "user/Device.rs", "user/DiagnosticReport.rs", "user/Specimen.rs"},
 		"capabilities": []string{"client-confidential-asymmetric", "client-confidential-symmetric", "permission-v2", "permission-v1"},
 	})
 }
@@ -294,7 +276,15 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, _ vitalg
 			add("Observation", "read")
 		case rt.Method == "GET" && rt.Pattern == "/fhir/Observation":
 			add("Observation", "search-type", fhir.CapabilitySearchParam{Name: "patient", Type: "reference"},
+				fhir.CapabilitySearchParam{Name: "code", Type: "token"}, fhir.CapabilitySearchParam{Name: "date", Type: "date"},
+				fhir.CapabilitySearchParam{Name: "category", Type: "token"})
+		case rt.Method == "GET" && rt.Pattern == "/fhir/DiagnosticReport/{id}":
+			add("DiagnosticReport", "read")
+		case rt.Method == "GET" && rt.Pattern == "/fhir/DiagnosticReport":
+			add("DiagnosticReport", "search-type", fhir.CapabilitySearchParam{Name: "patient", Type: "reference"},
 				fhir.CapabilitySearchParam{Name: "code", Type: "token"}, fhir.CapabilitySearchParam{Name: "date", Type: "date"})
+		case rt.Method == "GET" && rt.Pattern == "/fhir/Specimen/{id}":
+			add("Specimen", "read")
 		case rt.Method == "POST" && rt.Pattern == "/fhir/Patient":
 			add("Patient", "create")
 		case rt.Method == "GET" && rt.Pattern == "/fhir/Patient/{id}":

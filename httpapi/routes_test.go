@@ -44,6 +44,7 @@ func TestDenyByDefault(t *testing.T) {
 	patient := func() []byte {
 		return []byte(`{"resourceType":"Patient","identifier":[{"system":"urn:test","value":"` + strings.Repeat("x", len(t.Name())%7+1) + `-` + ids[0][:6] + `"}],"gender":"female"}`)
 	}
+	reportID, specimenID := seedLab(t, e, "pat-1")
 	ehrSecret := e.addClient("ehr-basic", vitalgate.RoleEHRSystem)
 	if _, err := e.audit.Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
@@ -139,6 +140,18 @@ func TestDenyByDefault(t *testing.T) {
 			right: req{token: ehr, path: "/fhir/Device/dev-2", status: 200},
 			wrong: req{token: auditor, path: "/fhir/Device/dev-2", status: 403},
 			other: req{token: ehrB, path: "/fhir/Device/dev-2", status: 404}},
+		"GET /fhir/DiagnosticReport/{id}": {
+			right: req{token: ehr, path: "/fhir/DiagnosticReport/" + reportID, status: 200},
+			wrong: req{token: ehrRO, path: "/fhir/DiagnosticReport/" + reportID, status: 403},
+			other: req{token: ehrB, path: "/fhir/DiagnosticReport/" + reportID, status: 404}},
+		"GET /fhir/DiagnosticReport": {
+			right: req{token: ehr, path: "/fhir/DiagnosticReport?patient=pat-1", status: 200},
+			wrong: req{token: auditor, path: "/fhir/DiagnosticReport?patient=pat-1", status: 403},
+			other: req{token: ehrB, path: "/fhir/DiagnosticReport?patient=pat-1", status: 200, lacks: reportID}},
+		"GET /fhir/Specimen/{id}": {
+			right: req{token: ehr, path: "/fhir/Specimen/" + specimenID, status: 200},
+			wrong: req{token: ehrRO, path: "/fhir/Specimen/" + specimenID, status: 403},
+			other: req{token: ehrB, path: "/fhir/Specimen/" + specimenID, status: 404}},
 		"GET /fhir/Organization/{id}": {
 			right: req{token: ehr, path: "/fhir/Organization/default", status: 200},
 			wrong: req{token: auditor, path: "/fhir/Organization/default", status: 403},
@@ -281,4 +294,29 @@ func (e *env) addSiteDevice(id, patient, site string) string {
 		e.t.Fatal(err)
 	}
 	return secret
+}
+
+// seedLab stores a DiagnosticReport and a Specimen of patient (default site) as ingest stores
+// a laboratory message's, sealed under the patient's key, and returns their ids.
+func seedLab(t *testing.T, e *env, patient string) (reportID, specimenID string) {
+	t.Helper()
+	ctx := context.Background()
+	pidx := e.vault.SitePatientIndex(vitalgate.DefaultSite, patient)
+	now := e.clock.Now().UTC()
+	var rs []vitalgate.SealedResource
+	for _, r := range []struct{ typ, id, body string }{
+		{"DiagnosticReport", "lab-report-1", `{"resourceType":"DiagnosticReport","id":"lab-report-1","status":"final","code":{"text":"panel"},"subject":{"reference":"Patient/` + patient + `"}}`},
+		{"Specimen", "lab-specimen-1", `{"resourceType":"Specimen","id":"lab-specimen-1","subject":{"reference":"Patient/` + patient + `"}}`},
+	} {
+		sealed, err := e.vault.SealIn(ctx, vitalgate.DefaultSite, pidx, r.typ, r.id, 1, []byte(r.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, vitalgate.SealedResource{Type: r.typ, ID: r.id, Version: 1, Site: vitalgate.DefaultSite,
+			PatientIndex: pidx, Effective: now, LastUpdated: now, Body: sealed})
+	}
+	if err := e.store.CreateResources(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	return "lab-report-1", "lab-specimen-1"
 }

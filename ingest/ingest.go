@@ -84,6 +84,10 @@ type Service struct {
 	// Authorities maps HL7 assigning authorities known by name to FHIR identifier systems
 	// (ResolvePatient, hl7v2.IdentifierSystem).
 	Authorities hl7v2.AuthorityTable
+	// LabAcceptUnknownCodes accepts laboratory results whose LOINC code package lab/analyte
+	// does not list, without unit or range checks (lab.Options.AcceptUnknownCodes). Default
+	// false: such a result is refused (AE at OBX-3).
+	LabAcceptUnknownCodes bool
 }
 
 // identifies reports whether an identifier names one observation: it has a system and a
@@ -334,6 +338,12 @@ func (s *Service) CreateObservation(ctx context.Context, deviceID string, body [
 // more observations than Limits.MaxEntries is ETOOLARGE.
 func (s *Service) CreateObservations(ctx context.Context, deviceID string, obs []*fhir.Observation) (created []Created, err error) {
 	defer func() { s.auditRefused(ctx, "hl7", audit.AgentDevice, deviceID, "device", err) }()
+	return s.createObservations(ctx, deviceID, obs)
+}
+
+// createObservations is CreateObservations without the refusal's audit entry (its caller
+// writes it).
+func (s *Service) createObservations(ctx context.Context, deviceID string, obs []*fhir.Observation) ([]Created, error) {
 	if max := s.MaxObservations(); len(obs) > max {
 		return nil, vitalgate.Errorf(vitalgate.ETOOLARGE, "a message may hold at most %d observations; send the rest in another message", max)
 	}

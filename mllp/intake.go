@@ -2,18 +2,13 @@ package mllp
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/ingest"
-	"github.com/vitalgate/vitalgate/pcd01"
 )
 
 // PatientAuthority is the PID-3 assigning authority that names a Vitalgate Patient id
@@ -25,12 +20,13 @@ const PatientAuthority = ingest.PatientAuthority
 // table (--hl7-authority) maps it: hl7v2.AuthoritySystemFallback.
 func AuthoritySystem(authority string) string { return hl7v2.AuthoritySystemFallback(authority) }
 
-// Intake is the Handler that takes IHE PCD-01 ORU^R01 messages from devices: it
-// authenticates the device by its TLS certificate, parses and maps the message, hands the
-// Observations to ingest (the same validation, patient binding, sealing and storage as
-// FHIR), and answers an HL7 v2 ACK: AA only once the data is durable, AE or AR with an ERR
-// segment otherwise (errorACK, the one mapping). Messages refused before ingest are
-// audited through ingest too (RefuseHL7), with the source address.
+// Intake is the Handler that takes HL7 v2 result messages from devices: IHE PCD-01
+// ORU^R01 (vital signs) and laboratory results (ORU^R01 as the HL7 LRI sends it, OUL^R22 as
+// IHE LAW sends it). It authenticates the device by its TLS certificate, parses the
+// message, hands it to ingest.Service.HL7Message (mapping, the same validation, patient
+// binding, sealing and storage as FHIR), and answers an HL7 v2 ACK: AA only once the data is
+// durable, AE or AR with an ERR segment otherwise (errorACK, the one mapping). Messages
+// refused before ingest are audited through ingest too (RefuseHL7), with the source address.
 type Intake struct {
 	Ingest *ingest.Service
 	Limits hl7v2.Limits
@@ -48,8 +44,6 @@ type Intake struct {
 	// (--max-inflight-writes); over it a message is refused with AR (busy, retry).
 	Writes *guard.Shedder
 }
-
-var obsIndex = regexp.MustCompile(`^Observation\[(\d+)\]`)
 
 // HandleMLLP processes one framed message and returns the ACK.
 func (in *Intake) HandleMLLP(ctx context.Context, conn ConnInfo, payload []byte) []byte {
@@ -84,43 +78,14 @@ func (in *Intake) HandleMLLP(ctx context.Context, conn ConnInfo, payload []byte)
 			return refuse(vitalgate.Errorf(vitalgate.ETHROTTLED, "too many observations from this device; retry in %d s", guard.RetryAfterSeconds(wait)), nil)
 		}
 	}
-	gateway, err := checkSendingDevice(msg, deviceID)
-	if err != nil {
-		return refuse(err, nil)
-	}
 	if !in.Writes.Acquire() {
 		return refuse(vitalgate.Errorf(vitalgate.EUNAVAILABLE, "the server is busy; retry in a moment"), nil)
 	}
 	defer in.Writes.Release()
-	// A gateway (its EUI-64 in MSH-3 is the certificate's device id) speaks for the devices
-	// behind it (OBX-18); otherwise every EUI-64 the message names must be the sender's.
-	expected := []string{deviceID}
-	if gateway {
-		expected = nil
-	}
-	res, err := pcd01.Map(msg, pcd01.Options{
-		DeviceID: deviceID, ExpectedDeviceIDs: expected, Now: now,
-		Versions: in.Versions, ProcessingIDs: in.ProcessingIDs,
-		MaxObservations: in.Ingest.MaxObservations(),
-		ResolvePatient: func(p pcd01.PatientIdentifier) (string, error) {
-			return in.Ingest.ResolvePatient(ctx, deviceID, p.Value, p.Assigner)
-		},
-	})
-	if err != nil {
-		return refuse(err, nil)
-	}
-	if len(res.Observations) == 0 {
-		e := vitalgate.Errorf(vitalgate.EUNPROCESSABLE, "the message holds no supported numeric vital sign")
-		loc := hl7v2.Location{Segment: "OBX", Seq: 1, Field: 3}
-		if len(res.Skipped) > 0 {
-			loc = res.Skipped[0].Loc
-		}
-		return refuse(hl7v2.WrapError(e, hl7v2.CondTableValue, loc), nil)
-	}
-	if _, err := in.Ingest.CreateObservations(ctx, deviceID, res.Observations); err != nil {
-		return reply(err, obxLocation(err, res)) // audited by ingest
-	}
-	return reply(nil, nil)
+	// Every rule (the device identities the message names, mapping, patient binding,
+	// sealing, audit) is ingest's; the answer is AA only once the data is durable.
+	return reply(in.Ingest.HL7Message(ctx, deviceID, msg, ingest.HL7Options{
+		Versions: in.Versions, ProcessingIDs: in.ProcessingIDs, Now: now}), nil)
 }
 
 func (in *Intake) log() *slog.Logger {
@@ -128,56 +93,6 @@ func (in *Intake) log() *slog.Logger {
 		return in.Log
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-// checkSendingDevice checks the device identities a message names against the TLS
-// identity, in every form: each repetition of MSH-3 must name the sender, by its EUI-64
-// (MSH-3.2 when MSH-3.3 is EUI-64: the sender is a gateway, reported true) or by its id
-// (MSH-3.1, else MSH-3.2, whatever MSH-3.3 says); OBX-18.1 must be the sender when
-// OBX-18.2 is VITALGATE. (The EUI-64s of OBX-18 are checked by pcd01.Map.)
-func checkSendingDevice(msg *hl7v2.Message, deviceID string) (gateway bool, err error) {
-	if msh := msg.Segment("MSH"); msh != nil {
-		f := msh.Field(3)
-		for r := 1; r <= len(f); r++ {
-			rep := f.Rep(r)
-			l := hl7v2.Location{Segment: "MSH", Seq: 1, Field: 3, Rep: r}
-			if strings.EqualFold(strings.TrimSpace(rep.Comp(3).Value()), "EUI-64") {
-				if !sameEUI64(rep.Comp(2).Value(), deviceID) {
-					return false, hl7v2.NewError(vitalgate.EFORBIDDEN, hl7v2.CondUnknownKey, l,
-						"MSH-3 names a sending device other than the one whose certificate sent the message")
-				}
-				gateway = true
-				continue
-			}
-			name := strings.TrimSpace(rep.Comp(1).Value())
-			if name == "" {
-				name = strings.TrimSpace(rep.Comp(2).Value())
-			}
-			if name != "" && name != deviceID {
-				return false, hl7v2.NewError(vitalgate.EFORBIDDEN, hl7v2.CondUnknownKey, l,
-					"MSH-3 names a device other than the one whose certificate sent the message")
-			}
-		}
-	}
-	for i, obx := range msg.All("OBX") {
-		for r := 1; ; r++ {
-			rep := obx.Field(18).Rep(r)
-			if rep == nil {
-				break
-			}
-			if rep.Comp(2).Value() == PatientAuthority && rep.Comp(1).Value() != deviceID {
-				return false, hl7v2.NewError(vitalgate.EFORBIDDEN, hl7v2.CondUnknownKey, hl7v2.Location{Segment: "OBX", Seq: i + 1, Field: 18},
-					"OBX-18 names a device other than the one whose certificate sent the message")
-			}
-		}
-	}
-	return gateway, nil
-}
-
-// sameEUI64 compares EUI-64s ignoring case and '-' or ':' separators.
-func sameEUI64(a, b string) bool {
-	norm := strings.NewReplacer("-", "", ":", "")
-	return strings.EqualFold(norm.Replace(strings.TrimSpace(a)), norm.Replace(b))
 }
 
 // deviceOf returns the device the registry authorized for this message (the server asks its
@@ -191,46 +106,4 @@ func deviceOf(conn ConnInfo) (string, error) {
 		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the client certificate has not been authorized by the device registry")
 	}
 	return conn.DeviceID, nil
-}
-
-// obxLocation points an ingest error about Observation[i] at the OBX segment it came from
-// (pcd01 records the OBX position in the Observation's identifier as "<MSH-10>/<n>"), or,
-// for its subject, at the PID-3 the patient was read from.
-func obxLocation(err error, res *pcd01.Result) *hl7v2.Location {
-	obs := res.Observations
-	var e *vitalgate.Error
-	if !errors.As(err, &e) {
-		return nil
-	}
-	m := obsIndex.FindStringSubmatch(e.Field)
-	if m == nil {
-		return nil
-	}
-	i, _ := strconv.Atoi(m[1])
-	if i >= len(obs) {
-		return nil
-	}
-	loc := &hl7v2.Location{Segment: "OBX", Seq: i + 1}
-	for _, id := range obs[i].Identifier {
-		if _, n, ok := strings.Cut(id.Value, "/"); ok {
-			if seq, err := strconv.Atoi(n); err == nil {
-				loc.Seq = seq
-				break
-			}
-		}
-	}
-	switch {
-	case strings.Contains(e.Field, ".value"):
-		loc.Field = 5
-	case strings.Contains(e.Field, ".subject"):
-		pl := res.PatientLoc
-		loc = &pl
-	case strings.Contains(e.Field, ".device"):
-		loc.Field = 18
-	case strings.Contains(e.Field, ".effective"):
-		loc.Field = 14
-	case strings.Contains(e.Field, ".code"):
-		loc.Field = 3
-	}
-	return loc
 }

@@ -39,6 +39,7 @@ type registry struct {
 	window      time.Duration
 	barred      bool
 	fail        error
+	binding     vitalgate.Binding // the device model's policy; "" is assigned
 }
 
 func (r *registry) Sender(_ context.Context, id string) (vitalgate.Device, error) {
@@ -52,6 +53,9 @@ func (r *registry) Sender(_ context.Context, id string) (vitalgate.Device, error
 }
 
 func (r *registry) Binding(context.Context, vitalgate.Device) (vitalgate.Binding, error) {
+	if r.binding != "" {
+		return r.binding, nil
+	}
 	return vitalgate.BindingAssigned, nil
 }
 
@@ -80,7 +84,7 @@ func MustIntake(t *testing.T) *intakeEnv {
 }
 
 // mustIntakeFor is MustIntake for the device id device.
-func mustIntakeFor(t *testing.T, device string) *intakeEnv {
+func mustIntakeFor(t testing.TB, device string) *intakeEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -446,7 +450,7 @@ func TestIntakeAuditsRefusalsWithTheSource(t *testing.T) {
 				e.intake.Limit.AllowN("dev-1", 1)
 			}, "throttled"},
 		{"another sending device", nil, func(t *testing.T) []byte { return hl7("monitor-2^x", "pat-1^^^VITALGATE^PI", "m", time.Now()) }, nil, "forbidden: MSH-3"},
-		{"another patient", nil, func(t *testing.T) []byte { return message(t, "dev-1", "pat-2") }, nil, "forbidden: Observation[0].subject"},
+		{"another patient", nil, func(t *testing.T) []byte { return message(t, "dev-1", "pat-2") }, nil, "forbidden: PID-3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

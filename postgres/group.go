@@ -76,6 +76,10 @@ type resourceRows struct {
 	identSites         []string
 	identPatients      [][]byte
 	idents             [][]byte
+	// priorTypes, priorIDs and priorVersions name the versions that new versions (Version
+	// above 1) replace.
+	priorTypes, priorIDs []string
+	priorVersions        []int64
 }
 
 // submit hands a call to the group commit and waits for its answer. If ctx is done before a
@@ -158,6 +162,10 @@ func (db *DB) commitGroup(group []*groupcommit.Call[write]) {
 			if savepoints {
 				b.Queue(savepointSQL)
 				owners = append(owners, ownerGroup)
+			}
+			if len(rs.priorIDs) > 0 {
+				b.Queue(deletePriorVersionsSQL, rs.priorTypes, rs.priorIDs, rs.priorVersions)
+				owners = append(owners, i)
 			}
 			b.Queue(insertResourcesSQL, rs.types, rs.ids, rs.versions, rs.patients, rs.effective, rs.updated, rs.bodies, rs.sites)
 			owners = append(owners, i)
@@ -290,6 +298,10 @@ func (db *DB) newResourceRows(rs []vitalgate.SealedResource) *resourceRows {
 			a.patients[i] = r.PatientIndex
 		}
 		a.effective[i] = pgTime(r.Effective)
+		if r.Version > 1 {
+			a.priorTypes, a.priorIDs = append(a.priorTypes, r.Type), append(a.priorIDs, r.ID)
+			a.priorVersions = append(a.priorVersions, int64(r.Version-1))
+		}
 		a.updated[i] = pgTime(db.orNow(r.LastUpdated))
 		for _, c := range r.CodeIndexes {
 			if len(c) == 0 {

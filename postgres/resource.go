@@ -14,6 +14,11 @@ const (
 	// insertResourcesSQL inserts a whole batch in one statement from parallel arrays.
 	insertResourcesSQL = `INSERT INTO resources (type, id, version, patient_index, effective, last_updated, body, site)
 	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::timestamptz[], $6::timestamptz[], $7::bytea[], $8::text[])`
+	// deletePriorVersionsSQL removes the versions that the batch's new versions replace (their
+	// code and identifier index rows go with them, ON DELETE CASCADE): insertResourcesSQL then
+	// stores the new versions, and fails on the primary key if another version is stored.
+	deletePriorVersionsSQL = `DELETE FROM resources r USING unnest($1::text[], $2::text[], $3::bigint[]) AS p (type, id, version)
+	WHERE r.type = p.type AND r.id = p.id AND r.version = p.version`
 	// insertCodesSQL inserts the batch's code index rows; a code repeated within a resource
 	// is stored once.
 	insertCodesSQL = `INSERT INTO resource_codes (type, id, code_index)

@@ -156,6 +156,9 @@ func (c Config) Validate() error {
 		if seen[d.ID] {
 			errs = append(errs, fmt.Errorf("simulator: device id %q appears twice", d.ID))
 		}
+		if d.Kind == KindBloodGas && c.HL7Addr == "" {
+			errs = append(errs, fmt.Errorf("simulator: device %q: a %s device sends HL7 v2 lab results: give the MLLP address (HL7Addr, --hl7)", d.ID, KindBloodGas))
+		}
 		seen[d.ID] = true
 	}
 	return errors.Join(errs...)
@@ -173,7 +176,7 @@ func (d DeviceConfig) Validate() error {
 	if d.EnrollSecret == "" {
 		errs = append(errs, fmt.Errorf("simulator: device %q: enrollment secret is required", d.ID))
 	}
-	if _, ok := kindVitals[d.Kind]; !ok {
+	if _, ok := kindVitals[d.Kind]; !ok && d.Kind != KindBloodGas {
 		errs = append(errs, fmt.Errorf("simulator: device %q: unknown kind %q (want one of %v)", d.ID, d.Kind, Kinds()))
 	}
 	return errors.Join(errs...)

@@ -142,7 +142,8 @@ func NewGenerator(kind string, seed io.Reader) (*Generator, error) {
 		seed = cryptorand.Reader
 	}
 	vitals, ok := kindVitals[kind]
-	if !ok {
+	if !ok && kind != KindBloodGas { // a blood gas analyzer draws lab results (lab.go), no vitals
+
 		return nil, fmt.Errorf("simulator: unknown device kind %q (want one of %v)", kind, Kinds())
 	}
 	var s [32]byte

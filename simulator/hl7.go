@@ -37,13 +37,20 @@ type ack struct {
 // ACK for another message, another code) fails them all with an error.
 func (d *Device) sendHL7(ctx context.Context) (Result, error) {
 	var res Result
-	readings := d.gen.Next()
-	n := PCD01Count(readings)
 	id, err := d.controlID()
 	if err != nil {
 		return res, err
 	}
-	msg, err := NewPCD01(readings, d.conf.ID, d.conf.PatientID, d.s.Now(), id)
+	var msg []byte
+	var n int
+	if d.conf.Kind == KindBloodGas {
+		n = BloodGasCount
+		msg, err = NewBloodGasORU(d.gen, d.conf.ID, d.conf.PatientID, d.s.Now(), id)
+	} else {
+		readings := d.gen.Next()
+		n = PCD01Count(readings)
+		msg, err = NewPCD01(readings, d.conf.ID, d.conf.PatientID, d.s.Now(), id)
+	}
 	if err != nil {
 		return res, err
 	}

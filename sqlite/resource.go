@@ -15,7 +15,11 @@ import (
 const (
 	insertResourceSQL = `INSERT INTO resources (type, id, version, patient_index, effective, last_updated, body, site)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-	insertCodeSQL = `INSERT OR IGNORE INTO resource_codes (type, id, code_index) VALUES (?, ?, ?)`
+	// deletePriorVersionSQL removes the version a new version replaces (its code and
+	// identifier index rows go with it, ON DELETE CASCADE): the insert that follows then
+	// stores the new version, and fails on the primary key if another version is stored.
+	deletePriorVersionSQL = `DELETE FROM resources WHERE type = ? AND id = ? AND version = ?`
+	insertCodeSQL         = `INSERT OR IGNORE INTO resource_codes (type, id, code_index) VALUES (?, ?, ?)`
 	// insertIdentifierSQL stores an identifier index once per resource; a Patient identifier
 	// that another Patient has fails the unique index resource_identifiers_patient_unique.
 	insertIdentifierSQL = `INSERT INTO resource_identifiers (type, id, patient_index, identifier_index, site)
@@ -225,6 +229,7 @@ func (db *DB) commitGroup(group []*groupcommit.Call[batch]) {
 		return
 	}
 	insRes := tx.StmtContext(ctx, db.insertResource)
+	delPrior := tx.StmtContext(ctx, db.deletePrior)
 	insCode := tx.StmtContext(ctx, db.insertCode)
 	insIdent := tx.StmtContext(ctx, db.insertIdentifier)
 	insAudit := tx.StmtContext(ctx, db.insertAudit)
@@ -234,7 +239,7 @@ func (db *DB) commitGroup(group []*groupcommit.Call[batch]) {
 			fail(mapError(err, "savepoint"))
 			return
 		}
-		err := insertBatch(ctx, insRes, insCode, insIdent, c.Work.rs)
+		err := insertBatch(ctx, delPrior, insRes, insCode, insIdent, c.Work.rs)
 		if err == nil {
 			c.First, err = appendAudit(ctx, insAudit, c.Work.audit)
 		}
@@ -266,9 +271,16 @@ func (db *DB) commitGroup(group []*groupcommit.Call[batch]) {
 	}
 }
 
-// insertBatch inserts one caller's resources with the transaction's prepared statements.
-func insertBatch(ctx context.Context, insRes, insCode, insIdent *sql.Stmt, rs []vitalgate.SealedResource) error {
+// insertBatch inserts one caller's resources with the transaction's prepared statements; a
+// resource of a version above 1 first removes the version it replaces
+// (vitalgate.ResourceStore.CreateResources).
+func insertBatch(ctx context.Context, delPrior, insRes, insCode, insIdent *sql.Stmt, rs []vitalgate.SealedResource) error {
 	for _, r := range rs {
+		if r.Version > 1 {
+			if _, err := delPrior.ExecContext(ctx, r.Type, r.ID, r.Version-1); err != nil {
+				return mapError(err, "resource "+r.Type+"/"+r.ID)
+			}
+		}
 		if _, err := insRes.ExecContext(ctx, r.Type, r.ID, r.Version, dbBlob(r.PatientIndex),
 			dbTime(r.Effective), dbTime(r.LastUpdated), r.Body, vitalgate.StoredSite(r.Site)); err != nil {
 			return mapError(err, "resource "+r.Type+"/"+r.ID)

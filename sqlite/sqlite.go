@@ -116,6 +116,7 @@ type DB struct {
 
 	insertResource   *sql.Stmt // prepared on the write connection
 	insertCode       *sql.Stmt
+	deletePrior      *sql.Stmt
 	insertIdentifier *sql.Stmt
 	insertAudit      *sql.Stmt
 
@@ -212,6 +213,9 @@ func (db *DB) open(ctx context.Context) error {
 	}
 
 	if db.insertResource, err = db.w.PrepareContext(ctx, insertResourceSQL); err != nil {
+		return mapError(err, "prepare")
+	}
+	if db.deletePrior, err = db.w.PrepareContext(ctx, deletePriorVersionSQL); err != nil {
 		return mapError(err, "prepare")
 	}
 	if db.insertCode, err = db.w.PrepareContext(ctx, insertCodeSQL); err != nil {
@@ -314,7 +318,7 @@ func (db *DB) Close() error {
 
 func (db *DB) closePools() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{db.insertResource, db.insertCode, db.insertIdentifier, db.insertAudit} {
+	for _, s := range []*sql.Stmt{db.insertResource, db.deletePrior, db.insertCode, db.insertIdentifier, db.insertAudit} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"Resource/RoundTrip", s.testResourceRoundTrip},
 		{"Erasure/ErasePatient", s.testErasePatient},
 		{"Resource/AllOrNothing", s.testAllOrNothing},
+		{"Resource/NewVersion", s.testNewVersion},
 		{"Resource/Filter", s.testResourceFilter},
 		{"Resource/Paging", s.testResourcePaging},
 		{"Resource/StopOnError", s.testResourceStop},

@@ -23,7 +23,7 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	opt := bench.Options{Stdout: m.Stdout, Stderr: m.Stderr, Env: m.env()}
 	fs.DurationVar(&opt.Duration, "duration", 20*time.Second, "measured time of each load run (a scenario with a baseline runs twice)")
 	fs.DurationVar(&opt.Warmup, "warmup", 2*time.Second, "unmeasured time before each load run (connections, caches)")
-	fs.IntVar(&opt.Devices, "devices", 64, "concurrent devices (ingest, ingest-batch, hl7) and audit writers (audit-append)")
+	fs.IntVar(&opt.Devices, "devices", 64, "concurrent devices (ingest, ingest-batch, hl7, hl7-lab) and audit writers (audit-append)")
 	fs.IntVar(&opt.Observations, "observations", 200_000, "stored observations for search (the target is stated at 1 000 000; scaled down by default to load in seconds)")
 	fs.IntVar(&opt.AuditEntries, "audit-entries", 200_000, "audit log size for audit-verify (the target is stated at 1 000 000)")
 	fs.IntVar(&opt.Connections, "connections", 2000, "idle device connections for the connections scenario (the target is stated at 10 000)")

@@ -17,7 +17,7 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 	server := fs.String("server", "", "server base URL, e.g. https://127.0.0.1:8443")
 	caFile := fs.String("ca", "", "PEM file with the server's CA certificate (ca.crt of the data dir), obtained out of band")
 	var devs stringList
-	fs.Var(&devs, "device", "a device as ID:PATIENT:ENROLL_SECRET[:KIND] (repeatable); KIND is one of "+strings.Join(simulator.Kinds(), ", "))
+	fs.Var(&devs, "device", "a device as ID:PATIENT:ENROLL_SECRET[:KIND] (repeatable); KIND is one of "+strings.Join(simulator.Kinds(), ", ")+", or "+simulator.KindBloodGas+" (HL7 lab results, needs --hl7)")
 	interval := fs.Duration("interval", time.Second, "time between two rounds of a device's observations")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	batch := fs.Int("batch", 0, "send Bundles of this many observations instead of single ones")
