@@ -102,8 +102,8 @@ func TestEvidenceReport(t *testing.T) {
 	if st, facts := r.control("tls"); st != "enforced" || !slices.Contains(facts, "TLS versions: TLS 1.3 (1 node)") {
 		t.Errorf("TLS before --tls12: %s %v", st, facts)
 	}
-	if st, _ := r.control("signed-updates"); st != "gap" {
-		t.Errorf("signed updates (not built) stated as %q, want gap", st)
+	if st, facts := r.control("authenticated-updates"); st != "enforced" || !slices.Contains(facts, "no release published yet: devices are offered nothing") {
+		t.Errorf("authenticated updates on a deployment without releases: %s %v", st, facts)
 	}
 	if !slices.ContainsFunc(r.Interfaces, func(i struct{ Interface, Endpoint string }) bool { return i.Interface == "mllp" }) {
 		t.Error("the MLLP listener is not among the interfaces")

@@ -59,6 +59,7 @@ var probes = map[string]probe{
 	"durability":             probeDurability,
 	"sbom":                   probeSBOM,
 	"update-rollout":         probeRollouts,
+	"authenticated-updates":  probeReleases,
 	"outside-in-assessment":  probeAssessment,
 }
 
@@ -403,6 +404,17 @@ func probeSBOM(s *State) Finding {
 		return Finding{Status: StatusAttention, Facts: []string{"this binary carries no module information: no SBOM"}}
 	}
 	return Finding{Status: StatusEnforced, Facts: []string{fmt.Sprintf("%d components, listed in the SBOM section", len(s.SBOM))}}
+}
+
+func probeReleases(s *State) Finding {
+	if len(s.Releases) == 0 {
+		return Finding{Status: StatusEnforced, Facts: []string{"no release published yet: devices are offered nothing"}}
+	}
+	f := Finding{Status: StatusEnforced}
+	for _, r := range s.Releases {
+		f.Facts = append(f.Facts, fmt.Sprintf("%s: %d releases live (signed to their threshold), %d waiting for signatures", r.Model, r.Live, r.Pending))
+	}
+	return f
 }
 
 func probeRollouts(s *State) Finding {

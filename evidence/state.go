@@ -110,6 +110,7 @@ type State struct {
 	Audit       AuditState             `json:"audit"`
 	Assessment  *assess.Report         `json:"assessment,omitempty"`
 	Rollouts    []RolloutSummary       `json:"rollouts,omitempty"` // each model's newest rollout
+	Releases    []ReleaseSummary       `json:"releases,omitempty"` // signed update releases per model
 	Tests       map[string]string      `json:"-"`                  // "pkg.TestName" → pass, fail or skip
 	SBOM        []Component            `json:"-"`
 }
@@ -159,7 +160,41 @@ func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*Sta
 	if s.Rollouts, err = rollouts(ctx, d.Store); err != nil {
 		return nil, err
 	}
+	if s.Releases, err = releases(ctx, d.Store); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// ReleaseSummary counts a model's update releases.
+type ReleaseSummary struct {
+	Model   string `json:"model"`
+	Live    int    `json:"live"`
+	Pending int    `json:"pending"`
+}
+
+// releases counts each model's live and pending releases, when the store keeps them.
+func releases(ctx context.Context, st Store) ([]ReleaseSummary, error) {
+	us, ok := st.(vitalgate.UpdateStore)
+	if !ok {
+		return nil, nil
+	}
+	all, err := us.UpdateReleases(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("update releases: %w", err)
+	}
+	var out []ReleaseSummary
+	for _, r := range all {
+		if len(out) == 0 || out[len(out)-1].Model != r.Model {
+			out = append(out, ReleaseSummary{Model: r.Model})
+		}
+		if r.Live {
+			out[len(out)-1].Live++
+		} else {
+			out[len(out)-1].Pending++
+		}
+	}
+	return out, nil
 }
 
 // RolloutSummary is a model's newest rollout and its devices' progress.
