@@ -218,6 +218,8 @@ type Store interface {
 	OutboxStore
 	NodeStore
 	NodeConfigStore
+	ErasureStore
+	KEKRetirementStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources after pending commits finish.
