@@ -28,6 +28,7 @@ const (
 	PermDeviceAssign      Permission = "device:assign"
 	PermAuditRead         Permission = "audit:read"
 	PermOrganizationRead  Permission = "organization:read"
+	PermPatientErase      Permission = "patient:erase" // request, approve, hold, release (admin)
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -42,7 +43,7 @@ const (
 // rolePermissions is the whole grant table: a role may do exactly what is listed here.
 var rolePermissions = map[vitalgate.Role][]Permission{
 	vitalgate.RoleDevice:    {PermReenroll, PermObservationCreate},
-	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead},
+	vitalgate.RoleAdmin:     {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead, PermPatientErase},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead},
 	vitalgate.RoleAuditor:   {PermAuditRead},

@@ -69,6 +69,7 @@ type Server struct {
 	protect  *protection
 	audit    *audit.Log
 	auditor  Auditor
+	erasure  Erasure
 
 	routes []Route
 	mux    *http.ServeMux
@@ -88,6 +89,7 @@ type Options struct {
 	Metrics  *metrics.Metrics // optional
 	Audit    *audit.Log       // the audit log (entries and checkpoints)
 	Auditor  Auditor          // AuditEvent search, checkpoints and proofs (*auditquery.Service)
+	Erasure  Erasure          // patient erasure and legal holds (*erasure.Service)
 }
 
 // New returns a Server with its routes registered.
@@ -96,8 +98,8 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("invalid HTTP configuration: %w", err)
 	}
 	if o.CA == nil || o.Registry == nil || o.Ingest == nil || o.Ready == nil ||
-		o.Access == nil || o.Auth == nil || o.Audit == nil || o.Auditor == nil {
-		return nil, errors.New("httpapi: CA, registry, ingest, readiness, access, auth and audit are required")
+		o.Access == nil || o.Auth == nil || o.Audit == nil || o.Auditor == nil || o.Erasure == nil {
+		return nil, errors.New("httpapi: CA, registry, ingest, readiness, access, auth, audit and erasure are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -111,7 +113,7 @@ func New(o Options) (*Server, error) {
 		access: o.Access, auth: o.Auth,
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
-		audit:   o.Audit, auditor: o.Auditor,
+		audit:   o.Audit, auditor: o.Auditor, erasure: o.Erasure,
 		mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()
