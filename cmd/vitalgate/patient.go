@@ -27,7 +27,7 @@ func (m *Main) erasureService(ctx context.Context, dir string) (*erasure.Service
 	}
 	alog, err := n.AuditLog("cli")
 	if err != nil {
-		n.Close()
+		_ = n.Close()
 		return nil, nil, err
 	}
 	return erasure.New(n.store, n.vault, alog, m.Now), n, nil
