@@ -55,3 +55,27 @@ type ErasureStore interface {
 	// requester.
 	ErasePatient(ctx context.Context, id, approvedBy string, at time.Time, audit ...[]byte) (Erased, error)
 }
+
+// RetiredKEK names a key-encryption key replaced after an erasure: once retired, no data key
+// may be stored wrapped under it, and every node stops using it and deletes its file.
+type RetiredKEK struct {
+	Keyring   string    // the site whose own KEK it is, or "" for the deployment's keyring
+	KEK       string    // its id, e.g. "kek-1"
+	RetiredAt time.Time // when it was retired
+}
+
+// KEKRetirementStore fences key-encryption keys that are being destroyed, so that a data
+// key sealed by a node that still holds an old KEK cannot be stored under it while (or after)
+// the other keys are rewrapped.
+type KEKRetirementStore interface {
+	// PutDataKeyUnder is PutDataKey for k wrapped under KEK kek of keyring ("" for the
+	// deployment's, else the site id). ECONFLICT, with nothing stored, when that KEK is
+	// retired; it is serialized with RetireKEKs, so a key it stores is seen by a rewrap that
+	// starts after RetireKEKs returns.
+	PutDataKeyUnder(ctx context.Context, k DataKey, keyring, kek string) (DataKey, error)
+	// RetireKEKs records the KEKs ids of keyring as retired (again is no error). It waits for
+	// PutDataKeyUnder calls in progress to finish.
+	RetireKEKs(ctx context.Context, keyring string, ids []string, at time.Time) error
+	// RetiredKEKs returns every retired KEK, by keyring and id.
+	RetiredKEKs(ctx context.Context) ([]RetiredKEK, error)
+}

@@ -222,6 +222,8 @@ type Store interface {
 	NodeStore
 	NodeConfigStore
 	UpdateStore
+	ErasureStore
+	KEKRetirementStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources after pending commits finish.

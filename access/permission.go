@@ -35,6 +35,7 @@ const (
 	PermDiagnosticReportRead   Permission = "diagnosticreport:read"
 	PermDiagnosticReportSearch Permission = "diagnosticreport:search"
 	PermSpecimenRead           Permission = "specimen:read"
+	PermPatientErase           Permission = "patient:erase" // request, approve, hold, release (admin)
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -49,7 +50,7 @@ const (
 // rolePermissions is the whole grant table: a role may do exactly what is listed here.
 var rolePermissions = map[vitalgate.Role][]Permission{
 	vitalgate.RoleDevice: {PermReenroll, PermObservationCreate, PermUpdateRead, PermUpdateOffer, PermUpdateReport},
-	vitalgate.RoleAdmin:  {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead},
+	vitalgate.RoleAdmin:  {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead, PermPatientErase},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,

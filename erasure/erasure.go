@@ -96,11 +96,22 @@ func (s *Service) Request(ctx context.Context, operator, site, patientID, reason
 // audit entry). If the key replacement fails after the data is erased the error says so;
 // run `vitalgate keys rotate` and delete the old KEK files by hand.
 func (s *Service) Approve(ctx context.Context, operator, id string) (Result, error) {
+	return s.approve(ctx, operator, id, "")
+}
+
+// approve is Approve of a request of site ("" for any site).
+func (s *Service) approve(ctx context.Context, operator, id, site string) (Result, error) {
 	var out Result
 	if operator == "" {
 		return out, vitalgate.Errorf(vitalgate.EINVALID, "an approval needs the operator's name")
 	}
+	if id == "" {
+		return out, vitalgate.Errorf(vitalgate.EINVALID, "an approval needs the erasure request's id (printed when it was requested)")
+	}
 	r, err := s.store.ErasureRequest(ctx, id)
+	if err == nil && site != "" && r.Site != site {
+		err = vitalgate.NotFound("erasure request", nil)
+	}
 	if err != nil {
 		return out, err
 	}
@@ -133,9 +144,10 @@ func (s *Service) Hold(ctx context.Context, operator, site, patientID, reason st
 	return s.alog.Append(ctx, s.entry(audit.ActionCreate, "legal-hold", operator, site, idx, "legal hold placed"))
 }
 
-// ReleaseHold removes the legal hold on patientID of site.
-func (s *Service) ReleaseHold(ctx context.Context, operator, site, patientID, reason string) error {
-	if err := check(operator, site, patientID, reason); err != nil {
+// ReleaseHold removes the legal hold on patientID of site. Its reason, if any, is not
+// stored: the audit entry records who released the hold and when.
+func (s *Service) ReleaseHold(ctx context.Context, operator, site, patientID string) error {
+	if err := check(operator, site, patientID, "release"); err != nil {
 		return err
 	}
 	idx := s.keys.SitePatientIndex(site, patientID)
@@ -143,4 +155,57 @@ func (s *Service) ReleaseHold(ctx context.Context, operator, site, patientID, re
 		return err
 	}
 	return s.alog.Append(ctx, s.entry(audit.ActionDelete, "legal-hold", operator, site, idx, "legal hold released"))
+}
+
+// The methods below are the same acts done by an admin API client (the admin API): the
+// operator is the client, named "client:<id>" so that it is never taken for a person of the
+// same name at the command line, and the site is the client's. A deployment-wide client
+// names no site, so it can do none of them; a request of another site is not found.
+
+// principalOperator returns the operator name and site of an admin API client.
+func principalOperator(p vitalgate.Principal) (string, string, error) {
+	if p.ID == "" {
+		return "", "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "an erasure needs an authenticated admin client")
+	}
+	if p.Site == "" || p.Site == vitalgate.AllSites {
+		return "", "", vitalgate.Errorf(vitalgate.EFORBIDDEN, "a deployment-wide client names no site: erase with an admin client of the patient's site")
+	}
+	return "client:" + p.ID, p.Site, nil
+}
+
+// RequestFor is Request by the admin API client p, for a patient of its site.
+func (s *Service) RequestFor(ctx context.Context, p vitalgate.Principal, patientID, reason string) (string, error) {
+	op, site, err := principalOperator(p)
+	if err != nil {
+		return "", err
+	}
+	return s.Request(ctx, op, site, patientID, reason)
+}
+
+// ApproveFor is Approve by the admin API client p of a request of its site (ENOTFOUND for
+// another site's, as for one that does not exist).
+func (s *Service) ApproveFor(ctx context.Context, p vitalgate.Principal, id string) (Result, error) {
+	op, site, err := principalOperator(p)
+	if err != nil {
+		return Result{}, err
+	}
+	return s.approve(ctx, op, id, site)
+}
+
+// HoldFor is Hold by the admin API client p, on a patient of its site.
+func (s *Service) HoldFor(ctx context.Context, p vitalgate.Principal, patientID, reason string) error {
+	op, site, err := principalOperator(p)
+	if err != nil {
+		return err
+	}
+	return s.Hold(ctx, op, site, patientID, reason)
+}
+
+// ReleaseHoldFor is ReleaseHold by the admin API client p, on a patient of its site.
+func (s *Service) ReleaseHoldFor(ctx context.Context, p vitalgate.Principal, patientID string) error {
+	op, site, err := principalOperator(p)
+	if err != nil {
+		return err
+	}
+	return s.ReleaseHold(ctx, op, site, patientID)
 }

@@ -66,7 +66,7 @@ func TestApproveShredsOnSQLite(t *testing.T) {
 	if _, err := svc.Approve(ctx, "bob", id); vitalgate.ErrorCode(err) != vitalgate.ECONFLICT {
 		t.Fatalf("Approve under a hold = %v, want ECONFLICT", err)
 	}
-	if err := svc.ReleaseHold(ctx, "carol", vitalgate.DefaultSite, "gone", "case closed"); err != nil {
+	if err := svc.ReleaseHold(ctx, "carol", vitalgate.DefaultSite, "gone"); err != nil {
 		t.Fatal(err)
 	}
 	res, err := svc.Approve(ctx, "bob", id)

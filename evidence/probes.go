@@ -49,6 +49,7 @@ var probes = map[string]probe{
 	"encryption-at-rest":     probeAtRest,
 	"key-management":         probeKeys,
 	"fips-mode":              probeFIPS,
+	"patient-erasure":        probeErasure,
 	"blind-indexes":          probeBlindIndexes,
 	"stored-data-integrity":  probeStoredIntegrity,
 	"input-validation":       probeInputLimits,
@@ -307,11 +308,33 @@ func probeFIPS(s *State) Finding {
 	facts, ok := perNode(s, "FIPS 140-3 mode (crypto/fips140.Enabled)", func(n vitalgate.NodeConfig) string {
 		return map[bool]string{true: "on", false: "off"}[n.FIPS140]
 	})
+	if s.CryptoMode != "" {
+		facts = append(facts, "data dir record and the reporting process: "+s.CryptoMode)
+	}
 	off := slices.ContainsFunc(s.Nodes, func(n vitalgate.NodeConfig) bool { return !n.FIPS140 })
 	if off {
 		facts = append(facts, "nodes without FIPS mode still use only approved algorithms for TLS, sealing and signatures, outside the validated module boundary (run with GODEBUG=fips140=on)")
 	}
 	return nodeFinding(facts, ok, off)
+}
+
+// probeErasure states the KEKs erasures retired and whether a file of one is still in this
+// data dir's keys/ (it should have been destroyed: attention).
+func probeErasure(s *State) Finding {
+	facts := []string{"an erasure needs two admins (permission patient:erase; the requester cannot approve) and is blocked by a legal hold",
+		fmt.Sprintf("key-encryption keys retired by erasures: %d", len(s.RetiredKEKs))}
+	left := false
+	for _, r := range s.RetiredKEKs {
+		name := "keys/" + r.KEK + ".key"
+		if r.Keyring != "" {
+			name = "keys/sites/" + r.Keyring + "/" + r.KEK + ".key"
+		}
+		if slices.ContainsFunc(s.Keys, func(k KeyFile) bool { return k.Name == name }) {
+			left = true
+			facts = append(facts, "retired "+name+" is still in this data dir: copy the newer key here, then it is deleted (or delete it)")
+		}
+	}
+	return Finding{Status: map[bool]Status{false: StatusEnforced, true: StatusAttention}[left], Facts: facts}
 }
 
 func probeBlindIndexes(s *State) Finding {

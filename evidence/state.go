@@ -28,6 +28,7 @@ type Store interface {
 	Devices(ctx context.Context) ([]vitalgate.Device, error)
 	Clients(ctx context.Context) ([]vitalgate.Client, error)
 	AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint, error)
+	RetiredKEKs(ctx context.Context) ([]vitalgate.RetiredKEK, error)
 }
 
 // DataFiles names the files of the data dir the report reads (their contents for the
@@ -46,6 +47,10 @@ type Deployment struct {
 	Store    Store
 	Origin   string         // the audit log's origin (names the deployment)
 	Verifier audit.Verifier // the audit checkpoint verifier key (audit.pub)
+	// CryptoMode is the data dir's cryptographic mode record with the reporting process's
+	// FIPS 140-3 mode (node.CryptoRecord.Mode), e.g. "fips140=only; secrets pbkdf2-sha256
+	// (FIPS data dir)".
+	CryptoMode string
 }
 
 // CertInfo describes one certificate.
@@ -107,6 +112,8 @@ type State struct {
 	CA          *CertInfo              `json:"ca,omitempty"`
 	Server      *CertInfo              `json:"server_certificate,omitempty"`
 	Keys        []KeyFile              `json:"keys"`
+	CryptoMode  string                 `json:"crypto_mode,omitempty"` // the data dir's record (Deployment.CryptoMode)
+	RetiredKEKs []vitalgate.RetiredKEK `json:"retired_keks"`          // KEKs retired by erasures`
 	Audit       AuditState             `json:"audit"`
 	Assessment  *assess.Report         `json:"assessment,omitempty"`
 	Rollouts    []RolloutSummary       `json:"rollouts,omitempty"` // each model's newest rollout
@@ -117,8 +124,11 @@ type State struct {
 
 // gather reads the deployment's state at now.
 func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*State, error) {
-	s := &State{GeneratedAt: now.UTC(), Origin: d.Origin, Devices: map[string]int{}, Clients: map[string]int{}}
+	s := &State{GeneratedAt: now.UTC(), Origin: d.Origin, Devices: map[string]int{}, Clients: map[string]int{}, CryptoMode: d.CryptoMode}
 	var err error
+	if s.RetiredKEKs, err = d.Store.RetiredKEKs(ctx); err != nil {
+		return nil, fmt.Errorf("retired key-encryption keys: %w", err)
+	}
 	if s.Nodes, err = d.Store.NodeConfigs(ctx); err != nil {
 		return nil, fmt.Errorf("node configurations: %w", err)
 	}

@@ -54,6 +54,16 @@ func TestDenyByDefault(t *testing.T) {
 	if json.Unmarshal(pr.body, &pat); pr.status != 201 || pat.ID == "" {
 		t.Fatalf("create patient: %d %s", pr.status, pr.body)
 	}
+	// An erasure request by a second admin, for the first to approve, and a hold to release.
+	admin2 := e.token("admin-2", e.addClient("admin-2", vitalgate.RoleAdmin), "")
+	er := e.bearer("POST", "/admin/patients/pat-gone/erasure", admin2, []byte(`{"reason":"the patient's request"}`), "application/json")
+	var erq struct{ ID string }
+	if json.Unmarshal(er.body, &erq); er.status != 201 || erq.ID == "" {
+		t.Fatalf("request erasure: %d %s", er.status, er.body)
+	}
+	if h := e.bearer("PUT", "/admin/patients/pat-held-2/legal-hold", admin2, []byte(`{"reason":"litigation"}`), "application/json"); h.status != 201 {
+		t.Fatalf("place hold: %d %s", h.status, h.body)
+	}
 	// Site b: its own EHR, admin, auditor and device (assigned to its own patient pat-1).
 	ehrB := e.token("ehr-b", e.addSiteClient("ehr-b", vitalgate.RoleEHRSystem, "b"), "")
 	adminB := e.token("admin-b", e.addSiteClient("admin-b", vitalgate.RoleAdmin, "b"), "")
@@ -197,6 +207,24 @@ func TestDenyByDefault(t *testing.T) {
 			right: req{token: admin, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 200},
 			wrong: req{token: ehr, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 403},
 			other: req{token: adminB, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 404}},
+		"POST /admin/patients/{id}/erasure": {
+			right: req{token: admin, path: "/admin/patients/pat-x/erasure", ctype: "application/json", body: []byte(`{"reason":"r"}`), status: 201},
+			wrong: req{token: ehr, path: "/admin/patients/pat-x/erasure", ctype: "application/json", body: []byte(`{"reason":"r"}`), status: 403},
+			// Site b's admin requests for site b's own patient of that id.
+			other: req{token: adminB, path: "/admin/patients/pat-x/erasure", ctype: "application/json", body: []byte(`{"reason":"r"}`), status: 201}},
+		"POST /admin/erasures/{id}/approve": {
+			right: req{token: admin, path: "/admin/erasures/" + erq.ID + "/approve", status: 200},
+			wrong: req{token: ehr, path: "/admin/erasures/" + erq.ID + "/approve", status: 403},
+			other: req{token: adminB, path: "/admin/erasures/" + erq.ID + "/approve", status: 404}},
+		"PUT /admin/patients/{id}/legal-hold": {
+			right: req{token: admin, path: "/admin/patients/pat-held/legal-hold", ctype: "application/json", body: []byte(`{"reason":"r"}`), status: 201},
+			wrong: req{token: auditor, path: "/admin/patients/pat-held/legal-hold", ctype: "application/json", body: []byte(`{"reason":"r"}`), status: 403},
+			other: req{token: adminB, path: "/admin/patients/pat-held/legal-hold", ctype: "application/json", body: []byte(`{"reason":"r"}`), status: 201}},
+		"DELETE /admin/patients/{id}/legal-hold": {
+			right: req{token: admin, path: "/admin/patients/pat-held-2/legal-hold", status: 204},
+			wrong: req{token: ehr, path: "/admin/patients/pat-held-2/legal-hold", status: 403},
+			// The hold is the first site's: site b has none on its patient of that id.
+			other: req{token: adminB, path: "/admin/patients/pat-held-2/legal-hold", status: 404}},
 	}
 	send := func(t *testing.T, rt httpapi.Route, q req) int {
 		t.Helper()

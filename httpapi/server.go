@@ -76,6 +76,7 @@ type Server struct {
 	auditor  Auditor
 	updates  Updates
 	rollouts Rollouts
+	erasure  Erasure
 
 	routes []Route
 	mux    *http.ServeMux
@@ -97,6 +98,7 @@ type Options struct {
 	Auditor  Auditor          // AuditEvent search, checkpoints and proofs (*auditquery.Service)
 	Updates  Updates          // the update repository (*updates.Service); nil: no updates served
 	Rollouts Rollouts         // update offers and device reports (*rollout.Service); nil: 503
+	Erasure  Erasure          // patient erasure and legal holds (*erasure.Service)
 }
 
 // New returns a Server with its routes registered.
@@ -105,8 +107,8 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("invalid HTTP configuration: %w", err)
 	}
 	if o.CA == nil || o.Registry == nil || o.Ingest == nil || o.Ready == nil ||
-		o.Access == nil || o.Auth == nil || o.Audit == nil || o.Auditor == nil {
-		return nil, errors.New("httpapi: CA, registry, ingest, readiness, access, auth and audit are required")
+		o.Access == nil || o.Auth == nil || o.Audit == nil || o.Auditor == nil || o.Erasure == nil {
+		return nil, errors.New("httpapi: CA, registry, ingest, readiness, access, auth, audit and erasure are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -120,7 +122,7 @@ func New(o Options) (*Server, error) {
 		access: o.Access, auth: o.Auth,
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
-		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts,
+		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts, erasure: o.Erasure,
 		mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()

@@ -22,6 +22,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/erasure"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/httpapi"
@@ -118,6 +119,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		t.Fatal(err)
 	}
 	v := vault.New(store, keys, clk.Now, nil)
+	v.FollowKeyDir(filepath.Join(dir, "keys"), 0) // an erasure replaces the KEK there
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +163,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 			MaxBackdate: 100 * 365 * 24 * time.Hour}, // the official examples are years old
 		Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog, Versions: rollouts}, Auth: authn,
 		Audit: alog, Auditor: &auditquery.Service{Store: store, Log: alog, Patients: v}, Rollouts: rollouts,
+		Erasure: erasure.New(store, v, alog, clk.Now),
 	})
 	if err != nil {
 		t.Fatal(err)

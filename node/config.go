@@ -132,7 +132,7 @@ func (n *Node) EvidenceDeployment() (evidence.Deployment, error) {
 	if err != nil {
 		return evidence.Deployment{}, fmt.Errorf("audit verifier key: %w", err)
 	}
-	return evidence.Deployment{Dir: n.Dir, Store: n.Store, Origin: n.AuditOrigin(), Verifier: v, Files: evidence.DataFiles{
+	return evidence.Deployment{Dir: n.Dir, Store: n.Store, Origin: n.AuditOrigin(), Verifier: v, CryptoMode: n.Crypto.Mode(ProcessFIPSMode()), Files: evidence.DataFiles{
 		CACert: CACertFile, ServerCert: ServerCertFile, KeysDir: KeysDir,
 		Keys: []string{CAKeyFile, ServerKeyFile, TokenKeyFile, AuditKeyFile, evidence.SigningKeyFile},
 	}}, nil

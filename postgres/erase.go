@@ -155,3 +155,91 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 	}
 	return out, nil
 }
+
+// kekFenceLock is the advisory lock key that serializes storing a data key
+// (PutDataKeyUnder, shared) with retiring key-encryption keys (RetireKEKs, exclusive).
+const kekFenceLock = 0x76676b656b66 // "vgkekf"
+
+const (
+	kekFenceSharedSQL = `SELECT pg_advisory_xact_lock_shared($1)`
+	kekFenceSQL       = `SELECT pg_advisory_xact_lock($1)`
+	retiredKEKSQL     = `SELECT EXISTS (SELECT 1 FROM retired_keks WHERE keyring = $1 AND kek = $2)`
+	retireKEKSQL      = `INSERT INTO retired_keks (keyring, kek, retired_at) SELECT $1, k, $3 FROM unnest($2::text[]) AS k
+ON CONFLICT (keyring, kek) DO NOTHING`
+	retiredKEKsSQL = `SELECT keyring, kek, retired_at FROM retired_keks ORDER BY keyring, kek LIMIT 100001`
+)
+
+// PutDataKeyUnder is PutDataKey for a key wrapped under KEK kek of keyring, refused with
+// ECONFLICT when that KEK is retired. It holds a shared advisory lock for its transaction,
+// which RetireKEKs takes exclusively: a key stored here is committed before a retirement
+// commits, so the rewrap that follows the retirement sees it, and a call that starts after
+// the retirement sees the retirement (READ COMMITTED: its check reads after the lock).
+func (db *DB) PutDataKeyUnder(ctx context.Context, k vitalgate.DataKey, keyring, kek string) (vitalgate.DataKey, error) {
+	if err := vitalgate.CheckDataKey(k); err != nil {
+		return vitalgate.DataKey{}, err
+	}
+	var stored vitalgate.DataKey
+	err := db.inTx(ctx, nil, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, kekFenceSharedSQL, int64(kekFenceLock)); err != nil {
+			return mapError(err, "data key")
+		}
+		var retired bool
+		if err := tx.QueryRow(ctx, retiredKEKSQL, keyring, kek).Scan(&retired); err != nil {
+			return mapError(err, "retired key-encryption keys")
+		}
+		if retired {
+			return vitalgate.Errorf(vitalgate.ECONFLICT, "key-encryption key %s is retired: wrap the data key under the current one", kek)
+		}
+		if _, err := tx.Exec(ctx, insertDataKeySQL, k.PatientIndex, k.Wrapped, dbTime(db.orNow(k.CreatedAt)), vitalgate.StoredSite(k.Site)); err != nil {
+			return mapError(err, "data key")
+		}
+		var err error
+		stored, err = scanDataKey(tx.QueryRow(ctx, selectDataKeySQL, k.PatientIndex))
+		return mapError(err, "data key")
+	})
+	if err != nil {
+		return vitalgate.DataKey{}, err
+	}
+	return stored, nil
+}
+
+// RetireKEKs records the KEKs ids of keyring as retired, under the exclusive advisory lock
+// that PutDataKeyUnder shares (so it waits for keys being stored to commit).
+func (db *DB) RetireKEKs(ctx context.Context, keyring string, ids []string, at time.Time) error {
+	if len(ids) == 0 || len(ids) > 1000 {
+		return vitalgate.Errorf(vitalgate.EINVALID, "retire between 1 and 1000 key-encryption keys at once")
+	}
+	for _, id := range ids {
+		if id == "" {
+			return vitalgate.Errorf(vitalgate.EINVALID, "a retired key-encryption key needs its id")
+		}
+	}
+	return db.inTx(ctx, nil, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, kekFenceSQL, int64(kekFenceLock)); err != nil {
+			return mapError(err, "retire key-encryption key")
+		}
+		_, err := tx.Exec(ctx, retireKEKSQL, keyring, ids, db.orNow(at).UTC())
+		return mapError(err, "retire key-encryption key")
+	})
+}
+
+// RetiredKEKs returns every retired KEK, by keyring and id.
+func (db *DB) RetiredKEKs(ctx context.Context) ([]vitalgate.RetiredKEK, error) {
+	rows, err := db.pool.Query(ctx, retiredKEKsSQL)
+	if err != nil {
+		return nil, mapError(err, "retired key-encryption keys")
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (vitalgate.RetiredKEK, error) {
+		var r vitalgate.RetiredKEK
+		err := row.Scan(&r.Keyring, &r.KEK, &r.RetiredAt)
+		r.RetiredAt = r.RetiredAt.UTC()
+		return r, err
+	})
+	if err != nil {
+		return nil, mapError(err, "retired key-encryption keys")
+	}
+	if len(out) > 100000 {
+		return nil, vitalgate.Errorf(vitalgate.EINTERNAL, "more than 100000 retired key-encryption keys")
+	}
+	return out, nil
+}

@@ -109,3 +109,40 @@ func (s *suite) testErasePatient(t *testing.T) {
 		t.Fatalf("audit size %d after erasure, want %d", after, before+1)
 	}
 }
+
+// testRetireKEKs: once a KEK is retired, PutDataKeyUnder refuses a data key under it with
+// ECONFLICT and stores nothing, while other KEKs and other keyrings still take keys;
+// retiring again is no error; RetiredKEKs lists every retired KEK by keyring and id.
+func (s *suite) testRetireKEKs(t *testing.T) {
+	st := s.store(t)
+	ctx := ctxT(t)
+	key := func(p string) vitalgate.DataKey {
+		return vitalgate.DataKey{Site: vitalgate.DefaultSite, PatientIndex: []byte(p), Wrapped: []byte("wrapped-" + p), CreatedAt: at(0)}
+	}
+	if _, err := st.PutDataKeyUnder(ctx, key("before"), "", "kek-1"); err != nil {
+		t.Fatalf("PutDataKeyUnder before any retirement: %v", err)
+	}
+	rs, err := st.RetiredKEKs(ctx)
+	must(t, "RetiredKEKs", err)
+	if len(rs) != 0 {
+		t.Fatalf("RetiredKEKs of a new store = %v", rs)
+	}
+	must(t, "RetireKEKs", st.RetireKEKs(ctx, "", []string{"kek-1", "kek-2"}, at(1)))
+	must(t, "RetireKEKs again", st.RetireKEKs(ctx, "", []string{"kek-1"}, at(2)))
+	wantCode(t, "RetireKEKs of none", st.RetireKEKs(ctx, "", nil, at(2)), vitalgate.EINVALID)
+	_, err = st.PutDataKeyUnder(ctx, key("late"), "", "kek-1")
+	wantCode(t, "PutDataKeyUnder a retired KEK", err, vitalgate.ECONFLICT)
+	_, err = st.DataKey(ctx, []byte("late"))
+	wantCode(t, "DataKey after a refused PutDataKeyUnder", err, vitalgate.ENOTFOUND)
+	if _, err := st.PutDataKeyUnder(ctx, key("late"), "", "kek-3"); err != nil {
+		t.Fatalf("PutDataKeyUnder the current KEK: %v", err)
+	}
+	if _, err := st.PutDataKeyUnder(ctx, key("site"), "st-marys", "kek-1"); err != nil {
+		t.Fatalf("PutDataKeyUnder kek-1 of another keyring: %v", err)
+	}
+	rs, err = st.RetiredKEKs(ctx)
+	must(t, "RetiredKEKs", err)
+	if len(rs) != 2 || rs[0].Keyring != "" || rs[0].KEK != "kek-1" || rs[1].KEK != "kek-2" || !rs[0].RetiredAt.Equal(at(1).Truncate(time.Microsecond)) {
+		t.Fatalf("RetiredKEKs = %+v", rs)
+	}
+}

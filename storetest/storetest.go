@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"Client", s.testClient},
 		{"Resource/RoundTrip", s.testResourceRoundTrip},
 		{"Erasure/ErasePatient", s.testErasePatient},
+		{"Erasure/RetireKEKs", s.testRetireKEKs},
 		{"Resource/AllOrNothing", s.testAllOrNothing},
 		{"Resource/NewVersion", s.testNewVersion},
 		{"Resource/Filter", s.testResourceFilter},

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/fresh"
 	"github.com/vitalgate/vitalgate/seal"
 )
 
@@ -34,6 +35,8 @@ type KeyStore interface {
 	Site(ctx context.Context, id string) (vitalgate.Site, error)
 	// Sites returns every site.
 	Sites(ctx context.Context) ([]vitalgate.Site, error)
+	// PutDataKeyUnder, RetireKEKs and RetiredKEKs fence the KEKs an erasure destroys.
+	vitalgate.KEKRetirementStore
 }
 
 // Vault seals and opens resources. It is safe for concurrent use.
@@ -50,8 +53,14 @@ type Vault struct {
 	lastCheck   time.Time // of the directory before a new data key
 	lastUnknown time.Time // of a reload for an unknown KEK id
 
+	// The staleness bound of cached ciphers and of the retired-KEK list (SetMaxAge), in
+	// nanoseconds.
+	maxAge  atomic.Int64
+	retired *fresh.Cache[struct{}, retiredSet]
+	purgeMu sync.Mutex // one purge of retired key files at a time
+
 	mu      sync.Mutex
-	ciphers map[string]*seal.Cipher // by hex patient index
+	ciphers map[string]cachedCipher // by hex patient index
 	own     map[string]bool         // by site: whether it has its own KEK
 	sites   map[string]siteRing     // the own keyrings of sites, by site
 }
@@ -65,11 +74,32 @@ func New(store KeyStore, keys *seal.Keyring, now func() time.Time, rnd io.Reader
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	v := &Vault{store: store, now: now, rand: rnd, ciphers: make(map[string]*seal.Cipher),
+	v := &Vault{store: store, now: now, rand: rnd, ciphers: make(map[string]cachedCipher),
 		own: make(map[string]bool), sites: make(map[string]siteRing)}
 	v.keys.Store(keys)
+	v.SetMaxAge(fresh.DefaultMaxAge)
 	return v
 }
+
+// cachedCipher is a patient's cipher and the stored wrapped key it was confirmed against.
+type cachedCipher struct {
+	c       *seal.Cipher
+	wrapped []byte
+	checked time.Time // when the read of the stored key that confirmed it began
+}
+
+// SetMaxAge sets the staleness bound: a cached cipher, and the list of retired KEKs, are
+// reused for less than d after the store read that confirmed them (0: never reused, every
+// use reads the store). The default is fresh.DefaultMaxAge, the bound of every other
+// cross-node fact. Call it before use.
+func (v *Vault) SetMaxAge(d time.Duration) {
+	d = max(d, 0)
+	v.maxAge.Store(int64(d))
+	v.retired = fresh.New[struct{}, retiredSet](d, v.now)
+}
+
+// MaxAge returns the staleness bound (SetMaxAge).
+func (v *Vault) MaxAge() time.Duration { return time.Duration(v.maxAge.Load()) }
 
 // DefaultReloadInterval is how often, at most, a vault following its key directory looks
 // at it (see FollowKeyDir).
@@ -186,53 +216,126 @@ func keyAAD(patientIndex []byte) []byte {
 
 // cipher returns the patient's cipher, creating the data key when create is set. It returns
 // ENOTFOUND when the patient has no key and create is false.
+//
+// A cached cipher is reused for less than the staleness bound (SetMaxAge) after the read of
+// the stored data key that confirmed it; then the key is read again: an erased key (another
+// node's erasure) drops the cipher, a changed one (a rotation) is unwrapped anew, and a key
+// wrapped under a retired KEK is refused. So no node serves a patient from a data key erased,
+// or a KEK retired, longer ago than the bound.
 func (v *Vault) cipher(ctx context.Context, site string, patientIndex []byte, create bool) (*seal.Cipher, error) {
 	id := hex.EncodeToString(patientIndex)
+	start := v.now()
+	maxAge := time.Duration(v.maxAge.Load())
 	v.mu.Lock()
-	c, ok := v.ciphers[id]
+	e, ok := v.ciphers[id]
 	v.mu.Unlock()
-	if ok {
-		return c, nil
+	if ok && maxAge > 0 && !start.Before(e.checked) && start.Sub(e.checked) < maxAge {
+		return e.c, nil
 	}
 	k, err := v.store.DataKey(ctx, patientIndex)
-	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND && create {
-		kr, _ := v.reload(&v.lastCheck) // a failed look leaves the keyring in use: still correct
-		if own, oerr := v.ownKeys(ctx, site); oerr != nil {
-			return nil, oerr
-		} else if own {
-			if kr, err = v.ring(ctx, site, true); err != nil {
-				return nil, err
-			}
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		v.drop(id)
+		ok = false
+		if create {
+			k, err = v.create(ctx, site, patientIndex)
 		}
-		_, wrapped, werr := kr.NewDataKey(keyAAD(patientIndex), v.rand)
-		if werr != nil {
-			return nil, vitalgate.Internal(werr, "new data key")
-		}
-		k, err = v.store.PutDataKey(ctx, vitalgate.DataKey{Site: site, PatientIndex: patientIndex, Wrapped: wrapped, CreatedAt: v.now().UTC()})
 	}
 	if err != nil {
+		return nil, err
+	}
+	if ok && bytes.Equal(e.wrapped, k.Wrapped) {
+		if err := v.refuseRetired(ctx, k); err != nil {
+			v.drop(id)
+			return nil, err
+		}
+		return v.keep(id, k.Wrapped, start, e.c, nil)
+	}
+	dek, err := v.unwrap(ctx, k)
+	if err != nil {
+		v.drop(id)
+		return nil, err
+	}
+	return v.keep(id, k.Wrapped, start, nil, dek)
+}
+
+// create makes a new data key for a patient of site, wrapped under the current KEK of the
+// site's keyring, and stores it unless that KEK is retired (PutDataKeyUnder refuses it then,
+// atomically): it then reloads the keyring at once and tries once more, so that a key is
+// never stored under a KEK that an erasure is destroying.
+func (v *Vault) create(ctx context.Context, site string, patientIndex []byte) (vitalgate.DataKey, error) {
+	for attempt := 0; ; attempt++ {
+		kr, keyring, err := v.wrapRing(ctx, site, attempt > 0)
+		if err != nil {
+			return vitalgate.DataKey{}, err
+		}
+		kek := kr.CurrentKEKID()
+		retired, err := v.isRetired(ctx, keyring, kek)
+		if err != nil {
+			return vitalgate.DataKey{}, err
+		}
+		if !retired {
+			_, wrapped, werr := kr.NewDataKey(keyAAD(patientIndex), v.rand)
+			if werr != nil {
+				return vitalgate.DataKey{}, vitalgate.Internal(werr, "new data key")
+			}
+			k, err := v.store.PutDataKeyUnder(ctx, vitalgate.DataKey{Site: site, PatientIndex: patientIndex, Wrapped: wrapped, CreatedAt: v.now().UTC()}, keyring, kek)
+			if vitalgate.ErrorCode(err) != vitalgate.ECONFLICT {
+				return k, err
+			}
+			v.retired.Forget(struct{}{}) // retired meanwhile: read the list afresh
+		}
+		if attempt > 0 {
+			return vitalgate.DataKey{}, v.retiredKEK(keyring, kek)
+		}
+	}
+}
+
+// wrapRing returns the keyring that wraps new data keys of site, and its name for
+// PutDataKeyUnder ("" for the deployment's, else the site). force reloads it from the key
+// directory at once.
+func (v *Vault) wrapRing(ctx context.Context, site string, force bool) (*seal.Keyring, string, error) {
+	own, err := v.ownKeys(ctx, site)
+	if err != nil {
+		return nil, "", err
+	}
+	if own {
+		var kr *seal.Keyring
+		if force {
+			kr, err = v.reloadSite(site)
+		} else {
+			kr, err = v.ring(ctx, site, true)
+		}
+		return kr, site, err
+	}
+	last := &v.lastCheck
+	if force {
+		last = new(time.Time) // never looked: look now
+	}
+	kr, _ := v.reload(last) // a failed look leaves the keyring in use: the store refuses a retired KEK
+	return kr, "", nil
+}
+
+// unwrap unwraps a stored data key, refusing one wrapped under a retired KEK.
+func (v *Vault) unwrap(ctx context.Context, k vitalgate.DataKey) ([]byte, error) {
+	if err := v.refuseRetired(ctx, k); err != nil {
 		return nil, err
 	}
 	if own, oerr := v.ownKeys(ctx, k.Site); oerr != nil {
 		return nil, oerr
 	} else if own {
-		dek, err := v.openSiteKey(ctx, k)
-		if err != nil {
-			return nil, err
-		}
-		return v.keep(id, dek)
+		return v.openSiteKey(ctx, k)
 	}
-	dek, err := v.kr().UnwrapDataKey(k.Wrapped, keyAAD(patientIndex))
+	dek, err := v.kr().UnwrapDataKey(k.Wrapped, keyAAD(k.PatientIndex))
 	if errors.Is(err, seal.ErrUnknownKey) {
 		kr, rerr := v.reload(&v.lastUnknown)
-		if dek, err = kr.UnwrapDataKey(k.Wrapped, keyAAD(patientIndex)); errors.Is(err, seal.ErrUnknownKey) {
+		if dek, err = kr.UnwrapDataKey(k.Wrapped, keyAAD(k.PatientIndex)); errors.Is(err, seal.ErrUnknownKey) {
 			return nil, v.missingKEK(k.Wrapped, errors.Join(err, rerr))
 		}
 	}
 	if err != nil {
 		return nil, vitalgate.Internal(err, "unwrap data key")
 	}
-	return v.keep(id, dek)
+	return dek, nil
 }
 
 // openSiteKey unwraps a data key of a site with its own KEK, reloading the site's keyring
@@ -255,20 +358,38 @@ func (v *Vault) openSiteKey(ctx context.Context, k vitalgate.DataKey) ([]byte, e
 	return dek, nil
 }
 
-// keep makes and caches the cipher of the data key dek of the patient with hex index id.
-func (v *Vault) keep(id string, dek []byte) (*seal.Cipher, error) {
-	c, err := seal.NewCipher(dek, "dek-"+id[:16])
-	if err != nil {
-		return nil, vitalgate.Internal(err, "data key cipher")
+// keep caches the cipher of the patient with hex index id, confirmed at checked to belong to
+// the stored wrapped key: c when given, else a new one over dek. A cached cipher of the same
+// wrapped key is kept (concurrent fillers share one).
+func (v *Vault) keep(id string, wrapped []byte, checked time.Time, c *seal.Cipher, dek []byte) (*seal.Cipher, error) {
+	if c == nil {
+		var err error
+		if c, err = seal.NewCipher(dek, "dek-"+id[:16]); err != nil {
+			return nil, vitalgate.Internal(err, "data key cipher")
+		}
 	}
 	v.mu.Lock()
-	if prev, ok := v.ciphers[id]; ok {
-		c = prev
-	} else {
-		v.ciphers[id] = c
+	if prev, ok := v.ciphers[id]; ok && bytes.Equal(prev.wrapped, wrapped) {
+		c = prev.c
+		checked = later(prev.checked, checked)
 	}
+	v.ciphers[id] = cachedCipher{c: c, wrapped: wrapped, checked: checked}
 	v.mu.Unlock()
 	return c, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// drop forgets the cached cipher of the patient with hex index id.
+func (v *Vault) drop(id string) {
+	v.mu.Lock()
+	delete(v.ciphers, id)
+	v.mu.Unlock()
 }
 
 // Seal is SealIn for a patient of the default site.

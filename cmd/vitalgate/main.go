@@ -60,6 +60,7 @@ var commands = map[string]command{
 	"sbom":     {"print a CycloneDX SBOM of this binary", (*Main).runSBOM},
 	"simulate": {"stream simulated vital signs from devices to a server", (*Main).runSimulate},
 	"bench":    {"throughput and latency against same-run baselines", (*Main).runBench},
+	"patient":  {"erase a patient (two operators: one requests, another approves), place or release a legal hold", (*Main).runPatient},
 	"evidence": {"signed regulatory evidence report of a deployment (FDA, HIPAA, MDS2), and its check", (*Main).runEvidence},
 	"update":   {"signed device software updates (TUF): keys, publish, sign, status, rotate-root; staged rollouts and maintenance windows", (*Main).runUpdate},
 }

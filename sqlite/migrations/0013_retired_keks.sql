@@ -1,0 +1,8 @@
+-- 0013_retired_keks: key-encryption keys retired by an erasure (ids only, never keys). No
+-- data key may be stored under a retired KEK, and every node drops it.
+CREATE TABLE retired_keks (
+	keyring    TEXT    NOT NULL, -- '' for the deployment's keyring, else the site id
+	kek        TEXT    NOT NULL,
+	retired_at INTEGER NOT NULL,
+	PRIMARY KEY (keyring, kek)
+) STRICT;
