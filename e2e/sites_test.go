@@ -332,9 +332,24 @@ func TestTwoSitesOnOneServer(t *testing.T) {
 	if st, body := srv.get(t, admA, "/fhir/Patient/"+pa2); st != 200 {
 		t.Errorf("a's patient after a's rotation: %d %s", st, body)
 	}
+	// A site's export holds its own resources only, and a patient id names a patient of it.
+	exportA, exportB := exportIDs(t, dir, "--site", "a"), exportIDs(t, dir, "--site", "b")
+	if exportA[obsA.ID] != 1 || exportB[obsA.ID] != 0 || exportA[pb1] != 0 || exportB[pb1] != 1 {
+		t.Errorf("per-site export: a has %d of a's observation and %d of b's patient; b has %d and %d", exportA[obsA.ID], exportA[pb1], exportB[obsA.ID], exportB[pb1])
+	}
+	if got := exportIDs(t, dir, "--site", "a", "--patient", pa1); got[obsA.ID] != 1 {
+		t.Errorf("export --site a --patient %s lacks its observation: %v", pa1, got)
+	}
+	if got := exportIDs(t, dir, "--site", "b", "--patient", pa1); len(got) != 0 {
+		t.Errorf("export --site b --patient (a patient of a) found %v", got)
+	}
 	if out := run(t, "audit", "verify", "--data", dir); !strings.HasPrefix(out, "OK") && out != "" {
 		t.Logf("audit verify: %s", out)
 	}
+	waitFor(t, 5*time.Second, "the exports in a's audit trail", func() bool {
+		_, body := srv.get(t, audTokA, "/fhir/AuditEvent?_count=20")
+		return strings.Count(body, `resources exported"`) == 2 // a's two exports; b's is b's
+	})
 }
 
 // pgDataKeys returns each stored data key (hex patient index → wrapped key) of site in the
