@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,5 +49,23 @@ func TestReadmeUpdateRecipe(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Version != "2.2.0" || !last.Live || last.Signatures != 2 || last.Threshold != 2 {
 		t.Fatalf("the last status line is not release 2.2.0 live with 2 of 2 signatures: %v\n%s", err, stdout.String())
+	}
+
+	// The Rollouts recipe, verbatim, against the release the update recipe made live.
+	for i := 1; i <= 4; i++ {
+		if out, err := exec.Command(bin, "device", "add", "--data", data, "--id", fmt.Sprintf("pump-%d", i), "--patient", "patient-1", "--model", "pump-a").CombinedOutput(); err != nil {
+			t.Fatalf("device add: %v\n%s", err, out)
+		}
+	}
+	cmd = exec.Command("bash", "-c", recipe(t, "rollout"))
+	cmd.Dir, cmd.Env = work, append(os.Environ(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"), "VG_DATA="+data)
+	stdout.Reset()
+	stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("rollout recipe: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "pump-a 2.2.0: active") {
+		t.Errorf("the rollout recipe's status does not show the rollout active:\n%s", stdout.String())
 	}
 }

@@ -14,6 +14,16 @@ import (
 	"github.com/vitalgate/vitalgate/rollout"
 )
 
+// recipeReleases approves pump-a 2.2.0 only, as the README's publish recipe leaves it.
+type recipeReleases struct{}
+
+func (recipeReleases) Approved(_ context.Context, model, version string) (string, error) {
+	if model == "pump-a" && version == "2.2.0" {
+		return "pump-a/2.2.0/pump-fw-2.2.0.bin", nil
+	}
+	return "", vitalgate.Errorf(vitalgate.ENOTFOUND, "not approved")
+}
+
 // goldenReleases approves VM-100 2.0.0 only.
 type goldenReleases struct{}
 
@@ -35,7 +45,7 @@ func TestGoldenRolloutSession(t *testing.T) {
 		t.Fatalf("init: %s", errOut)
 	}
 	for i := 1; i <= 4; i++ {
-		if code, _, errOut := runAt("device", "add", "--data", dir, "--id", fmt.Sprintf("monitor-%d", i), "--patient", "patient-1", "--model", "VM-100"); code != 0 {
+		if code, _, errOut := runAt("device", "add", "--data", dir, "--id", fmt.Sprintf("pump-%d", i), "--patient", "patient-1", "--model", "pump-a"); code != 0 {
 			t.Fatalf("device add: %s", errOut)
 		}
 	}
@@ -45,7 +55,7 @@ func TestGoldenRolloutSession(t *testing.T) {
 		now := goldenClock.Add(time.Duration(step) * time.Minute) // each step a minute later
 		step++
 		m := &Main{Stdout: &out, Stderr: &errOut, Now: func() time.Time { return now },
-			Releases: func(string) rollout.Releases { return goldenReleases{} }}
+			Releases: func(string) rollout.Releases { return recipeReleases{} }}
 		code := m.Run(context.Background(), args)
 		return code, out.String(), errOut.String()
 	}
@@ -109,8 +119,9 @@ func shellWords(t *testing.T, line, data string) []string {
 }
 
 // TestReadmeRolloutRecipe runs the README's "Rollouts" recipe verbatim, command by command,
-// against a data dir with devices of VM-100 and a repository that approves VM-100 2.0.0
-// (the section before it, on publishing, makes one): every command must succeed.
+// against a data dir with devices of pump-a and a repository that approves pump-a 2.2.0
+// (the section before it, on publishing, makes one; e2e.TestReadmeUpdateRecipe runs both
+// against the real repository): every command must succeed.
 func TestReadmeRolloutRecipe(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -129,7 +140,7 @@ func TestReadmeRolloutRecipe(t *testing.T) {
 		t.Fatalf("init: %s", errOut)
 	}
 	for i := 1; i <= 4; i++ {
-		if code, _, errOut := runAt("device", "add", "--data", dir, "--id", fmt.Sprintf("monitor-%d", i), "--patient", "patient-1", "--model", "VM-100"); code != 0 {
+		if code, _, errOut := runAt("device", "add", "--data", dir, "--id", fmt.Sprintf("pump-%d", i), "--patient", "patient-1", "--model", "pump-a"); code != 0 {
 			t.Fatalf("device add: %s", errOut)
 		}
 	}
@@ -145,7 +156,7 @@ func TestReadmeRolloutRecipe(t *testing.T) {
 		}
 		var out, errOut bytes.Buffer
 		m := &Main{Stdout: &out, Stderr: &errOut, Now: func() time.Time { return goldenClock },
-			Releases: func(string) rollout.Releases { return goldenReleases{} }}
+			Releases: func(string) rollout.Releases { return recipeReleases{} }}
 		if code := m.Run(context.Background(), words[1:]); code != 0 {
 			t.Fatalf("%s: exit %d\n%s", line, code, errOut.String())
 		}
