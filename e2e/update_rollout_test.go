@@ -68,6 +68,10 @@ func TestUpdateRolloutEndToEnd(t *testing.T) {
 		!strings.Contains(st, "failure rate 50%; 1 of 2 devices behind") {
 		t.Fatalf("update rollout status shows no patch latency:\n%s", st)
 	}
+	if us := run(t, "update", "status", "--data", dir, "--model", "pump-a"); !strings.Contains(us, "Patch latency from the release going live") ||
+		!strings.Contains(us, "pump-a 2.0.0 (completed): 50% ") || !strings.Contains(us, "100% not yet; failure rate 50%; 1 of 2 devices behind") {
+		t.Errorf("update status shows no patch latency:\n%s", us)
+	}
 	installed, err := os.ReadFile(filepath.Join(work, "upd-pump-2", "pump-2", "installed.json"))
 	if err != nil {
 		matches, _ := filepath.Glob(filepath.Join(work, "upd-pump-2", "*", "installed.json"))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rollout"
 	"github.com/vitalgate/vitalgate/updates"
 )
 
@@ -292,7 +293,51 @@ func (m *Main) updateStatus(ctx context.Context, args []string) error {
 		fmt.Fprintln(m.Stderr, "No releases yet: publish one with `vitalgate update publish`.")
 		return nil
 	}
-	return printUpdateStatus(m.Stdout, rs)
+	if err := printUpdateStatus(m.Stdout, rs); err != nil {
+		return err
+	}
+	return m.printPatchLatency(ctx, n, svc, rs, *model)
+}
+
+// printPatchLatency writes, under the releases, each rollout's patch latency (FDA premarket
+// guidance §V.A.6): the time from the release going live to 50, 90 and 100 % of the
+// targeted devices running it, the failure rate and the devices behind.
+func (m *Main) printPatchLatency(ctx context.Context, n *node, svc *updates.Service, rs []updates.ReleaseStatus, model string) error {
+	st, ok := n.store.(rollout.Store)
+	if !ok {
+		return nil
+	}
+	ls, err := (&rollout.Service{Store: st, Releases: svc, Now: m.Now}).Latencies(ctx)
+	if err != nil {
+		return updateError(err)
+	}
+	live := map[string]time.Time{}
+	for _, r := range rs {
+		if r.LiveAt != nil {
+			live[r.Model+" "+r.Version] = *r.LiveAt
+		}
+	}
+	first := true
+	for _, l := range ls {
+		at, ok := live[l.Model+" "+l.Version]
+		if (model != "" && l.Model != model) || !ok {
+			continue
+		}
+		if first {
+			fmt.Fprintln(m.Stdout, "\nPatch latency from the release going live (its rollout's progress):")
+			first = false
+		}
+		wait := l.Started.Sub(at) // from live to the rollout's start
+		since := func(d time.Duration) string {
+			if d < 0 {
+				return "not yet"
+			}
+			return (wait + d).Round(time.Second).String()
+		}
+		fmt.Fprintf(m.Stdout, "  %s %s (%s): 50%% %s, 90%% %s, 100%% %s; failure rate %.0f%%; %d of %d devices behind\n",
+			l.Model, l.Version, l.State, since(l.To50), since(l.To90), since(l.To100), 100*l.FailureRate, l.Behind, l.Targeted)
+	}
+	return nil
 }
 
 // statusColumns are the columns of `update status`, each read from a ReleaseStatus: a new
