@@ -22,8 +22,8 @@ import (
 	"github.com/vitalgate/vitalgate/metrics"
 	"github.com/vitalgate/vitalgate/outbox"
 	"github.com/vitalgate/vitalgate/registry"
-	"github.com/vitalgate/vitalgate/updates"
 	"github.com/vitalgate/vitalgate/rollout"
+	"github.com/vitalgate/vitalgate/updates"
 )
 
 // refreshUpdates re-signs the update timestamp and snapshot before they expire, on every

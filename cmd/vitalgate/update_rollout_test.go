@@ -55,7 +55,7 @@ func TestGoldenRolloutSession(t *testing.T) {
 		now := goldenClock.Add(time.Duration(step) * time.Minute) // each step a minute later
 		step++
 		m := &Main{Stdout: &out, Stderr: &errOut, Now: func() time.Time { return now },
-			Releases: func(string) rollout.Releases { return recipeReleases{} }}
+			Releases: func(string) rollout.Releases { return goldenReleases{} }}
 		code := m.Run(context.Background(), args)
 		return code, out.String(), errOut.String()
 	}
