@@ -45,7 +45,7 @@ func TestGoldenRolloutSession(t *testing.T) {
 		t.Fatalf("init: %s", errOut)
 	}
 	for i := 1; i <= 4; i++ {
-		if code, _, errOut := runAt("device", "add", "--data", dir, "--id", fmt.Sprintf("pump-%d", i), "--patient", "patient-1", "--model", "pump-a"); code != 0 {
+		if code, _, errOut := runAt("device", "add", "--data", dir, "--id", fmt.Sprintf("monitor-%d", i), "--patient", "patient-1", "--model", "VM-100"); code != 0 {
 			t.Fatalf("device add: %s", errOut)
 		}
 	}
