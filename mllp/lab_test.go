@@ -104,6 +104,7 @@ func TestLabMessages(t *testing.T) {
 		name    string
 		device  string
 		binding vitalgate.Binding
+		unknown bool // serve --lab-accept-unknown-codes
 		sends   []send
 		// stored counts after the sends: Observations, DiagnosticReports, Specimens
 		obs, reports, specimens int
@@ -162,6 +163,8 @@ func TestLabMessages(t *testing.T) {
 			sends: []send{{msg: sample("12_spec_law_oul_r22_spm.hl7"), ack: "AA"}}, obs: 3, reports: 3, specimens: 1},
 		{name: "unknown analyte", device: "bga-icu-01", binding: vitalgate.BindingIdentified,
 			sends: []send{{msg: sample("10_spec_poc_blood_gas_oru_r01.hl7", "2744-1^pH", "99999-9^pH"), ack: "AE", cond: "103", errLoc: "OBX^1^3"}}},
+		{name: "unknown analyte, accepted as configured", device: "bga-icu-01", binding: vitalgate.BindingIdentified, unknown: true,
+			sends: []send{{msg: sample("10_spec_poc_blood_gas_oru_r01.hl7", "2019-8^Carbon", "99999-9^Carbon"), ack: "AA"}}, obs: 14, reports: 1, specimens: 1},
 		{name: "bad unit", device: "bga-icu-01", binding: vitalgate.BindingIdentified,
 			sends: []send{{msg: sample("10_spec_poc_blood_gas_oru_r01.hl7", "52|mm[Hg]^mmHg^UCUM", "52|mL^mL^UCUM"), ack: "AE", cond: "103", errLoc: "OBX^2^6"}}},
 		{name: "implausible value", device: "bga-icu-01", binding: vitalgate.BindingIdentified,
@@ -186,6 +189,7 @@ func TestLabMessages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := mustIntakeFor(t, tt.device)
 			e.reg.binding = tt.binding
+			e.intake.Ingest.LabAcceptUnknownCodes = tt.unknown
 			for _, mrn := range []string{"MRN-40021"} {
 				labPatient(t, e, generalHospitalOID, mrn)
 			}

@@ -55,6 +55,9 @@ type Options struct {
 	MaxStringBytes int
 	// Authorities maps HL7 v2 assigning-authority namespaces to FHIR identifier systems.
 	Authorities hl7v2.AuthorityTable
+	// LabAcceptUnknownCodes accepts lab results whose LOINC code is not in the analyte
+	// table (stored without range checks); off by default.
+	LabAcceptUnknownCodes bool
 	Logger      *slog.Logger // default: discard
 	// UpdateMaxTarget bounds a published update file (0: updates.DefaultMaxTargetSize);
 	// UpdateRefresh is how often the update timestamp and snapshot are checked for
