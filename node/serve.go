@@ -58,7 +58,7 @@ type Options struct {
 	// LabAcceptUnknownCodes accepts lab results whose LOINC code is not in the analyte
 	// table (stored without range checks); off by default.
 	LabAcceptUnknownCodes bool
-	Logger      *slog.Logger // default: discard
+	Logger                *slog.Logger // default: discard
 	// UpdateMaxTarget bounds a published update file (0: updates.DefaultMaxTargetSize);
 	// UpdateRefresh is how often the update timestamp and snapshot are checked for
 	// re-signing (0: DefaultUpdateRefresh).
