@@ -667,3 +667,42 @@ func TestLatency(t *testing.T) {
 		t.Fatalf("latency %+v", l)
 	}
 }
+
+// TestDeviceStates: what device list shows of each device's software: the version it
+// reported installed and its state in its model's newest rollout; a device with neither
+// has no entry.
+func TestDeviceStates(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.devices("vm", "VM-100", "default", 3)
+	e.devices("other", "", "default", 1)
+	e.report("vm-0", "1.0.0", "installed") // before any rollout
+	if _, err := e.svc.Start(ctx, "op", rollout.Plan{Model: "VM-100", Version: "2.0.0",
+		Groups: []vitalgate.RolloutGroup{{Devices: []string{"vm-0", "vm-1"}, ErrorPercent: 100}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.report("vm-0", "2.0.0", "installed")
+	if err := e.svc.Report(ctx, "vm-1", rollout.Report{Version: "2.0.0", State: "failed", Reason: "disk full"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := e.store.Devices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.svc.DeviceStates(ctx, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]rollout.DeviceState{
+		"vm-0": {Version: "2.0.0", Rollout: "2.0.0", State: vitalgate.UpdateInstalled},
+		"vm-1": {Rollout: "2.0.0", State: vitalgate.UpdateFailed, Reason: "disk full"},
+	}
+	if len(got) != len(want) {
+		t.Errorf("DeviceStates = %+v, want %+v", got, want)
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s: %+v, want %+v", id, got[id], w)
+		}
+	}
+}

@@ -137,3 +137,60 @@ func (s *Service) Latencies(ctx context.Context) ([]Latency, error) {
 	}
 	return out, nil
 }
+
+// DeviceState is what an operator sees of one device's software: the version it reported
+// installed last, and where it stands in its model's newest rollout.
+type DeviceState struct {
+	// Version is the software version the device reported installed last ("" when it
+	// never reported one).
+	Version string
+	// Rollout is the version of the model's newest rollout when the device is in it ("" when
+	// it is not), State its state there and Reason the reason of a failure.
+	Rollout string
+	State   vitalgate.DeviceUpdateState
+	Reason  string
+}
+
+// DeviceStates returns the DeviceState of every device of devices that reported a version
+// or is in its model's newest rollout, by device id (a device with neither has no entry).
+// Each device costs two indexed lookups, each model one.
+func (s *Service) DeviceStates(ctx context.Context, devices []vitalgate.Device) (map[string]DeviceState, error) {
+	latest := map[string]*vitalgate.Rollout{} // by model; nil: the model has no rollout
+	out := map[string]DeviceState{}
+	for _, d := range devices {
+		var st DeviceState
+		v, err := s.Store.DeviceVersion(ctx, d.ID)
+		switch {
+		case err == nil:
+			st.Version = v.Version
+		case vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND:
+			return nil, err
+		}
+		if d.Model != "" {
+			r, seen := latest[d.Model]
+			if !seen {
+				lr, err := s.Store.LatestRollout(ctx, d.Model)
+				switch {
+				case err == nil:
+					r = &lr
+				case vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND:
+					return nil, err
+				}
+				latest[d.Model] = r
+			}
+			if r != nil {
+				u, err := s.Store.DeviceUpdate(ctx, r.ID, d.ID)
+				switch {
+				case err == nil:
+					st.Rollout, st.State, st.Reason = r.Version, u.State, u.Reason
+				case vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND:
+					return nil, err
+				}
+			}
+		}
+		if st != (DeviceState{}) {
+			out[d.ID] = st
+		}
+	}
+	return out, nil
+}

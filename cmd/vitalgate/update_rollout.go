@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/registry"
 	"github.com/vitalgate/vitalgate/rollout"
 )
 
@@ -432,4 +433,63 @@ func (m *Main) windowList(ctx context.Context, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\n", w.Site, rollout.DescribeWindow(w))
 	}
 	return tw.Flush()
+}
+
+// softwareStates are the devices' installed versions and last update states, by device id,
+// for device list.
+type softwareStates = map[string]rollout.DeviceState
+
+// overviewDevices returns the devices of device list's rows.
+func overviewDevices(rows []registry.DeviceRow) []vitalgate.Device {
+	ds := make([]vitalgate.Device, len(rows))
+	for i, r := range rows {
+		ds[i] = r.Device
+	}
+	return ds
+}
+
+// deviceSoftware returns what POST /updates/report recorded of each device: the version it
+// reported installed and its state in its model's newest rollout.
+func deviceSoftware(ctx context.Context, n *node, devices []vitalgate.Device) (softwareStates, error) {
+	st, ok := n.store.(rollout.Store)
+	if !ok {
+		return nil, nil
+	}
+	sw, err := (&rollout.Service{Store: st}).DeviceStates(ctx, devices)
+	return sw, rolloutError(err)
+}
+
+// softwareText renders a device's installed version ("-" for none) and last update state,
+// such as "2.0.0 installed", "2.0.0 failed" or "2.0.0 not reported yet" ("-" when it is
+// in no rollout).
+func softwareText(s rollout.DeviceState) (version, update string) {
+	version, update = "-", "-"
+	if s.Version != "" {
+		version = s.Version
+	}
+	if s.Rollout != "" {
+		state := string(s.State)
+		switch s.State {
+		case vitalgate.UpdateAssigned:
+			state = "not reported yet"
+		case vitalgate.UpdatePassed:
+			state = "passed its health gate"
+		}
+		update = s.Rollout + " " + state
+	}
+	return version, update
+}
+
+// addSoftware adds a device's installed version and last update state to its device list
+// --json object (fields absent when unknown).
+func addSoftware(row map[string]any, s rollout.DeviceState) {
+	if s.Version != "" {
+		row["version"] = s.Version
+	}
+	if s.Rollout != "" {
+		row["update_version"], row["update_state"] = s.Rollout, string(s.State)
+		if s.Reason != "" {
+			row["update_reason"] = s.Reason
+		}
+	}
 }
