@@ -23,6 +23,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/sqlite"
+	"github.com/vitalgate/vitalgate/updateclient"
 	"github.com/vitalgate/vitalgate/updates"
 )
 
@@ -196,9 +197,10 @@ func peakHeap() (stop func() uint64) {
 	return func() uint64 { close(done); wg.Wait(); return peak.Load() }
 }
 
-// TestLargeTargetBoundedMemory publishes a 256 MiB target and downloads it over mutual TLS:
-// neither the publish nor the download holds the file in memory (the heap in use, server
-// and client in this process, grows by far less than the file).
+// TestLargeTargetBoundedMemory publishes a 256 MiB target and downloads it over mutual TLS,
+// by a plain GET and then by the device update client (TUF verify, streamed to disk):
+// neither the publish nor a download holds the file in memory (the heap in use, server and
+// client in this process, grows by far less than the file).
 func TestLargeTargetBoundedMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes and reads a 256 MiB target")
@@ -231,8 +233,10 @@ func TestLargeTargetBoundedMemory(t *testing.T) {
 	cert := e.enroll("pump-big", e.addModelDevice("pump-big", "pump-a", vitalgate.DefaultSite))
 	runtime.GC()
 	runtime.ReadMemStats(&base)
+	hc := e.client(cert)
+	hc.Timeout = 0 // 256 MiB on a loaded machine may take longer than the client's usual bound
 	stop = peakHeap()
-	resp, err := e.client(cert).Get(e.url + path)
+	resp, err := hc.Get(e.url + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,4 +251,36 @@ func TestLargeTargetBoundedMemory(t *testing.T) {
 		t.Errorf("download: heap in use rose from %d to %d bytes for a %d-byte file", base.HeapInuse, peak, size)
 	}
 	t.Logf("download heap growth at peak: %d KiB for a %d MiB file", (int64(peak)-int64(base.HeapInuse))/1024, size>>20)
+
+	// The device's own update client verifies the release through TUF and streams it to
+	// disk, checking length and hash on the way: neither side holds the file.
+	root, err := e.upd.Root(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	uc, err := updateclient.New(updateclient.Config{ServerURL: e.url, HTTPClient: hc, TrustedRoot: root,
+		MetadataDir: filepath.Join(state, "metadata"), TargetsDir: filepath.Join(state, "targets"), Model: "pump-a", Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt, err := uc.Verify(context.Background(), updateclient.Offer{Model: "pump-a", Version: "big", Target: "pump-a/big/fw.bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&base)
+	stop = peakHeap()
+	file, err := uc.Download(context.Background(), tgt)
+	peak = stop()
+	if err != nil {
+		t.Fatalf("update client download: %v", err)
+	}
+	if st, err := os.Stat(file); err != nil || st.Size() != size {
+		t.Fatalf("update client wrote %v, %v; want %d bytes", st, err, size)
+	}
+	if peak > base.HeapInuse+bound {
+		t.Errorf("update client download: heap in use rose from %d to %d bytes for a %d-byte file", base.HeapInuse, peak, size)
+	}
+	t.Logf("update client download heap growth at peak: %d KiB for a %d MiB file", (int64(peak)-int64(base.HeapInuse))/1024, size>>20)
 }
