@@ -19,13 +19,14 @@ import (
 	"github.com/vitalgate/vitalgate/updateclient"
 )
 
-// TestUpdateClientKeyAttacks stages, against the real server, the two attacks of issue 18
-// item 6 that need more than a changed file: an attacker who stole the data dir's online
+// TestUpdateClientKeyAttacks stages, against the real server, the attacks of issue 18 item 6
+// that TestUpdateClientAgainstServer does not: an attacker who stole the data dir's online
 // keys (update-snapshot.key, update-timestamp.key) and can write the server's database
 // forges a model role listing an image of theirs and re-signs the snapshot and timestamp
-// (refused: the model role is not signed by the offline targets keys); and mix-and-match, the
-// model role's old version served as its newest (refused: not the version the trusted
-// snapshot names). The device is the real update client over mutual TLS.
+// (refused: the model role is not signed by the offline targets keys); a target made longer
+// in the store, with the length the server announces (refused: longer than signed); and
+// mix-and-match, the model role's old version served as its newest (refused: not the
+// version the trusted snapshot names). The device is the real update client over mutual TLS.
 func TestUpdateClientKeyAttacks(t *testing.T) {
 	dir := initDir(t)
 	work := t.TempDir()
@@ -171,6 +172,32 @@ func TestUpdateClientKeyAttacks(t *testing.T) {
 		if _, err := db.Exec(`DELETE FROM update_metadata WHERE (role = 'pump-a' AND version = ?) OR (role = 'snapshot' AND version = ?) OR (role = 'timestamp' AND version = ?)`,
 			modelV+1, snapV+1, tsV+1); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	t.Run("target longer than signed: file and length changed in the server's store", func(t *testing.T) {
+		c := newClient(t)
+		tgt, err := c.Verify(ctx, genuine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seq int64
+		var chunk []byte
+		if err := db.QueryRow(`SELECT seq, data FROM update_chunks WHERE model = 'pump-a' AND version = '1.1.0' ORDER BY seq DESC LIMIT 1`).Scan(&seq, &chunk); err != nil {
+			t.Fatal(err)
+		}
+		extra := []byte("evil code")
+		if _, err := db.Exec(`UPDATE update_chunks SET data = ? WHERE model = 'pump-a' AND version = '1.1.0' AND seq = ?`, append(chunk, extra...), seq); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`UPDATE update_releases SET length = length + ? WHERE model = 'pump-a' AND version = '1.1.0'`, len(extra)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Download(ctx, tgt); !errors.Is(err, updateclient.ErrLength) {
+			t.Fatalf("err = %v, want ErrLength", err)
+		}
+		if _, err := os.Stat(c.LocalPath(tgt)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the lengthened image was kept: %v", err)
 		}
 	})
 
