@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -197,10 +199,52 @@ func peakHeap() (stop func() uint64) {
 	return func() uint64 { close(done); wg.Wait(); return peak.Load() }
 }
 
+// residentBytes returns the process's resident set size (Linux: /proc/self/statm), or
+// false where it cannot be read.
+func residentBytes() (uint64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, false
+	}
+	pages, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * uint64(os.Getpagesize()), true
+}
+
+// peakRSS samples the resident set size until stop is called and returns the reading at
+// the start and the highest one; ok is false where the RSS cannot be read.
+func peakRSS() (stop func() (start, peak uint64, ok bool)) {
+	start, ok := residentBytes()
+	var peak atomic.Uint64
+	peak.Store(start)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ok {
+			if v, _ := residentBytes(); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	})
+	return func() (uint64, uint64, bool) { close(done); wg.Wait(); return start, peak.Load(), ok }
+}
+
 // TestLargeTargetBoundedMemory publishes a 256 MiB target and downloads it over mutual TLS,
 // by a plain GET and then by the device update client (TUF verify, streamed to disk):
 // neither the publish nor a download holds the file in memory (the heap in use, server and
-// client in this process, grows by far less than the file).
+// client in this process, grows by far less than the file; during the update client's
+// download so does the process's resident set).
 func TestLargeTargetBoundedMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes and reads a 256 MiB target")
@@ -271,7 +315,9 @@ func TestLargeTargetBoundedMemory(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&base)
 	stop = peakHeap()
+	stopRSS := peakRSS()
 	file, err := uc.Download(context.Background(), tgt)
+	rssStart, rssPeak, rssOK := stopRSS()
 	peak = stop()
 	if err != nil {
 		t.Fatalf("update client download: %v", err)
@@ -283,4 +329,13 @@ func TestLargeTargetBoundedMemory(t *testing.T) {
 		t.Errorf("update client download: heap in use rose from %d to %d bytes for a %d-byte file", base.HeapInuse, peak, size)
 	}
 	t.Logf("update client download heap growth at peak: %d KiB for a %d MiB file", (int64(peak)-int64(base.HeapInuse))/1024, size>>20)
+	const rssBound = 96 << 20 // the heap bound, the SQLite page cache and the runtime's slack
+	switch {
+	case !rssOK:
+		t.Log("the resident set size cannot be read here (no /proc/self/statm): RSS not checked")
+	case rssPeak > rssStart+rssBound:
+		t.Errorf("update client download: resident set rose from %d to %d bytes for a %d-byte file", rssStart, rssPeak, size)
+	default:
+		t.Logf("update client download RSS growth at peak: %d KiB for a %d MiB file", (int64(rssPeak)-int64(rssStart))/1024, size>>20)
+	}
 }
