@@ -37,6 +37,7 @@ func TestRunBenchFlags(t *testing.T) {
 		{"short duration", []string{"--duration", "10ms"}, "--duration"},
 		{"no devices", []string{"--devices", "0"}, "--devices"},
 		{"too few observations", []string{"--observations", "100"}, "--observations"},
+		{"tiny update release", []string{"--scenario", "update", "--update-size", "10"}, "--update-size"},
 		{"positional argument", []string{"extra"}, ""},
 	}
 	for _, tt := range tests {
