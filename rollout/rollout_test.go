@@ -740,7 +740,7 @@ func TestSiteRollout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Site != "north" || e.rollout("VM-100").Site != "north" {
+	if r.Site != "north" || e.rollout("VM-100").Site != "north" || latencySite(t, e) != "north" {
 		t.Fatalf("rollout site %q, stored %q", r.Site, e.rollout("VM-100").Site)
 	}
 	g1, g2 := e.members(r, 0), e.members(r, 1)
@@ -780,4 +780,14 @@ func TestSiteRollout(t *testing.T) {
 	if !found {
 		t.Error("the start of north's rollout is not in north's audit trail")
 	}
+}
+
+// latencySite returns the site of the only rollout's patch-latency figures.
+func latencySite(t *testing.T, e *env) string {
+	t.Helper()
+	ls, err := e.svc.Latencies(context.Background())
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("Latencies = %v, %v", ls, err)
+	}
+	return ls[0].Site
 }

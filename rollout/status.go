@@ -15,6 +15,7 @@ import (
 // the lead's `update status` may measure from it instead.
 type Latency struct {
 	Model, Version string
+	Site           string // the one site whose devices the rollout targets; "" for every site
 	RolloutID      string
 	State          vitalgate.RolloutState
 	Started        time.Time
@@ -32,7 +33,7 @@ type Latency struct {
 
 // latency computes the figures of r from its device rows.
 func latency(r vitalgate.Rollout, rows []vitalgate.DeviceUpdate) Latency {
-	l := Latency{Model: r.Model, Version: r.Version, RolloutID: r.ID, State: r.State, Started: r.CreatedAt,
+	l := Latency{Model: r.Model, Version: r.Version, Site: r.Site, RolloutID: r.ID, State: r.State, Started: r.CreatedAt,
 		Targeted: len(rows), To50: -1, To90: -1, To100: -1}
 	var installs []time.Time
 	attempted := 0
