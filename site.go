@@ -141,6 +141,28 @@ func CheckClientSite(site string) error {
 	return CheckSiteID(site)
 }
 
+// CheckClientSites checks a client's site (CheckClientSite) and its other sites: site ids,
+// none of them the deployment, its own site or named twice. Both stores call it.
+func CheckClientSites(c Client) error {
+	if err := CheckClientSite(c.Site); err != nil {
+		return err
+	}
+	seen := map[string]bool{StoredSite(c.Site): true}
+	for _, s := range c.OtherSites {
+		if err := CheckSiteID(s); err != nil {
+			return err
+		}
+		if c.Site == AllSites {
+			return FieldErrorf(EINVALID, "site", "a deployment-wide client acts within every site already; give it no other sites")
+		}
+		if seen[s] {
+			return FieldErrorf(EINVALID, "site", "site %q is named twice for this client", s)
+		}
+		seen[s] = true
+	}
+	return nil
+}
+
 // CheckModel reports whether a store may keep m: EINVALID for an empty id and an unknown
 // binding. Both stores call it.
 func CheckModel(m DeviceModel) error {

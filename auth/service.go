@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,6 +70,9 @@ type TokenRequest struct {
 	// EmergencyReason the reason the clinician gives.
 	Emergency       string
 	EmergencyReason string
+	// Site is the "site" parameter: which of the client's sites the token acts within
+	// (empty: the client's own site, Client.Site).
+	Site string
 	// Source is the caller's network address (failure throttling and audit).
 	Source string
 }
@@ -79,6 +83,9 @@ type Token struct {
 	Scopes      []string
 	ExpiresIn   time.Duration
 	Emergency   bool
+	// Site is the site the token acts within (vitalgate.AllSites for a deployment-wide
+	// auditor).
+	Site string
 }
 
 // ServiceConfig are the collaborators and settings of a Service.
@@ -188,13 +195,13 @@ func (s *Service) IssueToken(ctx context.Context, req TokenRequest) (Token, erro
 	}
 	if err := s.cfg.Audit.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "authn", Subtype: "token",
 		AgentType: audit.AgentClient, AgentID: c.ID, AgentRole: string(c.Role), Emergency: issued.Emergency,
-		SourceIP: req.Source, OutcomeDesc: desc, Site: entrySite(c.Site)}); err != nil {
+		SourceIP: req.Source, OutcomeDesc: desc, Site: entrySite(issued.Site)}); err != nil {
 		s.cfg.Logger.Error("token not issued: audit append failed", "client", c.ID, "error", err.Error())
 		return Token{}, vitalgate.Unavailable(err, "the token could not be audited; try again")
 	}
 	s.cfg.Logger.Info("token issued", "request_id", vitalgate.RequestInfoFrom(ctx).ID, "client", c.ID, "role", c.Role,
 		"scope", scope, "emergency", issued.Emergency)
-	return Token{AccessToken: tok, Scopes: issued.Scopes, ExpiresIn: issued.Expiry.Sub(s.cfg.Now()), Emergency: issued.Emergency}, nil
+	return Token{AccessToken: tok, Scopes: issued.Scopes, ExpiresIn: issued.Expiry.Sub(s.cfg.Now()), Emergency: issued.Emergency, Site: issued.Site}, nil
 }
 
 // refuse audits and logs a refused token request and returns err.
@@ -300,6 +307,21 @@ func (s *Service) verifyCredentials(ctx context.Context, req TokenRequest, c vit
 	return nil
 }
 
+// tokenSite is the site a token of client c acts within: the requested one when it is
+// one of the client's sites, else the client's own site.
+func tokenSite(c vitalgate.Client, requested string) (string, error) {
+	if c.Site == "" {
+		return "", vitalgate.Errorf(vitalgate.EFORBIDDEN, "this client belongs to no site")
+	}
+	if requested == "" || requested == c.Site {
+		return c.Site, nil
+	}
+	if slices.Contains(c.OtherSites, requested) {
+		return requested, nil
+	}
+	return "", vitalgate.Errorf(vitalgate.EFORBIDDEN, "this client does not act within site %q; ask for one of its sites", requested)
+}
+
 // decide returns the claims of an authenticated client's token: the scopes it may have and,
 // for a clinician who asks with a reason, emergency access.
 func (s *Service) decide(c vitalgate.Client, req TokenRequest) (Claims, error) {
@@ -307,10 +329,11 @@ func (s *Service) decide(c vitalgate.Client, req TokenRequest) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	if c.Site == "" {
-		return Claims{}, vitalgate.Errorf(vitalgate.EFORBIDDEN, "this client belongs to no site")
+	site, err := tokenSite(c, req.Site)
+	if err != nil {
+		return Claims{}, err
 	}
-	claims := Claims{ClientID: c.ID, Site: c.Site, Role: c.Role, Scopes: scopes}
+	claims := Claims{ClientID: c.ID, Site: site, Role: c.Role, Scopes: scopes}
 	if req.Emergency == "" {
 		return claims, nil
 	}

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -32,10 +33,25 @@ func addSiteClient(t *testing.T, dir, id, role, site string) siteClient {
 	return siteClient{id, secret}
 }
 
-// token returns c's access token (all its role allows).
+// token returns c's access token (all its role allows) for its own site.
 func (s *server) token(t *testing.T, c siteClient) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", s.url+"/oauth2/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+	st, tok, body := s.tokenFor(t, c, "")
+	if st != 200 || tok == "" {
+		t.Fatalf("token of %s: %d %s", c.id, st, body)
+	}
+	return tok
+}
+
+// tokenFor asks for c's access token for one of its sites (the site parameter; none when
+// empty) and returns the status, the token and the body.
+func (s *server) tokenFor(t *testing.T, c siteClient, site string) (int, string, string) {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if site != "" {
+		form.Set("site", site)
+	}
+	req, _ := http.NewRequest("POST", s.url+"/oauth2/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(c.id, c.secret)
 	resp, err := s.client(nil).Do(req)
@@ -43,13 +59,12 @@ func (s *server) token(t *testing.T, c siteClient) string {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		t.Fatalf("token of %s: %d %v", c.id, resp.StatusCode, err)
-	}
-	return tok.AccessToken
+	_ = json.Unmarshal(body, &tok)
+	return resp.StatusCode, tok.AccessToken, string(body)
 }
 
 // get sends an authenticated GET and returns status and body.
@@ -240,6 +255,32 @@ func TestTwoSitesOnOneServer(t *testing.T) {
 	}
 	if st, body := srv.get(t, tokB, "/fhir/Observation?patient="+pa1); st != 200 || strings.Contains(body, obsA.ID) {
 		t.Errorf("b searches a's patient: %d %s", st, body)
+	}
+	// A health system's EHR serving both hospitals: one token per site, each within its site.
+	hie := addSiteClient(t, dir, "hie", "ehr-system", "a,b")
+	for _, tt := range []struct{ site, reads, refused string }{{"", pa1, pb1}, {"a", pa1, pb1}, {"b", pb1, pa1}} {
+		st, tok, body := srv.tokenFor(t, hie, tt.site)
+		if st != 200 || !strings.Contains(body, `"site":"`+cmp.Or(tt.site, "a")+`"`) {
+			t.Fatalf("hie's token for site %q: %d %s", tt.site, st, body)
+		}
+		if st, body := srv.get(t, tok, "/fhir/Patient/"+tt.reads); st != 200 {
+			t.Errorf("hie (site %q) reads its patient: %d %s", tt.site, st, body)
+		}
+		if st, body := srv.get(t, tok, "/fhir/Patient/"+tt.refused); st != 404 {
+			t.Errorf("hie (site %q) reads the other site's patient: %d %s, want 404", tt.site, st, body)
+		}
+	}
+	for _, site := range []string{"c", "*"} {
+		if st, _, body := srv.tokenFor(t, hie, site); st != 400 || !strings.Contains(body, "does not act within site") {
+			t.Errorf("hie's token for site %q: %d %s, want 400", site, st, body)
+		}
+	}
+	if st, _, body := srv.tokenFor(t, ehrA, "b"); st != 400 {
+		t.Errorf("a's one-site EHR asks for site b: %d %s, want 400", st, body)
+	}
+	if _, errOut, err := runErr("client", "add", "--data", dir, "--id", "doc-ab", "--role", "clinician", "--site", "a,b"); err == nil ||
+		!strings.Contains(errOut, "one clinician client per site") {
+		t.Errorf("a clinician of two sites: %v %s", err, errOut)
 	}
 	st, body2 := srv.get(t, tokB, "/fhir/Patient?identifier="+url.QueryEscape(mrn+"|1001"))
 	if st != 200 || !strings.Contains(body2, pb1) || strings.Contains(body2, pa1) {

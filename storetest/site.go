@@ -152,23 +152,39 @@ func (s *suite) testRecordSites(t *testing.T) {
 		{ID: "ehr-a", Site: "a", Role: vitalgate.RoleEHRSystem},
 		{ID: "auditor", Site: vitalgate.AllSites, Role: vitalgate.RoleAuditor},
 		{ID: "ehr-default", Role: vitalgate.RoleEHRSystem},
+		{ID: "ehr-ab", Site: "a", OtherSites: []string{"b", "c"}, Role: vitalgate.RoleEHRSystem},
 	} {
 		must(t, "CreateClient", st.CreateClient(ctxT(t), c))
 		got, err := st.Client(ctxT(t), c.ID)
 		must(t, "Client", err)
-		if got.Site != vitalgate.StoredSite(c.Site) {
-			t.Errorf("client %s of site %q, want %q", c.ID, got.Site, vitalgate.StoredSite(c.Site))
+		if got.Site != vitalgate.StoredSite(c.Site) || !slices.Equal(got.OtherSites, c.OtherSites) {
+			t.Errorf("client %s of sites %q %q, want %q %q", c.ID, got.Site, got.OtherSites, vitalgate.StoredSite(c.Site), c.OtherSites)
 		}
 		// An update never moves a client to another site.
-		got.Site = "elsewhere"
+		got.Site, got.OtherSites = "elsewhere", []string{"d"}
 		must(t, "UpdateClient", st.UpdateClient(ctxT(t), got))
 		again, err := st.Client(ctxT(t), c.ID)
 		must(t, "Client", err)
-		if again.Site != vitalgate.StoredSite(c.Site) {
-			t.Errorf("client %s moved to site %q by UpdateClient", c.ID, again.Site)
+		if again.Site != vitalgate.StoredSite(c.Site) || !slices.Equal(again.OtherSites, c.OtherSites) {
+			t.Errorf("client %s moved to sites %q %q by UpdateClient", c.ID, again.Site, again.OtherSites)
+		}
+	}
+	all, err := st.Clients(ctxT(t))
+	must(t, "Clients", err)
+	for _, c := range all {
+		if c.ID == "ehr-ab" && !slices.Equal(c.OtherSites, []string{"b", "c"}) {
+			t.Errorf("Clients lists ehr-ab with other sites %q", c.OtherSites)
 		}
 	}
 	wantCode(t, "CreateClient with a bad site", st.CreateClient(ctxT(t), vitalgate.Client{ID: "x", Site: "Bad", Role: vitalgate.RoleAdmin}), vitalgate.EINVALID)
+	for name, c := range map[string]vitalgate.Client{
+		"a bad other site":              {ID: "y", Site: "a", OtherSites: []string{"Bad"}, Role: vitalgate.RoleEHRSystem},
+		"its own site again":            {ID: "y", Site: "a", OtherSites: []string{"a"}, Role: vitalgate.RoleEHRSystem},
+		"a site twice":                  {ID: "y", Site: "a", OtherSites: []string{"b", "b"}, Role: vitalgate.RoleEHRSystem},
+		"other sites of the deployment": {ID: "y", Site: vitalgate.AllSites, OtherSites: []string{"b"}, Role: vitalgate.RoleAuditor},
+	} {
+		wantCode(t, "CreateClient with "+name, st.CreateClient(ctxT(t), c), vitalgate.EINVALID)
+	}
 
 	k, err := st.PutDataKey(ctxT(t), vitalgate.DataKey{Site: "a", PatientIndex: []byte("pa"), Wrapped: []byte("w"), CreatedAt: at(0)})
 	must(t, "PutDataKey", err)
