@@ -31,6 +31,18 @@ type Site struct {
 	// crypto-shredded alone; otherwise the deployment's key-encryption key wraps them.
 	OwnKeys   bool
 	CreatedAt time.Time
+	// ErasedAt is when the whole site was erased (crypto-shredded: ErasureStore.EraseSite);
+	// zero while it serves. An erased site keeps its record, so that its id is never reused
+	// and its audit entries still name it, but nothing can be added to it.
+	ErasedAt time.Time
+}
+
+// CheckSiteOpen refuses an erased site for acts that add to it. EFORBIDDEN.
+func CheckSiteOpen(s Site) error {
+	if !s.ErasedAt.IsZero() {
+		return FieldErrorf(EFORBIDDEN, "site", "site %q was erased on %s: nothing can be added to it", s.ID, s.ErasedAt.UTC().Format("2006-01-02"))
+	}
+	return nil
 }
 
 var siteIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9\-]{0,62}$`)

@@ -125,10 +125,14 @@ func (a *ClientAdmin) checkSite(ctx context.Context, c vitalgate.Client) error {
 		return nil
 	}
 	for _, site := range append([]string{c.Site}, c.OtherSites...) {
-		if _, err := a.Store.Site(ctx, site); err != nil {
+		st, err := a.Store.Site(ctx, site)
+		if err != nil {
 			if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
 				return vitalgate.FieldErrorf(vitalgate.ENOTFOUND, "site", "no site %q exists; add it first (vitalgate site add)", site)
 			}
+			return err
+		}
+		if err := vitalgate.CheckSiteOpen(st); err != nil {
 			return err
 		}
 	}

@@ -27,6 +27,8 @@ type Store interface {
 	// UseNonce records key until expires. Returns ECONFLICT if key was recorded before and
 	// has not expired.
 	UseNonce(ctx context.Context, key string, expires time.Time) error
+	// Site returns a site. Returns ENOTFOUND.
+	Site(ctx context.Context, id string) (vitalgate.Site, error)
 }
 
 // SecretVerifier checks a secret against a stored argon2id hash (SecretChecker). An empty
@@ -261,7 +263,26 @@ func (s *Service) authenticate(ctx context.Context, req TokenRequest) (vitalgate
 	}
 	s.cfg.Failures.Succeed(id, req.Source)
 	claims, err := s.decide(c, req)
+	if err == nil && claims.Site != c.Site {
+		err = s.openSite(ctx, claims.Site)
+	}
 	return c, claims, err
+}
+
+// openSite refuses a token for another of a client's sites once that site is erased (the
+// clients of its own are disabled by the erasure).
+func (s *Service) openSite(ctx context.Context, id string) error {
+	site, err := s.cfg.Store.Site(ctx, id)
+	if err != nil {
+		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+			return vitalgate.Errorf(vitalgate.EFORBIDDEN, "site %q does not exist", id)
+		}
+		return err
+	}
+	if err := vitalgate.CheckSiteOpen(site); err != nil {
+		return vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "%s", vitalgate.ErrorMessage(err))
+	}
+	return nil
 }
 
 // verifyCredentials checks the client's secret or assertion. Unknown, disabled and

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -391,6 +392,48 @@ func TestTwoSitesOnOneServer(t *testing.T) {
 		_, body := srv.get(t, audTokA, "/fhir/AuditEvent?_count=20")
 		return strings.Count(body, `resources exported"`) == 2 // a's two exports; b's is b's
 	})
+
+	// Hospital b leaves: two operators erase the whole site while the server runs. Its
+	// clients and devices are refused within the staleness bound; a is untouched.
+	runAs := func(user string, args ...string) (string, string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "USER="+user)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	req, errOut, err := runAs("alice", "site", "erase", "--data", dir, "--id", "b", "--reason", "end of contract")
+	if err != nil {
+		t.Fatalf("site erase: %v %s", err, errOut)
+	}
+	req = strings.TrimSpace(req)
+	if _, errOut, err := runAs("alice", "site", "erase", "--data", dir, "--approve", req); err == nil || !strings.Contains(errOut, "two people") {
+		t.Fatalf("the requester approves the site erasure: %v %s", err, errOut)
+	}
+	if _, errOut, err := runAs("bob", "site", "erase", "--data", dir, "--approve", req); err != nil || !strings.Contains(errOut, "devices (2) revoked and its clients (3) disabled") {
+		t.Fatalf("site erase --approve: %v %s", err, errOut)
+	}
+	waitFor(t, 5*time.Second, "b's clients and devices to be refused", func() bool {
+		st, _, _ := srv.tokenFor(t, ehrB, "")
+		_, _, _, perr := post(t.Context(), srv.client(&certB), srv.url+"/fhir/Observation", observation(pb1, "dev-b", "80", time.Now()))
+		return st == 401 && perr != nil
+	})
+	if st, _, body := srv.tokenFor(t, hie, "b"); st != 401 {
+		t.Errorf("the health system's token for the erased site: %d %s, want 401", st, body)
+	}
+	if st, body := srv.get(t, tokA, "/fhir/Observation/"+obsA.ID); st != 200 {
+		t.Errorf("a's observation after b's erasure: %d %s", st, body)
+	}
+	if out := run(t, "site", "list", "--data", dir); !strings.Contains(out, `"id":"b"`) || strings.Count(out, `"erased"`) != 1 {
+		t.Errorf("site list after b's erasure: %s", out)
+	}
+	if _, errOut, err := runErr("device", "add", "--data", dir, "--id", "dev-b2", "--site", "b"); err == nil || !strings.Contains(errOut, "was erased") {
+		t.Errorf("device add to the erased site: %v %s", err, errOut)
+	}
+	if got := exportIDs(t, dir, "--site", "b"); len(got) != 0 {
+		t.Errorf("export of the erased site: %v", got)
+	}
 }
 
 // pgDataKeys returns each stored data key (hex patient index → wrapped key) of site in the
