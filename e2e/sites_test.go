@@ -330,6 +330,33 @@ func TestTwoSitesOnOneServer(t *testing.T) {
 	if strings.Count(identified, "patient identified by subject reference in site a") != 2 {
 		t.Errorf("identified writes not audited with their resolution: %s", identified)
 	}
+
+	// Care units: the shared device placed in a's ICU writes only for patients admitted to it.
+	run(t, "unit", "add", "--data", dir, "--site", "a", "--id", "icu", "--name", "Intensive care")
+	run(t, "device", "place", "--data", dir, "--id", "gl-a", "--unit", "icu")
+	run(t, "patient", "admit", "--data", dir, "--site", "a", "--id", pa1, "--unit", "icu")
+	if _, errOut, err := runErr("patient", "admit", "--data", dir, "--site", "b", "--id", pb1, "--unit", "icu"); err == nil || !strings.Contains(errOut, "no care unit") {
+		t.Errorf("admitting b's patient to a's unit: %v %s", err, errOut)
+	}
+	waitFor(t, 5*time.Second, "the device's care unit to hold", func() bool {
+		st, _, _, _ := post(t.Context(), srv.client(&certG), srv.url+"/fhir/Observation", observation(pa2, "gl-a", "91", now))
+		return st == 403
+	})
+	if st, body, _, _ := post(t.Context(), srv.client(&certG), srv.url+"/fhir/Observation", observation(pa1, "gl-a", "92", now)); st != 201 {
+		t.Errorf("the ICU's device for a patient admitted to the ICU: %d %s", st, body)
+	}
+	if st, body, _, _ := post(t.Context(), srv.client(&certG), srv.url+"/fhir/Observation", observation(pa2, "gl-a", "93", now)); st != 403 || !strings.Contains(string(body), "not admitted to this device's care unit") {
+		t.Errorf("the ICU's device for a patient not admitted to it: %d %s, want 403", st, body)
+	}
+	run(t, "patient", "discharge", "--data", dir, "--site", "a", "--id", pa1)
+	if st, body, _, _ := post(t.Context(), srv.client(&certG), srv.url+"/fhir/Observation", observation(pa1, "gl-a", "94", now)); st != 403 {
+		t.Errorf("the ICU's device for a discharged patient: %d %s, want 403", st, body)
+	}
+	waitFor(t, 10*time.Second, "the unit-bound write in a's audit", func() bool {
+		_, body := srv.get(t, audTokA, "/fhir/AuditEvent?agent=gl-a&action=C")
+		return strings.Contains(body, "admitted to its care unit icu")
+	})
+	run(t, "device", "place", "--data", dir, "--id", "gl-a", "--none")
 	st, allB := srv.get(t, audTokB, "/fhir/AuditEvent?_count=1000")
 	if st != 200 {
 		t.Fatalf("b's audit search: %d", st)

@@ -31,6 +31,7 @@ WHERE site = $1 AND patient_index = $2`
 	eraseAssignmentsSQL = `DELETE FROM device_assignments a USING devices d WHERE d.id = a.device_id AND d.site = $1 AND a.patient_index = $2`
 	eraseDevicesSQL     = `UPDATE devices SET patient_index = NULL, patient_sealed = NULL WHERE site = $1 AND patient_index = $2`
 	eraseCareTeamsSQL   = `DELETE FROM client_patients p USING clients c WHERE c.id = p.client_id AND c.site = $1 AND p.patient_index = $2`
+	eraseAdmissionSQL   = `DELETE FROM patient_units WHERE site = $1 AND patient_index = $2`
 )
 
 // CreateErasureRequest stores a new, unapproved erasure request. ECONFLICT if the id exists.
@@ -140,7 +141,8 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 			}
 			return int(tag.RowsAffected()), nil
 		}
-		var errs [8]error
+		var errs [9]error
+		_, errs[8] = exec(eraseAdmissionSQL)
 		out.DataKeys, errs[0] = exec(eraseKeySQL)
 		_, errs[1] = exec(eraseCodesSQL)
 		_, errs[2] = exec(eraseIdentsOfSQL)
@@ -273,9 +275,11 @@ const (
 WHERE d.id = c.device_id AND d.site = $1 AND (c.revoked_at IS NULL OR c.revoked_at > $2)`
 	eraseSiteDevicesSQL = `UPDATE devices SET status = 'revoked', patient_index = NULL, patient_sealed = NULL,
 enroll_secret_hash = '', enroll_expires_at = NULL, updated_at = $2 WHERE site = $1`
-	eraseSiteCareTeamsSQL = `DELETE FROM client_patients p USING clients c WHERE c.id = p.client_id AND c.site = $1`
-	eraseSiteClientsSQL   = `UPDATE clients SET disabled = true WHERE site = $1`
-	eraseSiteSQL          = `UPDATE sites SET erased_at = $2 WHERE id = $1 AND erased_at IS NULL`
+	eraseSiteCareTeamsSQL   = `DELETE FROM client_patients p USING clients c WHERE c.id = p.client_id AND c.site = $1`
+	eraseSiteClientsSQL     = `UPDATE clients SET disabled = true WHERE site = $1`
+	eraseSiteSQL            = `UPDATE sites SET erased_at = $2 WHERE id = $1 AND erased_at IS NULL`
+	eraseSiteAdmissionsSQL  = `DELETE FROM patient_units WHERE site = $1`
+	eraseSiteDeviceUnitsSQL = `DELETE FROM device_units WHERE site = $1`
 )
 
 // EraseSite approves site-erasure request id and erases the whole site in the same
@@ -310,7 +314,9 @@ func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time
 			}
 			return int(tag.RowsAffected()), nil
 		}
-		var errs [11]error
+		var errs [13]error
+		_, errs[11] = exec(eraseSiteAdmissionsSQL, r.Site)
+		_, errs[12] = exec(eraseSiteDeviceUnitsSQL, r.Site)
 		out.DataKeys, errs[0] = exec(eraseSiteKeysSQL, r.Site)
 		_, errs[1] = exec(eraseSiteCodesSQL, r.Site)
 		_, errs[2] = exec(eraseSiteIdentsOfSQL, r.Site)

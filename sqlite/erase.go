@@ -30,6 +30,7 @@ AND device_id IN (SELECT id FROM devices WHERE site = ?)`
 	eraseDevicesSQL   = `UPDATE devices SET patient_index = NULL, patient_sealed = NULL WHERE site = ? AND patient_index = ?`
 	eraseCareTeamsSQL = `DELETE FROM client_patients WHERE patient_index = ?
 AND client_id IN (SELECT id FROM clients WHERE site = ?)`
+	eraseAdmissionSQL = `DELETE FROM patient_units WHERE site = ? AND patient_index = ?`
 )
 
 // CreateErasureRequest stores a new, unapproved erasure request. ECONFLICT if the id exists.
@@ -142,7 +143,8 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 			n, _ := res.RowsAffected()
 			return int(n), nil
 		}
-		var errs [7]error
+		var errs [8]error
+		_, errs[7] = exec(eraseAdmissionSQL, r.Site, r.PatientIndex)
 		out.DataKeys, errs[0] = exec(eraseKeySQL, r.Site, r.PatientIndex)
 		_, errs[1] = exec(eraseCodesSQL, r.Site, r.PatientIndex)
 		_, errs[2] = exec(eraseIdentsSQL, r.Site, r.PatientIndex, r.Site, r.PatientIndex)
@@ -194,9 +196,11 @@ OR (type, id) IN (SELECT type, id FROM resources WHERE site = ?)`
 WHERE device_id IN (SELECT id FROM devices WHERE site = ?) AND (revoked_at IS NULL OR revoked_at > ?)`
 	eraseSiteDevicesSQL = `UPDATE devices SET status = 'revoked', patient_index = NULL, patient_sealed = NULL,
 enroll_secret_hash = '', enroll_expires_at = NULL, updated_at = ? WHERE site = ?`
-	eraseSiteCareTeamsSQL = `DELETE FROM client_patients WHERE client_id IN (SELECT id FROM clients WHERE site = ?)`
-	eraseSiteClientsSQL   = `UPDATE clients SET disabled = 1 WHERE site = ?`
-	eraseSiteSQL          = `UPDATE sites SET erased_at = ? WHERE id = ? AND erased_at IS NULL`
+	eraseSiteCareTeamsSQL   = `DELETE FROM client_patients WHERE client_id IN (SELECT id FROM clients WHERE site = ?)`
+	eraseSiteClientsSQL     = `UPDATE clients SET disabled = 1 WHERE site = ?`
+	eraseSiteSQL            = `UPDATE sites SET erased_at = ? WHERE id = ? AND erased_at IS NULL`
+	eraseSiteAdmissionsSQL  = `DELETE FROM patient_units WHERE site = ?`
+	eraseSiteDeviceUnitsSQL = `DELETE FROM device_units WHERE site = ?`
 )
 
 // EraseSite approves site-erasure request id and erases the whole site in the same
@@ -233,7 +237,9 @@ func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time
 			n, _ := res.RowsAffected()
 			return int(n), nil
 		}
-		var errs [10]error
+		var errs [12]error
+		_, errs[10] = exec(eraseSiteAdmissionsSQL, r.Site)
+		_, errs[11] = exec(eraseSiteDeviceUnitsSQL, r.Site)
 		out.DataKeys, errs[0] = exec(eraseSiteKeysSQL, r.Site)
 		_, errs[1] = exec(eraseSiteCodesSQL, r.Site)
 		_, errs[2] = exec(eraseSiteIdentsSQL, r.Site, r.Site)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
@@ -28,6 +29,75 @@ func (s *suite) siteTests() []struct {
 		{"Site/ResourceFilter", s.testSiteFilter},
 		{"Site/PatientIdentifierPerSite", s.testIdentifierPerSite},
 		{"Site/AuditSearch", s.testSiteAuditSearch},
+		{"Site/CareUnits", s.testCareUnits},
+	}
+}
+
+// testCareUnits (migration sqlite 0026, postgres 0023): units per site, a device placed in
+// a unit of its own site only, admissions replaced and ended, and UnitCheck's answers; each
+// write with its audit entry.
+func (s *suite) testCareUnits(t *testing.T) {
+	st := s.store(t)
+	ctx := ctxT(t)
+	for _, id := range []string{"north", "south"} {
+		must(t, "CreateSite", st.CreateSite(ctx, vitalgate.Site{ID: id, Name: id, CreatedAt: at(0)}))
+	}
+	before := auditSize(t, st)
+	must(t, "CreateUnit", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "north", ID: "icu", Name: "ICU", CreatedAt: at(1)}, updateEntry("unit-add")))
+	must(t, "CreateUnit", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "north", ID: "ward-3", Name: "Ward 3", CreatedAt: at(1)}))
+	must(t, "CreateUnit", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "south", ID: "icu", Name: "South ICU", CreatedAt: at(1)}))
+	if got := auditSize(t, st); got != before+1 {
+		t.Errorf("audit size %d after CreateUnit with one entry, want %d", got, before+1)
+	}
+	wantCode(t, "CreateUnit twice", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "north", ID: "icu", Name: "x"}), vitalgate.ECONFLICT)
+	wantCode(t, "CreateUnit of no site", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "west", ID: "icu", Name: "x"}), vitalgate.ENOTFOUND)
+	wantCode(t, "CreateUnit with a bad id", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "north", ID: "ICU 1", Name: "x"}), vitalgate.EINVALID)
+	units, err := st.Units(ctx, "north")
+	must(t, "Units", err)
+	if len(units) != 2 || units[0].ID != "icu" || units[0].Name != "ICU" || !units[0].CreatedAt.Equal(at(1).Truncate(time.Microsecond)) || units[1].ID != "ward-3" {
+		t.Errorf("Units(north) = %+v", units)
+	}
+
+	dev := testDevice("gluco-1")
+	dev.Site = "north"
+	must(t, "CreateDevice", st.CreateDevice(ctx, dev))
+	p1, p2 := []byte("pidx-1"), []byte("pidx-2")
+	if unit, _, err := st.UnitCheck(ctx, "gluco-1", "north", p1); err != nil || unit != "" {
+		t.Errorf("UnitCheck of a device in no unit = %q, %v", unit, err)
+	}
+	wantCode(t, "SetDeviceUnit to another site's unit", st.SetDeviceUnit(ctx, "gluco-1", "nowhere"), vitalgate.ENOTFOUND)
+	wantCode(t, "SetDeviceUnit of no device", st.SetDeviceUnit(ctx, "nobody", "icu"), vitalgate.ENOTFOUND)
+	must(t, "SetDeviceUnit", st.SetDeviceUnit(ctx, "gluco-1", "icu", updateEntry("device-unit")))
+	must(t, "AdmitPatient", st.AdmitPatient(ctx, "north", p1, "icu", at(2), updateEntry("patient-admit")))
+	must(t, "AdmitPatient", st.AdmitPatient(ctx, "north", p2, "ward-3", at(2)))
+	must(t, "AdmitPatient of south", st.AdmitPatient(ctx, "south", p2, "icu", at(2)))
+	wantCode(t, "AdmitPatient to no unit", st.AdmitPatient(ctx, "north", p1, "er", at(2)), vitalgate.ENOTFOUND)
+	for _, tt := range []struct {
+		name     string
+		idx      []byte
+		admitted bool
+	}{{"admitted to its unit", p1, true}, {"admitted to another unit", p2, false}, {"admitted nowhere", []byte("pidx-3"), false}} {
+		unit, admitted, err := st.UnitCheck(ctx, "gluco-1", "north", tt.idx)
+		if err != nil || unit != "icu" || admitted != tt.admitted {
+			t.Errorf("UnitCheck, %s = %q, %v, %v; want icu, %v", tt.name, unit, admitted, err, tt.admitted)
+		}
+	}
+	// The same unit id in another site is another unit: a south admission is not north's.
+	if _, admitted, _ := st.UnitCheck(ctx, "gluco-1", "south", p2); admitted {
+		t.Error("UnitCheck admits a patient of another site's unit of the same id")
+	}
+	must(t, "AdmitPatient (transfer)", st.AdmitPatient(ctx, "north", p2, "icu", at(3)))
+	if _, admitted, _ := st.UnitCheck(ctx, "gluco-1", "north", p2); !admitted {
+		t.Error("UnitCheck after a transfer to the device's unit: not admitted")
+	}
+	must(t, "DischargePatient", st.DischargePatient(ctx, "north", p2, updateEntry("patient-discharge")))
+	wantCode(t, "DischargePatient twice", st.DischargePatient(ctx, "north", p2), vitalgate.ENOTFOUND)
+	if _, admitted, _ := st.UnitCheck(ctx, "gluco-1", "north", p2); admitted {
+		t.Error("UnitCheck after discharge: admitted")
+	}
+	must(t, "SetDeviceUnit (none)", st.SetDeviceUnit(ctx, "gluco-1", ""))
+	if unit, _, err := st.UnitCheck(ctx, "gluco-1", "north", p1); err != nil || unit != "" {
+		t.Errorf("UnitCheck after the device left its unit = %q, %v", unit, err)
 	}
 }
 

@@ -27,7 +27,7 @@ func (m *Main) siteAdmin(ctx context.Context, dir string) (*site.Admin, *node, e
 	}
 	v := n.vault
 	v.FollowKeyDir(filepath.Join(n.dir, keysDir), 0)
-	return &site.Admin{Store: n.store, Keys: v, Operator: operator(), Now: m.Now}, n, nil
+	return &site.Admin{Store: n.store, Keys: v, Operator: operator(), Now: m.Now, Index: v.SitePatientIndex}, n, nil
 }
 
 // siteAdd registers a site (a hospital or facility), with its own key-encryption key unless
