@@ -18,7 +18,7 @@ import (
 func (m *Main) runDevice(ctx context.Context, args []string) error {
 	return m.dispatch(ctx, "device", args, map[string]func(context.Context, []string) error{
 		"add": m.deviceAdd, "assign": m.deviceAssign, "revoke": m.deviceRevoke, "list": m.deviceList,
-		"reissue": m.deviceReissue, "import": m.deviceImport,
+		"reissue": m.deviceReissue, "import": m.deviceImport, "place": m.devicePlace,
 	})
 }
 
