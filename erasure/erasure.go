@@ -25,13 +25,23 @@ type Keys interface {
 	ShredKEK(ctx context.Context, site string) (vault.Shredded, error)
 }
 
+// Tombstones is told of every erasure once the patient's data is deleted, so that it
+// survives a restore of an older backup (package backup records a signed tombstone).
+type Tombstones interface {
+	Erased(ctx context.Context, requestID, site string, patientIndex []byte, at time.Time) error
+}
+
 // Service requests, approves and blocks erasures.
 type Service struct {
-	store vitalgate.ErasureStore
-	keys  Keys
-	alog  *audit.Log
-	now   func() time.Time
+	store      vitalgate.ErasureStore
+	keys       Keys
+	alog       *audit.Log
+	now        func() time.Time
+	tombstones Tombstones
 }
+
+// SetTombstones sets the hook told of every erasure (nil: none). Call it before use.
+func (s *Service) SetTombstones(t Tombstones) { s.tombstones = t }
 
 // New returns a Service. now may be nil for the real clock.
 func New(store vitalgate.ErasureStore, keys Keys, alog *audit.Log, now func() time.Time) *Service {
@@ -121,6 +131,12 @@ func (s *Service) approve(ctx context.Context, operator, id, site string) (Resul
 		return out, err
 	}
 	s.keys.Forget(r.PatientIndex)
+	var terr error
+	if s.tombstones != nil {
+		if err := s.tombstones.Erased(ctx, id, r.Site, r.PatientIndex, s.now().UTC()); err != nil {
+			terr = fmt.Errorf("the patient is erased but its tombstone (which keeps it erased through a restore of an older backup) was not recorded: %w", err)
+		}
+	}
 	if out.Shredded, err = s.keys.ShredKEK(ctx, r.Site); err != nil {
 		return out, fmt.Errorf("the patient's data and data key are erased but the key-encryption key could not be replaced (run `vitalgate keys rotate`, then delete the older kek files): %w", err)
 	}
@@ -129,7 +145,7 @@ func (s *Service) approve(ctx context.Context, operator, id, site string) (Resul
 		OutcomeDesc: fmt.Sprintf("after erasure %s: new key-encryption key %s, %d old destroyed", id, out.NewKEK, len(out.Destroyed))}); err != nil {
 		return out, fmt.Errorf("erasure done but the key replacement could not be audited: %w", err)
 	}
-	return out, nil
+	return out, terr
 }
 
 // Hold places a legal hold on patientID of site, which blocks its erasure.
