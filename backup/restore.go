@@ -147,6 +147,10 @@ func Unpack(ctx context.Context, r io.Reader, priv hpke.PrivateKey, key *audit.V
 			return nil, fmt.Errorf("%w: unexpected entry %q", ErrCorrupt, h.Name)
 		}
 	}
+	// The tar stream has ended: the rest of the file must be its padding and the final chunk.
+	if _, err := io.Copy(io.Discard, op); err != nil {
+		return nil, err
+	}
 	for _, f := range m.Files {
 		if !seen[f.Path] {
 			return nil, fmt.Errorf("%w: %s, listed in the manifest, is missing", ErrCorrupt, f.Path)
