@@ -107,19 +107,21 @@ func (m *Main) runBackup(ctx context.Context, args []string) error {
 		OutcomeDesc: fmt.Sprintf("backup %s: %d audit entries, %d files, %d bytes, encrypted to recovery key %s", man.ID, man.AuditSize, len(man.Files), st.Size(), hex.EncodeToString(fp[:6]))}); err != nil {
 		return fmt.Errorf("backup %s written but not audited: %w", man.ID, err)
 	}
-	if *asJSON {
-		return json.NewEncoder(m.Stdout).Encode(map[string]any{"id": man.ID, "created": man.Created, "store": man.Store,
-			"audit_entries": man.AuditSize, "audit_root": hex.EncodeToString(man.AuditRoot[:]), "last_checkpoint": man.LastCheckpoint,
-			"tables": man.Tables, "files": len(man.Files), "bytes": st.Size(), "tombstones": man.Tombstones})
+	if !*asJSON {
+		fmt.Fprintf(m.Stderr, "Backup %s written to %s (%d bytes, %d files, %d audit entries), encrypted to recovery key %s, in %.2fs.\n",
+			man.ID, *out, st.Size(), len(man.Files), man.AuditSize, hex.EncodeToString(fp[:6]), time.Since(start).Seconds())
 	}
-	fmt.Fprintf(m.Stderr, "Backup %s written to %s (%d bytes, %d files, %d audit entries), encrypted to recovery key %s, in %.2fs.\n",
-		man.ID, *out, st.Size(), len(man.Files), man.AuditSize, hex.EncodeToString(fp[:6]), time.Since(start).Seconds())
 	if man.Store == "postgres" {
 		fmt.Fprintln(m.Stderr, "The store is PostgreSQL: this backup holds the data dir (keys, certificates, configuration); back the database up with pg_dump or a base backup (see README, \"Backup and recovery\").")
 	}
 	if c, err := backup.ReadConfig(n.dir); err == nil && c.TombstonesExport == "" {
 		fmt.Fprintf(m.Stderr, "Warning: no tombstone export is configured, so a restore of this backup cannot replay erasures made after it.\n"+
 			"Configure one outside the data dir: `vitalgate backup tombstones --data %s --export /elsewhere/tombstones.log`.\n", *dir)
+	}
+	if *asJSON {
+		return json.NewEncoder(m.Stdout).Encode(map[string]any{"id": man.ID, "created": man.Created, "store": man.Store,
+			"audit_entries": man.AuditSize, "audit_root": hex.EncodeToString(man.AuditRoot[:]), "last_checkpoint": man.LastCheckpoint,
+			"tables": man.Tables, "files": len(man.Files), "bytes": st.Size(), "tombstones": man.Tombstones})
 	}
 	return nil
 }
