@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -84,38 +86,61 @@ func Create(ctx context.Context, src Source, w io.Writer, pub hpke.PublicKey) (M
 	}
 	var anchor, previous []byte
 	var dbPath string
-	if src.Snapshot != nil {
-		dbPath = filepath.Join(src.Dir, ".backup-"+m.ID+".db")
-		defer func() {
-			for _, s := range []string{"", "-wal", "-shm", "-journal"} {
-				_ = os.Remove(dbPath + s)
-			}
-		}()
-		if err := src.Snapshot(ctx, dbPath); err != nil {
-			return m, fmt.Errorf("snapshot the database: %w", err)
+	var files []string
+	var contents [][]byte
+	// The snapshot's data keys are wrapped under key-encryption keys that exist when it is
+	// taken; an erasure or rotation during the snapshot could delete one. So the key files
+	// must be the same before and after the snapshot, or it is taken again.
+	for attempt := 1; ; attempt++ {
+		before, err := keyFiles(src)
+		if err != nil {
+			return m, err
 		}
+		if src.Snapshot != nil {
+			dbPath = filepath.Join(src.Dir, ".backup-"+m.ID+".db")
+			removeSnapshot(dbPath)
+			if err := src.Snapshot(ctx, dbPath); err != nil {
+				removeSnapshot(dbPath)
+				return m, fmt.Errorf("snapshot the database: %w", err)
+			}
+		}
+		if files, contents, err = readFiles(src); err != nil {
+			removeSnapshot(dbPath)
+			if errors.Is(err, fs.ErrNotExist) && attempt < 3 {
+				continue // a file went away while it was read (a key destroyed): again
+			}
+			return m, err
+		}
+		after := map[string]string{}
+		for i, p := range files {
+			if isKeyFile(p) {
+				after[p] = string(contents[i])
+			}
+		}
+		if maps.Equal(before, after) {
+			break
+		}
+		removeSnapshot(dbPath)
+		if attempt == 3 {
+			return m, errors.New("the data dir's keys changed during each of three attempts (key rotations or erasures): run the backup again when they are done")
+		}
+	}
+	if dbPath != "" {
+		defer removeSnapshot(dbPath)
 		var err error
 		if anchor, previous, err = describeSnapshot(ctx, src, dbPath, &m); err != nil {
 			return m, err
 		}
 	}
-	files, err := src.Files()
-	if err != nil {
-		return m, err
-	}
-	contents := make([][]byte, len(files))
 	for i, p := range files {
-		data, err := readSmall(filepath.Join(src.Dir, p))
-		if err != nil {
-			return m, err
-		}
-		contents[i] = data
+		data := contents[i]
 		sum := sha256.Sum256(data)
 		m.Files = append(m.Files, File{Path: filepath.ToSlash(p), Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
 		if p == TombstonesFile {
 			m.Tombstones = bytes.Count(data, []byte("\n"))
 		}
 	}
+	var err error
 	var dbInfo File
 	if dbPath != "" {
 		if dbInfo, err = hashFile(dbPath); err != nil {
@@ -221,6 +246,48 @@ func describeSnapshot(ctx context.Context, src Source, path string, m *Manifest)
 	}
 	anchor, err = audit.SignCheckpoint(audit.Checkpoint{Origin: src.Origin, Size: m.AuditSize, Root: m.AuditRoot}, src.Signer)
 	return anchor, previous, err
+}
+
+func removeSnapshot(path string) {
+	if path == "" {
+		return
+	}
+	for _, s := range []string{"", "-wal", "-shm", "-journal"} {
+		_ = os.Remove(path + s)
+	}
+}
+
+// isKeyFile reports whether a data dir path is in the keyring directory.
+func isKeyFile(p string) bool { return strings.HasPrefix(filepath.ToSlash(p), "keys/") }
+
+// keyFiles reads the keyring files of the data dir.
+func keyFiles(src Source) (map[string]string, error) {
+	files, contents, err := readFiles(src)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for i, p := range files {
+		if isKeyFile(p) {
+			out[p] = string(contents[i])
+		}
+	}
+	return out, nil
+}
+
+// readFiles reads the data dir's files to back up.
+func readFiles(src Source) ([]string, [][]byte, error) {
+	files, err := src.Files()
+	if err != nil {
+		return nil, nil, err
+	}
+	contents := make([][]byte, len(files))
+	for i, p := range files {
+		if contents[i], err = readSmall(filepath.Join(src.Dir, p)); err != nil {
+			return nil, nil, err
+		}
+	}
+	return files, contents, nil
 }
 
 func readSmall(path string) ([]byte, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/backup"
 	"github.com/vitalgate/vitalgate/node"
+	"github.com/vitalgate/vitalgate/vault"
 )
 
 // entry is one entry of a backup's tar stream.
@@ -248,5 +249,51 @@ func TestManifestRoundTrip(t *testing.T) {
 	}
 	if u.Manifest.Tables["audit_log"] != int64(u.Manifest.AuditSize) || u.Manifest.AuditSize == 0 {
 		t.Fatalf("manifest audit %d, audit_log rows %d", u.Manifest.AuditSize, u.Manifest.Tables["audit_log"])
+	}
+}
+
+// TestCreateRetriesWhenKeysChange: when the keyring changes while the snapshot is taken (a
+// rotation or an erasure's key replacement), the snapshot is taken again, so that the backup
+// holds every key-encryption key its data keys are wrapped under.
+func TestCreateRetriesWhenKeysChange(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	if _, err := node.Init(ctx, dir, node.InitOptions{}, node.Env{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Open(ctx, dir, node.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	src, err := n.BackupSource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshots := 0
+	real := src.Snapshot
+	src.Snapshot = func(ctx context.Context, path string) error {
+		snapshots++
+		if snapshots == 1 { // a key rotation lands during the first snapshot
+			if _, err := vault.AddKEK(filepath.Join(dir, "keys"), rand.Reader); err != nil {
+				return err
+			}
+		}
+		return real(ctx, path)
+	}
+	_, pub, err := backup.GenerateRecoveryKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := backup.ParseRecoveryPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := backup.Create(ctx, src, io.Discard, pk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.File("keys/kek-2.key"); snapshots != 2 || !ok {
+		t.Fatalf("snapshots %d, kek-2 in the backup: %v", snapshots, ok)
 	}
 }
