@@ -295,24 +295,24 @@ type Tombstones struct {
 func (t Tombstones) Erased(_ context.Context, requestID, site string, patientIndex []byte, at time.Time) error {
 	k, err := LoadTombstoneKey(t.Dir, t.Origin, true)
 	if err != nil {
-		return err
+		return fmt.Errorf("could not be recorded: %w", err)
 	}
 	line, err := k.Line(Tombstone{ID: requestID, At: at.UTC(), DataKeys: []string{k.DataKeyID(site, patientIndex)}})
 	if err != nil {
-		return err
+		return fmt.Errorf("could not be recorded: %w", err)
 	}
 	if err := appendSync(filepath.Join(t.Dir, TombstonesFile), line); err != nil {
-		return fmt.Errorf("record the erasure's tombstone: %w", err)
+		return fmt.Errorf("could not be recorded in %s: %w", TombstonesFile, err)
 	}
 	c, err := ReadConfig(t.Dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("is recorded in the data dir, but %w", err)
 	}
 	if c.TombstonesExport == "" {
 		return nil
 	}
 	if err := syncExport(t.Dir, c.TombstonesExport); err != nil {
-		return fmt.Errorf("the erasure's tombstone is in the data dir but could not be exported to %s (%w): fix that and run `vitalgate backup tombstones --data %s --export %s`",
+		return fmt.Errorf("is recorded in the data dir but could not be exported to %s (%w): fix that and run `vitalgate backup tombstones --data %s --export %s`",
 			c.TombstonesExport, err, t.Dir, c.TombstonesExport)
 	}
 	return nil

@@ -134,7 +134,7 @@ func (s *Service) approve(ctx context.Context, operator, id, site string) (Resul
 	var terr error
 	if s.tombstones != nil {
 		if err := s.tombstones.Erased(ctx, id, r.Site, r.PatientIndex, s.now().UTC()); err != nil {
-			terr = fmt.Errorf("the patient is erased but its tombstone (which keeps it erased through a restore of an older backup) was not recorded: %w", err)
+			terr = fmt.Errorf("the patient is erased, but its tombstone (which keeps it erased through a restore of an older backup) %w", err)
 		}
 	}
 	if out.Shredded, err = s.keys.ShredKEK(ctx, r.Site); err != nil {

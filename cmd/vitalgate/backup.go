@@ -304,6 +304,11 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	if *verifyOnly {
 		what = "verified (restored into a temporary directory, now deleted)"
 	}
+	if res.Epoch == 0 { // PostgreSQL: the data dir only
+		fmt.Fprintf(m.Stdout, "OK: backup %s of %s: the data dir is %s (%d bytes); restore the database from its own backup of the same time; %.2fs\n",
+			res.ID, res.BackupAt.Format(time.RFC3339), what, size, res.Seconds)
+		return nil
+	}
 	fmt.Fprintf(m.Stdout, "OK: backup %s of %s %s: %d audit entries verify, %d tables match the manifest, %d tombstones replayed (%d data keys destroyed); epoch %d starts at entry %d; %d bytes of data; %.2fs\n",
 		res.ID, res.BackupAt.Format(time.RFC3339), what, res.Entries, res.Tables, res.Replayed.Tombstones, res.Replayed.DataKeys, res.Epoch, res.Entries, size, res.Seconds)
 	return nil

@@ -344,3 +344,49 @@ func TestBackupKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	t.Logf("%d writes acknowledged before the backup, %d in it, %d acknowledged in all", len(before), len(got), len(acked))
 }
+
+// TestTombstoneExportFailure: when the export file cannot be written at an erasure, the
+// erasure still happens and says so, the tombstone is in the data dir's list, and `backup
+// tombstones` exports it once the place is fixed; an export inside the data dir is refused.
+func TestTombstoneExportFailure(t *testing.T) {
+	b := newBackedUp(t, "patient-0001")
+	if code, _, errOut := runAt("backup", "tombstones", "--data", b.dir, "--export", filepath.Join(b.dir, "t.log")); code == 0 || !strings.Contains(errOut, "inside the data dir") {
+		t.Fatalf("export inside the data dir: exit %d %s", code, errOut)
+	}
+	place := filepath.Join(b.tmp, "share")
+	if err := os.MkdirAll(place, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	export := filepath.Join(place, "tombstones.log")
+	mustRun(t, "backup", "tombstones", "--data", b.dir, "--export", export)
+	if err := os.RemoveAll(place); err != nil { // the share is gone: a file stands in its place
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(place, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("USER", "alice")
+	req, _ := mustRun(t, "patient", "erase", "--data", b.dir, "--id", "patient-0001", "--reason", "request")
+	t.Setenv("USER", "bob")
+	code, _, errOut := runAt("patient", "erase", "--data", b.dir, "--approve", strings.TrimSpace(req))
+	if code == 0 || !strings.Contains(errOut, "the patient is erased, but its tombstone") || !strings.Contains(errOut, "could not be exported") {
+		t.Fatalf("approve with the export unwritable: exit %d %s", code, errOut)
+	}
+	if got := readable(t, b.dir); got["obs-patient-0001"] {
+		t.Fatal("the patient was not erased")
+	}
+	own, err := os.ReadFile(filepath.Join(b.dir, "tombstones.log"))
+	if err != nil || bytes.Count(own, []byte("\n")) != 1 {
+		t.Fatalf("data dir tombstones: %v %q", err, own)
+	}
+	if err := os.Remove(place); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(place, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "backup", "tombstones", "--data", b.dir, "--export", export)
+	if got, err := os.ReadFile(export); err != nil || !bytes.Equal(got, own) {
+		t.Fatalf("export after the fix: %v %q", err, got)
+	}
+}
