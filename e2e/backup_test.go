@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -51,7 +52,35 @@ func TestRestoreDrill(t *testing.T) {
 		return ids
 	}
 	before := postN(count)
+	// A second device keeps writing while the backup runs: what it had acknowledged when the
+	// backup started must be in the backup too.
+	secret2 := addDevice(t, dir, "drill-dev-2", "drill-pat")
+	cert2 := srv.enroll(t, "drill-dev-2", secret2)
+	c2 := srv.client(&cert2)
+	var mu sync.Mutex
+	var during []string
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			status, body, _, err := post(ctx, c2, srv.url+"/fhir/Observation", observation("drill-pat", "drill-dev-2", fmt.Sprint(60+i%40), time.Now()))
+			var r struct{ ID string }
+			if err == nil && status == 201 && json.Unmarshal(body, &r) == nil && r.ID != "" {
+				mu.Lock()
+				during = append(during, r.ID)
+				mu.Unlock()
+			}
+		}
+	}()
+	waitFor(t, 10*time.Second, "writes under load", func() bool { mu.Lock(); defer mu.Unlock(); return len(during) >= 20 })
+	mu.Lock()
+	ackedAtStart := append([]string(nil), during...)
+	mu.Unlock()
 	run(t, "backup", "--data", dir, "--out", file, "--recovery-pub", filepath.Join(keys, "recovery.pub"))
+	cancel()
+	<-done
+	before = append(before, ackedAtStart...)
 	postN(5) // after the backup: lost with the disaster, as the restore entry documents
 	srv.kill()
 
@@ -80,8 +109,8 @@ func TestRestoreDrill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("restore drill: %d observations; backup %d bytes; restored data dir %d bytes; restore %.2fs; restore + serve + read back over FHIR (recovery time) %.2fs",
-		len(before), st.Size(), dirBytes(t, restored), restoreTime.Seconds(), rto.Seconds())
+	t.Logf("restore drill: %d observations acknowledged before the backup (%d of them by a device writing during it, %d in all); backup %d bytes; restored data dir %d bytes; restore %.2fs; restore + serve + read back over FHIR (recovery time) %.2fs",
+		len(before), len(ackedAtStart), len(during)+count, st.Size(), dirBytes(t, restored), restoreTime.Seconds(), rto.Seconds())
 }
 
 func dirBytes(t *testing.T, dir string) int64 {
