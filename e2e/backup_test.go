@@ -185,8 +185,7 @@ func TestBackupUnderFIPSOnly(t *testing.T) {
 
 // TestBackupOnPostgres: on a PostgreSQL data dir the backup holds what Vitalgate keeps outside
 // the database (keys, certificates, store.json, the tombstone list) and no database file; the
-// restore puts the data dir back, which opens the same database and whose audit log verifies;
-// replaying tombstones into PostgreSQL is refused in plain words (not built).
+// restore puts the data dir back, which opens the same database and whose audit log verifies.
 func TestBackupOnPostgres(t *testing.T) {
 	dsn, schema := testPostgres(t)
 	t.Setenv("VITALGATE_E2E_DSN", dsn)
@@ -198,10 +197,6 @@ func TestBackupOnPostgres(t *testing.T) {
 	out, errOut, err := runErr("backup", "--data", dir, "--out", file, "--recovery-pub", filepath.Join(keys, "recovery.pub"), "--json")
 	if err != nil || !strings.Contains(out, `"store":"postgres"`) || !strings.Contains(errOut, "pg_dump") {
 		t.Fatalf("backup on PostgreSQL: %v\n%s%s", err, out, errOut)
-	}
-	if _, errOut, err := runErr("restore", "--in", file, "--data", filepath.Join(work, "refused"), "--recovery-key", filepath.Join(keys, "recovery.key"),
-		"--tombstones", filepath.Join(work, "none.log")); err == nil || !strings.Contains(errOut, "not supported yet") {
-		t.Fatalf("tombstones into PostgreSQL: %v %s", err, errOut)
 	}
 	restored := filepath.Join(work, "restored")
 	out, errOut, err = runErr("restore", "--in", file, "--data", restored, "--recovery-key", filepath.Join(keys, "recovery.key"), "--key", filepath.Join(dir, "audit.pub"))
@@ -222,4 +217,67 @@ func TestBackupOnPostgres(t *testing.T) {
 	if list := run(t, "device", "list", "--data", restored); !strings.Contains(list, "pg-dev") {
 		t.Fatalf("the restored data dir does not reach the database: %s", list)
 	}
+}
+
+// TestErasureSurvivesRestoreOnPostgres: the data dir is backed up with `vitalgate backup` and
+// the database with pg_dump; a patient is erased; the database is lost and restored with
+// pg_restore (the erased patient is back in it), and the data dir is restored with the
+// exported tombstones: the erasure is replayed into the database, so the patient's data is
+// gone while the other patient's is read back.
+func TestErasureSurvivesRestoreOnPostgres(t *testing.T) {
+	needTools(t, "pg_dump", "pg_restore")
+	dsn, schema := testPostgres(t)
+	t.Setenv("VITALGATE_E2E_DSN", dsn)
+	work := t.TempDir()
+	dir, keys, file, dump, tombs := filepath.Join(work, "data"), filepath.Join(work, "recovery"), filepath.Join(work, "pg.vgbackup"),
+		filepath.Join(work, "vitalgate.dump"), filepath.Join(work, "tombstones.log")
+	run(t, "init", "--data", dir, "--store", "env:VITALGATE_E2E_DSN", "--schema", schema, "--json")
+	s1, s2 := addDevice(t, dir, "pg-dev-1", "pg-pat-1"), addDevice(t, dir, "pg-dev-2", "pg-pat-2")
+	run(t, "backup", "keys", "init", "--out", keys)
+	run(t, "backup", "tombstones", "--data", dir, "--export", tombs)
+	srv := startServer(t, dir)
+	ids := map[string]string{}
+	for _, d := range []struct{ dev, pat, secret string }{{"pg-dev-1", "pg-pat-1", s1}, {"pg-dev-2", "pg-pat-2", s2}} {
+		cert := srv.enroll(t, d.dev, d.secret)
+		status, body, _, err := post(context.Background(), srv.client(&cert), srv.url+"/fhir/Observation", observation(d.pat, d.dev, "71", time.Now()))
+		var r struct{ ID string }
+		if err != nil || status != 201 || json.Unmarshal(body, &r) != nil {
+			t.Fatalf("post: %d %v %s", status, err, body)
+		}
+		ids[d.pat] = r.ID
+	}
+	srv.stop(t)
+	run(t, "backup", "--data", dir, "--out", file, "--recovery-pub", filepath.Join(keys, "recovery.pub"))
+	if out, err := exec.Command("pg_dump", "--format=custom", "--schema="+schema, "--file="+dump, dsn).CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v %s", err, out)
+	}
+	t.Setenv("USER", "alice")
+	req := strings.TrimSpace(run(t, "patient", "erase", "--data", dir, "--id", "pg-pat-1", "--reason", "request"))
+	t.Setenv("USER", "bob")
+	run(t, "patient", "erase", "--data", dir, "--approve", req)
+
+	// The disaster: the database is lost and restored from the dump taken before the erasure.
+	if out, err := exec.Command("psql", dsn, "-c", "DROP SCHEMA "+schema+" CASCADE").CombinedOutput(); err != nil {
+		t.Fatalf("drop schema: %v %s", err, out)
+	}
+	if out, err := exec.Command("pg_restore", "--dbname="+dsn, dump).CombinedOutput(); err != nil {
+		t.Fatalf("pg_restore: %v %s", err, out)
+	}
+	// Without the tombstones, the erased patient is readable again: what the replay prevents.
+	without := filepath.Join(work, "without")
+	run(t, "restore", "--in", file, "--data", without, "--recovery-key", filepath.Join(keys, "recovery.key"), "--key", filepath.Join(dir, "audit.pub"))
+	if got := exportIDs(t, without); got[ids["pg-pat-1"]] != 1 {
+		t.Fatalf("the restored database does not hold the erased patient (the test proves nothing): %v", got)
+	}
+	restored := filepath.Join(work, "restored")
+	out := run(t, "restore", "--in", file, "--data", restored, "--recovery-key", filepath.Join(keys, "recovery.key"),
+		"--tombstones", tombs, "--key", filepath.Join(dir, "audit.pub"))
+	if !strings.Contains(out, "1 tombstones replayed into the PostgreSQL database (1 data keys destroyed)") {
+		t.Fatalf("restore: %s", out)
+	}
+	got := exportIDs(t, restored)
+	if got[ids["pg-pat-1"]] != 0 || got[ids["pg-pat-2"]] != 1 {
+		t.Fatalf("after the replay, exported %v; erased %s, kept %s", got, ids["pg-pat-1"], ids["pg-pat-2"])
+	}
+	run(t, "audit", "verify", "--data", restored)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/backup"
 	"github.com/vitalgate/vitalgate/erasure"
+	"github.com/vitalgate/vitalgate/postgres"
 	"github.com/vitalgate/vitalgate/sqlite"
 )
 
@@ -78,6 +79,17 @@ func (n *Node) BackupSource() (backup.Source, error) {
 type RestoredStore interface {
 	backup.SnapshotDB
 	backup.Shredder
+}
+
+// Shredder returns the node's store as a tombstone replay needs it (SQLite or PostgreSQL).
+func (n *Node) Shredder() (backup.Shredder, error) {
+	switch db := n.Store.(type) {
+	case *sqlite.DB:
+		return db, nil
+	case *postgres.DB:
+		return db, nil
+	}
+	return nil, errors.New("the data dir's store cannot replay tombstones")
 }
 
 // ErrNotSQLite means the data dir's store is not SQLite.

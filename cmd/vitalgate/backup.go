@@ -260,7 +260,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	}
 	staging := target + ".restoring"
 	_ = os.RemoveAll(staging) // a restore that was interrupted
-	res, rerr := m.restore(ctx, *in, priv, key, staging, *tombFile)
+	res, rerr := m.restore(ctx, *in, priv, key, staging, *tombFile, *verifyOnly)
 	res.Seconds = time.Since(start).Seconds()
 	if rerr == nil && !*verifyOnly {
 		rerr = os.Rename(staging, target)
@@ -305,8 +305,8 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 		what = "verified (restored into a temporary directory, now deleted)"
 	}
 	if res.Epoch == 0 { // PostgreSQL: the data dir only
-		fmt.Fprintf(m.Stdout, "OK: backup %s of %s: the data dir is %s (%d bytes); restore the database from its own backup of the same time; %.2fs\n",
-			res.ID, res.BackupAt.Format(time.RFC3339), what, size, res.Seconds)
+		fmt.Fprintf(m.Stdout, "OK: backup %s of %s: the data dir is %s (%d bytes); %d tombstones replayed into the PostgreSQL database (%d data keys destroyed); %.2fs\n",
+			res.ID, res.BackupAt.Format(time.RFC3339), what, size, res.Replayed.Tombstones, res.Replayed.DataKeys, res.Seconds)
 		return nil
 	}
 	fmt.Fprintf(m.Stdout, "OK: backup %s of %s %s: %d audit entries verify, %d tables match the manifest, %d tombstones replayed (%d data keys destroyed); epoch %d starts at entry %d; %d bytes of data; %.2fs\n",
@@ -323,12 +323,13 @@ type restoreResult struct {
 	Epoch    int
 	Replayed backup.Replayed
 	OwnKey   bool
+	Origin   string
 	Seconds  float64
 }
 
 // restore unpacks the backup into staging and, on SQLite, checks it, starts the new audit
 // epoch, replays the tombstones and verifies the audit log again.
-func (m *Main) restore(ctx context.Context, in string, priv hpke.PrivateKey, key *audit.Verifier, staging, tombFile string) (restoreResult, error) {
+func (m *Main) restore(ctx context.Context, in string, priv hpke.PrivateKey, key *audit.Verifier, staging, tombFile string, verifyOnly bool) (restoreResult, error) {
 	var res restoreResult
 	f, err := os.Open(in) // #nosec G304 -- the operator names the file
 	if err != nil {
@@ -340,13 +341,9 @@ func (m *Main) restore(ctx context.Context, in string, priv hpke.PrivateKey, key
 		return res, err
 	}
 	man := u.Manifest
-	res.ID, res.BackupAt, res.OwnKey = man.ID, man.Created, u.OwnKey
+	res.ID, res.BackupAt, res.OwnKey, res.Origin = man.ID, man.Created, u.OwnKey, man.Origin
 	if man.Store != "sqlite" {
-		if tombFile != "" {
-			return res, errors.New("replaying tombstones into a PostgreSQL database is not supported yet: restore the data dir without --tombstones, restore the database with pg_restore, and erase the patients of the tombstones again")
-		}
-		fmt.Fprintln(m.Stderr, "The backup's store is PostgreSQL: the data dir (keys, certificates, configuration) is restored; restore the database with pg_restore or from its base backup before `vitalgate serve`.")
-		return res, nil
+		return res, m.restorePostgres(ctx, staging, tombFile, verifyOnly, &res)
 	}
 	n, err := m.openDataDir(ctx, staging)
 	if err != nil {
@@ -397,6 +394,49 @@ func (m *Main) restore(ctx context.Context, in string, priv hpke.PrivateKey, key
 		return res, fmt.Errorf("the restored audit log does not verify after the restore: %w", err)
 	}
 	return res, nil
+}
+
+// restorePostgres finishes the restore of a PostgreSQL data dir: its files are back; with
+// tombstones, the database (restored with pg_restore first) gets the erasures replayed. A
+// verification only checks the tombstones: the data dir it restored names the live database.
+func (m *Main) restorePostgres(ctx context.Context, staging, tombFile string, verifyOnly bool, res *restoreResult) error {
+	if tombFile == "" {
+		fmt.Fprintln(m.Stderr, "The backup's store is PostgreSQL: the data dir (keys, certificates, configuration) is restored. Restore the database with pg_restore "+
+			"or from its base backup before `vitalgate serve`; erasures made after the backups are replayed into the database only by a restore with --tombstones, "+
+			"so restore the database first and then the data dir with --tombstones.")
+		return nil
+	}
+	tf, err := os.Open(tombFile) // #nosec G304 -- the operator names the file
+	if err != nil {
+		return fmt.Errorf("the tombstone list: %w", err)
+	}
+	defer tf.Close()
+	if verifyOnly {
+		k, err := backup.LoadTombstoneKey(staging, res.Origin, false)
+		if err != nil {
+			return fmt.Errorf("the backup holds no tombstone key, so no tombstone can be checked: %w", err)
+		}
+		_, err = backup.ReadTombstones(tf, k.Verifier())
+		return err
+	}
+	n, err := m.openDataDir(ctx, staging)
+	if err != nil {
+		return fmt.Errorf("open the restored data dir and its PostgreSQL database (restore the database with pg_restore first): %w", err)
+	}
+	defer n.Close()
+	sh, err := n.Shredder()
+	if err != nil {
+		return err
+	}
+	alog, err := n.AuditLog("restore")
+	if err != nil {
+		return err
+	}
+	if res.Replayed, err = backup.ReplayTombstones(ctx, staging, n.AuditOrigin(), tf, sh, n.Vault, alog, operator()); err != nil {
+		return err
+	}
+	_, err = alog.Checkpoint(ctx)
+	return err
 }
 
 // recordVerification records a verification's result in a live data dir, and audits it there.
