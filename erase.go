@@ -38,6 +38,9 @@ type Erased struct {
 	Assignments int
 	Devices     int // a site erasure: devices revoked
 	Clients     int // a site erasure: clients disabled
+	// PatientIndexes are, for a site erasure, the patients whose data keys were deleted
+	// (for the tombstones that keep them erased through a restore).
+	PatientIndexes [][]byte
 }
 
 // SiteErasure reports whether r erases a whole site rather than one patient.

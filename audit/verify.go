@@ -44,6 +44,12 @@ type Report struct {
 	// signed checkpoint covers them yet, so they could be altered without detection.
 	Unsigned uint64
 	Duration time.Duration // wall time of the verification
+	// Epochs is the number of log epochs verified (1 plus one per restore, see VerifyEpochs).
+	Epochs int
+	// Superseded lists the kept (Witness) checkpoints of an earlier epoch that cover entries
+	// lost with a restore: they do not match the restored log, and a restore documents why
+	// (VerifyEpochs only; Verify fails on them).
+	Superseded []string
 }
 
 // NoIndex is VerifyError.Index when a fault concerns no particular entry.
@@ -139,6 +145,13 @@ const progressEvery = 1 << 12
 // Verify returns a *VerifyError for a log that fails verification, naming the first entry or
 // checkpoint at fault, and another error if the log could not be read (or ctx was cancelled).
 func Verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint, v Verifier, progress func(done, total uint64)) (*Report, error) {
+	return verify(ctx, src, checkpoints, v, progress, nil)
+}
+
+// verify is Verify; restores lists the sizes at which the log was restored from a backup
+// (ascending): a Witness checkpoint larger than one of them that does not match is reported
+// in Report.Superseded instead of failing.
+func verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint, v Verifier, progress func(done, total uint64), restores []uint64) (*Report, error) {
 	start := time.Now()
 	total, err := src.Size(ctx)
 	if err != nil {
@@ -146,8 +159,9 @@ func Verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint
 	}
 
 	type pending struct {
-		c      Checkpoint
-		source string
+		c       Checkpoint
+		source  string
+		witness bool
 	}
 	cps := make([]pending, 0, len(checkpoints))
 	var lastOwn *pending
@@ -161,7 +175,7 @@ func Verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint
 			return nil, &VerifyError{Index: NoIndex, Checkpoint: peekCheckpoint(sc.Note), Source: source,
 				Reason: "the checkpoint is not validly signed by " + v.Name(), Err: err}
 		}
-		p := pending{c, source}
+		p := pending{c, source, sc.Witness}
 		if len(cps) > 0 && c.Origin != cps[0].c.Origin {
 			return nil, &VerifyError{Index: NoIndex, Checkpoint: &p.c, Source: source,
 				Reason: fmt.Sprintf("the checkpoint is for log %q, not %q", c.Origin, cps[0].c.Origin)}
@@ -186,7 +200,21 @@ func Verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint
 		return 0
 	})
 
-	r := &Report{}
+	r := &Report{Epochs: 1 + len(restores)}
+	// superseded reports whether p is a kept checkpoint of an earlier epoch, beyond a restore.
+	superseded := func(p pending) bool {
+		if !p.witness {
+			return false
+		}
+		for _, s := range restores {
+			if p.c.Size > s {
+				r.Superseded = append(r.Superseded, fmt.Sprintf("%s (%s): covers %d entries, beyond the restore at entry %d; the entries after it were lost with the restore",
+					p.source, p.c.String(), p.c.Size, s))
+				return true
+			}
+		}
+		return false
+	}
 	var t Tree
 	var good uint64 // size of the last checkpoint that matched: faults lie after it
 	// check verifies every checkpoint at the current tree size.
@@ -195,6 +223,9 @@ func Verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint
 			p := cps[0]
 			cps = cps[1:]
 			if root := t.Root(); root != p.c.Root {
+				if superseded(p) {
+					continue
+				}
 				if p.c.Size == 0 {
 					return &VerifyError{Index: NoIndex, Checkpoint: &p.c, Source: p.source,
 						Reason: "the checkpoint claims a non-empty root for an empty log"}
@@ -290,6 +321,9 @@ func Verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint
 		return nil, fmt.Errorf("audit: reading entries: %w", err)
 	}
 	n := t.Size()
+	for len(cps) > 0 && superseded(cps[0]) {
+		cps = cps[1:]
+	}
 	if len(cps) > 0 {
 		p := cps[0]
 		return nil, &VerifyError{Index: n, End: p.c.Size, Checkpoint: &p.c, Source: p.source,

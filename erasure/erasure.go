@@ -33,13 +33,25 @@ type Store interface {
 	Site(ctx context.Context, id string) (vitalgate.Site, error)
 }
 
+// Tombstones is told of every erasure once the patient's data is deleted, so that it
+// survives a restore of an older backup (package backup records a signed tombstone).
+type Tombstones interface {
+	// Erased records erasure requestID of the patients patientIndexes of site (one patient,
+	// or every patient of an erased site).
+	Erased(ctx context.Context, requestID, site string, at time.Time, patientIndexes ...[]byte) error
+}
+
 // Service requests, approves and blocks erasures.
 type Service struct {
-	store Store
-	keys  Keys
-	alog  *audit.Log
-	now   func() time.Time
+	store      Store
+	keys       Keys
+	alog       *audit.Log
+	now        func() time.Time
+	tombstones Tombstones
 }
+
+// SetTombstones sets the hook told of every erasure (nil: none). Call it before use.
+func (s *Service) SetTombstones(t Tombstones) { s.tombstones = t }
 
 // New returns a Service. now may be nil for the real clock.
 func New(store Store, keys Keys, alog *audit.Log, now func() time.Time) *Service {
@@ -135,6 +147,12 @@ func (s *Service) approve(ctx context.Context, operator, id, site string) (Resul
 		return out, err
 	}
 	s.keys.Forget(r.PatientIndex)
+	var terr error
+	if s.tombstones != nil {
+		if err := s.tombstones.Erased(ctx, id, r.Site, s.now().UTC(), r.PatientIndex); err != nil {
+			terr = fmt.Errorf("the patient is erased, but its tombstone (which keeps it erased through a restore of an older backup) %w", err)
+		}
+	}
 	if out.Shredded, err = s.keys.ShredKEK(ctx, r.Site); err != nil {
 		return out, fmt.Errorf("the patient's data and data key are erased but the key-encryption key could not be replaced (run `vitalgate keys rotate`, then delete the older kek files): %w", err)
 	}
@@ -143,7 +161,7 @@ func (s *Service) approve(ctx context.Context, operator, id, site string) (Resul
 		OutcomeDesc: fmt.Sprintf("after erasure %s: new key-encryption key %s, %d old destroyed", id, out.NewKEK, len(out.Destroyed))}); err != nil {
 		return out, fmt.Errorf("erasure done but the key replacement could not be audited: %w", err)
 	}
-	return out, nil
+	return out, terr
 }
 
 // RequestSite records operator's request to erase the whole site (every patient's data key
@@ -211,6 +229,12 @@ func (s *Service) approveSite(ctx context.Context, operator string, r vitalgate.
 		return out, err
 	}
 	s.keys.ForgetAll()
+	var terr error
+	if s.tombstones != nil {
+		if err := s.tombstones.Erased(ctx, r.ID, r.Site, s.now().UTC(), out.PatientIndexes...); err != nil {
+			terr = fmt.Errorf("the site is erased, but its tombstone (which keeps its patients erased through a restore of an older backup) %w", err)
+		}
+	}
 	if out.Shredded, err = s.keys.ShredKEK(ctx, r.Site); err != nil {
 		return out, fmt.Errorf("the site's data and data keys are erased but its key-encryption key could not be replaced (run `vitalgate keys rotate --site %s`, then delete the older kek files): %w", r.Site, err)
 	}
@@ -219,7 +243,7 @@ func (s *Service) approveSite(ctx context.Context, operator string, r vitalgate.
 		OutcomeDesc: fmt.Sprintf("after erasure %s: new key-encryption key %s, %d old destroyed", r.ID, out.NewKEK, len(out.Destroyed))}); err != nil {
 		return out, fmt.Errorf("site erased but the key replacement could not be audited: %w", err)
 	}
-	return out, nil
+	return out, terr
 }
 
 // Hold places a legal hold on patientID of site, which blocks its erasure.

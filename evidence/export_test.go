@@ -11,3 +11,6 @@ func ProbeIDs() []string {
 	sort.Strings(ids)
 	return ids
 }
+
+// Probe runs the live-state probe of control id on s.
+func Probe(id string, s *State) Finding { return probes[id](s) }

@@ -58,6 +58,7 @@ var probes = map[string]probe{
 	"audit-forwarding":       probeForwarding,
 	"overload-protection":    probeLimits,
 	"durability":             probeDurability,
+	"backup-restore":         probeBackups,
 	"sbom":                   probeSBOM,
 	"update-rollout":         probeRollouts,
 	"authenticated-updates":  probeReleases,
@@ -420,6 +421,44 @@ func probeLimits(s *State) Finding {
 func probeDurability(s *State) Finding {
 	facts, ok := perNode(s, "store", func(n vitalgate.NodeConfig) string { return n.Store })
 	return nodeFinding(append(facts, "nodes recorded: "+fmt.Sprint(len(s.Nodes))), ok, false)
+}
+
+// maxBackupAge and maxVerifyAge are how old the last backup and the last verified backup
+// may be before the row asks for the operator's attention.
+const (
+	maxBackupAge = 7 * 24 * time.Hour
+	maxVerifyAge = 92 * 24 * time.Hour
+)
+
+func probeBackups(s *State) Finding {
+	b := s.Backups
+	if b == nil || b.LastBackup == nil {
+		return Finding{Status: StatusAttention, Facts: []string{"no backup of this data dir is recorded: take one with `vitalgate backup` and check it with `vitalgate restore --verify-only --record`"}}
+	}
+	f := Finding{Status: StatusEnforced}
+	lb := b.LastBackup
+	f.Facts = append(f.Facts, fmt.Sprintf("last backup %s at %s: %s store, %d audit entries, %d bytes, %s", lb.ID, lb.At.UTC().Format(time.RFC3339), lb.Store, lb.Entries, lb.Bytes, lb.Cipher))
+	if s.GeneratedAt.Sub(lb.At) > maxBackupAge {
+		f.Status = StatusAttention
+		f.Facts = append(f.Facts, fmt.Sprintf("the last backup is older than %d days", int(maxBackupAge.Hours()/24)))
+	}
+	v := b.LastVerified
+	switch {
+	case v == nil:
+		f.Status = StatusAttention
+		f.Facts = append(f.Facts, "no backup has been verified by a restore: run `vitalgate restore --verify-only --in FILE --recovery-key KEY --record DIR`")
+	case !v.OK:
+		f.Status = StatusAttention
+		f.Facts = append(f.Facts, fmt.Sprintf("the last verification (%s, backup %s) FAILED: %s", v.At.UTC().Format(time.RFC3339), v.ID, v.Problem))
+	default:
+		f.Facts = append(f.Facts, fmt.Sprintf("last verified backup %s (taken %s) restored and checked at %s: %d audit entries verify, %d tables match the signed manifest, in %.1f s",
+			v.ID, v.BackupAt.UTC().Format(time.RFC3339), v.At.UTC().Format(time.RFC3339), v.Entries, v.Tables, v.Seconds))
+		if s.GeneratedAt.Sub(v.At) > maxVerifyAge {
+			f.Status = StatusAttention
+			f.Facts = append(f.Facts, fmt.Sprintf("the last verification is older than %d days: run a restore drill", int(maxVerifyAge.Hours()/24)))
+		}
+	}
+	return f
 }
 
 func probeSBOM(s *State) Finding {

@@ -38,6 +38,9 @@ type DataFiles struct {
 	ServerCert string   // PEM server certificate
 	KeysDir    string   // the keyring directory (key-encryption keys kek-N.key, index key)
 	Keys       []string // other key files whose age the report states (CA, server, token, audit)
+	// BackupStatus is the record of the last backup and the last verified backup
+	// (backup-status.json, written by `vitalgate backup` and `vitalgate restore`); empty: none.
+	BackupStatus string
 }
 
 // Deployment is the deployment a report describes.
@@ -118,6 +121,7 @@ type State struct {
 	Assessment  *assess.Report         `json:"assessment,omitempty"`
 	Rollouts    []RolloutSummary       `json:"rollouts,omitempty"` // each model's newest rollout
 	Releases    []ReleaseSummary       `json:"releases,omitempty"` // signed update releases per model
+	Backups     *BackupState           `json:"backups,omitempty"`  // the last backup and verified backup, nil if none
 	Tests       map[string]string      `json:"-"`                  // "pkg.TestName" → pass, fail or skip
 	SBOM        []Component            `json:"-"`
 }
@@ -168,6 +172,9 @@ func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*Sta
 		return nil, err
 	}
 	if s.Rollouts, err = rollouts(ctx, d.Store); err != nil {
+		return nil, err
+	}
+	if s.Backups, err = backupState(d); err != nil {
 		return nil, err
 	}
 	if s.Releases, err = releases(ctx, d.Store); err != nil {
@@ -406,4 +413,44 @@ func ParseTestResults(r io.Reader, module string) (map[string]string, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// BackupState is the data dir's record of its backups (backup-status.json).
+type BackupState struct {
+	LastBackup *struct {
+		ID      string    `json:"id"`
+		At      time.Time `json:"at"`
+		Store   string    `json:"store"`
+		Entries uint64    `json:"audit_entries"`
+		Bytes   int64     `json:"bytes"`
+		Cipher  string    `json:"encrypted"`
+	} `json:"last_backup,omitempty"`
+	LastVerified *struct {
+		ID       string    `json:"id"`
+		BackupAt time.Time `json:"backup_at"`
+		At       time.Time `json:"at"`
+		OK       bool      `json:"ok"`
+		Entries  uint64    `json:"audit_entries"`
+		Tables   int       `json:"tables"`
+		Seconds  float64   `json:"seconds"`
+		Problem  string    `json:"problem,omitempty"`
+	} `json:"last_verified,omitempty"`
+}
+
+// backupState reads the backup record, nil when there is none.
+func backupState(d Deployment) (*BackupState, error) {
+	if d.Files.BackupStatus == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(filepath.Join(d.Dir, d.Files.BackupStatus)) // #nosec G304 -- data dir path
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("backup record: %w", err)
+	}
+	var b BackupState
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("backup record %s: %w", d.Files.BackupStatus, err)
+	}
+	return &b, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/backup"
 	"github.com/vitalgate/vitalgate/evidence"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/postgres"
@@ -134,6 +135,7 @@ func (n *Node) EvidenceDeployment() (evidence.Deployment, error) {
 	}
 	return evidence.Deployment{Dir: n.Dir, Store: n.Store, Origin: n.AuditOrigin(), Verifier: v, CryptoMode: n.Crypto.Mode(ProcessFIPSMode()), Files: evidence.DataFiles{
 		CACert: CACertFile, ServerCert: ServerCertFile, KeysDir: KeysDir,
-		Keys: []string{CAKeyFile, ServerKeyFile, TokenKeyFile, AuditKeyFile, evidence.SigningKeyFile},
+		Keys:         []string{CAKeyFile, ServerKeyFile, TokenKeyFile, AuditKeyFile, evidence.SigningKeyFile},
+		BackupStatus: backup.StatusFile,
 	}}, nil
 }

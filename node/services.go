@@ -18,7 +18,6 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
-	"github.com/vitalgate/vitalgate/erasure"
 	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/httpapi"
@@ -164,7 +163,7 @@ func (s *server) newHTTP() (*httpapi.Server, error) {
 		Config: s.opt.HTTP, CA: n.CA, Registry: s.registry, Ingest: s.ingest, Ready: n.Store.Ping, Logger: s.log, Now: n.env.Now,
 		Access: s.access, Auth: s.auth, Metrics: s.metrics, Audit: s.audit,
 		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store}, Updates: s.updates, Rollouts: s.rollout,
-		Erasure: erasure.New(n.Store, n.Vault, s.audit, n.env.Now), // needs n.Vault to follow keys/ (Open does)
+		Erasure: n.ErasureService(s.audit), // needs n.Vault to follow keys/ (Open does)
 	})
 }
 

@@ -265,7 +265,7 @@ func checkApproval(r vitalgate.ErasureRequest, id, approvedBy string, site bool)
 
 const (
 	siteHoldLockSQL         = `SELECT 1 FROM legal_holds WHERE site = $1 LIMIT 1 FOR SHARE`
-	eraseSiteKeysSQL        = `DELETE FROM data_keys WHERE site = $1`
+	eraseSiteKeysSQL        = `DELETE FROM data_keys WHERE site = $1 RETURNING patient_index`
 	eraseSiteCodesSQL       = `DELETE FROM resource_codes c USING resources r WHERE r.type = c.type AND r.id = c.id AND r.site = $1`
 	eraseSiteIdentsOfSQL    = `DELETE FROM resource_identifiers i USING resources r WHERE r.type = i.type AND r.id = i.id AND r.site = $1`
 	eraseSiteIdentsSQL      = `DELETE FROM resource_identifiers WHERE site = $1`
@@ -317,7 +317,12 @@ func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time
 		var errs [13]error
 		_, errs[11] = exec(eraseSiteAdmissionsSQL, r.Site)
 		_, errs[12] = exec(eraseSiteDeviceUnitsSQL, r.Site)
-		out.DataKeys, errs[0] = exec(eraseSiteKeysSQL, r.Site)
+		rows, err := tx.Query(ctx, eraseSiteKeysSQL, r.Site)
+		if err != nil {
+			return mapError(err, "erase site")
+		}
+		out.PatientIndexes, errs[0] = pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		out.DataKeys = len(out.PatientIndexes)
 		_, errs[1] = exec(eraseSiteCodesSQL, r.Site)
 		_, errs[2] = exec(eraseSiteIdentsOfSQL, r.Site)
 		_, errs[3] = exec(eraseSiteIdentsSQL, r.Site)

@@ -186,7 +186,7 @@ func checkApproval(r vitalgate.ErasureRequest, id, approvedBy string, site bool)
 
 const (
 	siteHoldSQL        = `SELECT 1 FROM legal_holds WHERE site = ? LIMIT 1`
-	eraseSiteKeysSQL   = `DELETE FROM data_keys WHERE site = ?`
+	eraseSiteKeysSQL   = `DELETE FROM data_keys WHERE site = ? RETURNING patient_index`
 	eraseSiteCodesSQL  = `DELETE FROM resource_codes WHERE (type, id) IN (SELECT type, id FROM resources WHERE site = ?)`
 	eraseSiteIdentsSQL = `DELETE FROM resource_identifiers WHERE site = ?
 OR (type, id) IN (SELECT type, id FROM resources WHERE site = ?)`
@@ -240,7 +240,8 @@ func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time
 		var errs [12]error
 		_, errs[10] = exec(eraseSiteAdmissionsSQL, r.Site)
 		_, errs[11] = exec(eraseSiteDeviceUnitsSQL, r.Site)
-		out.DataKeys, errs[0] = exec(eraseSiteKeysSQL, r.Site)
+		out.PatientIndexes, errs[0] = deletedKeys(ctx, tx, eraseSiteKeysSQL, r.Site)
+		out.DataKeys = len(out.PatientIndexes)
 		_, errs[1] = exec(eraseSiteCodesSQL, r.Site)
 		_, errs[2] = exec(eraseSiteIdentsSQL, r.Site, r.Site)
 		out.Resources, errs[3] = exec(eraseSiteResourcesSQL, r.Site)
@@ -262,4 +263,22 @@ func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time
 		return vitalgate.Erased{}, err
 	}
 	return out, nil
+}
+
+// deletedKeys runs a DELETE ... RETURNING patient_index and returns the indexes.
+func deletedKeys(ctx context.Context, tx *sql.Tx, q string, args ...any) ([][]byte, error) {
+	rows, err := tx.QueryContext(ctx, q, args...) // assurance:sql-ok q is eraseSiteKeysSQL
+	if err != nil {
+		return nil, mapError(err, "erase site")
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var idx []byte
+		if err := rows.Scan(&idx); err != nil {
+			return nil, mapError(err, "erase site")
+		}
+		out = append(out, idx)
+	}
+	return out, mapError(rows.Err(), "erase site")
 }

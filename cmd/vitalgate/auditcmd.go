@@ -12,6 +12,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/backup"
 	vgnode "github.com/vitalgate/vitalgate/node"
 )
 
@@ -65,7 +66,11 @@ func (m *Main) auditVerify(ctx context.Context, args []string) error {
 			fmt.Fprintf(m.Stderr, "\rverifying: %d / %d entries", done, total)
 		}
 	}
-	rep, err := audit.Verify(ctx, audit.StoreLog{Store: n.store}, cps, v, progress)
+	epochs, err := backup.ReadEpochs(n.dir) // restores: the log verifies across its epochs
+	if err != nil {
+		return err
+	}
+	rep, err := audit.VerifyEpochs(ctx, audit.StoreLog{Store: n.store}, cps, epochs, v, progress)
 	if time.Since(start) > time.Second {
 		fmt.Fprintln(m.Stderr)
 	}
@@ -80,13 +85,19 @@ func (m *Main) auditVerify(ctx context.Context, args []string) error {
 	}
 	if *asJSON {
 		return json.NewEncoder(m.Stdout).Encode(map[string]any{"ok": true, "entries": rep.Entries, "bytes": rep.Bytes,
-			"checkpoints": rep.Checkpoints, "unsigned": rep.Unsigned, "seconds": rep.Duration.Seconds()})
+			"checkpoints": rep.Checkpoints, "unsigned": rep.Unsigned, "seconds": rep.Duration.Seconds(), "epochs": rep.Epochs, "superseded": rep.Superseded})
 	}
 	fmt.Fprintf(m.Stdout, "OK: %d entries (%d bytes) and %d checkpoints verify with key %s", rep.Entries, rep.Bytes, rep.Checkpoints, v.Name())
 	if rep.Unsigned > 0 {
 		fmt.Fprintf(m.Stdout, "; the last %d entries are not yet covered by a checkpoint", rep.Unsigned)
 	}
+	if rep.Epochs > 1 {
+		fmt.Fprintf(m.Stdout, "; %d epochs (restored %d times from a backup, each restore recorded in the log)", rep.Epochs, rep.Epochs-1)
+	}
 	fmt.Fprintf(m.Stdout, " (%.2fs)\n", rep.Duration.Seconds())
+	for _, s := range rep.Superseded {
+		fmt.Fprintf(m.Stdout, "superseded by a restore: %s\n", s)
+	}
 	return nil
 }
 

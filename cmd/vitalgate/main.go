@@ -63,6 +63,8 @@ var commands = map[string]command{
 	"bench":    {"throughput and latency against same-run baselines", (*Main).runBench},
 	"patient":  {"erase a patient (two operators: one requests, another approves), place or release a legal hold", (*Main).runPatient},
 	"evidence": {"signed regulatory evidence report of a deployment (FDA, HIPAA, MDS2), and its check", (*Main).runEvidence},
+	"backup":   {"encrypted backup of a data dir while it serves (a consistent snapshot), recovery keys, the erasure tombstone export", (*Main).runBackup},
+	"restore":  {"restore a backup into a new data dir (verified, erasures replayed, new audit epoch), or --verify-only", (*Main).runRestore},
 	"update":   {"signed device software updates (TUF): keys, publish, sign, status, rotate-root; staged rollouts and maintenance windows", (*Main).runUpdate},
 }
 
@@ -136,6 +138,7 @@ var argNames = map[string]string{
 	"format": "FORMAT", "since": "TIME", "device": "ID:PATIENT:SECRET[:KIND]", "hl7-authority": "NAMESPACE=SYSTEM",
 	"log-level": "LEVEL", "scenario": "NAME", "keys": "KEYDIR", "new-keys": "KEYDIR", "version": "V", "sbom": "FILE",
 	"threshold": "N", "max-size": "BYTES", "devices": "ID,...", "percent": "P,...", "reason": "TEXT", "hours": "HH:MM-HH:MM", "days": "DAYS", "zone": "ZONE",
+	"in": "FILE", "recovery-pub": "FILE", "recovery-key": "KEY", "tombstones": "FILE", "export": "FILE", "record": "DIR",
 }
 
 // printDefaults is flag.PrintDefaults with argument names from argNames (or the flag's

@@ -31,7 +31,7 @@ func (m *Main) erasureService(ctx context.Context, dir string) (*erasure.Service
 		_ = n.Close()
 		return nil, nil, err
 	}
-	return erasure.New(n.store, n.vault, alog, m.Now), n, nil
+	return n.ErasureService(alog), n, nil
 }
 
 // patientError gives the erasure's refusals as their plain message.

@@ -1,0 +1,65 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// What package backup needs from a PostgreSQL store: the destruction of an erased patient's
+// data keys when a restore replays an erasure tombstone into a database restored from its
+// own backup (pg_restore). The database itself is backed up with PostgreSQL's tools.
+
+const dataKeysSQL = `SELECT site, patient_index FROM data_keys ORDER BY site, patient_index`
+
+// EachDataKey calls fn with the site and patient blind index of every stored data key.
+func (db *DB) EachDataKey(ctx context.Context, fn func(site string, patientIndex []byte) error) error {
+	rows, err := db.pool.Query(ctx, dataKeysSQL)
+	if err != nil {
+		return mapError(err, "data keys")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var site string
+		var idx []byte
+		if err := rows.Scan(&site, &idx); err != nil {
+			return mapError(err, "data keys")
+		}
+		if err := fn(site, idx); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return mapError(err, "data keys")
+	}
+	return nil
+}
+
+// ShredPatient deletes a patient's data key, resources, index rows, assignments and care
+// team links, as ErasePatient does but without an erasure request (a restore replaying an
+// erasure made after the backup), with the audit entries in the same transaction. It returns
+// the number of data keys deleted.
+func (db *DB) ShredPatient(ctx context.Context, site string, patientIndex []byte, audit ...[]byte) (int, error) {
+	var keys int
+	err := db.inTx(ctx, audit, func(tx pgx.Tx) error {
+		exec := func(q string) (int, error) {
+			tag, err := tx.Exec(ctx, q, site, patientIndex) // assurance:sql-ok q is one of the erase*SQL constants at every call below
+			if err != nil {
+				return 0, mapError(err, "shred patient")
+			}
+			return int(tag.RowsAffected()), nil
+		}
+		var errs [8]error
+		keys, errs[0] = exec(eraseKeySQL)
+		_, errs[1] = exec(eraseCodesSQL)
+		_, errs[2] = exec(eraseIdentsOfSQL)
+		_, errs[3] = exec(eraseIdentsSQL)
+		_, errs[4] = exec(eraseResourcesSQL)
+		_, errs[5] = exec(eraseAssignmentsSQL)
+		_, errs[6] = exec(eraseDevicesSQL)
+		_, errs[7] = exec(eraseCareTeamsSQL)
+		return errors.Join(errs[:]...)
+	})
+	return keys, err
+}
