@@ -20,7 +20,7 @@ import (
 
 func (m *Main) runDemo(ctx context.Context, args []string) error {
 	fs := m.flags("demo", "demo [--duration 0] [--devices 3] [--addr 127.0.0.1:0]")
-	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
+	duration := fs.Duration("duration", 0, "stop this long after the server is up (0: run until Ctrl-C)")
 	devices := fs.Int("devices", 3, "number of simulated devices (1 to 100); one in three speaks HL7 v2 over MLLP/TLS, the others FHIR over HTTPS")
 	addr := fs.String("addr", "127.0.0.1:0", "HTTPS listen address (port 0 picks a free port)")
 	if err := parse(fs, args, false); err != nil {
@@ -28,11 +28,6 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	}
 	if *devices < 1 || *devices > 100 {
 		return errors.New("--devices must be between 1 and 100")
-	}
-	if *duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
 	}
 	tmp, err := os.MkdirTemp("", "vitalgate-demo-")
 	if err != nil {
@@ -106,6 +101,13 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	fmt.Fprintf(m.Stderr, "Server listening on %s (FHIR, EST) and %s (HL7 v2 over MLLP/TLS); log: %s\n", url, mllpAddr, logPath)
 	fmt.Fprintf(m.Stderr, "%s (%d FHIR over HTTPS, %d HL7 PCD-01 over MLLP/TLS): each enrolls over EST and streams vital signs at 1 Hz over mutual TLS. Ctrl-C stops.\n",
 		plural(*devices, "simulated device"), len(fhirDevs), len(hl7Devs))
+	// The duration counts from here: setting up (key derivation, enrollment secrets) takes
+	// as long as the machine needs.
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
 
 	// Two fleets, one status line.
 	// On a terminal the line is rewritten in place; elsewhere (a log file, a pipe, CI) one
