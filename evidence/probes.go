@@ -50,6 +50,7 @@ var probes = map[string]probe{
 	"key-management":         probeKeys,
 	"fips-mode":              probeFIPS,
 	"patient-erasure":        probeErasure,
+	"site-isolation":         probeSites,
 	"blind-indexes":          probeBlindIndexes,
 	"stored-data-integrity":  probeStoredIntegrity,
 	"input-validation":       probeInputLimits,
@@ -336,6 +337,27 @@ func probeErasure(s *State) Finding {
 		}
 	}
 	return Finding{Status: map[bool]Status{false: StatusEnforced, true: StatusAttention}[left], Facts: facts}
+}
+
+// probeSites states the sites, which have their own key-encryption key and which are
+// erased; an erased site with an active device needs attention (its erasure was cut short).
+func probeSites(s *State) Finding {
+	own, erased := 0, 0
+	for _, st := range s.Sites {
+		if st.OwnKeys {
+			own++
+		}
+		if st.Erased {
+			erased++
+		}
+	}
+	facts := []string{fmt.Sprintf("%s, %d with its own key-encryption key, %d erased", plural(len(s.Sites), "site"), own, erased),
+		"every token, device and person acts within one site; a record of another site reads as not found and the attempt is audited in that site's trail"}
+	if s.ErasedSiteDevices > 0 {
+		facts = append(facts, fmt.Sprintf("%s of erased sites still active: run `vitalgate site erase` again or revoke them", plural(s.ErasedSiteDevices, "device")))
+		return Finding{Status: StatusAttention, Facts: facts}
+	}
+	return Finding{Status: StatusEnforced, Facts: facts}
 }
 
 func probeBlindIndexes(s *State) Finding {

@@ -29,6 +29,7 @@ type Store interface {
 	Clients(ctx context.Context) ([]vitalgate.Client, error)
 	AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint, error)
 	RetiredKEKs(ctx context.Context) ([]vitalgate.RetiredKEK, error)
+	Sites(ctx context.Context) ([]vitalgate.Site, error)
 }
 
 // DataFiles names the files of the data dir the report reads (their contents for the
@@ -122,8 +123,18 @@ type State struct {
 	Rollouts    []RolloutSummary       `json:"rollouts,omitempty"` // each model's newest rollout
 	Releases    []ReleaseSummary       `json:"releases,omitempty"` // signed update releases per model
 	Backups     *BackupState           `json:"backups,omitempty"`  // the last backup and verified backup, nil if none
-	Tests       map[string]string      `json:"-"`                  // "pkg.TestName" → pass, fail or skip
-	SBOM        []Component            `json:"-"`
+	Sites       []SiteSummary          `json:"sites"`
+	// ErasedSiteDevices counts active devices of erased sites (none, unless the erasure was cut short).
+	ErasedSiteDevices int               `json:"erased_site_devices"`
+	Tests             map[string]string `json:"-"` // "pkg.TestName" → pass, fail or skip
+	SBOM              []Component       `json:"-"`
+}
+
+// SiteSummary is one site as the report states it.
+type SiteSummary struct {
+	ID      string `json:"id"`
+	OwnKeys bool   `json:"own_keys"`
+	Erased  bool   `json:"erased"`
 }
 
 // gather reads the deployment's state at now.
@@ -140,7 +151,19 @@ func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*Sta
 	if err != nil {
 		return nil, fmt.Errorf("devices: %w", err)
 	}
+	sites, err := d.Store.Sites(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sites: %w", err)
+	}
+	erased := map[string]bool{}
+	for _, st := range sites {
+		s.Sites = append(s.Sites, SiteSummary{ID: st.ID, OwnKeys: st.OwnKeys, Erased: !st.ErasedAt.IsZero()})
+		erased[st.ID] = !st.ErasedAt.IsZero()
+	}
 	for _, dv := range ds {
+		if erased[vitalgate.StoredSite(dv.Site)] && dv.Status == vitalgate.DeviceActive {
+			s.ErasedSiteDevices++
+		}
 		s.Devices[string(dv.Status)]++
 		if dv.Status == vitalgate.DeviceActive && dv.EnrollSecretHash != "" {
 			s.Devices["pending-enrollment"]++
