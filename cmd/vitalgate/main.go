@@ -62,6 +62,7 @@ var commands = map[string]command{
 	"bench":    {"throughput and latency against same-run baselines", (*Main).runBench},
 	"patient":  {"erase a patient (two operators: one requests, another approves), place or release a legal hold", (*Main).runPatient},
 	"evidence": {"signed regulatory evidence report of a deployment (FDA, HIPAA, MDS2), and its check", (*Main).runEvidence},
+	"posture":  {"vulnerability posture of the fleet: SBOMs per model version, OSV advisories, KEV, VEX; per device", (*Main).runPosture},
 	"update":   {"signed device software updates (TUF): keys, publish, sign, status, rotate-root; staged rollouts and maintenance windows", (*Main).runUpdate},
 }
 
