@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,11 @@ func TestPostureEndToEnd(t *testing.T) {
 	if s := report().Summary; s.OpenKEV != 1 || s.DevicesAffected != 2 {
 		t.Fatalf("summary %+v", s)
 	}
+	// The evidence report's row reads the live posture.
+	if st, facts := evidenceJSON(t, dir).control("vulnerability-posture"); st != "attention" ||
+		!slices.Contains(facts, "open on devices: 1 known exploited (KEV) vulnerabilities; 4 findings on 2 devices") {
+		t.Fatalf("evidence vulnerability-posture: %s %q", st, facts)
+	}
 
 	// 1.1.0 (x/net 0.19.0) is published: the finding names it as the fix, published.
 	publish("1.1.0")
@@ -149,6 +155,10 @@ func TestPostureEndToEnd(t *testing.T) {
 	waitFor(t, 10*time.Second, "vm-2 to run 1.1.0", func() bool { v, _ := device(report(), "vm-2"); return v == "1.1.0" })
 	if s := report().Summary; s.OpenKEV != 0 || s.DevicesAffected != 0 || s.OpenFindings != 0 {
 		t.Fatalf("after the rollout: %+v", s)
+	}
+	if _, facts := evidenceJSON(t, dir).control("vulnerability-posture"); !slices.Contains(facts, "open on devices: 0 known exploited (KEV) vulnerabilities; 0 findings on 0 devices") ||
+		!slices.Contains(facts, "SBOM coverage: 1 of 1 models have an SBOM for every version in the field; 2 of 2 devices run a version with an SBOM") {
+		t.Fatalf("evidence vulnerability-posture after the rollout: %q", facts)
 	}
 	// The CLI reads the same posture.
 	if out := run(t, "posture", "--data", dir, "--model", "VM-100"); !strings.Contains(out, "vm-1 1.1.0: no open vulnerability") ||

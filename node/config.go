@@ -135,5 +135,5 @@ func (n *Node) EvidenceDeployment() (evidence.Deployment, error) {
 	return evidence.Deployment{Dir: n.Dir, Store: n.Store, Origin: n.AuditOrigin(), Verifier: v, CryptoMode: n.Crypto.Mode(ProcessFIPSMode()), Files: evidence.DataFiles{
 		CACert: CACertFile, ServerCert: ServerCertFile, KeysDir: KeysDir,
 		Keys: []string{CAKeyFile, ServerKeyFile, TokenKeyFile, AuditKeyFile, evidence.SigningKeyFile},
-	}}, nil
+	}, Posture: n.evidencePosture()}, nil
 }

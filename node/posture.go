@@ -133,3 +133,15 @@ func (n *Node) Posture(alog *audit.Log) (*posture.Service, error) {
 	return &posture.Service{Store: ps, Fleet: PostureFleet{Registry: n.Store, RolloutStore: rs, UpdateStore: us}, Audit: alog,
 		Self: SelfSBOM(now), Now: now}, nil
 }
+
+// evidencePosture is the posture the evidence report reads (nil when the store keeps
+// none); a report only reads, so it writes no audit entry.
+func (n *Node) evidencePosture() interface {
+	Report(ctx context.Context, q posture.Query) (posture.Report, error)
+} {
+	p, err := n.Posture(nil)
+	if err != nil {
+		return nil
+	}
+	return p
+}
