@@ -1,10 +1,13 @@
 package e2e_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -164,5 +167,65 @@ func TestPostureEndToEnd(t *testing.T) {
 	if out := run(t, "posture", "--data", dir, "--model", "VM-100"); !strings.Contains(out, "vm-1 1.1.0: no open vulnerability") ||
 		!strings.Contains(out, "vm-2 1.1.0: no open vulnerability") {
 		t.Fatalf("vitalgate posture:\n%s", out)
+	}
+}
+
+// TestReadmePostureRecipe runs the README's "Vulnerability posture" block verbatim with bash
+// on a fresh data dir, with the files it names made from the posture test data (real OSV
+// records in a ZIP, the KEV excerpt, SBOMs and a VEX statement).
+func TestReadmePostureRecipe(t *testing.T) {
+	needTools(t, "bash")
+	work := t.TempDir()
+	data := filepath.Join(work, "vg-data")
+	if out, err := exec.Command(bin, "init", "--data", data).CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	copyFile := func(from, to string) {
+		b, err := os.ReadFile(filepath.Join(postureData, from)) // #nosec G304 -- test data
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(work, to), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile("sbom/vm-100-1.0.0.cdx.json", "vm-100-1.0.0.cdx.json")
+	copyFile("sbom/vm-100-1.1.0.cdx.json", "vm-100-1.1.0.cdx.json")
+	copyFile("kev/known_exploited_vulnerabilities.json", "known_exploited_vulnerabilities.json")
+	copyFile("vex/vm-100.openvex.json", "vm-100.openvex.json")
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	records, _ := filepath.Glob(filepath.Join(postureData, "osv", "*.json"))
+	for _, r := range records {
+		b, err := os.ReadFile(r) // #nosec G304 -- test data
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := zw.Create(filepath.Base(r))
+		_, _ = w.Write(b)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "osv-go.zip"), zb.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := recipe(t, "posture")
+	cmd := exec.Command("bash", "-c", r)
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"), "VG_DATA="+data)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("posture recipe: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "GO-2023-2102 golang.org/x/net 0.15.0 [KEV CVE-2023-44487 via related") ||
+		!strings.Contains(stderr.String(), "Imported 4 OSV advisories") {
+		t.Errorf("the recipe's report shows no known-exploited finding:\n%s\n%s", stdout.String(), stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(work, "posture.json"))
+	var rep posture.Report
+	if err != nil || json.Unmarshal(b, &rep) != nil || rep.Server == nil || rep.Summary.Advisories != 4 {
+		t.Fatalf("posture.json: %v %.200s", err, b)
 	}
 }
