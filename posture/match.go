@@ -407,5 +407,7 @@ func inRange(ecosystem, rangeType, v string, r Range) (affected bool, fixed stri
 // the alias table does not know, a version the ecosystem cannot order).
 func Match(advisories []Advisory, c Component) ([]Finding, []Gap) {
 	svc := &Service{}
-	return svc.findings(knowledge{advisories: advisories}, "", "", &sbomOf{sbom: SBOM{Components: []Component{c}}}, time.Time{})
+	k := knowledge{advisories: advisories}
+	k.buildIndex()
+	return svc.findings(k, "", "", &sbomOf{sbom: SBOM{Components: []Component{c}}}, time.Time{})
 }

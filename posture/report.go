@@ -160,6 +160,66 @@ type knowledge struct {
 	imported   map[string]time.Time // advisory id → when imported
 	kev        map[string]KEV
 	vex        []storedVEX
+	// index lists, by indexKey of a package, purl or repository, the advisories that name
+	// it, so that a component is matched against its candidates only (nil: against all).
+	index map[string][]int
+}
+
+// indexKey keys the index: an ecosystem (without its release suffix) and a package name,
+// folded so that every spelling sameName accepts lands on the same key.
+func indexKey(ecosystem, name string) string {
+	base, _, _ := strings.Cut(ecosystem, ":")
+	return "pkg\x00" + base + "\x00" + strings.ToLower(pypiName(name))
+}
+
+// buildIndex indexes the advisories by the packages, purls and repositories they name.
+func (k *knowledge) buildIndex() {
+	k.index = map[string][]int{}
+	add := func(key string, i int) {
+		if l := k.index[key]; len(l) == 0 || l[len(l)-1] != i {
+			k.index[key] = append(l, i)
+		}
+	}
+	for i, a := range k.advisories {
+		for _, af := range a.Affected {
+			if af.Package.Name != "" {
+				add(indexKey(af.Package.Ecosystem, af.Package.Name), i)
+			}
+			if b := purlBase(af.Package.PURL); b != "" {
+				add("purl\x00"+b, i)
+			}
+			for _, r := range af.Ranges {
+				if r.Type == "GIT" && r.Repo != "" {
+					add("repo\x00"+normRepo(r.Repo), i)
+				}
+			}
+		}
+	}
+}
+
+// candidates returns the advisories that may affect a component of identity id.
+func (k *knowledge) candidates(id identity) []Advisory {
+	if k.index == nil {
+		return k.advisories
+	}
+	var idx []int
+	if id.Ecosystem != "" && id.Name != "" {
+		idx = append(idx, k.index[indexKey(id.Ecosystem, id.Name)]...)
+	}
+	if id.PURL != "" {
+		idx = append(idx, k.index["purl\x00"+id.PURL]...)
+	}
+	if id.Repo != "" {
+		idx = append(idx, k.index["repo\x00"+id.Repo]...)
+	}
+	sort.Ints(idx)
+	out := make([]Advisory, 0, len(idx))
+	for i, n := range idx {
+		if i == 0 || idx[i-1] != n {
+			out = append(out, k.advisories[n])
+		}
+	}
+	return out
 }
 
 func (s *Service) load(ctx context.Context) (knowledge, error) {
@@ -176,6 +236,7 @@ func (s *Service) load(ctx context.Context) (knowledge, error) {
 		k.advisories = append(k.advisories, a)
 		k.imported[a.ID] = d.UpdatedAt
 	}
+	k.buildIndex()
 	if docs, err = s.Store.PostureDocs(ctx, KindKEV); err != nil {
 		return k, err
 	}
@@ -512,7 +573,7 @@ func (s *Service) findings(k knowledge, model, version string, so *sbomOf, now t
 			unmatched = append(unmatched, Gap{Component: label(c), Missing: []string{why}})
 			continue
 		}
-		for _, a := range k.advisories {
+		for _, a := range k.candidates(id) {
 			m, ok, err := matchAdvisory(a, id)
 			if err != nil {
 				unmatched = append(unmatched, Gap{Component: label(c), Missing: []string{a.ID + ": " + err.Error()}})
