@@ -16,10 +16,12 @@ import (
 	"github.com/vitalgate/vitalgate"
 )
 
-// MaxAdvisoryBytes bounds one OSV record; MaxImportFiles the records of one import.
+// MaxAdvisoryBytes bounds one OSV record; MaxImportFiles the records of one import and
+// MaxImportBytes their total size (all held in memory for the one write).
 const (
 	MaxAdvisoryBytes = 4 << 20
 	MaxImportFiles   = 200_000
+	MaxImportBytes   = 1 << 30
 )
 
 // Advisory is an OSV record (schema 1.7; older 1.x records read the same), with the
@@ -144,7 +146,10 @@ func ReadPath(path string, limit int64) ([]File, error) {
 	}
 	switch {
 	case st.IsDir():
-		var out []File
+		var (
+			out   []File
+			total int64
+		)
 		err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -158,6 +163,9 @@ func ReadPath(path string, limit int64) ([]File, error) {
 			data, err := readLimited(p, limit)
 			if err != nil {
 				return err
+			}
+			if total += int64(len(data)); total > MaxImportBytes {
+				return fmt.Errorf("the files under %s are over %d MiB together: import them in parts", path, MaxImportBytes>>20)
 			}
 			out = append(out, File{Name: p, Data: data})
 			return nil
@@ -195,7 +203,10 @@ func readZip(path string, limit int64) ([]File, error) {
 		return nil, fmt.Errorf("open the ZIP archive %s: %w", path, err)
 	}
 	defer zr.Close()
-	var out []File
+	var (
+		out   []File
+		total int64
+	)
 	for _, f := range zr.File {
 		if f.FileInfo().IsDir() || !strings.HasSuffix(strings.ToLower(f.Name), ".json") {
 			continue
@@ -214,6 +225,9 @@ func readZip(path string, limit int64) ([]File, error) {
 		}
 		if int64(len(data)) > limit {
 			return nil, fmt.Errorf("%s in %s is over %d bytes", f.Name, path, limit)
+		}
+		if total += int64(len(data)); total > MaxImportBytes {
+			return nil, fmt.Errorf("the records in %s are over %d MiB together: import them in parts", path, MaxImportBytes>>20)
 		}
 		out = append(out, File{Name: f.Name, Data: data})
 	}

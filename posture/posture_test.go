@@ -1,7 +1,9 @@
 package posture_test
 
 import (
+	"archive/zip"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -382,5 +384,50 @@ func TestImportRefusals(t *testing.T) {
 	}
 	if n, _ := db.AuditSize(ctx); n != 0 {
 		t.Errorf("refusals wrote %d audit entries", n)
+	}
+}
+
+// TestReadPath: a file, a directory and a ZIP archive of OSV records read alike; a record
+// over the limit and an archive with no record are refused.
+func TestReadPath(t *testing.T) {
+	dir := t.TempDir()
+	zipPath := filepath.Join(dir, "all.zip")
+	f, err := os.Create(zipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	for _, name := range []string{"GO-2023-2102.json", "GO-2023-2402.json", "README.txt"} {
+		w, _ := zw.Create(name)
+		if strings.HasSuffix(name, ".json") {
+			_, _ = w.Write(mustRead(t, "osv/"+name))
+		}
+	}
+	if err := errors.Join(zw.Close(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path string
+		n    int
+	}{{filepath.Join("testdata", "osv", "GO-2023-2102.json"), 1}, {filepath.Join("testdata", "osv"), 4}, {zipPath, 2}} {
+		files, err := posture.ReadPath(tt.path, posture.MaxAdvisoryBytes)
+		if err != nil || len(files) != tt.n {
+			t.Errorf("ReadPath(%s) = %d files, %v; want %d", tt.path, len(files), err, tt.n)
+		}
+		for _, file := range files {
+			if _, err := posture.ParseAdvisory(file.Data); err != nil {
+				t.Errorf("%s: %v", file.Name, err)
+			}
+		}
+	}
+	if _, err := posture.ReadPath(filepath.Join("testdata", "osv", "GO-2023-2102.json"), 100); err == nil {
+		t.Error("a record over the limit was read")
+	}
+	empty := filepath.Join(dir, "empty.zip")
+	f, _ = os.Create(empty)
+	_ = zip.NewWriter(f).Close()
+	_ = f.Close()
+	if _, err := posture.ReadPath(empty, posture.MaxAdvisoryBytes); err == nil {
+		t.Error("an archive without records was accepted")
 	}
 }
