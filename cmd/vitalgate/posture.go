@@ -55,6 +55,15 @@ func (m *Main) postureReport(ctx context.Context, args []string) error {
 	model := fs.String("model", "", "only this device model")
 	device := fs.String("device", "", "only this device (and the version it runs)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	usage := fs.Usage
+	fs.Usage = func() { // --device names a device id here, not simulate's ID:PATIENT:SECRET
+		out := fs.Output()
+		var b strings.Builder
+		fs.SetOutput(&b)
+		usage()
+		fs.SetOutput(out)
+		fmt.Fprint(out, strings.Replace(b.String(), "-device ID:PATIENT:SECRET[:KIND]", "-device ID", 1))
+	}
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}

@@ -104,6 +104,7 @@ func TestGoldenPostureSession(t *testing.T) {
 		{later, []string{"posture", "--data", dir, "--device", "vm-1", "--json"}},
 		{later, []string{"posture", "--data", dir, "--device", "vm-9"}},
 		{later, []string{"posture", "vex", "import", "--data", dir, filepath.Join(postureData, "vex", "vm-100.openvex.json")}},
+		{later, []string{"posture", "--help"}},
 	}
 	var transcript string
 	for _, st := range steps {
