@@ -17,7 +17,7 @@ func WriteText(w io.Writer, r Report) error {
 	for _, m := range r.Models {
 		fmt.Fprintf(&b, "\nModel %s\n", m.Model)
 		for _, v := range m.Versions {
-			writeVersion(&b, v, "  ")
+			writeVersion(&b, v, "  ", true)
 		}
 		if len(m.Devices) > 0 {
 			b.WriteString("  Devices:\n")
@@ -51,20 +51,27 @@ func WriteText(w io.Writer, r Report) error {
 	}
 	if r.Server != nil {
 		b.WriteString("\nThis server (Vitalgate's own SBOM)\n")
-		writeVersion(&b, *r.Server, "  ")
+		writeVersion(&b, *r.Server, "  ", false)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func writeVersion(b *strings.Builder, v VersionPosture, ind string) {
+// writeVersion writes a version's posture; fleet: a device model's version (with its
+// release and devices), else this server.
+func writeVersion(b *strings.Builder, v VersionPosture, ind string, fleet bool) {
+	if !fleet && v.SBOM != nil {
+		fmt.Fprintf(b, "%sVitalgate %s: SBOM %s, %d components\n", ind, v.Version, v.SBOM.Format, v.SBOM.Components)
+	}
 	if v.SBOM == nil {
 		fmt.Fprintf(b, "%sVersion %s (release %s, %d devices): no SBOM; attach one with vitalgate posture sbom add --model %s --version %s FILE\n",
 			ind, v.Version, v.Release, v.Devices, v.Model, v.Version)
 		return
 	}
-	fmt.Fprintf(b, "%sVersion %s (release %s, %d devices): SBOM %s, %d components, from %s\n",
-		ind, v.Version, v.Release, v.Devices, v.SBOM.Format, v.SBOM.Components, v.SBOM.Source)
+	if fleet {
+		fmt.Fprintf(b, "%sVersion %s (release %s, %d devices): SBOM %s, %d components, from %s\n",
+			ind, v.Version, v.Release, v.Devices, v.SBOM.Format, v.SBOM.Components, v.SBOM.Source)
+	}
 	if len(v.SBOM.Missing) > 0 {
 		parts := make([]string, 0, len(v.SBOM.Missing))
 		for _, m := range v.SBOM.Missing {
