@@ -22,7 +22,11 @@ type Client struct {
 	ID string
 	// Site is the site the client acts within (its tokens carry it), or AllSites for a
 	// deployment-wide auditor.
-	Site       string
+	Site string
+	// OtherSites are further sites an EHR system or auditor serving several hospitals acts
+	// within. A token still carries one site: the token request names which (its site
+	// parameter); without one it is Site. Set at registration only.
+	OtherSites []string
 	Role       Role
 	SecretHash string   // argon2id PHC string; empty for clients that authenticate with keys
 	Scopes     []string // registered scopes; empty means everything the role allows

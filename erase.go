@@ -8,10 +8,13 @@ import (
 // ErasureRequest is one admin's request to erase a patient (crypto-shredding): once another
 // admin approves it, the patient's wrapped data key, resources and blind-index rows are
 // deleted. It names the patient only by its blind index.
+//
+// A request with no PatientIndex erases the whole site (a hospital that leaves the
+// deployment): every patient's data key and data, its devices' certificates and its clients.
 type ErasureRequest struct {
 	ID           string
 	Site         string
-	PatientIndex []byte
+	PatientIndex []byte // empty: the whole site
 	Reason       string
 	RequestedBy  string
 	RequestedAt  time.Time
@@ -33,7 +36,12 @@ type Erased struct {
 	DataKeys    int
 	Resources   int
 	Assignments int
+	Devices     int // a site erasure: devices revoked
+	Clients     int // a site erasure: clients disabled
 }
+
+// SiteErasure reports whether r erases a whole site rather than one patient.
+func (r ErasureRequest) SiteErasure() bool { return len(r.PatientIndex) == 0 }
 
 // ErasureStore persists erasure requests and legal holds and performs the erasure.
 type ErasureStore interface {
@@ -54,6 +62,13 @@ type ErasureStore interface {
 	// it is approved already or a legal hold is in place, EFORBIDDEN if approvedBy is the
 	// requester.
 	ErasePatient(ctx context.Context, id, approvedBy string, at time.Time, audit ...[]byte) (Erased, error)
+	// EraseSite approves site-erasure request id by approvedBy and, in the same transaction,
+	// deletes every wrapped data key of the site, its resources with their index rows, its
+	// devices' assignments and care-team rows; revokes its devices and their certificates
+	// (and voids their enrollment secrets), disables its clients, marks the site erased and
+	// appends the audit entries. Errors as ErasePatient; EINVALID for a patient's request;
+	// ECONFLICT when a legal hold is in place on any patient of the site.
+	EraseSite(ctx context.Context, id, approvedBy string, at time.Time, audit ...[]byte) (Erased, error)
 }
 
 // RetiredKEK names a key-encryption key replaced after an erasure: once retired, no data key

@@ -224,6 +224,7 @@ type Store interface {
 	UpdateStore
 	ErasureStore
 	KEKRetirementStore
+	CareUnitStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources after pending commits finish.

@@ -53,10 +53,13 @@ type Rollout struct {
 	Version  string
 	Target   string // the TUF target path MODEL/VERSION/FILENAME of the release
 	Critical bool   // out of cycle: skips maintenance windows and approvals
-	State    RolloutState
-	Reason   string // why it is paused or aborted (plain words; no identifiers of patients)
-	Groups   []RolloutGroup
-	Current  int // index of the newest started group
+	// Site, when set, is the one site whose devices of the model the rollout targets; empty:
+	// every site the model has devices in (each site's maintenance window applies).
+	Site    string
+	State   RolloutState
+	Reason  string // why it is paused or aborted (plain words; no identifiers of patients)
+	Groups  []RolloutGroup
+	Current int // index of the newest started group
 	// HealthWindow is how long after its healthy report a device must keep sending valid
 	// data before it counts as a success; Silence is how long it may go without valid data
 	// (and how long after installed it has to report healthy).

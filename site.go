@@ -31,6 +31,18 @@ type Site struct {
 	// crypto-shredded alone; otherwise the deployment's key-encryption key wraps them.
 	OwnKeys   bool
 	CreatedAt time.Time
+	// ErasedAt is when the whole site was erased (crypto-shredded: ErasureStore.EraseSite);
+	// zero while it serves. An erased site keeps its record, so that its id is never reused
+	// and its audit entries still name it, but nothing can be added to it.
+	ErasedAt time.Time
+}
+
+// CheckSiteOpen refuses an erased site for acts that add to it. EFORBIDDEN.
+func CheckSiteOpen(s Site) error {
+	if !s.ErasedAt.IsZero() {
+		return FieldErrorf(EFORBIDDEN, "site", "site %q was erased on %s: nothing can be added to it", s.ID, s.ErasedAt.UTC().Format("2006-01-02"))
+	}
+	return nil
 }
 
 var siteIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9\-]{0,62}$`)
@@ -139,6 +151,28 @@ func CheckClientSite(site string) error {
 		return nil
 	}
 	return CheckSiteID(site)
+}
+
+// CheckClientSites checks a client's site (CheckClientSite) and its other sites: site ids,
+// none of them the deployment, its own site or named twice. Both stores call it.
+func CheckClientSites(c Client) error {
+	if err := CheckClientSite(c.Site); err != nil {
+		return err
+	}
+	seen := map[string]bool{StoredSite(c.Site): true}
+	for _, s := range c.OtherSites {
+		if err := CheckSiteID(s); err != nil {
+			return err
+		}
+		if c.Site == AllSites {
+			return FieldErrorf(EINVALID, "site", "a deployment-wide client acts within every site already; give it no other sites")
+		}
+		if seen[s] {
+			return FieldErrorf(EINVALID, "site", "site %q is named twice for this client", s)
+		}
+		seen[s] = true
+	}
+	return nil
 }
 
 // CheckModel reports whether a store may keep m: EINVALID for an empty id and an unknown

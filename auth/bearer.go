@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -35,8 +36,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Claims, error
 		return Claims{}, err
 	case cl.Disabled:
 		return Claims{}, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the access token's client has been disabled")
-	case cl.Site != c.Site:
-		return Claims{}, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the access token was issued for another site than its client's")
+	case cl.Site != c.Site && !slices.Contains(cl.OtherSites, c.Site):
+		return Claims{}, vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the access token was issued for a site its client does not act within")
 	}
 	return c, nil
 }

@@ -91,9 +91,13 @@ func (a *ClientAdmin) Add(ctx context.Context, c vitalgate.Client) (secret strin
 			return "", err
 		}
 	}
+	desc := "role " + string(c.Role)
+	if len(c.OtherSites) > 0 {
+		desc += "; also sites " + strings.Join(c.OtherSites, ",")
+	}
 	entry := audit.Entry{Time: a.now().UTC(), Action: audit.ActionCreate, Type: "admin", Subtype: "client-add",
 		AgentType: audit.AgentOperator, AgentID: a.Operator, Outcome: audit.OutcomeSuccess,
-		Resources: []string{"Client/" + c.ID}, OutcomeDesc: "role " + string(c.Role), Site: entrySite(c.Site)}
+		Resources: []string{"Client/" + c.ID}, OutcomeDesc: desc, Site: entrySite(c.Site)}
 	if err := a.Store.CreateClient(ctx, c, entry.Marshal()); err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
 			return "", vitalgate.Errorf(vitalgate.ECONFLICT, "client %q exists already", c.ID)
@@ -103,23 +107,34 @@ func (a *ClientAdmin) Add(ctx context.Context, c vitalgate.Client) (secret strin
 	return secret, nil
 }
 
-// checkSite checks the site of a new client: an existing site, or the whole deployment for
-// an auditor.
+// checkSite checks the sites of a new client: existing sites, or the whole deployment for
+// an auditor. Only an EHR system or an auditor may act within several sites (one per
+// token): a care team and an admin's authority belong to one site.
 func (a *ClientAdmin) checkSite(ctx context.Context, c vitalgate.Client) error {
+	if c.Site == vitalgate.AllSites && c.Role != vitalgate.RoleAuditor {
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, "site", "only an auditor may act for every site (--site '*')")
+	}
+	if len(c.OtherSites) > 0 && c.Role != vitalgate.RoleEHRSystem && c.Role != vitalgate.RoleAuditor {
+		return vitalgate.FieldErrorf(vitalgate.EINVALID, "site",
+			"only an ehr-system or auditor client may act within several sites; register one %s client per site", c.Role)
+	}
+	if err := vitalgate.CheckClientSites(c); err != nil {
+		return err
+	}
 	if c.Site == vitalgate.AllSites {
-		if c.Role != vitalgate.RoleAuditor {
-			return vitalgate.FieldErrorf(vitalgate.EINVALID, "site", "only an auditor may act for every site (--site '*')")
-		}
 		return nil
 	}
-	if err := vitalgate.CheckSiteID(c.Site); err != nil {
-		return err
-	}
-	if _, err := a.Store.Site(ctx, c.Site); err != nil {
-		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
-			return vitalgate.FieldErrorf(vitalgate.ENOTFOUND, "site", "no site %q exists; add it first (vitalgate site add)", c.Site)
+	for _, site := range append([]string{c.Site}, c.OtherSites...) {
+		st, err := a.Store.Site(ctx, site)
+		if err != nil {
+			if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+				return vitalgate.FieldErrorf(vitalgate.ENOTFOUND, "site", "no site %q exists; add it first (vitalgate site add)", site)
+			}
+			return err
 		}
-		return err
+		if err := vitalgate.CheckSiteOpen(st); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,8 @@ type Store interface {
 	// UseNonce records key until expires. Returns ECONFLICT if key was recorded before and
 	// has not expired.
 	UseNonce(ctx context.Context, key string, expires time.Time) error
+	// Site returns a site. Returns ENOTFOUND.
+	Site(ctx context.Context, id string) (vitalgate.Site, error)
 }
 
 // SecretVerifier checks a secret against a stored argon2id hash (SecretChecker). An empty
@@ -69,6 +72,9 @@ type TokenRequest struct {
 	// EmergencyReason the reason the clinician gives.
 	Emergency       string
 	EmergencyReason string
+	// Site is the "site" parameter: which of the client's sites the token acts within
+	// (empty: the client's own site, Client.Site).
+	Site string
 	// Source is the caller's network address (failure throttling and audit).
 	Source string
 }
@@ -79,6 +85,9 @@ type Token struct {
 	Scopes      []string
 	ExpiresIn   time.Duration
 	Emergency   bool
+	// Site is the site the token acts within (vitalgate.AllSites for a deployment-wide
+	// auditor).
+	Site string
 }
 
 // ServiceConfig are the collaborators and settings of a Service.
@@ -188,13 +197,13 @@ func (s *Service) IssueToken(ctx context.Context, req TokenRequest) (Token, erro
 	}
 	if err := s.cfg.Audit.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "authn", Subtype: "token",
 		AgentType: audit.AgentClient, AgentID: c.ID, AgentRole: string(c.Role), Emergency: issued.Emergency,
-		SourceIP: req.Source, OutcomeDesc: desc, Site: entrySite(c.Site)}); err != nil {
+		SourceIP: req.Source, OutcomeDesc: desc, Site: entrySite(issued.Site)}); err != nil {
 		s.cfg.Logger.Error("token not issued: audit append failed", "client", c.ID, "error", err.Error())
 		return Token{}, vitalgate.Unavailable(err, "the token could not be audited; try again")
 	}
 	s.cfg.Logger.Info("token issued", "request_id", vitalgate.RequestInfoFrom(ctx).ID, "client", c.ID, "role", c.Role,
 		"scope", scope, "emergency", issued.Emergency)
-	return Token{AccessToken: tok, Scopes: issued.Scopes, ExpiresIn: issued.Expiry.Sub(s.cfg.Now()), Emergency: issued.Emergency}, nil
+	return Token{AccessToken: tok, Scopes: issued.Scopes, ExpiresIn: issued.Expiry.Sub(s.cfg.Now()), Emergency: issued.Emergency, Site: issued.Site}, nil
 }
 
 // refuse audits and logs a refused token request and returns err.
@@ -254,7 +263,26 @@ func (s *Service) authenticate(ctx context.Context, req TokenRequest) (vitalgate
 	}
 	s.cfg.Failures.Succeed(id, req.Source)
 	claims, err := s.decide(c, req)
+	if err == nil && claims.Site != c.Site {
+		err = s.openSite(ctx, claims.Site)
+	}
 	return c, claims, err
+}
+
+// openSite refuses a token for another of a client's sites once that site is erased (the
+// clients of its own are disabled by the erasure).
+func (s *Service) openSite(ctx context.Context, id string) error {
+	site, err := s.cfg.Store.Site(ctx, id)
+	if err != nil {
+		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+			return vitalgate.Errorf(vitalgate.EFORBIDDEN, "site %q does not exist", id)
+		}
+		return err
+	}
+	if err := vitalgate.CheckSiteOpen(site); err != nil {
+		return vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "%s", vitalgate.ErrorMessage(err))
+	}
+	return nil
 }
 
 // verifyCredentials checks the client's secret or assertion. Unknown, disabled and
@@ -300,6 +328,21 @@ func (s *Service) verifyCredentials(ctx context.Context, req TokenRequest, c vit
 	return nil
 }
 
+// tokenSite is the site a token of client c acts within: the requested one when it is
+// one of the client's sites, else the client's own site.
+func tokenSite(c vitalgate.Client, requested string) (string, error) {
+	if c.Site == "" {
+		return "", vitalgate.Errorf(vitalgate.EFORBIDDEN, "this client belongs to no site")
+	}
+	if requested == "" || requested == c.Site {
+		return c.Site, nil
+	}
+	if slices.Contains(c.OtherSites, requested) {
+		return requested, nil
+	}
+	return "", vitalgate.Errorf(vitalgate.EFORBIDDEN, "this client does not act within site %q; ask for one of its sites", requested)
+}
+
 // decide returns the claims of an authenticated client's token: the scopes it may have and,
 // for a clinician who asks with a reason, emergency access.
 func (s *Service) decide(c vitalgate.Client, req TokenRequest) (Claims, error) {
@@ -307,10 +350,11 @@ func (s *Service) decide(c vitalgate.Client, req TokenRequest) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	if c.Site == "" {
-		return Claims{}, vitalgate.Errorf(vitalgate.EFORBIDDEN, "this client belongs to no site")
+	site, err := tokenSite(c, req.Site)
+	if err != nil {
+		return Claims{}, err
 	}
-	claims := Claims{ClientID: c.ID, Site: c.Site, Role: c.Role, Scopes: scopes}
+	claims := Claims{ClientID: c.ID, Site: site, Role: c.Role, Scopes: scopes}
 	if req.Emergency == "" {
 		return claims, nil
 	}

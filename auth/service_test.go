@@ -192,6 +192,65 @@ func TestIssueToken(t *testing.T) {
 	})
 }
 
+// TestTokenSite: a client of several sites gets a token for the one it names, its own site
+// by default, and none for a site it does not act within; each grant or refusal is in the
+// audit trail of the site asked for, or of the client's own site.
+func TestTokenSite(t *testing.T) {
+	e := mustService(t)
+	for _, site := range []string{"north", "south", "east"} {
+		if err := e.store.CreateSite(context.Background(), vitalgate.Site{ID: site, Name: site}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hie := e.addClient(vitalgate.Client{ID: "hie", Site: "north", OtherSites: []string{"south", "east"}, Role: vitalgate.RoleEHRSystem})
+	one := e.addClient(vitalgate.Client{ID: "one", Site: "north", Role: vitalgate.RoleEHRSystem})
+	for _, tt := range []struct {
+		name, client, secret, site string
+		code                       string
+		want                       string
+	}{
+		{"own site by default", "hie", hie, "", "", "north"},
+		{"own site named", "hie", hie, "north", "", "north"},
+		{"another of its sites", "hie", hie, "south", "", "south"},
+		{"a site it does not act within", "hie", hie, "west", vitalgate.EFORBIDDEN, "north"},
+		{"a one-site client asks for another", "one", one, "south", vitalgate.EFORBIDDEN, "north"},
+		{"the deployment", "hie", hie, vitalgate.AllSites, vitalgate.EFORBIDDEN, "north"},
+		{"an erased one of its sites", "hie", hie, "east", vitalgate.EUNAUTHORIZED, "north"},
+	} {
+		if tt.site == "east" {
+			eraseSite(t, e.store, "east")
+		}
+		t.Run(tt.name, func(t *testing.T) {
+			from := e.size()
+			req := basic(tt.client, tt.secret)
+			req.Site = tt.site
+			tok, err := e.svc.IssueToken(context.Background(), req)
+			if vitalgate.ErrorCode(err) != tt.code {
+				t.Fatalf("IssueToken = %v, want code %q", err, tt.code)
+			}
+			if tt.code == "" && tok.Site != tt.want {
+				t.Fatalf("token acts within %q, want %q", tok.Site, tt.want)
+			}
+			en := e.entries(from)
+			if len(en) != 1 || en[0].Site != tt.want {
+				t.Fatalf("audit entries %+v, want one in site %q", en, tt.want)
+			}
+		})
+	}
+}
+
+// eraseSite erases site through the store (two people), as `vitalgate site erase` does.
+func eraseSite(t *testing.T, st *sqlite.DB, site string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := st.CreateErasureRequest(ctx, vitalgate.ErasureRequest{ID: "se-1", Site: site, RequestedBy: "alice", RequestedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.EraseSite(ctx, "se-1", "bob", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestNoTokenWithoutItsAuditEntry (finding 12): when the grant cannot be written to the
 // audit log, no token goes out.
 func TestNoTokenWithoutItsAuditEntry(t *testing.T) {

@@ -22,7 +22,7 @@ import (
 )
 
 // Scenarios are the scenarios of `vitalgate bench`, in the order "all" runs them.
-var Scenarios = []string{"ingest", "ingest-batch", "search", "hl7", "hl7-lab", "ingest-history", "connections", "audit-append", "audit-verify"}
+var Scenarios = []string{"ingest", "ingest-batch", "search", "hl7", "hl7-lab", "ingest-history", "connections", "audit-append", "audit-verify", "update"}
 
 // ScenarioHelp describes each scenario and its baseline for --help.
 var ScenarioHelp = map[string]string{
@@ -35,6 +35,7 @@ var ScenarioHelp = map[string]string{
 	"connections":    "memory per idle TLS-connected device at --connections connections (clients in a child process)",
 	"audit-append":   "audit entries appended durably from --devices goroutines with the checkpointer running",
 	"audit-verify":   "audit.Verify over the store on an --audit-entries log; baseline: SHA-256 over the same bytes",
+	"update":         "--devices devices pick up a rollout of a published --update-size release with the update client (offer, TUF verify, streamed download, reports) over mutual TLS; baseline: the same clients downloading the same file from disk over the same TLS",
 }
 
 // Options are the settings of a run: the flags of `vitalgate bench`, where it writes and
@@ -48,6 +49,7 @@ type Options struct {
 	AuditEntries  int           // audit log size for audit-verify
 	Connections   int           // idle device connections for the connections scenario
 	SearchClients int           // concurrent EHR clients for search
+	UpdateSize    int64         // bytes of the release the update scenario rolls out
 	Out           string        // directory for the result files (default: a new temporary directory)
 	CPUProfile    string        // write a CPU profile of the whole run here ("" for none)
 	Keep          bool          // keep the temporary data dirs and server log
@@ -57,9 +59,9 @@ type Options struct {
 	Stderr io.Writer // progress
 	Env    node.Env  // the clock and environment of the server under test
 
-	// AddDevice registers a device of patient on the node under test and returns its
-	// one-time enrollment secret, as `vitalgate device add` does.
-	AddDevice func(ctx context.Context, n *node.Node, id, patient string) (secret string, err error)
+	// AddDevice registers a device of model and patient on the node under test and returns
+	// its one-time enrollment secret, as `vitalgate device add` does.
+	AddDevice func(ctx context.Context, n *node.Node, id, patient, model string) (secret string, err error)
 
 	// The connections scenario runs its clients in a child process: this executable
 	// (os.Executable) started as `EXE bench --idle-clients DIR --idle-addr ADDR
@@ -103,6 +105,8 @@ func (o Options) Validate() error {
 		return errors.New("--connections must be at least 1")
 	case o.SearchClients < 1 || o.SearchClients > 1000:
 		return errors.New("--search-clients must be between 1 and 1000")
+	case slices.Contains(o.Scenarios, "update") && (o.UpdateSize < 1024 || o.UpdateSize > 1<<30):
+		return errors.New("--update-size must be between 1024 bytes and 1 GiB")
 	case o.Stdout == nil || o.Stderr == nil:
 		return errors.New("bench: Stdout and Stderr are required")
 	case o.AddDevice == nil:
@@ -142,7 +146,7 @@ func Run(ctx context.Context, opt Options) error {
 			"scenarios": strings.Join(opt.Scenarios, ","), "duration": opt.Duration.String(), "warmup": opt.Warmup.String(),
 			"devices": fmt.Sprint(opt.Devices), "observations": fmt.Sprint(opt.Observations),
 			"audit_entries": fmt.Sprint(opt.AuditEntries), "connections": fmt.Sprint(opt.Connections),
-			"search_clients": fmt.Sprint(opt.SearchClients),
+			"search_clients": fmt.Sprint(opt.SearchClients), "update_size": fmt.Sprint(opt.UpdateSize),
 		},
 	}}
 	mi := b.report.Machine
@@ -230,6 +234,8 @@ func (b *benchRun) scenario(ctx context.Context, name string) ([]Row, error) {
 		return b.benchAuditAppend(ctx)
 	case "audit-verify":
 		return b.benchAuditVerify(ctx)
+	case "update":
+		return b.benchUpdate(ctx)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

@@ -218,15 +218,25 @@ func (b *benchRun) enrolledDevices(ctx context.Context) ([]*benchDevice, error) 
 	return devs, nil
 }
 
+// benchDeviceModel is the model of the devices the load scenarios register (not a
+// registered model: any binding rule is the default one).
+const benchDeviceModel = "Vitalgate bench"
+
 // enroll registers --devices devices on srv and enrolls them over EST with the simulator.
 func (b *benchRun) enroll(ctx context.Context, srv *benchServer) ([]*benchDevice, error) {
+	return b.enrollAs(ctx, srv, "bench", benchDeviceModel)
+}
+
+// enrollAs registers --devices devices of model on srv, with ids PREFIX-device-NNNN, and
+// enrolls them over EST with the simulator.
+func (b *benchRun) enrollAs(ctx context.Context, srv *benchServer, prefix, model string) ([]*benchDevice, error) {
 	cfg := simulator.Config{ServerURL: srv.url, CAPool: srv.n.CA.Pool()}
 	devs := make([]*benchDevice, b.opt.Devices)
 	sims := make([]*simulator.Device, b.opt.Devices)
 	for i := range devs {
 		b.progress("   registering devices: %d/%d", i, len(devs))
-		d := &benchDevice{id: fmt.Sprintf("bench-device-%04d", i+1), patient: fmt.Sprintf("bench-patient-%04d", i+1), kind: simulator.KindMonitor}
-		secret, err := b.opt.AddDevice(ctx, srv.n, d.id, d.patient)
+		d := &benchDevice{id: fmt.Sprintf("%s-device-%04d", prefix, i+1), patient: fmt.Sprintf("%s-patient-%04d", prefix, i+1), kind: simulator.KindMonitor}
+		secret, err := b.opt.AddDevice(ctx, srv.n, d.id, d.patient, model)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,10 +34,25 @@ func addSiteClient(t *testing.T, dir, id, role, site string) siteClient {
 	return siteClient{id, secret}
 }
 
-// token returns c's access token (all its role allows).
+// token returns c's access token (all its role allows) for its own site.
 func (s *server) token(t *testing.T, c siteClient) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", s.url+"/oauth2/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+	st, tok, body := s.tokenFor(t, c, "")
+	if st != 200 || tok == "" {
+		t.Fatalf("token of %s: %d %s", c.id, st, body)
+	}
+	return tok
+}
+
+// tokenFor asks for c's access token for one of its sites (the site parameter; none when
+// empty) and returns the status, the token and the body.
+func (s *server) tokenFor(t *testing.T, c siteClient, site string) (int, string, string) {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if site != "" {
+		form.Set("site", site)
+	}
+	req, _ := http.NewRequest("POST", s.url+"/oauth2/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(c.id, c.secret)
 	resp, err := s.client(nil).Do(req)
@@ -43,13 +60,12 @@ func (s *server) token(t *testing.T, c siteClient) string {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		t.Fatalf("token of %s: %d %v", c.id, resp.StatusCode, err)
-	}
-	return tok.AccessToken
+	_ = json.Unmarshal(body, &tok)
+	return resp.StatusCode, tok.AccessToken, string(body)
 }
 
 // get sends an authenticated GET and returns status and body.
@@ -241,6 +257,32 @@ func TestTwoSitesOnOneServer(t *testing.T) {
 	if st, body := srv.get(t, tokB, "/fhir/Observation?patient="+pa1); st != 200 || strings.Contains(body, obsA.ID) {
 		t.Errorf("b searches a's patient: %d %s", st, body)
 	}
+	// A health system's EHR serving both hospitals: one token per site, each within its site.
+	hie := addSiteClient(t, dir, "hie", "ehr-system", "a,b")
+	for _, tt := range []struct{ site, reads, refused string }{{"", pa1, pb1}, {"a", pa1, pb1}, {"b", pb1, pa1}} {
+		st, tok, body := srv.tokenFor(t, hie, tt.site)
+		if st != 200 || !strings.Contains(body, `"site":"`+cmp.Or(tt.site, "a")+`"`) {
+			t.Fatalf("hie's token for site %q: %d %s", tt.site, st, body)
+		}
+		if st, body := srv.get(t, tok, "/fhir/Patient/"+tt.reads); st != 200 {
+			t.Errorf("hie (site %q) reads its patient: %d %s", tt.site, st, body)
+		}
+		if st, body := srv.get(t, tok, "/fhir/Patient/"+tt.refused); st != 404 {
+			t.Errorf("hie (site %q) reads the other site's patient: %d %s, want 404", tt.site, st, body)
+		}
+	}
+	for _, site := range []string{"c", "*"} {
+		if st, _, body := srv.tokenFor(t, hie, site); st != 400 || !strings.Contains(body, "does not act within site") {
+			t.Errorf("hie's token for site %q: %d %s, want 400", site, st, body)
+		}
+	}
+	if st, _, body := srv.tokenFor(t, ehrA, "b"); st != 400 {
+		t.Errorf("a's one-site EHR asks for site b: %d %s, want 400", st, body)
+	}
+	if _, errOut, err := runErr("client", "add", "--data", dir, "--id", "doc-ab", "--role", "clinician", "--site", "a,b"); err == nil ||
+		!strings.Contains(errOut, "one clinician client per site") {
+		t.Errorf("a clinician of two sites: %v %s", err, errOut)
+	}
 	st, body2 := srv.get(t, tokB, "/fhir/Patient?identifier="+url.QueryEscape(mrn+"|1001"))
 	if st != 200 || !strings.Contains(body2, pb1) || strings.Contains(body2, pa1) {
 		t.Errorf("b searches the shared MRN: %d %s", st, body2)
@@ -288,6 +330,33 @@ func TestTwoSitesOnOneServer(t *testing.T) {
 	if strings.Count(identified, "patient identified by subject reference in site a") != 2 {
 		t.Errorf("identified writes not audited with their resolution: %s", identified)
 	}
+
+	// Care units: the shared device placed in a's ICU writes only for patients admitted to it.
+	run(t, "unit", "add", "--data", dir, "--site", "a", "--id", "icu", "--name", "Intensive care")
+	run(t, "device", "place", "--data", dir, "--id", "gl-a", "--unit", "icu")
+	run(t, "patient", "admit", "--data", dir, "--site", "a", "--id", pa1, "--unit", "icu")
+	if _, errOut, err := runErr("patient", "admit", "--data", dir, "--site", "b", "--id", pb1, "--unit", "icu"); err == nil || !strings.Contains(errOut, "no care unit") {
+		t.Errorf("admitting b's patient to a's unit: %v %s", err, errOut)
+	}
+	waitFor(t, 5*time.Second, "the device's care unit to hold", func() bool {
+		st, _, _, _ := post(t.Context(), srv.client(&certG), srv.url+"/fhir/Observation", observation(pa2, "gl-a", "91", now))
+		return st == 403
+	})
+	if st, body, _, _ := post(t.Context(), srv.client(&certG), srv.url+"/fhir/Observation", observation(pa1, "gl-a", "92", now)); st != 201 {
+		t.Errorf("the ICU's device for a patient admitted to the ICU: %d %s", st, body)
+	}
+	if st, body, _, _ := post(t.Context(), srv.client(&certG), srv.url+"/fhir/Observation", observation(pa2, "gl-a", "93", now)); st != 403 || !strings.Contains(string(body), "not admitted to this device's care unit") {
+		t.Errorf("the ICU's device for a patient not admitted to it: %d %s, want 403", st, body)
+	}
+	run(t, "patient", "discharge", "--data", dir, "--site", "a", "--id", pa1)
+	if st, body, _, _ := post(t.Context(), srv.client(&certG), srv.url+"/fhir/Observation", observation(pa1, "gl-a", "94", now)); st != 403 {
+		t.Errorf("the ICU's device for a discharged patient: %d %s, want 403", st, body)
+	}
+	waitFor(t, 10*time.Second, "the unit-bound write in a's audit", func() bool {
+		_, body := srv.get(t, audTokA, "/fhir/AuditEvent?agent=gl-a&action=C")
+		return strings.Contains(body, "admitted to its care unit icu")
+	})
+	run(t, "device", "place", "--data", dir, "--id", "gl-a", "--none")
 	st, allB := srv.get(t, audTokB, "/fhir/AuditEvent?_count=1000")
 	if st != 200 {
 		t.Fatalf("b's audit search: %d", st)
@@ -350,6 +419,48 @@ func TestTwoSitesOnOneServer(t *testing.T) {
 		_, body := srv.get(t, audTokA, "/fhir/AuditEvent?_count=20")
 		return strings.Count(body, `resources exported"`) == 2 // a's two exports; b's is b's
 	})
+
+	// Hospital b leaves: two operators erase the whole site while the server runs. Its
+	// clients and devices are refused within the staleness bound; a is untouched.
+	runAs := func(user string, args ...string) (string, string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "USER="+user)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	req, errOut, err := runAs("alice", "site", "erase", "--data", dir, "--id", "b", "--reason", "end of contract")
+	if err != nil {
+		t.Fatalf("site erase: %v %s", err, errOut)
+	}
+	req = strings.TrimSpace(req)
+	if _, errOut, err := runAs("alice", "site", "erase", "--data", dir, "--approve", req); err == nil || !strings.Contains(errOut, "two people") {
+		t.Fatalf("the requester approves the site erasure: %v %s", err, errOut)
+	}
+	if _, errOut, err := runAs("bob", "site", "erase", "--data", dir, "--approve", req); err != nil || !strings.Contains(errOut, "devices (2) revoked and its clients (3) disabled") {
+		t.Fatalf("site erase --approve: %v %s", err, errOut)
+	}
+	waitFor(t, 5*time.Second, "b's clients and devices to be refused", func() bool {
+		st, _, _ := srv.tokenFor(t, ehrB, "")
+		_, _, _, perr := post(t.Context(), srv.client(&certB), srv.url+"/fhir/Observation", observation(pb1, "dev-b", "80", time.Now()))
+		return st == 401 && perr != nil
+	})
+	if st, _, body := srv.tokenFor(t, hie, "b"); st != 401 {
+		t.Errorf("the health system's token for the erased site: %d %s, want 401", st, body)
+	}
+	if st, body := srv.get(t, tokA, "/fhir/Observation/"+obsA.ID); st != 200 {
+		t.Errorf("a's observation after b's erasure: %d %s", st, body)
+	}
+	if out := run(t, "site", "list", "--data", dir); !strings.Contains(out, `"id":"b"`) || strings.Count(out, `"erased"`) != 1 {
+		t.Errorf("site list after b's erasure: %s", out)
+	}
+	if _, errOut, err := runErr("device", "add", "--data", dir, "--id", "dev-b2", "--site", "b"); err == nil || !strings.Contains(errOut, "was erased") {
+		t.Errorf("device add to the erased site: %v %s", err, errOut)
+	}
+	if got := exportIDs(t, dir, "--site", "b"); len(got) != 0 {
+		t.Errorf("export of the erased site: %v", got)
+	}
 }
 
 // pgDataKeys returns each stored data key (hex patient index → wrapped key) of site in the

@@ -72,6 +72,18 @@ func TestUpdateRolloutEndToEnd(t *testing.T) {
 		!strings.Contains(us, "pump-a 2.0.0 (completed): 50% ") || !strings.Contains(us, "100% not yet; failure rate 50%; 1 of 2 devices behind") {
 		t.Errorf("update status shows no patch latency:\n%s", us)
 	}
+	// device list shows what the devices reported: pump-2 runs 2.0.0, pump-1 failed it.
+	list := run(t, "device", "list", "--data", dir)
+	for _, want := range []string{"2.0.0 passed its health gate", "2.0.0 failed"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("device list lacks %q:\n%s", want, list)
+		}
+	}
+	for _, line := range strings.Split(list, "\n") {
+		if strings.HasPrefix(line, "pump-2 ") && !strings.Contains(line, "pump-a  2.0.0") {
+			t.Errorf("device list shows no installed version for pump-2:\n%s", list)
+		}
+	}
 	installed, err := os.ReadFile(filepath.Join(work, "upd-pump-2", "pump-2", "installed.json"))
 	if err != nil {
 		matches, _ := filepath.Glob(filepath.Join(work, "upd-pump-2", "*", "installed.json"))

@@ -22,7 +22,9 @@ import (
 // clock past the timestamp's expiry (and the same clock accepted within the allowed skew),
 // an image changed in the server's database, an old timestamp replayed from it. simulate
 // --update for a device in no rollout is offered nothing and keeps sending vitals. The attacks
-// that need keys (online-key compromise, mix-and-match) run in updateclient's TestAttacks.
+// that need keys (online-key compromise, mix-and-match) run against the real server in
+// TestUpdateClientKeyAttacks, and all of them against a plain file server in updateclient's
+// TestAttacks.
 func TestUpdateClientAgainstServer(t *testing.T) {
 	dir := initDir(t)
 	run(t, "model", "add", "--data", dir, "--id", "pump-a", "--binding", "assigned")

@@ -22,19 +22,27 @@ import (
 type Keys interface {
 	SitePatientIndex(site, patientID string) []byte
 	Forget(patientIndex []byte)
+	ForgetAll()
 	ShredKEK(ctx context.Context, site string) (vault.Shredded, error)
+}
+
+// Store is what erasure needs from storage: the erasures and the sites.
+type Store interface {
+	vitalgate.ErasureStore
+	// Site returns a site. ENOTFOUND.
+	Site(ctx context.Context, id string) (vitalgate.Site, error)
 }
 
 // Service requests, approves and blocks erasures.
 type Service struct {
-	store vitalgate.ErasureStore
+	store Store
 	keys  Keys
 	alog  *audit.Log
 	now   func() time.Time
 }
 
 // New returns a Service. now may be nil for the real clock.
-func New(store vitalgate.ErasureStore, keys Keys, alog *audit.Log, now func() time.Time) *Service {
+func New(store Store, keys Keys, alog *audit.Log, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
@@ -115,6 +123,12 @@ func (s *Service) approve(ctx context.Context, operator, id, site string) (Resul
 	if err != nil {
 		return out, err
 	}
+	if r.SiteErasure() {
+		if site != "" {
+			return out, vitalgate.Errorf(vitalgate.EFORBIDDEN, "a whole site is erased by the deployment's operators at the command line (vitalgate site erase --approve)")
+		}
+		return out, vitalgate.Errorf(vitalgate.EINVALID, "erasure request %s erases a whole site: approve it with `vitalgate site erase --approve %s`", id, id)
+	}
 	e := s.alog.Encode(ctx, s.entry(audit.ActionDelete, "erasure", operator, r.Site, r.PatientIndex,
 		"erasure "+id+" requested by "+r.RequestedBy+" approved"))
 	if out.Erased, err = s.store.ErasePatient(ctx, id, operator, s.now().UTC(), e); err != nil {
@@ -128,6 +142,82 @@ func (s *Service) approve(ctx context.Context, operator, id, site string) (Resul
 		AgentType: audit.AgentOperator, AgentID: operator, Count: out.Rewrapped, Site: r.Site,
 		OutcomeDesc: fmt.Sprintf("after erasure %s: new key-encryption key %s, %d old destroyed", id, out.NewKEK, len(out.Destroyed))}); err != nil {
 		return out, fmt.Errorf("erasure done but the key replacement could not be audited: %w", err)
+	}
+	return out, nil
+}
+
+// RequestSite records operator's request to erase the whole site (every patient's data key
+// and data, its devices' certificates, its clients): a hospital that leaves the deployment.
+// Another operator approves it with Approve. The default site cannot be erased. The reason
+// is stored with the request, not in the audit log.
+func (s *Service) RequestSite(ctx context.Context, operator, site, reason string) (string, error) {
+	if err := check(operator, site, "-", reason); err != nil {
+		return "", err
+	}
+	if site == vitalgate.DefaultSite {
+		return "", vitalgate.FieldErrorf(vitalgate.EINVALID, "site", "the default site cannot be erased: erase its patients one by one (vitalgate patient erase)")
+	}
+	st, err := s.store.Site(ctx, site)
+	if err != nil {
+		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+			return "", vitalgate.FieldErrorf(vitalgate.ENOTFOUND, "site", "no site %q exists (vitalgate site list)", site)
+		}
+		return "", err
+	}
+	if err := vitalgate.CheckSiteOpen(st); err != nil {
+		return "", err
+	}
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", vitalgate.Internal(err, "erasure request id")
+	}
+	id := "se-" + hex.EncodeToString(b)
+	if err := s.store.CreateErasureRequest(ctx, vitalgate.ErasureRequest{ID: id, Site: site,
+		Reason: reason, RequestedBy: operator, RequestedAt: s.now().UTC()}); err != nil {
+		return "", err
+	}
+	if err := s.alog.Append(ctx, s.entry(audit.ActionCreate, "site-erasure-request", operator, site, nil, "erasure "+id+" of the whole site requested")); err != nil {
+		return id, fmt.Errorf("erasure %s is requested but the request could not be audited: %w", id, err)
+	}
+	return id, nil
+}
+
+// ApproveSite approves site-erasure request id by operator, who must not be its requester,
+// and erases the whole site. It cannot be undone.
+func (s *Service) ApproveSite(ctx context.Context, operator, id string) (Result, error) {
+	if operator == "" {
+		return Result{}, vitalgate.Errorf(vitalgate.EINVALID, "an approval needs the operator's name")
+	}
+	r, err := s.store.ErasureRequest(ctx, id)
+	if err != nil {
+		return Result{}, err
+	}
+	if !r.SiteErasure() {
+		return Result{}, vitalgate.Errorf(vitalgate.EINVALID, "erasure request %s erases one patient: approve it with `vitalgate patient erase --approve %s`", id, id)
+	}
+	return s.approveSite(ctx, operator, r)
+}
+
+// approveSite erases the whole site of request r: data keys, resources, devices, clients
+// in one transaction with its audit entry (the store's EraseSite), then every cached cipher
+// is dropped and the key-encryption key of the site is replaced and the old one destroyed,
+// so that no copy of the site's wrapped data keys can be unwrapped.
+func (s *Service) approveSite(ctx context.Context, operator string, r vitalgate.ErasureRequest) (Result, error) {
+	var out Result
+	var err error
+	e := s.alog.Encode(ctx, s.entry(audit.ActionDelete, "site-erasure", operator, r.Site, nil,
+		"erasure "+r.ID+" of the whole site requested by "+r.RequestedBy+" approved"))
+	if out.Erased, err = s.store.EraseSite(ctx, r.ID, operator, s.now().UTC(), e); err != nil {
+		return out, err
+	}
+	s.keys.ForgetAll()
+	if out.Shredded, err = s.keys.ShredKEK(ctx, r.Site); err != nil {
+		return out, fmt.Errorf("the site's data and data keys are erased but its key-encryption key could not be replaced (run `vitalgate keys rotate --site %s`, then delete the older kek files): %w", r.Site, err)
+	}
+	if err := s.alog.Append(ctx, audit.Entry{Action: audit.ActionUpdate, Type: "admin", Subtype: "keys-rotate",
+		AgentType: audit.AgentOperator, AgentID: operator, Count: out.Rewrapped, Site: r.Site,
+		OutcomeDesc: fmt.Sprintf("after erasure %s: new key-encryption key %s, %d old destroyed", r.ID, out.NewKEK, len(out.Destroyed))}); err != nil {
+		return out, fmt.Errorf("site erased but the key replacement could not be audited: %w", err)
 	}
 	return out, nil
 }

@@ -93,6 +93,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, p vitalgate
 		"access_token": tok.AccessToken, "token_type": "Bearer",
 		"expires_in": int(tok.ExpiresIn.Round(time.Second).Seconds()),
 		"scope":      strings.Join(tok.Scopes, " "),
+		"site":       tok.Site,
 	})
 }
 
@@ -117,7 +118,7 @@ func (s *Server) decodeTokenRequest(w http.ResponseWriter, r *http.Request) (aut
 	req := auth.TokenRequest{
 		GrantType: form.Get("grant_type"), Assertion: form.Get("client_assertion"),
 		AssertionType: form.Get("client_assertion_type"), Scope: form.Get("scope"),
-		Emergency: form.Get("emergency"), EmergencyReason: form.Get("emergency_reason"),
+		Emergency: form.Get("emergency"), EmergencyReason: form.Get("emergency_reason"), Site: form.Get("site"),
 	}
 	req.ClientID, req.ClientSecret, req.Basic = r.BasicAuth()
 	return req, nil

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/sqlite"
+	"github.com/vitalgate/vitalgate/updateclient"
 	"github.com/vitalgate/vitalgate/updates"
 )
 
@@ -196,9 +199,52 @@ func peakHeap() (stop func() uint64) {
 	return func() uint64 { close(done); wg.Wait(); return peak.Load() }
 }
 
-// TestLargeTargetBoundedMemory publishes a 256 MiB target and downloads it over mutual TLS:
-// neither the publish nor the download holds the file in memory (the heap in use, server
-// and client in this process, grows by far less than the file).
+// residentBytes returns the process's resident set size (Linux: /proc/self/statm), or
+// false where it cannot be read.
+func residentBytes() (uint64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, false
+	}
+	pages, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * uint64(os.Getpagesize()), true
+}
+
+// peakRSS samples the resident set size until stop is called and returns the reading at
+// the start and the highest one; ok is false where the RSS cannot be read.
+func peakRSS() (stop func() (start, peak uint64, ok bool)) {
+	start, ok := residentBytes()
+	var peak atomic.Uint64
+	peak.Store(start)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ok {
+			if v, _ := residentBytes(); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	})
+	return func() (uint64, uint64, bool) { close(done); wg.Wait(); return start, peak.Load(), ok }
+}
+
+// TestLargeTargetBoundedMemory publishes a 256 MiB target and downloads it over mutual TLS,
+// by a plain GET and then by the device update client (TUF verify, streamed to disk):
+// neither the publish nor a download holds the file in memory (the heap in use, server and
+// client in this process, grows by far less than the file; during the update client's
+// download so does the process's resident set).
 func TestLargeTargetBoundedMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes and reads a 256 MiB target")
@@ -231,8 +277,10 @@ func TestLargeTargetBoundedMemory(t *testing.T) {
 	cert := e.enroll("pump-big", e.addModelDevice("pump-big", "pump-a", vitalgate.DefaultSite))
 	runtime.GC()
 	runtime.ReadMemStats(&base)
+	hc := e.client(cert)
+	hc.Timeout = 0 // 256 MiB on a loaded machine may take longer than the client's usual bound
 	stop = peakHeap()
-	resp, err := e.client(cert).Get(e.url + path)
+	resp, err := hc.Get(e.url + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,4 +295,47 @@ func TestLargeTargetBoundedMemory(t *testing.T) {
 		t.Errorf("download: heap in use rose from %d to %d bytes for a %d-byte file", base.HeapInuse, peak, size)
 	}
 	t.Logf("download heap growth at peak: %d KiB for a %d MiB file", (int64(peak)-int64(base.HeapInuse))/1024, size>>20)
+
+	// The device's own update client verifies the release through TUF and streams it to
+	// disk, checking length and hash on the way: neither side holds the file.
+	root, err := e.upd.Root(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	uc, err := updateclient.New(updateclient.Config{ServerURL: e.url, HTTPClient: hc, TrustedRoot: root,
+		MetadataDir: filepath.Join(state, "metadata"), TargetsDir: filepath.Join(state, "targets"), Model: "pump-a", Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt, err := uc.Verify(context.Background(), updateclient.Offer{Model: "pump-a", Version: "big", Target: "pump-a/big/fw.bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&base)
+	stop = peakHeap()
+	stopRSS := peakRSS()
+	file, err := uc.Download(context.Background(), tgt)
+	rssStart, rssPeak, rssOK := stopRSS()
+	peak = stop()
+	if err != nil {
+		t.Fatalf("update client download: %v", err)
+	}
+	if st, err := os.Stat(file); err != nil || st.Size() != size {
+		t.Fatalf("update client wrote %v, %v; want %d bytes", st, err, size)
+	}
+	if peak > base.HeapInuse+bound {
+		t.Errorf("update client download: heap in use rose from %d to %d bytes for a %d-byte file", base.HeapInuse, peak, size)
+	}
+	t.Logf("update client download heap growth at peak: %d KiB for a %d MiB file", (int64(peak)-int64(base.HeapInuse))/1024, size>>20)
+	const rssBound = 96 << 20 // the heap bound, the SQLite page cache and the runtime's slack
+	switch {
+	case !rssOK:
+		t.Log("the resident set size cannot be read here (no /proc/self/statm): RSS not checked")
+	case rssPeak > rssStart+rssBound:
+		t.Errorf("update client download: resident set rose from %d to %d bytes for a %d-byte file", rssStart, rssPeak, size)
+	default:
+		t.Logf("update client download RSS growth at peak: %d KiB for a %d MiB file", (int64(rssPeak)-int64(rssStart))/1024, size>>20)
+	}
 }

@@ -30,6 +30,7 @@ type binder struct {
 	binding vitalgate.Binding
 	now     time.Time
 	seen    []vitalgate.Assignment
+	unit    string // the care unit an identified device is placed in, once a patient was checked
 }
 
 // msgNotInSite is the one answer of an identified device's message that names a patient
@@ -42,6 +43,9 @@ const msgNotInSite = "subject is not a Patient of this device's site"
 func (b *binder) resolved(how string) string {
 	if b == nil || b.binding != vitalgate.BindingIdentified {
 		return ""
+	}
+	if b.unit != "" {
+		return "patient identified by " + how + " in site " + b.dev.Site + ", admitted to its care unit " + b.unit
 	}
 	return "patient identified by " + how + " in site " + b.dev.Site
 }
@@ -193,8 +197,22 @@ func (b *binder) identify(ctx context.Context, pid, field string) ([]byte, error
 	if r.Site != b.dev.Site || !bytes.Equal(r.PatientIndex, b.s.Vault.SitePatientIndex(b.dev.Site, pid)) {
 		return nil, refuse
 	}
+	if b.s.Units != nil {
+		unit, admitted, err := b.s.Units.UnitCheck(ctx, b.dev.ID, b.dev.Site, r.PatientIndex)
+		if err != nil {
+			return nil, err
+		}
+		if unit != "" && !admitted {
+			return nil, vitalgate.FieldErrorf(vitalgate.EFORBIDDEN, field, msgNotInUnit)
+		}
+		b.unit = unit
+	}
 	return r.PatientIndex, nil
 }
+
+// msgNotInUnit is the answer of a device placed in a care unit whose message names a
+// Patient of its site who is not admitted to that unit.
+const msgNotInUnit = "subject is not admitted to this device's care unit"
 
 // samePatient checks that a patient identifier names the Patient whose index is pidx.
 func (b *binder) samePatient(ctx context.Context, id *fhir.Identifier, pidx []byte, field string) error {

@@ -40,6 +40,11 @@ type Registry interface {
 	Binding(ctx context.Context, d vitalgate.Device) (vitalgate.Binding, error)
 }
 
+// UnitChecker tells a device's care unit and whether a patient is admitted to it.
+type UnitChecker interface {
+	UnitCheck(ctx context.Context, deviceID, site string, patientIndex []byte) (unit string, admitted bool, err error)
+}
+
 // ResourceWriter durably stores sealed resources, all or none.
 type ResourceWriter interface {
 	CreateResources(ctx context.Context, rs []vitalgate.SealedResource, audit ...[]byte) error
@@ -78,6 +83,9 @@ type Service struct {
 	// from; the Patients that subject.identifier and HL7 PID-3 name. Without it resends are
 	// stored again and references that need a look-up are refused.
 	Finder Finder
+	// Units tells the care unit a shared (identified) device is placed in and whether a
+	// patient is admitted to it (the store). Nil: no device is placed in a unit.
+	Units UnitChecker
 	// MaxBackdate is how old an observation's effective time may be; older ones are
 	// refused (EUNPROCESSABLE at Observation.effective[x]). Zero means DefaultMaxBackdate.
 	MaxBackdate time.Duration

@@ -96,7 +96,7 @@ func (s *server) newRegistry() (*registry.Service, error) {
 func (s *server) newIngest() *ingest.Service {
 	n := s.n
 	return &ingest.Service{Registry: s.registry, Resources: n.Store, Vault: n.Vault, Limits: s.limits(), Now: n.env.Now,
-		Audit: s.audit, Finder: n.Store, MaxBackdate: s.opt.MaxBackdate, Authorities: s.opt.Authorities,
+		Audit: s.audit, Finder: n.Store, Units: n.Store, MaxBackdate: s.opt.MaxBackdate, Authorities: s.opt.Authorities,
 		LabAcceptUnknownCodes: s.opt.LabAcceptUnknownCodes}
 }
 

@@ -11,19 +11,19 @@ import (
 )
 
 const (
-	insertClientSQL = `INSERT INTO clients (id, role, secret_hash, scopes, created_at, disabled, jwks, site)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	insertClientSQL = `INSERT INTO clients (id, role, secret_hash, scopes, created_at, disabled, jwks, site, other_sites)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 	insertClientPatientsSQL = `INSERT INTO client_patients (client_id, patient_index)
 	SELECT $1, p FROM unnest($2::bytea[]) AS p ON CONFLICT DO NOTHING`
 	selectClientSQL = `SELECT c.id, c.role, c.secret_hash, c.scopes, c.created_at, c.disabled, c.jwks,
-	(SELECT array_agg(p.patient_index ORDER BY p.patient_index) FROM client_patients p WHERE p.client_id = c.id), c.site
+	(SELECT array_agg(p.patient_index ORDER BY p.patient_index) FROM client_patients p WHERE p.client_id = c.id), c.site, c.other_sites
 	FROM clients c WHERE c.id = $1`
 
 	updateClientSQL = `UPDATE clients SET role = $2, secret_hash = $3, scopes = $4, disabled = $5, jwks = $6
 	WHERE id = $1`
 	deleteClientPatientsSQL = `DELETE FROM client_patients WHERE client_id = $1`
 	selectClientsSQL        = `SELECT c.id, c.role, c.secret_hash, c.scopes, c.created_at, c.disabled, c.jwks,
-	(SELECT array_agg(p.patient_index ORDER BY p.patient_index) FROM client_patients p WHERE p.client_id = c.id), c.site
+	(SELECT array_agg(p.patient_index ORDER BY p.patient_index) FROM client_patients p WHERE p.client_id = c.id), c.site, c.other_sites
 	FROM clients c ORDER BY c.id`
 
 	// deleteNoncesSQL forgets up to 256 expired nonces, skipping rows another caller is
@@ -43,13 +43,17 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 	if c.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Client.id", "client id is empty")
 	}
-	if err := vitalgate.CheckClientSite(c.Site); err != nil {
+	if err := vitalgate.CheckClientSites(c); err != nil {
 		return err
 	}
 	scopes, patients := clientColumns(c)
+	others := c.OtherSites
+	if others == nil {
+		others = []string{}
+	}
 	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, insertClientSQL, c.ID, string(c.Role), c.SecretHash, scopes,
-			dbTime(db.orNow(c.CreatedAt)), c.Disabled, dbBlob(c.JWKS), vitalgate.StoredSite(c.Site)); err != nil {
+			dbTime(db.orNow(c.CreatedAt)), c.Disabled, dbBlob(c.JWKS), vitalgate.StoredSite(c.Site), others); err != nil {
 			return mapError(err, "client")
 		}
 		if len(patients) == 0 {
@@ -87,12 +91,15 @@ func scanClient(row pgx.Row) (vitalgate.Client, error) {
 		role    string
 		created *time.Time
 	)
-	err := row.Scan(&c.ID, &role, &c.SecretHash, &c.Scopes, &created, &c.Disabled, &c.JWKS, &c.PatientIndexes, &c.Site)
+	err := row.Scan(&c.ID, &role, &c.SecretHash, &c.Scopes, &created, &c.Disabled, &c.JWKS, &c.PatientIndexes, &c.Site, &c.OtherSites)
 	if err != nil {
 		return vitalgate.Client{}, mapError(err, "client")
 	}
 	if len(c.Scopes) == 0 {
 		c.Scopes = nil
+	}
+	if len(c.OtherSites) == 0 {
+		c.OtherSites = nil
 	}
 	c.Role = vitalgate.Role(role)
 	c.CreatedAt = goTime(created)

@@ -31,14 +31,19 @@ WHERE site = $1 AND patient_index = $2`
 	eraseAssignmentsSQL = `DELETE FROM device_assignments a USING devices d WHERE d.id = a.device_id AND d.site = $1 AND a.patient_index = $2`
 	eraseDevicesSQL     = `UPDATE devices SET patient_index = NULL, patient_sealed = NULL WHERE site = $1 AND patient_index = $2`
 	eraseCareTeamsSQL   = `DELETE FROM client_patients p USING clients c WHERE c.id = p.client_id AND c.site = $1 AND p.patient_index = $2`
+	eraseAdmissionSQL   = `DELETE FROM patient_units WHERE site = $1 AND patient_index = $2`
 )
 
 // CreateErasureRequest stores a new, unapproved erasure request. ECONFLICT if the id exists.
 func (db *DB) CreateErasureRequest(ctx context.Context, r vitalgate.ErasureRequest) error {
-	if r.ID == "" || r.Site == "" || len(r.PatientIndex) == 0 || r.RequestedBy == "" {
-		return vitalgate.Errorf(vitalgate.EINVALID, "an erasure request needs an id, a site, a patient and a requester")
+	if r.ID == "" || r.Site == "" || r.RequestedBy == "" {
+		return vitalgate.Errorf(vitalgate.EINVALID, "an erasure request needs an id, a site and a requester")
 	}
-	tag, err := db.pool.Exec(ctx, createErasureSQL, r.ID, r.Site, r.PatientIndex, r.Reason, r.RequestedBy, dbTime(db.orNow(r.RequestedAt)))
+	idx := r.PatientIndex
+	if idx == nil {
+		idx = []byte{} // a site erasure: an empty index, never NULL
+	}
+	tag, err := db.pool.Exec(ctx, createErasureSQL, r.ID, r.Site, idx, r.Reason, r.RequestedBy, dbTime(db.orNow(r.RequestedAt)))
 	if err != nil {
 		return mapError(err, "erasure request")
 	}
@@ -116,11 +121,8 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 		if err != nil {
 			return err
 		}
-		if r.ApprovedBy != "" {
-			return vitalgate.Errorf(vitalgate.ECONFLICT, "erasure request %q is approved already", id)
-		}
-		if r.RequestedBy == approvedBy {
-			return vitalgate.Errorf(vitalgate.EFORBIDDEN, "an erasure needs two people: its requester cannot approve it")
+		if err := checkApproval(r, id, approvedBy, false); err != nil {
+			return err
 		}
 		var h vitalgate.LegalHold
 		err = tx.QueryRow(ctx, holdLockSQL, r.Site, r.PatientIndex).Scan(&h.Site, &h.PatientIndex, &h.Reason, &h.PlacedBy, &h.PlacedAt)
@@ -139,7 +141,8 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 			}
 			return int(tag.RowsAffected()), nil
 		}
-		var errs [8]error
+		var errs [9]error
+		_, errs[8] = exec(eraseAdmissionSQL)
 		out.DataKeys, errs[0] = exec(eraseKeySQL)
 		_, errs[1] = exec(eraseCodesSQL)
 		_, errs[2] = exec(eraseIdentsOfSQL)
@@ -240,6 +243,95 @@ func (db *DB) RetiredKEKs(ctx context.Context) ([]vitalgate.RetiredKEK, error) {
 	}
 	if len(out) > 100000 {
 		return nil, vitalgate.Errorf(vitalgate.EINTERNAL, "more than 100000 retired key-encryption keys")
+	}
+	return out, nil
+}
+
+// checkApproval refuses to approve request r (id) by approvedBy: approved already, by its
+// requester, or of the other kind (a patient's or a whole site's).
+func checkApproval(r vitalgate.ErasureRequest, id, approvedBy string, site bool) error {
+	switch {
+	case r.ApprovedBy != "":
+		return vitalgate.Errorf(vitalgate.ECONFLICT, "erasure request %q is approved already", id)
+	case r.RequestedBy == approvedBy:
+		return vitalgate.Errorf(vitalgate.EFORBIDDEN, "an erasure needs two people: its requester cannot approve it")
+	case r.SiteErasure() != site && site:
+		return vitalgate.Errorf(vitalgate.EINVALID, "erasure request %q erases one patient, not a site", id)
+	case r.SiteErasure() != site:
+		return vitalgate.Errorf(vitalgate.EINVALID, "erasure request %q erases a whole site, not one patient", id)
+	}
+	return nil
+}
+
+const (
+	siteHoldLockSQL         = `SELECT 1 FROM legal_holds WHERE site = $1 LIMIT 1 FOR SHARE`
+	eraseSiteKeysSQL        = `DELETE FROM data_keys WHERE site = $1`
+	eraseSiteCodesSQL       = `DELETE FROM resource_codes c USING resources r WHERE r.type = c.type AND r.id = c.id AND r.site = $1`
+	eraseSiteIdentsOfSQL    = `DELETE FROM resource_identifiers i USING resources r WHERE r.type = i.type AND r.id = i.id AND r.site = $1`
+	eraseSiteIdentsSQL      = `DELETE FROM resource_identifiers WHERE site = $1`
+	eraseSiteResourcesSQL   = `DELETE FROM resources WHERE site = $1`
+	eraseSiteAssignmentsSQL = `DELETE FROM device_assignments a USING devices d WHERE d.id = a.device_id AND d.site = $1`
+	eraseSiteCertsSQL       = `UPDATE certificates c SET revoked_at = $2 FROM devices d
+WHERE d.id = c.device_id AND d.site = $1 AND (c.revoked_at IS NULL OR c.revoked_at > $2)`
+	eraseSiteDevicesSQL = `UPDATE devices SET status = 'revoked', patient_index = NULL, patient_sealed = NULL,
+enroll_secret_hash = '', enroll_expires_at = NULL, updated_at = $2 WHERE site = $1`
+	eraseSiteCareTeamsSQL   = `DELETE FROM client_patients p USING clients c WHERE c.id = p.client_id AND c.site = $1`
+	eraseSiteClientsSQL     = `UPDATE clients SET disabled = true WHERE site = $1`
+	eraseSiteSQL            = `UPDATE sites SET erased_at = $2 WHERE id = $1 AND erased_at IS NULL`
+	eraseSiteAdmissionsSQL  = `DELETE FROM patient_units WHERE site = $1`
+	eraseSiteDeviceUnitsSQL = `DELETE FROM device_units WHERE site = $1`
+)
+
+// EraseSite approves site-erasure request id and erases the whole site in the same
+// transaction (see vitalgate.ErasureStore).
+func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time, audit ...[]byte) (vitalgate.Erased, error) {
+	var out vitalgate.Erased
+	if approvedBy == "" {
+		return out, vitalgate.Errorf(vitalgate.EINVALID, "an erasure needs an approver")
+	}
+	now := dbTime(db.orNow(at))
+	err := db.inTx(ctx, audit, func(tx pgx.Tx) error {
+		r, err := scanErasure(tx.QueryRow(ctx, erasureLockSQL, id))
+		if err != nil {
+			return err
+		}
+		if err := checkApproval(r, id, approvedBy, true); err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, siteHoldLockSQL, r.Site).Scan(new(int))
+		if err == nil {
+			return vitalgate.Errorf(vitalgate.ECONFLICT, "a legal hold is in place on a patient of site %q: release it first", r.Site)
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return mapError(err, "legal hold")
+		}
+		if _, err := tx.Exec(ctx, approveSQL, approvedBy, now, id); err != nil {
+			return mapError(err, "approve erasure")
+		}
+		exec := func(q string, args ...any) (int, error) {
+			tag, err := tx.Exec(ctx, q, args...) // assurance:sql-ok q is one of the eraseSite*SQL constants at every call below
+			if err != nil {
+				return 0, mapError(err, "erase site")
+			}
+			return int(tag.RowsAffected()), nil
+		}
+		var errs [13]error
+		_, errs[11] = exec(eraseSiteAdmissionsSQL, r.Site)
+		_, errs[12] = exec(eraseSiteDeviceUnitsSQL, r.Site)
+		out.DataKeys, errs[0] = exec(eraseSiteKeysSQL, r.Site)
+		_, errs[1] = exec(eraseSiteCodesSQL, r.Site)
+		_, errs[2] = exec(eraseSiteIdentsOfSQL, r.Site)
+		_, errs[3] = exec(eraseSiteIdentsSQL, r.Site)
+		out.Resources, errs[4] = exec(eraseSiteResourcesSQL, r.Site)
+		out.Assignments, errs[5] = exec(eraseSiteAssignmentsSQL, r.Site)
+		_, errs[6] = exec(eraseSiteCertsSQL, r.Site, now)
+		out.Devices, errs[7] = exec(eraseSiteDevicesSQL, r.Site, now)
+		_, errs[8] = exec(eraseSiteCareTeamsSQL, r.Site)
+		out.Clients, errs[9] = exec(eraseSiteClientsSQL, r.Site)
+		_, errs[10] = exec(eraseSiteSQL, r.Site, now)
+		return errors.Join(errs[:]...)
+	})
+	if err != nil {
+		return vitalgate.Erased{}, err
 	}
 	return out, nil
 }

@@ -12,7 +12,7 @@ import (
 
 const (
 	insertSiteSQL  = `INSERT INTO sites (id, name, own_keys, created_at) VALUES ($1, $2, $3, $4)`
-	siteColumns    = `SELECT id, name, own_keys, created_at FROM sites`
+	siteColumns    = `SELECT id, name, own_keys, created_at, erased_at FROM sites`
 	selectSiteSQL  = siteColumns + ` WHERE id = $1`
 	selectSitesSQL = siteColumns + ` ORDER BY id`
 
@@ -38,11 +38,11 @@ func (db *DB) CreateSite(ctx context.Context, s vitalgate.Site, audit ...[]byte)
 
 func scanSite(row rowiter.Scanner) (vitalgate.Site, error) {
 	var (
-		s       vitalgate.Site
-		created *time.Time
+		s               vitalgate.Site
+		created, erased *time.Time
 	)
-	err := row.Scan(&s.ID, &s.Name, &s.OwnKeys, &created)
-	s.CreatedAt = goTime(created)
+	err := row.Scan(&s.ID, &s.Name, &s.OwnKeys, &created, &erased)
+	s.CreatedAt, s.ErasedAt = goTime(created), goTime(erased)
 	return s, err
 }
 

@@ -338,13 +338,14 @@ func (s *Service) checkSite(ctx context.Context, p vitalgate.Principal, site str
 	if err := inSite(p, site, "no such site"); err != nil {
 		return err
 	}
-	if _, err := s.cfg.Store.Site(ctx, site); err != nil {
+	st, err := s.cfg.Store.Site(ctx, site)
+	if err != nil {
 		if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
 			return vitalgate.FieldErrorf(vitalgate.ENOTFOUND, "site", "no site %q exists; add it first (vitalgate site add)", site)
 		}
 		return err
 	}
-	return nil
+	return vitalgate.CheckSiteOpen(st)
 }
 
 func (s *Service) add(ctx context.Context, p vitalgate.Principal, site, id, patientID, model string, expires time.Duration) (vitalgate.Device, string, error) {

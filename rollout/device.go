@@ -19,7 +19,8 @@ type Offer struct {
 }
 
 // Offer returns the release the device's rollout offers it, or ok false when nothing new
-// is: the device is in no started group of its model's rollout, the rollout is paused,
+// is: the device is in no started group of its model's rollout (or the rollout targets
+// another site's devices), the rollout is paused,
 // waiting or aborted, the device runs the version already or failed it, its site's
 // maintenance window is closed (unless the rollout is critical), or the repository no
 // longer holds the release as approved. Each step is an indexed lookup.
@@ -40,7 +41,10 @@ func (s *Service) Offer(ctx context.Context, deviceID string) (Offer, bool, erro
 	if r.State != vitalgate.RolloutActive && r.State != vitalgate.RolloutWaiting && r.State != vitalgate.RolloutCompleted {
 		return Offer{}, false, nil
 	}
-	group := lateGroup(r, d.ID)
+	if !inSite(r.Site, d) {
+		return Offer{}, false, nil // the rollout targets another site's devices
+	}
+	group := lateGroup(r, d)
 	u, err := s.Store.DeviceUpdate(ctx, r.ID, d.ID)
 	switch {
 	case err == nil:
@@ -163,7 +167,7 @@ func (s *Service) report(ctx context.Context, d vitalgate.Device, state vitalgat
 		u, err := s.Store.DeviceUpdate(ctx, r.ID, d.ID)
 		switch {
 		case vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND:
-			u = vitalgate.DeviceUpdate{RolloutID: r.ID, DeviceID: d.ID, Group: lateGroup(r, d.ID), State: vitalgate.UpdateAssigned}
+			u = vitalgate.DeviceUpdate{RolloutID: r.ID, DeviceID: d.ID, Group: lateGroup(r, d), State: vitalgate.UpdateAssigned}
 		case err != nil:
 			return err
 		}

@@ -7,7 +7,9 @@
 // figures (time from the rollout's start to 50 %, 90 % and 100 % of its devices installed).
 //
 // A rollout is online state, not signed metadata: it offers only what the release
-// repository (Releases) holds as approved, checked at every offer.
+// repository (Releases) holds as approved, checked at every offer. It covers the model's
+// devices in every site, each within its own site's maintenance window, or one site's
+// devices only (Plan.Site); a model has one live rollout at a time.
 //
 // The health gate: after installed, a device must report healthy within the rollout's
 // Silence, and from its healthy report on keep sending valid data for HealthWindow with no
@@ -97,8 +99,14 @@ func (s *Service) encode(ctx context.Context, e audit.Entry) []byte {
 }
 
 func (s *Service) operatorEntry(ctx context.Context, operator, subtype, model, desc string) []byte {
+	return s.siteEntry(ctx, operator, subtype, model, "", desc)
+}
+
+// siteEntry is an operator's entry about a rollout of site ("" for every site), so that the
+// site's auditors see it.
+func (s *Service) siteEntry(ctx context.Context, operator, subtype, model, site, desc string) []byte {
 	return s.encode(ctx, audit.Entry{Action: audit.ActionExecute, Subtype: subtype, AgentType: audit.AgentOperator,
-		AgentID: operator, Resources: []string{"DeviceDefinition/" + model}, OutcomeDesc: desc})
+		AgentID: operator, Site: site, Resources: []string{"DeviceDefinition/" + model}, OutcomeDesc: desc})
 }
 
 func (s *Service) systemEntry(ctx context.Context, subtype, model, desc string) []byte {
@@ -135,6 +143,11 @@ type Plan struct {
 	// the first failure", stored as 0).
 	Groups   []vitalgate.RolloutGroup
 	Critical bool
+	// Site, when set, limits the rollout to that site's devices of the model: its percentage
+	// groups are shares of them, a listed device must be one of them, and no device of
+	// another site is offered the release. Empty: every site the model has devices in, each
+	// offered within its own site's maintenance window.
+	Site string
 	// HealthWindow (0: DefaultHealthWindow; negative: none, a healthy report suffices) and
 	// Silence (0: DefaultSilence).
 	HealthWindow, Silence time.Duration
@@ -150,9 +163,10 @@ func deviceHash(id string) uint64 {
 // approved. Devices are assigned to the groups now: explicit lists first, then the other
 // devices of the model by the order of a hash of their id, cut at each group's cumulative
 // percentage; a device enrolled later joins the percentage group its hash falls in. The
-// first group starts at once. Errors: EINVALID (plan), ENOTFOUND (no approved release, a
-// listed device that does not exist), EUNPROCESSABLE (a listed device of another model),
-// ECONFLICT (the model has a live rollout).
+// first group starts at once. With p.Site only that site's devices take part. Errors:
+// EINVALID (plan), ENOTFOUND (no approved release, a listed device that does not exist, an
+// unknown site), EUNPROCESSABLE (a listed device of another model or site), ECONFLICT (the
+// model has a live rollout).
 func (s *Service) Start(ctx context.Context, operator string, p Plan) (vitalgate.Rollout, error) {
 	if !modelPattern.MatchString(p.Model) {
 		return vitalgate.Rollout{}, vitalgate.FieldErrorf(vitalgate.EINVALID, "model", "a model id is 1 to 64 letters, digits, '-', '.' or '_'")
@@ -163,6 +177,11 @@ func (s *Service) Start(ctx context.Context, operator string, p Plan) (vitalgate
 	groups, err := normalizeGroups(p.Groups)
 	if err != nil {
 		return vitalgate.Rollout{}, err
+	}
+	if p.Site != "" {
+		if err := s.checkSite(ctx, p.Site); err != nil {
+			return vitalgate.Rollout{}, err
+		}
 	}
 	if s.Releases == nil {
 		return vitalgate.Rollout{}, vitalgate.Errorf(vitalgate.EUNAVAILABLE, "this server has no release repository")
@@ -184,13 +203,13 @@ func (s *Service) Start(ctx context.Context, operator string, p Plan) (vitalgate
 	if err != nil {
 		return vitalgate.Rollout{}, err
 	}
-	members, err := assign(all, p.Model, groups)
+	members, err := assign(all, p.Model, p.Site, groups)
 	if err != nil {
 		return vitalgate.Rollout{}, err
 	}
 	now := s.now()
 	r := vitalgate.Rollout{ID: p.Model + "/" + p.Version + "/" + now.Format("20060102T150405.000000Z"),
-		Model: p.Model, Version: p.Version, Target: target, Critical: p.Critical, State: vitalgate.RolloutActive,
+		Model: p.Model, Version: p.Version, Target: target, Critical: p.Critical, Site: p.Site, State: vitalgate.RolloutActive,
 		Groups: groups, HealthWindow: p.HealthWindow, Silence: p.Silence, CreatedBy: operator, CreatedAt: now, UpdatedAt: now}
 	if r.HealthWindow == 0 {
 		r.HealthWindow = DefaultHealthWindow
@@ -215,7 +234,10 @@ func (s *Service) Start(ctx context.Context, operator string, p Plan) (vitalgate
 		kind = "rollout-critical"
 	}
 	desc := fmt.Sprintf("%s %s to %d devices in %d groups", p.Model, p.Version, len(rows), len(groups))
-	entries := [][]byte{s.operatorEntry(ctx, operator, kind, p.Model, desc)}
+	if p.Site != "" {
+		desc += " of site " + p.Site
+	}
+	entries := [][]byte{s.siteEntry(ctx, operator, kind, p.Model, p.Site, desc)}
 	// An empty first group (or more) advances at once.
 	entries = append(entries, s.evaluate(ctx, &r, rows, now)...)
 	err = s.Store.WriteRollout(ctx, vitalgate.RolloutWrite{Rollout: &r, Create: true, Devices: rows}, entries...)
@@ -274,8 +296,9 @@ func normalizeGroups(in []vitalgate.RolloutGroup) ([]vitalgate.RolloutGroup, err
 	return out, nil
 }
 
-// assign returns the group of every device of model that the groups take.
-func assign(all []vitalgate.Device, model string, groups []vitalgate.RolloutGroup) (map[string]int, error) {
+// assign returns the group of every device of model (of site, when set) that the groups
+// take.
+func assign(all []vitalgate.Device, model, site string, groups []vitalgate.RolloutGroup) (map[string]int, error) {
 	byID := map[string]vitalgate.Device{}
 	for _, d := range all {
 		byID[d.ID] = d
@@ -290,12 +313,16 @@ func assign(all []vitalgate.Device, model string, groups []vitalgate.RolloutGrou
 			if d.Model != model {
 				return nil, vitalgate.Errorf(vitalgate.EUNPROCESSABLE, "group %d lists device %s, which is of model %q, not %s", i+1, id, d.Model, model)
 			}
+			if !inSite(site, d) {
+				return nil, vitalgate.Errorf(vitalgate.EUNPROCESSABLE,
+					"group %d lists device %s, which is of site %s: this rollout targets site %s's devices only", i+1, id, vitalgate.StoredSite(d.Site), site)
+			}
 			members[id] = i
 		}
 	}
 	var rest []vitalgate.Device
 	for _, d := range all {
-		if _, listed := members[d.ID]; !listed && d.Model == model && d.Status == vitalgate.DeviceActive {
+		if _, listed := members[d.ID]; !listed && d.Model == model && d.Status == vitalgate.DeviceActive && inSite(site, d) {
 			rest = append(rest, d)
 		}
 	}
@@ -317,10 +344,37 @@ func assign(all []vitalgate.Device, model string, groups []vitalgate.RolloutGrou
 	return members, nil
 }
 
+// inSite reports whether a rollout of site ("" for every site) targets device d.
+func inSite(site string, d vitalgate.Device) bool {
+	return site == "" || vitalgate.StoredSite(d.Site) == site
+}
+
+// checkSite reports whether site can scope a rollout: a site id that is registered (when
+// the store keeps sites). EINVALID, ENOTFOUND.
+func (s *Service) checkSite(ctx context.Context, site string) error {
+	if err := vitalgate.CheckSiteID(site); err != nil {
+		return err
+	}
+	if sites, ok := s.Store.(interface {
+		Site(ctx context.Context, id string) (vitalgate.Site, error)
+	}); ok {
+		if _, err := sites.Site(ctx, site); vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+			return vitalgate.FieldErrorf(vitalgate.ENOTFOUND, "site", "no site %q is registered (site list shows them)", site)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // lateGroup is the group of a device the rollout did not assign at its start (enrolled
-// later): the percentage group its hash falls in, or -1.
-func lateGroup(r vitalgate.Rollout, deviceID string) int {
-	bucket := int(deviceHash(deviceID) % 100)
+// later): the percentage group its hash falls in, or -1 (also for a device of another site
+// than the rollout's).
+func lateGroup(r vitalgate.Rollout, d vitalgate.Device) int {
+	if !inSite(r.Site, d) {
+		return -1
+	}
+	bucket := int(deviceHash(d.ID) % 100)
 	for i, g := range r.Groups {
 		if len(g.Devices) == 0 && bucket < g.Percent {
 			return i
@@ -352,7 +406,7 @@ func (s *Service) act(ctx context.Context, operator, model, subtype string, chan
 			return vitalgate.Rollout{}, err
 		}
 		r.UpdatedAt = now
-		entries := [][]byte{s.operatorEntry(ctx, operator, subtype, model, fmt.Sprintf("%s %s: %s", r.Model, r.Version, desc))}
+		entries := [][]byte{s.siteEntry(ctx, operator, subtype, model, r.Site, fmt.Sprintf("%s %s: %s", r.Model, r.Version, desc))}
 		var rows []vitalgate.DeviceUpdate
 		if r.State == vitalgate.RolloutActive {
 			if rows, err = s.Store.RolloutDevices(ctx, r.ID); err != nil {

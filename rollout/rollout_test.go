@@ -667,3 +667,127 @@ func TestLatency(t *testing.T) {
 		t.Fatalf("latency %+v", l)
 	}
 }
+
+// TestDeviceStates: what device list shows of each device's software: the version it
+// reported installed and its state in its model's newest rollout; a device with neither
+// has no entry.
+func TestDeviceStates(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.devices("vm", "VM-100", "default", 3)
+	e.devices("other", "", "default", 1)
+	e.report("vm-0", "1.0.0", "installed") // before any rollout
+	if _, err := e.svc.Start(ctx, "op", rollout.Plan{Model: "VM-100", Version: "2.0.0",
+		Groups: []vitalgate.RolloutGroup{{Devices: []string{"vm-0", "vm-1"}, ErrorPercent: 100}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.report("vm-0", "2.0.0", "installed")
+	if err := e.svc.Report(ctx, "vm-1", rollout.Report{Version: "2.0.0", State: "failed", Reason: "disk full"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := e.store.Devices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.svc.DeviceStates(ctx, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]rollout.DeviceState{
+		"vm-0": {Version: "2.0.0", Rollout: "2.0.0", State: vitalgate.UpdateInstalled},
+		"vm-1": {Rollout: "2.0.0", State: vitalgate.UpdateFailed, Reason: "disk full"},
+	}
+	if len(got) != len(want) {
+		t.Errorf("DeviceStates = %+v, want %+v", got, want)
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s: %+v, want %+v", id, got[id], w)
+		}
+	}
+}
+
+// TestSiteRollout: a rollout of one site targets that site's devices of the model only:
+// its percentages are shares of them, a device of another site is neither assigned, nor
+// offered (not even one enrolled later), nor may it be listed; an unknown site is refused;
+// the operator's start is in the site's audit trail. Without a site every site's devices
+// take part (TestMaintenanceWindow: each within its own site's window).
+func TestSiteRollout(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, id := range []string{"north", "south"} {
+		if err := e.store.CreateSite(ctx, vitalgate.Site{ID: id, Name: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	north := e.devices("n", "VM-100", "north", 4)
+	south := e.devices("s", "VM-100", "south", 3)
+	plan := rollout.Plan{Model: "VM-100", Version: "2.0.0", Site: "north", Groups: []vitalgate.RolloutGroup{{Percent: 50}, {Percent: 100}}}
+
+	bad := plan
+	bad.Site = "west"
+	_, err := e.svc.Start(ctx, "op", bad)
+	wantCode(t, "unknown site", err, vitalgate.ENOTFOUND)
+	bad.Site = "North!"
+	_, err = e.svc.Start(ctx, "op", bad)
+	wantCode(t, "bad site id", err, vitalgate.EINVALID)
+	bad = plan
+	bad.Groups = append([]vitalgate.RolloutGroup{{Devices: []string{south[0]}}}, plan.Groups...)
+	_, err = e.svc.Start(ctx, "op", bad)
+	wantCode(t, "a listed device of another site", err, vitalgate.EUNPROCESSABLE)
+
+	r, err := e.svc.Start(ctx, "op", plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Site != "north" || e.rollout("VM-100").Site != "north" || latencySite(t, e) != "north" {
+		t.Fatalf("rollout site %q, stored %q", r.Site, e.rollout("VM-100").Site)
+	}
+	g1, g2 := e.members(r, 0), e.members(r, 1)
+	if len(g1) != 2 || len(g2) != 2 {
+		t.Fatalf("groups %v %v: want half of north's 4 devices each", g1, g2)
+	}
+	for _, id := range append(g1, g2...) {
+		if !slices.Contains(north, id) {
+			t.Errorf("device %s of another site is in the rollout", id)
+		}
+	}
+	for _, id := range g1 {
+		if !e.offered(id) {
+			t.Errorf("north device %s of the started group is offered nothing", id)
+		}
+	}
+	// South's devices, and one enrolled in south after the start, are offered nothing,
+	// and their reports do not count in north's rollout.
+	late := e.devices("late", "VM-100", "south", 5)
+	for _, id := range append(south, late...) {
+		if e.offered(id) {
+			t.Errorf("device %s of site south is offered north's rollout", id)
+		}
+	}
+	e.report(south[0], "2.0.0", "installed")
+	if rows, err := e.store.RolloutDevices(ctx, r.ID); err != nil || len(rows) != 4 {
+		t.Errorf("rollout rows %v, %v: want north's 4 only", rows, err)
+	}
+	found := false
+	if err := e.store.AuditSearch(ctx, vitalgate.AuditQuery{Site: "north", Limit: 50}, func(rec vitalgate.AuditRecord) error {
+		en, err := audit.UnmarshalEntry(rec.Data)
+		found = found || err == nil && en.Subtype == "rollout-start" && strings.Contains(en.OutcomeDesc, "of site north")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		t.Error("the start of north's rollout is not in north's audit trail")
+	}
+}
+
+// latencySite returns the site of the only rollout's patch-latency figures.
+func latencySite(t *testing.T, e *env) string {
+	t.Helper()
+	ls, err := e.svc.Latencies(context.Background())
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("Latencies = %v, %v", ls, err)
+	}
+	return ls[0].Site
+}

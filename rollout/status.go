@@ -15,6 +15,7 @@ import (
 // the lead's `update status` may measure from it instead.
 type Latency struct {
 	Model, Version string
+	Site           string // the one site whose devices the rollout targets; "" for every site
 	RolloutID      string
 	State          vitalgate.RolloutState
 	Started        time.Time
@@ -32,7 +33,7 @@ type Latency struct {
 
 // latency computes the figures of r from its device rows.
 func latency(r vitalgate.Rollout, rows []vitalgate.DeviceUpdate) Latency {
-	l := Latency{Model: r.Model, Version: r.Version, RolloutID: r.ID, State: r.State, Started: r.CreatedAt,
+	l := Latency{Model: r.Model, Version: r.Version, Site: r.Site, RolloutID: r.ID, State: r.State, Started: r.CreatedAt,
 		Targeted: len(rows), To50: -1, To90: -1, To100: -1}
 	var installs []time.Time
 	attempted := 0
@@ -134,6 +135,63 @@ func (s *Service) Latencies(ctx context.Context) ([]Latency, error) {
 	out := make([]Latency, len(st))
 	for i, x := range st {
 		out[i] = x.Latency
+	}
+	return out, nil
+}
+
+// DeviceState is what an operator sees of one device's software: the version it reported
+// installed last, and where it stands in its model's newest rollout.
+type DeviceState struct {
+	// Version is the software version the device reported installed last ("" when it
+	// never reported one).
+	Version string
+	// Rollout is the version of the model's newest rollout when the device is in it ("" when
+	// it is not), State its state there and Reason the reason of a failure.
+	Rollout string
+	State   vitalgate.DeviceUpdateState
+	Reason  string
+}
+
+// DeviceStates returns the DeviceState of every device of devices that reported a version
+// or is in its model's newest rollout, by device id (a device with neither has no entry).
+// Each device costs two indexed lookups, each model one.
+func (s *Service) DeviceStates(ctx context.Context, devices []vitalgate.Device) (map[string]DeviceState, error) {
+	latest := map[string]*vitalgate.Rollout{} // by model; nil: the model has no rollout
+	out := map[string]DeviceState{}
+	for _, d := range devices {
+		var st DeviceState
+		v, err := s.Store.DeviceVersion(ctx, d.ID)
+		switch {
+		case err == nil:
+			st.Version = v.Version
+		case vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND:
+			return nil, err
+		}
+		if d.Model != "" {
+			r, seen := latest[d.Model]
+			if !seen {
+				lr, err := s.Store.LatestRollout(ctx, d.Model)
+				switch {
+				case err == nil:
+					r = &lr
+				case vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND:
+					return nil, err
+				}
+				latest[d.Model] = r
+			}
+			if r != nil {
+				u, err := s.Store.DeviceUpdate(ctx, r.ID, d.ID)
+				switch {
+				case err == nil:
+					st.Rollout, st.State, st.Reason = r.Version, u.State, u.Reason
+				case vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND:
+					return nil, err
+				}
+			}
+		}
+		if st != (DeviceState{}) {
+			out[d.ID] = st
+		}
 	}
 	return out, nil
 }

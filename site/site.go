@@ -25,6 +25,9 @@ import (
 type Store interface {
 	vitalgate.SiteStore
 	vitalgate.ModelStore
+	vitalgate.CareUnitStore
+	// Device returns a device. ENOTFOUND.
+	Device(ctx context.Context, id string) (vitalgate.Device, error)
 }
 
 // Keys makes a site's own key-encryption key (package vault, in the data directory's
@@ -39,6 +42,9 @@ type Admin struct {
 	Keys     Keys             // required to add a site with its own keys
 	Operator string           // who acts, for the audit entries
 	Now      func() time.Time // nil: time.Now
+	// Index is the blind index of a patient id within a site (vault.SitePatientIndex): the
+	// admissions to care units name patients by it only.
+	Index func(site, patientID string) []byte
 }
 
 func (a *Admin) now() time.Time {

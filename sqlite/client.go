@@ -10,9 +10,9 @@ import (
 )
 
 const (
-	insertClientSQL = `INSERT INTO clients (id, role, secret_hash, scopes, created_at, disabled, jwks, site)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-	selectClientSQL        = `SELECT id, role, secret_hash, scopes, created_at, disabled, jwks, site FROM clients WHERE id = ?`
+	insertClientSQL = `INSERT INTO clients (id, role, secret_hash, scopes, created_at, disabled, jwks, site, other_sites)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	selectClientSQL        = `SELECT id, role, secret_hash, scopes, created_at, disabled, jwks, site, other_sites FROM clients WHERE id = ?`
 	insertClientPatientSQL = `INSERT OR IGNORE INTO client_patients (client_id, patient_index) VALUES (?, ?)`
 	selectClientPatientSQL = `SELECT patient_index FROM client_patients WHERE client_id = ? ORDER BY patient_index`
 	updateClientSQL        = `UPDATE clients SET role = ?, secret_hash = ?, scopes = ?, disabled = ?, jwks = ? WHERE id = ?`
@@ -29,8 +29,16 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 	if c.ID == "" {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "Client.id", "client id is empty")
 	}
-	if err := vitalgate.CheckClientSite(c.Site); err != nil {
+	if err := vitalgate.CheckClientSites(c); err != nil {
 		return err
+	}
+	others := c.OtherSites
+	if others == nil {
+		others = []string{}
+	}
+	osj, err := json.Marshal(others)
+	if err != nil {
+		return vitalgate.Internal(err, "sqlite: encode the client's other sites")
 	}
 	js, tx, err := db.beginClientWrite(ctx, c, audit)
 	if err != nil {
@@ -38,7 +46,7 @@ func (db *DB) CreateClient(ctx context.Context, c vitalgate.Client, audit ...[]b
 	}
 	defer func() { _ = tx.Rollback() }()
 	if _, err = tx.ExecContext(ctx, insertClientSQL, c.ID, string(c.Role), c.SecretHash, js,
-		dbTime(db.orNow(c.CreatedAt)), c.Disabled, dbBlob(c.JWKS), vitalgate.StoredSite(c.Site)); err != nil {
+		dbTime(db.orNow(c.CreatedAt)), c.Disabled, dbBlob(c.JWKS), vitalgate.StoredSite(c.Site), string(osj)); err != nil {
 		return mapError(err, "client")
 	}
 	for _, p := range c.PatientIndexes {
@@ -96,10 +104,11 @@ func (db *DB) Client(ctx context.Context, id string) (vitalgate.Client, error) {
 		c       vitalgate.Client
 		role    string
 		scopes  string
+		others  string
 		created sql.NullInt64
 	)
 	err := db.queryRow(ctx, selectClientSQL, id).Scan(&c.ID, &role, &c.SecretHash, &scopes,
-		&created, &c.Disabled, &c.JWKS, &c.Site)
+		&created, &c.Disabled, &c.JWKS, &c.Site, &others)
 	if err != nil {
 		return vitalgate.Client{}, mapError(err, "client")
 	}
@@ -124,13 +133,19 @@ func (db *DB) Client(ctx context.Context, id string) (vitalgate.Client, error) {
 	if len(c.Scopes) == 0 {
 		c.Scopes = nil
 	}
+	if err := json.Unmarshal([]byte(others), &c.OtherSites); err != nil {
+		return vitalgate.Client{}, vitalgate.Internal(err, "sqlite: decode the other sites of client "+id)
+	}
+	if len(c.OtherSites) == 0 {
+		c.OtherSites = nil
+	}
 	c.Role = vitalgate.Role(role)
 	c.CreatedAt = goTime(created)
 	return c, nil
 }
 
 // UpdateClient replaces an existing client's role, secret hash, scopes, keys, care team and
-// disabled flag (never its site) and appends the audit entries, in one transaction. Returns ENOTFOUND if no
+// disabled flag (never its sites) and appends the audit entries, in one transaction. Returns ENOTFOUND if no
 // client has the id, EINVALID for an empty id or audit entry.
 func (db *DB) UpdateClient(ctx context.Context, c vitalgate.Client, audit ...[]byte) error {
 	if c.ID == "" {

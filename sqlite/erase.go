@@ -30,14 +30,19 @@ AND device_id IN (SELECT id FROM devices WHERE site = ?)`
 	eraseDevicesSQL   = `UPDATE devices SET patient_index = NULL, patient_sealed = NULL WHERE site = ? AND patient_index = ?`
 	eraseCareTeamsSQL = `DELETE FROM client_patients WHERE patient_index = ?
 AND client_id IN (SELECT id FROM clients WHERE site = ?)`
+	eraseAdmissionSQL = `DELETE FROM patient_units WHERE site = ? AND patient_index = ?`
 )
 
 // CreateErasureRequest stores a new, unapproved erasure request. ECONFLICT if the id exists.
 func (db *DB) CreateErasureRequest(ctx context.Context, r vitalgate.ErasureRequest) error {
-	if r.ID == "" || r.Site == "" || len(r.PatientIndex) == 0 || r.RequestedBy == "" {
-		return vitalgate.Errorf(vitalgate.EINVALID, "an erasure request needs an id, a site, a patient and a requester")
+	if r.ID == "" || r.Site == "" || r.RequestedBy == "" {
+		return vitalgate.Errorf(vitalgate.EINVALID, "an erasure request needs an id, a site and a requester")
 	}
-	res, err := db.w.ExecContext(ctx, createErasureSQL, r.ID, r.Site, r.PatientIndex, r.Reason, r.RequestedBy, db.orNow(r.RequestedAt).UnixMicro())
+	idx := r.PatientIndex
+	if idx == nil {
+		idx = []byte{} // a site erasure: an empty index, never NULL
+	}
+	res, err := db.w.ExecContext(ctx, createErasureSQL, r.ID, r.Site, idx, r.Reason, r.RequestedBy, db.orNow(r.RequestedAt).UnixMicro())
 	if err != nil {
 		return mapError(err, "erasure request")
 	}
@@ -117,11 +122,8 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 		if err := tx.QueryRowContext(ctx, erasureSQL, id).Scan(&r.ID, &r.Site, &r.PatientIndex, &r.Reason, &r.RequestedBy, &req, &r.ApprovedBy, &appr); err != nil {
 			return mapError(err, "erasure request")
 		}
-		if r.ApprovedBy != "" {
-			return vitalgate.Errorf(vitalgate.ECONFLICT, "erasure request %q is approved already", id)
-		}
-		if r.RequestedBy == approvedBy {
-			return vitalgate.Errorf(vitalgate.EFORBIDDEN, "an erasure needs two people: its requester cannot approve it")
+		if err := checkApproval(r, id, approvedBy, false); err != nil {
+			return err
 		}
 		var one int
 		err := tx.QueryRowContext(ctx, holdSQL, r.Site, r.PatientIndex).Scan(new(string), new([]byte), new(string), new(string), &one)
@@ -141,7 +143,8 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 			n, _ := res.RowsAffected()
 			return int(n), nil
 		}
-		var errs [7]error
+		var errs [8]error
+		_, errs[7] = exec(eraseAdmissionSQL, r.Site, r.PatientIndex)
 		out.DataKeys, errs[0] = exec(eraseKeySQL, r.Site, r.PatientIndex)
 		_, errs[1] = exec(eraseCodesSQL, r.Site, r.PatientIndex)
 		_, errs[2] = exec(eraseIdentsSQL, r.Site, r.PatientIndex, r.Site, r.PatientIndex)
@@ -153,6 +156,102 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 			if e != nil {
 				return e
 			}
+		}
+		if len(audit) > 0 {
+			return db.appendAuditTx(ctx, tx, audit)
+		}
+		return nil
+	})
+	if err != nil {
+		return vitalgate.Erased{}, err
+	}
+	return out, nil
+}
+
+// checkApproval refuses to approve request r (id) by approvedBy: approved already, by its
+// requester, or of the other kind (a patient's or a whole site's).
+func checkApproval(r vitalgate.ErasureRequest, id, approvedBy string, site bool) error {
+	switch {
+	case r.ApprovedBy != "":
+		return vitalgate.Errorf(vitalgate.ECONFLICT, "erasure request %q is approved already", id)
+	case r.RequestedBy == approvedBy:
+		return vitalgate.Errorf(vitalgate.EFORBIDDEN, "an erasure needs two people: its requester cannot approve it")
+	case r.SiteErasure() != site && site:
+		return vitalgate.Errorf(vitalgate.EINVALID, "erasure request %q erases one patient, not a site", id)
+	case r.SiteErasure() != site:
+		return vitalgate.Errorf(vitalgate.EINVALID, "erasure request %q erases a whole site, not one patient", id)
+	}
+	return nil
+}
+
+const (
+	siteHoldSQL        = `SELECT 1 FROM legal_holds WHERE site = ? LIMIT 1`
+	eraseSiteKeysSQL   = `DELETE FROM data_keys WHERE site = ?`
+	eraseSiteCodesSQL  = `DELETE FROM resource_codes WHERE (type, id) IN (SELECT type, id FROM resources WHERE site = ?)`
+	eraseSiteIdentsSQL = `DELETE FROM resource_identifiers WHERE site = ?
+OR (type, id) IN (SELECT type, id FROM resources WHERE site = ?)`
+	eraseSiteResourcesSQL   = `DELETE FROM resources WHERE site = ?`
+	eraseSiteAssignmentsSQL = `DELETE FROM device_assignments WHERE device_id IN (SELECT id FROM devices WHERE site = ?)`
+	eraseSiteCertsSQL       = `UPDATE certificates SET revoked_at = ?
+WHERE device_id IN (SELECT id FROM devices WHERE site = ?) AND (revoked_at IS NULL OR revoked_at > ?)`
+	eraseSiteDevicesSQL = `UPDATE devices SET status = 'revoked', patient_index = NULL, patient_sealed = NULL,
+enroll_secret_hash = '', enroll_expires_at = NULL, updated_at = ? WHERE site = ?`
+	eraseSiteCareTeamsSQL   = `DELETE FROM client_patients WHERE client_id IN (SELECT id FROM clients WHERE site = ?)`
+	eraseSiteClientsSQL     = `UPDATE clients SET disabled = 1 WHERE site = ?`
+	eraseSiteSQL            = `UPDATE sites SET erased_at = ? WHERE id = ? AND erased_at IS NULL`
+	eraseSiteAdmissionsSQL  = `DELETE FROM patient_units WHERE site = ?`
+	eraseSiteDeviceUnitsSQL = `DELETE FROM device_units WHERE site = ?`
+)
+
+// EraseSite approves site-erasure request id and erases the whole site in the same
+// transaction (see vitalgate.ErasureStore).
+func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time, audit ...[]byte) (vitalgate.Erased, error) {
+	var out vitalgate.Erased
+	if approvedBy == "" {
+		return out, vitalgate.Errorf(vitalgate.EINVALID, "an erasure needs an approver")
+	}
+	now := db.orNow(at).UnixMicro()
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var r vitalgate.ErasureRequest
+		var req, appr int64
+		if err := tx.QueryRowContext(ctx, erasureSQL, id).Scan(&r.ID, &r.Site, &r.PatientIndex, &r.Reason, &r.RequestedBy, &req, &r.ApprovedBy, &appr); err != nil {
+			return mapError(err, "erasure request")
+		}
+		if err := checkApproval(r, id, approvedBy, true); err != nil {
+			return err
+		}
+		err := tx.QueryRowContext(ctx, siteHoldSQL, r.Site).Scan(new(int))
+		if err == nil {
+			return vitalgate.Errorf(vitalgate.ECONFLICT, "a legal hold is in place on a patient of site %q: release it first", r.Site)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return mapError(err, "legal hold")
+		}
+		if _, err := tx.ExecContext(ctx, approveSQL, approvedBy, now, id); err != nil {
+			return mapError(err, "approve erasure")
+		}
+		exec := func(q string, args ...any) (int, error) {
+			res, err := tx.ExecContext(ctx, q, args...) // assurance:sql-ok q is one of the eraseSite*SQL constants at every call below
+			if err != nil {
+				return 0, mapError(err, "erase site")
+			}
+			n, _ := res.RowsAffected()
+			return int(n), nil
+		}
+		var errs [12]error
+		_, errs[10] = exec(eraseSiteAdmissionsSQL, r.Site)
+		_, errs[11] = exec(eraseSiteDeviceUnitsSQL, r.Site)
+		out.DataKeys, errs[0] = exec(eraseSiteKeysSQL, r.Site)
+		_, errs[1] = exec(eraseSiteCodesSQL, r.Site)
+		_, errs[2] = exec(eraseSiteIdentsSQL, r.Site, r.Site)
+		out.Resources, errs[3] = exec(eraseSiteResourcesSQL, r.Site)
+		out.Assignments, errs[4] = exec(eraseSiteAssignmentsSQL, r.Site)
+		_, errs[5] = exec(eraseSiteCertsSQL, now, r.Site, now)
+		out.Devices, errs[6] = exec(eraseSiteDevicesSQL, now, r.Site)
+		_, errs[7] = exec(eraseSiteCareTeamsSQL, r.Site)
+		out.Clients, errs[8] = exec(eraseSiteClientsSQL, r.Site)
+		_, errs[9] = exec(eraseSiteSQL, now, r.Site)
+		if err := errors.Join(errs[:]...); err != nil {
+			return err
 		}
 		if len(audit) > 0 {
 			return db.appendAuditTx(ctx, tx, audit)

@@ -13,13 +13,13 @@ var _ vitalgate.RolloutStore = (*DB)(nil)
 
 const (
 	insertRolloutSQL = `INSERT INTO rollouts (id, model, version, target, critical, state, reason, groups_json,
-		current_group, health_window, silence, created_by, created_at, updated_at, revision)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`
+		current_group, health_window, silence, created_by, created_at, updated_at, revision, site)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`
 	updateRolloutSQL = `UPDATE rollouts SET state = ?, reason = ?, groups_json = ?, current_group = ?,
 		updated_at = ?, revision = revision + 1 WHERE id = ? AND revision = ?`
 	rolloutExistsSQL = `SELECT 1 FROM rollouts WHERE id = ?`
 	rolloutColumns   = `SELECT id, model, version, target, critical, state, reason, groups_json, current_group,
-		health_window, silence, created_by, created_at, updated_at, revision FROM rollouts`
+		health_window, silence, created_by, created_at, updated_at, revision, site FROM rollouts`
 	selectRolloutSQL = rolloutColumns + ` WHERE id = ?`
 	latestRolloutSQL = rolloutColumns + ` WHERE model = ? ORDER BY created_at DESC, id DESC LIMIT 1`
 	modelRolloutsSQL = rolloutColumns + ` WHERE model = ? ORDER BY created_at DESC, id DESC LIMIT ?`
@@ -70,7 +70,7 @@ func (db *DB) WriteRollout(ctx context.Context, w vitalgate.RolloutWrite, audit 
 		if r := w.Rollout; r != nil && w.Create {
 			if _, err := tx.ExecContext(ctx, insertRolloutSQL, r.ID, r.Model, r.Version, r.Target, r.Critical, string(r.State),
 				r.Reason, groups, r.Current, r.HealthWindow.Microseconds(), r.Silence.Microseconds(), r.CreatedBy,
-				dbTime(db.orNow(r.CreatedAt)), dbTime(db.orNow(r.UpdatedAt))); err != nil {
+				dbTime(db.orNow(r.CreatedAt)), dbTime(db.orNow(r.UpdatedAt)), r.Site); err != nil {
 				return mapError(err, "rollout")
 			}
 		} else if r != nil {
@@ -123,7 +123,7 @@ func scanRollout(s rowiter.Scanner) (vitalgate.Rollout, error) {
 		created, updated sql.NullInt64
 	)
 	if err := s.Scan(&r.ID, &r.Model, &r.Version, &r.Target, &r.Critical, &state, &r.Reason, &groups, &r.Current,
-		&window, &silence, &r.CreatedBy, &created, &updated, &r.Revision); err != nil {
+		&window, &silence, &r.CreatedBy, &created, &updated, &r.Revision, &r.Site); err != nil {
 		return r, err
 	}
 	r.State, r.HealthWindow, r.Silence = vitalgate.RolloutState(state), time.Duration(window)*time.Microsecond, time.Duration(silence)*time.Microsecond

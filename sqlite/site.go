@@ -10,7 +10,7 @@ import (
 
 const (
 	insertSiteSQL  = `INSERT INTO sites (id, name, own_keys, created_at) VALUES (?, ?, ?, ?)`
-	siteColumns    = `SELECT id, name, own_keys, created_at FROM sites`
+	siteColumns    = `SELECT id, name, own_keys, created_at, erased_at FROM sites`
 	selectSiteSQL  = siteColumns + ` WHERE id = ?`
 	selectSitesSQL = siteColumns + ` ORDER BY id`
 
@@ -41,11 +41,11 @@ func (db *DB) CreateSite(ctx context.Context, s vitalgate.Site, audit ...[]byte)
 
 func scanSite(s rowiter.Scanner) (vitalgate.Site, error) {
 	var (
-		site    vitalgate.Site
-		created sql.NullInt64
+		site            vitalgate.Site
+		created, erased sql.NullInt64
 	)
-	err := s.Scan(&site.ID, &site.Name, &site.OwnKeys, &created)
-	site.CreatedAt = goTime(created)
+	err := s.Scan(&site.ID, &site.Name, &site.OwnKeys, &created, &erased)
+	site.CreatedAt, site.ErasedAt = goTime(created), goTime(erased)
 	return site, err
 }
 

@@ -9,8 +9,8 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 )
 
-// rolloutTests are the conformance tests of vitalgate.RolloutStore (migration sqlite 0015,
-// postgres 0012): rollouts with one live per model and optimistic revisions, the devices'
+// rolloutTests are the conformance tests of vitalgate.RolloutStore (migrations sqlite 0015
+// and 0023, postgres 0012 and 0020): rollouts with one live per model and optimistic revisions, the devices'
 // rows, installed versions, maintenance windows, and audit entries atomic with each write.
 func (s *suite) rolloutTests() []struct {
 	name string
@@ -80,7 +80,14 @@ func (s *suite) testRolloutCreate(t *testing.T) {
 	r2 := testRollout("r-2", "VM-100", 5)
 	must(t, "WriteRollout(second)", rs.WriteRollout(ctxT(t), vitalgate.RolloutWrite{Rollout: &r2, Create: true}))
 	r3 := testRollout("r-3", "PUMP", 9)
+	r3.Site = "north" // one site's devices only (sqlite 0023, postgres 0020)
 	must(t, "WriteRollout(other model)", rs.WriteRollout(ctxT(t), vitalgate.RolloutWrite{Rollout: &r3, Create: true}))
+	if got, err := rs.LatestRollout(ctxT(t), "PUMP"); err != nil || got.Site != "north" {
+		t.Errorf("LatestRollout(PUMP) = %+v, %v; want site north", got, err)
+	}
+	if got, err := rs.Rollout(ctxT(t), "r-2"); err != nil || got.Site != "" {
+		t.Errorf("Rollout(r-2) = %+v, %v; want every site", got, err)
+	}
 	latest, err := rs.LatestRollout(ctxT(t), "VM-100")
 	must(t, "LatestRollout", err)
 	if latest.ID != "r-2" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
@@ -28,6 +29,75 @@ func (s *suite) siteTests() []struct {
 		{"Site/ResourceFilter", s.testSiteFilter},
 		{"Site/PatientIdentifierPerSite", s.testIdentifierPerSite},
 		{"Site/AuditSearch", s.testSiteAuditSearch},
+		{"Site/CareUnits", s.testCareUnits},
+	}
+}
+
+// testCareUnits (migration sqlite 0026, postgres 0023): units per site, a device placed in
+// a unit of its own site only, admissions replaced and ended, and UnitCheck's answers; each
+// write with its audit entry.
+func (s *suite) testCareUnits(t *testing.T) {
+	st := s.store(t)
+	ctx := ctxT(t)
+	for _, id := range []string{"north", "south"} {
+		must(t, "CreateSite", st.CreateSite(ctx, vitalgate.Site{ID: id, Name: id, CreatedAt: at(0)}))
+	}
+	before := auditSize(t, st)
+	must(t, "CreateUnit", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "north", ID: "icu", Name: "ICU", CreatedAt: at(1)}, updateEntry("unit-add")))
+	must(t, "CreateUnit", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "north", ID: "ward-3", Name: "Ward 3", CreatedAt: at(1)}))
+	must(t, "CreateUnit", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "south", ID: "icu", Name: "South ICU", CreatedAt: at(1)}))
+	if got := auditSize(t, st); got != before+1 {
+		t.Errorf("audit size %d after CreateUnit with one entry, want %d", got, before+1)
+	}
+	wantCode(t, "CreateUnit twice", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "north", ID: "icu", Name: "x"}), vitalgate.ECONFLICT)
+	wantCode(t, "CreateUnit of no site", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "west", ID: "icu", Name: "x"}), vitalgate.ENOTFOUND)
+	wantCode(t, "CreateUnit with a bad id", st.CreateUnit(ctx, vitalgate.CareUnit{Site: "north", ID: "ICU 1", Name: "x"}), vitalgate.EINVALID)
+	units, err := st.Units(ctx, "north")
+	must(t, "Units", err)
+	if len(units) != 2 || units[0].ID != "icu" || units[0].Name != "ICU" || !units[0].CreatedAt.Equal(at(1).Truncate(time.Microsecond)) || units[1].ID != "ward-3" {
+		t.Errorf("Units(north) = %+v", units)
+	}
+
+	dev := testDevice("gluco-1")
+	dev.Site = "north"
+	must(t, "CreateDevice", st.CreateDevice(ctx, dev))
+	p1, p2 := []byte("pidx-1"), []byte("pidx-2")
+	if unit, _, err := st.UnitCheck(ctx, "gluco-1", "north", p1); err != nil || unit != "" {
+		t.Errorf("UnitCheck of a device in no unit = %q, %v", unit, err)
+	}
+	wantCode(t, "SetDeviceUnit to another site's unit", st.SetDeviceUnit(ctx, "gluco-1", "nowhere"), vitalgate.ENOTFOUND)
+	wantCode(t, "SetDeviceUnit of no device", st.SetDeviceUnit(ctx, "nobody", "icu"), vitalgate.ENOTFOUND)
+	must(t, "SetDeviceUnit", st.SetDeviceUnit(ctx, "gluco-1", "icu", updateEntry("device-unit")))
+	must(t, "AdmitPatient", st.AdmitPatient(ctx, "north", p1, "icu", at(2), updateEntry("patient-admit")))
+	must(t, "AdmitPatient", st.AdmitPatient(ctx, "north", p2, "ward-3", at(2)))
+	must(t, "AdmitPatient of south", st.AdmitPatient(ctx, "south", p2, "icu", at(2)))
+	wantCode(t, "AdmitPatient to no unit", st.AdmitPatient(ctx, "north", p1, "er", at(2)), vitalgate.ENOTFOUND)
+	for _, tt := range []struct {
+		name     string
+		idx      []byte
+		admitted bool
+	}{{"admitted to its unit", p1, true}, {"admitted to another unit", p2, false}, {"admitted nowhere", []byte("pidx-3"), false}} {
+		unit, admitted, err := st.UnitCheck(ctx, "gluco-1", "north", tt.idx)
+		if err != nil || unit != "icu" || admitted != tt.admitted {
+			t.Errorf("UnitCheck, %s = %q, %v, %v; want icu, %v", tt.name, unit, admitted, err, tt.admitted)
+		}
+	}
+	// The same unit id in another site is another unit: a south admission is not north's.
+	if _, admitted, _ := st.UnitCheck(ctx, "gluco-1", "south", p2); admitted {
+		t.Error("UnitCheck admits a patient of another site's unit of the same id")
+	}
+	must(t, "AdmitPatient (transfer)", st.AdmitPatient(ctx, "north", p2, "icu", at(3)))
+	if _, admitted, _ := st.UnitCheck(ctx, "gluco-1", "north", p2); !admitted {
+		t.Error("UnitCheck after a transfer to the device's unit: not admitted")
+	}
+	must(t, "DischargePatient", st.DischargePatient(ctx, "north", p2, updateEntry("patient-discharge")))
+	wantCode(t, "DischargePatient twice", st.DischargePatient(ctx, "north", p2), vitalgate.ENOTFOUND)
+	if _, admitted, _ := st.UnitCheck(ctx, "gluco-1", "north", p2); admitted {
+		t.Error("UnitCheck after discharge: admitted")
+	}
+	must(t, "SetDeviceUnit (none)", st.SetDeviceUnit(ctx, "gluco-1", ""))
+	if unit, _, err := st.UnitCheck(ctx, "gluco-1", "north", p1); err != nil || unit != "" {
+		t.Errorf("UnitCheck after the device left its unit = %q, %v", unit, err)
 	}
 }
 
@@ -152,23 +222,39 @@ func (s *suite) testRecordSites(t *testing.T) {
 		{ID: "ehr-a", Site: "a", Role: vitalgate.RoleEHRSystem},
 		{ID: "auditor", Site: vitalgate.AllSites, Role: vitalgate.RoleAuditor},
 		{ID: "ehr-default", Role: vitalgate.RoleEHRSystem},
+		{ID: "ehr-ab", Site: "a", OtherSites: []string{"b", "c"}, Role: vitalgate.RoleEHRSystem},
 	} {
 		must(t, "CreateClient", st.CreateClient(ctxT(t), c))
 		got, err := st.Client(ctxT(t), c.ID)
 		must(t, "Client", err)
-		if got.Site != vitalgate.StoredSite(c.Site) {
-			t.Errorf("client %s of site %q, want %q", c.ID, got.Site, vitalgate.StoredSite(c.Site))
+		if got.Site != vitalgate.StoredSite(c.Site) || !slices.Equal(got.OtherSites, c.OtherSites) {
+			t.Errorf("client %s of sites %q %q, want %q %q", c.ID, got.Site, got.OtherSites, vitalgate.StoredSite(c.Site), c.OtherSites)
 		}
 		// An update never moves a client to another site.
-		got.Site = "elsewhere"
+		got.Site, got.OtherSites = "elsewhere", []string{"d"}
 		must(t, "UpdateClient", st.UpdateClient(ctxT(t), got))
 		again, err := st.Client(ctxT(t), c.ID)
 		must(t, "Client", err)
-		if again.Site != vitalgate.StoredSite(c.Site) {
-			t.Errorf("client %s moved to site %q by UpdateClient", c.ID, again.Site)
+		if again.Site != vitalgate.StoredSite(c.Site) || !slices.Equal(again.OtherSites, c.OtherSites) {
+			t.Errorf("client %s moved to sites %q %q by UpdateClient", c.ID, again.Site, again.OtherSites)
+		}
+	}
+	all, err := st.Clients(ctxT(t))
+	must(t, "Clients", err)
+	for _, c := range all {
+		if c.ID == "ehr-ab" && !slices.Equal(c.OtherSites, []string{"b", "c"}) {
+			t.Errorf("Clients lists ehr-ab with other sites %q", c.OtherSites)
 		}
 	}
 	wantCode(t, "CreateClient with a bad site", st.CreateClient(ctxT(t), vitalgate.Client{ID: "x", Site: "Bad", Role: vitalgate.RoleAdmin}), vitalgate.EINVALID)
+	for name, c := range map[string]vitalgate.Client{
+		"a bad other site":              {ID: "y", Site: "a", OtherSites: []string{"Bad"}, Role: vitalgate.RoleEHRSystem},
+		"its own site again":            {ID: "y", Site: "a", OtherSites: []string{"a"}, Role: vitalgate.RoleEHRSystem},
+		"a site twice":                  {ID: "y", Site: "a", OtherSites: []string{"b", "b"}, Role: vitalgate.RoleEHRSystem},
+		"other sites of the deployment": {ID: "y", Site: vitalgate.AllSites, OtherSites: []string{"b"}, Role: vitalgate.RoleAuditor},
+	} {
+		wantCode(t, "CreateClient with "+name, st.CreateClient(ctxT(t), c), vitalgate.EINVALID)
+	}
 
 	k, err := st.PutDataKey(ctxT(t), vitalgate.DataKey{Site: "a", PatientIndex: []byte("pa"), Wrapped: []byte("w"), CreatedAt: at(0)})
 	must(t, "PutDataKey", err)

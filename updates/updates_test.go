@@ -354,3 +354,40 @@ func TestRefreshAndRotateRoot(t *testing.T) {
 		t.Fatalf("download of a release signed by the new keys: %q %v", got, err)
 	}
 }
+
+// TestRunRefreshes: Run, which serve starts on every node, re-signs a timestamp that is due
+// at its first round and keeps going until its context ends.
+func TestRunRefreshes(t *testing.T) {
+	e := newEnv(t, 1, 0)
+	ctx := context.Background()
+	if _, err := e.publish(e.all(), "pump-a", "1.0", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	e.now = e.now.Add(20 * time.Hour) // before Run starts: the timestamp (1 day) is due
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var errs []error
+	go func() {
+		defer close(done)
+		e.svc.Run(rctx, 10*time.Millisecond, func(err error) { errs = append(errs, err) })
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ts, err := e.store.UpdateMetadata(ctx, "timestamp", 0)
+		if err == nil && ts.Version == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Run did not refresh the timestamp: version %d, %v", ts.Version, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if len(errs) > 0 {
+		t.Fatalf("refresh errors: %v", errs)
+	}
+	if ts, _ := e.store.UpdateMetadata(ctx, "timestamp", 0); ts.Version != 2 {
+		t.Errorf("timestamp version %d after Run: a fresh timestamp was signed again", ts.Version)
+	}
+}

@@ -20,6 +20,14 @@ func (v *Vault) Forget(patientIndex []byte) {
 	v.mu.Unlock()
 }
 
+// ForgetAll drops every cached cipher (after a whole site is erased: its patients' indexes
+// are gone with it), so this process reads each data key from the store again.
+func (v *Vault) ForgetAll() {
+	v.mu.Lock()
+	clear(v.ciphers)
+	v.mu.Unlock()
+}
+
 // Shredded says what ShredKEK did.
 type Shredded struct {
 	Rewrapped int      // data keys rewrapped under the new KEK

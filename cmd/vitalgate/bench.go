@@ -23,11 +23,12 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	opt := bench.Options{Stdout: m.Stdout, Stderr: m.Stderr, Env: m.env()}
 	fs.DurationVar(&opt.Duration, "duration", 20*time.Second, "measured time of each load run (a scenario with a baseline runs twice)")
 	fs.DurationVar(&opt.Warmup, "warmup", 2*time.Second, "unmeasured time before each load run (connections, caches)")
-	fs.IntVar(&opt.Devices, "devices", 64, "concurrent devices (ingest, ingest-batch, hl7, hl7-lab) and audit writers (audit-append)")
+	fs.IntVar(&opt.Devices, "devices", 64, "concurrent devices (ingest, ingest-batch, hl7, hl7-lab, update) and audit writers (audit-append)")
 	fs.IntVar(&opt.Observations, "observations", 200_000, "stored observations for search (the target is stated at 1 000 000; scaled down by default to load in seconds)")
 	fs.IntVar(&opt.AuditEntries, "audit-entries", 200_000, "audit log size for audit-verify (the target is stated at 1 000 000)")
 	fs.IntVar(&opt.Connections, "connections", 2000, "idle device connections for the connections scenario (the target is stated at 10 000)")
 	fs.IntVar(&opt.SearchClients, "search-clients", 8, "concurrent EHR clients for search")
+	fs.Int64Var(&opt.UpdateSize, "update-size", 4<<20, "bytes of the release the update scenario publishes and rolls out to --devices devices")
 	fs.StringVar(&opt.Out, "out", "", "directory for results.csv, results.json, results.md and ratios.svg (default: a new temporary directory)")
 	fs.StringVar(&opt.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and clients) to this file")
 	fs.BoolVar(&opt.Keep, "keep", false, "keep the temporary data dirs and server log")
@@ -54,8 +55,8 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	// Devices are registered as `vitalgate device add` registers them.
-	opt.AddDevice = func(ctx context.Context, n *vgnode.Node, id, patient string) (string, error) {
-		_, secret, err := m.addDevice(ctx, wrapNode(n), id, patient, "Vitalgate bench", time.Hour)
+	opt.AddDevice = func(ctx context.Context, n *vgnode.Node, id, patient, model string) (string, error) {
+		_, secret, err := m.addDevice(ctx, wrapNode(n), id, patient, model, time.Hour)
 		return secret, err
 	}
 	return bench.Run(ctx, opt)

@@ -37,6 +37,7 @@ func TestRunBenchFlags(t *testing.T) {
 		{"short duration", []string{"--duration", "10ms"}, "--duration"},
 		{"no devices", []string{"--devices", "0"}, "--devices"},
 		{"too few observations", []string{"--observations", "100"}, "--observations"},
+		{"tiny update release", []string{"--scenario", "update", "--update-size", "10"}, "--update-size"},
 		{"positional argument", []string{"extra"}, ""},
 	}
 	for _, tt := range tests {
@@ -135,5 +136,59 @@ func TestRunBenchServer(t *testing.T) {
 		if !seen[s] {
 			t.Errorf("no row for %s", s)
 		}
+	}
+}
+
+// TestRunBenchUpdate runs the update scenario with three devices and a small release: every
+// device must install it (counted in the store), and each figure must have a value and,
+// where it has a baseline, a ratio (no timing is asserted).
+func TestRunBenchUpdate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server and enrolls devices")
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	m := &Main{Stdout: &stdout, Stderr: &stderr}
+	err := m.runBench(context.Background(), []string{"--scenario", "update", "--devices", "3", "--update-size", "300000", "--out", out})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	rows := benchResults(t, out)
+	want := map[string]string{ // metric prefix -> unit
+		"time from the rollout's start to 90% of 3 devices installed":  "s",
+		"time from the rollout's start to 100% of 3 devices installed": "s",
+		"target bytes/s served to 3 concurrent devices":                "MB/s",
+		"devices installed, counted in the store":                      "devices",
+	}
+	for _, r := range rows {
+		metric, _ := r["metric"].(string)
+		if r["scenario"] != "update" {
+			t.Errorf("row of scenario %v", r["scenario"])
+			continue
+		}
+		if note, _ := r["note"].(string); strings.Contains(note, "failed, first") {
+			t.Errorf("%s: %s", metric, note)
+		}
+		v, _ := r["value"].(float64)
+		for prefix, unit := range want {
+			if !strings.HasPrefix(metric, prefix) {
+				continue
+			}
+			delete(want, prefix)
+			if r["unit"] != unit {
+				t.Errorf("%s: unit %v, want %s", metric, r["unit"], unit)
+			}
+			switch ratio, hasRatio := r["ratio"].(float64); {
+			case unit == "devices" && v != 3:
+				t.Errorf("%s = %v, want all 3 devices", metric, v)
+			case unit != "devices" && v <= 0:
+				t.Errorf("%s has no value: %v", metric, r)
+			case unit != "devices" && (!hasRatio || ratio <= 0):
+				t.Errorf("%s has no ratio to its baseline: %v", metric, r)
+			}
+		}
+	}
+	for prefix := range want {
+		t.Errorf("no row %q in %v", prefix, rows)
 	}
 }

@@ -70,7 +70,7 @@ func (m *Main) clientList(ctx context.Context, args []string) error {
 	enc := json.NewEncoder(m.Stdout)
 	tw := tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', 0)
 	if !*asJSON {
-		fmt.Fprintln(tw, "ID\tROLE\tSTATUS\tAUTHENTICATION\tSCOPES\tPATIENTS\tCREATED")
+		fmt.Fprintln(tw, "ID\tROLE\tSITES\tSTATUS\tAUTHENTICATION\tSCOPES\tPATIENTS\tCREATED")
 	}
 	for _, c := range cs {
 		status, method := "active", "client_secret_basic"
@@ -84,14 +84,15 @@ func (m *Main) clientList(ctx context.Context, args []string) error {
 		if len(scopes) == 0 {
 			scopes = auth.RoleScopes[c.Role]
 		}
+		sites := append([]string{c.Site}, c.OtherSites...)
 		if *asJSON {
-			if err := enc.Encode(map[string]any{"id": c.ID, "role": c.Role, "status": status, "auth": method,
+			if err := enc.Encode(map[string]any{"id": c.ID, "role": c.Role, "sites": sites, "status": status, "auth": method,
 				"scopes": scopes, "patients": len(c.PatientIndexes), "created": c.CreatedAt.Format(time.RFC3339)}); err != nil {
 				return err
 			}
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.ID, c.Role, status, method, strings.Join(scopes, " "), len(c.PatientIndexes),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.ID, c.Role, strings.Join(sites, ","), status, method, strings.Join(scopes, " "), len(c.PatientIndexes),
 			c.CreatedAt.UTC().Format(time.RFC3339))
 	}
 	if *asJSON {
@@ -191,8 +192,9 @@ func (m *Main) clientSetScopes(ctx context.Context, args []string) error {
 
 // clientAdd registers an API client.
 func (m *Main) clientAdd(ctx context.Context, args []string) error {
-	fs := m.flags("client add", "client add --data DIR --id ID --role ROLE [--site S] [--scope S]... [--jwks FILE] [--patient ID]...")
-	site := fs.String("site", vitalgate.DefaultSite, "the site the client acts within ('*': every site, for an auditor of the whole deployment)")
+	fs := m.flags("client add", "client add --data DIR --id ID --role ROLE [--site S[,S...]] [--scope S]... [--jwks FILE] [--patient ID]...")
+	sites := fs.String("site", vitalgate.DefaultSite, "the site the client acts within ('*': every site, for an auditor of the whole deployment);\n"+
+		"an ehr-system or auditor serving several sites lists them (north,south): the first is its own, and each token names one (the token request's site parameter)")
 	dir := fs.String("data", "", "data directory")
 	id := fs.String("id", "", "client id")
 	role := fs.String("role", "", "role: admin, clinician, ehr-system or auditor")
@@ -225,12 +227,13 @@ func (m *Main) clientAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	c := vitalgate.Client{ID: *id, Site: *site, Role: r, Scopes: reg, CreatedAt: m.Now().UTC().Truncate(time.Microsecond)}
+	siteList := strings.Split(*sites, ",")
+	c := vitalgate.Client{ID: *id, Site: siteList[0], OtherSites: siteList[1:], Role: r, Scopes: reg, CreatedAt: m.Now().UTC().Truncate(time.Microsecond)}
 	for _, p := range patients {
 		if err := checkID("patient", p); err != nil {
 			return err
 		}
-		c.PatientIndexes = append(c.PatientIndexes, n.vault.SitePatientIndex(*site, p))
+		c.PatientIndexes = append(c.PatientIndexes, n.vault.SitePatientIndex(c.Site, p))
 	}
 	if *jwksFile != "" {
 		data, err := os.ReadFile(*jwksFile) // #nosec G304 -- the operator names the file

@@ -18,7 +18,7 @@ import (
 func (m *Main) runDevice(ctx context.Context, args []string) error {
 	return m.dispatch(ctx, "device", args, map[string]func(context.Context, []string) error{
 		"add": m.deviceAdd, "assign": m.deviceAssign, "revoke": m.deviceRevoke, "list": m.deviceList,
-		"reissue": m.deviceReissue, "import": m.deviceImport,
+		"reissue": m.deviceReissue, "import": m.deviceImport, "place": m.devicePlace,
 	})
 }
 
@@ -124,19 +124,24 @@ func (m *Main) deviceList(ctx context.Context, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return m.deviceListJSON(ctx, reg)
+		return m.deviceListJSON(ctx, n, reg)
 	}
 	rows, err := reg.Overview(ctx, registry.Operator(operator()))
 	if err != nil {
 		return err
 	}
-	return printDeviceTable(m.Stdout, rows, m.Now())
+	sw, err := deviceSoftware(ctx, n, overviewDevices(rows))
+	if err != nil {
+		return err
+	}
+	return printDeviceTable(m.Stdout, rows, sw, m.Now())
 }
 
-// printDeviceTable writes the operator's device table.
-func printDeviceTable(w io.Writer, rows []registry.DeviceRow, now time.Time) error {
+// printDeviceTable writes the operator's device table; sw holds each device's installed
+// version and last update state (deviceSoftware).
+func printDeviceTable(w io.Writer, rows []registry.DeviceRow, sw softwareStates, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tMODEL\tPATIENT\tSTATUS\tCERTIFICATE EXPIRES\tLAST SEEN")
+	fmt.Fprintln(tw, "ID\tMODEL\tVERSION\tPATIENT\tSTATUS\tCERTIFICATE EXPIRES\tLAST SEEN\tLAST UPDATE")
 	for _, r := range rows {
 		status := string(r.Status)
 		switch {
@@ -172,14 +177,19 @@ func printDeviceTable(w io.Writer, rows []registry.DeviceRow, now time.Time) err
 		if model == "" {
 			model = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, model, patient, status, cert, seen)
+		version, update := softwareText(sw[r.ID])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, model, version, patient, status, cert, seen, update)
 	}
 	return tw.Flush()
 }
 
 // deviceListJSON prints one JSON object per device, as device list did before the table.
-func (m *Main) deviceListJSON(ctx context.Context, reg *registry.Service) error {
+func (m *Main) deviceListJSON(ctx context.Context, n *node, reg *registry.Service) error {
 	ds, err := reg.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	sw, err := deviceSoftware(ctx, n, ds)
 	if err != nil {
 		return err
 	}
@@ -202,6 +212,7 @@ func (m *Main) deviceListJSON(ctx context.Context, reg *registry.Service) error 
 			// --assignment-grace after this time.
 			row["previous_assignment_ended"] = as[1].To.Format(time.RFC3339)
 		}
+		addSoftware(row, sw[d.ID])
 		if err := enc.Encode(row); err != nil {
 			return err
 		}

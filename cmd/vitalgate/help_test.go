@@ -181,7 +181,7 @@ func TestGoldenOperatorSession(t *testing.T) {
 
 // TestGoldenDeviceTable: the device table shows each state an operator meets (enrolled with
 // a certificate and last activity, awaiting enrollment, expired secret, revoked, patient not
-// readable).
+// readable), and each device's installed version and last update state.
 func TestGoldenDeviceTable(t *testing.T) {
 	now := goldenClock
 	active := vitalgate.DeviceActive
@@ -195,8 +195,13 @@ func TestGoldenDeviceTable(t *testing.T) {
 		{Device: vitalgate.Device{ID: "old-1", Status: active}, PatientErr: vitalgate.Errorf(vitalgate.EUNAVAILABLE, "key kek-2 missing"),
 			Cert: vitalgate.Certificate{Serial: "0c", NotAfter: now.Add(-time.Hour)}},
 	}
+	sw := softwareStates{ // what POST /updates/report recorded
+		"monitor-0001": {Version: "2.0.0", Rollout: "2.0.0", State: vitalgate.UpdatePassed},
+		"pump-7":       {Rollout: "2.0.0", State: vitalgate.UpdateAssigned},
+		"scale-3":      {Version: "1.4.1", Rollout: "1.5.0", State: vitalgate.UpdateRolledBack, Reason: "self-test failed"},
+	}
 	var out bytes.Buffer
-	if err := printDeviceTable(&out, rows, now); err != nil {
+	if err := printDeviceTable(&out, rows, sw, now); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "device-table", out.String())

@@ -14,6 +14,7 @@ import (
 func (m *Main) runPatient(ctx context.Context, args []string) error {
 	return m.dispatch(ctx, "patient", args, map[string]func(context.Context, []string) error{
 		"erase": m.patientErase, "hold": m.patientHold, "release-hold": m.patientReleaseHold,
+		"admit": m.patientAdmit, "discharge": m.patientDischarge,
 	})
 }
 

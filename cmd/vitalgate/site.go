@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 
 func (m *Main) runSite(ctx context.Context, args []string) error {
 	return m.dispatch(ctx, "site", args, map[string]func(context.Context, []string) error{
-		"add": m.siteAdd, "list": m.siteList,
+		"add": m.siteAdd, "list": m.siteList, "erase": m.siteErase,
 	})
 }
 
@@ -26,7 +27,7 @@ func (m *Main) siteAdmin(ctx context.Context, dir string) (*site.Admin, *node, e
 	}
 	v := n.vault
 	v.FollowKeyDir(filepath.Join(n.dir, keysDir), 0)
-	return &site.Admin{Store: n.store, Keys: v, Operator: operator(), Now: m.Now}, n, nil
+	return &site.Admin{Store: n.store, Keys: v, Operator: operator(), Now: m.Now, Index: v.SitePatientIndex}, n, nil
 }
 
 // siteAdd registers a site (a hospital or facility), with its own key-encryption key unless
@@ -75,11 +76,60 @@ func (m *Main) siteList(ctx context.Context, args []string) error {
 	}
 	enc := json.NewEncoder(m.Stdout)
 	for _, s := range sites {
-		if err := enc.Encode(map[string]any{"id": s.ID, "name": s.Name, "own_keys": s.OwnKeys,
-			"created": s.CreatedAt.Format(time.RFC3339)}); err != nil {
+		o := map[string]any{"id": s.ID, "name": s.Name, "own_keys": s.OwnKeys, "created": s.CreatedAt.Format(time.RFC3339)}
+		if !s.ErasedAt.IsZero() {
+			o["erased"] = s.ErasedAt.Format(time.RFC3339)
+		}
+		if err := enc.Encode(o); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// siteErase requests the erasure of a whole site (--id, --reason: the request id alone on
+// standard output) or approves one (--approve REQUEST-ID), which erases it.
+func (m *Main) siteErase(ctx context.Context, args []string) error {
+	fs := m.flags("site erase", "site erase --data DIR --id S --reason TEXT\n"+
+		"       vitalgate site erase --data DIR --approve REQUEST-ID   (by another operator)")
+	dir := fs.String("data", "", "data directory")
+	id := fs.String("id", "", "id of the site to erase")
+	reason := fs.String("reason", "", "why the site is erased, e.g. the end of the hospital's contract (kept with the request, not in the audit log)")
+	approve := fs.String("approve", "", "approve this erasure request (another operator's) and erase the whole site: it cannot be undone")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	svc, n, err := m.erasureService(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if *approve != "" {
+		if *id != "" || *reason != "" {
+			return errors.New("--approve takes only the request id: the site and reason are the request's")
+		}
+		res, err := svc.ApproveSite(ctx, operator(), *approve)
+		if err != nil {
+			return patientError(err)
+		}
+		fmt.Fprintf(m.Stderr, "Erasure %s approved by %s: the site's data keys (%d), resources (%d) and device assignments (%d) are deleted,\n"+
+			"its devices (%d) revoked and its clients (%d) disabled; key-encryption key %s replaces %d destroyed here.\n"+
+			"Now copy the data directory's keys/ to every other node (mode 0600) and delete the old keys from any key backup.\n"+
+			"Database backups taken before now still hold the erased rows, but only under the destroyed key.\n",
+			*approve, operator(), res.DataKeys, res.Resources, res.Assignments, res.Devices, res.Clients, res.NewKEK, len(res.Destroyed))
+		return nil
+	}
+	if *id == "" || *reason == "" {
+		return errors.New("site erase needs --id and --reason (or --approve REQUEST-ID to approve a request)")
+	}
+	req, err := svc.RequestSite(ctx, operator(), *id, *reason)
+	if err != nil {
+		return patientError(err)
+	}
+	fmt.Fprintln(m.Stdout, req)
+	fmt.Fprintf(m.Stderr, "Erasure of the whole site %s requested by %s as %s. Nothing is erased yet.\n"+
+		"Another operator approves it with `vitalgate site erase --data %s --approve %s`; that cannot be undone.\n",
+		*id, operator(), req, *dir, req)
 	return nil
 }
 

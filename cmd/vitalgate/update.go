@@ -349,8 +349,12 @@ func (m *Main) printPatchLatency(ctx context.Context, n *node, svc *updates.Serv
 			}
 			return (wait + d).Round(time.Second).String()
 		}
+		state := string(l.State)
+		if l.Site != "" {
+			state += ", site " + l.Site
+		}
 		fmt.Fprintf(m.Stdout, "  %s %s (%s): 50%% %s, 90%% %s, 100%% %s; failure rate %.0f%%; %d of %d devices behind\n",
-			l.Model, l.Version, l.State, since(l.To50), since(l.To90), since(l.To100), 100*l.FailureRate, l.Behind, l.Targeted)
+			l.Model, l.Version, state, since(l.To50), since(l.To90), since(l.To100), 100*l.FailureRate, l.Behind, l.Targeted)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/registry"
 	"github.com/vitalgate/vitalgate/rollout"
 )
 
@@ -58,7 +59,7 @@ func rolloutError(err error) error {
 	return err
 }
 
-const rolloutUsage = `update rollout --data DIR --model M --version V [--percent 10,50,100] [--devices ID,...]... [--success 90] [--errors 10] [--approve-each] [--health-window 30m] [--silence 10m] [--critical]
+const rolloutUsage = `update rollout --data DIR --model M --version V [--percent 10,50,100] [--devices ID,...]... [--success 90] [--errors 10] [--approve-each] [--health-window 30m] [--silence 10m] [--critical] [--site S]
        vitalgate update rollout pause|resume|approve|abort|status --data DIR --model M ...`
 
 // updateRollout starts a rollout, or runs one of its subactions (pause, resume, approve,
@@ -85,6 +86,7 @@ func (m *Main) updateRollout(ctx context.Context, args []string) error {
 	window := fs.Duration("health-window", rollout.DefaultHealthWindow, "how long an updated device must keep sending valid data after its healthy report (0: the report suffices)")
 	silence := fs.Duration("silence", rollout.DefaultSilence, "longest gap without valid data (and longest wait for the healthy report) before a device counts as failed")
 	critical := fs.Bool("critical", false, "out-of-cycle rollout: skips maintenance windows and approvals")
+	site := fs.String("site", "", "only this site's devices of the model (default: every site the model has devices in, each within its own maintenance window)")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -135,7 +137,7 @@ func (m *Main) updateRollout(ctx context.Context, args []string) error {
 	}
 	defer n.Close()
 	r, err := svc.Start(ctx, operator(), rollout.Plan{Model: *model, Version: *version, Groups: groups, Critical: *critical,
-		HealthWindow: hw, Silence: *silence})
+		HealthWindow: hw, Silence: *silence, Site: *site})
 	if err != nil {
 		return rolloutError(err)
 	}
@@ -143,7 +145,7 @@ func (m *Main) updateRollout(ctx context.Context, args []string) error {
 	if r.Critical {
 		kind = "Critical rollout (maintenance windows and approvals skipped)"
 	}
-	fmt.Fprintf(m.Stderr, "%s of %s %s started: %s.\n", kind, r.Model, r.Version, describeState(r))
+	fmt.Fprintf(m.Stderr, "%s of %s %s to %s started: %s.\n", kind, r.Model, r.Version, rolloutSites(r), describeState(r))
 	return m.printStatus(ctx, svc, r.Model, false)
 }
 
@@ -224,6 +226,14 @@ func (m *Main) printStatus(ctx context.Context, svc *rollout.Service, model stri
 	return printStatusTable(m.Stdout, st)
 }
 
+// rolloutSites says whose devices a rollout targets, in words.
+func rolloutSites(r vitalgate.Rollout) string {
+	if r.Site == "" {
+		return "the devices of every site"
+	}
+	return "site " + r.Site + "'s devices"
+}
+
 // describeState says where a rollout stands, in words.
 func describeState(r vitalgate.Rollout) string {
 	s := fmt.Sprintf("%s, group %d of %d", r.State, r.Current+1, len(r.Groups))
@@ -252,8 +262,8 @@ func printStatusTable(w io.Writer, st []rollout.Status) error {
 			critical = ", critical"
 		}
 		fmt.Fprintf(w, "%s %s: %s%s\n", r.Model, r.Version, describeState(r), critical)
-		fmt.Fprintf(w, "  target %s, started %s by %s, health window %s, silence %s\n",
-			r.Target, r.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"), r.CreatedBy, r.HealthWindow, r.Silence)
+		fmt.Fprintf(w, "  target %s for %s, started %s by %s, health window %s, silence %s\n",
+			r.Target, rolloutSites(r), r.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"), r.CreatedBy, r.HealthWindow, r.Silence)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  GROUP\tMEMBERS\tSUCCESS\tERRORS\tSTARTED\tDEVICES\tINSTALLED\tPASSED\tFAILED\tPENDING")
 		for j, g := range s.Groups {
@@ -309,6 +319,7 @@ func printStatusJSON(w io.Writer, st []rollout.Status) error {
 		State       string    `json:"state"`
 		Reason      string    `json:"reason,omitempty"`
 		Critical    bool      `json:"critical"`
+		Site        string    `json:"site,omitempty"` // absent: every site
 		Group       int       `json:"current_group"`
 		Started     time.Time `json:"started"`
 		Groups      []group   `json:"groups"`
@@ -329,7 +340,7 @@ func printStatusJSON(w io.Writer, st []rollout.Status) error {
 	out := []entry{}
 	for _, s := range st {
 		r, l := s.Rollout, s.Latency
-		e := entry{Model: r.Model, Version: r.Version, Target: r.Target, State: string(r.State), Reason: r.Reason, Critical: r.Critical,
+		e := entry{Model: r.Model, Version: r.Version, Target: r.Target, State: string(r.State), Reason: r.Reason, Critical: r.Critical, Site: r.Site,
 			Group: r.Current + 1, Started: r.CreatedAt, To50: secs(l.To50), To90: secs(l.To90), To100: secs(l.To100),
 			FailureRate: l.FailureRate, Behind: l.Behind, Targeted: l.Targeted, Devices: []device{}}
 		for _, g := range s.Groups {
@@ -432,4 +443,63 @@ func (m *Main) windowList(ctx context.Context, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\n", w.Site, rollout.DescribeWindow(w))
 	}
 	return tw.Flush()
+}
+
+// softwareStates are the devices' installed versions and last update states, by device id,
+// for device list.
+type softwareStates = map[string]rollout.DeviceState
+
+// overviewDevices returns the devices of device list's rows.
+func overviewDevices(rows []registry.DeviceRow) []vitalgate.Device {
+	ds := make([]vitalgate.Device, len(rows))
+	for i, r := range rows {
+		ds[i] = r.Device
+	}
+	return ds
+}
+
+// deviceSoftware returns what POST /updates/report recorded of each device: the version it
+// reported installed and its state in its model's newest rollout.
+func deviceSoftware(ctx context.Context, n *node, devices []vitalgate.Device) (softwareStates, error) {
+	st, ok := n.store.(rollout.Store)
+	if !ok {
+		return nil, nil
+	}
+	sw, err := (&rollout.Service{Store: st}).DeviceStates(ctx, devices)
+	return sw, rolloutError(err)
+}
+
+// softwareText renders a device's installed version ("-" for none) and last update state,
+// such as "2.0.0 installed", "2.0.0 failed" or "2.0.0 not reported yet" ("-" when it is
+// in no rollout).
+func softwareText(s rollout.DeviceState) (version, update string) {
+	version, update = "-", "-"
+	if s.Version != "" {
+		version = s.Version
+	}
+	if s.Rollout != "" {
+		state := string(s.State)
+		switch s.State {
+		case vitalgate.UpdateAssigned:
+			state = "not reported yet"
+		case vitalgate.UpdatePassed:
+			state = "passed its health gate"
+		}
+		update = s.Rollout + " " + state
+	}
+	return version, update
+}
+
+// addSoftware adds a device's installed version and last update state to its device list
+// --json object (fields absent when unknown).
+func addSoftware(row map[string]any, s rollout.DeviceState) {
+	if s.Version != "" {
+		row["version"] = s.Version
+	}
+	if s.Rollout != "" {
+		row["update_version"], row["update_state"] = s.Rollout, string(s.State)
+		if s.Reason != "" {
+			row["update_reason"] = s.Reason
+		}
+	}
 }

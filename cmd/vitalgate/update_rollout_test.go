@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -164,5 +165,69 @@ func TestReadmeRolloutRecipe(t *testing.T) {
 	}
 	if ran < 5 {
 		t.Fatalf("ran %d commands of the recipe, want its 5", ran)
+	}
+}
+
+// TestRolloutSite: update rollout --site S targets S's devices of the model only, says so
+// in its status (table and JSON), and refuses an unknown site and a listed device of
+// another site with the fix named.
+func TestRolloutSite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, _, errOut := runAt("init", "--data", dir); code != 0 {
+		t.Fatalf("init: %s", errOut)
+	}
+	if code, _, errOut := runAt("site", "add", "--data", dir, "--id", "north", "--name", "North Hospital"); code != 0 {
+		t.Fatalf("site add: %s", errOut)
+	}
+	for i, site := range []string{"default", "default", "north", "north", "north"} {
+		if code, _, errOut := runAt("device", "add", "--data", dir, "--id", fmt.Sprintf("monitor-%d", i+1), "--site", site,
+			"--patient", "patient-"+site, "--model", "VM-100"); code != 0 {
+			t.Fatalf("device add: %s", errOut)
+		}
+	}
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		m := &Main{Stdout: &out, Stderr: &errOut, Now: func() time.Time { return goldenClock },
+			Releases: func(string) rollout.Releases { return goldenReleases{} }}
+		code := m.Run(context.Background(), args)
+		return code, out.String(), errOut.String()
+	}
+	start := []string{"update", "rollout", "--data", dir, "--model", "VM-100", "--version", "2.0.0"}
+	refusals := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--site", "south"}, `no site "south" is registered`},
+		{[]string{"--site", "north", "--devices", "monitor-1"}, "monitor-1, which is of site default: this rollout targets site north's devices only"},
+	}
+	for _, r := range refusals {
+		if code, _, errOut := run(append(start, r.args...)...); code == 0 || !strings.Contains(errOut, r.want) {
+			t.Errorf("%v: exit %d, %q; want a refusal saying %q", r.args, code, errOut, r.want)
+		}
+	}
+	code, out, errOut := run(append(start, "--site", "north")...)
+	if code != 0 {
+		t.Fatalf("rollout --site north: %s", errOut)
+	}
+	if !strings.Contains(errOut, "to site north's devices started") || !strings.Contains(out, "for site north's devices") ||
+		!strings.Contains(out, "3 of 3 devices behind") {
+		t.Errorf("rollout --site north:\n%s%s", out, errOut)
+	}
+	_, out, _ = run("update", "rollout", "status", "--data", dir, "--json")
+	var st []struct {
+		Site    string `json:"site"`
+		Devices []struct {
+			ID string `json:"id"`
+		} `json:"devices"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st) != 1 {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	var ids []string
+	for _, d := range st[0].Devices {
+		ids = append(ids, d.ID)
+	}
+	if st[0].Site != "north" || strings.Join(ids, ",") != "monitor-3,monitor-4,monitor-5" {
+		t.Errorf("status --json: site %q, devices %v; want north's monitor-3..5", st[0].Site, ids)
 	}
 }
