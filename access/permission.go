@@ -36,6 +36,7 @@ const (
 	PermDiagnosticReportSearch Permission = "diagnosticreport:search"
 	PermSpecimenRead           Permission = "specimen:read"
 	PermPatientErase           Permission = "patient:erase" // request, approve, hold, release (admin)
+	PermPostureRead            Permission = "posture:read"  // the fleet's vulnerability posture (admin, auditor)
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -50,12 +51,12 @@ const (
 // rolePermissions is the whole grant table: a role may do exactly what is listed here.
 var rolePermissions = map[vitalgate.Role][]Permission{
 	vitalgate.RoleDevice: {PermReenroll, PermObservationCreate, PermUpdateRead, PermUpdateOffer, PermUpdateReport},
-	vitalgate.RoleAdmin:  {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead, PermPatientErase},
+	vitalgate.RoleAdmin:  {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead, PermPatientErase, PermPostureRead},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
-	vitalgate.RoleAuditor: {PermAuditRead},
+	vitalgate.RoleAuditor: {PermAuditRead, PermPostureRead},
 }
 
 // kindPermissions are granted by the kind of credential alone, before any role is known.

@@ -62,6 +62,7 @@ var probes = map[string]probe{
 	"backup-restore":         probeBackups,
 	"sbom":                   probeSBOM,
 	"update-rollout":         probeRollouts,
+	"vulnerability-posture":  probePosture,
 	"authenticated-updates":  probeReleases,
 	"outside-in-assessment":  probeAssessment,
 }
@@ -515,6 +516,28 @@ func probeRollouts(s *State) Finding {
 		if r.State == string(vitalgate.RolloutPaused) {
 			f.Status = StatusAttention
 		}
+	}
+	return f
+}
+
+// probePosture states the SBOM coverage of the fleet and the open vulnerabilities, known
+// exploited first; attention while a known-exploited one is open on a device, a device runs
+// a version without an SBOM, devices are enrolled but no advisory has been imported, or this
+// server's own SBOM has an open finding.
+func probePosture(s *State) Finding {
+	p := s.Posture
+	if p == nil {
+		return Finding{Status: StatusNotRun, Facts: []string{"the store keeps no vulnerability posture"}}
+	}
+	f := Finding{Status: StatusEnforced, Facts: []string{
+		fmt.Sprintf("SBOM coverage: %d of %d models have an SBOM for every version in the field; %d of %d devices run a version with an SBOM",
+			p.ModelsWithSBOM, p.Models, p.DevicesWithSBOM, p.Devices),
+		fmt.Sprintf("imported: %d OSV advisories, %d KEV catalog entries", p.Advisories, p.KEVEntries),
+		fmt.Sprintf("open on devices: %d known exploited (KEV) vulnerabilities; %s on %s", p.OpenKEV, plural(p.OpenFindings, "finding"), plural(p.DevicesAffected, "device")),
+		fmt.Sprintf("this server's own SBOM: %s open", plural(p.ServerOpen, "finding")),
+	}}
+	if p.OpenKEV > 0 || p.DevicesWithSBOM < p.Devices || (p.Devices > 0 && p.Advisories == 0) || p.ServerOpen > 0 {
+		f.Status = StatusAttention
 	}
 	return f
 }

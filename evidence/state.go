@@ -19,6 +19,7 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/assess"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/posture"
 )
 
 // Store is what the report reads from the deployment's store.
@@ -55,6 +56,10 @@ type Deployment struct {
 	// FIPS 140-3 mode (node.CryptoRecord.Mode), e.g. "fips140=only; secrets pbkdf2-sha256
 	// (FIPS data dir)".
 	CryptoMode string
+	// Posture, when set, reports the fleet's vulnerability posture (*posture.Service).
+	Posture interface {
+		Report(ctx context.Context, q posture.Query) (posture.Report, error)
+	}
 }
 
 // CertInfo describes one certificate.
@@ -123,6 +128,7 @@ type State struct {
 	Rollouts    []RolloutSummary       `json:"rollouts,omitempty"` // each model's newest rollout
 	Releases    []ReleaseSummary       `json:"releases,omitempty"` // signed update releases per model
 	Backups     *BackupState           `json:"backups,omitempty"`  // the last backup and verified backup, nil if none
+	Posture     *PostureSummary        `json:"posture,omitempty"`  // the vulnerability posture (nil: not reported)
 	Sites       []SiteSummary          `json:"sites"`
 	// ErasedSiteDevices counts active devices of erased sites (none, unless the erasure was cut short).
 	ErasedSiteDevices int               `json:"erased_site_devices"`
@@ -203,7 +209,28 @@ func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*Sta
 	if s.Releases, err = releases(ctx, d.Store); err != nil {
 		return nil, err
 	}
+	if d.Posture != nil {
+		rep, err := d.Posture.Report(ctx, posture.Query{})
+		if err != nil {
+			return nil, fmt.Errorf("vulnerability posture: %w", err)
+		}
+		s.Posture = &PostureSummary{Summary: rep.Summary}
+		if rep.Server != nil {
+			for _, f := range rep.Server.Findings {
+				if f.Open {
+					s.Posture.ServerOpen++
+				}
+			}
+		}
+	}
 	return s, nil
+}
+
+// PostureSummary is the fleet's vulnerability posture (package posture) and the open
+// findings of this server's own SBOM.
+type PostureSummary struct {
+	posture.Summary
+	ServerOpen int `json:"server_open"`
 }
 
 // ReleaseSummary counts a model's update releases.

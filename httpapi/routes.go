@@ -77,6 +77,7 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/updates/targets/{path...}", AuthDevice, access.PermUpdateRead, s.handleUpdateTarget},
 		{"GET", "/updates/offer", AuthDevice, access.PermUpdateOffer, s.handleUpdateOffer},
 		{"POST", "/updates/report", AuthDevice, access.PermUpdateReport, s.handleUpdateReport},
+		{"GET", "/posture", AuthToken, access.PermPostureRead, s.handlePosture},
 	}
 }
 

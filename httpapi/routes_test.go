@@ -203,6 +203,11 @@ func TestDenyByDefault(t *testing.T) {
 			wrong: req{token: ehr, ctype: "application/json", body: []byte(`{"version":"1.0.0","state":"installed"}`), status: 401},
 			// Site b's device reporting for the first site's device.
 			other: req{cert: devBCert, ctype: "application/json", body: []byte(`{"version":"1.0.0","state":"installed","device":"dev-2"}`), status: 403}},
+		"GET /posture": {
+			right: req{token: admin, status: 200},
+			wrong: req{token: ehr, status: 403},
+			// Site b's auditor sees no device of the first site (pump-walk is one).
+			other: req{token: auditorB, status: 200, lacks: "pump-walk"}},
 		"PUT /admin/devices/{id}": {
 			right: req{token: admin, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 200},
 			wrong: req{token: ehr, path: "/admin/devices/dev-2", ctype: "application/json", body: []byte(`{"patient":"pat-1"}`), status: 403},

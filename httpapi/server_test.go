@@ -28,7 +28,9 @@ import (
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
 	"github.com/vitalgate/vitalgate/metrics"
+	"github.com/vitalgate/vitalgate/node"
 	"github.com/vitalgate/vitalgate/pki"
+	"github.com/vitalgate/vitalgate/posture"
 	"github.com/vitalgate/vitalgate/registry"
 	"github.com/vitalgate/vitalgate/rollout"
 	"github.com/vitalgate/vitalgate/sqlite"
@@ -164,6 +166,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog, Versions: rollouts}, Auth: authn,
 		Audit: alog, Auditor: &auditquery.Service{Store: store, Log: alog, Patients: v}, Rollouts: rollouts,
 		Erasure: erasure.New(store, v, alog, clk.Now),
+		Posture: &posture.Service{Store: store, Fleet: node.PostureFleet{Registry: store, RolloutStore: store, UpdateStore: store}, Audit: alog, Now: clk.Now},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -137,5 +137,5 @@ func (n *Node) EvidenceDeployment() (evidence.Deployment, error) {
 		CACert: CACertFile, ServerCert: ServerCertFile, KeysDir: KeysDir,
 		Keys:         []string{CAKeyFile, ServerKeyFile, TokenKeyFile, AuditKeyFile, evidence.SigningKeyFile},
 		BackupStatus: backup.StatusFile,
-	}}, nil
+	}, Posture: n.evidencePosture()}, nil
 }

@@ -164,7 +164,19 @@ func (s *server) newHTTP() (*httpapi.Server, error) {
 		Access: s.access, Auth: s.auth, Metrics: s.metrics, Audit: s.audit,
 		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store}, Updates: s.updates, Rollouts: s.rollout,
 		Erasure: n.ErasureService(s.audit), // needs n.Vault to follow keys/ (Open does)
+		Posture: s.newPosture(),
 	})
+}
+
+// newPosture builds the vulnerability posture capability on the node's store; nil (GET
+// /posture answers 503) when the store keeps none.
+func (s *server) newPosture() httpapi.Posture {
+	p, err := s.n.Posture(s.audit)
+	if err != nil {
+		s.log.Warn("no vulnerability posture", "error", err.Error())
+		return nil
+	}
+	return p
 }
 
 // newIntake builds the HL7 v2 (PCD-01) intake of the MLLP listener: the same ingest

@@ -61,10 +61,11 @@ var commands = map[string]command{
 	"sbom":     {"print a CycloneDX SBOM of this binary", (*Main).runSBOM},
 	"simulate": {"stream simulated vital signs from devices to a server", (*Main).runSimulate},
 	"bench":    {"throughput and latency against same-run baselines", (*Main).runBench},
-	"patient":  {"erase a patient (two operators: one requests, another approves), place or release a legal hold", (*Main).runPatient},
+	"patient":  {"erase a patient (two operators: one requests, another approves), place or release a legal hold, admit to or discharge from a care unit", (*Main).runPatient},
 	"evidence": {"signed regulatory evidence report of a deployment (FDA, HIPAA, MDS2), and its check", (*Main).runEvidence},
 	"backup":   {"encrypted backup of a data dir while it serves (a consistent snapshot), recovery keys, the erasure tombstone export", (*Main).runBackup},
 	"restore":  {"restore a backup into a new data dir (verified, erasures replayed, new audit epoch), or --verify-only", (*Main).runRestore},
+	"posture":  {"vulnerability posture of the fleet: SBOMs per model version, OSV advisories, KEV, VEX; per device", (*Main).runPosture},
 	"update":   {"signed device software updates (TUF): keys, publish, sign, status, rotate-root; staged rollouts and maintenance windows", (*Main).runUpdate},
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/posture"
 	"github.com/vitalgate/vitalgate/rollout"
 	"github.com/vitalgate/vitalgate/updates"
 )
@@ -108,7 +109,7 @@ func (m *Main) updatePublish(ctx context.Context, args []string) error {
 	keys := fs.String("keys", "", "key dir holding the targets keys to sign with")
 	model := fs.String("model", "", "device model the release is for (registered with `vitalgate model add`)")
 	version := fs.String("version", "", "the release's version")
-	sbom := fs.String("sbom", "", "CycloneDX SBOM of the release (JSON), kept with it")
+	sbom := fs.String("sbom", "", "SBOM of the release (CycloneDX 1.5/1.6 or SPDX 2.3 JSON), kept with it and attached to its vulnerability posture")
 	maxSize := fs.Int64("max-size", updates.DefaultMaxTargetSize, "largest file accepted, in bytes")
 	if err := parse(fs, args, true); err != nil {
 		return err
@@ -136,6 +137,9 @@ func (m *Main) updatePublish(ctx context.Context, args []string) error {
 		if !json.Valid(sbomData) {
 			return fmt.Errorf("--sbom %s is not JSON: give the CycloneDX SBOM of the release", *sbom)
 		}
+		if _, err := posture.ParseSBOM(sbomData); err != nil { // refused before anything is published
+			return fmt.Errorf("--sbom %s: %s", *sbom, vitalgate.ErrorMessage(err))
+		}
 	}
 	f, err := os.Open(file) // #nosec G304 -- the operator names the file
 	if err != nil {
@@ -152,7 +156,18 @@ func (m *Main) updatePublish(ctx context.Context, args []string) error {
 		return updateError(err)
 	}
 	fmt.Fprintf(m.Stderr, "Published %s (%d bytes, sha256 %x): %s.\n", r.Target, r.Length, r.SHA256, liveText(r))
-	return nil
+	if sbomData == nil {
+		return nil
+	}
+	alog, err := n.AuditLog("cli")
+	if err != nil {
+		return err
+	}
+	ps, err := n.Posture(alog) // the vulnerability posture of the release (posture.go)
+	if err != nil {
+		return err
+	}
+	return m.addSBOM(ctx, ps, *model, *version, sbomData)
 }
 
 func baseName(path string) string {
