@@ -95,6 +95,14 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, engine: eng, ch: make(chan Signal, cfg.Buffer), log: log}, nil
 }
 
+// Counters returns the counters the service updates (nil when none).
+func (s *Service) Counters() Counters {
+	if s == nil {
+		return nil
+	}
+	return s.cfg.Counters
+}
+
 // Engine returns the service's engine (its rules).
 func (s *Service) Engine() *Engine { return s.engine }
 

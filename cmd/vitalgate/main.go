@@ -48,7 +48,7 @@ type command struct {
 var commands = map[string]command{
 	"init":     {"create a data dir: CA, server certificate, keys, database, first admin client", (*Main).runInit},
 	"serve":    {"run the HTTPS server (EST enrollment, FHIR ingest over mutual TLS)", (*Main).runServe},
-	"device":   {"register (add, import), reissue secrets, list, assign or revoke devices", (*Main).runDevice},
+	"device":   {"register (add, import), reissue secrets, list, assign, revoke, quarantine or release devices", (*Main).runDevice},
 	"assess":   {"outside-in security assessment of a running deployment", (*Main).runAssess},
 	"audit":    {"verify the tamper-evident audit log offline, print its checkpoint, export it", (*Main).runAudit},
 	"client":   {"register, list, disable, rotate and re-scope API clients (EHR, clinician app, auditor, admin)", (*Main).runClient},
@@ -62,6 +62,7 @@ var commands = map[string]command{
 	"bench":    {"throughput and latency against same-run baselines", (*Main).runBench},
 	"patient":  {"erase a patient (two operators: one requests, another approves), place or release a legal hold", (*Main).runPatient},
 	"evidence": {"signed regulatory evidence report of a deployment (FDA, HIPAA, MDS2), and its check", (*Main).runEvidence},
+	"alerts":   {"list, acknowledge and resolve security alerts raised by detection", (*Main).runAlerts},
 	"update":   {"signed device software updates (TUF): keys, publish, sign, status, rotate-root; staged rollouts and maintenance windows", (*Main).runUpdate},
 }
 
