@@ -36,6 +36,8 @@ const (
 	PermDiagnosticReportSearch Permission = "diagnosticreport:search"
 	PermSpecimenRead           Permission = "specimen:read"
 	PermPatientErase           Permission = "patient:erase" // request, approve, hold, release (admin)
+	// PermDetectedIssueRead reads security alerts (GET /fhir/DetectedIssue): auditors.
+	PermDetectedIssueRead Permission = "detectedissue:read"
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -55,7 +57,7 @@ var rolePermissions = map[vitalgate.Role][]Permission{
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
-	vitalgate.RoleAuditor: {PermAuditRead},
+	vitalgate.RoleAuditor: {PermAuditRead, PermDetectedIssueRead},
 }
 
 // kindPermissions are granted by the kind of credential alone, before any role is known.

@@ -77,6 +77,7 @@ type Server struct {
 	updates  Updates
 	rollouts Rollouts
 	erasure  Erasure
+	alerts   Alerts
 
 	routes []Route
 	mux    *http.ServeMux
@@ -99,6 +100,7 @@ type Options struct {
 	Updates  Updates          // the update repository (*updates.Service); nil: no updates served
 	Rollouts Rollouts         // update offers and device reports (*rollout.Service); nil: 503
 	Erasure  Erasure          // patient erasure and legal holds (*erasure.Service)
+	Alerts   Alerts           // security alerts as DetectedIssue (*detect.Service); nil: 503
 }
 
 // New returns a Server with its routes registered.
@@ -122,7 +124,7 @@ func New(o Options) (*Server, error) {
 		access: o.Access, auth: o.Auth,
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
-		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts, erasure: o.Erasure,
+		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts, erasure: o.Erasure, alerts: o.Alerts,
 		mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()

@@ -214,6 +214,7 @@ func (s *server) newHTTP() (*httpapi.Server, error) {
 		Access: s.access, Auth: s.auth, Metrics: s.metrics, Audit: s.audit,
 		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store}, Updates: s.updates, Rollouts: s.rollout,
 		Erasure: erasure.New(n.Store, n.Vault, s.audit, n.env.Now), // needs n.Vault to follow keys/ (Open does)
+		Alerts:  s.detect,
 	})
 }
 
