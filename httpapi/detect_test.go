@@ -34,10 +34,12 @@ func TestDetectedIssue(t *testing.T) {
 	}
 	var di struct {
 		ResourceType, ID, Status, Severity string
-		Code                               struct{ Coding []struct{ System, Code string } }
-		Implicated                         []struct{ Reference string }
-		IdentifiedPeriod                   struct{ Start, End string }
-		Evidence                           []struct {
+		Code                               struct {
+			Coding []struct{ System, Code string }
+		}
+		Implicated       []struct{ Reference string }
+		IdentifiedPeriod struct{ Start, End string }
+		Evidence         []struct {
 			Code []struct {
 				Coding []struct{ Code string }
 				Text   string
