@@ -135,6 +135,14 @@ func TestQuarantineCutsOpenConnections(t *testing.T) {
 	waitFor(t, 10*time.Second, "a credential-stuffing alert", func() bool {
 		return strings.Contains(run(t, "alerts", "list", "--data", dir, "--json"), `"rule":"credential-stuffing-token"`)
 	})
+
+	// The evidence report reads the live rules and the alerts: an open high-severity alert
+	// needs the operator's attention.
+	status, facts := evidenceJSON(t, dir).control("detection")
+	text := strings.Join(facts, "; ")
+	if status != "attention" || !strings.Contains(text, "the shipped rules, version 1") || !strings.Contains(text, "of high severity") {
+		t.Errorf("evidence row detection: %s %v", status, facts)
+	}
 }
 
 // TestReadmeDetectionRecipe runs the README's "Detection" recipe verbatim on a fresh data

@@ -118,6 +118,7 @@ type State struct {
 	Assessment  *assess.Report         `json:"assessment,omitempty"`
 	Rollouts    []RolloutSummary       `json:"rollouts,omitempty"` // each model's newest rollout
 	Releases    []ReleaseSummary       `json:"releases,omitempty"` // signed update releases per model
+	Alerts      *AlertSummary          `json:"alerts,omitempty"`   // detection alerts (nil: the store keeps none)
 	Tests       map[string]string      `json:"-"`                  // "pkg.TestName" → pass, fail or skip
 	SBOM        []Component            `json:"-"`
 }
@@ -173,7 +174,38 @@ func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*Sta
 	if s.Releases, err = releases(ctx, d.Store); err != nil {
 		return nil, err
 	}
+	if s.Alerts, err = alertSummary(ctx, d.Store); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// AlertSummary counts the newest detection alerts (at most 10000) by status, and the open
+// ones of high severity.
+type AlertSummary struct {
+	Counted  int            `json:"counted"`
+	ByStatus map[string]int `json:"by_status"`
+	OpenHigh int            `json:"open_high"`
+}
+
+// alertSummary counts the alerts, when the store keeps them.
+func alertSummary(ctx context.Context, st Store) (*AlertSummary, error) {
+	as, ok := st.(vitalgate.AlertStore)
+	if !ok {
+		return nil, nil
+	}
+	all, err := as.Alerts(ctx, vitalgate.AlertFilter{Limit: 10000})
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	out := &AlertSummary{Counted: len(all), ByStatus: map[string]int{}}
+	for _, a := range all {
+		out.ByStatus[string(a.Status)]++
+		if a.Status == vitalgate.AlertOpen && a.Severity == "high" {
+			out.OpenHigh++
+		}
+	}
+	return out, nil
 }
 
 // ReleaseSummary counts a model's update releases.

@@ -113,6 +113,20 @@ func (s *server) newDetect() (*detect.Service, error) {
 	return d, nil
 }
 
+// detectConfig is the detection configuration this run applies (for the evidence report).
+func (s *server) detectConfig() *vitalgate.NodeDetection {
+	if s.detect == nil {
+		return nil
+	}
+	rs, n := s.detect.Engine().Rules(), 0
+	for _, r := range rs.Rules {
+		if !r.Disabled {
+			n++
+		}
+	}
+	return &vitalgate.NodeDetection{RulesVersion: rs.Version, Rules: n, RulesFile: s.opt.Detect.RulesFile, AutoQuarantine: s.opt.Detect.AutoQuarantine}
+}
+
 // registryQuarantine quarantines through the server's registry, once it is built.
 type registryQuarantine struct{ s *server }
 
