@@ -21,7 +21,11 @@ type sink struct {
 	sigs []detect.Signal
 }
 
-func (s *sink) Emit(sig detect.Signal) { s.mu.Lock(); defer s.mu.Unlock(); s.sigs = append(s.sigs, sig) }
+func (s *sink) Emit(sig detect.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sigs = append(s.sigs, sig)
+}
 
 // TestTokenSignals: every refused token request is a detection signal — a wrong secret or
 // an unknown client an auth-failure, scopes beyond the role a scope-escalation — with the
