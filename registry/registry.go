@@ -265,8 +265,9 @@ func (s *Service) seal(ctx context.Context, site, deviceID, patientID string) ([
 }
 
 // inSite checks that p may act on a record of site: an operator (and the detector, which
-// only quarantines) always, anyone else only within its own site. The refusal reads as if the record did not exist (ENOTFOUND, what),
-// so that a principal of one site cannot probe another's; the audit entry tells the truth.
+// only quarantines) always, anyone else only within its own site. The refusal reads as if
+// the record did not exist (ENOTFOUND, what), so that a principal of one site cannot probe
+// another's; the audit entry tells the truth.
 func inSite(p vitalgate.Principal, site, what string) error {
 	if p.Kind == KindOperator || p.Kind == KindDetector || vitalgate.InSite(p.Site, site) {
 		return nil
