@@ -162,7 +162,7 @@ func (s *server) newIngest() *ingest.Service {
 
 // newAccess builds the read and search capability (Device.version from the rollouts).
 func (s *server) newAccess() *access.Service {
-	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit, Versions: s.rollout}
+	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit, Versions: s.rollout, Signals: s.detect}
 }
 
 // newRollout builds the rollout capability: offers from opt.Releases, device reports,
