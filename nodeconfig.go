@@ -25,6 +25,16 @@ type NodeConfig struct {
 	Audit     NodeAudit      `json:"audit"`
 	Routes    []NodeRoute    `json:"routes"`
 	Registry  NodeRegistry   `json:"registry"`
+	// Detection is the detection configuration (nil: recorded by a version without it).
+	Detection *NodeDetection `json:"detection,omitempty"`
+}
+
+// NodeDetection is the detection configuration a node serves with.
+type NodeDetection struct {
+	RulesVersion   int    `json:"rules_version"`   // the rule set's version
+	Rules          int    `json:"rules"`           // rules in force (not disabled)
+	RulesFile      string `json:"rules_file"`      // "" for the shipped rules
+	AutoQuarantine bool   `json:"auto_quarantine"` // serve --detect-quarantine
 }
 
 // NodeListener is one network interface a node listens on.

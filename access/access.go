@@ -16,6 +16,7 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/vault"
 )
@@ -65,6 +66,9 @@ type Service struct {
 	Versions interface {
 		InstalledVersion(ctx context.Context, deviceID string) (string, error)
 	}
+	// Signals receives a detection signal (scope-escalation) for every act refused to a
+	// client's role; nil: off.
+	Signals detect.Sink
 }
 
 // record appends the audit entry of a read or search.

@@ -3,9 +3,11 @@ package access
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/detect"
 )
 
 // Permission is what an endpoint checks after authentication: one kind of act, granted to
@@ -37,6 +39,8 @@ const (
 	PermSpecimenRead           Permission = "specimen:read"
 	PermPatientErase           Permission = "patient:erase" // request, approve, hold, release (admin)
 	PermPostureRead            Permission = "posture:read"  // the fleet's vulnerability posture (admin, auditor)
+	// PermDetectedIssueRead reads security alerts (GET /fhir/DetectedIssue): auditors.
+	PermDetectedIssueRead Permission = "detectedissue:read"
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -56,7 +60,7 @@ var rolePermissions = map[vitalgate.Role][]Permission{
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
-	vitalgate.RoleAuditor: {PermAuditRead, PermPostureRead},
+	vitalgate.RoleAuditor: {PermAuditRead, PermPostureRead, PermDetectedIssueRead},
 }
 
 // kindPermissions are granted by the kind of credential alone, before any role is known.
@@ -87,6 +91,7 @@ func (s *Service) Authorize(ctx context.Context, p vitalgate.Principal, perm Per
 		return nil
 	}
 	err := vitalgate.Errorf(vitalgate.EFORBIDDEN, "not permitted")
+	s.refusedSignal(p, perm)
 	if s.Audit == nil {
 		return err
 	}
@@ -110,4 +115,19 @@ func (s *Service) AuthenticationFailed(ctx context.Context, kind, what string, e
 		AgentType: audit.AgentClient, Outcome: audit.OutcomeMinorFailure,
 		OutcomeDesc: what + ": " + vitalgate.ErrorMessage(err)})
 	return err
+}
+
+// refusedSignal reports an act refused to a client to detection: a scope-escalation
+// attempt (Reason: the permission). Only clients: devices and anonymous callers are watched
+// through their own signals.
+func (s *Service) refusedSignal(p vitalgate.Principal, perm Permission) {
+	if s.Signals == nil || p.Kind != "client" {
+		return
+	}
+	at := time.Now()
+	if s.Now != nil {
+		at = s.Now()
+	}
+	s.Signals.Emit(detect.Signal{Kind: detect.KindScopeEscalation, At: at, Source: p.RemoteIP, Client: p.ID, Site: p.Site,
+		Reason: "not permitted: " + string(perm)})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/fresh"
 )
 
@@ -108,6 +109,8 @@ type ServiceConfig struct {
 	// ClientStaleness bounds how old the client facts are that Authenticate uses (0:
 	// DefaultClientStaleness; negative: read the store on every request).
 	ClientStaleness time.Duration
+	// Signals receives a detection signal for every refused token request; nil: off.
+	Signals detect.Sink
 }
 
 // Service authenticates API clients and issues their access tokens: one rule for
@@ -208,6 +211,7 @@ func (s *Service) IssueToken(ctx context.Context, req TokenRequest) (Token, erro
 
 // refuse audits and logs a refused token request and returns err.
 func (s *Service) refuse(ctx context.Context, req TokenRequest, c vitalgate.Client, err error) error {
+	detect.Emit(s.cfg.Signals, tokenSignal(req, c, err, s.cfg.Now()))
 	s.cfg.Logger.Info("token refused", "request_id", vitalgate.RequestInfoFrom(ctx).ID, "client", c.ID,
 		"remote", req.Source, "reason", err.Error())
 	if aerr := s.cfg.Audit.Append(ctx, audit.Entry{Action: audit.ActionExecute, Type: "authn", Subtype: "token",

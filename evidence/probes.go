@@ -63,6 +63,7 @@ var probes = map[string]probe{
 	"sbom":                   probeSBOM,
 	"update-rollout":         probeRollouts,
 	"vulnerability-posture":  probePosture,
+	"detection":              probeDetection,
 	"authenticated-updates":  probeReleases,
 	"outside-in-assessment":  probeAssessment,
 }
@@ -556,4 +557,44 @@ func probeAssessment(s *State) Finding {
 		st = StatusAttention
 	}
 	return Finding{Status: st, Facts: []string{fmt.Sprintf("assessment of %s started %s: findings %s", a.Target, a.Started.UTC().Format(time.RFC3339), counts(m))}}
+}
+
+// probeDetection states the rules every node evaluates, whether it quarantines by itself,
+// and the alerts and quarantined devices. Open high-severity alerts need the operator.
+func probeDetection(s *State) Finding {
+	facts, ok := perNode(s, "detection rules", func(n vitalgate.NodeConfig) string {
+		d := n.Detection
+		if d == nil {
+			return "not recorded (a version without detection served last)"
+		}
+		file := "the shipped rules"
+		if d.RulesFile != "" {
+			file = d.RulesFile
+		}
+		q := "alerts only"
+		if d.AutoQuarantine {
+			q = "automatic quarantine on high-severity identity, authentication and protocol alerts"
+		}
+		return fmt.Sprintf("%s, version %d, %d rules in force; %s", file, d.RulesVersion, d.Rules, q)
+	})
+	if !ok {
+		return Finding{Status: StatusUnknown, Facts: facts}
+	}
+	f := Finding{Status: StatusEnforced, Facts: facts}
+	if a := s.Alerts; a != nil {
+		f.Facts = append(f.Facts, fmt.Sprintf("alerts: %d open (%d of high severity), %d acknowledged, %d resolved",
+			a.ByStatus[string(vitalgate.AlertOpen)], a.OpenHigh, a.ByStatus[string(vitalgate.AlertAcknowledged)], a.ByStatus[string(vitalgate.AlertResolved)]))
+		if a.OpenHigh > 0 {
+			f.Status = StatusAttention
+		}
+	}
+	if n := s.Devices[string(vitalgate.DeviceQuarantined)]; n > 0 {
+		f.Facts = append(f.Facts, fmt.Sprintf("%s quarantined", plural(n, "device")))
+	}
+	for _, n := range s.Nodes {
+		if n.Detection == nil {
+			f.Status = StatusAttention
+		}
+	}
+	return f
 }

@@ -129,6 +129,7 @@ type State struct {
 	Releases    []ReleaseSummary       `json:"releases,omitempty"` // signed update releases per model
 	Backups     *BackupState           `json:"backups,omitempty"`  // the last backup and verified backup, nil if none
 	Posture     *PostureSummary        `json:"posture,omitempty"`  // the vulnerability posture (nil: not reported)
+	Alerts      *AlertSummary          `json:"alerts,omitempty"`   // detection alerts (nil: the store keeps none)
 	Sites       []SiteSummary          `json:"sites"`
 	// ErasedSiteDevices counts active devices of erased sites (none, unless the erasure was cut short).
 	ErasedSiteDevices int               `json:"erased_site_devices"`
@@ -223,6 +224,9 @@ func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*Sta
 			}
 		}
 	}
+	if s.Alerts, err = alertSummary(ctx, d.Store); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -231,6 +235,34 @@ func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*Sta
 type PostureSummary struct {
 	posture.Summary
 	ServerOpen int `json:"server_open"`
+}
+
+// AlertSummary counts the newest detection alerts (at most 10000) by status, and the open
+// ones of high severity.
+type AlertSummary struct {
+	Counted  int            `json:"counted"`
+	ByStatus map[string]int `json:"by_status"`
+	OpenHigh int            `json:"open_high"`
+}
+
+// alertSummary counts the alerts, when the store keeps them.
+func alertSummary(ctx context.Context, st Store) (*AlertSummary, error) {
+	as, ok := st.(vitalgate.AlertStore)
+	if !ok {
+		return nil, nil
+	}
+	all, err := as.Alerts(ctx, vitalgate.AlertFilter{Limit: 10000})
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	out := &AlertSummary{Counted: len(all), ByStatus: map[string]int{}}
+	for _, a := range all {
+		out.ByStatus[string(a.Status)]++
+		if a.Status == vitalgate.AlertOpen && a.Severity == "high" {
+			out.OpenHigh++
+		}
+	}
+	return out, nil
 }
 
 // ReleaseSummary counts a model's update releases.

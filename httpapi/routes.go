@@ -64,6 +64,8 @@ func (s *Server) routeTable() []Route {
 		{"PUT", "/admin/patients/{id}/legal-hold", AuthToken, access.PermPatientErase, s.handlePlaceHold},
 		{"DELETE", "/admin/patients/{id}/legal-hold", AuthToken, access.PermPatientErase, s.handleReleaseHold},
 		{"GET", "/fhir/AuditEvent", AuthToken, access.PermAuditRead, s.handleAuditEvents},
+		{"GET", "/fhir/DetectedIssue/{id}", AuthToken, access.PermDetectedIssueRead, s.handleReadDetectedIssue},
+		{"GET", "/fhir/DetectedIssue", AuthToken, access.PermDetectedIssueRead, s.handleSearchDetectedIssues},
 		{"GET", "/audit/checkpoint", AuthToken, access.PermAuditRead, s.handleAuditCheckpoint},
 		{"GET", "/audit/proof/inclusion", AuthToken, access.PermAuditRead, s.handleInclusionProof},
 		{"GET", "/audit/proof/consistency", AuthToken, access.PermAuditRead, s.handleConsistencyProof},

@@ -13,6 +13,7 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/pki"
 )
@@ -91,7 +92,28 @@ func TestDenyByDefault(t *testing.T) {
 		status int    // expected status
 		lacks  string // the answer must not contain this (another site's id)
 	}
+	// A security alert of the first site (a revoked certificate retried), for the
+	// DetectedIssue routes.
+	var alertID string
+	for i := range 5 {
+		as, err := e.detect.Observe(context.Background(), detect.Signal{Kind: detect.KindCertRefused, At: e.clock.Now().Add(time.Duration(i) * time.Second),
+			Device: "dev-2", Site: vitalgate.DefaultSite, Reason: "client certificate has been revoked"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range as {
+			alertID = a.ID
+		}
+	}
 	cases := map[string]struct{ right, wrong, other req }{
+		"GET /fhir/DetectedIssue/{id}": {
+			right: req{token: auditor, path: "/fhir/DetectedIssue/" + alertID, status: 200},
+			wrong: req{token: ehr, path: "/fhir/DetectedIssue/" + alertID, status: 403},
+			other: req{token: auditorB, path: "/fhir/DetectedIssue/" + alertID, status: 404}},
+		"GET /fhir/DetectedIssue": {
+			right: req{token: auditor, path: "/fhir/DetectedIssue?status=open", status: 200},
+			wrong: req{token: admin, path: "/fhir/DetectedIssue?status=open", status: 403},
+			other: req{token: auditorB, path: "/fhir/DetectedIssue?status=open", status: 200, lacks: alertID}},
 		"GET /healthz":                         {right: req{status: 200}},
 		"GET /readyz":                          {right: req{status: 200}},
 		"GET /fhir/metadata":                   {right: req{status: 200}},

@@ -78,6 +78,7 @@ type Server struct {
 	rollouts Rollouts
 	erasure  Erasure
 	posture  Posture
+	alerts   Alerts
 
 	routes []Route
 	mux    *http.ServeMux
@@ -101,6 +102,7 @@ type Options struct {
 	Rollouts Rollouts         // update offers and device reports (*rollout.Service); nil: 503
 	Erasure  Erasure          // patient erasure and legal holds (*erasure.Service)
 	Posture  Posture          // the vulnerability posture report (*posture.Service); nil: 503
+	Alerts   Alerts           // security alerts as DetectedIssue (*detect.Service); nil: 503
 }
 
 // New returns a Server with its routes registered.
@@ -124,7 +126,7 @@ func New(o Options) (*Server, error) {
 		access: o.Access, auth: o.Auth,
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
-		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts, erasure: o.Erasure, posture: o.Posture,
+		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts, erasure: o.Erasure, posture: o.Posture, alerts: o.Alerts,
 		mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()

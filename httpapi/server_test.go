@@ -22,6 +22,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/erasure"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/guard"
@@ -72,6 +73,7 @@ type env struct {
 	// test approves releases in it).
 	rollouts *rollout.Service
 	releases *testReleases
+	detect   *detect.Service // the server's detection (tests raise alerts through it)
 }
 
 // fastHash keeps enrollment secrets cheap to verify in tests.
@@ -158,6 +160,10 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 	upd, ukeys := mustUpdates(t, store, alog, clk.Now, filepath.Join(dir, "update-keys"))
 	releases := &testReleases{approved: map[string]string{}}
 	rollouts := &rollout.Service{Store: store, Releases: releases, Audit: alog, Now: clk.Now}
+	det, err := detect.New(detect.Config{Store: store, Audit: alog, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := httpapi.New(httpapi.Options{
 		Updates: upd,
 		Metrics: met, Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
@@ -165,7 +171,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 			MaxBackdate: 100 * 365 * 24 * time.Hour}, // the official examples are years old
 		Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog, Versions: rollouts}, Auth: authn,
 		Audit: alog, Auditor: &auditquery.Service{Store: store, Log: alog, Patients: v}, Rollouts: rollouts,
-		Erasure: erasure.New(store, v, alog, clk.Now),
+		Erasure: erasure.New(store, v, alog, clk.Now), Alerts: det,
 		Posture: &posture.Service{Store: store, Fleet: node.PostureFleet{Registry: store, RolloutStore: store, UpdateStore: store}, Audit: alog, Now: clk.Now},
 	})
 	if err != nil {
@@ -181,7 +187,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		_ = store.Close()
 	})
 	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db"), met: met,
-		upd: upd, ukeys: ukeys, rollouts: rollouts, releases: releases}
+		upd: upd, ukeys: ukeys, rollouts: rollouts, releases: releases, detect: det}
 }
 
 // mustTokenService is the token service of a test server: the real one, with fast hashes.

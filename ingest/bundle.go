@@ -172,5 +172,6 @@ func (s *Service) CreateBundle(ctx context.Context, deviceID string, body []byte
 			}
 		}
 	}
+	s.acceptedBundle(ctx, bd.dev, b, res)
 	return res, nil
 }

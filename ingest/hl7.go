@@ -57,6 +57,7 @@ func (s *Service) ResolvePatient(ctx context.Context, deviceID, value string, au
 		return "", err
 	}
 	if id == "" {
+		s.unknownPatient(ctx, d, s.Vault.IdentifierIndex(fhir.IdentifierKey(system, value)))
 		return "", errNotAssigned("Observation.subject")
 	}
 	return id, nil

@@ -22,6 +22,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/vault"
@@ -96,6 +97,8 @@ type Service struct {
 	// does not list, without unit or range checks (lab.Options.AcceptUnknownCodes). Default
 	// false: such a result is refused (AE at OBX-3).
 	LabAcceptUnknownCodes bool
+	// Signals receives the detection signals of ingest (signals.go); nil: detection off.
+	Signals detect.Sink
 }
 
 // identifies reports whether an identifier names one observation: it has a system and a
@@ -183,6 +186,7 @@ func (s *Service) auditRefused(ctx context.Context, typ, agentType, agentID, rol
 // auditRefusedIn is auditRefused with the site of the entry; for a device agent an empty site
 // is the device's own (a refused device's record still names its site).
 func (s *Service) auditRefusedIn(ctx context.Context, site, typ, agentType, agentID, role string, err error) {
+	defer func() { s.refusal(ctx, agentType, agentID, site, err) }()
 	if s.Audit == nil || err == nil {
 		return
 	}
@@ -334,6 +338,7 @@ func (s *Service) CreateObservation(ctx context.Context, deviceID string, body [
 	if err := s.Resources.CreateResources(ctx, rs, s.auditCreate(ctx, "rest", audit.AgentDevice, deviceID, "device", b.resolved("subject reference"), rs)...); err != nil {
 		return Created{}, err
 	}
+	s.accepted(ctx, d, o)
 	return p.created, nil
 }
 
@@ -397,6 +402,7 @@ func (s *Service) createObservations(ctx context.Context, deviceID string, obs [
 	if err := s.Resources.CreateResources(ctx, batch, s.auditCreate(ctx, "hl7", audit.AgentDevice, deviceID, "device", b.resolved("HL7 PID-3"), batch)...); err != nil {
 		return nil, err
 	}
+	s.accepted(ctx, b.dev, obs...)
 	return out, nil
 }
 

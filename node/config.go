@@ -63,6 +63,7 @@ func (s *server) effectiveConfig() vitalgate.NodeConfig {
 		rc = registry.DefaultConfig()
 	}
 	c.Registry = vitalgate.NodeRegistry{CertValidity: rc.CertValidity, ReenrollOverlap: rc.ReenrollOverlap, MaxStaleness: rc.MaxStaleness}
+	c.Detection = s.detectConfig()
 	c.Listeners = append(c.Listeners, vitalgate.NodeListener{Name: "https", Addr: s.addr, Protocol: "HTTPS (" + c.TLS.MinVersion + "+)",
 		ClientAuth: "per route: public, enrollment secret, device certificate, client credentials or bearer token"})
 	if s.opt.MLLPAddr != "" {

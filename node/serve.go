@@ -14,6 +14,7 @@ import (
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
@@ -71,6 +72,8 @@ type Options struct {
 	Releases rollout.Releases
 	// RolloutTick is how often health gates and rollouts are evaluated (0: 30 s).
 	RolloutTick time.Duration
+	// Detect configures intrusion and anomaly detection (services.go).
+	Detect DetectOptions
 }
 
 // server is one run of serve: the services assembled on a node, and what runs them.
@@ -100,6 +103,7 @@ type server struct {
 	http      *httpapi.Server
 	forwarder *outbox.Destination // nil without --syslog-addr
 	updates   *updates.Service
+	detect    *detect.Service
 }
 
 // Serve runs the node's servers until ctx is cancelled: HTTPS (EST, FHIR, OAuth2, admin,
@@ -154,6 +158,9 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 		return nil, err
 	}
 	if s.audit, err = s.newAuditLog(); err != nil {
+		return nil, err
+	}
+	if s.detect, err = s.newDetect(); err != nil {
 		return nil, err
 	}
 	if s.auth, err = s.newAuth(); err != nil {
@@ -211,6 +218,7 @@ func (s *server) run(ctx context.Context) (err error) {
 	background(func() { s.heartbeat(ctx) })
 	background(func() { s.refreshUpdates(ctx) })
 	background(func() { s.rolloutTicker(ctx) })
+	background(func() { s.detect.Run(ctx) })
 	if s.opt.MetricsAddr != "" {
 		background(func() {
 			if err := s.metrics.Serve(ctx, s.opt.MetricsAddr); err != nil {

@@ -13,11 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/httpapi"
@@ -72,8 +74,66 @@ func (s *server) newAuth() (*auth.Service, error) {
 	return auth.NewService(auth.ServiceConfig{
 		Store: s.n.Store, Tokens: s.tokens, Secrets: s.secrets, Failures: s.failures, Audit: s.audit,
 		TokenURLs: auth.PublicTokenURLs(s.publicURL, hosts, port), EmergencyTTL: s.opt.HTTP.EmergencyTTL,
-		Now: s.n.env.Now, Logger: s.log,
+		Now: s.n.env.Now, Logger: s.log, Signals: s.detect,
 	})
+}
+
+// DetectOptions configure detection: the rules file (default: the shipped rules,
+// detect/rules.json) and whether a high-severity identity, authentication or protocol alert
+// quarantines its device by itself (never a clinical-value alert).
+type DetectOptions struct {
+	RulesFile      string
+	AutoQuarantine bool
+}
+
+// newDetect builds the detection capability. It is built before the capabilities that
+// emit its signals; it quarantines through the registry, built after it.
+func (s *server) newDetect() (*detect.Service, error) {
+	st, ok := s.n.Store.(vitalgate.AlertStore)
+	if !ok {
+		return nil, fmt.Errorf("the store (%T) keeps no alerts", s.n.Store)
+	}
+	rules := detect.DefaultRules()
+	if f := s.opt.Detect.RulesFile; f != "" {
+		b, err := os.ReadFile(f) // #nosec G304 -- the operator names the file
+		if err != nil {
+			return nil, fmt.Errorf("--detect-rules: %w", err)
+		}
+		if rules, err = detect.ParseRules(b); err != nil {
+			return nil, fmt.Errorf("--detect-rules %s: %w", f, err)
+		}
+	}
+	d, err := detect.New(detect.Config{Rules: rules, Store: st, Audit: s.audit, Quarantine: registryQuarantine{s},
+		AutoQuarantine: s.opt.Detect.AutoQuarantine, Counters: metrics.NewDetection(), Now: s.n.env.Now, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info(d.Engine().String(), "auto_quarantine", s.opt.Detect.AutoQuarantine)
+	return d, nil
+}
+
+// detectConfig is the detection configuration this run applies (for the evidence report).
+func (s *server) detectConfig() *vitalgate.NodeDetection {
+	if s.detect == nil {
+		return nil
+	}
+	rs, n := s.detect.Engine().Rules(), 0
+	for _, r := range rs.Rules {
+		if !r.Disabled {
+			n++
+		}
+	}
+	return &vitalgate.NodeDetection{RulesVersion: rs.Version, Rules: n, RulesFile: s.opt.Detect.RulesFile, AutoQuarantine: s.opt.Detect.AutoQuarantine}
+}
+
+// registryQuarantine quarantines through the server's registry, once it is built.
+type registryQuarantine struct{ s *server }
+
+func (q registryQuarantine) Quarantine(ctx context.Context, p vitalgate.Principal, id, reason string) error {
+	if q.s.registry == nil {
+		return vitalgate.Errorf(vitalgate.EUNAVAILABLE, "the registry is not running")
+	}
+	return q.s.registry.Quarantine(ctx, p, id, reason)
 }
 
 // newRegistry builds the device registry capability: enrollment, renewal, revocation,
@@ -83,7 +143,7 @@ func (s *server) newRegistry() (*registry.Service, error) {
 	if cfg.HashParams.Memory == 0 { // not configured: the defaults
 		cfg = registry.DefaultConfig()
 	}
-	cfg.Failures = s.failures
+	cfg.Failures, cfg.Signals = s.failures, s.detect
 	secrets := s.secrets
 	cfg.VerifySecret = func(hash, secret string) (bool, error) {
 		return secrets.Check(context.Background(), hash, secret) // within the process-wide bound
@@ -96,12 +156,12 @@ func (s *server) newIngest() *ingest.Service {
 	n := s.n
 	return &ingest.Service{Registry: s.registry, Resources: n.Store, Vault: n.Vault, Limits: s.limits(), Now: n.env.Now,
 		Audit: s.audit, Finder: n.Store, Units: n.Store, MaxBackdate: s.opt.MaxBackdate, Authorities: s.opt.Authorities,
-		LabAcceptUnknownCodes: s.opt.LabAcceptUnknownCodes}
+		LabAcceptUnknownCodes: s.opt.LabAcceptUnknownCodes, Signals: s.detect}
 }
 
 // newAccess builds the read and search capability (Device.version from the rollouts).
 func (s *server) newAccess() *access.Service {
-	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit, Versions: s.rollout}
+	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit, Versions: s.rollout, Signals: s.detect}
 }
 
 // newRollout builds the rollout capability: offers from opt.Releases, device reports,
@@ -123,6 +183,9 @@ func (s *server) newRollout() (*rollout.Service, error) {
 func (s *server) newMetrics() *metrics.Metrics {
 	store := s.n.Store
 	m := s.deviceMetrics(store)
+	if c, ok := s.detect.Counters().(prometheus.Collector); ok {
+		m.Registry.MustRegister(c)
+	}
 	if ro := s.rollout; ro != nil {
 		m.RegisterPatchLatency(func(ctx context.Context) ([]metrics.PatchLatency, error) {
 			ls, err := ro.Latencies(ctx)
@@ -165,6 +228,7 @@ func (s *server) newHTTP() (*httpapi.Server, error) {
 		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store}, Updates: s.updates, Rollouts: s.rollout,
 		Erasure: n.ErasureService(s.audit), // needs n.Vault to follow keys/ (Open does)
 		Posture: s.newPosture(),
+		Alerts:  s.detect,
 	})
 }
 

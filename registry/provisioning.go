@@ -98,6 +98,7 @@ func enrollRefusal(known bool, d vitalgate.Device, verr error, match bool, now t
 // logEnrollRefusal writes why an enrollment was refused to the server log (never the
 // secret).
 func (s *Service) logEnrollRefusal(ctx context.Context, p vitalgate.Principal, reason string) {
+	s.enrollSignal(p, reason)
 	s.log.Info("enrollment refused", "request_id", vitalgate.RequestInfoFrom(ctx).ID, "device", p.ID,
 		"remote", p.RemoteIP, "reason", reason)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/fresh"
 	"github.com/vitalgate/vitalgate/pki"
 )
@@ -116,6 +117,8 @@ type Config struct {
 	HashParams auth.HashParams
 	// VerifySecret checks a secret against its hash; default auth.VerifySecret.
 	VerifySecret func(hash, secret string) (bool, error)
+	// Signals receives detection signals (refused enrollments and certificates); nil: off.
+	Signals detect.Sink
 }
 
 // DefaultConfig returns the default settings (no collaborators).
@@ -221,6 +224,8 @@ func agent(e audit.Entry, p vitalgate.Principal) audit.Entry {
 	switch p.Kind {
 	case KindOperator:
 		e.AgentType = audit.AgentOperator
+	case KindDetector:
+		e.AgentType, e.AgentRole = audit.AgentSystem, "detect"
 	case "device", "enrollee":
 		e.AgentType, e.AgentRole = audit.AgentDevice, "device"
 	default:
@@ -259,11 +264,12 @@ func (s *Service) seal(ctx context.Context, site, deviceID, patientID string) ([
 	return pidx, sealed, nil
 }
 
-// inSite checks that p may act on a record of site: an operator always, anyone else only
-// within its own site. The refusal reads as if the record did not exist (ENOTFOUND, what),
-// so that a principal of one site cannot probe another's; the audit entry tells the truth.
+// inSite checks that p may act on a record of site: an operator (and the detector, which
+// only quarantines) always, anyone else only within its own site. The refusal reads as if
+// the record did not exist (ENOTFOUND, what), so that a principal of one site cannot probe
+// another's; the audit entry tells the truth.
 func inSite(p vitalgate.Principal, site, what string) error {
-	if p.Kind == KindOperator || vitalgate.InSite(p.Site, site) {
+	if p.Kind == KindOperator || p.Kind == KindDetector || vitalgate.InSite(p.Site, site) {
 		return nil
 	}
 	return &vitalgate.Error{Code: vitalgate.ENOTFOUND, Message: what,
@@ -534,12 +540,15 @@ func (s *Service) binding(ctx context.Context, site, model string) (vitalgate.Bi
 	return "", err
 }
 
-// active is the one device-is-active rule.
+// active is the one device-is-active rule: a revoked or quarantined device may not act.
 func active(d vitalgate.Device) error {
-	if d.Status != vitalgate.DeviceActive {
-		return vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q has been revoked", d.ID)
+	switch d.Status {
+	case vitalgate.DeviceActive:
+		return nil
+	case vitalgate.DeviceQuarantined:
+		return vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q is quarantined; an operator releases it (vitalgate device release)", d.ID)
 	}
-	return nil
+	return vitalgate.Errorf(vitalgate.EFORBIDDEN, "device %q has been revoked", d.ID)
 }
 
 // PatientAt returns the device's assignment that covers t (the time a reading was measured):
@@ -590,13 +599,17 @@ func (s *Service) leadingAssignment(ctx context.Context, deviceID string, t time
 // clock, and its device active. The registry facts it uses are at most MaxStaleness old.
 // Errors: EUNAUTHORIZED naming the reason; EUNAVAILABLE when the store cannot answer.
 func (s *Service) Authorize(ctx context.Context, cert *x509.Certificate) (string, error) {
-	return s.authorize(ctx, cert, false)
+	id, err := s.authorize(ctx, cert, false)
+	s.certSignal(ctx, cert, err)
+	return id, err
 }
 
 // AuthorizeHandshake is Authorize reading the registry afresh, for TLS handshakes (once per
 // connection; every later request or message uses Authorize).
 func (s *Service) AuthorizeHandshake(ctx context.Context, cert *x509.Certificate) (string, error) {
-	return s.authorize(ctx, cert, true)
+	id, err := s.authorize(ctx, cert, true)
+	s.certSignal(ctx, cert, err)
+	return id, err
 }
 
 func (s *Service) authorize(ctx context.Context, cert *x509.Certificate, afresh bool) (string, error) {
@@ -632,6 +645,9 @@ func (s *Service) authorize(ctx context.Context, cert *x509.Certificate, afresh 
 		return "", err
 	}
 	if active(d) != nil {
+		if d.Status == vitalgate.DeviceQuarantined {
+			return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device is quarantined")
+		}
 		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device has been revoked")
 	}
 	return id, nil

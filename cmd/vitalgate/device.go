@@ -19,7 +19,56 @@ func (m *Main) runDevice(ctx context.Context, args []string) error {
 	return m.dispatch(ctx, "device", args, map[string]func(context.Context, []string) error{
 		"add": m.deviceAdd, "assign": m.deviceAssign, "revoke": m.deviceRevoke, "list": m.deviceList,
 		"reissue": m.deviceReissue, "import": m.deviceImport, "place": m.devicePlace,
+		"quarantine": m.deviceQuarantine, "release": m.deviceRelease,
 	})
+}
+
+// deviceQuarantine isolates a device (registry.Service.Quarantine).
+func (m *Main) deviceQuarantine(ctx context.Context, args []string) error {
+	return m.deviceIsolation(ctx, args, "quarantine", true)
+}
+
+// deviceRelease ends a device's quarantine (registry.Service.Release).
+func (m *Main) deviceRelease(ctx context.Context, args []string) error {
+	return m.deviceIsolation(ctx, args, "release", false)
+}
+
+func (m *Main) deviceIsolation(ctx context.Context, args []string, verb string, on bool) error {
+	fs := m.flags("device "+verb, "device "+verb+" --data DIR --id ID --reason TEXT")
+	dir := fs.String("data", "", "data directory")
+	id := fs.String("id", "", "device id")
+	reason := fs.String("reason", "", "why (kept in the audit log)")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := checkID("device", *id); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*reason) == "" {
+		return fmt.Errorf("--reason is required: say why the device is %s (it is kept in the audit log)", map[bool]string{true: "quarantined", false: "released"}[on])
+	}
+	n, err := m.openDataDir(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	reg, err := m.cliRegistry(n)
+	if err != nil {
+		return err
+	}
+	if on {
+		if err := reg.Quarantine(ctx, registry.Operator(operator()), *id, *reason); err != nil {
+			return cliError(err)
+		}
+		fmt.Fprintf(m.Stderr, "Quarantined device %s: every transport refuses it (on running servers within %s), its enrollment secret is void and its rollouts offer it nothing. Release it with `vitalgate device release --data %s --id %s --reason TEXT`.\n",
+			*id, reg.MaxStaleness(), *dir, *id)
+		return nil
+	}
+	if err := reg.Release(ctx, registry.Operator(operator()), *id, *reason); err != nil {
+		return cliError(err)
+	}
+	fmt.Fprintf(m.Stderr, "Released device %s: it may act again with its certificates (on running servers within %s).\n", *id, reg.MaxStaleness())
+	return nil
 }
 
 func (m *Main) deviceAdd(ctx context.Context, args []string) error {

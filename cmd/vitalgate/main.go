@@ -48,7 +48,7 @@ type command struct {
 var commands = map[string]command{
 	"init":     {"create a data dir: CA, server certificate, keys, database, first admin client", (*Main).runInit},
 	"serve":    {"run the HTTPS server (EST enrollment, FHIR ingest over mutual TLS)", (*Main).runServe},
-	"device":   {"register (add, import), reissue secrets, list, assign or revoke devices", (*Main).runDevice},
+	"device":   {"register (add, import), reissue secrets, list, assign, revoke, quarantine or release devices", (*Main).runDevice},
 	"assess":   {"outside-in security assessment of a running deployment", (*Main).runAssess},
 	"audit":    {"verify the tamper-evident audit log offline, print its checkpoint, export it", (*Main).runAudit},
 	"client":   {"register, list, disable, rotate and re-scope API clients (EHR, clinician app, auditor, admin)", (*Main).runClient},
@@ -66,6 +66,7 @@ var commands = map[string]command{
 	"backup":   {"encrypted backup of a data dir while it serves (a consistent snapshot), recovery keys, the erasure tombstone export", (*Main).runBackup},
 	"restore":  {"restore a backup into a new data dir (verified, erasures replayed, new audit epoch), or --verify-only", (*Main).runRestore},
 	"posture":  {"vulnerability posture of the fleet: SBOMs per model version, OSV advisories, KEV, VEX; per device", (*Main).runPosture},
+	"alerts":   {"list, acknowledge and resolve security alerts raised by detection", (*Main).runAlerts},
 	"update":   {"signed device software updates (TUF): keys, publish, sign, status, rotate-root; staged rollouts and maintenance windows", (*Main).runUpdate},
 }
 

@@ -45,6 +45,8 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&opt.MaxBackdate, "max-backdate", ingest.DefaultMaxBackdate, "oldest effective time a device may give a reading, counted back from now")
 	fs.IntVar(&opt.MaxStringBytes, "max-string-bytes", fhir.DefaultMaxStringBytes, "longest string element a device may send (the narrative has its own bound)")
 	opt.Authorities = hl7v2.AuthorityTable{}
+	fs.BoolVar(&opt.Detect.AutoQuarantine, "detect-quarantine", false, "quarantine a device by itself on a high-severity identity, authentication or protocol alert (never on a clinical-value rule)")
+	fs.StringVar(&opt.Detect.RulesFile, "detect-rules", "", "detection rules file (JSON, docs/detection.md; default: the shipped rules)")
 	fs.BoolVar(&opt.LabAcceptUnknownCodes, "lab-accept-unknown-codes", false, "accept HL7 lab results whose LOINC code is not in the analyte table (stored as measured, without unit or range checks)")
 	fs.Var(opt.Authorities, "hl7-authority", "HL7 v2 assigning authority namespace and the FHIR identifier system it stands for, NAMESPACE=SYSTEM (repeatable)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")

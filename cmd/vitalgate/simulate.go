@@ -30,8 +30,14 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 	upPoll := fs.Duration("poll", simulator.DefaultPollInterval, "with --update: time between two offer requests of a device")
 	upFail := fs.String("update-fail", "", "with --update: make every update fail (`MODE`): install (fails before installing), health (installs, then fails its health check) or rollback (installs, fails its health check, restores the previous version)")
 	upSkew := fs.Duration("clock-skew", 0, "with --update: how far a device clock may run ahead of the server's before metadata counts as expired")
+	scenario := fs.String("scenario", "", "replay this labelled scenario `FILE` (JSON, docs/detection.md) through the detection engine on simulated time, instead of sending anything")
+	rulesFile := fs.String("detect-rules", "", "with --scenario: the detection rules `FILE` (default: the shipped rules)")
+	asJSON := fs.Bool("json", false, "with --scenario: the result as JSON")
 	if err := parse(fs, args, false); err != nil {
 		return err
+	}
+	if *scenario != "" {
+		return m.simulateScenario(*scenario, *rulesFile, *asJSON)
 	}
 	if *server == "" || *caFile == "" || len(devs) == 0 {
 		fmt.Fprintln(m.Stderr, "--server, --ca and at least one --device are required")

@@ -1,0 +1,132 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"time"
+)
+
+// Attack names of the scenario generator.
+const (
+	AttackCredentialStuffing = "credential-stuffing-token" // failed token requests for many clients from one address
+	AttackStolenCertificate  = "stolen-certificate"        // an enrolled device's certificate used from a foreign network
+	AttackRogueNewDevice     = "rogue-new-device"          // a new device of a known model first seen from a network none of its peers use
+	AttackValueFlood         = "value-flood"               // a device flooding physiologically implausible heart rates
+)
+
+// Attack is one attack mixed into a scenario, At after its start.
+type Attack struct {
+	Name   string        `json:"name"`
+	At     time.Duration `json:"at"`
+	Device string        `json:"device,omitempty"` // the device it uses (stolen certificate, value flood)
+}
+
+// Scenario describes simulated traffic: Devices devices of Models models, each sending a
+// message with a heart rate and an oxygen saturation every Interval for Duration, from its
+// ward's network; a few legitimate failures (a client with an expired secret, refused
+// messages); and the Attacks. The same Seed gives the same traffic.
+type Scenario struct {
+	Seed     uint64
+	Start    time.Time
+	Duration time.Duration
+	Interval time.Duration
+	Devices  int
+	Models   int
+	Attacks  []Attack
+}
+
+// Labelled is a generated signal and the attack it belongs to ("" for normal traffic).
+type Labelled struct {
+	Signal
+	Attack string
+}
+
+// DeviceName is the id of the scenario's i-th device.
+func DeviceName(i int) string { return fmt.Sprintf("sim-%03d", i) }
+
+// Generate returns the scenario's signals in event-time order.
+func Generate(sc Scenario) []Labelled {
+	rng := rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x9e3779b97f4a7c15)) // #nosec G404 -- simulated traffic, not security
+	if sc.Models < 1 {
+		sc.Models = 1
+	}
+	var out []Labelled
+	add := func(l Labelled) { out = append(out, l) }
+	devs := make([]simDevice, sc.Devices)
+	for i := range devs {
+		ward := i % 5
+		devs[i] = simDevice{id: DeviceName(i), model: fmt.Sprintf("model-%d", i%sc.Models),
+			ip: fmt.Sprintf("10.20.%d.%d", ward, 10+i/5), hr: 60 + rng.Float64()*30, spo2: 95 + rng.Float64()*4,
+			offset: time.Duration(rng.Int64N(int64(sc.Interval)))}
+	}
+	for i := range devs {
+		d := &devs[i]
+		for t := d.offset; t < sc.Duration; t += sc.Interval {
+			at := sc.Start.Add(t)
+			d.hr = math.Max(45, math.Min(120, d.hr+rng.NormFloat64()*2))
+			d.spo2 = math.Max(90, math.Min(100, d.spo2+rng.NormFloat64()*0.5))
+			if rng.IntN(200) == 0 { // a legitimately refused message now and then
+				add(Labelled{Signal: Signal{Kind: KindRefusal, At: at, Source: d.ip, Device: d.id, Model: d.model, Reason: "unprocessable: Observation.effectiveDateTime"}})
+				continue
+			}
+			add(Labelled{Signal: Signal{Kind: KindAccepted, At: at, Source: d.ip, Device: d.id, Model: d.model}})
+			add(Labelled{Signal: Signal{Kind: KindValue, At: at, Device: d.id, Model: d.model, Code: "8867-4", Value: math.Round(d.hr*10) / 10}})
+			add(Labelled{Signal: Signal{Kind: KindValue, At: at, Device: d.id, Model: d.model, Code: "59408-5", Value: math.Round(d.spo2)}})
+		}
+	}
+	// A client whose secret expired retries every ten minutes all day.
+	for t := time.Duration(0); t < sc.Duration; t += 10 * time.Minute {
+		add(Labelled{Signal: Signal{Kind: KindAuthFailure, At: sc.Start.Add(t), Source: "10.30.0.5", Client: "ehr-stale", Reason: "unauthorized"}})
+	}
+	for _, a := range sc.Attacks {
+		at := sc.Start.Add(a.At)
+		switch a.Name {
+		case AttackCredentialStuffing:
+			for i := range 300 {
+				add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindAuthFailure, At: at.Add(time.Duration(i) * 300 * time.Millisecond),
+					Source: "203.0.113.7", Client: fmt.Sprintf("guess-%d", rng.IntN(50)), Reason: "unauthorized"}})
+			}
+		case AttackStolenCertificate:
+			for i := range 5 {
+				add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindAccepted, At: at.Add(time.Duration(i) * 10 * time.Second),
+					Source: "198.51.100.23", Device: a.Device, Model: modelOf(devs, a.Device)}})
+			}
+		case AttackRogueNewDevice:
+			add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindAccepted, At: at, Source: "192.0.2.50", Device: a.Device, Model: "model-0"}})
+		case AttackValueFlood:
+			src := ipOf(devs, a.Device)
+			for i := range 60 {
+				t := at.Add(time.Duration(i) * time.Second)
+				v := 40.0
+				if i%2 == 1 {
+					v = 210
+				}
+				add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindAccepted, At: t, Source: src, Device: a.Device, Model: modelOf(devs, a.Device)}})
+				add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindValue, At: t, Device: a.Device, Model: modelOf(devs, a.Device), Code: "8867-4", Value: v}})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
+}
+
+type simDevice struct {
+	id, model, ip string
+	hr, spo2      float64
+	offset        time.Duration
+}
+
+func find(devs []simDevice, id string) simDevice {
+	for _, d := range devs {
+		if d.id == id {
+			return d
+		}
+	}
+	return simDevice{}
+}
+
+func modelOf(devs []simDevice, id string) string { return find(devs, id).model }
+
+func ipOf(devs []simDevice, id string) string { return find(devs, id).ip }

@@ -1,0 +1,104 @@
+package registry_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/detect"
+	"github.com/vitalgate/vitalgate/registry"
+)
+
+// sink records the signals it is given.
+type sink struct {
+	mu   sync.Mutex
+	sigs []detect.Signal
+}
+
+func (s *sink) Emit(sig detect.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sigs = append(s.sigs, sig)
+}
+
+func (s *sink) kinds() map[detect.Kind]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[detect.Kind]int{}
+	for _, x := range s.sigs {
+		out[x.Kind]++
+	}
+	return out
+}
+
+func TestQuarantine(t *testing.T) {
+	sigs := &sink{}
+	e := mustEnv(t, func(c *registry.Config) { c.Signals = sigs })
+	ctx := t.Context()
+	cert := e.enroll("dev-q")
+	other := e.node(nil) // another node, which read the device before the quarantine
+	if _, err := other.Authorize(ctx, cert); err != nil {
+		t.Fatal(err)
+	}
+	pending := e.add("dev-pending", "pat-1")
+
+	wantCode(t, "no reason", e.reg.Quarantine(ctx, op, "dev-q", " "), vitalgate.EINVALID)
+	wantCode(t, "unknown device", e.reg.Quarantine(ctx, op, "dev-nobody", "stolen"), vitalgate.ENOTFOUND)
+	wantCode(t, "a device may not", e.reg.Quarantine(ctx, vitalgate.Principal{Kind: "device", ID: "dev-q"}, "dev-q", "x"), vitalgate.EFORBIDDEN)
+	if err := e.reg.Quarantine(ctx, op, "dev-q", "certificate seen from an unknown network"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "twice", e.reg.Quarantine(ctx, op, "dev-q", "again"), vitalgate.ECONFLICT)
+	if err := e.reg.Quarantine(ctx, vitalgate.Principal{Kind: registry.KindDetector, ID: "detect:a1", Site: vitalgate.AllSites}, "dev-pending", "rule x"); err != nil {
+		t.Fatalf("the detector may quarantine: %v", err)
+	}
+
+	_, err := e.reg.Authorize(ctx, cert)
+	wantCode(t, "authorize on this node", err, vitalgate.EUNAUTHORIZED)
+	_, err = e.reg.Sender(ctx, "dev-q")
+	wantCode(t, "send", err, vitalgate.EFORBIDDEN)
+	_, err = e.reg.Reenroll(ctx, cert, csr(t, "dev-q"))
+	wantCode(t, "re-enroll", err, vitalgate.EUNAUTHORIZED)
+	_, err = e.reg.Enroll(ctx, enrollee("dev-pending", "192.0.2.9"), pending, csr(t, "dev-pending"))
+	wantCode(t, "enrollment secret voided", err, vitalgate.EUNAUTHORIZED)
+	if d, _ := e.store.Device(ctx, "dev-pending"); d.EnrollSecretHash != "" || d.Status != vitalgate.DeviceQuarantined {
+		t.Fatalf("device after quarantine: status %s, secret hash kept %v", d.Status, d.EnrollSecretHash != "")
+	}
+	e.clock.Advance(other.MaxStaleness() + time.Millisecond)
+	_, err = other.Authorize(ctx, cert)
+	wantCode(t, "authorize on another node after the staleness bound", err, vitalgate.EUNAUTHORIZED)
+
+	wantCode(t, "the detector may not release", e.reg.Release(ctx, vitalgate.Principal{Kind: registry.KindDetector, ID: "detect:a1", Site: vitalgate.AllSites}, "dev-q", "x"), vitalgate.EFORBIDDEN)
+	wantCode(t, "release an active device", e.reg.Release(ctx, op, "dev-1-none", "x"), vitalgate.ENOTFOUND)
+	if err := e.reg.Release(ctx, op, "dev-q", "the network was the new ward's"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "release twice", e.reg.Release(ctx, op, "dev-q", "again"), vitalgate.ECONFLICT)
+	if _, err := e.reg.Authorize(ctx, cert); err != nil {
+		t.Fatalf("a released device acts again: %v", err)
+	}
+	if k := sigs.kinds(); k[detect.KindCertRefused] < 2 || k[detect.KindEnrollFailure] != 1 {
+		t.Fatalf("signals %v: want the refused certificates and the refused enrollment", k)
+	}
+	var subtypes []string
+	size, _ := e.store.AuditSize(ctx)
+	if err := e.store.AuditEntries(ctx, 0, size, func(r vitalgate.AuditRecord) error {
+		subtypes = append(subtypes, string(r.Data))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, s := range subtypes {
+		for _, want := range []string{"device-quarantine", "device-release", "certificate seen from an unknown network"} {
+			if strings.Contains(s, want) {
+				found[want] = true
+			}
+		}
+	}
+	if len(found) != 3 {
+		t.Fatalf("audit log lacks quarantine entries: %v", found)
+	}
+}
