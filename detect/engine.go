@@ -114,7 +114,6 @@ func field(sig Signal, name string) string {
 type threshold struct {
 	base
 	keys    map[string]*window
-	seen    int
 	dropped int
 }
 

@@ -10,7 +10,7 @@ import (
 
 // Attack names of the scenario generator.
 const (
-	AttackCredentialStuffing = "credential-stuffing-token" // failed token requests for many clients from one address
+	AttackCredentialStuffing = "credential-stuffing-token" // #nosec G101 -- an attack's name, not a credential: failed token requests for many clients from one address
 	AttackStolenCertificate  = "stolen-certificate"        // an enrolled device's certificate used from a foreign network
 	AttackRogueNewDevice     = "rogue-new-device"          // a new device of a known model first seen from a network none of its peers use
 	AttackValueFlood         = "value-flood"               // a device flooding physiologically implausible heart rates

@@ -98,10 +98,6 @@ func (s *Service) encode(ctx context.Context, e audit.Entry) []byte {
 	return e.Marshal()
 }
 
-func (s *Service) operatorEntry(ctx context.Context, operator, subtype, model, desc string) []byte {
-	return s.siteEntry(ctx, operator, subtype, model, "", desc)
-}
-
 // siteEntry is an operator's entry about a rollout of site ("" for every site), so that the
 // site's auditors see it.
 func (s *Service) siteEntry(ctx context.Context, operator, subtype, model, site, desc string) []byte {
