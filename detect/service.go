@@ -228,9 +228,10 @@ func (s *Service) rule(id string) Rule {
 }
 
 // mayRead reports whether p may see alerts of site: an operator or a deployment-wide
-// principal every site's, anyone else only its own site's.
+// principal every site's (and those of no site, as with audit entries), anyone else only
+// its own site's.
 func mayRead(p vitalgate.Principal, site string) bool {
-	return p.Kind == "operator" || p.Site == vitalgate.AllSites || site == "" || p.Site == site
+	return p.Kind == "operator" || p.Site == vitalgate.AllSites || (site != "" && p.Site == site)
 }
 
 // Alerts lists alerts, newest first, of the sites p may see (f.Site narrows them).

@@ -192,6 +192,19 @@ func TestSiteScopedReads(t *testing.T) {
 	if as, _ := e.svc.Alerts(t.Context(), all, vitalgate.AlertFilter{}); len(as) != 1 {
 		t.Fatalf("a deployment-wide auditor sees %d alerts", len(as))
 	}
+	// An alert of no site (attempts by unknown clients) is the deployment's, as audit
+	// entries of no site are: a site auditor does not see it.
+	nosite := mustService(t, false)
+	if got := nosite.replay(t, attacks()[:5]); len(got) != 1 || got[0].Site != "" {
+		t.Fatalf("alerts of no site: %+v", got)
+	}
+	north := vitalgate.Principal{Kind: "client", ID: "aud-n", Role: vitalgate.RoleAuditor, Site: "north"}
+	if as, _ := nosite.svc.Alerts(t.Context(), north, vitalgate.AlertFilter{}); len(as) != 0 {
+		t.Fatalf("a site auditor sees %d alerts of no site", len(as))
+	}
+	if as, _ := nosite.svc.Alerts(t.Context(), all, vitalgate.AlertFilter{}); len(as) != 1 {
+		t.Fatalf("a deployment-wide auditor sees %d alerts of no site", len(as))
+	}
 }
 
 func TestEmitNeverBlocks(t *testing.T) {
