@@ -2,8 +2,11 @@ package hl7v2
 
 import (
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/vitalgate/vitalgate"
 )
@@ -31,11 +34,18 @@ func AuthoritySystemFallback(authority string) string {
 	return LegacyAuthorityPrefix + url.PathEscape(authority)
 }
 
+// oidPattern and uuidPattern are the forms FHIR's oid and uuid types allow.
+var (
+	oidPattern  = regexp.MustCompile(`^[0-2](\.(0|[1-9][0-9]*))+$`)
+	uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+)
+
 // IdentifierSystem returns the FHIR Identifier.system of an identifier whose assigning
 // authority is hd (CX.4 of a CX: PID-3, and the same for lab and imaging identifiers),
 // following the HL7 v2-to-FHIR mapping:
-//   - a universal id of type ISO → "urn:oid:<id>"; UUID → "urn:uuid:<id>" (lower case);
-//     URI or URL → the id itself;
+//   - a universal id of type ISO that is an OID → "urn:oid:<id>"; UUID that is a UUID →
+//     "urn:uuid:<id>" (lower case);
+//     URI or URL (valid UTF-8, no space) → the id itself;
 //   - otherwise the namespace id, else the bare universal id, through table;
 //   - otherwise AuthoritySystemFallback of that authority.
 //
@@ -46,12 +56,21 @@ func IdentifierSystem(hd HD, table AuthorityTable) string {
 	if uid != "" {
 		switch strings.ToUpper(strings.TrimSpace(hd.UniversalIDType)) {
 		case "ISO":
-			return "urn:oid:" + strings.TrimPrefix(uid, "urn:oid:")
+			if oid := strings.TrimPrefix(uid, "urn:oid:"); oidPattern.MatchString(oid) {
+				return "urn:oid:" + oid
+			}
 		case "UUID":
-			return "urn:uuid:" + strings.ToLower(strings.TrimPrefix(uid, "urn:uuid:"))
+			if u := strings.ToLower(strings.TrimPrefix(uid, "urn:uuid:")); uuidPattern.MatchString(u) {
+				return "urn:uuid:" + u
+			}
 		case "URI", "URL":
-			return uid
+			if utf8.ValidString(uid) && !strings.ContainsFunc(uid, unicode.IsSpace) && !strings.ContainsFunc(uid, unicode.IsControl) {
+				return uid
+			}
 		}
+		// A universal id that is not what its type says is an authority by name: through
+		// the table, else path-escaped (never an invalid urn:oid or a system that is not
+		// valid UTF-8).
 	}
 	for _, name := range []string{ns, uid} {
 		if name == "" {

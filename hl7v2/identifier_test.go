@@ -23,6 +23,10 @@ func TestIdentifierSystem(t *testing.T) {
 		{"unknown type falls back to the namespace", hl7v2.HD{Namespace: "A", UniversalID: "x", UniversalIDType: "L"}, "urn:vitalgate:hl7-authority:A"},
 		{"bare universal id not in the table", hl7v2.HD{UniversalID: "x"}, "urn:vitalgate:hl7-authority:x"},
 		{"nothing", hl7v2.HD{}, ""},
+		{"ISO that is not an OID", hl7v2.HD{UniversalID: "\xa0", UniversalIDType: "ISO"}, "urn:vitalgate:hl7-authority:%A0"},
+		{"ISO with a letter", hl7v2.HD{Namespace: "A", UniversalID: "1.2.x", UniversalIDType: "ISO"}, "urn:vitalgate:hl7-authority:A"},
+		{"UUID that is not one", hl7v2.HD{UniversalID: "not-a-uuid", UniversalIDType: "UUID"}, "urn:vitalgate:hl7-authority:not-a-uuid"},
+		{"URI with a space", hl7v2.HD{UniversalID: "a b", UniversalIDType: "URI"}, "urn:vitalgate:hl7-authority:a%20b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
