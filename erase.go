@@ -46,6 +46,24 @@ type Erased struct {
 // SiteErasure reports whether r erases a whole site rather than one patient.
 func (r ErasureRequest) SiteErasure() bool { return len(r.PatientIndex) == 0 }
 
+// CheckApproval refuses the approval of r by approvedBy as an erasure of a site (site) or
+// of one patient: ECONFLICT when approved already, EFORBIDDEN by its requester (two people),
+// EINVALID for a request of the other kind. Both stores call it inside the approving
+// transaction, on the request as it reads there.
+func (r ErasureRequest) CheckApproval(approvedBy string, site bool) error {
+	switch {
+	case r.ApprovedBy != "":
+		return Errorf(ECONFLICT, "erasure request %q is approved already", r.ID)
+	case r.RequestedBy == approvedBy:
+		return Errorf(EFORBIDDEN, "an erasure needs two people: its requester cannot approve it")
+	case r.SiteErasure() && !site:
+		return Errorf(EINVALID, "erasure request %q erases a whole site, not one patient", r.ID)
+	case !r.SiteErasure() && site:
+		return Errorf(EINVALID, "erasure request %q erases one patient, not a site", r.ID)
+	}
+	return nil
+}
+
 // ErasureStore persists erasure requests and legal holds and performs the erasure.
 type ErasureStore interface {
 	// CreateErasureRequest stores a new, unapproved request. ECONFLICT if the id exists.

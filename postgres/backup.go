@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -43,23 +42,9 @@ func (db *DB) EachDataKey(ctx context.Context, fn func(site string, patientIndex
 func (db *DB) ShredPatient(ctx context.Context, site string, patientIndex []byte, audit ...[]byte) (int, error) {
 	var keys int
 	err := db.inTx(ctx, audit, func(tx pgx.Tx) error {
-		exec := func(q string) (int, error) {
-			tag, err := tx.Exec(ctx, q, site, patientIndex) // assurance:sql-ok q is one of the erase*SQL constants at every call below
-			if err != nil {
-				return 0, mapError(err, "shred patient")
-			}
-			return int(tag.RowsAffected()), nil
-		}
-		var errs [8]error
-		keys, errs[0] = exec(eraseKeySQL)
-		_, errs[1] = exec(eraseCodesSQL)
-		_, errs[2] = exec(eraseIdentsOfSQL)
-		_, errs[3] = exec(eraseIdentsSQL)
-		_, errs[4] = exec(eraseResourcesSQL)
-		_, errs[5] = exec(eraseAssignmentsSQL)
-		_, errs[6] = exec(eraseDevicesSQL)
-		_, errs[7] = exec(eraseCareTeamsSQL)
-		return errors.Join(errs[:]...)
+		out, err := deletePatientTx(ctx, tx, site, patientIndex)
+		keys = out.DataKeys
+		return err
 	})
 	return keys, err
 }

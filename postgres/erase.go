@@ -121,7 +121,7 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 		if err != nil {
 			return err
 		}
-		if err := checkApproval(r, id, approvedBy, false); err != nil {
+		if err := r.CheckApproval(approvedBy, false); err != nil {
 			return err
 		}
 		var h vitalgate.LegalHold
@@ -134,24 +134,8 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 		if _, err := tx.Exec(ctx, approveSQL, approvedBy, dbTime(db.orNow(at)), id); err != nil {
 			return mapError(err, "approve erasure")
 		}
-		exec := func(q string) (int, error) {
-			tag, err := tx.Exec(ctx, q, r.Site, r.PatientIndex) // assurance:sql-ok q is one of the erase*SQL constants at every call below
-			if err != nil {
-				return 0, mapError(err, "erase patient")
-			}
-			return int(tag.RowsAffected()), nil
-		}
-		var errs [9]error
-		_, errs[8] = exec(eraseAdmissionSQL)
-		out.DataKeys, errs[0] = exec(eraseKeySQL)
-		_, errs[1] = exec(eraseCodesSQL)
-		_, errs[2] = exec(eraseIdentsOfSQL)
-		_, errs[3] = exec(eraseIdentsSQL)
-		out.Resources, errs[4] = exec(eraseResourcesSQL)
-		out.Assignments, errs[5] = exec(eraseAssignmentsSQL)
-		_, errs[6] = exec(eraseDevicesSQL)
-		_, errs[7] = exec(eraseCareTeamsSQL)
-		return errors.Join(errs[:]...)
+		out, err = deletePatientTx(ctx, tx, r.Site, r.PatientIndex)
+		return err
 	})
 	if err != nil {
 		return vitalgate.Erased{}, err
@@ -247,22 +231,6 @@ func (db *DB) RetiredKEKs(ctx context.Context) ([]vitalgate.RetiredKEK, error) {
 	return out, nil
 }
 
-// checkApproval refuses to approve request r (id) by approvedBy: approved already, by its
-// requester, or of the other kind (a patient's or a whole site's).
-func checkApproval(r vitalgate.ErasureRequest, id, approvedBy string, site bool) error {
-	switch {
-	case r.ApprovedBy != "":
-		return vitalgate.Errorf(vitalgate.ECONFLICT, "erasure request %q is approved already", id)
-	case r.RequestedBy == approvedBy:
-		return vitalgate.Errorf(vitalgate.EFORBIDDEN, "an erasure needs two people: its requester cannot approve it")
-	case r.SiteErasure() != site && site:
-		return vitalgate.Errorf(vitalgate.EINVALID, "erasure request %q erases one patient, not a site", id)
-	case r.SiteErasure() != site:
-		return vitalgate.Errorf(vitalgate.EINVALID, "erasure request %q erases a whole site, not one patient", id)
-	}
-	return nil
-}
-
 const (
 	siteHoldLockSQL         = `SELECT 1 FROM legal_holds WHERE site = $1 LIMIT 1 FOR SHARE`
 	eraseSiteKeysSQL        = `DELETE FROM data_keys WHERE site = $1 RETURNING patient_index`
@@ -295,7 +263,7 @@ func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time
 		if err != nil {
 			return err
 		}
-		if err := checkApproval(r, id, approvedBy, true); err != nil {
+		if err := r.CheckApproval(approvedBy, true); err != nil {
 			return err
 		}
 		err = tx.QueryRow(ctx, siteHoldLockSQL, r.Site).Scan(new(int))
@@ -339,4 +307,29 @@ func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time
 		return vitalgate.Erased{}, err
 	}
 	return out, nil
+}
+
+// deletePatientTx deletes, in tx, a patient's data key, resources with their code and
+// identifier rows, device assignments, device links, care-team rows and admission: what
+// an approved erasure (ErasePatient) and a replayed one (ShredPatient) both delete.
+func deletePatientTx(ctx context.Context, tx pgx.Tx, site string, idx []byte) (vitalgate.Erased, error) {
+	var out vitalgate.Erased
+	exec := func(q string) (int, error) {
+		tag, err := tx.Exec(ctx, q, site, idx) // assurance:sql-ok q is one of the erase*SQL constants at every call below
+		if err != nil {
+			return 0, mapError(err, "erase patient")
+		}
+		return int(tag.RowsAffected()), nil
+	}
+	var errs [9]error
+	out.DataKeys, errs[0] = exec(eraseKeySQL)
+	_, errs[1] = exec(eraseCodesSQL)
+	_, errs[2] = exec(eraseIdentsOfSQL)
+	_, errs[3] = exec(eraseIdentsSQL)
+	out.Resources, errs[4] = exec(eraseResourcesSQL)
+	out.Assignments, errs[5] = exec(eraseAssignmentsSQL)
+	_, errs[6] = exec(eraseDevicesSQL)
+	_, errs[7] = exec(eraseCareTeamsSQL)
+	_, errs[8] = exec(eraseAdmissionSQL)
+	return out, errors.Join(errs[:]...)
 }

@@ -101,27 +101,11 @@ func (db *DB) EachDataKey(ctx context.Context, fn func(site string, patientIndex
 func (db *DB) ShredPatient(ctx context.Context, site string, patientIndex []byte, audit ...[]byte) (int, error) {
 	var keys int
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		exec := func(q string, args ...any) (int, error) {
-			res, err := tx.ExecContext(ctx, q, args...) // assurance:sql-ok q is one of the erase*SQL constants at every call below
-			if err != nil {
-				return 0, mapError(err, "shred patient")
-			}
-			n, _ := res.RowsAffected()
-			return int(n), nil
+		out, err := deletePatientTx(ctx, tx, site, patientIndex)
+		if err != nil {
+			return err
 		}
-		var errs [7]error
-		keys, errs[0] = exec(eraseKeySQL, site, patientIndex)
-		_, errs[1] = exec(eraseCodesSQL, site, patientIndex)
-		_, errs[2] = exec(eraseIdentsSQL, site, patientIndex, site, patientIndex)
-		_, errs[3] = exec(eraseResourcesSQL, site, patientIndex)
-		_, errs[4] = exec(eraseAssignmentsSQL, patientIndex, site)
-		_, errs[5] = exec(eraseDevicesSQL, site, patientIndex)
-		_, errs[6] = exec(eraseCareTeamsSQL, patientIndex, site)
-		for _, e := range errs {
-			if e != nil {
-				return e
-			}
-		}
+		keys = out.DataKeys
 		if len(audit) > 0 {
 			return db.appendAuditTx(ctx, tx, audit)
 		}

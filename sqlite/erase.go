@@ -122,7 +122,7 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 		if err := tx.QueryRowContext(ctx, erasureSQL, id).Scan(&r.ID, &r.Site, &r.PatientIndex, &r.Reason, &r.RequestedBy, &req, &r.ApprovedBy, &appr); err != nil {
 			return mapError(err, "erasure request")
 		}
-		if err := checkApproval(r, id, approvedBy, false); err != nil {
+		if err := r.CheckApproval(approvedBy, false); err != nil {
 			return err
 		}
 		var one int
@@ -135,27 +135,8 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 		if _, err := tx.ExecContext(ctx, approveSQL, approvedBy, db.orNow(at).UnixMicro(), id); err != nil {
 			return mapError(err, "approve erasure")
 		}
-		exec := func(q string, args ...any) (int, error) {
-			res, err := tx.ExecContext(ctx, q, args...) // assurance:sql-ok q is one of the erase*SQL constants at every call below
-			if err != nil {
-				return 0, mapError(err, "erase patient")
-			}
-			n, _ := res.RowsAffected()
-			return int(n), nil
-		}
-		var errs [8]error
-		_, errs[7] = exec(eraseAdmissionSQL, r.Site, r.PatientIndex)
-		out.DataKeys, errs[0] = exec(eraseKeySQL, r.Site, r.PatientIndex)
-		_, errs[1] = exec(eraseCodesSQL, r.Site, r.PatientIndex)
-		_, errs[2] = exec(eraseIdentsSQL, r.Site, r.PatientIndex, r.Site, r.PatientIndex)
-		out.Resources, errs[3] = exec(eraseResourcesSQL, r.Site, r.PatientIndex)
-		out.Assignments, errs[4] = exec(eraseAssignmentsSQL, r.PatientIndex, r.Site)
-		_, errs[5] = exec(eraseDevicesSQL, r.Site, r.PatientIndex)
-		_, errs[6] = exec(eraseCareTeamsSQL, r.PatientIndex, r.Site)
-		for _, e := range errs {
-			if e != nil {
-				return e
-			}
+		if out, err = deletePatientTx(ctx, tx, r.Site, r.PatientIndex); err != nil {
+			return err
 		}
 		if len(audit) > 0 {
 			return db.appendAuditTx(ctx, tx, audit)
@@ -166,22 +147,6 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 		return vitalgate.Erased{}, err
 	}
 	return out, nil
-}
-
-// checkApproval refuses to approve request r (id) by approvedBy: approved already, by its
-// requester, or of the other kind (a patient's or a whole site's).
-func checkApproval(r vitalgate.ErasureRequest, id, approvedBy string, site bool) error {
-	switch {
-	case r.ApprovedBy != "":
-		return vitalgate.Errorf(vitalgate.ECONFLICT, "erasure request %q is approved already", id)
-	case r.RequestedBy == approvedBy:
-		return vitalgate.Errorf(vitalgate.EFORBIDDEN, "an erasure needs two people: its requester cannot approve it")
-	case r.SiteErasure() != site && site:
-		return vitalgate.Errorf(vitalgate.EINVALID, "erasure request %q erases one patient, not a site", id)
-	case r.SiteErasure() != site:
-		return vitalgate.Errorf(vitalgate.EINVALID, "erasure request %q erases a whole site, not one patient", id)
-	}
-	return nil
 }
 
 const (
@@ -217,7 +182,7 @@ func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time
 		if err := tx.QueryRowContext(ctx, erasureSQL, id).Scan(&r.ID, &r.Site, &r.PatientIndex, &r.Reason, &r.RequestedBy, &req, &r.ApprovedBy, &appr); err != nil {
 			return mapError(err, "erasure request")
 		}
-		if err := checkApproval(r, id, approvedBy, true); err != nil {
+		if err := r.CheckApproval(approvedBy, true); err != nil {
 			return err
 		}
 		err := tx.QueryRowContext(ctx, siteHoldSQL, r.Site).Scan(new(int))
@@ -281,4 +246,29 @@ func deletedKeys(ctx context.Context, tx *sql.Tx, q string, args ...any) ([][]by
 		out = append(out, idx)
 	}
 	return out, mapError(rows.Err(), "erase site")
+}
+
+// deletePatientTx deletes, in tx, a patient's data key, resources with their code and
+// identifier rows, device assignments, device links, care-team rows and admission: what
+// an approved erasure (ErasePatient) and a replayed one (ShredPatient) both delete.
+func deletePatientTx(ctx context.Context, tx *sql.Tx, site string, idx []byte) (vitalgate.Erased, error) {
+	var out vitalgate.Erased
+	exec := func(q string, args ...any) (int, error) {
+		res, err := tx.ExecContext(ctx, q, args...) // assurance:sql-ok q is one of the erase*SQL constants at every call below
+		if err != nil {
+			return 0, mapError(err, "erase patient")
+		}
+		n, _ := res.RowsAffected()
+		return int(n), nil
+	}
+	var errs [8]error
+	out.DataKeys, errs[0] = exec(eraseKeySQL, site, idx)
+	_, errs[1] = exec(eraseCodesSQL, site, idx)
+	_, errs[2] = exec(eraseIdentsSQL, site, idx, site, idx)
+	out.Resources, errs[3] = exec(eraseResourcesSQL, site, idx)
+	out.Assignments, errs[4] = exec(eraseAssignmentsSQL, idx, site)
+	_, errs[5] = exec(eraseDevicesSQL, site, idx)
+	_, errs[6] = exec(eraseCareTeamsSQL, idx, site)
+	_, errs[7] = exec(eraseAdmissionSQL, site, idx)
+	return out, errors.Join(errs[:]...)
 }
