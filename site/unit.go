@@ -68,7 +68,9 @@ func (a *Admin) PlaceDevice(ctx context.Context, deviceID, unit string) error {
 		}
 	}
 	d, err := a.Store.Device(ctx, deviceID)
-	if err != nil {
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return vitalgate.FieldErrorf(vitalgate.ENOTFOUND, "device", "no device %q is registered (vitalgate device list)", deviceID)
+	} else if err != nil {
 		return err
 	}
 	desc := "device placed in care unit " + unit

@@ -105,8 +105,10 @@ func (m *Main) deviceAdd(ctx context.Context, args []string) error {
 	if _, err := n.store.Device(ctx, *id); err == nil {
 		return taken()
 	}
-	if err := m.checkPatient(ctx, n, *patient, *strict); err != nil {
-		return err
+	if *patient != "" { // a shared (identified) device is added without a patient
+		if err := m.checkPatient(ctx, n, *patient, *strict); err != nil {
+			return err
+		}
 	}
 	d, secret, err := m.addDeviceTo(ctx, n, *site, *id, *patient, *model, *expires)
 	if vitalgate.ErrorCode(err) == vitalgate.ECONFLICT {
