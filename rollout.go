@@ -178,6 +178,50 @@ func RevisionAfter(w RolloutWrite) int64 {
 	return w.Rollout.Revision + 1
 }
 
+// PrepareRolloutWrite checks w as both stores must before writing it (CheckRollout,
+// CheckDeviceUpdate, a device version names its device and version) and returns a copy
+// with every zero time of the rollout, device updates and versions set to now, and the
+// rollout's groups encoded for its column. w itself is not changed.
+func PrepareRolloutWrite(w RolloutWrite, now time.Time) (RolloutWrite, string, error) {
+	orNow := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return now
+		}
+		return t
+	}
+	var groups string
+	if w.Rollout != nil {
+		if err := CheckRollout(*w.Rollout); err != nil {
+			return w, "", err
+		}
+		var err error
+		if groups, err = EncodeRolloutGroups(w.Rollout.Groups); err != nil {
+			return w, "", err
+		}
+		r := *w.Rollout
+		r.CreatedAt, r.UpdatedAt = orNow(r.CreatedAt), orNow(r.UpdatedAt)
+		w.Rollout = &r
+	}
+	devices := make([]DeviceUpdate, len(w.Devices))
+	for i, u := range w.Devices {
+		if err := CheckDeviceUpdate(u); err != nil {
+			return w, "", err
+		}
+		u.UpdatedAt = orNow(u.UpdatedAt)
+		devices[i] = u
+	}
+	versions := make([]DeviceVersion, len(w.Versions))
+	for i, v := range w.Versions {
+		if v.DeviceID == "" || v.Version == "" {
+			return w, "", Errorf(EINVALID, "a device version needs a device and a version")
+		}
+		v.UpdatedAt = orNow(v.UpdatedAt)
+		versions[i] = v
+	}
+	w.Devices, w.Versions = devices, versions
+	return w, groups, nil
+}
+
 // CheckRollout reports whether a store may keep r: EINVALID for an empty id, model or
 // version, an unknown state, no group, or a current group out of range. Both stores call it.
 func CheckRollout(r Rollout) error {

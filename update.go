@@ -2,6 +2,7 @@ package vitalgate
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 )
@@ -9,6 +10,46 @@ import (
 // UpdateChunkSize is the most bytes of a target file that a store keeps in one row: target
 // files are written and read chunk by chunk, so that no whole image is ever held in memory.
 const UpdateChunkSize = 1 << 20
+
+// EachUpdateChunk reads content to its end in chunks of at most UpdateChunkSize bytes and
+// calls fn with each chunk's sequence number (from 0) and bytes, which fn must not keep: the
+// one way both stores split a target file into rows.
+func EachUpdateChunk(content io.Reader, fn func(seq int, chunk []byte) error) error {
+	buf := make([]byte, UpdateChunkSize)
+	for seq := 0; ; seq++ {
+		n, err := io.ReadFull(content, buf)
+		if n > 0 {
+			if err := fn(seq, buf[:n]); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+// CopyUpdateChunks writes a target file's chunks to w in sequence order, reading chunk seq
+// with next until next returns io.EOF, and returns the bytes written: the one way both stores
+// stream a target file out of its rows.
+func CopyUpdateChunks(w io.Writer, next func(seq int) ([]byte, error)) (int64, error) {
+	var total int64
+	for seq := 0; ; seq++ {
+		chunk, err := next(seq)
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		} else if err != nil {
+			return total, err
+		}
+		n, err := w.Write(chunk)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+}
 
 // UpdateMetadata is one signed version of a metadata file of the update repository (The
 // Update Framework): the top-level roles root, targets, snapshot and timestamp, and one

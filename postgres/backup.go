@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 // What package backup needs from a PostgreSQL store: the destruction of an erased patient's
@@ -19,20 +21,7 @@ func (db *DB) EachDataKey(ctx context.Context, fn func(site string, patientIndex
 		return mapError(err, "data keys")
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var site string
-		var idx []byte
-		if err := rows.Scan(&site, &idx); err != nil {
-			return mapError(err, "data keys")
-		}
-		if err := fn(site, idx); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return mapError(err, "data keys")
-	}
-	return nil
+	return rowiter.EachPair(rows, mapping("data keys"), fn)
 }
 
 // ShredPatient deletes a patient's data key, resources, index rows, assignments and care

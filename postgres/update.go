@@ -48,19 +48,11 @@ func (db *DB) CreateUpdateRelease(ctx context.Context, r vitalgate.UpdateRelease
 			dbBlob(r.SBOM), r.Live, dbBlob(r.Pending), r.Signed, r.Needed, r.By, dbTime(db.orNow(r.Created)), dbTime(r.LiveAt)); err != nil {
 			return mapError(err, "update release")
 		}
-		buf := make([]byte, vitalgate.UpdateChunkSize)
-		for seq := 0; ; seq++ {
-			n, err := io.ReadFull(content, buf)
-			if n > 0 {
-				if _, err := tx.Exec(ctx, insertUpdateChunkSQL, r.Model, r.Version, seq, buf[:n]); err != nil {
-					return mapError(err, "update target chunk")
-				}
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				break
-			} else if err != nil {
-				return err
-			}
+		if err := vitalgate.EachUpdateChunk(content, func(seq int, chunk []byte) error {
+			_, err := tx.Exec(ctx, insertUpdateChunkSQL, r.Model, r.Version, seq, chunk)
+			return mapError(err, "update target chunk")
+		}); err != nil {
+			return err
 		}
 		return db.putUpdateMetadataTx(ctx, tx, ms)
 	})
@@ -144,30 +136,15 @@ func scanUpdateRelease(s rowiter.Scanner) (vitalgate.UpdateRelease, error) {
 
 // UpdateRelease returns a release. ENOTFOUND.
 func (db *DB) UpdateRelease(ctx context.Context, model, version string) (vitalgate.UpdateRelease, error) {
-	r, err := scanUpdateRelease(db.pool.QueryRow(ctx, selectUpdateReleaseSQL, model, version))
-	if err != nil {
-		return vitalgate.UpdateRelease{}, mapError(err, "update release")
-	}
-	return r, nil
+	return get(ctx, db, "update release", scanUpdateRelease, selectUpdateReleaseSQL, model, version)
 }
 
 // UpdateReleases returns the releases of model, of every model for "".
 func (db *DB) UpdateReleases(ctx context.Context, model string) ([]vitalgate.UpdateRelease, error) {
-	var (
-		rows pgx.Rows
-		err  error
-	)
 	if model == "" {
-		rows, err = db.pool.Query(ctx, selectAllUpdateReleasesSQL)
-	} else {
-		rows, err = db.pool.Query(ctx, selectUpdateReleasesSQL, model)
+		return collect(ctx, db, "update releases", scanUpdateRelease, selectAllUpdateReleasesSQL)
 	}
-	if err != nil {
-		return nil, mapError(err, "update releases")
-	}
-	defer rows.Close()
-	out, err := rowiter.Collect(rows, scanUpdateRelease)
-	return out, mapError(err, "update releases")
+	return collect(ctx, db, "update releases", scanUpdateRelease, selectUpdateReleasesSQL, model)
 }
 
 // WriteUpdateTarget writes a release's target file to w one chunk at a time. ENOTFOUND.
@@ -175,19 +152,12 @@ func (db *DB) WriteUpdateTarget(ctx context.Context, model, version string, w io
 	if _, err := db.UpdateRelease(ctx, model, version); err != nil {
 		return 0, err
 	}
-	var total int64
-	for seq := 0; ; seq++ {
+	return vitalgate.CopyUpdateChunks(w, func(seq int) ([]byte, error) {
 		var chunk []byte
 		err := db.pool.QueryRow(ctx, selectUpdateChunkSQL, model, version, seq).Scan(&chunk)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return total, nil
-		} else if err != nil {
-			return total, mapError(err, "update target chunk")
+			return nil, io.EOF
 		}
-		n, err := w.Write(chunk)
-		total += int64(n)
-		if err != nil {
-			return total, err
-		}
-	}
+		return chunk, mapError(err, "update target chunk")
+	})
 }

@@ -70,3 +70,18 @@ func AuditRecord(s Scanner) (vitalgate.AuditRecord, error) {
 	rec.Index = uint64(idx) // #nosec G115 -- idx is non-negative by the audit_log column's CHECK (idx >= 0)
 	return rec, err
 }
+
+// EachPair is Each for a result set of two columns, scanned into an A and a B and handed to
+// fn as they are.
+func EachPair[A, B any](rs Rows, mapErr func(error) error, fn func(A, B) error) error {
+	type pair struct {
+		a A
+		b B
+	}
+	scan := func(s Scanner) (pair, error) {
+		var p pair
+		err := s.Scan(&p.a, &p.b)
+		return p, err
+	}
+	return Each(rs, scan, mapErr, func(p pair) error { return fn(p.a, p.b) })
+}

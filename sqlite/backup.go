@@ -8,6 +8,7 @@ import (
 	"regexp"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 // What package backup needs from a SQLite store: a consistent snapshot taken while the
@@ -78,20 +79,7 @@ func (db *DB) EachDataKey(ctx context.Context, fn func(site string, patientIndex
 		return mapError(err, "data keys")
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var site string
-		var idx []byte
-		if err := rows.Scan(&site, &idx); err != nil {
-			return mapError(err, "data keys")
-		}
-		if err := fn(site, idx); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return mapError(err, "data keys")
-	}
-	return nil
+	return rowiter.EachPair(rows, mapping("data keys"), fn)
 }
 
 // ShredPatient deletes a patient's data key, resources, index rows, assignments and care

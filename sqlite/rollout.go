@@ -50,32 +50,20 @@ func (db *DB) WriteRollout(ctx context.Context, w vitalgate.RolloutWrite, audit 
 	if err := vitalgate.CheckAuditEntries(audit); err != nil {
 		return err
 	}
-	var groups string
-	if r := w.Rollout; r != nil {
-		if err := vitalgate.CheckRollout(*r); err != nil {
-			return err
-		}
-		var err error
-		if groups, err = vitalgate.EncodeRolloutGroups(r.Groups); err != nil {
-			return err
-		}
+	stored, groups, err := vitalgate.PrepareRolloutWrite(w, db.opts.Now())
+	if err != nil {
+		return err
 	}
-	for _, u := range w.Devices {
-		if err := vitalgate.CheckDeviceUpdate(u); err != nil {
-			return err
-		}
-	}
-	now := db.opts.Now()
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		if r := w.Rollout; r != nil && w.Create {
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if r := stored.Rollout; r != nil && w.Create {
 			if _, err := tx.ExecContext(ctx, insertRolloutSQL, r.ID, r.Model, r.Version, r.Target, r.Critical, string(r.State),
 				r.Reason, groups, r.Current, r.HealthWindow.Microseconds(), r.Silence.Microseconds(), r.CreatedBy,
-				dbTime(db.orNow(r.CreatedAt)), dbTime(db.orNow(r.UpdatedAt)), r.Site); err != nil {
+				dbTime(r.CreatedAt), dbTime(r.UpdatedAt), r.Site); err != nil {
 				return mapError(err, "rollout")
 			}
 		} else if r != nil {
 			res, err := tx.ExecContext(ctx, updateRolloutSQL, string(r.State), r.Reason, groups, r.Current,
-				dbTime(db.orNow(r.UpdatedAt)), r.ID, r.Revision)
+				dbTime(r.UpdatedAt), r.ID, r.Revision)
 			if err != nil {
 				return mapError(err, "rollout")
 			}
@@ -89,21 +77,14 @@ func (db *DB) WriteRollout(ctx context.Context, w vitalgate.RolloutWrite, audit 
 				return vitalgate.Errorf(vitalgate.ECONFLICT, "the rollout changed meanwhile; read it again")
 			}
 		}
-		for _, u := range w.Devices {
-			updated := u.UpdatedAt
-			if updated.IsZero() {
-				updated = now
-			}
+		for _, u := range stored.Devices {
 			if _, err := tx.ExecContext(ctx, upsertRolloutDev, u.RolloutID, u.DeviceID, u.Group, string(u.State), u.Reason,
-				dbTime(u.InstalledAt), dbTime(u.HealthyAt), dbTime(u.DoneAt), dbTime(updated)); err != nil {
+				dbTime(u.InstalledAt), dbTime(u.HealthyAt), dbTime(u.DoneAt), dbTime(u.UpdatedAt)); err != nil {
 				return mapError(err, "rollout device")
 			}
 		}
-		for _, v := range w.Versions {
-			if v.DeviceID == "" || v.Version == "" {
-				return vitalgate.Errorf(vitalgate.EINVALID, "a device version needs a device and a version")
-			}
-			if _, err := tx.ExecContext(ctx, upsertDeviceVerSQL, v.DeviceID, v.Model, v.Version, v.Previous, dbTime(db.orNow(v.UpdatedAt))); err != nil {
+		for _, v := range stored.Versions {
+			if _, err := tx.ExecContext(ctx, upsertDeviceVerSQL, v.DeviceID, v.Model, v.Version, v.Previous, dbTime(v.UpdatedAt)); err != nil {
 				return mapError(err, "device version")
 			}
 		}
