@@ -11,7 +11,7 @@ import (
 var (
 	pureGroup      = []string{"fhir", "hl7v2", "vitals", "seal", "pcd01", "audit", "deid", "lab"}
 	transportGroup = []string{"httpapi", "mllp"}
-	storeGroup     = []string{"sqlite", "postgres", "storetest"}
+	storeGroup     = []string{"sqlite", "postgres", "sqlstore", "storetest"}
 	// assemblyGroup may wire a store to a transport: the binary, the node assembly it
 	// shares with demo and bench, and bench, which runs that assembly.
 	assemblyGroup = []string{"cmd/vitalgate", "node", "bench"}

@@ -15,7 +15,7 @@ import (
 )
 
 // storePackages are the directories, relative to the module root, holding SQL stores.
-var storePackages = []string{"sqlite", "postgres"}
+var storePackages = []string{"sqlite", "postgres", "sqlstore"}
 
 // sqlMethods are the methods (database/sql's DB, Tx, Conn; pgx's Conn, Pool, Tx, Batch)
 // whose SQL argument must be a constant.

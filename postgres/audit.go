@@ -2,22 +2,13 @@ package postgres
 
 import (
 	"context"
-	"errors"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/vitalgate/vitalgate"
-	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 const (
 	auditSizeSQL    = `SELECT size FROM audit_head`
 	auditEntriesSQL = `SELECT idx, data, hash FROM audit_log WHERE idx >= $1 AND idx < $2 ORDER BY idx`
-
-	insertCheckpointSQL = `INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3)
-	ON CONFLICT (size) DO NOTHING`
-	selectCheckpointsSQL = `SELECT size, note, created_at FROM audit_checkpoints ORDER BY size`
 )
 
 // AppendAudit appends entries in one transaction and returns the index of the first. It
@@ -61,35 +52,6 @@ func (db *DB) AuditEntries(ctx context.Context, from, to uint64, fn func(vitalga
 	return db.auditRecords(ctx, "audit log", fn, auditEntriesSQL, lo, hi)
 }
 
-// AddAuditCheckpoint stores a signed checkpoint. A checkpoint for a size that has one already
-// is ignored: the first one stored is kept, whichever node stored it. A zero CreatedAt is set
-// to the current time. Returns EINVALID for an empty note or a size beyond what the log can
-// hold.
-func (db *DB) AddAuditCheckpoint(ctx context.Context, c vitalgate.AuditCheckpoint) error {
-	if err := vitalgate.CheckAuditCheckpoint(c); err != nil {
-		return err
-	}
-	_, err := db.pool.Exec(ctx, insertCheckpointSQL, int64(c.Size), c.Note, dbTime(db.orNow(c.CreatedAt))) // #nosec G115 -- CheckAuditCheckpoint bounds c.Size to math.MaxInt64
-	return mapError(err, "audit checkpoint")
-}
-
-// AuditCheckpoints returns every stored checkpoint in ascending size order.
-func (db *DB) AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint, error) {
-	return collect(ctx, db, "audit checkpoints", scanCheckpoint, selectCheckpointsSQL)
-}
-
-// scanCheckpoint reads an audit_checkpoints row selected as size, note, created_at.
-func scanCheckpoint(s rowiter.Scanner) (vitalgate.AuditCheckpoint, error) {
-	var (
-		c       vitalgate.AuditCheckpoint
-		size    int64
-		created *time.Time
-	)
-	err := s.Scan(&size, &c.Note, &created)
-	c.Size, c.CreatedAt = uint64(size), goTime(created) // #nosec G115 -- size is non-negative by the column's CHECK (size >= 0)
-	return c, err
-}
-
 // Audit search SQL (audit_index, migration 0005). Each query leads with one indexed field and
 // filters the others as residuals. $1..$6 are the patient index, agent id, action, outcome
 // (” for any) and the time bounds in vitalgate.AuditIndexTime form; $7 is the limit.
@@ -98,11 +60,6 @@ const (
 	auditSearchRest   = ` AND ($1 = '' OR i.patient_index = $1) AND ($2 = '' OR i.agent_id = $2)
 	AND ($3 = '' OR i.action = $3) AND ($4 = '' OR i.outcome = $4) AND i.time >= $5 AND i.time < $6
 	AND ($8 = '' OR i.site = $8)`
-
-	outboxCursorSQL    = `SELECT next FROM outbox_cursors WHERE destination = $1`
-	setOutboxCursorSQL = `INSERT INTO outbox_cursors (destination, next, updated_at) VALUES ($1, $2, $3)
-	ON CONFLICT (destination) DO UPDATE SET next = excluded.next, updated_at = excluded.updated_at
-	WHERE excluded.next > outbox_cursors.next`
 )
 
 // auditSearchQueries holds the audit search query for each vitalgate.AuditLead.
@@ -127,29 +84,4 @@ func (db *DB) AuditSearch(ctx context.Context, q vitalgate.AuditQuery, fn func(v
 	}
 	// assurance:sql-ok auditSearchQueries is an array of this package's SQL constants
 	return db.auditRecords(ctx, "audit search", fn, auditSearchQueries[lead], args...)
-}
-
-// OutboxCursor returns the index of the next audit entry to deliver to destination, 0 when
-// nothing was delivered to it yet.
-func (db *DB) OutboxCursor(ctx context.Context, destination string) (uint64, error) {
-	var n int64
-	err := db.pool.QueryRow(ctx, outboxCursorSQL, destination).Scan(&n)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, mapError(err, "outbox cursor")
-	}
-	return uint64(n), nil // #nosec G115 -- next is non-negative by the column's CHECK (next >= 0)
-}
-
-// SetOutboxCursor records that every audit entry before next was delivered to destination.
-// The cursor only moves forward (a lower next is ignored, as when two nodes deliver).
-// Returns EINVALID for an empty destination or a next beyond what the log can hold.
-func (db *DB) SetOutboxCursor(ctx context.Context, destination string, next uint64) error {
-	if err := vitalgate.CheckOutboxCursor(destination, next); err != nil {
-		return err
-	}
-	_, err := db.pool.Exec(ctx, setOutboxCursorSQL, destination, int64(next), dbTime(db.orNow(time.Time{}))) // #nosec G115 -- CheckOutboxCursor bounds next to math.MaxInt64
-	return mapError(err, "outbox cursor")
 }

@@ -232,7 +232,6 @@ func (db *DB) RetiredKEKs(ctx context.Context) ([]vitalgate.RetiredKEK, error) {
 }
 
 const (
-	siteHoldLockSQL         = `SELECT 1 FROM legal_holds WHERE site = $1 LIMIT 1 FOR SHARE`
 	eraseSiteKeysSQL        = `DELETE FROM data_keys WHERE site = $1 RETURNING patient_index`
 	eraseSiteCodesSQL       = `DELETE FROM resource_codes c USING resources r WHERE r.type = c.type AND r.id = c.id AND r.site = $1`
 	eraseSiteIdentsOfSQL    = `DELETE FROM resource_identifiers i USING resources r WHERE r.type = i.type AND r.id = i.id AND r.site = $1`
@@ -266,14 +265,8 @@ func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time
 		if err := r.CheckApproval(approvedBy, true); err != nil {
 			return err
 		}
-		err = tx.QueryRow(ctx, siteHoldLockSQL, r.Site).Scan(new(int))
-		if err == nil {
-			return vitalgate.Errorf(vitalgate.ECONFLICT, "a legal hold is in place on a patient of site %q: release it first", r.Site)
-		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return mapError(err, "legal hold")
-		}
-		if _, err := tx.Exec(ctx, approveSQL, approvedBy, now, id); err != nil {
-			return mapError(err, "approve erasure")
+		if err := db.ApproveSiteErasureTx(ctx, pgConn{tx}, id, r.Site, approvedBy, now); err != nil {
+			return err
 		}
 		exec := func(q string, args ...any) (int, error) {
 			tag, err := tx.Exec(ctx, q, args...) // assurance:sql-ok q is one of the eraseSite*SQL constants at every call below

@@ -118,6 +118,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/groupcommit"
+	"github.com/vitalgate/vitalgate/sqlstore"
 )
 
 // Default option values.
@@ -207,6 +208,10 @@ func (o Options) withDefaults() Options {
 // DB is a Vitalgate store in a PostgreSQL database. It implements vitalgate.Store and is
 // safe for concurrent use.
 type DB struct {
+	// Shared holds the methods this store shares with the SQLite store (alerts and
+	// quarantine, rollouts, node configurations, audit checkpoints, update reads).
+	sqlstore.Shared
+
 	pool *pgxpool.Pool
 	opts Options
 
@@ -261,6 +266,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, mapError(err, "open")
 	}
 	db := &DB{pool: pool, opts: opts}
+	db.Shared = sqlstore.New(sharedBackend{db})
 	if err := migrate(ctx, pool, opts.Now); err != nil {
 		pool.Close()
 		return nil, err

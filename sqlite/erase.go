@@ -150,7 +150,6 @@ func (db *DB) ErasePatient(ctx context.Context, id, approvedBy string, at time.T
 }
 
 const (
-	siteHoldSQL        = `SELECT 1 FROM legal_holds WHERE site = ? LIMIT 1`
 	eraseSiteKeysSQL   = `DELETE FROM data_keys WHERE site = ? RETURNING patient_index`
 	eraseSiteCodesSQL  = `DELETE FROM resource_codes WHERE (type, id) IN (SELECT type, id FROM resources WHERE site = ?)`
 	eraseSiteIdentsSQL = `DELETE FROM resource_identifiers WHERE site = ?
@@ -185,14 +184,8 @@ func (db *DB) EraseSite(ctx context.Context, id, approvedBy string, at time.Time
 		if err := r.CheckApproval(approvedBy, true); err != nil {
 			return err
 		}
-		err := tx.QueryRowContext(ctx, siteHoldSQL, r.Site).Scan(new(int))
-		if err == nil {
-			return vitalgate.Errorf(vitalgate.ECONFLICT, "a legal hold is in place on a patient of site %q: release it first", r.Site)
-		} else if !errors.Is(err, sql.ErrNoRows) {
-			return mapError(err, "legal hold")
-		}
-		if _, err := tx.ExecContext(ctx, approveSQL, approvedBy, now, id); err != nil {
-			return mapError(err, "approve erasure")
+		if err := db.ApproveSiteErasureTx(ctx, sqlConn{tx}, id, r.Site, approvedBy, now); err != nil {
+			return err
 		}
 		exec := func(q string, args ...any) (int, error) {
 			res, err := tx.ExecContext(ctx, q, args...) // assurance:sql-ok q is one of the eraseSite*SQL constants at every call below

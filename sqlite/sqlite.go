@@ -44,6 +44,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/groupcommit"
+	"github.com/vitalgate/vitalgate/sqlstore"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -108,6 +109,10 @@ func (o Options) withDefaults() Options {
 // DB is a Vitalgate store in one SQLite database file. It implements vitalgate.Store and is
 // safe for concurrent use.
 type DB struct {
+	// Shared holds the methods this store shares with the PostgreSQL store (alerts and
+	// quarantine, rollouts, node configurations, audit checkpoints, update reads).
+	sqlstore.Shared
+
 	path string
 	opts Options
 
@@ -150,6 +155,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		path: abs,
 		opts: opts,
 	}
+	db.Shared = sqlstore.New(sharedBackend{db})
 	if err := db.open(ctx); err != nil {
 		_ = db.closePools() // the open error is the one to report
 		return nil, err

@@ -3,32 +3,21 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"io"
 
 	"github.com/vitalgate/vitalgate"
-	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 const (
 	insertUpdateMetadataSQL = `INSERT INTO update_metadata (role, version, data, expires_at, created_at) VALUES (?, ?, ?, ?, ?)`
-	updateMetadataColumns   = `SELECT role, version, data, expires_at, created_at FROM update_metadata`
-	selectUpdateMetadataSQL = updateMetadataColumns + ` WHERE role = ? AND version = ?`
-	latestUpdateMetadataSQL = updateMetadataColumns + ` WHERE role = ? ORDER BY version DESC LIMIT 1`
 
 	insertUpdateReleaseSQL = `INSERT INTO update_releases (model, version, target, length, sha256, sbom, live, pending,
 		signed, needed, created_by, created_at, live_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	signUpdateReleaseSQL = `UPDATE update_releases SET pending = ?, signed = ?, live = ?, live_at = ?
 		WHERE model = ? AND version = ? AND live = 0`
-	updateReleaseColumns = `SELECT model, version, target, length, sha256, sbom, live, pending, signed, needed,
-		created_by, created_at, live_at FROM update_releases`
-	selectUpdateReleaseSQL     = updateReleaseColumns + ` WHERE model = ? AND version = ?`
-	selectUpdateReleasesSQL    = updateReleaseColumns + ` WHERE model = ? ORDER BY created_at, version`
-	selectAllUpdateReleasesSQL = updateReleaseColumns + ` ORDER BY model, created_at, version`
-	updateReleaseLiveSQL       = `SELECT live FROM update_releases WHERE model = ? AND version = ?`
+	updateReleaseLiveSQL = `SELECT live FROM update_releases WHERE model = ? AND version = ?`
 
 	insertUpdateChunkSQL = `INSERT INTO update_chunks (model, version, seq, data) VALUES (?, ?, ?, ?)`
-	selectUpdateChunkSQL = `SELECT data FROM update_chunks WHERE model = ? AND version = ? AND seq = ?`
 )
 
 // CreateUpdateRelease stores r, its target file read from content in chunks of at most
@@ -115,69 +104,5 @@ func (db *DB) PutUpdateMetadata(ctx context.Context, ms []vitalgate.UpdateMetada
 			return err
 		}
 		return db.appendAuditTx(ctx, tx, audit)
-	})
-}
-
-func scanUpdateMetadata(s rowiter.Scanner) (vitalgate.UpdateMetadata, error) {
-	var (
-		m                vitalgate.UpdateMetadata
-		expires, created sql.NullInt64
-	)
-	err := s.Scan(&m.Role, &m.Version, &m.Data, &expires, &created)
-	m.Expires, m.CreatedAt = goTime(expires), goTime(created)
-	return m, err
-}
-
-// UpdateMetadata returns a metadata version, the highest for version 0. ENOTFOUND.
-func (db *DB) UpdateMetadata(ctx context.Context, role string, version int64) (vitalgate.UpdateMetadata, error) {
-	var row *sql.Row
-	if version == 0 {
-		row = db.queryRow(ctx, latestUpdateMetadataSQL, role)
-	} else {
-		row = db.queryRow(ctx, selectUpdateMetadataSQL, role, version)
-	}
-	m, err := scanUpdateMetadata(row)
-	if err != nil {
-		return vitalgate.UpdateMetadata{}, mapError(err, "update metadata")
-	}
-	return m, nil
-}
-
-func scanUpdateRelease(s rowiter.Scanner) (vitalgate.UpdateRelease, error) {
-	var (
-		r             vitalgate.UpdateRelease
-		created, live sql.NullInt64
-	)
-	err := s.Scan(&r.Model, &r.Version, &r.Target, &r.Length, &r.SHA256, &r.SBOM, &r.Live, &r.Pending,
-		&r.Signed, &r.Needed, &r.By, &created, &live)
-	r.Created, r.LiveAt = goTime(created), goTime(live)
-	return r, err
-}
-
-// UpdateRelease returns a release. ENOTFOUND.
-func (db *DB) UpdateRelease(ctx context.Context, model, version string) (vitalgate.UpdateRelease, error) {
-	return get(ctx, db, "update release", scanUpdateRelease, selectUpdateReleaseSQL, model, version)
-}
-
-// UpdateReleases returns the releases of model, of every model for "".
-func (db *DB) UpdateReleases(ctx context.Context, model string) ([]vitalgate.UpdateRelease, error) {
-	if model == "" {
-		return collect(ctx, db, "update releases", scanUpdateRelease, selectAllUpdateReleasesSQL)
-	}
-	return collect(ctx, db, "update releases", scanUpdateRelease, selectUpdateReleasesSQL, model)
-}
-
-// WriteUpdateTarget writes a release's target file to w one chunk at a time. ENOTFOUND.
-func (db *DB) WriteUpdateTarget(ctx context.Context, model, version string, w io.Writer) (int64, error) {
-	if _, err := db.UpdateRelease(ctx, model, version); err != nil {
-		return 0, err
-	}
-	return vitalgate.CopyUpdateChunks(w, func(seq int) ([]byte, error) {
-		var chunk []byte
-		err := db.queryRow(ctx, selectUpdateChunkSQL, model, version, seq).Scan(&chunk)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, io.EOF
-		}
-		return chunk, mapError(err, "update target chunk")
 	})
 }

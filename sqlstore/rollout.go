@@ -1,16 +1,12 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/rowiter"
 )
-
-var _ vitalgate.RolloutStore = (*DB)(nil)
 
 const (
 	insertRolloutSQL = `INSERT INTO rollouts (id, model, version, target, critical, state, reason, groups_json,
@@ -47,41 +43,41 @@ const (
 
 // WriteRollout applies w and appends the audit entries, in one transaction. On success
 // w.Rollout.Revision is the stored revision.
-func (db *DB) WriteRollout(ctx context.Context, w vitalgate.RolloutWrite, audit ...[]byte) error {
-	stored, groups, err := vitalgate.PrepareRolloutWrite(w, db.opts.Now())
+func (s Shared) WriteRollout(ctx context.Context, w vitalgate.RolloutWrite, audit ...[]byte) error {
+	stored, groups, err := vitalgate.PrepareRolloutWrite(w, s.b.Now())
 	if err != nil {
 		return err
 	}
-	err = db.inTx(ctx, audit, func(tx pgx.Tx) error {
+	err = s.b.InTx(ctx, audit, func(tx Conn) error {
 		if r := stored.Rollout; r != nil && w.Create {
 			if _, err := tx.Exec(ctx, insertRolloutSQL, r.ID, r.Model, r.Version, r.Target, r.Critical, string(r.State),
 				r.Reason, groups, r.Current, r.HealthWindow.Microseconds(), r.Silence.Microseconds(), r.CreatedBy,
-				dbTime(r.CreatedAt), dbTime(r.UpdatedAt), r.Site); err != nil {
-				return mapError(err, "rollout")
+				s.b.Time(r.CreatedAt), s.b.Time(r.UpdatedAt), r.Site); err != nil {
+				return s.b.MapError(err, "rollout")
 			}
 		} else if r != nil {
-			tag, err := tx.Exec(ctx, updateRolloutSQL, string(r.State), r.Reason, groups, r.Current,
-				dbTime(r.UpdatedAt), r.ID, r.Revision)
+			n, err := tx.Exec(ctx, updateRolloutSQL, string(r.State), r.Reason, groups, r.Current,
+				s.b.Time(r.UpdatedAt), r.ID, r.Revision)
 			if err != nil {
-				return mapError(err, "rollout")
+				return s.b.MapError(err, "rollout")
 			}
-			if tag.RowsAffected() == 0 {
+			if n == 0 {
 				var one int
 				if err := tx.QueryRow(ctx, rolloutExistsSQL, r.ID).Scan(&one); err != nil {
-					return mapError(err, "rollout")
+					return s.b.MapError(err, "rollout")
 				}
 				return vitalgate.Errorf(vitalgate.ECONFLICT, "the rollout changed meanwhile; read it again")
 			}
 		}
 		for _, u := range stored.Devices {
 			if _, err := tx.Exec(ctx, upsertRolloutDev, u.RolloutID, u.DeviceID, u.Group, string(u.State), u.Reason,
-				dbTime(u.InstalledAt), dbTime(u.HealthyAt), dbTime(u.DoneAt), dbTime(u.UpdatedAt)); err != nil {
-				return mapError(err, "rollout device")
+				s.b.Time(u.InstalledAt), s.b.Time(u.HealthyAt), s.b.Time(u.DoneAt), s.b.Time(u.UpdatedAt)); err != nil {
+				return s.b.MapError(err, "rollout device")
 			}
 		}
 		for _, v := range stored.Versions {
-			if _, err := tx.Exec(ctx, upsertDeviceVerSQL, v.DeviceID, v.Model, v.Version, v.Previous, dbTime(v.UpdatedAt)); err != nil {
-				return mapError(err, "device version")
+			if _, err := tx.Exec(ctx, upsertDeviceVerSQL, v.DeviceID, v.Model, v.Version, v.Previous, s.b.Time(v.UpdatedAt)); err != nil {
+				return s.b.MapError(err, "device version")
 			}
 		}
 		return nil
@@ -92,119 +88,119 @@ func (db *DB) WriteRollout(ctx context.Context, w vitalgate.RolloutWrite, audit 
 	return err
 }
 
-func scanRollout(s rowiter.Scanner) (vitalgate.Rollout, error) {
+func scanRollout(row rowiter.Scanner) (vitalgate.Rollout, error) {
 	var (
 		r                vitalgate.Rollout
 		state, groups    string
 		window, silence  int64
-		created, updated *time.Time
+		created, updated Time
 	)
-	if err := s.Scan(&r.ID, &r.Model, &r.Version, &r.Target, &r.Critical, &state, &r.Reason, &groups, &r.Current,
+	if err := row.Scan(&r.ID, &r.Model, &r.Version, &r.Target, &r.Critical, &state, &r.Reason, &groups, &r.Current,
 		&window, &silence, &r.CreatedBy, &created, &updated, &r.Revision, &r.Site); err != nil {
 		return r, err
 	}
 	r.State, r.HealthWindow, r.Silence = vitalgate.RolloutState(state), time.Duration(window)*time.Microsecond, time.Duration(silence)*time.Microsecond
-	r.CreatedAt, r.UpdatedAt = goTime(created), goTime(updated)
+	r.CreatedAt, r.UpdatedAt = created.T, updated.T
 	var err error
 	r.Groups, err = vitalgate.DecodeRolloutGroups(groups)
 	return r, err
 }
 
 // Rollout returns a rollout by id. Returns ENOTFOUND.
-func (db *DB) Rollout(ctx context.Context, id string) (vitalgate.Rollout, error) {
-	r, err := scanRollout(db.pool.QueryRow(ctx, selectRolloutSQL, id))
-	return r, mapError(err, "rollout")
+func (s Shared) Rollout(ctx context.Context, id string) (vitalgate.Rollout, error) {
+	r, err := scanRollout(s.b.Reader().QueryRow(ctx, selectRolloutSQL, id))
+	return r, s.b.MapError(err, "rollout")
 }
 
 // LatestRollout returns the model's newest rollout. Returns ENOTFOUND.
-func (db *DB) LatestRollout(ctx context.Context, model string) (vitalgate.Rollout, error) {
-	r, err := scanRollout(db.pool.QueryRow(ctx, latestRolloutSQL, model))
-	return r, mapError(err, "rollout")
+func (s Shared) LatestRollout(ctx context.Context, model string) (vitalgate.Rollout, error) {
+	r, err := scanRollout(s.b.Reader().QueryRow(ctx, latestRolloutSQL, model))
+	return r, s.b.MapError(err, "rollout")
 }
 
 // Rollouts returns up to limit rollouts, newest first, of model ("" for every model).
-func (db *DB) Rollouts(ctx context.Context, model string, limit int) ([]vitalgate.Rollout, error) {
+func (s Shared) Rollouts(ctx context.Context, model string, limit int) ([]vitalgate.Rollout, error) {
 	if model == "" {
-		return collect(ctx, db, "rollouts", scanRollout, allRolloutsSQL, limit)
+		return collect(ctx, s, "rollouts", scanRollout, allRolloutsSQL, limit)
 	}
-	return collect(ctx, db, "rollouts", scanRollout, modelRolloutsSQL, model, limit)
+	return collect(ctx, s, "rollouts", scanRollout, modelRolloutsSQL, model, limit)
 }
 
-func scanRolloutDevice(s rowiter.Scanner) (vitalgate.DeviceUpdate, error) {
+func scanRolloutDevice(row rowiter.Scanner) (vitalgate.DeviceUpdate, error) {
 	var (
 		u                             vitalgate.DeviceUpdate
 		state                         string
-		installed, healthy, done, upd *time.Time
+		installed, healthy, done, upd Time
 	)
-	err := s.Scan(&u.RolloutID, &u.DeviceID, &u.Group, &state, &u.Reason, &installed, &healthy, &done, &upd)
+	err := row.Scan(&u.RolloutID, &u.DeviceID, &u.Group, &state, &u.Reason, &installed, &healthy, &done, &upd)
 	u.State = vitalgate.DeviceUpdateState(state)
-	u.InstalledAt, u.HealthyAt, u.DoneAt, u.UpdatedAt = goTime(installed), goTime(healthy), goTime(done), goTime(upd)
+	u.InstalledAt, u.HealthyAt, u.DoneAt, u.UpdatedAt = installed.T, healthy.T, done.T, upd.T
 	return u, err
 }
 
 // DeviceUpdate returns a device's row of a rollout. Returns ENOTFOUND.
-func (db *DB) DeviceUpdate(ctx context.Context, rolloutID, deviceID string) (vitalgate.DeviceUpdate, error) {
-	u, err := scanRolloutDevice(db.pool.QueryRow(ctx, selectRolloutDev, rolloutID, deviceID))
-	return u, mapError(err, "rollout device")
+func (s Shared) DeviceUpdate(ctx context.Context, rolloutID, deviceID string) (vitalgate.DeviceUpdate, error) {
+	u, err := scanRolloutDevice(s.b.Reader().QueryRow(ctx, selectRolloutDev, rolloutID, deviceID))
+	return u, s.b.MapError(err, "rollout device")
 }
 
 // RolloutDevices returns every device row of a rollout, ordered by device id.
-func (db *DB) RolloutDevices(ctx context.Context, rolloutID string) ([]vitalgate.DeviceUpdate, error) {
-	return collect(ctx, db, "rollout devices", scanRolloutDevice, selectRolloutDevs, rolloutID)
+func (s Shared) RolloutDevices(ctx context.Context, rolloutID string) ([]vitalgate.DeviceUpdate, error) {
+	return collect(ctx, s, "rollout devices", scanRolloutDevice, selectRolloutDevs, rolloutID)
 }
 
 // DeviceVersion returns the version a device reported installed last. Returns ENOTFOUND.
-func (db *DB) DeviceVersion(ctx context.Context, deviceID string) (vitalgate.DeviceVersion, error) {
+func (s Shared) DeviceVersion(ctx context.Context, deviceID string) (vitalgate.DeviceVersion, error) {
 	var (
 		v   vitalgate.DeviceVersion
-		upd *time.Time
+		upd Time
 	)
-	err := db.pool.QueryRow(ctx, selectDeviceVerSQL, deviceID).Scan(&v.DeviceID, &v.Model, &v.Version, &v.Previous, &upd)
-	v.UpdatedAt = goTime(upd)
-	return v, mapError(err, "device version")
+	err := s.b.Reader().QueryRow(ctx, selectDeviceVerSQL, deviceID).Scan(&v.DeviceID, &v.Model, &v.Version, &v.Previous, &upd)
+	v.UpdatedAt = upd.T
+	return v, s.b.MapError(err, "device version")
 }
 
 // SetMaintenanceWindow replaces the site's window (a zero Length removes it) and appends
 // the audit entries, in one transaction.
-func (db *DB) SetMaintenanceWindow(ctx context.Context, w vitalgate.MaintenanceWindow, audit ...[]byte) error {
+func (s Shared) SetMaintenanceWindow(ctx context.Context, w vitalgate.MaintenanceWindow, audit ...[]byte) error {
 	if err := vitalgate.CheckMaintenanceWindow(w); err != nil {
 		return err
 	}
-	return db.inTx(ctx, audit, func(tx pgx.Tx) error {
+	return s.b.InTx(ctx, audit, func(tx Conn) error {
 		var err error
 		if w.Length == 0 {
 			_, err = tx.Exec(ctx, deleteWindowSQL, w.Site)
 		} else {
 			_, err = tx.Exec(ctx, upsertWindowSQL, w.Site, int64(w.Start/time.Minute), int64(w.Length/time.Minute),
-				vitalgate.EncodeWeekdays(w.Days), w.Zone, dbTime(db.orNow(w.UpdatedAt)))
+				vitalgate.EncodeWeekdays(w.Days), w.Zone, s.b.Time(s.orNow(w.UpdatedAt)))
 		}
 		if err != nil {
-			return mapError(err, "maintenance window")
+			return s.b.MapError(err, "maintenance window")
 		}
 		return nil
 	})
 }
 
-func scanWindow(s rowiter.Scanner) (vitalgate.MaintenanceWindow, error) {
+func scanWindow(row rowiter.Scanner) (vitalgate.MaintenanceWindow, error) {
 	var (
 		w             vitalgate.MaintenanceWindow
 		start, length int64
 		days          string
-		upd           *time.Time
+		upd           Time
 	)
-	err := s.Scan(&w.Site, &start, &length, &days, &w.Zone, &upd)
+	err := row.Scan(&w.Site, &start, &length, &days, &w.Zone, &upd)
 	w.Start, w.Length = time.Duration(start)*time.Minute, time.Duration(length)*time.Minute
-	w.Days, w.UpdatedAt = vitalgate.DecodeWeekdays(days), goTime(upd)
+	w.Days, w.UpdatedAt = vitalgate.DecodeWeekdays(days), upd.T
 	return w, err
 }
 
 // MaintenanceWindow returns the site's window. Returns ENOTFOUND when it has none.
-func (db *DB) MaintenanceWindow(ctx context.Context, site string) (vitalgate.MaintenanceWindow, error) {
-	w, err := scanWindow(db.pool.QueryRow(ctx, selectWindowSQL, site))
-	return w, mapError(err, "maintenance window")
+func (s Shared) MaintenanceWindow(ctx context.Context, site string) (vitalgate.MaintenanceWindow, error) {
+	w, err := scanWindow(s.b.Reader().QueryRow(ctx, selectWindowSQL, site))
+	return w, s.b.MapError(err, "maintenance window")
 }
 
 // MaintenanceWindows returns every site's window, ordered by site.
-func (db *DB) MaintenanceWindows(ctx context.Context) ([]vitalgate.MaintenanceWindow, error) {
-	return collect(ctx, db, "maintenance windows", scanWindow, selectWindowsSQL)
+func (s Shared) MaintenanceWindows(ctx context.Context) ([]vitalgate.MaintenanceWindow, error) {
+	return collect(ctx, s, "maintenance windows", scanWindow, selectWindowsSQL)
 }

@@ -1,0 +1,42 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/vitalgate/vitalgate"
+)
+
+const (
+	outboxCursorSQL    = `SELECT next FROM outbox_cursors WHERE destination = $1`
+	setOutboxCursorSQL = `INSERT INTO outbox_cursors (destination, next, updated_at) VALUES ($1, $2, $3)
+	ON CONFLICT (destination) DO UPDATE SET next = excluded.next, updated_at = excluded.updated_at
+	WHERE excluded.next > outbox_cursors.next`
+)
+
+// OutboxCursor returns the index of the next audit entry to deliver to destination, 0 when
+// nothing was delivered to it yet.
+func (s Shared) OutboxCursor(ctx context.Context, destination string) (uint64, error) {
+	var n int64
+	err := s.b.Reader().QueryRow(ctx, outboxCursorSQL, destination).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.b.MapError(err, "outbox cursor")
+	}
+	return uint64(n), nil // #nosec G115 -- next is non-negative by the column's CHECK (next >= 0)
+}
+
+// SetOutboxCursor records that every audit entry before next was delivered to destination.
+// The cursor only moves forward (a lower next is ignored, as when two nodes deliver).
+// Returns EINVALID for an empty destination or a next beyond what the log can hold.
+func (s Shared) SetOutboxCursor(ctx context.Context, destination string, next uint64) error {
+	if err := vitalgate.CheckOutboxCursor(destination, next); err != nil {
+		return err
+	}
+	_, err := s.b.Writer().Exec(ctx, setOutboxCursorSQL, destination, int64(next), s.b.Time(s.orNow(time.Time{}))) // #nosec G115 -- CheckOutboxCursor bounds next to math.MaxInt64
+	return s.b.MapError(err, "outbox cursor")
+}
