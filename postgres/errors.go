@@ -127,17 +127,6 @@ func collect[T any](ctx context.Context, db *DB, what string, scan func(rowiter.
 	return vs, mapError(err, what)
 }
 
-// get returns the value scan reads from the one row that query selects: ENOTFOUND naming
-// what when there is none.
-func get[T any](ctx context.Context, db *DB, what string, scan func(rowiter.Scanner) (T, error), query string, args ...any) (T, error) {
-	v, err := scan(db.pool.QueryRow(ctx, query, args...)) // assurance:sql-ok query is a constant at every call of get (checked)
-	if err != nil {
-		var zero T
-		return zero, mapError(err, what)
-	}
-	return v, nil
-}
-
 // auditRecords calls fn, in row order, for each audit_log row that query selects as idx,
 // data, hash, with what naming the rows in errors.
 func (db *DB) auditRecords(ctx context.Context, what string, fn func(vitalgate.AuditRecord) error, query string, args ...any) error {

@@ -14,7 +14,7 @@ import (
 // the read pool, writes on the single write connection, transactions IMMEDIATE on it.
 type sharedBackend struct{ db *DB }
 
-func (b sharedBackend) Reader() sqlstore.Reader { return readConn{b.db} }
+func (b sharedBackend) Reader() sqlstore.Reader { return readConn(b) }
 func (b sharedBackend) Writer() sqlstore.Conn   { return sqlConn{b.db.w} }
 func (b sharedBackend) Now() time.Time          { return b.db.opts.Now() }
 

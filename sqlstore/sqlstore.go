@@ -80,11 +80,6 @@ func (s Shared) orNow(t time.Time) time.Time {
 	return t
 }
 
-// mapErr returns the store's error mapping for what.
-func (s Shared) mapErr(what string) func(error) error {
-	return func(err error) error { return s.b.MapError(err, what) }
-}
-
 // collect returns, in row order, the values scan reads from every row that query selects on
 // the reader, with what naming the rows in errors.
 func collect[T any](ctx context.Context, s Shared, what string, scan func(rowiter.Scanner) (T, error), query string, args ...any) ([]T, error) {
