@@ -41,6 +41,9 @@ const (
 	PermPostureRead            Permission = "posture:read"  // the fleet's vulnerability posture (admin, auditor)
 	// PermDetectedIssueRead reads security alerts (GET /fhir/DetectedIssue): auditors.
 	PermDetectedIssueRead Permission = "detectedissue:read"
+	// PermBulkExport kicks off, polls, reads and cancels FHIR Bulk Data exports and lists the
+	// groups a client may export (GET /fhir/Group): EHR systems (backend services).
+	PermBulkExport Permission = "bulk:export"
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -57,7 +60,7 @@ var rolePermissions = map[vitalgate.Role][]Permission{
 	vitalgate.RoleDevice: {PermReenroll, PermObservationCreate, PermUpdateRead, PermUpdateOffer, PermUpdateReport},
 	vitalgate.RoleAdmin:  {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead, PermPatientErase, PermPostureRead},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
-		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
+		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead, PermBulkExport},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
 	vitalgate.RoleAuditor: {PermAuditRead, PermPostureRead, PermDetectedIssueRead},

@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -202,6 +203,17 @@ func (s *Service) prepare(ctx context.Context, p vitalgate.Principal, req Reques
 		Since: req.Since, Filters: filters, WrappedKey: wrapped, CreatedAt: now, ExpiresAt: now.Add(s.retention())}, nil
 }
 
+// jobKey unwraps the data key of job j. The deployment's key-encryption key wraps it, so an
+// erasure, which destroys that key (vault.ShredKEK), destroys the files of every export made
+// before it: ENOTFOUND, in words for the client.
+func (s *Service) jobKey(j vitalgate.ExportJob) ([]byte, error) {
+	dek, err := s.Vault.Keyring().UnwrapDataKey(j.WrappedKey, keyAAD(j.ID))
+	if errors.Is(err, seal.ErrUnknownKey) {
+		return nil, vitalgate.Errorf(vitalgate.ENOTFOUND, "the files of export %s were destroyed by a patient or site erasure after it was made; kick off a new export", j.ID)
+	}
+	return dek, err
+}
+
 // keyAAD binds a job's wrapped data key to the job.
 func keyAAD(id string) []byte { return []byte("vitalgate export key " + id) }
 
@@ -250,7 +262,7 @@ func (s *Service) WriteFile(ctx context.Context, p vitalgate.Principal, id strin
 	if err := access.RequireScope(p, f.Type, access.OpRead); err != nil {
 		return s.refused(ctx, p, "export-file", j.Group, err)
 	}
-	dek, err := s.Vault.Keyring().UnwrapDataKey(j.WrappedKey, keyAAD(id))
+	dek, err := s.jobKey(j)
 	if err != nil {
 		return err
 	}

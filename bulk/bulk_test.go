@@ -66,6 +66,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	v := vault.New(store, keys, nil, nil)
+	v.FollowKeyDir(filepath.Join(dir, "keys"), 0)
 	akey, _ := audit.GenerateKey(nil)
 	signer, _ := audit.NewSigner("test", akey)
 	c := &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
@@ -482,5 +483,33 @@ func TestDisabledClientsJobFails(t *testing.T) {
 	got, _ := e.store.ExportJob(ctx, j.ID)
 	if got.Status != vitalgate.ExportFailed || !strings.Contains(got.Error, "disabled") || len(got.Files) != 0 {
 		t.Errorf("job = %s %q %v, want failed for a disabled client", got.Status, got.Error, got.Files)
+	}
+}
+
+// TestErasureDestroysEarlierExports: an erasure destroys the key-encryption key that wraps
+// the exports made before it: their files are gone (in words), and a job still waiting
+// fails instead of exporting.
+func TestErasureDestroysEarlierExports(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	done, err := e.svc.KickOff(ctx, ehr, bulk.Request{Types: []string{"Patient"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, e.svc)
+	waiting, err := e.svc.KickOff(ctx, ehr, bulk.Request{Types: []string{"Patient"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.vault.ShredKEK(ctx, site); err != nil {
+		t.Fatal(err)
+	}
+	err = e.svc.WriteFile(ctx, ehr, done.ID, 0, &bytes.Buffer{})
+	if vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND || !strings.Contains(vitalgate.ErrorMessage(err), "erasure") {
+		t.Errorf("WriteFile after an erasure = %v, want ENOTFOUND naming the erasure", err)
+	}
+	run(t, e.svc)
+	if got, _ := e.store.ExportJob(ctx, waiting.ID); got.Status != vitalgate.ExportFailed || !strings.Contains(got.Error, "erasure") {
+		t.Errorf("waiting job after an erasure = %s %q, want failed", got.Status, got.Error)
 	}
 }

@@ -109,8 +109,10 @@ func (s *Service) export(ctx context.Context, j vitalgate.ExportJob) ([]vitalgat
 		}
 		patients = g.Patients
 	}
-	dek, err := s.Vault.Keyring().UnwrapDataKey(j.WrappedKey, keyAAD(j.ID))
-	if err != nil {
+	dek, err := s.jobKey(j)
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return nil, 0, &jobFailure{vitalgate.ErrorMessage(err)}
+	} else if err != nil {
 		return nil, 0, err
 	}
 	defer clear(dek)

@@ -80,6 +80,14 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/updates/offer", AuthDevice, access.PermUpdateOffer, s.handleUpdateOffer},
 		{"POST", "/updates/report", AuthDevice, access.PermUpdateReport, s.handleUpdateReport},
 		{"GET", "/posture", AuthToken, access.PermPostureRead, s.handlePosture},
+		{"GET", "/fhir/Patient/$export", AuthToken, access.PermBulkExport, s.handlePatientExport},
+		{"POST", "/fhir/Patient/$export", AuthToken, access.PermBulkExport, s.handlePatientExport},
+		{"GET", "/fhir/Group/{id}/$export", AuthToken, access.PermBulkExport, s.handleGroupExport},
+		{"POST", "/fhir/Group/{id}/$export", AuthToken, access.PermBulkExport, s.handleGroupExport},
+		{"GET", "/fhir/Group", AuthToken, access.PermBulkExport, s.handleGroups},
+		{"GET", "/fhir/bulk/{id}", AuthToken, access.PermBulkExport, s.handleExportStatus},
+		{"DELETE", "/fhir/bulk/{id}", AuthToken, access.PermBulkExport, s.handleExportCancel},
+		{"GET", "/fhir/bulk/{id}/file/{n}", AuthToken, access.PermBulkExport, s.handleExportFile},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/bulk"
 	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/pki"
@@ -91,6 +92,10 @@ func TestDenyByDefault(t *testing.T) {
 		path   string // overrides the pattern
 		status int    // expected status
 		lacks  string // the answer must not contain this (another site's id)
+		prefer bool   // send Prefer: respond-async (bulk export kick-off)
+		// pathFn, when set, gives the path when the request is sent (for a record that an
+		// earlier route's act, such as an erasure, would have destroyed).
+		pathFn func() string
 	}
 	// A security alert of the first site (a revoked certificate retried), for the
 	// DetectedIssue routes.
@@ -105,7 +110,71 @@ func TestDenyByDefault(t *testing.T) {
 			alertID = a.ID
 		}
 	}
+	// Bulk export: a done job of the first site's EHR (status and file routes) and a queued
+	// one (cancel).
+	ehrP := vitalgate.Principal{Kind: "client", ID: "ehr", Role: vitalgate.RoleEHRSystem, Site: vitalgate.DefaultSite, Scopes: []string{"system/Patient.rs"}}
+	doneJob, err := e.bulk.KickOff(context.Background(), ehrP, bulk.Request{Types: []string{"Patient"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ran, err := e.bulk.RunOne(context.Background()); !ran || err != nil {
+		t.Fatalf("bulk RunOne = %v, %v", ran, err)
+	}
+	queuedJob, err := e.bulk.KickOff(context.Background(), ehrP, bulk.Request{Types: []string{"Patient"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exportParams := []byte(`{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient"}]}`)
 	cases := map[string]struct{ right, wrong, other req }{
+		"GET /fhir/Patient/$export": {
+			right: req{token: ehr, prefer: true, path: "/fhir/Patient/$export?_type=Patient", status: 202},
+			wrong: req{token: auditor, prefer: true, status: 403},
+			// Site b's EHR exports site b's patients (its own job).
+			other: req{token: ehrB, prefer: true, status: 202}},
+		"POST /fhir/Patient/$export": {
+			right: req{token: ehr, prefer: true, ctype: "application/fhir+json", body: exportParams, status: 202},
+			wrong: req{token: admin, prefer: true, ctype: "application/fhir+json", body: exportParams, status: 403},
+			other: req{token: ehrB, prefer: true, ctype: "application/fhir+json", body: exportParams, status: 202}},
+		"GET /fhir/Group/{id}/$export": {
+			right: req{token: ehr, prefer: true, path: "/fhir/Group/site-default/$export", status: 202},
+			wrong: req{token: auditor, prefer: true, path: "/fhir/Group/site-default/$export", status: 403},
+			other: req{token: ehrB, prefer: true, path: "/fhir/Group/site-default/$export", status: 404}},
+		"POST /fhir/Group/{id}/$export": {
+			right: req{token: ehr, prefer: true, path: "/fhir/Group/site-default/$export", ctype: "application/fhir+json", body: exportParams, status: 202},
+			wrong: req{token: admin, prefer: true, path: "/fhir/Group/site-default/$export", ctype: "application/fhir+json", body: exportParams, status: 403},
+			other: req{token: ehrB, prefer: true, path: "/fhir/Group/site-default/$export", ctype: "application/fhir+json", body: exportParams, status: 404}},
+		"GET /fhir/Group": {
+			right: req{token: ehr, status: 200},
+			wrong: req{token: admin, status: 403},
+			other: req{token: ehrB, status: 200, lacks: "site-default"}},
+		"GET /fhir/bulk/{id}": {
+			right: req{token: ehr, path: "/fhir/bulk/" + doneJob.ID, status: 200},
+			wrong: req{token: admin, path: "/fhir/bulk/" + doneJob.ID, status: 403},
+			other: req{token: ehrB, path: "/fhir/bulk/" + doneJob.ID, status: 404}},
+		"DELETE /fhir/bulk/{id}": {
+			right: req{token: ehr, path: "/fhir/bulk/" + queuedJob.ID, status: 202},
+			wrong: req{token: admin, path: "/fhir/bulk/" + queuedJob.ID, status: 403},
+			other: req{token: ehrB, path: "/fhir/bulk/" + doneJob.ID, status: 404}},
+		"GET /fhir/bulk/{id}/file/{n}": {
+			// A fresh job: the erasure approved above destroyed the files of earlier ones.
+			right: req{token: ehr, status: 200, pathFn: func() string {
+				j, err := e.bulk.KickOff(context.Background(), ehrP, bulk.Request{Types: []string{"Patient"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for { // the kick-offs of the routes above are queued before it
+					ran, err := e.bulk.RunOne(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !ran {
+						break
+					}
+				}
+				return "/fhir/bulk/" + j.ID + "/file/0"
+			}},
+			wrong: req{token: auditor, path: "/fhir/bulk/" + doneJob.ID + "/file/0", status: 403},
+			other: req{token: ehrB, path: "/fhir/bulk/" + doneJob.ID + "/file/0", status: 404}},
 		"GET /fhir/DetectedIssue/{id}": {
 			right: req{token: auditor, path: "/fhir/DetectedIssue/" + alertID, status: 200},
 			wrong: req{token: ehr, path: "/fhir/DetectedIssue/" + alertID, status: 403},
@@ -259,9 +328,15 @@ func TestDenyByDefault(t *testing.T) {
 		if q.path != "" {
 			path = q.path
 		}
+		if q.pathFn != nil {
+			path = q.pathFn()
+		}
 		hr, _ := http.NewRequest(rt.Method, e.url+path, bytes.NewReader(q.body))
 		if q.ctype != "" {
 			hr.Header.Set("Content-Type", q.ctype)
+		}
+		if q.prefer {
+			hr.Header.Set("Prefer", "respond-async")
 		}
 		if q.token != "" {
 			hr.Header.Set("Authorization", "Bearer "+q.token)
@@ -281,6 +356,9 @@ func TestDenyByDefault(t *testing.T) {
 			if json.Unmarshal(buf.Bytes(), &oo) != nil || oo.ResourceType != "OperationOutcome" {
 				t.Errorf("error %d is not an OperationOutcome: %s", resp.StatusCode, buf.Bytes())
 			}
+		}
+		if resp.StatusCode >= 500 {
+			t.Logf("%s %s: %d %s", rt.Method, path, resp.StatusCode, buf.Bytes())
 		}
 		if q.lacks != "" && strings.Contains(buf.String(), q.lacks) {
 			t.Errorf("the answer holds %q, another site's: %s", q.lacks, buf.Bytes())

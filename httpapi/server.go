@@ -79,6 +79,7 @@ type Server struct {
 	erasure  Erasure
 	posture  Posture
 	alerts   Alerts
+	bulk     Bulk
 
 	routes []Route
 	mux    *http.ServeMux
@@ -103,6 +104,7 @@ type Options struct {
 	Erasure  Erasure          // patient erasure and legal holds (*erasure.Service)
 	Posture  Posture          // the vulnerability posture report (*posture.Service); nil: 503
 	Alerts   Alerts           // security alerts as DetectedIssue (*detect.Service); nil: 503
+	Bulk     Bulk             // FHIR Bulk Data export (*bulk.Service); nil: 503
 }
 
 // New returns a Server with its routes registered.
@@ -126,7 +128,7 @@ func New(o Options) (*Server, error) {
 		access: o.Access, auth: o.Auth,
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
-		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts, erasure: o.Erasure, posture: o.Posture, alerts: o.Alerts,
+		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts, erasure: o.Erasure, posture: o.Posture, alerts: o.Alerts, bulk: o.Bulk,
 		mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()

@@ -22,6 +22,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/bulk"
 	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/erasure"
 	"github.com/vitalgate/vitalgate/fhir"
@@ -74,6 +75,7 @@ type env struct {
 	rollouts *rollout.Service
 	releases *testReleases
 	detect   *detect.Service // the server's detection (tests raise alerts through it)
+	bulk     *bulk.Service   // the server's bulk export (tests run its jobs with RunOne)
 }
 
 // fastHash keeps enrollment secrets cheap to verify in tests.
@@ -164,12 +166,14 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 	if err != nil {
 		t.Fatal(err)
 	}
+	acc := &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog, Versions: rollouts}
+	bulkSvc := &bulk.Service{Store: store, Vault: v, Access: acc, Audit: alog, Now: clk.Now, Node: "test"}
 	srv, err := httpapi.New(httpapi.Options{
-		Updates: upd,
+		Updates: upd, Bulk: bulkSvc,
 		Metrics: met, Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
 		Ingest: &ingest.Service{Registry: reg, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store,
 			MaxBackdate: 100 * 365 * 24 * time.Hour}, // the official examples are years old
-		Access: &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog, Versions: rollouts}, Auth: authn,
+		Access: acc, Auth: authn,
 		Audit: alog, Auditor: &auditquery.Service{Store: store, Log: alog, Patients: v}, Rollouts: rollouts,
 		Erasure: erasure.New(store, v, alog, clk.Now), Alerts: det,
 		Posture: &posture.Service{Store: store, Fleet: node.PostureFleet{Registry: store, RolloutStore: store, UpdateStore: store}, Audit: alog, Now: clk.Now},
@@ -187,7 +191,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		_ = store.Close()
 	})
 	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db"), met: met,
-		upd: upd, ukeys: ukeys, rollouts: rollouts, releases: releases, detect: det}
+		upd: upd, ukeys: ukeys, rollouts: rollouts, releases: releases, detect: det, bulk: bulkSvc}
 }
 
 // mustTokenService is the token service of a test server: the real one, with fast hashes.

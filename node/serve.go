@@ -14,6 +14,7 @@ import (
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/bulk"
 	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/guard"
@@ -74,6 +75,8 @@ type Options struct {
 	RolloutTick time.Duration
 	// Detect configures intrusion and anomaly detection (services.go).
 	Detect DetectOptions
+	// ExportRetention is how long bulk export files are kept (0: bulk.DefaultRetention, 24 h).
+	ExportRetention time.Duration
 }
 
 // server is one run of serve: the services assembled on a node, and what runs them.
@@ -104,6 +107,7 @@ type server struct {
 	forwarder *outbox.Destination // nil without --syslog-addr
 	updates   *updates.Service
 	detect    *detect.Service
+	bulk      *bulk.Service
 }
 
 // Serve runs the node's servers until ctx is cancelled: HTTPS (EST, FHIR, OAuth2, admin,
@@ -177,6 +181,9 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 		return nil, err
 	}
 	s.access = s.newAccess()
+	if s.bulk, err = s.newBulk(); err != nil {
+		return nil, err
+	}
 	s.metrics = s.newMetrics()
 	if s.http, err = s.newHTTP(); err != nil {
 		return nil, err
@@ -219,6 +226,7 @@ func (s *server) run(ctx context.Context) (err error) {
 	background(func() { s.refreshUpdates(ctx) })
 	background(func() { s.rolloutTicker(ctx) })
 	background(func() { s.detect.Run(ctx) })
+	background(func() { s.bulk.Run(ctx) })
 	if s.opt.MetricsAddr != "" {
 		background(func() {
 			if err := s.metrics.Serve(ctx, s.opt.MetricsAddr); err != nil {

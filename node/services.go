@@ -19,6 +19,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/bulk"
 	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
@@ -164,6 +165,17 @@ func (s *server) newAccess() *access.Service {
 	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit, Versions: s.rollout, Signals: s.detect}
 }
 
+// newBulk builds the bulk export capability: its jobs run on every node (a lease in the
+// store gives each to one), its files sealed under the deployment's keys.
+func (s *server) newBulk() (*bulk.Service, error) {
+	st, ok := s.n.Store.(bulk.Store)
+	if !ok {
+		return nil, fmt.Errorf("the store (%T) keeps no bulk exports", s.n.Store)
+	}
+	return &bulk.Service{Store: st, Vault: s.n.Vault, Access: s.access, Audit: s.audit, Now: s.n.env.Now, Node: s.name,
+		Retention: s.opt.ExportRetention, Logger: s.log}, nil
+}
+
 // newRollout builds the rollout capability: offers from opt.Releases, device reports,
 // health gates.
 func (s *server) newRollout() (*rollout.Service, error) {
@@ -229,6 +241,7 @@ func (s *server) newHTTP() (*httpapi.Server, error) {
 		Erasure: n.ErasureService(s.audit), // needs n.Vault to follow keys/ (Open does)
 		Posture: s.newPosture(),
 		Alerts:  s.detect,
+		Bulk:    s.bulk,
 	})
 }
 

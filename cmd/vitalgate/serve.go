@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/vitalgate/vitalgate/bulk"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/httpapi"
@@ -42,6 +43,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&opt.Registry.ReenrollOverlap, "reenroll-overlap", opt.Registry.ReenrollOverlap, "how long a certificate replaced by simplereenroll stays usable (0: revoked at once)")
 	fs.DurationVar(&opt.Registry.AssignmentGrace, "assignment-grace", opt.Registry.AssignmentGrace, "how long after a device's reassignment readings it measured before it are still accepted")
 	fs.DurationVar(&opt.Registry.ClockSkew, "clock-skew", opt.Registry.ClockSkew, "how much earlier than a device's first assignment a reading may be dated (device clocks run behind)")
+	fs.DurationVar(&opt.ExportRetention, "export-retention", bulk.DefaultRetention, "how long bulk export ($export) files are kept before they are deleted")
 	fs.DurationVar(&opt.MaxBackdate, "max-backdate", ingest.DefaultMaxBackdate, "oldest effective time a device may give a reading, counted back from now")
 	fs.IntVar(&opt.MaxStringBytes, "max-string-bytes", fhir.DefaultMaxStringBytes, "longest string element a device may send (the narrative has its own bound)")
 	opt.Authorities = hl7v2.AuthorityTable{}
