@@ -194,7 +194,11 @@ func (s *Service) prepare(ctx context.Context, p vitalgate.Principal, req Reques
 	if err != nil {
 		return vitalgate.ExportJob{}, err
 	}
-	dek, wrapped, err := s.Vault.Keyring().NewDataKey(keyAAD(id), nil)
+	kr, err := s.Vault.SiteKeyring(ctx, p.Site)
+	if err != nil {
+		return vitalgate.ExportJob{}, err
+	}
+	dek, wrapped, err := kr.NewDataKey(keyAAD(id), nil)
 	if err != nil {
 		return vitalgate.ExportJob{}, err
 	}
@@ -203,11 +207,16 @@ func (s *Service) prepare(ctx context.Context, p vitalgate.Principal, req Reques
 		Since: req.Since, Filters: filters, WrappedKey: wrapped, CreatedAt: now, ExpiresAt: now.Add(s.retention())}, nil
 }
 
-// jobKey unwraps the data key of job j. The deployment's key-encryption key wraps it, so an
-// erasure, which destroys that key (vault.ShredKEK), destroys the files of every export made
-// before it: ENOTFOUND, in words for the client.
-func (s *Service) jobKey(j vitalgate.ExportJob) ([]byte, error) {
-	dek, err := s.Vault.Keyring().UnwrapDataKey(j.WrappedKey, keyAAD(j.ID))
+// jobKey unwraps the data key of job j. The key-encryption key of the job's site wraps it,
+// as it wraps the site's patients' keys, so an erasure in the site, which destroys that key
+// (vault.ShredKEK), destroys the files of every export of the site made before it:
+// ENOTFOUND, in words for the client.
+func (s *Service) jobKey(ctx context.Context, j vitalgate.ExportJob) ([]byte, error) {
+	kr, err := s.Vault.SiteKeyring(ctx, j.Site)
+	if err != nil {
+		return nil, err
+	}
+	dek, err := kr.UnwrapDataKey(j.WrappedKey, keyAAD(j.ID))
 	if errors.Is(err, seal.ErrUnknownKey) {
 		return nil, vitalgate.Errorf(vitalgate.ENOTFOUND, "the files of export %s were destroyed by a patient or site erasure after it was made; kick off a new export", j.ID)
 	}
@@ -262,7 +271,7 @@ func (s *Service) WriteFile(ctx context.Context, p vitalgate.Principal, id strin
 	if err := access.RequireScope(p, f.Type, access.OpRead); err != nil {
 		return s.refused(ctx, p, "export-file", j.Group, err)
 	}
-	dek, err := s.jobKey(j)
+	dek, err := s.jobKey(ctx, j)
 	if err != nil {
 		return err
 	}

@@ -109,7 +109,7 @@ func (s *Service) export(ctx context.Context, j vitalgate.ExportJob) ([]vitalgat
 		}
 		patients = g.Patients
 	}
-	dek, err := s.jobKey(j)
+	dek, err := s.jobKey(ctx, j)
 	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
 		return nil, 0, &jobFailure{vitalgate.ErrorMessage(err)}
 	} else if err != nil {

@@ -120,6 +120,13 @@ func (v *Vault) ring(ctx context.Context, site string, fresh bool) (*seal.Keyrin
 	return v.reloadSite(site)
 }
 
+// SiteKeyring returns the keyring that wraps the data keys of site (its own when it has
+// one, the deployment's otherwise), fresh: a key wrapped by it is destroyed with the site's
+// patients' keys when an erasure in the site shreds that key-encryption key (ShredKEK).
+func (v *Vault) SiteKeyring(ctx context.Context, site string) (*seal.Keyring, error) {
+	return v.ring(ctx, site, true)
+}
+
 func (v *Vault) reloadInterval() time.Duration {
 	if v.interval > 0 {
 		return v.interval
