@@ -77,7 +77,7 @@ func TestReadmeRecipes(t *testing.T) {
 		err := cmd.Run()
 		return stdout.String(), stderr.String(), err
 	}
-	for _, name := range []string{"deploy", "serve", "openssl-curl", "ehr-curl"} {
+	for _, name := range []string{"deploy", "serve", "openssl-curl", "ehr-curl", "bulk-curl"} {
 		if r := recipe(t, name); strings.Contains(r, "localhost") || strings.Contains(r, "./vg-data") {
 			t.Errorf("recipe %s names a host or data dir of its own instead of VG_HOST and VG_DATA", name)
 		}
@@ -140,6 +140,17 @@ func TestReadmeRecipes(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &set); err != nil || set.Type != "searchset" || len(set.Entry) != 1 || set.Entry[0].Resource.ID != obs.ID {
 		t.Fatalf("EHR recipe did not find the observation %s: %v\n%s", obs.ID, err, out)
+	}
+
+	// Bulk export: the last week of vital signs of the site, as NDJSON, holds the observation.
+	out, errOut, err = bash("bulk-curl")
+	if err != nil {
+		t.Fatalf("bulk export recipe failed: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var exported struct{ ResourceType, ID string }
+	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &exported) != nil || exported.ResourceType != "Observation" || exported.ID != obs.ID {
+		t.Fatalf("bulk export recipe did not give the observation %s as one NDJSON line:\n%s", obs.ID, out)
 	}
 
 	srv.stop(t)

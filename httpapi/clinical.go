@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -37,10 +39,15 @@ func writeResource(w http.ResponseWriter, status int, body []byte, version int, 
 	_, _ = w.Write(body) // #nosec G705 -- FHIR JSON resource served as application/fhir+json (nosniff), never as HTML
 }
 
-// fhirBase is the absolute FHIR base URL for links.
+// fhirBase is the absolute FHIR base URL for links: the public URL, unless it names the
+// listen address without a host (the default public URL of a server listening on all
+// addresses, "https://[::]:8443"), which no client can reach: then the host the client
+// reached (its TLS handshake checked it against the server certificate).
 func (s *Server) fhirBase(r *http.Request) string {
-	if s.cfg.PublicURL != "" {
-		return strings.TrimSuffix(s.cfg.PublicURL, "/") + "/fhir"
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && s.cfg.PublicURL != "" {
+		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsUnspecified() {
+			return strings.TrimSuffix(s.cfg.PublicURL, "/") + "/fhir"
+		}
 	}
 	return "https://" + r.Host + "/fhir"
 }
