@@ -14,7 +14,8 @@ import (
 )
 
 // TestFHIRKitClient reads what a device wrote with fhir-kit-client, a FHIR client from npm
-// that Vitalgate did not write, authenticating with OAuth2 client credentials.
+// that Vitalgate did not write, authenticating with OAuth2 client credentials, and exports
+// it with Bulk Data (kick-off and polling through fhir-kit-client, cancel).
 func TestFHIRKitClient(t *testing.T) {
 	needTools(t, "node")
 	if _, err := os.Stat("fhirkit/node_modules/fhir-kit-client"); err != nil {
@@ -69,5 +70,34 @@ func TestFHIRKitClient(t *testing.T) {
 	}
 	if got.PatientReadStatus != 403 {
 		t.Fatalf("reading a Patient with an Observation-only token gave %d, want 403", got.PatientReadStatus)
+	}
+
+	// Bulk Data export: fhir-kit-client kicks off and polls; the file holds the five.
+	cmd = exec.Command("node", "export.mjs")
+	cmd.Dir, cmd.Env = "fhirkit", append(os.Environ(),
+		"NODE_EXTRA_CA_CERTS="+filepath.Join(dir, "ca.crt"), "VG_URL="+srv.url, "VG_CLIENT_ID=ehr-kit", "VG_CLIENT_SECRET="+clientSecret)
+	if out, err = cmd.Output(); err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("fhir-kit-client export: %v\n%s\n%s", err, out, stderr)
+	}
+	var exp struct {
+		RequiresAccessToken bool
+		OutputType          string
+		OutputCount         int
+		FileContentType     string
+		IDs                 []string
+		CancelledStatus     int
+	}
+	if err := json.Unmarshal(out, &exp); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	slices.Sort(exp.IDs)
+	slices.Sort(want)
+	if !exp.RequiresAccessToken || exp.OutputType != "Observation" || exp.OutputCount != 5 || !slices.Equal(exp.IDs, want) ||
+		exp.FileContentType != "application/fhir+ndjson" || exp.CancelledStatus != 404 {
+		t.Fatalf("fhir-kit-client export saw %+v, want the five observations %v and a cancelled export gone (404)", exp, want)
 	}
 }
