@@ -192,3 +192,29 @@ func TestRunBenchUpdate(t *testing.T) {
 		t.Errorf("no row %q in %v", prefix, rows)
 	}
 }
+
+// TestRunBenchExport runs the export scenario on a small store: both rows have a value and
+// a ratio (the scenario itself checks that the file holds every stored observation).
+func TestRunBenchExport(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	m := &Main{Stdout: &stdout, Stderr: &stderr}
+	if err := m.runBench(context.Background(), []string{"--scenario", "export", "--observations", "3000", "--out", out}); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	rows := benchResults(t, out)
+	if len(rows) != 2 {
+		t.Fatalf("%d rows, want 2: %v", len(rows), rows)
+	}
+	for _, r := range rows {
+		if r["scenario"] != "export" {
+			t.Errorf("row %v is not the export scenario's", r)
+		}
+		if v, _ := r["value"].(float64); v <= 0 {
+			t.Errorf("row %v has no value", r)
+		}
+		if _, ok := r["ratio"].(float64); !ok {
+			t.Errorf("row %v has no ratio", r)
+		}
+	}
+}
