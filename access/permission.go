@@ -44,6 +44,9 @@ const (
 	// PermBulkExport kicks off, polls, reads and cancels FHIR Bulk Data exports and lists the
 	// groups a client may export (GET /fhir/Group): EHR systems (backend services).
 	PermBulkExport Permission = "bulk:export"
+	// PermSubscribe creates, reads, deletes and replays ($status, $events) a client's own
+	// topic-based subscriptions and lists the topics: EHR systems and clinicians.
+	PermSubscribe Permission = "subscription:manage"
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -60,9 +63,9 @@ var rolePermissions = map[vitalgate.Role][]Permission{
 	vitalgate.RoleDevice: {PermReenroll, PermObservationCreate, PermUpdateRead, PermUpdateOffer, PermUpdateReport},
 	vitalgate.RoleAdmin:  {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead, PermPatientErase, PermPostureRead},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
-		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead, PermBulkExport},
+		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead, PermBulkExport, PermSubscribe},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
-		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
+		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead, PermSubscribe},
 	vitalgate.RoleAuditor: {PermAuditRead, PermPostureRead, PermDetectedIssueRead},
 }
 

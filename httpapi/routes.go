@@ -88,6 +88,12 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/fhir/bulk/{id}", AuthToken, access.PermBulkExport, s.handleExportStatus},
 		{"DELETE", "/fhir/bulk/{id}", AuthToken, access.PermBulkExport, s.handleExportCancel},
 		{"GET", "/fhir/bulk/{id}/file/{n}", AuthToken, access.PermBulkExport, s.handleExportFile},
+		{"GET", "/fhir/SubscriptionTopic", AuthToken, access.PermSubscribe, s.handleSubscriptionTopics},
+		{"POST", "/fhir/Subscription", AuthToken, access.PermSubscribe, s.handleCreateSubscription},
+		{"GET", "/fhir/Subscription/{id}", AuthToken, access.PermSubscribe, s.handleReadSubscription},
+		{"DELETE", "/fhir/Subscription/{id}", AuthToken, access.PermSubscribe, s.handleDeleteSubscription},
+		{"GET", "/fhir/Subscription/{id}/$status", AuthToken, access.PermSubscribe, s.handleSubscriptionStatus},
+		{"GET", "/fhir/Subscription/{id}/$events", AuthToken, access.PermSubscribe, s.handleSubscriptionEvents},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/pki"
+	"github.com/vitalgate/vitalgate/subscription"
 )
 
 // TestDenyByDefault walks every registered route. Each must declare a permission and have a
@@ -124,8 +125,44 @@ func TestDenyByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Subscriptions: one of the first site's EHR.
+	sub := func() string {
+		obsP := ehrP
+		obsP.Scopes = []string{"system/Observation.rs"}
+		sb, err := e.subs.Create(context.Background(), obsP, subscription.Request{Topic: subscription.TopicObservation, Endpoint: "https://notify.example/hook"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sb.ID
+	}
+	subID, subDel := sub(), sub()
+	subBody := []byte(`{"resourceType":"Subscription","status":"requested","criteria":"` + subscription.TopicObservation + `","channel":{"type":"rest-hook","endpoint":"https://notify.example/hook","payload":"application/fhir+json"}}`)
 	exportParams := []byte(`{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient"}]}`)
 	cases := map[string]struct{ right, wrong, other req }{
+		"GET /fhir/SubscriptionTopic": {
+			right: req{token: ehr, status: 200},
+			wrong: req{token: admin, status: 403},
+			other: req{token: ehrB, status: 200}}, // the topics are the same for every site
+		"POST /fhir/Subscription": {
+			right: req{token: ehr, ctype: "application/fhir+json", body: subBody, status: 201},
+			wrong: req{token: auditor, ctype: "application/fhir+json", body: subBody, status: 403},
+			other: req{token: ehrB, ctype: "application/fhir+json", body: subBody, status: 201}}, // its own, of site b
+		"GET /fhir/Subscription/{id}": {
+			right: req{token: ehr, path: "/fhir/Subscription/" + subID, status: 200},
+			wrong: req{token: admin, path: "/fhir/Subscription/" + subID, status: 403},
+			other: req{token: ehrB, path: "/fhir/Subscription/" + subID, status: 404}},
+		"DELETE /fhir/Subscription/{id}": {
+			right: req{token: ehr, path: "/fhir/Subscription/" + subDel, status: 204},
+			wrong: req{token: admin, path: "/fhir/Subscription/" + subDel, status: 403},
+			other: req{token: ehrB, path: "/fhir/Subscription/" + subID, status: 404}},
+		"GET /fhir/Subscription/{id}/$status": {
+			right: req{token: ehr, path: "/fhir/Subscription/" + subID + "/$status", status: 200},
+			wrong: req{token: auditor, path: "/fhir/Subscription/" + subID + "/$status", status: 403},
+			other: req{token: ehrB, path: "/fhir/Subscription/" + subID + "/$status", status: 404}},
+		"GET /fhir/Subscription/{id}/$events": {
+			right: req{token: ehr, path: "/fhir/Subscription/" + subID + "/$events", status: 200},
+			wrong: req{token: auditor, path: "/fhir/Subscription/" + subID + "/$events", status: 403},
+			other: req{token: ehrB, path: "/fhir/Subscription/" + subID + "/$events", status: 404}},
 		"GET /fhir/Patient/$export": {
 			right: req{token: ehr, prefer: true, path: "/fhir/Patient/$export?_type=Patient", status: 202},
 			wrong: req{token: auditor, prefer: true, status: 403},

@@ -81,6 +81,8 @@ type Server struct {
 	alerts   Alerts
 	bulk     Bulk
 
+	subscriptions Subscriptions
+
 	routes []Route
 	mux    *http.ServeMux
 }
@@ -105,6 +107,8 @@ type Options struct {
 	Posture  Posture          // the vulnerability posture report (*posture.Service); nil: 503
 	Alerts   Alerts           // security alerts as DetectedIssue (*detect.Service); nil: 503
 	Bulk     Bulk             // FHIR Bulk Data export (*bulk.Service); nil: 503
+	// Subscriptions are topic-based subscriptions (*subscription.Service); nil: 503.
+	Subscriptions Subscriptions
 }
 
 // New returns a Server with its routes registered.
@@ -128,7 +132,7 @@ func New(o Options) (*Server, error) {
 		access: o.Access, auth: o.Auth,
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
-		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts, erasure: o.Erasure, posture: o.Posture, alerts: o.Alerts, bulk: o.Bulk,
+		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts, erasure: o.Erasure, posture: o.Posture, alerts: o.Alerts, bulk: o.Bulk, subscriptions: o.Subscriptions,
 		mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()

@@ -36,6 +36,7 @@ import (
 	"github.com/vitalgate/vitalgate/registry"
 	"github.com/vitalgate/vitalgate/rollout"
 	"github.com/vitalgate/vitalgate/sqlite"
+	"github.com/vitalgate/vitalgate/subscription"
 	"github.com/vitalgate/vitalgate/updates"
 	"github.com/vitalgate/vitalgate/vault"
 )
@@ -76,6 +77,7 @@ type env struct {
 	releases *testReleases
 	detect   *detect.Service // the server's detection (tests raise alerts through it)
 	bulk     *bulk.Service   // the server's bulk export (tests run its jobs with RunOne)
+	subs     *subscription.Service
 }
 
 // fastHash keeps enrollment secrets cheap to verify in tests.
@@ -168,8 +170,9 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 	}
 	acc := &access.Service{Store: store, Vault: v, Now: clk.Now, Audit: alog, Versions: rollouts}
 	bulkSvc := &bulk.Service{Store: store, Vault: v, Access: acc, Audit: alog, Now: clk.Now, Node: "test"}
+	subs := &subscription.Service{Store: store, Vault: v, Access: acc, Audit: alog, Now: clk.Now, Allow: []string{"notify.example:443"}}
 	srv, err := httpapi.New(httpapi.Options{
-		Updates: upd, Bulk: bulkSvc,
+		Updates: upd, Bulk: bulkSvc, Subscriptions: subs,
 		Metrics: met, Config: cfg, CA: ca, Registry: reg, Ready: store.Ping, Now: clk.Now,
 		Ingest: &ingest.Service{Registry: reg, Resources: store, Vault: v, Limits: fhir.DefaultLimits(), Now: clk.Now, Audit: alog, Finder: store,
 			MaxBackdate: 100 * 365 * 24 * time.Hour}, // the official examples are years old
@@ -191,7 +194,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		_ = store.Close()
 	})
 	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db"), met: met,
-		upd: upd, ukeys: ukeys, rollouts: rollouts, releases: releases, detect: det, bulk: bulkSvc}
+		upd: upd, ukeys: ukeys, rollouts: rollouts, releases: releases, detect: det, bulk: bulkSvc, subs: subs}
 }
 
 // mustTokenService is the token service of a test server: the real one, with fast hashes.

@@ -25,6 +25,7 @@ import (
 	"github.com/vitalgate/vitalgate/outbox"
 	"github.com/vitalgate/vitalgate/registry"
 	"github.com/vitalgate/vitalgate/rollout"
+	"github.com/vitalgate/vitalgate/subscription"
 	"github.com/vitalgate/vitalgate/updates"
 )
 
@@ -77,6 +78,11 @@ type Options struct {
 	Detect DetectOptions
 	// ExportRetention is how long bulk export files are kept (0: bulk.DefaultRetention, 24 h).
 	ExportRetention time.Duration
+	// SubscriptionAllow is the allow-list of subscription endpoints (HOST:PORT); none: no
+	// subscription can be created. SubscriptionCA is a PEM file of the CA that signed the
+	// endpoints' certificates (default: the system roots).
+	SubscriptionAllow []string
+	SubscriptionCA    string
 }
 
 // server is one run of serve: the services assembled on a node, and what runs them.
@@ -108,6 +114,7 @@ type server struct {
 	updates   *updates.Service
 	detect    *detect.Service
 	bulk      *bulk.Service
+	subs      *subscription.Service
 }
 
 // Serve runs the node's servers until ctx is cancelled: HTTPS (EST, FHIR, OAuth2, admin,
@@ -184,6 +191,9 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 	if s.bulk, err = s.newBulk(); err != nil {
 		return nil, err
 	}
+	if s.subs, err = s.newSubscriptions(); err != nil {
+		return nil, err
+	}
 	s.metrics = s.newMetrics()
 	if s.http, err = s.newHTTP(); err != nil {
 		return nil, err
@@ -227,6 +237,7 @@ func (s *server) run(ctx context.Context) (err error) {
 	background(func() { s.rolloutTicker(ctx) })
 	background(func() { s.detect.Run(ctx) })
 	background(func() { s.bulk.Run(ctx) })
+	background(func() { s.subs.Run(ctx) })
 	if s.opt.MetricsAddr != "" {
 		background(func() {
 			if err := s.metrics.Serve(ctx, s.opt.MetricsAddr); err != nil {

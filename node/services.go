@@ -30,6 +30,7 @@ import (
 	"github.com/vitalgate/vitalgate/outbox"
 	"github.com/vitalgate/vitalgate/registry"
 	"github.com/vitalgate/vitalgate/rollout"
+	"github.com/vitalgate/vitalgate/subscription"
 )
 
 // The services of a node, one constructor each, in the order assemble calls them. Each
@@ -176,6 +177,47 @@ func (s *server) newBulk() (*bulk.Service, error) {
 		Retention: s.opt.ExportRetention, Logger: s.log}, nil
 }
 
+// newSubscriptions builds the subscription capability: events numbered from the audit log
+// and delivered to the endpoints the operator allowed, every node stepping (a cursor in
+// the store numbers each event once).
+func (s *server) newSubscriptions() (*subscription.Service, error) {
+	st, ok := s.n.Store.(subscription.Store)
+	if !ok {
+		return nil, fmt.Errorf("the store (%T) keeps no subscriptions", s.n.Store)
+	}
+	var roots *x509.CertPool
+	if f := s.opt.SubscriptionCA; f != "" {
+		pem, err := os.ReadFile(f) // #nosec G304 -- the operator names the file
+		if err != nil {
+			return nil, fmt.Errorf("--subscription-ca: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--subscription-ca %s holds no PEM certificate", f)
+		}
+	}
+	return &subscription.Service{Store: st, Vault: s.n.Vault, Access: s.access, Audit: s.audit, Now: s.n.env.Now,
+		Allow: s.opt.SubscriptionAllow, Roots: roots, Base: s.linkBase() + "/fhir", Logger: s.log}, nil
+}
+
+// linkBase is the base URL of links this node sends outside a request (notifications): the
+// public URL, or for a server listening on all addresses without one, the first host name
+// of its certificate at its port.
+func (s *server) linkBase() string {
+	pub := strings.TrimSuffix(s.opt.HTTP.PublicURL, "/")
+	if s.publicURL != "" || len(s.cert.Certificate) == 0 {
+		return pub
+	}
+	host, port, err := net.SplitHostPort(s.addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsUnspecified() {
+		return pub
+	}
+	if leaf, err := x509.ParseCertificate(s.cert.Certificate[0]); err == nil && len(leaf.DNSNames) > 0 {
+		return "https://" + net.JoinHostPort(leaf.DNSNames[0], port)
+	}
+	return pub
+}
+
 // newRollout builds the rollout capability: offers from opt.Releases, device reports,
 // health gates.
 func (s *server) newRollout() (*rollout.Service, error) {
@@ -238,10 +280,11 @@ func (s *server) newHTTP() (*httpapi.Server, error) {
 		Config: s.opt.HTTP, CA: n.CA, Registry: s.registry, Ingest: s.ingest, Ready: n.Store.Ping, Logger: s.log, Now: n.env.Now,
 		Access: s.access, Auth: s.auth, Metrics: s.metrics, Audit: s.audit,
 		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store}, Updates: s.updates, Rollouts: s.rollout,
-		Erasure: n.ErasureService(s.audit), // needs n.Vault to follow keys/ (Open does)
-		Posture: s.newPosture(),
-		Alerts:  s.detect,
-		Bulk:    s.bulk,
+		Erasure:       n.ErasureService(s.audit), // needs n.Vault to follow keys/ (Open does)
+		Posture:       s.newPosture(),
+		Alerts:        s.detect,
+		Bulk:          s.bulk,
+		Subscriptions: s.subs,
 	})
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 
 	"github.com/vitalgate/vitalgate/bulk"
 	"github.com/vitalgate/vitalgate/fhir"
@@ -43,6 +45,16 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&opt.Registry.ReenrollOverlap, "reenroll-overlap", opt.Registry.ReenrollOverlap, "how long a certificate replaced by simplereenroll stays usable (0: revoked at once)")
 	fs.DurationVar(&opt.Registry.AssignmentGrace, "assignment-grace", opt.Registry.AssignmentGrace, "how long after a device's reassignment readings it measured before it are still accepted")
 	fs.DurationVar(&opt.Registry.ClockSkew, "clock-skew", opt.Registry.ClockSkew, "how much earlier than a device's first assignment a reading may be dated (device clocks run behind)")
+	fs.Func("subscription-allow", "allow subscriptions to notify this endpoint address HOST:PORT (repeat, or separate with commas); none: subscriptions are refused", func(v string) error {
+		for a := range strings.SplitSeq(v, ",") {
+			if _, _, err := net.SplitHostPort(strings.TrimSpace(a)); err != nil {
+				return fmt.Errorf("%q is not HOST:PORT", a)
+			}
+			opt.SubscriptionAllow = append(opt.SubscriptionAllow, strings.ToLower(strings.TrimSpace(a)))
+		}
+		return nil
+	})
+	fs.StringVar(&opt.SubscriptionCA, "subscription-ca", "", "PEM file of the CA that signed the subscription endpoints' certificates (default: the system roots)")
 	fs.DurationVar(&opt.ExportRetention, "export-retention", bulk.DefaultRetention, "how long bulk export ($export) files are kept before they are deleted")
 	fs.DurationVar(&opt.MaxBackdate, "max-backdate", ingest.DefaultMaxBackdate, "oldest effective time a device may give a reading, counted back from now")
 	fs.IntVar(&opt.MaxStringBytes, "max-string-bytes", fhir.DefaultMaxStringBytes, "longest string element a device may send (the narrative has its own bound)")
