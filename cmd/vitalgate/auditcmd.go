@@ -161,9 +161,12 @@ func (m *Main) auditCheckpoint(ctx context.Context, args []string) error {
 
 // auditExport writes every entry as a FHIR AuditEvent (NDJSON) or an RFC 5424 syslog line.
 func (m *Main) auditExport(ctx context.Context, args []string) error {
-	fs := m.flags("audit export", "audit export --data DIR [--format fhir|syslog]")
+	fs := m.flags("audit export", "audit export --data DIR [--format fhir|syslog] [--archive FILE|DIR... --recovery-key KEY]")
 	dir := fs.String("data", "", "data directory")
 	format := fs.String("format", "fhir", "fhir (NDJSON AuditEvents) or syslog (RFC 5424 lines)")
+	var archives stringList
+	fs.Var(&archives, "archive", "an archive segment, or a directory of them: its entries are exported too (repeatable)")
+	recoveryKey := fs.String("recovery-key", "", "with --archive: the recovery private key the segments are encrypted to")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -179,10 +182,27 @@ func (m *Main) auditExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var segs []*backup.OpenedSegment
+	if len(archives) > 0 {
+		v, err := vgnode.ReadVerifier(filepath.Join(n.dir, vgnode.AuditPubFile))
+		if err != nil {
+			return err
+		}
+		if segs, err = loadSegments(ctx, archives, *recoveryKey, v); err != nil {
+			return err
+		}
+	}
 	host, _ := os.Hostname()
 	w := bufio.NewWriter(m.Stdout)
 	var archived uint64
 	err = n.store.AuditEntries(ctx, 0, size, func(r vitalgate.AuditRecord) error {
+		if r.Archived() {
+			for _, g := range segs {
+				if c := g.Content; len(r.Hash) == audit.HashSize && r.Index >= c.From && r.Index < c.To() && audit.LeafHash(c.Entries[r.Index-c.From]) == [audit.HashSize]byte(r.Hash) {
+					r.Data = c.Entries[r.Index-c.From]
+				}
+			}
+		}
 		if r.Archived() {
 			archived++
 			return nil
@@ -206,7 +226,7 @@ func (m *Main) auditExport(ctx context.Context, args []string) error {
 		return err
 	}
 	if archived > 0 {
-		fmt.Fprintf(m.Stderr, "%d archived entries are not in the live log and were not exported: their data is in the archive segments (`vitalgate audit archive`).\n", archived)
+		fmt.Fprintf(m.Stderr, "%d archived entries are not in the live log and were not exported: their data is in the archive segments (give them with --archive and --recovery-key).\n", archived)
 	}
 	return w.Flush()
 }
