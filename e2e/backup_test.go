@@ -213,7 +213,12 @@ func TestBackupOnPostgres(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(restored, "vitalgate.db")); err == nil {
 		t.Fatal("a SQLite database appeared in a PostgreSQL data dir")
 	}
-	run(t, "audit", "verify", "--data", restored)
+	if !strings.Contains(out, "epoch 2 starts at entry") {
+		t.Fatalf("the restore of a PostgreSQL data dir opened no audit epoch: %s", out)
+	}
+	if out := run(t, "audit", "verify", "--data", restored); !strings.Contains(out, "2 epochs") {
+		t.Fatalf("audit verify after a PostgreSQL restore: %s", out)
+	}
 	if list := run(t, "device", "list", "--data", restored); !strings.Contains(list, "pg-dev") {
 		t.Fatalf("the restored data dir does not reach the database: %s", list)
 	}
@@ -269,6 +274,14 @@ func TestErasureSurvivesRestoreOnPostgres(t *testing.T) {
 	if got := exportIDs(t, without); got[ids["pg-pat-1"]] != 1 {
 		t.Fatalf("the restored database does not hold the erased patient (the test proves nothing): %v", got)
 	}
+	// That restore opened an audit epoch in the database, recorded in its own data dir:
+	// restore the database again for the real restore.
+	if out, err := exec.Command("psql", dsn, "-c", "DROP SCHEMA "+schema+" CASCADE").CombinedOutput(); err != nil {
+		t.Fatalf("drop schema: %v %s", err, out)
+	}
+	if out, err := exec.Command("pg_restore", "--dbname="+dsn, dump).CombinedOutput(); err != nil {
+		t.Fatalf("pg_restore: %v %s", err, out)
+	}
 	restored := filepath.Join(work, "restored")
 	out := run(t, "restore", "--in", file, "--data", restored, "--recovery-key", filepath.Join(keys, "recovery.key"),
 		"--tombstones", tombs, "--key", filepath.Join(dir, "audit.pub"))
@@ -279,5 +292,7 @@ func TestErasureSurvivesRestoreOnPostgres(t *testing.T) {
 	if got[ids["pg-pat-1"]] != 0 || got[ids["pg-pat-2"]] != 1 {
 		t.Fatalf("after the replay, exported %v; erased %s, kept %s", got, ids["pg-pat-1"], ids["pg-pat-2"])
 	}
-	run(t, "audit", "verify", "--data", restored)
+	if out := run(t, "audit", "verify", "--data", restored); !strings.Contains(out, "2 epochs") {
+		t.Fatalf("audit verify of the restored PostgreSQL deployment: %s", out)
+	}
 }
