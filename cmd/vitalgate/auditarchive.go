@@ -73,6 +73,13 @@ func (m *Main) auditArchive(ctx context.Context, args []string) error {
 	}
 	res, err := backup.Archive(ctx, backup.ArchiveRequest{Store: n.store, Log: alog, Signer: signer, Epochs: epochs, Before: before,
 		Retention: ret, Operator: operator(), Now: m.Now}, *out, pub)
+	if errors.Is(err, backup.ErrNothingToArchive) { // not a failure: a scheduled archive may find nothing old enough
+		fmt.Fprintf(m.Stderr, "Nothing archived, %s not written: %v\n", *out, err)
+		if *asJSON {
+			return json.NewEncoder(m.Stdout).Encode(map[string]any{"id": nil, "entries": 0})
+		}
+		return nil
+	}
 	if err != nil {
 		return err
 	}
