@@ -23,11 +23,17 @@ CREATE TRIGGER audit_segments_no_truncate BEFORE TRUNCATE ON audit_segments
 -- proofs of every other entry are unchanged; only its data leaves (an empty bytea: a live
 -- entry is never empty). The one update the log allows is that one, for an entry of a
 -- recorded segment, keeping its leaf hash. Deletes stay refused.
+-- audit_segments is named in the trigger's own schema, whatever the session's search_path.
 CREATE FUNCTION vitalgate_audit_archive_only() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	archived boolean;
 BEGIN
-	IF NEW.idx = OLD.idx AND length(NEW.data) = 0 AND length(OLD.data) > 0 AND NEW.hash = OLD.hash
-		AND EXISTS (SELECT 1 FROM audit_segments s WHERE OLD.idx >= s.from_idx AND OLD.idx < s.to_idx) THEN
-		RETURN NEW;
+	IF NEW.idx = OLD.idx AND length(NEW.data) = 0 AND length(OLD.data) > 0 AND NEW.hash = OLD.hash THEN
+		EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.audit_segments s WHERE $1 >= s.from_idx AND $1 < s.to_idx)', TG_TABLE_SCHEMA)
+			INTO archived USING OLD.idx;
+		IF archived THEN
+			RETURN NEW;
+		END IF;
 	END IF;
 	RAISE EXCEPTION 'table audit_log is append-only: % refused', TG_OP
 		USING ERRCODE = 'insufficient_privilege';
