@@ -112,16 +112,19 @@ func ParseSegment(text []byte) (Segment, error) {
 		case "root":
 			s.Root, err = hash(rest)
 		case "prefix":
-			fields := append(strings.Fields(rest), "")
+			count, roots, _ := strings.Cut(rest, " ")
+			fields := strings.Fields(roots)
 			var n int
-			if n, err = strconv.Atoi(fields[0]); err == nil && n != len(fields)-2 {
+			if n, err = strconv.Atoi(count); err == nil && (n != len(fields) || n > 64) {
 				err = errors.New("wrong number of roots")
 			}
-			for _, f := range fields[1 : len(fields)-1] {
+			s.Prefix = nil
+			for _, f := range fields {
 				var h [audit.HashSize]byte
-				if h, err = hash(f); err != nil {
+				if err != nil {
 					break
 				}
+				h, err = hash(f)
 				s.Prefix = append(s.Prefix, h)
 			}
 		case "before", "last", "keep-until", "created":
