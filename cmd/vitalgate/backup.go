@@ -277,7 +277,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 		if err := m.recordVerification(ctx, *record, vr); err != nil {
 			return errors.Join(rerr, err)
 		}
-	} else if rerr == nil {
+	} else if rerr == nil && !*verifyOnly { // a verification without --record keeps nothing
 		if err := backup.RecordStatus(target, nil, vr); err != nil {
 			return err
 		}
