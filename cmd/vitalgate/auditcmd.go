@@ -119,8 +119,12 @@ func (m *Main) reportArchive(rep *audit.Report, recorded []vitalgate.AuditSegmen
 	if rep.Archived == 0 && len(rep.Segments) == 0 {
 		return
 	}
-	fmt.Fprintf(m.Stdout, "archived: entries 0 to %d are archived: their leaf hashes are in the tree and verify against the checkpoints; %d of them were checked against their data in %d segments\n",
-		rep.Archived-1, rep.ArchiveChecked, len(rep.Segments))
+	if rep.Archived > 0 {
+		fmt.Fprintf(m.Stdout, "archived: entries 0 to %d are archived: their leaf hashes are in the tree and verify against the checkpoints; %d entries were checked against their data in %d segments\n",
+			rep.Archived-1, rep.ArchiveChecked, len(rep.Segments))
+	} else {
+		fmt.Fprintf(m.Stdout, "archived: no entry of this log is archived; %d entries were checked against their copies in %d segments\n", rep.ArchiveChecked, len(rep.Segments))
+	}
 	for _, s := range rep.Segments {
 		fmt.Fprintf(m.Stdout, "segment checked: %s\n", s)
 	}
