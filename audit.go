@@ -227,6 +227,8 @@ type OutboxStore interface {
 	// The cursor only moves forward: a lower next is ignored. Returns EINVALID for what
 	// CheckOutboxCursor refuses: an empty destination or a next beyond what the log can hold.
 	SetOutboxCursor(ctx context.Context, destination string, next uint64) error
+	// OutboxCursors returns every destination's cursor (an archive must not pass them).
+	OutboxCursors(ctx context.Context) (map[string]uint64, error)
 }
 
 // CheckOutboxCursor reports whether SetOutboxCursor may record next for destination: EINVALID

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
@@ -24,6 +25,8 @@ type ArchiveStore interface {
 	// AuditCheckpoints returns every stored checkpoint in ascending size order.
 	AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint, error)
 	vitalgate.AuditArchiver
+	// OutboxCursors returns every outbox destination's next entry to deliver.
+	OutboxCursors(ctx context.Context) (map[string]uint64, error)
 }
 
 // ArchiveRequest is an archive of the audit log's entries older than Before.
@@ -38,6 +41,9 @@ type ArchiveRequest struct {
 	Retention Retention
 	Operator  string
 	Now       func() time.Time
+	// SkipOutbox names outbox destinations whose cursor may be passed (a destination no
+	// longer used): the entries archived before it delivered them are never delivered to it.
+	SkipOutbox []string
 }
 
 // Archived is what Archive did.
@@ -45,6 +51,9 @@ type Archived struct {
 	Segment Segment
 	File    string // hex SHA-256 of the file written
 	Bytes   int64
+	// HeldBack names the outbox destination that has not delivered every entry older than the
+	// cutoff, if the archive stopped short for it.
+	HeldBack string
 }
 
 // ErrNothingToArchive means no entry older than the cutoff ends at a signed checkpoint.
@@ -104,12 +113,26 @@ func Archive(ctx context.Context, req ArchiveRequest, out string, pub hpke.Publi
 		return res, err
 	}
 	end := from + uint64(len(entries))
+	// Never archive what an outbox destination has not delivered yet: it could not any more.
+	cursors, err := st.OutboxCursors(ctx)
+	if err != nil {
+		return res, err
+	}
+	for dest, next := range cursors {
+		if next < end && !slices.Contains(req.SkipOutbox, dest) {
+			end, res.HeldBack = max(next, from), dest
+		}
+	}
 	var cps [][]byte
 	var to uint64
 	for _, c := range stored {
 		if c.Size > from && c.Size <= end {
 			cps, to = append(cps, c.Note), c.Size
 		}
+	}
+	if to == 0 && res.HeldBack != "" {
+		return res, fmt.Errorf("%w: outbox destination %s has delivered only the entries before %d; archive when it has caught up (or, if it is no longer used, pass it to --skip-outbox)",
+			ErrNothingToArchive, res.HeldBack, end)
 	}
 	if to == 0 {
 		return res, fmt.Errorf("%w: no signed checkpoint ends the entries older than %s after entry %d (%d entries are older); sign one with `vitalgate audit checkpoint` and archive again",
@@ -167,7 +190,7 @@ func Archive(ctx context.Context, req ArchiveRequest, out string, pub hpke.Publi
 		_ = os.Remove(partial)
 		return res, fmt.Errorf("write the segment, nothing archived: %w", err)
 	}
-	res = Archived{Segment: seg, File: hex.EncodeToString(h.Sum(nil))}
+	res = Archived{Segment: seg, File: hex.EncodeToString(h.Sum(nil)), HeldBack: res.HeldBack}
 	if fi, err := os.Stat(out); err == nil {
 		res.Bytes = fi.Size()
 	}

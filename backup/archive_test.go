@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,8 @@ import (
 // size and root (every checkpoint still verifies), an inclusion proof of a retained entry
 // still verifies against a checkpoint from before the archive, the segment verifies on its
 // own and against the live log, and the archive is in the log. A second archive with no
-// newer checkpoint has nothing to do. A changed segment file, or one signed by another
+// newer checkpoint has nothing to do, nor one that would pass an outbox destination's
+// cursor (unless it is skipped). A changed segment file, or one signed by another
 // audit key, is refused.
 func TestArchive(t *testing.T) {
 	ctx := context.Background()
@@ -73,6 +75,17 @@ func TestArchive(t *testing.T) {
 	sk, _ := backup.ParseRecoveryKey(priv)
 	out := filepath.Join(t.TempDir(), "seg"+backup.SegmentExt)
 	req := backup.ArchiveRequest{Store: n.Store, Log: alog, Signer: signer, Before: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), Operator: "alice"}
+	// An outbox destination that has delivered nothing holds the archive back, unless skipped.
+	if err := n.Store.SetOutboxCursor(ctx, "syslog:old.example:6514", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backup.Archive(ctx, req, out, pk); !errors.Is(err, backup.ErrNothingToArchive) || !strings.Contains(err.Error(), "syslog:old.example:6514") {
+		t.Fatalf("archive past an outbox cursor = %v, want nothing to archive, naming the destination", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a refused archive wrote its segment")
+	}
+	req.SkipOutbox = []string{"syslog:old.example:6514"}
 	res, err := backup.Archive(ctx, req, out, pk)
 	if err != nil {
 		t.Fatal(err)

@@ -20,12 +20,14 @@ import (
 // auditArchive is `vitalgate audit archive`: the entries older than --before move into a
 // sealed segment file, and only their leaf hashes stay in the live log.
 func (m *Main) auditArchive(ctx context.Context, args []string) error {
-	fs := m.flags("audit archive", "audit archive --data DIR --before DATE --out FILE --recovery-pub FILE [--retention 6y] [--json]")
+	fs := m.flags("audit archive", "audit archive --data DIR --before DATE --out FILE --recovery-pub FILE [--retention 6y] [--skip-outbox DEST]... [--json]")
 	dir := fs.String("data", "", "data directory (the server may be running)")
 	beforeFlag := fs.String("before", "", "archive the entries older than this date (YYYY-MM-DD, UTC midnight, or RFC 3339), up to a signed checkpoint")
 	out := fs.String("out", "", "the segment file to write (must not exist; name it *"+backup.SegmentExt+")")
 	pubFile := fs.String("recovery-pub", "", "the recovery public key (recovery.pub from `vitalgate backup keys init`): the segment is encrypted to it")
 	retention := fs.String("retention", backup.DefaultRetention.String(), "how long the segment must be kept after its newest entry (years and/or days: 6y, 2190d), signed into it as its keep-until date")
+	var skip stringList
+	fs.Var(&skip, "skip-outbox", "an outbox destination (syslog:HOST:PORT) no longer used, whose undelivered entries may be archived: it will never get them (repeatable)")
 	asJSON := fs.Bool("json", false, "print what was archived as JSON")
 	if err := parse(fs, args, false); err != nil {
 		return err
@@ -72,7 +74,7 @@ func (m *Main) auditArchive(ctx context.Context, args []string) error {
 		return err
 	}
 	res, err := backup.Archive(ctx, backup.ArchiveRequest{Store: n.store, Log: alog, Signer: signer, Epochs: epochs, Before: before,
-		Retention: ret, Operator: operator(), Now: m.Now}, *out, pub)
+		Retention: ret, Operator: operator(), Now: m.Now, SkipOutbox: skip}, *out, pub)
 	if errors.Is(err, backup.ErrNothingToArchive) { // not a failure: a scheduled archive may find nothing old enough
 		fmt.Fprintf(m.Stderr, "Nothing archived, %s not written: %v\n", *out, err)
 		if *asJSON {
@@ -91,6 +93,9 @@ func (m *Main) auditArchive(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(m.Stdout, "OK: archived entries %d to %d (%d entries, %d checkpoints, the newest of %s) into segment %s: %s (%d bytes, SHA-256 %s); keep it until %s (retention %s)\n",
 		s.From, s.To-1, s.To-s.From, s.Checkpoints, s.LastTime.Format(time.RFC3339), s.ID, *out, res.Bytes, res.File, s.KeepUntil.Format("2006-01-02"), s.Retention)
+	if res.HeldBack != "" {
+		fmt.Fprintf(m.Stderr, "The archive stops short of the cutoff: outbox destination %s has not delivered the later entries yet.\n", res.HeldBack)
+	}
 	fmt.Fprintf(m.Stderr, "The live log keeps their leaf hashes: its size, root and checkpoints are unchanged. Keep the segment with your backups (it is encrypted to the recovery key) and check it with `vitalgate audit verify --data %s --archive %s --recovery-key recovery.key`.\n", *dir, *out)
 	return nil
 }
