@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,60 @@ type AuditRecord struct {
 	// of Data), or nil if the store keeps none. Verification recomputes it from Data and
 	// names the first entry whose stored hash no longer matches.
 	Hash []byte
+}
+
+// Archived reports whether the entry's data was moved to an archive segment (`vitalgate audit
+// archive`): the store then keeps only its leaf hash (Hash), so that the tree, its root and
+// the proofs of the other entries stay as they were, and Data is empty. A live entry is never
+// empty (CheckAuditEntries).
+func (r AuditRecord) Archived() bool { return len(r.Data) == 0 }
+
+// AuditSegment records an archive segment: the entries From <= Index < To, whose data was
+// moved out of the live log into a sealed file (its SHA-256 in File) that must be kept until
+// KeepUntil (the retention). Segments cover a prefix of the log, one after the other: a
+// segment starts where the previous one ended, and ends at a signed checkpoint.
+type AuditSegment struct {
+	ID        string
+	From, To  uint64
+	Before    time.Time // the archive's cutoff: every archived entry is older
+	LastTime  time.Time // the time of the newest archived entry
+	KeepUntil time.Time // LastTime plus the retention: the file must be kept until then
+	File      string    // hex SHA-256 of the segment file
+	CreatedAt time.Time
+}
+
+// CheckAuditSegment reports whether ArchiveAudit may record s over hashes (the leaf hashes of
+// entries s.From to s.To): EINVALID for an id that is empty or longer than 128 bytes, an
+// empty or out-of-range span, a file digest that is not 64 hex digits, a number of hashes
+// other than the span's, or a zero Before, LastTime or KeepUntil. Both stores call it.
+func CheckAuditSegment(s AuditSegment, hashes [][32]byte) error {
+	switch {
+	case s.ID == "" || len(s.ID) > 128:
+		return Errorf(EINVALID, "audit segment id must be 1 to 128 bytes")
+	case s.From >= s.To || s.To > math.MaxInt64:
+		return Errorf(EINVALID, "audit segment must span at least one entry")
+	case uint64(len(hashes)) != s.To-s.From:
+		return Errorf(EINVALID, "audit segment of %d entries given %d leaf hashes", s.To-s.From, len(hashes))
+	case len(s.File) != 64 || strings.Trim(s.File, "0123456789abcdef") != "":
+		return Errorf(EINVALID, "audit segment file digest must be 64 lowercase hex digits")
+	case s.Before.IsZero() || s.LastTime.IsZero() || s.KeepUntil.IsZero():
+		return Errorf(EINVALID, "audit segment needs its cutoff, the time of its newest entry and its keep-until date")
+	}
+	return nil
+}
+
+// AuditArchiver moves old entries of the audit log out of the store (vitalgate audit archive).
+type AuditArchiver interface {
+	// ArchiveAudit records segment s and, in the same transaction as the audit entries,
+	// removes the data of entries s.From to s.To, keeping their leaf hashes (hashes, which
+	// must equal the stored ones where stored) and dropping them from the search index.
+	// s.From must be where the archived prefix of the log ends (0, or the last segment's
+	// To) and s.To at most the log's size. Returns EINVALID for what CheckAuditSegment
+	// refuses, ECONFLICT if s.From is not the end of the archived prefix, a segment with
+	// that id exists, s.To is beyond the log, or a hash differs from the stored one.
+	ArchiveAudit(ctx context.Context, s AuditSegment, hashes [][32]byte, audit ...[]byte) error
+	// AuditSegments returns every recorded segment in log order.
+	AuditSegments(ctx context.Context) ([]AuditSegment, error)
 }
 
 // AuditLeafHash is the RFC 6962 leaf hash of an audit entry: SHA-256(0x00 || data).
@@ -71,7 +126,8 @@ type AuditStore interface {
 	// AuditSize returns the number of entries in the log.
 	AuditSize(ctx context.Context) (uint64, error)
 	// AuditEntries calls fn for the entries with from <= Index < to, in index order,
-	// stopping at the first error fn returns.
+	// stopping at the first error fn returns. An archived entry comes with its Hash and no
+	// Data (AuditRecord.Archived).
 	AuditEntries(ctx context.Context, from, to uint64, fn func(AuditRecord) error) error
 	// AddAuditCheckpoint stores a signed checkpoint. A checkpoint for a size that has one
 	// already is ignored (several nodes may sign the same size). Returns EINVALID for what
@@ -85,6 +141,7 @@ type AuditStore interface {
 	// stops at the first error fn returns and returns it unchanged. Returns EINVALID for a
 	// Limit outside 1..MaxAuditSearch.
 	AuditSearch(ctx context.Context, q AuditQuery, fn func(AuditRecord) error) error
+	AuditArchiver
 }
 
 // MaxAuditSearch is the most entries one AuditSearch returns.
@@ -170,6 +227,8 @@ type OutboxStore interface {
 	// The cursor only moves forward: a lower next is ignored. Returns EINVALID for what
 	// CheckOutboxCursor refuses: an empty destination or a next beyond what the log can hold.
 	SetOutboxCursor(ctx context.Context, destination string, next uint64) error
+	// OutboxCursors returns every destination's cursor (an archive must not pass them).
+	OutboxCursors(ctx context.Context) (map[string]uint64, error)
 }
 
 // CheckOutboxCursor reports whether SetOutboxCursor may record next for destination: EINVALID

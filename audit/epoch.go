@@ -121,22 +121,29 @@ func UnmarshalEpochs(data []byte) ([]Epoch, error) {
 //
 // A restore entry found without an epoch record fails the verification.
 func VerifyEpochs(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint, epochs []Epoch, v Verifier, progress func(done, total uint64)) (*Report, error) {
+	return VerifyArchive(ctx, src, checkpoints, epochs, nil, v, progress)
+}
+
+// verifyEpochs is VerifyEpochs over src (which hides archived data from verify) and reveal
+// (the same log, with the data of the archived entries that segments hold), returning the
+// end of the archived prefix that the log's last archive entry records.
+func verifyEpochs(ctx context.Context, src, reveal EntrySource, checkpoints []SignedCheckpoint, epochs []Epoch, v Verifier, progress func(done, total uint64)) (*Report, uint64, error) {
 	cps := slices.Clone(checkpoints)
 	starts := make([]uint64, 0, len(epochs))
 	for i, e := range epochs {
 		source := fmt.Sprintf("epoch %d record", e.Number)
 		if e.Number != i+2 {
-			return nil, &VerifyError{Index: NoIndex, Source: source, Reason: fmt.Sprintf("epoch records out of order: record %d is numbered %d", i+1, e.Number)}
+			return nil, 0, &VerifyError{Index: NoIndex, Source: source, Reason: fmt.Sprintf("epoch records out of order: record %d is numbered %d", i+1, e.Number)}
 		}
 		if i > 0 && e.Start <= epochs[i-1].Start {
-			return nil, &VerifyError{Index: NoIndex, Source: source, Reason: fmt.Sprintf("epoch %d starts at entry %d, not after epoch %d (entry %d)", e.Number, e.Start, epochs[i-1].Number, epochs[i-1].Start)}
+			return nil, 0, &VerifyError{Index: NoIndex, Source: source, Reason: fmt.Sprintf("epoch %d starts at entry %d, not after epoch %d (entry %d)", e.Number, e.Start, epochs[i-1].Number, epochs[i-1].Start)}
 		}
 		c, err := OpenCheckpoint(e.Anchor, v)
 		if err != nil {
-			return nil, &VerifyError{Index: NoIndex, Source: source, Reason: "the backup's checkpoint is not validly signed by " + v.Name(), Err: err}
+			return nil, 0, &VerifyError{Index: NoIndex, Source: source, Reason: "the backup's checkpoint is not validly signed by " + v.Name(), Err: err}
 		}
 		if c.Size != e.Start {
-			return nil, &VerifyError{Index: NoIndex, Checkpoint: &c, Source: source,
+			return nil, 0, &VerifyError{Index: NoIndex, Checkpoint: &c, Source: source,
 				Reason: fmt.Sprintf("the backup's checkpoint covers %d entries but the epoch starts at entry %d", c.Size, e.Start)}
 		}
 		cps = append(cps, SignedCheckpoint{Note: e.Anchor, Source: source + ": checkpoint signed with the backup " + e.BackupID, Witness: true})
@@ -147,11 +154,11 @@ func VerifyEpochs(ctx context.Context, src EntrySource, checkpoints []SignedChec
 	}
 	r, err := verify(ctx, src, cps, v, progress, starts)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for _, e := range epochs {
-		if err := checkRestoreEntry(ctx, src, e); err != nil {
-			return nil, err
+		if err := checkRestoreEntry(ctx, reveal, e); err != nil {
+			return nil, 0, err
 		}
 	}
 	// A restore entry without a record: someone removed the record (or forged the entry).
@@ -160,26 +167,34 @@ func VerifyEpochs(ctx context.Context, src EntrySource, checkpoints []SignedChec
 		known[e.Start] = true
 	}
 	var bad *VerifyError
-	err = src.Entries(ctx, 0, func(index uint64, data []byte, _ [HashSize]byte) error {
+	var archivedEnd uint64
+	err = reveal.Entries(ctx, 0, func(index uint64, data []byte, _ [HashSize]byte) error {
 		if index >= r.Entries {
 			return errStop
 		}
-		if known[index] {
+		if data == nil {
+			return nil // archived, and no segment given for it
+		}
+		e, err := UnmarshalEntry(data)
+		if err != nil || e.Type != "system" {
 			return nil
 		}
-		if e, err := UnmarshalEntry(data); err == nil && e.Type == "system" && e.Subtype == RestoreSubtype {
+		if end, ok := archiveEnd(e); ok {
+			archivedEnd = max(archivedEnd, end)
+		}
+		if e.Subtype == RestoreSubtype && !known[index] {
 			bad = &VerifyError{Index: index, End: index + 1, Reason: fmt.Sprintf("entry %d records a restore but the data dir has no epoch record for it (audit-epochs.json)", index)}
 			return errStop
 		}
 		return nil
 	})
 	if bad != nil {
-		return nil, bad
+		return nil, 0, bad
 	}
 	if err != nil && !errors.Is(err, errStop) {
-		return nil, fmt.Errorf("audit: reading entries: %w", err)
+		return nil, 0, fmt.Errorf("audit: reading entries: %w", err)
 	}
-	return r, nil
+	return r, archivedEnd, nil
 }
 
 // checkRestoreEntry checks that entry e.Start records the restore of epoch e.
@@ -188,6 +203,9 @@ func checkRestoreEntry(ctx context.Context, src EntrySource, e Epoch) error {
 	var verr *VerifyError
 	err := src.Entries(ctx, e.Start, func(index uint64, data []byte, _ [HashSize]byte) error {
 		found = true
+		if data == nil && index == e.Start {
+			return errStop // archived, and no segment given for it: its leaf hash is in the tree
+		}
 		en, err := UnmarshalEntry(data)
 		if err != nil || index != e.Start || en.Type != "system" || en.Subtype != RestoreSubtype || !slices.Contains(en.Resources, e.Resource()) {
 			verr = &VerifyError{Index: e.Start, End: e.Start + 1,

@@ -256,7 +256,11 @@ func (l *Log) sync(ctx context.Context) error {
 		if r.Index != next {
 			return vitalgate.Internal(errors.New("audit log has a gap"), "audit sync")
 		}
-		l.tree.Append(LeafHash(r.Data))
+		h, err := RecordLeaf(r)
+		if err != nil {
+			return err
+		}
+		l.tree.Append(h)
 		next++
 		return nil
 	})

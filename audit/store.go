@@ -17,9 +17,11 @@ type AuditReader interface {
 }
 
 // StoreLog adapts a store's audit log (a vitalgate.AuditStore) to LeafSource, for the
-// provers, and to EntrySource, for Verify. The store keeps no leaf hashes, so LeafHashes
-// computes them from the entries, and Entries passes a zero stored leaf hash, which Verify
-// takes as "none stored": every change is then caught by the checkpoints.
+// provers, and to EntrySource, for Verify. LeafHashes computes the leaf hashes from the
+// entries (an archived entry's is the one stored: its data is in an archive segment), and
+// Entries passes the stored leaf hash, all zero when the store keeps none, which Verify takes
+// as "none stored": every change is then caught by the checkpoints. An archived entry is
+// passed with nil data and its stored leaf hash.
 type StoreLog struct {
 	Store AuditReader
 }
@@ -30,13 +32,7 @@ func (l StoreLog) Size(ctx context.Context) (uint64, error) { return l.Store.Aud
 // Entries streams the entries with index >= from, in index order, with the leaf hash stored
 // at append time when the store keeps one (so that a changed entry is named exactly).
 func (l StoreLog) Entries(ctx context.Context, from uint64, fn func(index uint64, data []byte, storedLeafHash [HashSize]byte) error) error {
-	return l.Store.AuditEntries(ctx, from, math.MaxUint64, func(r vitalgate.AuditRecord) error {
-		var h [HashSize]byte
-		if len(r.Hash) == HashSize {
-			h = [HashSize]byte(r.Hash)
-		}
-		return fn(r.Index, r.Data, h)
-	})
+	return l.EntryRange(ctx, from, math.MaxUint64, fn)
 }
 
 // EntryRange streams the entries with from <= index < to, in index order, as Entries does
@@ -46,6 +42,9 @@ func (l StoreLog) EntryRange(ctx context.Context, from, to uint64, fn func(index
 		var h [HashSize]byte
 		if len(r.Hash) == HashSize {
 			h = [HashSize]byte(r.Hash)
+		}
+		if r.Archived() {
+			return fn(r.Index, nil, h)
 		}
 		return fn(r.Index, r.Data, h)
 	})
@@ -59,7 +58,11 @@ func (l StoreLog) LeafHashes(ctx context.Context, from, to uint64) ([][HashSize]
 		if r.Index != from+uint64(len(out)) {
 			return vitalgate.Errorf(vitalgate.EINTERNAL, "audit log entry %d out of sequence", r.Index)
 		}
-		out = append(out, LeafHash(r.Data))
+		h, err := RecordLeaf(r)
+		if err != nil {
+			return err
+		}
+		out = append(out, h)
 		return nil
 	})
 	return out, err
@@ -73,4 +76,16 @@ func SignedCheckpoints(cps []vitalgate.AuditCheckpoint) []SignedCheckpoint {
 		out[i] = SignedCheckpoint{Note: c.Note, Source: "stored checkpoint at size " + strconv.FormatUint(c.Size, 10)}
 	}
 	return out
+}
+
+// RecordLeaf returns the leaf hash of a stored entry: computed from its data, or for an
+// archived entry (vitalgate.AuditRecord.Archived), the leaf hash the store kept.
+func RecordLeaf(r vitalgate.AuditRecord) ([HashSize]byte, error) {
+	if !r.Archived() {
+		return LeafHash(r.Data), nil
+	}
+	if len(r.Hash) != HashSize {
+		return [HashSize]byte{}, vitalgate.Errorf(vitalgate.EINTERNAL, "audit log entry %d has neither data nor a leaf hash", r.Index)
+	}
+	return [HashSize]byte(r.Hash), nil
 }

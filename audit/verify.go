@@ -50,6 +50,13 @@ type Report struct {
 	// lost with a restore: they do not match the restored log, and a restore documents why
 	// (VerifyEpochs only; Verify fails on them).
 	Superseded []string
+	// Archived is the number of entries whose data was archived (the first Archived entries):
+	// their stored leaf hashes are in the tree and checked against every checkpoint, and
+	// ArchiveChecked of them were also checked against their data in archive segments
+	// (VerifyArchive, which lists the segments it read in Segments).
+	Archived       uint64
+	ArchiveChecked uint64
+	Segments       []string
 }
 
 // NoIndex is VerifyError.Index when a fault concerns no particular entry.
@@ -116,6 +123,32 @@ func gapError(next, index uint64) *VerifyError {
 		reason = fmt.Sprintf("entry %d is missing: the log goes from entry %d to entry %d (entries deleted)", next, next-1, index)
 	}
 	return &VerifyError{Index: next, End: next + 1, Reason: reason}
+}
+
+// leafOf returns the leaf hash of an entry as Verify sees it: computed from data and checked
+// against the stored leaf hash when one is stored, or, for an archived entry (nil data), the
+// stored leaf hash itself, which must exist.
+func leafOf(index uint64, data []byte, stored [HashSize]byte) (h [HashSize]byte, archived bool, verr *VerifyError) {
+	if data == nil {
+		if stored == ([HashSize]byte{}) {
+			return h, true, &VerifyError{Index: index, End: index + 1,
+				Reason: fmt.Sprintf("entry %d has neither data nor a stored leaf hash: it was removed", index)}
+		}
+		return stored, true, nil
+	}
+	h = LeafHash(data)
+	if h != stored && stored != ([HashSize]byte{}) {
+		return h, false, &VerifyError{Index: index, End: index + 1,
+			Reason: fmt.Sprintf("entry %d does not match its stored leaf hash: the entry was changed after it was logged", index)}
+	}
+	return h, false, nil
+}
+
+// notPrefix is the fault of an archived entry after a live one: archives move a prefix of the
+// log, so the data of a later entry was removed without an archive.
+func notPrefix(index uint64) *VerifyError {
+	return &VerifyError{Index: index, End: index + 1,
+		Reason: fmt.Sprintf("entry %d has no data, but an entry before it does: only the oldest entries are ever archived, so its data was removed", index)}
 }
 
 // errStop ends an entry stream early without error.
@@ -216,7 +249,8 @@ func verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint
 		return false
 	}
 	var t Tree
-	var good uint64 // size of the last checkpoint that matched: faults lie after it
+	var seenLive bool // an entry with data was seen: no archived entry may follow
+	var good uint64   // size of the last checkpoint that matched: faults lie after it
 	// check verifies every checkpoint at the current tree size.
 	check := func() *VerifyError {
 		for len(cps) > 0 && cps[0].c.Size == t.Size() {
@@ -259,6 +293,12 @@ func verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint
 				verr = gapError(t.Size(), c.first)
 				return errStop
 			}
+			if c.archived > 0 && seenLive {
+				verr = notPrefix(c.first)
+				return errStop
+			}
+			r.Archived += c.archived
+			seenLive = seenLive || c.live
 			if c.full && t.Size()%verifyChunk == 0 && (len(cps) == 0 || cps[0].c.Size >= t.Size()+verifyChunk) {
 				t.appendPerfect(c.root, height) // no checkpoint inside the chunk
 				if verr = check(); verr != nil {
@@ -292,12 +332,19 @@ func verify(ctx context.Context, src EntrySource, checkpoints []SignedCheckpoint
 				verr = gapError(next, index)
 				return errStop
 			}
-			h := LeafHash(data)
-			if h != stored && stored != ([HashSize]byte{}) {
-				verr = &VerifyError{Index: index, End: index + 1,
-					Reason: fmt.Sprintf("entry %d does not match its stored leaf hash: the entry was changed after it was logged", index)}
+			h, archived, lerr := leafOf(index, data, stored)
+			if lerr != nil {
+				verr = lerr
 				return errStop
 			}
+			if archived {
+				if seenLive {
+					verr = notPrefix(index)
+					return errStop
+				}
+				r.Archived++
+			}
+			seenLive = seenLive || !archived
 			t.Append(h)
 			r.Bytes += uint64(len(data))
 			if verr = check(); verr != nil {

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"sync"
 )
@@ -30,8 +29,12 @@ type chunk struct {
 	bytes  uint64           // their bytes
 	root   [HashSize]byte   // the perfect subtree over the whole chunk, when full
 	full   bool             // every entry of the chunk read, in order, without a fault
-	verr   *VerifyError     // the fault found after leaves (a gap, a repeat, a changed entry)
-	err    error            // a read error
+	// archived is how many of the leaves are of archived entries (they come first); live is
+	// whether any is not.
+	archived uint64
+	live     bool
+	verr     *VerifyError // the fault found after leaves (a gap, a repeat, a changed entry)
+	err      error        // a read error
 }
 
 // readChunk reads and hashes the entries [from, to) of src.
@@ -46,11 +49,18 @@ func readChunk(ctx context.Context, src RangeSource, from, to uint64, leaves [][
 			c.verr = gapError(next, index)
 			return errStop
 		}
-		h := LeafHash(data)
-		if h != stored && stored != ([HashSize]byte{}) {
-			c.verr = &VerifyError{Index: index, End: index + 1,
-				Reason: fmt.Sprintf("entry %d does not match its stored leaf hash: the entry was changed after it was logged", index)}
+		h, archived, verr := leafOf(index, data, stored)
+		if verr == nil && archived && c.live {
+			verr = notPrefix(index)
+		}
+		if verr != nil {
+			c.verr = verr
 			return errStop
+		}
+		if archived {
+			c.archived++
+		} else {
+			c.live = true
 		}
 		c.leaves = append(c.leaves, h)
 		c.bytes += uint64(len(data))

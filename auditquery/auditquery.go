@@ -11,6 +11,7 @@ package auditquery
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/fhir"
 )
 
 // Store is what the service reads: the log itself and its search index.
@@ -30,6 +32,9 @@ type Store interface {
 	// AuditSearch calls fn for the entries matching q, newest first, at most q.Limit.
 	// Returns EINVALID for a bad limit.
 	AuditSearch(ctx context.Context, q vitalgate.AuditQuery, fn func(vitalgate.AuditRecord) error) error
+	// AuditSegments returns the archive segments, in log order: the entries whose data left
+	// the live log (vitalgate audit archive).
+	AuditSegments(ctx context.Context) ([]vitalgate.AuditSegment, error)
 }
 
 // Recorder appends audit entries and serves the latest signed checkpoint (*audit.Log).
@@ -223,7 +228,51 @@ func (s *Service) Search(ctx context.Context, p vitalgate.Principal, q Query) ([
 	if err := s.record(ctx, p, len(out), nil); err != nil {
 		return nil, err
 	}
+	note, err := s.archivedNote(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if note != nil {
+		out = append(out, note)
+	}
 	return out, nil
+}
+
+// ArchivedOutcomeID is the id of the OperationOutcome that a search whose time window
+// reaches archived entries ends with.
+const ArchivedOutcomeID = "archived-audit-entries"
+
+// archivedNote returns, for a search whose window reaches back to archived entries (no lower
+// bound, or one before the newest archived entry), an OperationOutcome (FHIR JSON) saying
+// plainly that those entries were not searched and where they are; nil otherwise.
+func (s *Service) archivedNote(ctx context.Context, q Query) ([]byte, error) {
+	segs, err := s.Store.AuditSegments(ctx)
+	if err != nil || len(segs) == 0 {
+		return nil, err
+	}
+	last := segs[len(segs)-1]
+	newest := last.LastTime
+	for _, g := range segs {
+		if g.LastTime.After(newest) {
+			newest = g.LastTime
+		}
+	}
+	if !q.From.IsZero() && !q.From.Before(newest) {
+		return nil, nil
+	}
+	ids := make([]string, len(segs))
+	for i, g := range segs {
+		ids[i] = g.ID
+	}
+	oo := fhir.NewOperationOutcome(fhir.SeverityInformation, fhir.IssueInformational,
+		fmt.Sprintf("audit entries 0 to %d (logged before %s, the newest at %s) are archived in segments %s: they are no longer in the live log, and this search did not read them; an operator with the recovery key exports them with `vitalgate audit export --archive`",
+			last.To-1, last.Before.UTC().Format(time.RFC3339), newest.UTC().Format(time.RFC3339), strings.Join(ids, ", ")))
+	oo.ID = ArchivedOutcomeID
+	b, err := oo.Marshal()
+	if err != nil {
+		return nil, vitalgate.Internal(err, "archived entries note")
+	}
+	return b, nil
 }
 
 // record appends the entry of an AuditEvent search; err is the search's refusal, if any. It
@@ -276,8 +325,16 @@ func (s *Service) Inclusion(ctx context.Context, p vitalgate.Principal, index, s
 		return Inclusion{}, err
 	}
 	inc := Inclusion{Index: index, Size: size, Proof: proof}
-	if err := s.Store.AuditEntries(ctx, index, index+1, func(r vitalgate.AuditRecord) error { inc.Entry = r.Data; return nil }); err != nil {
+	var archived bool
+	if err := s.Store.AuditEntries(ctx, index, index+1, func(r vitalgate.AuditRecord) error {
+		inc.Entry, archived = r.Data, r.Archived()
+		return nil
+	}); err != nil {
 		return Inclusion{}, err
+	}
+	if archived {
+		return Inclusion{}, vitalgate.Errorf(vitalgate.ENOTFOUND,
+			"audit entry %d is archived: its data is no longer in the live log but in an archive segment (vitalgate audit archive); its leaf hash is, so the checkpoints still cover it", index)
 	}
 	if p.Site != vitalgate.AllSites {
 		if e, err := audit.UnmarshalEntry(inc.Entry); err != nil || e.Site != p.Site {

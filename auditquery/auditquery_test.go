@@ -284,3 +284,64 @@ func TestPatientAcrossSites(t *testing.T) {
 		}
 	}
 }
+
+// TestArchivedEntries: after an archive of the first two entries, a search whose window
+// reaches them ends with an OperationOutcome that says so (and finds the live entries), one
+// that starts after them has no such note, and the inclusion proof of an archived entry is
+// refused as not found with a message that says it is archived; a retained entry's proof
+// still works.
+func TestArchivedEntries(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var hs [][32]byte
+	if err := f.store.DB.AuditEntries(ctx, 0, 2, func(r vitalgate.AuditRecord) error {
+		hs = append(hs, audit.LeafHash(r.Data))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	seg := vitalgate.AuditSegment{ID: "as-0-2-test", From: 0, To: 2, Before: t0.Add(90 * time.Minute), LastTime: t0.Add(time.Hour),
+		KeepUntil: t0.AddDate(6, 0, 0), File: strings.Repeat("ab", 32)}
+	if err := f.store.ArchiveAudit(ctx, seg, hs); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name     string
+		params   map[string][]string
+		want     []string
+		archived bool
+	}{
+		{"all", map[string][]string{"agent": {"ehr"}}, []string{"3", "2"}, true},
+		{"before the archive's newest", map[string][]string{"agent": {"ehr"}, "date": {"ge2026-01-02T03:30:00Z"}}, []string{"3", "2"}, true},
+		{"after the archive", map[string][]string{"agent": {"ehr"}, "date": {"ge2026-01-02T04:30:00Z"}}, []string{"3", "2"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := auditquery.ParseQuery(tt.params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := f.svc.Search(ctx, auditor, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ids(evs)
+			if tt.archived {
+				if len(got) == 0 || got[len(got)-1] != auditquery.ArchivedOutcomeID ||
+					!strings.Contains(string(evs[len(evs)-1]), "audit entries 0 to 1") || !strings.Contains(string(evs[len(evs)-1]), "as-0-2-test") {
+					t.Fatalf("search of a window with archived entries: %v %s", got, evs[len(evs)-1])
+				}
+				got = got[:len(got)-1]
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("search = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if _, err := f.svc.Inclusion(ctx, auditor, 1, 4); vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND || !strings.Contains(err.Error(), "archived") {
+		t.Errorf("inclusion of an archived entry = %v, want not found because archived", err)
+	}
+	if inc, err := f.svc.Inclusion(ctx, auditor, 2, 4); err != nil || len(inc.Entry) == 0 {
+		t.Errorf("inclusion of a retained entry: %v", err)
+	}
+}

@@ -229,7 +229,11 @@ func describeSnapshot(ctx context.Context, src Source, path string, m *Manifest)
 		if r.Index != t.Size() {
 			return fmt.Errorf("the snapshot's audit log has a gap at entry %d", t.Size())
 		}
-		t.Append(audit.LeafHash(r.Data))
+		h, err := audit.RecordLeaf(r)
+		if err != nil {
+			return err
+		}
+		t.Append(h)
 		return nil
 	}); err != nil {
 		return nil, nil, err

@@ -7,7 +7,10 @@
 // every file), erasure tombstones (signed, append-only, replayed by a restore so that a
 // patient erased after a backup stays erased), and the restore itself: unpack into a new
 // data dir, verify, replay tombstones, and open a new audit log epoch (package audit,
-// VerifyEpochs) whose first entry records the restore.
+// VerifyEpochs) whose first entry records the restore (on PostgreSQL, after the operator
+// restored the database with its own tools: DatabaseAnchor). It also archives the audit log
+// (Archive): the oldest entries move into segment files sealed the same way (WriteSegment,
+// OpenSegment), kept for a retention, while the store keeps their leaf hashes.
 //
 // The package does no SQL: the stores give it a snapshot and counts (Snapshotter,
 // SnapshotDB, Shredder), package node the data dir's file list, and cmd/vitalgate wires them.

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/vault"
 )
@@ -264,6 +265,10 @@ func StartEpoch(ctx context.Context, dir string, alog *audit.Log, db audit.Audit
 	e := audit.Epoch{Number: len(epochs) + 2, Start: m.AuditSize, RestoredAt: now.UTC(), BackupID: m.ID, Anchor: u.Anchor, Previous: u.Previous}
 	desc := fmt.Sprintf("restored from backup %s of %s: epoch %d starts at entry %d, after the backup's %d entries (root %x); entries the original log held after them are not in this log",
 		m.ID, m.Created.Format(time.RFC3339), e.Number, e.Start, m.AuditSize, m.AuditRoot[:8])
+	if m.Store != "sqlite" {
+		desc = fmt.Sprintf("restored: the database from its own backup, the data dir from backup %s of %s: epoch %d starts at entry %d, after the %d entries of the restored database's log (root %x), which verified against its stored checkpoints; entries the original log held after them are not in this log",
+			m.ID, m.Created.Format(time.RFC3339), e.Number, e.Start, m.AuditSize, m.AuditRoot[:8])
+	}
 	if m.LastCheckpoint >= 0 {
 		desc += fmt.Sprintf("; the backup's last checkpoint covered %d entries", m.LastCheckpoint)
 	}
@@ -287,6 +292,33 @@ func StartEpoch(ctx context.Context, dir string, alog *audit.Log, db audit.Audit
 		return e, err
 	}
 	return e, nil
+}
+
+// DatabaseAnchor prepares the epoch of a PostgreSQL restore, whose database was restored with
+// PostgreSQL's tools (pg_restore, a base backup) and whose data dir backup u holds no
+// snapshot: the restored database's log, which rep reports verified against its stored
+// checkpoints (and the data dir's epoch records), is what the new epoch follows. It returns u
+// with the manifest's audit fields set to that log (size, root, last stored checkpoint), the
+// anchor a checkpoint of it signed now by signer (the data dir's audit key: no checkpoint of
+// exactly that size may exist, since pg_dump does not sign one), and Previous the last stored
+// checkpoint, which links the epoch to the database backup's log.
+func DatabaseAnchor(u *Unpacked, rep *audit.Report, stored []vitalgate.AuditCheckpoint, signer *audit.Signer) (*Unpacked, error) {
+	if u.Manifest.Store == "sqlite" {
+		return nil, errors.New("a SQLite backup holds its own anchor")
+	}
+	out := *u
+	out.Manifest.AuditSize, out.Manifest.AuditRoot, out.Manifest.LastCheckpoint = rep.Entries, rep.Root, -1
+	out.Previous = nil
+	if len(stored) > 0 {
+		last := stored[len(stored)-1]
+		out.Manifest.LastCheckpoint, out.Previous = int64(last.Size), last.Note // #nosec G115 -- a tree size
+	}
+	anchor, err := audit.SignCheckpoint(audit.Checkpoint{Origin: out.Manifest.Origin, Size: rep.Entries, Root: rep.Root}, signer)
+	if err != nil {
+		return nil, err
+	}
+	out.Anchor = anchor
+	return &out, nil
 }
 
 // Shredder destroys data keys of a restored store.

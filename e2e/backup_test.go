@@ -183,25 +183,47 @@ func TestBackupUnderFIPSOnly(t *testing.T) {
 	}
 }
 
-// TestBackupOnPostgres: on a PostgreSQL data dir the backup holds what Vitalgate keeps outside
-// the database (keys, certificates, store.json, the tombstone list) and no database file; the
-// restore puts the data dir back, which opens the same database and whose audit log verifies.
+// TestBackupOnPostgres runs the README's PostgreSQL recipes verbatim: the one-time setup, a
+// backup (pg_dump and `vitalgate backup`, which holds what Vitalgate keeps outside the
+// database: keys, certificates, store.json, the tombstone list, and no database file); then
+// the database is lost, and the restore recipe restores it with pg_restore and the data dir
+// onto it: the restored log verifies, a new audit epoch starts, `audit verify` checks across
+// it, and the restored data dir reaches the database as it was at the backup.
 func TestBackupOnPostgres(t *testing.T) {
+	needTools(t, "bash", "pg_dump", "pg_restore", "psql")
 	dsn, schema := testPostgres(t)
-	t.Setenv("VITALGATE_E2E_DSN", dsn)
 	work := t.TempDir()
-	dir, keys, file := filepath.Join(work, "data"), filepath.Join(work, "recovery"), filepath.Join(work, "pg.vgbackup")
-	run(t, "init", "--data", dir, "--store", "env:VITALGATE_E2E_DSN", "--schema", schema, "--json")
+	dir, restored := filepath.Join(work, "data"), filepath.Join(work, "restored")
+	env := append(os.Environ(), "VITALGATE_DSN="+dsn, "VG_PG_SCHEMA="+schema,
+		"PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"VG_DATA="+dir, "VG_RECOVERY="+filepath.Join(work, "recovery"), "VG_BACKUPS="+filepath.Join(work, "backups"),
+		"VG_TOMBSTONES="+filepath.Join(work, "elsewhere", "tombstones.log"), "VG_RESTORED="+restored)
+	t.Setenv("VITALGATE_DSN", dsn)
+	run(t, "init", "--data", dir, "--store", "env:VITALGATE_DSN", "--schema", schema, "--json")
 	addDevice(t, dir, "pg-dev", "pg-pat")
-	run(t, "backup", "keys", "init", "--out", keys)
-	out, errOut, err := runErr("backup", "--data", dir, "--out", file, "--recovery-pub", filepath.Join(keys, "recovery.pub"), "--json")
-	if err != nil || !strings.Contains(out, `"store":"postgres"`) || !strings.Contains(errOut, "pg_dump") {
-		t.Fatalf("backup on PostgreSQL: %v\n%s%s", err, out, errOut)
+	runRecipe := func(name string) (string, string) {
+		t.Helper()
+		cmd := exec.Command("bash", "-c", recipe(t, name))
+		cmd.Dir, cmd.Env = work, env
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("recipe %s: %v\nstdout: %s\nstderr: %s", name, err, stdout.String(), stderr.String())
+		}
+		return stdout.String(), stderr.String()
 	}
-	restored := filepath.Join(work, "restored")
-	out, errOut, err = runErr("restore", "--in", file, "--data", restored, "--recovery-key", filepath.Join(keys, "recovery.key"), "--key", filepath.Join(dir, "audit.pub"))
-	if err != nil || !strings.Contains(errOut, "pg_restore") {
-		t.Fatalf("restore of a PostgreSQL data dir: %v\n%s%s", err, out, errOut)
+	runRecipe("backup-setup")
+	if _, errOut := runRecipe("backup-postgres"); !strings.Contains(errOut, "pg_dump") {
+		t.Fatalf("backup on PostgreSQL: %s", errOut)
+	}
+	addDevice(t, dir, "pg-dev-later", "pg-pat-later") // after the backup: lost with the database
+	// The disaster: the database is lost.
+	if out, err := exec.Command("psql", dsn, "-c", "DROP SCHEMA "+schema+" CASCADE").CombinedOutput(); err != nil {
+		t.Fatalf("drop schema: %v %s", err, out)
+	}
+	out, errOut := runRecipe("restore-postgres")
+	if !strings.Contains(errOut, "pg_restore") || !strings.Contains(out, "epoch 2 starts at entry") || !strings.Contains(out, "2 epochs") {
+		t.Fatalf("restore recipe on PostgreSQL:\nstdout: %s\nstderr: %s", out, errOut)
 	}
 	for _, f := range []string{"ca.key", "keys/kek-1.key", "keys/index.key", "store.json", "audit.key", "token.key", "tombstone.key"} {
 		want, _ := os.ReadFile(filepath.Join(dir, f))
@@ -213,9 +235,8 @@ func TestBackupOnPostgres(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(restored, "vitalgate.db")); err == nil {
 		t.Fatal("a SQLite database appeared in a PostgreSQL data dir")
 	}
-	run(t, "audit", "verify", "--data", restored)
-	if list := run(t, "device", "list", "--data", restored); !strings.Contains(list, "pg-dev") {
-		t.Fatalf("the restored data dir does not reach the database: %s", list)
+	if list := run(t, "device", "list", "--data", restored); !strings.Contains(list, "pg-dev") || strings.Contains(list, "pg-dev-later") {
+		t.Fatalf("the restored data dir does not reach the database as it was at the backup: %s", list)
 	}
 }
 
@@ -269,6 +290,14 @@ func TestErasureSurvivesRestoreOnPostgres(t *testing.T) {
 	if got := exportIDs(t, without); got[ids["pg-pat-1"]] != 1 {
 		t.Fatalf("the restored database does not hold the erased patient (the test proves nothing): %v", got)
 	}
+	// That restore opened an audit epoch in the database, recorded in its own data dir:
+	// restore the database again for the real restore.
+	if out, err := exec.Command("psql", dsn, "-c", "DROP SCHEMA "+schema+" CASCADE").CombinedOutput(); err != nil {
+		t.Fatalf("drop schema: %v %s", err, out)
+	}
+	if out, err := exec.Command("pg_restore", "--dbname="+dsn, dump).CombinedOutput(); err != nil {
+		t.Fatalf("pg_restore: %v %s", err, out)
+	}
 	restored := filepath.Join(work, "restored")
 	out := run(t, "restore", "--in", file, "--data", restored, "--recovery-key", filepath.Join(keys, "recovery.key"),
 		"--tombstones", tombs, "--key", filepath.Join(dir, "audit.pub"))
@@ -279,5 +308,7 @@ func TestErasureSurvivesRestoreOnPostgres(t *testing.T) {
 	if got[ids["pg-pat-1"]] != 0 || got[ids["pg-pat-2"]] != 1 {
 		t.Fatalf("after the replay, exported %v; erased %s, kept %s", got, ids["pg-pat-1"], ids["pg-pat-2"])
 	}
-	run(t, "audit", "verify", "--data", restored)
+	if out := run(t, "audit", "verify", "--data", restored); !strings.Contains(out, "2 epochs") {
+		t.Fatalf("audit verify of the restored PostgreSQL deployment: %s", out)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/evidence"
 )
 
@@ -44,9 +45,21 @@ func TestBackupProbe(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := evidence.Probe("backup-restore", state(tc.state))
+			if !strings.Contains(strings.Join(f.Facts, "\n"), "no entry archived") {
+				t.Errorf("the row does not say that no entry is archived: %q", f.Facts)
+			}
 			if f.Status != tc.want || !strings.Contains(strings.Join(f.Facts, "\n"), tc.fact) {
 				t.Fatalf("got %s %q, want %s with %q", f.Status, f.Facts, tc.want, tc.fact)
 			}
 		})
 	}
+	t.Run("archived", func(t *testing.T) {
+		s := state("")
+		s.AuditSegments = []vitalgate.AuditSegment{{ID: "as-0-10", From: 0, To: 10, KeepUntil: now.AddDate(6, 0, 0)},
+			{ID: "as-10-40", From: 10, To: 40, KeepUntil: now.AddDate(7, 0, 0)}}
+		f := evidence.Probe("backup-restore", s)
+		if !strings.Contains(strings.Join(f.Facts, "\n"), "audit entries 0 to 39 are archived in 2 sealed segments") || !strings.Contains(strings.Join(f.Facts, "\n"), "2033-12-03") {
+			t.Fatalf("facts %q", f.Facts)
+		}
+	})
 }

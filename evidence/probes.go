@@ -455,6 +455,24 @@ const (
 )
 
 func probeBackups(s *State) Finding {
+	f := probeBackupRecords(s)
+	if n := len(s.AuditSegments); n > 0 {
+		last, keep := s.AuditSegments[n-1], s.AuditSegments[0].KeepUntil
+		for _, g := range s.AuditSegments {
+			if g.KeepUntil.After(keep) {
+				keep = g.KeepUntil
+			}
+		}
+		f.Facts = append(f.Facts, fmt.Sprintf("audit archive: audit entries 0 to %d are archived in %d sealed segments (their leaf hashes stay in the live log, which verifies whole); the latest keep-until date of a segment is %s",
+			last.To-1, n, keep.UTC().Format(time.DateOnly)))
+	} else {
+		f.Facts = append(f.Facts, "audit archive: no entry archived, the whole audit log is live (`vitalgate audit archive` moves old entries into sealed segments kept 6 years by default)")
+	}
+	return f
+}
+
+// probeBackupRecords is the last backup and the last verified backup.
+func probeBackupRecords(s *State) Finding {
 	b := s.Backups
 	if b == nil || b.LastBackup == nil {
 		return Finding{Status: StatusAttention, Facts: []string{"no backup of this data dir is recorded: take one with `vitalgate backup` and check it with `vitalgate restore --verify-only --record`"}}

@@ -31,6 +31,7 @@ type Store interface {
 	AuditCheckpoints(ctx context.Context) ([]vitalgate.AuditCheckpoint, error)
 	RetiredKEKs(ctx context.Context) ([]vitalgate.RetiredKEK, error)
 	Sites(ctx context.Context) ([]vitalgate.Site, error)
+	AuditSegments(ctx context.Context) ([]vitalgate.AuditSegment, error)
 }
 
 // DataFiles names the files of the data dir the report reads (their contents for the
@@ -128,9 +129,11 @@ type State struct {
 	Rollouts    []RolloutSummary       `json:"rollouts,omitempty"` // each model's newest rollout
 	Releases    []ReleaseSummary       `json:"releases,omitempty"` // signed update releases per model
 	Backups     *BackupState           `json:"backups,omitempty"`  // the last backup and verified backup, nil if none
-	Posture     *PostureSummary        `json:"posture,omitempty"`  // the vulnerability posture (nil: not reported)
-	Alerts      *AlertSummary          `json:"alerts,omitempty"`   // detection alerts (nil: the store keeps none)
-	Sites       []SiteSummary          `json:"sites"`
+	// AuditSegments are the audit log's archive segments (vitalgate audit archive), in log order.
+	AuditSegments []vitalgate.AuditSegment `json:"audit_segments,omitempty"`
+	Posture       *PostureSummary          `json:"posture,omitempty"` // the vulnerability posture (nil: not reported)
+	Alerts        *AlertSummary            `json:"alerts,omitempty"`  // detection alerts (nil: the store keeps none)
+	Sites         []SiteSummary            `json:"sites"`
 	// ErasedSiteDevices counts active devices of erased sites (none, unless the erasure was cut short).
 	ErasedSiteDevices int               `json:"erased_site_devices"`
 	Tests             map[string]string `json:"-"` // "pkg.TestName" → pass, fail or skip
@@ -206,6 +209,9 @@ func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*Sta
 	}
 	if s.Backups, err = backupState(d); err != nil {
 		return nil, err
+	}
+	if s.AuditSegments, err = d.Store.AuditSegments(ctx); err != nil {
+		return nil, fmt.Errorf("audit segments: %w", err)
 	}
 	if s.Releases, err = releases(ctx, d.Store); err != nil {
 		return nil, err

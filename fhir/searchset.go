@@ -44,7 +44,8 @@ type BundleEntrySearch struct {
 }
 
 // NewSearchSet returns a searchset with a self link, a next link unless next is "", and one
-// entry of search mode "match" per resource, in order. Each resource must be a JSON object
+// entry of search mode "match" per resource, in order (an OperationOutcome, a note about
+// the search, gets mode "outcome"). Each resource must be a JSON object
 // with resourceType and id (as the Marshal methods of this package produce); its fullUrl is
 // base + "/" + resourceType + "/" + id, where base is the absolute FHIR base URL without a
 // trailing slash (for example "https://host:8443/fhir"), or none if base is "". A resource
@@ -66,7 +67,11 @@ func NewSearchSet(base, self, next string, resources []json.RawMessage) (*Search
 		if !resourceTypeName.MatchString(head.ResourceType) || !idRE.MatchString(head.ID) {
 			return nil, vitalgate.Internal(errMissingID, "fhir: searchset resource")
 		}
-		s.Entry[i] = SearchEntry{Resource: r, Search: &BundleEntrySearch{Mode: "match"}}
+		mode := "match"
+		if head.ResourceType == "OperationOutcome" {
+			mode = "outcome" // a note about the search, not a match (FHIR R4 Bundle.entry.search.mode)
+		}
+		s.Entry[i] = SearchEntry{Resource: r, Search: &BundleEntrySearch{Mode: mode}}
 		if base != "" {
 			s.Entry[i].FullURL = base + "/" + head.ResourceType + "/" + head.ID
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/rowiter"
 )
 
 const (
@@ -14,7 +15,29 @@ const (
 	setOutboxCursorSQL = `INSERT INTO outbox_cursors (destination, next, updated_at) VALUES ($1, $2, $3)
 	ON CONFLICT (destination) DO UPDATE SET next = excluded.next, updated_at = excluded.updated_at
 	WHERE excluded.next > outbox_cursors.next`
+	outboxCursorsSQL = `SELECT destination, next FROM outbox_cursors ORDER BY destination`
 )
+
+// OutboxCursors returns the cursor of every destination that has one.
+func (s Shared) OutboxCursors(ctx context.Context) (map[string]uint64, error) {
+	type cursor struct {
+		dest string
+		next int64
+	}
+	cs, err := collect(ctx, s, "outbox cursors", func(r rowiter.Scanner) (cursor, error) {
+		var c cursor
+		err := r.Scan(&c.dest, &c.next)
+		return c, err
+	}, outboxCursorsSQL)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(cs))
+	for _, c := range cs {
+		out[c.dest] = uint64(c.next) // #nosec G115 -- next is non-negative by the column's CHECK (next >= 0)
+	}
+	return out, nil
+}
 
 // OutboxCursor returns the index of the next audit entry to deliver to destination, 0 when
 // nothing was delivered to it yet.

@@ -575,4 +575,9 @@ func (s *suite) testOutboxCursor(t *testing.T) {
 		t.Errorf("cursor of a = %d after b moved, want 25", n)
 	}
 	wantCode(t, "SetOutboxCursor with no destination", st.SetOutboxCursor(ctx, "", 1), vitalgate.EINVALID)
+	all, err := st.OutboxCursors(ctx)
+	must(t, "OutboxCursors", err)
+	if len(all) != 2 || all["syslog:a:6514"] != 25 || all["syslog:b:6514"] != 3 {
+		t.Errorf("OutboxCursors = %v, want a at 25 and b at 3", all)
+	}
 }

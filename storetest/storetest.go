@@ -104,6 +104,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 	tests = append(tests, s.postureTests()...)
 	tests = append(tests, s.exportTests()...)
 	tests = append(tests, s.subscriptionTests()...)
+	tests = append(tests, s.archiveTests()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -277,7 +277,7 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 		if err := m.recordVerification(ctx, *record, vr); err != nil {
 			return errors.Join(rerr, err)
 		}
-	} else if rerr == nil {
+	} else if rerr == nil && !*verifyOnly { // a verification without --record keeps nothing
 		if err := backup.RecordStatus(target, nil, vr); err != nil {
 			return err
 		}
@@ -304,9 +304,14 @@ func (m *Main) runRestore(ctx context.Context, args []string) error {
 	if *verifyOnly {
 		what = "verified (restored into a temporary directory, now deleted)"
 	}
-	if res.Epoch == 0 { // PostgreSQL: the data dir only
-		fmt.Fprintf(m.Stdout, "OK: backup %s of %s: the data dir is %s (%d bytes); %d tombstones replayed into the PostgreSQL database (%d data keys destroyed); %.2fs\n",
-			res.ID, res.BackupAt.Format(time.RFC3339), what, size, res.Replayed.Tombstones, res.Replayed.DataKeys, res.Seconds)
+	if res.Epoch == 0 { // PostgreSQL, verified only: the data dir
+		fmt.Fprintf(m.Stdout, "OK: backup %s of %s: the data dir is %s (%d bytes); the PostgreSQL database is not part of it; %.2fs\n",
+			res.ID, res.BackupAt.Format(time.RFC3339), what, size, res.Seconds)
+		return nil
+	}
+	if res.Store == "postgres" {
+		fmt.Fprintf(m.Stdout, "OK: backup %s of %s: the data dir is %s (%d bytes); the PostgreSQL database's %d audit entries verify, epoch %d starts at entry %d; %d tombstones replayed into the PostgreSQL database (%d data keys destroyed); %.2fs\n",
+			res.ID, res.BackupAt.Format(time.RFC3339), what, size, res.Entries, res.Epoch, res.Entries, res.Replayed.Tombstones, res.Replayed.DataKeys, res.Seconds)
 		return nil
 	}
 	fmt.Fprintf(m.Stdout, "OK: backup %s of %s %s: %d audit entries verify, %d tables match the manifest, %d tombstones replayed (%d data keys destroyed); epoch %d starts at entry %d; %d bytes of data; %.2fs\n",
@@ -324,6 +329,7 @@ type restoreResult struct {
 	Replayed backup.Replayed
 	OwnKey   bool
 	Origin   string
+	Store    string
 	Seconds  float64
 }
 
@@ -341,9 +347,9 @@ func (m *Main) restore(ctx context.Context, in string, priv hpke.PrivateKey, key
 		return res, err
 	}
 	man := u.Manifest
-	res.ID, res.BackupAt, res.OwnKey, res.Origin = man.ID, man.Created, u.OwnKey, man.Origin
+	res.ID, res.BackupAt, res.OwnKey, res.Origin, res.Store = man.ID, man.Created, u.OwnKey, man.Origin, man.Store
 	if man.Store != "sqlite" {
-		return res, m.restorePostgres(ctx, staging, tombFile, verifyOnly, &res)
+		return res, m.restorePostgres(ctx, u, staging, tombFile, verifyOnly, &res)
 	}
 	n, err := m.openDataDir(ctx, staging)
 	if err != nil {
@@ -396,22 +402,23 @@ func (m *Main) restore(ctx context.Context, in string, priv hpke.PrivateKey, key
 	return res, nil
 }
 
-// restorePostgres finishes the restore of a PostgreSQL data dir: its files are back; with
-// tombstones, the database (restored with pg_restore first) gets the erasures replayed. A
-// verification only checks the tombstones: the data dir it restored names the live database.
-func (m *Main) restorePostgres(ctx context.Context, staging, tombFile string, verifyOnly bool, res *restoreResult) error {
-	if tombFile == "" {
-		fmt.Fprintln(m.Stderr, "The backup's store is PostgreSQL: the data dir (keys, certificates, configuration) is restored. Restore the database with pg_restore "+
-			"or from its base backup before `vitalgate serve`; erasures made after the backups are replayed into the database only by a restore with --tombstones, "+
-			"so restore the database first and then the data dir with --tombstones.")
-		return nil
-	}
-	tf, err := os.Open(tombFile) // #nosec G304 -- the operator names the file
-	if err != nil {
-		return fmt.Errorf("the tombstone list: %w", err)
-	}
-	defer tf.Close()
+// restorePostgres finishes the restore of a PostgreSQL data dir: its files are back, and the
+// database was restored first with PostgreSQL's tools (pg_restore, a base backup). The
+// restored database's audit log must verify; a new audit epoch starts after it, as a SQLite
+// restore's does, with a checkpoint of it signed now and linked to its last stored checkpoint;
+// with tombstones, the erasures after the backup are replayed into the database; then the log
+// verifies again across its epochs. A verification only checks the tombstones: the data dir it
+// restored names the live database.
+func (m *Main) restorePostgres(ctx context.Context, u *backup.Unpacked, staging, tombFile string, verifyOnly bool, res *restoreResult) error {
 	if verifyOnly {
+		if tombFile == "" {
+			return nil
+		}
+		tf, err := os.Open(tombFile) // #nosec G304 -- the operator names the file
+		if err != nil {
+			return fmt.Errorf("the tombstone list: %w", err)
+		}
+		defer tf.Close()
 		k, err := backup.LoadTombstoneKey(staging, res.Origin, false)
 		if err != nil {
 			return fmt.Errorf("the backup holds no tombstone key, so no tombstone can be checked: %w", err)
@@ -419,12 +426,30 @@ func (m *Main) restorePostgres(ctx context.Context, staging, tombFile string, ve
 		_, err = backup.ReadTombstones(tf, k.Verifier())
 		return err
 	}
+	fmt.Fprintln(m.Stderr, "The backup's store is PostgreSQL: the data dir (keys, certificates, configuration) is restored onto the database, which must be restored first "+
+		"(pg_restore, or its base backup); its audit log is verified and a new audit epoch started on it.")
 	n, err := m.openDataDir(ctx, staging)
 	if err != nil {
 		return fmt.Errorf("open the restored data dir and its PostgreSQL database (restore the database with pg_restore first): %w", err)
 	}
 	defer n.Close()
-	sh, err := n.Shredder()
+	stored, err := n.store.AuditCheckpoints(ctx)
+	if err != nil {
+		return err
+	}
+	epochs, err := backup.ReadEpochs(staging)
+	if err != nil {
+		return err
+	}
+	rep, err := audit.VerifyEpochs(ctx, audit.StoreLog{Store: n.store}, audit.SignedCheckpoints(stored), epochs, u.Verifier, nil)
+	if err != nil {
+		return fmt.Errorf("the restored database's audit log does not verify: %w", err)
+	}
+	signer, err := n.AuditSigner()
+	if err != nil {
+		return err
+	}
+	pu, err := backup.DatabaseAnchor(u, rep, stored, signer)
 	if err != nil {
 		return err
 	}
@@ -432,11 +457,38 @@ func (m *Main) restorePostgres(ctx context.Context, staging, tombFile string, ve
 	if err != nil {
 		return err
 	}
-	if res.Replayed, err = backup.ReplayTombstones(ctx, staging, n.AuditOrigin(), tf, sh, n.Vault, alog, operator()); err != nil {
+	ep, err := backup.StartEpoch(ctx, staging, alog, n.store, pu, operator(), m.Now())
+	if err != nil {
 		return err
 	}
-	_, err = alog.Checkpoint(ctx)
-	return err
+	res.Epoch, res.Entries = ep.Number, ep.Start
+	if tombFile != "" {
+		tf, err := os.Open(tombFile) // #nosec G304 -- the operator names the file
+		if err != nil {
+			return fmt.Errorf("the tombstone list: %w", err)
+		}
+		defer tf.Close()
+		sh, err := n.Shredder()
+		if err != nil {
+			return err
+		}
+		if res.Replayed, err = backup.ReplayTombstones(ctx, staging, n.AuditOrigin(), tf, sh, n.Vault, alog, operator()); err != nil {
+			return err
+		}
+	}
+	if _, err := alog.Checkpoint(ctx); err != nil {
+		return err
+	}
+	if stored, err = n.store.AuditCheckpoints(ctx); err != nil {
+		return err
+	}
+	if epochs, err = backup.ReadEpochs(staging); err != nil {
+		return err
+	}
+	if _, err := audit.VerifyEpochs(ctx, audit.StoreLog{Store: n.store}, audit.SignedCheckpoints(stored), epochs, u.Verifier, nil); err != nil {
+		return fmt.Errorf("the restored audit log does not verify after the restore: %w", err)
+	}
+	return nil
 }
 
 // recordVerification records a verification's result in a live data dir, and audits it there.

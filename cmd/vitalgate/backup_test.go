@@ -97,6 +97,10 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if out, _ := mustRun(t, "audit", "verify", "--data", to3); !strings.Contains(out, "3 epochs") {
 		t.Fatalf("audit verify after two restores: %s", out)
 	}
+	out, _ = mustRun(t, "restore", "--verify-only", "--in", b.file, "--recovery-key", filepath.Join(b.keys, "recovery.key"))
+	if !strings.Contains(out, "verified") {
+		t.Fatalf("verify-only without --record: %s", out)
+	}
 	out, _ = mustRun(t, "restore", "--verify-only", "--in", b.file, "--recovery-key", filepath.Join(b.keys, "recovery.key"), "--record", b.dir)
 	if !strings.Contains(out, "verified") {
 		t.Fatalf("verify-only: %s", out)

@@ -20,7 +20,7 @@ import (
 // and an unknown command is a usage error.
 func TestEveryCommandHasHelp(t *testing.T) {
 	subs := map[string][]string{"device": {"add", "assign", "revoke", "list", "reissue", "import"}, "client": {"add", "list", "disable", "rotate-secret", "set-patients", "set-scopes"}, "keys": {"rotate"},
-		"audit": {"verify", "checkpoint", "export"}, "update": {"keys", "publish", "sign", "rotate-root", "status", "root", "rollout", "window"},
+		"audit": {"verify", "checkpoint", "export", "archive"}, "update": {"keys", "publish", "sign", "rotate-root", "status", "root", "rollout", "window"},
 		"posture": {"sbom", "advisories", "kev", "vex"}}
 	for name := range commands {
 		cases := [][]string{{name, "--help"}}

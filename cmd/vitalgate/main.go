@@ -140,7 +140,7 @@ var argNames = map[string]string{
 	"format": "FORMAT", "since": "TIME", "device": "ID:PATIENT:SECRET[:KIND]", "hl7-authority": "NAMESPACE=SYSTEM",
 	"log-level": "LEVEL", "scenario": "NAME", "keys": "KEYDIR", "new-keys": "KEYDIR", "version": "V", "sbom": "FILE",
 	"threshold": "N", "max-size": "BYTES", "devices": "ID,...", "percent": "P,...", "reason": "TEXT", "hours": "HH:MM-HH:MM", "days": "DAYS", "zone": "ZONE",
-	"in": "FILE", "recovery-pub": "FILE", "recovery-key": "KEY", "tombstones": "FILE", "export": "FILE", "record": "DIR",
+	"in": "FILE", "archive": "FILE", "before": "DATE", "retention": "AGE", "skip-outbox": "DEST", "recovery-pub": "FILE", "recovery-key": "KEY", "tombstones": "FILE", "export": "FILE", "record": "DIR",
 }
 
 // printDefaults is flag.PrintDefaults with argument names from argNames (or the flag's
