@@ -3,11 +3,11 @@
 -- the resource and its patient's blind index, never clinical data.
 CREATE TABLE subscriptions (
 	id            text COLLATE "C" NOT NULL PRIMARY KEY,
-	client_id     text        NOT NULL,
-	site          text        NOT NULL DEFAULT '',
+	client_id     text COLLATE "C" NOT NULL,
+	site          text COLLATE "C" NOT NULL DEFAULT '',
 	topic         text        NOT NULL,
 	patient_index bytea,
-	endpoint      text        NOT NULL,
+	endpoint      text COLLATE "C" NOT NULL,
 	payload       text        NOT NULL CHECK (payload IN ('id-only', 'full-resource')),
 	status        text        NOT NULL CHECK (status IN ('requested', 'active', 'error', 'off')),
 	error         text        NOT NULL DEFAULT '',
