@@ -342,7 +342,7 @@ func OpenSegment(ctx context.Context, r io.Reader, priv hpke.PrivateKey, v audit
 			return nil, refuse("the entries stream is cut short")
 		}
 		l := binary.BigEndian.Uint32(rest)
-		if uint64(l) > uint64(len(rest)-4) || l == 0 {
+		if uint64(l) > uint64(len(rest)-4) || l == 0 { // #nosec G115 -- len(rest) >= 4 here, so len(rest)-4 is not negative
 			return nil, refuse("the entries stream is cut short")
 		}
 		out.Content.Entries = append(out.Content.Entries, rest[4:4+l])

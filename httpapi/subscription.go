@@ -240,9 +240,9 @@ func (s *Server) handleSubscriptionEvents(w http.ResponseWriter, r *http.Request
 func (s *Server) handleSubscriptionTopics(w http.ResponseWriter, r *http.Request, _ vitalgate.Principal) {
 	topic := map[string]any{"resourceType": "SubscriptionTopic", "id": "new-observation", "url": subscription.TopicObservation,
 		"status": "active", "title": "New Observation for a patient in scope",
-		"description": "An Observation stored (by a device, over FHIR or HL7 v2) for a patient of the subscriber's site that it may see (a clinician: its care team).",
-		"resourceTrigger": []any{map[string]any{"resource": "Observation", "supportedInteraction": []string{"create"}}},
-		"canFilterBy":     []any{map[string]any{"resource": "Observation", "filterParameter": "patient"}},
+		"description":       "An Observation stored (by a device, over FHIR or HL7 v2) for a patient of the subscriber's site that it may see (a clinician: its care team).",
+		"resourceTrigger":   []any{map[string]any{"resource": "Observation", "supportedInteraction": []string{"create"}}},
+		"canFilterBy":       []any{map[string]any{"resource": "Observation", "filterParameter": "patient"}},
 		"notificationShape": []any{map[string]any{"resource": "Observation"}}}
 	body, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "searchset", "total": 1,
 		"entry": []any{map[string]any{"fullUrl": s.fhirBase(r) + "/SubscriptionTopic/new-observation", "resource": topic}}})

@@ -39,7 +39,8 @@ func archiveLog(t *testing.T, st vitalgate.Store, n int) [][32]byte {
 }
 
 func testSegment(id string, from, to uint64) vitalgate.AuditSegment {
-	return vitalgate.AuditSegment{ID: id, From: from, To: to, Before: at(100), LastTime: at(int(to)), KeepUntil: at(int(to)).AddDate(6, 0, 0),
+	last := at(int(to)) // #nosec G115 -- the tests' indexes are small
+	return vitalgate.AuditSegment{ID: id, From: from, To: to, Before: at(100), LastTime: last, KeepUntil: last.AddDate(6, 0, 0),
 		File: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", CreatedAt: at(200)}
 }
 
