@@ -31,10 +31,11 @@ type NodeConfig struct {
 
 // NodeDetection is the detection configuration a node serves with.
 type NodeDetection struct {
-	RulesVersion   int    `json:"rules_version"`   // the rule set's version
-	Rules          int    `json:"rules"`           // rules in force (not disabled)
-	RulesFile      string `json:"rules_file"`      // "" for the shipped rules
-	AutoQuarantine bool   `json:"auto_quarantine"` // serve --detect-quarantine
+	RulesVersion   int    `json:"rules_version"`     // the rule set's version
+	Rules          int    `json:"rules"`             // rules in force (not disabled)
+	RulesFile      string `json:"rules_file"`        // "" for the shipped rules
+	AutoQuarantine bool   `json:"auto_quarantine"`   // serve --detect-quarantine
+	Webhook        string `json:"webhook,omitempty"` // the alert webhook's HOST[:PORT] (serve --alert-webhook), "" for none
 }
 
 // NodeListener is one network interface a node listens on.

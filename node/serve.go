@@ -102,6 +102,7 @@ type server struct {
 	rollout   *rollout.Service
 	http      *httpapi.Server
 	forwarder *outbox.Destination // nil without --syslog-addr
+	webhook   *outbox.Webhook     // nil without --alert-webhook
 	updates   *updates.Service
 	detect    *detect.Service
 }
@@ -186,6 +187,11 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 			return nil, err
 		}
 	}
+	if s.opt.Detect.WebhookURL != "" {
+		if s.webhook, err = s.newAlertWebhook(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -228,6 +234,9 @@ func (s *server) run(ctx context.Context) (err error) {
 	}
 	if s.forwarder != nil {
 		background(func() { s.forwarder.Run(ctx) })
+	}
+	if s.webhook != nil {
+		background(func() { s.webhook.Run(ctx) })
 	}
 	if s.opt.MLLPAddr != "" {
 		stop, err := s.serveMLLP(s.http.TLSConfig(s.cert))

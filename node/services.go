@@ -1,12 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -79,11 +81,19 @@ func (s *server) newAuth() (*auth.Service, error) {
 }
 
 // DetectOptions configure detection: the rules file (default: the shipped rules,
-// detect/rules.json) and whether a high-severity identity, authentication or protocol alert
-// quarantines its device by itself (never a clinical-value alert).
+// detect/rules.json), whether a high-severity identity, authentication or protocol alert
+// quarantines its device by itself (never a clinical-value alert), and the webhook alerts
+// are forwarded to.
 type DetectOptions struct {
 	RulesFile      string
 	AutoQuarantine bool
+	// WebhookURL receives every alert as a signed HTTPS POST (package outbox); "" for none.
+	// WebhookSecretFile holds the HMAC secret (at least 32 bytes; surrounding white space is
+	// dropped); it is read once and never logged. WebhookCA is a PEM file of the receiver's
+	// CA (default: the system roots).
+	WebhookURL        string
+	WebhookSecretFile string
+	WebhookCA         string
 }
 
 // newDetect builds the detection capability. It is built before the capabilities that
@@ -123,7 +133,69 @@ func (s *server) detectConfig() *vitalgate.NodeDetection {
 			n++
 		}
 	}
-	return &vitalgate.NodeDetection{RulesVersion: rs.Version, Rules: n, RulesFile: s.opt.Detect.RulesFile, AutoQuarantine: s.opt.Detect.AutoQuarantine}
+	return &vitalgate.NodeDetection{RulesVersion: rs.Version, Rules: n, RulesFile: s.opt.Detect.RulesFile,
+		AutoQuarantine: s.opt.Detect.AutoQuarantine, Webhook: webhookHost(s.opt.Detect.WebhookURL)}
+}
+
+// webhookHost is the host of the alert webhook, as the node configuration records it (not
+// its path or query, which may carry the receiver's token), "" for none.
+func webhookHost(raw string) string {
+	u, err := url.Parse(raw)
+	if raw == "" || err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// newAlertWebhook forwards alerts to --alert-webhook through the outbox: its cursor and its
+// lease are in the store, so an outage or restart loses nothing and one node of a cluster at
+// a time delivers. The URL's address is on the outbox allow-list by the operator's naming it.
+func (s *server) newAlertWebhook() (*outbox.Webhook, error) {
+	o := s.opt.Detect
+	if o.WebhookSecretFile == "" {
+		return nil, errors.New("--alert-webhook needs --alert-webhook-secret-file (a file of at least 32 random bytes, e.g. openssl rand -hex 32)")
+	}
+	raw, err := os.ReadFile(o.WebhookSecretFile) // #nosec G304 -- the operator names the file
+	if err != nil {
+		return nil, fmt.Errorf("--alert-webhook-secret-file: %w", err)
+	}
+	secret := bytes.TrimSpace(raw)
+	var roots *x509.CertPool
+	if o.WebhookCA != "" {
+		pem, err := os.ReadFile(o.WebhookCA) // #nosec G304 -- the operator names the file
+		if err != nil {
+			return nil, fmt.Errorf("--alert-webhook-ca: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--alert-webhook-ca %s holds no PEM certificate", o.WebhookCA)
+		}
+	}
+	u, err := url.Parse(o.WebhookURL)
+	if err != nil || u.Host == "" {
+		return nil, errors.New("--alert-webhook must be an https:// URL")
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "443")
+	}
+	st, ok := s.n.Store.(vitalgate.AlertStore)
+	if !ok {
+		return nil, fmt.Errorf("the store (%T) keeps no alerts", s.n.Store)
+	}
+	ob, err := outbox.New(outbox.Config{Log: s.n.Store, Cursors: s.n.Store, Allow: []string{addr}, Batch: 100,
+		OnError: func(dest string, err error) {
+			s.log.Warn("alert forwarding failed; will retry", "destination", dest, "error", err.Error())
+		}})
+	if err != nil {
+		return nil, err
+	}
+	w, err := ob.Webhook(outbox.WebhookConfig{URL: o.WebhookURL, Secret: secret, Alerts: st, Leases: s.n.Store,
+		Holder: s.name, Roots: roots, Now: s.n.env.Now})
+	if err != nil {
+		return nil, fmt.Errorf("--alert-webhook: %w", err)
+	}
+	return w, nil
 }
 
 // registryQuarantine quarantines through the server's registry, once it is built.

@@ -47,6 +47,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	opt.Authorities = hl7v2.AuthorityTable{}
 	fs.BoolVar(&opt.Detect.AutoQuarantine, "detect-quarantine", false, "quarantine a device by itself on a high-severity identity, authentication or protocol alert (never on a clinical-value rule)")
 	fs.StringVar(&opt.Detect.RulesFile, "detect-rules", "", "detection rules file (JSON, docs/detection.md; default: the shipped rules)")
+	fs.StringVar(&opt.Detect.WebhookURL, "alert-webhook", "", "POST every alert, signed with HMAC-SHA-256, to this https:// URL (retried until it answers 2xx)")
+	fs.StringVar(&opt.Detect.WebhookSecretFile, "alert-webhook-secret-file", "", "file holding the alert webhook's HMAC secret (at least 32 bytes)")
+	fs.StringVar(&opt.Detect.WebhookCA, "alert-webhook-ca", "", "PEM file of the CA that signed the alert webhook's certificate (default: the system roots)")
 	fs.BoolVar(&opt.LabAcceptUnknownCodes, "lab-accept-unknown-codes", false, "accept HL7 lab results whose LOINC code is not in the analyte table (stored as measured, without unit or range checks)")
 	fs.Var(opt.Authorities, "hl7-authority", "HL7 v2 assigning authority namespace and the FHIR identifier system it stands for, NAMESPACE=SYSTEM (repeatable)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
