@@ -43,6 +43,19 @@ type Labelled struct {
 	Attack string
 }
 
+// AttackDevice is the device the i-th attack of a standard mix (as `vitalgate bench
+// --scenario detect` builds it) uses: a device of the scenario, a new one for
+// rogue-new-device, none for an attack by an address or a client.
+func AttackDevice(name string, i int) string {
+	switch name {
+	case AttackCredentialStuffing:
+		return ""
+	case AttackRogueNewDevice:
+		return fmt.Sprintf("rogue-%d", i)
+	}
+	return DeviceName(7 + 4*i)
+}
+
 // DeviceName is the id of the scenario's i-th device.
 func DeviceName(i int) string { return fmt.Sprintf("sim-%03d", i) }
 

@@ -187,7 +187,7 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 			return nil, err
 		}
 	}
-	if s.opt.Detect.WebhookURL != "" {
+	if s.opt.Detect.WebhookURL != "" && s.detect != nil {
 		if s.webhook, err = s.newAlertWebhook(); err != nil {
 			return nil, err
 		}
@@ -224,7 +224,9 @@ func (s *server) run(ctx context.Context) (err error) {
 	background(func() { s.heartbeat(ctx) })
 	background(func() { s.refreshUpdates(ctx) })
 	background(func() { s.rolloutTicker(ctx) })
-	background(func() { s.detect.Run(ctx) })
+	if s.detect != nil {
+		background(func() { s.detect.Run(ctx) })
+	}
 	if s.opt.MetricsAddr != "" {
 		background(func() {
 			if err := s.metrics.Serve(ctx, s.opt.MetricsAddr); err != nil {

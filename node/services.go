@@ -76,7 +76,7 @@ func (s *server) newAuth() (*auth.Service, error) {
 	return auth.NewService(auth.ServiceConfig{
 		Store: s.n.Store, Tokens: s.tokens, Secrets: s.secrets, Failures: s.failures, Audit: s.audit,
 		TokenURLs: auth.PublicTokenURLs(s.publicURL, hosts, port), EmergencyTTL: s.opt.HTTP.EmergencyTTL,
-		Now: s.n.env.Now, Logger: s.log, Signals: s.detect,
+		Now: s.n.env.Now, Logger: s.log, Signals: s.signals(),
 	})
 }
 
@@ -94,11 +94,35 @@ type DetectOptions struct {
 	WebhookURL        string
 	WebhookSecretFile string
 	WebhookCA         string
+	// Off runs no detection at all: no signals, no alerts (GET /fhir/DetectedIssue answers
+	// 503). It is the same-run baseline of `vitalgate bench --scenario detect`, which
+	// measures what detection adds to ingest; serve has no flag for it.
+	Off bool
+}
+
+// signals is where the capabilities send their detection signals: nil (no interface value
+// at all, so that they skip building them) when detection is off.
+func (s *server) signals() detect.Sink {
+	if s.detect == nil {
+		return nil
+	}
+	return s.detect
+}
+
+// alerts is the detection capability as the DetectedIssue routes use it; nil when off.
+func (s *server) alerts() httpapi.Alerts {
+	if s.detect == nil {
+		return nil
+	}
+	return s.detect
 }
 
 // newDetect builds the detection capability. It is built before the capabilities that
 // emit its signals; it quarantines through the registry, built after it.
 func (s *server) newDetect() (*detect.Service, error) {
+	if s.opt.Detect.Off {
+		return nil, nil
+	}
 	st, ok := s.n.Store.(vitalgate.AlertStore)
 	if !ok {
 		return nil, fmt.Errorf("the store (%T) keeps no alerts", s.n.Store)
@@ -215,7 +239,7 @@ func (s *server) newRegistry() (*registry.Service, error) {
 	if cfg.HashParams.Memory == 0 { // not configured: the defaults
 		cfg = registry.DefaultConfig()
 	}
-	cfg.Failures, cfg.Signals = s.failures, s.detect
+	cfg.Failures, cfg.Signals = s.failures, s.signals()
 	secrets := s.secrets
 	cfg.VerifySecret = func(hash, secret string) (bool, error) {
 		return secrets.Check(context.Background(), hash, secret) // within the process-wide bound
@@ -228,12 +252,12 @@ func (s *server) newIngest() *ingest.Service {
 	n := s.n
 	return &ingest.Service{Registry: s.registry, Resources: n.Store, Vault: n.Vault, Limits: s.limits(), Now: n.env.Now,
 		Audit: s.audit, Finder: n.Store, Units: n.Store, MaxBackdate: s.opt.MaxBackdate, Authorities: s.opt.Authorities,
-		LabAcceptUnknownCodes: s.opt.LabAcceptUnknownCodes, Signals: s.detect}
+		LabAcceptUnknownCodes: s.opt.LabAcceptUnknownCodes, Signals: s.signals()}
 }
 
 // newAccess builds the read and search capability (Device.version from the rollouts).
 func (s *server) newAccess() *access.Service {
-	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit, Versions: s.rollout, Signals: s.detect}
+	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit, Versions: s.rollout, Signals: s.signals()}
 }
 
 // newRollout builds the rollout capability: offers from opt.Releases, device reports,
@@ -300,7 +324,7 @@ func (s *server) newHTTP() (*httpapi.Server, error) {
 		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store}, Updates: s.updates, Rollouts: s.rollout,
 		Erasure: n.ErasureService(s.audit), // needs n.Vault to follow keys/ (Open does)
 		Posture: s.newPosture(),
-		Alerts:  s.detect,
+		Alerts:  s.alerts(),
 	})
 }
 
