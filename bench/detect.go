@@ -22,14 +22,11 @@ var DetectSeeds = []uint64{7, 42, 1009}
 // DetectScenario is the labelled traffic of the detect scenario for one seed: a compressed
 // day and a bit (the shipped new-network rule learns for 24 h) of 100 devices of 3 models
 // reporting every 5 minutes, with every attack the generator knows mixed in after the
-// learning period, 10 minutes apart.
+// learning period, 10 minutes apart (detect.StandardAttacks).
 func DetectScenario(seed uint64) detect.Scenario {
 	sc := detect.Scenario{Seed: seed, Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Duration: 28 * time.Hour,
 		Interval: 5 * time.Minute, Devices: 100, Models: 3}
-	for i, name := range detect.AttackNames {
-		sc.Attacks = append(sc.Attacks, detect.Attack{Name: name, At: 25*time.Hour + time.Duration(i)*10*time.Minute,
-			Device: detect.AttackDevice(name, i)})
-	}
+	sc.Attacks = detect.StandardAttacks(25 * time.Hour)
 	return sc
 }
 

@@ -155,7 +155,7 @@ func TestQuarantineCutsOpenConnections(t *testing.T) {
 	// needs the operator's attention.
 	status, facts := evidenceJSON(t, dir).control("detection")
 	text := strings.Join(facts, "; ")
-	if status != "attention" || !strings.Contains(text, "the shipped rules, version 1") || !strings.Contains(text, "of high severity") {
+	if status != "attention" || !strings.Contains(text, "the shipped rules, version 2") || !strings.Contains(text, "of high severity") {
 		t.Errorf("evidence row detection: %s %v", status, facts)
 	}
 }
