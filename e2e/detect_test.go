@@ -124,6 +124,28 @@ func TestQuarantineCutsOpenConnections(t *testing.T) {
 	waitFor(t, 5*time.Second, "the open MLLP connection to refuse the quarantined device", func() bool {
 		return ml.send(recent(sample, time.Now().UTC().Add(-time.Minute))) != "AA"
 	})
+	// Remediation: the quarantined device may still ask for updates (its paused rollouts
+	// offer it nothing: 204), on the kept-alive connection and on a new one, until the
+	// operator blocks those too.
+	offer := func(c *http.Client) int {
+		resp, err := c.Get(srv.url + "/updates/offer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	fresh := func() *http.Client {
+		return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: srv.pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}}}
+	}
+	if st, st2 := offer(h2), offer(fresh()); st != http.StatusNoContent || st2 != http.StatusNoContent {
+		t.Errorf("update offer of a quarantined device: %d on the open connection, %d on a new one; want 204 (nothing offered)", st, st2)
+	}
+	run(t, "device", "quarantine", "--data", dir, "--id", gw, "--reason", "firmware tampered with", "--block-updates")
+	if st := offer(h2); st != http.StatusUnauthorized {
+		t.Errorf("update offer once the updates are blocked: %d, want 401", st)
+	}
 	run(t, "device", "release", "--data", dir, "--id", gw, "--reason", "the ward moved to a new subnet")
 	waitFor(t, 5*time.Second, "the released device to be accepted again", func() bool {
 		st, _ := postObs("74")

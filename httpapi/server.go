@@ -40,6 +40,9 @@ type Registry interface {
 	// Authorize decides per request, from registry facts at most the registry's staleness
 	// bound old, and returns the device id. EUNAUTHORIZED, EUNAVAILABLE.
 	Authorize(ctx context.Context, cert *x509.Certificate) (string, error)
+	// AuthorizeUpdates is Authorize that also lets in a quarantined device whose updates
+	// are not blocked, for the routes access.Remediation names. EUNAUTHORIZED, EUNAVAILABLE.
+	AuthorizeUpdates(ctx context.Context, cert *x509.Certificate) (string, error)
 	// EnrollDevice exchanges the one-time secret, or else the IDevID chain the device
 	// presented at the handshake, and a base64 PKCS#10 body for a certificate.
 	// EUNAUTHORIZED, ETHROTTLED, EINVALID, EUNPROCESSABLE, ETOOLARGE.

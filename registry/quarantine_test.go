@@ -57,6 +57,25 @@ func TestQuarantine(t *testing.T) {
 
 	_, err := e.reg.Authorize(ctx, cert)
 	wantCode(t, "authorize on this node", err, vitalgate.EUNAUTHORIZED)
+	// Remediation: the update repository still lets it in, until an operator blocks it.
+	for _, c := range []struct {
+		name string
+		do   func() error
+		code string
+	}{
+		{"updates while quarantined", func() error { _, err := e.reg.AuthorizeUpdates(ctx, cert); return err }, ""},
+		{"handshake while quarantined", func() error { _, err := e.reg.AuthorizeHandshake(ctx, cert); return err }, ""},
+		{"block without a reason", func() error { return e.reg.BlockUpdates(ctx, op, "dev-q", "") }, vitalgate.EINVALID},
+		{"the detector may not block", func() error {
+			return e.reg.BlockUpdates(ctx, vitalgate.Principal{Kind: registry.KindDetector, ID: "detect:a1", Site: vitalgate.AllSites}, "dev-q", "x")
+		}, vitalgate.EFORBIDDEN},
+		{"block an unknown device", func() error { return e.reg.BlockUpdates(ctx, op, "dev-nobody", "x") }, vitalgate.ENOTFOUND},
+		{"block", func() error { return e.reg.BlockUpdates(ctx, op, "dev-q", "firmware tampered with") }, ""},
+		{"updates once blocked", func() error { _, err := e.reg.AuthorizeUpdates(ctx, cert); return err }, vitalgate.EUNAUTHORIZED},
+		{"handshake once blocked", func() error { _, err := e.reg.AuthorizeHandshake(ctx, cert); return err }, vitalgate.EUNAUTHORIZED},
+	} {
+		wantCode(t, c.name, c.do(), c.code)
+	}
 	_, err = e.reg.Sender(ctx, "dev-q")
 	wantCode(t, "send", err, vitalgate.EFORBIDDEN)
 	_, err = e.reg.Reenroll(ctx, cert, csr(t, "dev-q"))
@@ -79,6 +98,10 @@ func TestQuarantine(t *testing.T) {
 	if _, err := e.reg.Authorize(ctx, cert); err != nil {
 		t.Fatalf("a released device acts again: %v", err)
 	}
+	wantCode(t, "block an active device", e.reg.BlockUpdates(ctx, op, "dev-q", "x"), vitalgate.ECONFLICT)
+	if blocked, err := e.store.DeviceUpdatesBlocked(ctx, "dev-q"); err != nil || blocked {
+		t.Fatalf("the release kept the block of updates: %v %v", blocked, err)
+	}
 	if k := sigs.kinds(); k[detect.KindCertRefused] < 2 || k[detect.KindEnrollFailure] != 1 {
 		t.Fatalf("signals %v: want the refused certificates and the refused enrollment", k)
 	}
@@ -92,13 +115,13 @@ func TestQuarantine(t *testing.T) {
 	}
 	found := map[string]bool{}
 	for _, s := range subtypes {
-		for _, want := range []string{"device-quarantine", "device-release", "certificate seen from an unknown network"} {
+		for _, want := range []string{"device-quarantine", "device-release", "certificate seen from an unknown network", "device-block-updates"} {
 			if strings.Contains(s, want) {
 				found[want] = true
 			}
 		}
 	}
-	if len(found) != 3 {
+	if len(found) != 4 {
 		t.Fatalf("audit log lacks quarantine entries: %v", found)
 	}
 }

@@ -599,20 +599,30 @@ func (s *Service) leadingAssignment(ctx context.Context, deviceID string, t time
 // clock, and its device active. The registry facts it uses are at most MaxStaleness old.
 // Errors: EUNAUTHORIZED naming the reason; EUNAVAILABLE when the store cannot answer.
 func (s *Service) Authorize(ctx context.Context, cert *x509.Certificate) (string, error) {
-	id, err := s.authorize(ctx, cert, false)
+	id, err := s.authorize(ctx, cert, false, false)
 	s.certSignal(ctx, cert, err)
 	return id, err
 }
 
-// AuthorizeHandshake is Authorize reading the registry afresh, for TLS handshakes (once per
-// connection; every later request or message uses Authorize).
+// AuthorizeUpdates is Authorize for the update repository (remediation): it also lets in a
+// quarantined device, unless an operator blocked its updates (BlockUpdates).
+func (s *Service) AuthorizeUpdates(ctx context.Context, cert *x509.Certificate) (string, error) {
+	id, err := s.authorize(ctx, cert, false, true)
+	s.certSignal(ctx, cert, err)
+	return id, err
+}
+
+// AuthorizeHandshake decides at a TLS handshake, reading the registry afresh (once per
+// connection; every later request or message uses Authorize or AuthorizeUpdates): it lets in
+// what AuthorizeUpdates does, so that a quarantined device can reach the update repository
+// and nothing else.
 func (s *Service) AuthorizeHandshake(ctx context.Context, cert *x509.Certificate) (string, error) {
-	id, err := s.authorize(ctx, cert, true)
+	id, err := s.authorize(ctx, cert, true, true)
 	s.certSignal(ctx, cert, err)
 	return id, err
 }
 
-func (s *Service) authorize(ctx context.Context, cert *x509.Certificate, afresh bool) (string, error) {
+func (s *Service) authorize(ctx context.Context, cert *x509.Certificate, afresh, updates bool) (string, error) {
 	id, ok := pki.DeviceIDFromCert(cert)
 	if !ok || !s.IssuedHere(cert) { // an IDevID authenticates enrollment only
 		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the client certificate is not a device certificate of this server")
@@ -646,6 +656,9 @@ func (s *Service) authorize(ctx context.Context, cert *x509.Certificate, afresh 
 	}
 	if active(d) != nil {
 		if d.Status == vitalgate.DeviceQuarantined {
+			if updates && !s.updatesBlocked(ctx, id) {
+				return id, nil // remediation: the update repository only
+			}
 			return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device is quarantined")
 		}
 		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device has been revoked")

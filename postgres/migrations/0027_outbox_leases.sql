@@ -6,3 +6,7 @@ CREATE TABLE outbox_leases (
 	holder      text        NOT NULL,
 	expires_at  timestamptz NOT NULL
 );
+
+-- A quarantined device may still fetch updates (remediation) unless an operator blocked
+-- them too (vitalgate device quarantine --block-updates); its release clears the block.
+ALTER TABLE devices ADD COLUMN updates_blocked boolean NOT NULL DEFAULT false;

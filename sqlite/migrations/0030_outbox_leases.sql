@@ -6,3 +6,7 @@ CREATE TABLE outbox_leases (
 	holder      TEXT    NOT NULL,
 	expires_at  INTEGER NOT NULL
 ) STRICT;
+
+-- A quarantined device may still fetch updates (remediation) unless an operator blocked
+-- them too (vitalgate device quarantine --block-updates); its release clears the block.
+ALTER TABLE devices ADD COLUMN updates_blocked INTEGER NOT NULL DEFAULT 0 CHECK (updates_blocked IN (0, 1));
