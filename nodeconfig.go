@@ -46,6 +46,9 @@ type NodeListener struct {
 	// ClientAuth says how callers authenticate at this interface, e.g. "device certificate
 	// required at the handshake".
 	ClientAuth string `json:"client_auth"`
+	// AllowNetworks are the networks (CIDR, comma-separated) connections are accepted from,
+	// checked before TLS (serve --allow-networks); "" for any.
+	AllowNetworks string `json:"allow_networks,omitempty"`
 }
 
 // NodeTLS is the TLS configuration of the HTTPS (and MLLP) listeners.
@@ -111,6 +114,9 @@ type NodeRegistry struct {
 	CertValidity    time.Duration `json:"cert_validity"`    // validity of device certificates issued through EST
 	ReenrollOverlap time.Duration `json:"reenroll_overlap"` // how long a replaced certificate stays usable
 	MaxStaleness    time.Duration `json:"max_staleness"`    // how late a revocation may reach another node
+	// ModelNetworks are, per device model, the networks its devices may connect from
+	// (serve --model-networks), checked at the handshake.
+	ModelNetworks map[string]string `json:"model_networks,omitempty"`
 }
 
 // NodeConfigStore keeps the latest effective configuration of every node.

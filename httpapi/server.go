@@ -212,7 +212,7 @@ func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 }
 
 // verifyClient decides a presented client certificate at the handshake (remoteIP, when
-// known, is for the registry's refusal log).
+// known, is for the registry's per-model network allow-lists and its refusal log).
 func (s *Server) verifyClient(remoteIP string) func(tls.ConnectionState) error {
 	roots := s.ca.Pool()
 	return func(cs tls.ConnectionState) error {
@@ -233,7 +233,9 @@ func (s *Server) verifyClient(remoteIP string) func(tls.ConnectionState) error {
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 			return fmt.Errorf("client certificate: %w", err)
 		}
-		_, err := s.registry.AuthorizeHandshake(context.Background(), leaf)
+		// The address, for the model's network allow-list and the refusal's signal.
+		ctx := vitalgate.WithRequestInfo(context.Background(), vitalgate.RequestInfo{RemoteIP: remoteIP})
+		_, err := s.registry.AuthorizeHandshake(ctx, leaf)
 		return err
 	}
 }

@@ -74,6 +74,13 @@ type Options struct {
 	RolloutTick time.Duration
 	// Detect configures intrusion and anomaly detection (services.go).
 	Detect DetectOptions
+	// AllowNetworks, when not empty, are the only networks the HTTPS and MLLP listeners
+	// accept connections from: any other is closed at accept, before TLS.
+	AllowNetworks guard.Networks
+	// ModelNetworks are, per device model, the networks its devices may connect from,
+	// checked at the TLS handshake once the certificate names the device
+	// (registry.Config.ModelNetworks).
+	ModelNetworks guard.ModelNetworks
 }
 
 // server is one run of serve: the services assembled on a node, and what runs them.
@@ -254,7 +261,7 @@ func (s *server) run(ctx context.Context) (err error) {
 		s.opt.Ready(s.addr)
 	}
 	start := time.Now()
-	err = s.http.Serve(ctx, s.ln, s.cert)
+	err = s.http.Serve(ctx, s.allowed(s.ln, "https"), s.cert)
 	s.log.Info("vitalgate stopped", "uptime", time.Since(start).Round(time.Second).String())
 	return err
 }

@@ -239,7 +239,7 @@ func (s *server) newRegistry() (*registry.Service, error) {
 	if cfg.HashParams.Memory == 0 { // not configured: the defaults
 		cfg = registry.DefaultConfig()
 	}
-	cfg.Failures, cfg.Signals = s.failures, s.signals()
+	cfg.Failures, cfg.Signals, cfg.ModelNetworks = s.failures, s.signals(), s.opt.ModelNetworks
 	secrets := s.secrets
 	cfg.VerifySecret = func(hash, secret string) (bool, error) {
 		return secrets.Check(context.Background(), hash, secret) // within the process-wide bound
@@ -372,7 +372,7 @@ func (s *server) serveMLLP(base *tls.Config) (func(), error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(tls.NewListener(ln, tc)); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
+		if err := srv.Serve(tls.NewListener(s.allowed(ln, "mllp"), tc)); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
 			s.log.Error("MLLP listener failed", "error", err.Error())
 		}
 	}()
@@ -383,6 +383,17 @@ func (s *server) serveMLLP(base *tls.Config) (func(), error) {
 		_ = srv.Shutdown(sctx)
 		<-done
 	}, nil
+}
+
+// allowed wraps a listener with the global network allow-list (--allow-networks): a
+// connection from elsewhere is closed at accept, before TLS, counted
+// (vitalgate_rejected_total{reason="network_not_allowed"}) and logged at debug level (a
+// scan must not flood the log).
+func (s *server) allowed(ln net.Listener, name string) net.Listener {
+	return guard.NewNetworkListener(ln, s.opt.AllowNetworks, func(ip string) {
+		s.metrics.Reject("network_not_allowed")
+		s.log.Debug("connection from a network not allowed", "listener", name, "source", ip)
+	})
 }
 
 // newSyslogForwarder forwards the audit log to a collector over TLS through the outbox: its

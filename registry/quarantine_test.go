@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/detect"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/registry"
 )
 
@@ -123,5 +125,42 @@ func TestQuarantine(t *testing.T) {
 	}
 	if len(found) != 4 {
 		t.Fatalf("audit log lacks quarantine entries: %v", found)
+	}
+}
+
+// TestModelNetworks: a model's network allow-list is checked at the handshake, once the
+// certificate names the device: an address outside it (or none) is refused and signalled;
+// a model without a list is not restricted; requests on an open connection are not checked
+// again.
+func TestModelNetworks(t *testing.T) {
+	sigs := &sink{}
+	nets, err := guard.ParseNetworks("10.20.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := mustEnv(t, func(c *registry.Config) {
+		c.Signals, c.ModelNetworks = sigs, guard.ModelNetworks{"m": nets}
+	})
+	other := e.node(nil) // a node without lists
+	cert := e.enroll("dev-n")
+	from := func(ip string) context.Context {
+		return vitalgate.WithRequestInfo(t.Context(), vitalgate.RequestInfo{RemoteIP: ip})
+	}
+	tests := []struct {
+		name string
+		do   func() error
+		code string
+	}{
+		{"handshake from the model's network", func() error { _, err := e.reg.AuthorizeHandshake(from("10.20.3.4"), cert); return err }, ""},
+		{"handshake from elsewhere", func() error { _, err := e.reg.AuthorizeHandshake(from("198.51.100.23"), cert); return err }, vitalgate.EUNAUTHORIZED},
+		{"handshake from an unknown address", func() error { _, err := e.reg.AuthorizeHandshake(t.Context(), cert); return err }, vitalgate.EUNAUTHORIZED},
+		{"a request on an open connection", func() error { _, err := e.reg.Authorize(from("198.51.100.23"), cert); return err }, ""},
+		{"a node without lists", func() error { _, err := other.AuthorizeHandshake(from("198.51.100.23"), cert); return err }, ""},
+	}
+	for _, tc := range tests {
+		wantCode(t, tc.name, tc.do(), tc.code)
+	}
+	if k := sigs.kinds(); k[detect.KindCertRefused] != 2 {
+		t.Errorf("signals %v, want the two refused handshakes", k)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/fresh"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/pki"
 )
 
@@ -119,6 +120,10 @@ type Config struct {
 	VerifySecret func(hash, secret string) (bool, error)
 	// Signals receives detection signals (refused enrollments and certificates); nil: off.
 	Signals detect.Sink
+	// ModelNetworks are, per device model, the networks its devices may connect from
+	// (serve --model-networks), checked at every TLS handshake once the certificate names
+	// the device: another address is refused. A model without a list is not restricted.
+	ModelNetworks guard.ModelNetworks
 }
 
 // DefaultConfig returns the default settings (no collaborators).
@@ -662,6 +667,11 @@ func (s *Service) authorize(ctx context.Context, cert *x509.Certificate, afresh,
 			return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device is quarantined")
 		}
 		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device has been revoked")
+	}
+	if afresh {
+		if nets, ok := s.cfg.ModelNetworks[d.Model]; ok && !nets.Allows(vitalgate.RequestInfoFrom(ctx).RemoteIP) {
+			return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device of model %s connects from an address outside its model's networks", d.Model)
+		}
 	}
 	return id, nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
@@ -56,6 +57,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.StringVar(&opt.MLLPAddr, "mllp-addr", "", "also accept HL7 v2 (IHE PCD-01) over MLLP with TLS on this address, e.g. 127.0.0.1:2575")
 	fs.StringVar(&opt.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9464")
 	fs.StringVar(&opt.SyslogAddr, "syslog-addr", "", "forward the audit log to this syslog collector over TLS (RFC 5425), e.g. siem.example.org:6514")
+	opt.ModelNetworks = guard.ModelNetworks{}
+	fs.Var(&opt.AllowNetworks, "allow-networks", "accept HTTPS and MLLP connections only from these networks, CIDR,CIDR... (repeatable); any other is closed before TLS (default: any)")
+	fs.Var(opt.ModelNetworks, "model-networks", "devices of a model may connect only from these networks, MODEL=CIDR,CIDR... (repeatable), checked at the TLS handshake")
 	fs.StringVar(&opt.SyslogCA, "syslog-ca", "", "PEM file of the CA that signed the syslog collector's certificate (default: the system roots)")
 	if err := parse(fs, args, false); err != nil {
 		return err
