@@ -12,7 +12,8 @@ import (
 
 // AttackNames are the attacks the scenario generator knows.
 var AttackNames = []string{AttackCredentialStuffing, AttackCredentialStuffEST, AttackStolenCertificate, AttackRogueNewDevice,
-	AttackValueFlood, AttackSlowDrift, AttackScopeProbing, AttackPatientEnumeration, AttackImpersonation}
+	AttackValueFlood, AttackSlowDrift, AttackScopeProbing, AttackPatientEnumeration, AttackImpersonation,
+	AttackMessageFlood, AttackClockAhead}
 
 // ScenarioFile is the JSON form of a Scenario (`vitalgate simulate --scenario FILE`):
 //

@@ -26,6 +26,8 @@ func TestLabelledReplay(t *testing.T) {
 		detect.AttackScopeProbing:       "scope-probing",
 		detect.AttackPatientEnumeration: "patient-enumeration",
 		detect.AttackImpersonation:      "device-impersonation",
+		detect.AttackMessageFlood:       "message-flood",
+		detect.AttackClockAhead:         "device-clock-ahead",
 	}
 	for _, seed := range []uint64{1, 7, 42} {
 		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {

@@ -88,6 +88,9 @@ type Params struct {
 	Signals []Kind `json:"signals,omitempty"`
 	// Reasons, when set, restricts a threshold rule to signals whose Reason is one of them.
 	Reasons []string `json:"reasons,omitempty"`
+	// SkewAhead, when set, restricts a threshold rule to signals whose device clock is at
+	// least this far ahead of the server's (Signal.Skew).
+	SkewAhead Duration `json:"skew_ahead,omitempty"`
 	// By is the key a threshold rule counts per: source, network, device or client.
 	By string `json:"by,omitempty"`
 	// Distinct, when set, counts distinct values of this signal field instead of events:
@@ -147,7 +150,7 @@ type Rules struct {
 
 // EvidenceKeys are the evidence facts each rule kind can keep.
 var EvidenceKeys = map[string][]string{
-	RuleThreshold:  {"count", "distinct", "values", "reasons", "window", "source", "network"},
+	RuleThreshold:  {"count", "distinct", "values", "reasons", "window", "source", "network", "max_skew"},
 	RuleNewNetwork: {"network", "source", "known_networks", "baseline"},
 	RuleValueJump:  {"count", "window", "code"},
 	RuleFlatLine:   {"count", "window", "code"},
@@ -243,6 +246,8 @@ func (p Params) validate(kind string) *paramError {
 			return perr("count", "count must be between 2 and 100000")
 		case window < time.Second || window > 24*time.Hour:
 			return perr("window", "window must be between 1s and 24h")
+		case p.SkewAhead != 0 && (time.Duration(p.SkewAhead) < time.Second || time.Duration(p.SkewAhead) > 24*time.Hour):
+			return perr("skew_ahead", "skew_ahead must be between 1s and 24h")
 		}
 	case RuleNewNetwork:
 		switch {

@@ -19,6 +19,8 @@ const (
 	AttackPatientEnumeration = "patient-enumeration"       // a device naming many unknown patients in HL7 PID-3
 	AttackImpersonation      = "device-impersonation"      // a device naming another device in HL7 OBX-18 (or MSH-3)
 	AttackSlowDrift          = "slow-drift"                // a device's heart rate drifting slowly to implausible values
+	AttackMessageFlood       = "message-flood"             // a device sending 40 messages a second
+	AttackClockAhead         = "clock-ahead"               // a device's messages dated minutes ahead (forged or prepared in advance)
 )
 
 // attackByDevice reports whether an attack is made with one of the scenario's devices (or
@@ -94,7 +96,7 @@ func Generate(sc Scenario) []Labelled {
 		ward := i % 5
 		devs[i] = simDevice{id: DeviceName(i), model: fmt.Sprintf("model-%d", i%sc.Models),
 			ip: fmt.Sprintf("10.20.%d.%d", ward, 10+i/5), hr: 60 + rng.Float64()*30, spo2: 95 + rng.Float64()*4,
-			offset: time.Duration(rng.Int64N(int64(sc.Interval)))}
+			offset: time.Duration(rng.Int64N(int64(sc.Interval))), clock: time.Duration(rng.NormFloat64() * float64(5*time.Second))}
 	}
 	// A drifting device sends only its drifting series while it drifts.
 	quiet := map[string][2]time.Duration{}
@@ -116,7 +118,9 @@ func Generate(sc Scenario) []Labelled {
 				add(Labelled{Signal: Signal{Kind: KindRefusal, At: at, Source: d.ip, Device: d.id, Model: d.model, Reason: "unprocessable: Observation.effectiveDateTime"}})
 				continue
 			}
-			add(Labelled{Signal: Signal{Kind: KindAccepted, At: at, Source: d.ip, Device: d.id, Model: d.model}})
+			// Device clocks are a few seconds off; a reading is sent a moment after it was taken.
+			add(Labelled{Signal: Signal{Kind: KindAccepted, At: at, Source: d.ip, Device: d.id, Model: d.model,
+				Skew: d.clock - time.Duration(rng.Int64N(int64(2*time.Second)))}})
 			add(Labelled{Signal: Signal{Kind: KindValue, At: at, Device: d.id, Model: d.model, Code: "8867-4", Value: math.Round(d.hr*10) / 10}})
 			add(Labelled{Signal: Signal{Kind: KindValue, At: at, Device: d.id, Model: d.model, Code: "59408-5", Value: math.Round(d.spo2)}})
 		}
@@ -187,6 +191,18 @@ func Generate(sc Scenario) []Labelled {
 				add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindRefusal, At: at.Add(time.Duration(i) * 5 * time.Second),
 					Source: d.ip, Device: d.id, Model: d.model, Reason: fmt.Sprintf("forbidden: OBX[%d]-18", 2+i%3)}})
 			}
+		case AttackMessageFlood:
+			d := find(devs, a.Device)
+			for i := range 2400 {
+				add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindAccepted, At: at.Add(time.Duration(i) * 25 * time.Millisecond),
+					Source: d.ip, Device: d.id, Model: d.model, Skew: d.clock}})
+			}
+		case AttackClockAhead:
+			d := find(devs, a.Device)
+			for i := range 6 {
+				add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindAccepted, At: at.Add(time.Duration(i) * 10 * time.Second),
+					Source: d.ip, Device: d.id, Model: d.model, Skew: 3*time.Minute + time.Duration(i)*time.Second}})
+			}
 		case AttackSlowDrift:
 			// From ten minutes before At the heart rate climbs 0.1 /min per second (far slower
 			// than any jump rule) and passes 220 /min at At, one reading every 10 s.
@@ -209,6 +225,7 @@ type simDevice struct {
 	id, model, ip string
 	hr, spo2      float64
 	offset        time.Duration
+	clock         time.Duration // how far its clock is ahead
 }
 
 func find(devs []simDevice, id string) simDevice {
