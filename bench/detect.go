@@ -1,14 +1,19 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/node"
+	"github.com/vitalgate/vitalgate/registry"
+	"github.com/vitalgate/vitalgate/simulator"
 )
 
 // DetectTuningSeed is the generator seed the shipped rules were tuned on; the detect
@@ -132,5 +137,73 @@ func (b *benchRun) benchDetect(ctx context.Context) ([]Row, error) {
 	rows = append(rows, Row{Scenario: "detect", Metric: fmt.Sprintf("stored obs/s with detection on, %d devices", len(onDevs)), Unit: "obs/s",
 		Value: median(rate[0]), Baseline: median(rate[1]), BaselineName: "same run, detection off", Target: RatioAtLeast(0.95),
 		Note: fmt.Sprintf("medians of %d interleaved runs on each server; rows counted in the store", detectRounds)})
-	return rows, nil
+	q, err := b.quarantineDelay(ctx, on, onDevs[0])
+	if err != nil {
+		return nil, err
+	}
+	return append(rows, q), nil
+}
+
+// quarantineDelay quarantines a device through another registry over the server's store
+// (as `vitalgate device quarantine` does from another process, or another node) while the
+// device keeps posting on its kept-alive connection, and measures the wall time until the
+// server refuses it; then releases it.
+func (b *benchRun) quarantineDelay(ctx context.Context, srv *benchServer, d *benchDevice) (Row, error) {
+	alog, err := srv.n.AuditLog("bench")
+	if err != nil {
+		return Row{}, err
+	}
+	reg, err := srv.n.NewRegistry(alog, registry.DefaultConfig(), nil)
+	if err != nil {
+		return Row{}, err
+	}
+	c := benchClient(srv.n.CA.Pool(), d.cert)
+	defer c.CloseIdleConnections()
+	bodies, err := d.observationTemplates(4, false)
+	if err != nil {
+		return Row{}, err
+	}
+	post := func(i int) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.url+"/fhir/Observation", bytes.NewReader(bodies[i%len(bodies)].fill(&b.seq)))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", simulator.ContentTypeFHIRJSON)
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if st, err := post(0); err != nil || st != http.StatusCreated {
+		return Row{}, fmt.Errorf("a device's request before the quarantine: %d %v", st, err)
+	}
+	op := registry.Operator("bench")
+	start := time.Now()
+	if err := reg.Quarantine(ctx, op, d.id, "bench: quarantine delay"); err != nil {
+		return Row{}, err
+	}
+	var delay time.Duration
+	for i := 1; ; i++ {
+		st, err := post(i)
+		if err != nil {
+			return Row{}, err
+		}
+		if st == http.StatusUnauthorized || st == http.StatusForbidden {
+			delay = time.Since(start)
+			break
+		}
+		if time.Since(start) > time.Minute {
+			return Row{}, fmt.Errorf("the quarantined device %s was still accepted after a minute", d.id)
+		}
+	}
+	if err := reg.Release(ctx, op, d.id, "bench: quarantine delay measured"); err != nil {
+		return Row{}, err
+	}
+	b.done("quarantine to refusal on a kept-alive connection: %s", delay.Round(time.Millisecond))
+	return Row{Scenario: "detect", Metric: "quarantine to the first refused request, kept-alive HTTPS connection", Unit: "ms",
+		Value: ms(delay), Lower: true, Target: AtMost(ms(reg.MaxStaleness())),
+		Note: "quarantined through another registry over the same store (as the CLI or another node does); the server's registry reads device states at most its staleness bound old"}, nil
 }

@@ -197,8 +197,10 @@ func TestRunBenchUpdate(t *testing.T) {
 }
 
 // TestRunBenchDetect runs the detect scenario with two devices and 1 s loads: every attack
-// has its detected row (all replays) and a delay, the false-alarm rate is a number, and the
-// ingest row compares detection on with off by a ratio (no timing is asserted).
+// has its detected row (all replays) and a delay within 60 s of simulated time, the
+// false-alarm rate is at most 1 per 1000 device-hours, the ingest row compares detection on
+// with off by a ratio, and the quarantine delay is reported (no wall-clock timing is
+// asserted).
 func TestRunBenchDetect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two servers and enrolls devices")
@@ -210,7 +212,7 @@ func TestRunBenchDetect(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	detected, delays, falseAlarms, ingest := map[string]float64{}, map[string]bool{}, false, false
+	detected, delays, falseAlarms, ingest, quarantine := map[string]float64{}, map[string]bool{}, false, false, false
 	for _, r := range benchResults(t, out) {
 		metric, _ := r["metric"].(string)
 		v, _ := r["value"].(float64)
@@ -224,6 +226,8 @@ func TestRunBenchDetect(t *testing.T) {
 			delays[strings.TrimPrefix(metric, "slowest detection (simulated time): ")] = v >= 0 && v <= 60
 		case metric == "false alarms on normal traffic":
 			falseAlarms = r["unit"] == "per 1000 device-hours" && v >= 0 && v <= 1
+		case strings.HasPrefix(metric, "quarantine to the first refused request"):
+			quarantine = r["unit"] == "ms" && v > 0
 		case strings.HasPrefix(metric, "stored obs/s with detection on"):
 			ratio, ok := r["ratio"].(float64)
 			ingest = ok && ratio > 0 && v > 0 && r["baseline_name"] == "same run, detection off"
@@ -239,5 +243,8 @@ func TestRunBenchDetect(t *testing.T) {
 	}
 	if !ingest {
 		t.Error("no ingest row with detection on against off, with a ratio")
+	}
+	if !quarantine {
+		t.Error("no row of the delay from a quarantine to the device's first refused request")
 	}
 }
