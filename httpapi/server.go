@@ -182,7 +182,15 @@ func requestID(r *http.Request) string {
 // other certificate must be the manufacturer identity (IDevID) of a registered device whose
 // model names its maker's CA, and is good for zero-touch enrollment only. Routes that need a
 // device insist on an operational certificate and ask the registry again on every request.
-func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
+// A quarantined device passes the handshake, for the update routes it may still use.
+func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config { return s.tlsConfig(cert, false) }
+
+// DataTLSConfig is TLSConfig for a listener that carries device data only (MLLP): a device
+// certificate of the built-in CA is required at the handshake, no protocol is negotiated,
+// and a device that may not send data now — quarantined as well — fails the handshake.
+func (s *Server) DataTLSConfig(cert tls.Certificate) *tls.Config { return s.tlsConfig(cert, true) }
+
+func (s *Server) tlsConfig(cert tls.Certificate, data bool) *tls.Config {
 	base := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
@@ -193,7 +201,10 @@ func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 		NextProtos:       []string{"h2", "http/1.1"},
 		Time:             s.now,
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
-		VerifyConnection: s.verifyClient(""),
+		VerifyConnection: s.verifyClient("", data),
+	}
+	if data {
+		base.ClientAuth, base.NextProtos = tls.RequireAnyClientCert, nil // verified in VerifyConnection
 	}
 	if s.cfg.AllowTLS12 {
 		base.MinVersion = tls.VersionTLS12
@@ -205,21 +216,28 @@ func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 			return nil, nil
 		}
 		conn := base.Clone() // for the refusal log's remote address
-		conn.VerifyConnection = s.verifyClient(hostOnly(hello.Conn.RemoteAddr().String()))
+		conn.VerifyConnection = s.verifyClient(hostOnly(hello.Conn.RemoteAddr().String()), data)
 		return conn, nil
 	}
 	return c
 }
 
 // verifyClient decides a presented client certificate at the handshake (remoteIP, when
-// known, is for the registry's per-model network allow-lists and its refusal log).
-func (s *Server) verifyClient(remoteIP string) func(tls.ConnectionState) error {
+// known, is for the registry's per-model network allow-lists and its refusal log). With data
+// set, only an operational certificate of a device that may send data now passes.
+func (s *Server) verifyClient(remoteIP string, data bool) func(tls.ConnectionState) error {
 	roots := s.ca.Pool()
 	return func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
+			if data {
+				return errors.New("this listener needs a device client certificate")
+			}
 			return nil
 		}
 		leaf := cs.PeerCertificates[0]
+		if data && !s.registry.IssuedHere(leaf) {
+			return errors.New("this listener needs an operational device certificate of this server, not a manufacturer certificate")
+		}
 		if !s.registry.IssuedHere(leaf) {
 			p := vitalgate.Principal{Kind: access.KindEnrollee, ID: pki.IDevIDDeviceID(leaf), RemoteIP: remoteIP}
 			_, err := s.registry.AuthorizeIDevID(context.Background(), p, cs.PeerCertificates)
@@ -235,7 +253,10 @@ func (s *Server) verifyClient(remoteIP string) func(tls.ConnectionState) error {
 		}
 		// The address, for the model's network allow-list and the refusal's signal.
 		ctx := vitalgate.WithRequestInfo(context.Background(), vitalgate.RequestInfo{RemoteIP: remoteIP})
-		_, err := s.registry.AuthorizeHandshake(ctx, leaf)
+		if _, err := s.registry.AuthorizeHandshake(ctx, leaf); err != nil || !data {
+			return err
+		}
+		_, err := s.registry.Authorize(ctx, leaf) // as fresh as the handshake's read: a quarantined device sends no data
 		return err
 	}
 }

@@ -248,7 +248,7 @@ func (s *server) run(ctx context.Context) (err error) {
 		background(func() { s.webhook.Run(ctx) })
 	}
 	if s.opt.MLLPAddr != "" {
-		stop, err := s.serveMLLP(s.http.TLSConfig(s.cert))
+		stop, err := s.serveMLLP(s.http.DataTLSConfig(s.cert))
 		if err != nil {
 			return err
 		}

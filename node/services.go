@@ -354,9 +354,7 @@ func (s *server) newIntake() *mllp.Intake {
 // the registry at the handshake, exactly as for HTTPS (base is the HTTPS TLS
 // configuration). The returned function stops it gracefully.
 func (s *server) serveMLLP(base *tls.Config) (func(), error) {
-	tc := base.Clone()
-	tc.ClientAuth = tls.RequireAndVerifyClientCert
-	tc.NextProtos = nil
+	tc := base.Clone() // httpapi's DataTLSConfig: a device certificate, decided at the handshake
 	ln, err := net.Listen("tcp", s.opt.MLLPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (MLLP): %w", s.opt.MLLPAddr, err)
