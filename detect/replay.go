@@ -13,7 +13,7 @@ import (
 // AttackNames are the attacks the scenario generator knows.
 var AttackNames = []string{AttackCredentialStuffing, AttackCredentialStuffEST, AttackStolenCertificate, AttackRogueNewDevice,
 	AttackValueFlood, AttackSlowDrift, AttackScopeProbing, AttackPatientEnumeration, AttackImpersonation,
-	AttackMessageFlood, AttackClockAhead}
+	AttackMessageFlood, AttackClockAhead, AttackReplay}
 
 // ScenarioFile is the JSON form of a Scenario (`vitalgate simulate --scenario FILE`):
 //

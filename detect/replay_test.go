@@ -28,6 +28,7 @@ func TestLabelledReplay(t *testing.T) {
 		detect.AttackImpersonation:      "device-impersonation",
 		detect.AttackMessageFlood:       "message-flood",
 		detect.AttackClockAhead:         "device-clock-ahead",
+		detect.AttackReplay:             "replay-burst",
 	}
 	for _, seed := range []uint64{1, 7, 42} {
 		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {

@@ -164,7 +164,7 @@ func valueKind(kind string) bool {
 var ruleID = regexp.MustCompile(`^[a-z0-9][a-z0-9\-.]{0,63}$`)
 
 var signalKinds = []Kind{KindAuthFailure, KindScopeEscalation, KindEnrollFailure, KindCertRefused, KindRefusal,
-	KindPatientRefused, KindAccepted, KindValue}
+	KindPatientRefused, KindAccepted, KindValue, KindResend}
 
 // Validate reports the first problem of the rules file, naming the rule and field.
 func (rs Rules) Validate() error {

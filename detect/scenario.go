@@ -21,6 +21,7 @@ const (
 	AttackSlowDrift          = "slow-drift"                // a device's heart rate drifting slowly to implausible values
 	AttackMessageFlood       = "message-flood"             // a device sending 40 messages a second
 	AttackClockAhead         = "clock-ahead"               // a device's messages dated minutes ahead (forged or prepared in advance)
+	AttackReplay             = "replay"                    // a device's captured messages sent again, many times
 )
 
 // attackByDevice reports whether an attack is made with one of the scenario's devices (or
@@ -121,6 +122,9 @@ func Generate(sc Scenario) []Labelled {
 			// Device clocks are a few seconds off; a reading is sent a moment after it was taken.
 			add(Labelled{Signal: Signal{Kind: KindAccepted, At: at, Source: d.ip, Device: d.id, Model: d.model,
 				Skew: d.clock - time.Duration(rng.Int64N(int64(2*time.Second)))}})
+			if rng.IntN(100) == 0 { // an acknowledgement lost: the device sends the message again
+				add(Labelled{Signal: Signal{Kind: KindResend, At: at.Add(30 * time.Second), Source: d.ip, Device: d.id, Model: d.model}})
+			}
 			add(Labelled{Signal: Signal{Kind: KindValue, At: at, Device: d.id, Model: d.model, Code: "8867-4", Value: math.Round(d.hr*10) / 10}})
 			add(Labelled{Signal: Signal{Kind: KindValue, At: at, Device: d.id, Model: d.model, Code: "59408-5", Value: math.Round(d.spo2)}})
 		}
@@ -202,6 +206,12 @@ func Generate(sc Scenario) []Labelled {
 			for i := range 6 {
 				add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindAccepted, At: at.Add(time.Duration(i) * 10 * time.Second),
 					Source: d.ip, Device: d.id, Model: d.model, Skew: 3*time.Minute + time.Duration(i)*time.Second}})
+			}
+		case AttackReplay:
+			d := find(devs, a.Device)
+			for i := range 120 {
+				add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindResend, At: at.Add(time.Duration(i) * 500 * time.Millisecond),
+					Source: d.ip, Device: d.id, Model: d.model}})
 			}
 		case AttackSlowDrift:
 			// From ten minutes before At the heart rate climbs 0.1 /min per second (far slower

@@ -45,6 +45,9 @@ const (
 	// KindValue: one numeric reading of an accepted message (ingest): Code and Value, in
 	// memory only.
 	KindValue Kind = "value"
+	// KindResend: a device sent an observation stored before, the very same (ingest): a
+	// retry after a lost acknowledgement, or a replay.
+	KindResend Kind = "resend"
 )
 
 // Signal is one observation a capability reports. At is event time (the capability's

@@ -37,6 +37,15 @@ func (s *Service) accepted(ctx context.Context, d vitalgate.Device, obs ...*fhir
 	}
 }
 
+// resend reports an observation the device sent again (stored before, the very same).
+func (s *Service) resend(ctx context.Context, d vitalgate.Device) {
+	if s.Signals == nil {
+		return
+	}
+	s.Signals.Emit(detect.Signal{Kind: detect.KindResend, At: s.now(), Source: vitalgate.RequestInfoFrom(ctx).RemoteIP,
+		Device: d.ID, Site: d.Site, Model: d.Model})
+}
+
 // skew is how far the newest effective time of obs is ahead of now (the device's clock
 // against the server's; negative for readings sent late), 0 when none has one.
 func skew(now time.Time, obs []*fhir.Observation) time.Duration {
