@@ -291,11 +291,14 @@ func (n *networks) observe(sig Signal) (vitalgate.Alert, bool) {
 	if !n.wants(sig.Kind) || sig.Device == "" {
 		return vitalgate.Alert{}, false
 	}
+	p := n.rule.Params
 	net := sig.Network(n.prefixes())
+	if p.Learn == "fingerprint" {
+		net = sig.Fingerprint
+	}
 	if net == "" {
 		return vitalgate.Alert{}, false
 	}
-	p := n.rule.Params
 	minPeers := p.MinPeers
 	if minPeers == 0 {
 		minPeers = 3
@@ -346,8 +349,13 @@ func (n *networks) observe(sig Signal) (vitalgate.Alert, bool) {
 		}
 	}
 	sort.Strings(known)
-	a := n.alert(sig, sig.At, map[string]string{"network": net, "source": sig.Source,
-		"known_networks": strings.Join(known[:min(len(known), maxValues)], ","), "baseline": d.baseline})
+	facts := map[string]string{"network": net, "source": sig.Source,
+		"known_networks": strings.Join(known[:min(len(known), maxValues)], ","), "baseline": d.baseline}
+	if p.Learn == "fingerprint" {
+		facts = map[string]string{"fingerprint": net, "source": sig.Source, "network": sig.Network(n.prefixes()),
+			"known_fingerprints": strings.Join(known[:min(len(known), maxValues)], ","), "baseline": d.baseline}
+	}
+	a := n.alert(sig, sig.At, facts)
 	a.Device, a.Source = sig.Device, sig.Source
 	return a, true
 }

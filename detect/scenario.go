@@ -108,6 +108,12 @@ func Generate(sc Scenario) []Labelled {
 	}
 	for i := range devs {
 		d := &devs[i]
+		// It connects (a TLS handshake, its model's TLS stack) before its first message and
+		// again every two hours or so.
+		for t := d.offset; t < sc.Duration; t += 2*time.Hour + time.Duration(rng.Int64N(int64(20*time.Minute))) {
+			add(Labelled{Signal: Signal{Kind: KindHandshake, At: sc.Start.Add(t - time.Second), Source: d.ip, Device: d.id, Model: d.model,
+				Fingerprint: fingerprintOf(d.model)}})
+		}
 		for t := d.offset; t < sc.Duration; t += sc.Interval {
 			if q, ok := quiet[d.id]; ok && t >= q[0] && t < q[1] {
 				continue
@@ -156,11 +162,15 @@ func Generate(sc Scenario) []Labelled {
 					Source: "203.0.113.7", Client: fmt.Sprintf("guess-%d", rng.IntN(50)), Reason: "unauthorized"}})
 			}
 		case AttackStolenCertificate:
+			add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindHandshake, At: at, Source: "198.51.100.23",
+				Device: a.Device, Model: modelOf(devs, a.Device), Fingerprint: attackerFingerprint}})
 			for i := range 5 {
 				add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindAccepted, At: at.Add(time.Duration(i) * 10 * time.Second),
 					Source: "198.51.100.23", Device: a.Device, Model: modelOf(devs, a.Device)}})
 			}
 		case AttackRogueNewDevice:
+			add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindHandshake, At: at, Source: "192.0.2.50", Device: a.Device,
+				Model: "model-0", Fingerprint: attackerFingerprint}})
 			add(Labelled{Attack: a.Name, Signal: Signal{Kind: KindAccepted, At: at, Source: "192.0.2.50", Device: a.Device, Model: "model-0"}})
 		case AttackValueFlood:
 			src := ipOf(devs, a.Device)
@@ -227,6 +237,14 @@ func Generate(sc Scenario) []Labelled {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out
 }
+
+// fingerprintOf is the TLS hello fingerprint of a model's devices (one TLS stack each);
+// attackerFingerprint is another stack's.
+func fingerprintOf(model string) string {
+	return fmt.Sprintf("%032x", []byte(model)[:min(len(model), 16)])
+}
+
+const attackerFingerprint = "0123456789abcdef0123456789abcdef"
 
 // vitalgateForbidden is the reason of a scope-escalation signal (the error code).
 const vitalgateForbidden = "forbidden"

@@ -48,6 +48,9 @@ const (
 	// KindResend: a device sent an observation stored before, the very same (ingest): a
 	// retry after a lost acknowledgement, or a replay.
 	KindResend Kind = "resend"
+	// KindHandshake: a device completed a TLS handshake (registry), from Source, with the
+	// Fingerprint of its TLS hello.
+	KindHandshake Kind = "handshake"
 )
 
 // Signal is one observation a capability reports. At is event time (the capability's
@@ -70,6 +73,9 @@ type Signal struct {
 	// the newest effective time of its readings minus the arrival (negative for readings
 	// sent late, as a device that was offline sends them); 0 when unknown.
 	Skew time.Duration
+	// Fingerprint is a digest of the device's TLS hello (KindHandshake): the same TLS
+	// stack gives the same one.
+	Fingerprint string
 
 	// Code and Value are a numeric reading (KindValue only). They stay in memory: they are
 	// never logged (LogValue leaves them out), stored, or copied into an alert.

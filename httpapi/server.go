@@ -8,8 +8,11 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -201,7 +204,7 @@ func (s *Server) tlsConfig(cert tls.Certificate, data bool) *tls.Config {
 		NextProtos:       []string{"h2", "http/1.1"},
 		Time:             s.now,
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
-		VerifyConnection: s.verifyClient("", data),
+		VerifyConnection: s.verifyClient(vitalgate.RequestInfo{}, data),
 	}
 	if data {
 		base.ClientAuth, base.NextProtos = tls.RequireAnyClientCert, nil // verified in VerifyConnection
@@ -215,18 +218,21 @@ func (s *Server) tlsConfig(cert tls.Certificate, data bool) *tls.Config {
 		if hello.Conn == nil {
 			return nil, nil
 		}
-		conn := base.Clone() // for the refusal log's remote address
-		conn.VerifyConnection = s.verifyClient(hostOnly(hello.Conn.RemoteAddr().String()), data)
+		conn := base.Clone() // for the refusal log's remote address and the hello's fingerprint
+		conn.VerifyConnection = s.verifyClient(vitalgate.RequestInfo{RemoteIP: hostOnly(hello.Conn.RemoteAddr().String()),
+			TLSFingerprint: helloFingerprint(hello)}, data)
 		return conn, nil
 	}
 	return c
 }
 
-// verifyClient decides a presented client certificate at the handshake (remoteIP, when
-// known, is for the registry's per-model network allow-lists and its refusal log). With data
-// set, only an operational certificate of a device that may send data now passes.
-func (s *Server) verifyClient(remoteIP string, data bool) func(tls.ConnectionState) error {
+// verifyClient decides a presented client certificate at the handshake (ri, when known,
+// has the address, for the registry's per-model network allow-lists and its refusal log,
+// and the hello's fingerprint, a detection signal). With data set, only an operational
+// certificate of a device that may send data now passes.
+func (s *Server) verifyClient(ri vitalgate.RequestInfo, data bool) func(tls.ConnectionState) error {
 	roots := s.ca.Pool()
+	remoteIP := ri.RemoteIP
 	return func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
 			if data {
@@ -252,13 +258,48 @@ func (s *Server) verifyClient(remoteIP string, data bool) func(tls.ConnectionSta
 			return fmt.Errorf("client certificate: %w", err)
 		}
 		// The address, for the model's network allow-list and the refusal's signal.
-		ctx := vitalgate.WithRequestInfo(context.Background(), vitalgate.RequestInfo{RemoteIP: remoteIP})
+		ctx := vitalgate.WithRequestInfo(context.Background(), ri)
 		if _, err := s.registry.AuthorizeHandshake(ctx, leaf); err != nil || !data {
 			return err
 		}
 		_, err := s.registry.Authorize(ctx, leaf) // as fresh as the handshake's read: a quarantined device sends no data
 		return err
 	}
+}
+
+// helloFingerprint is a digest of what a client's TLS hello says about its TLS stack: the
+// versions, cipher suites, extensions in the order sent, groups, point formats, signature
+// schemes and protocols it offers, without GREASE values (RFC 8701), which a client draws
+// anew for each connection. The first 16 bytes of SHA-256, in hex.
+func helloFingerprint(h *tls.ClientHelloInfo) string {
+	var b []byte
+	list := func(vs []uint16) {
+		for _, v := range vs {
+			if v&0x0f0f != 0x0a0a { // GREASE: 0x0a0a, 0x1a1a, ... 0xfafa
+				b = binary.BigEndian.AppendUint16(b, v)
+			}
+		}
+		b = append(b, '|')
+	}
+	list(h.SupportedVersions)
+	list(h.CipherSuites)
+	list(h.Extensions)
+	groups := make([]uint16, len(h.SupportedCurves))
+	for i, c := range h.SupportedCurves {
+		groups[i] = uint16(c)
+	}
+	list(groups)
+	b = append(append(b, h.SupportedPoints...), '|')
+	schemes := make([]uint16, len(h.SignatureSchemes))
+	for i, sc := range h.SignatureSchemes {
+		schemes[i] = uint16(sc)
+	}
+	list(schemes)
+	for _, p := range h.SupportedProtos {
+		b = append(append(b, p...), ',')
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // hostOnly is the host part of a host:port address.

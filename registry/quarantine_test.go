@@ -129,7 +129,8 @@ func TestQuarantine(t *testing.T) {
 }
 
 // TestModelNetworks: a model's network allow-list is checked at the handshake, once the
-// certificate names the device: an address outside it (or none) is refused and signalled;
+// certificate names the device: an address outside it (or none) is refused and signalled, a
+// handshake that passes is signalled with its TLS fingerprint;
 // a model without a list is not restricted; requests on an open connection are not checked
 // again.
 func TestModelNetworks(t *testing.T) {
@@ -144,7 +145,7 @@ func TestModelNetworks(t *testing.T) {
 	other := e.node(nil) // a node without lists
 	cert := e.enroll("dev-n")
 	from := func(ip string) context.Context {
-		return vitalgate.WithRequestInfo(t.Context(), vitalgate.RequestInfo{RemoteIP: ip})
+		return vitalgate.WithRequestInfo(t.Context(), vitalgate.RequestInfo{RemoteIP: ip, TLSFingerprint: "fp-" + ip})
 	}
 	tests := []struct {
 		name string
@@ -160,7 +161,12 @@ func TestModelNetworks(t *testing.T) {
 	for _, tc := range tests {
 		wantCode(t, tc.name, tc.do(), tc.code)
 	}
-	if k := sigs.kinds(); k[detect.KindCertRefused] != 2 {
-		t.Errorf("signals %v, want the two refused handshakes", k)
+	if k := sigs.kinds(); k[detect.KindCertRefused] != 2 || k[detect.KindHandshake] != 1 {
+		t.Errorf("signals %v, want the two refused handshakes and the one that passed on this node", k)
+	}
+	for _, s := range sigs.sigs {
+		if s.Kind == detect.KindHandshake && (s.Device != "dev-n" || s.Model != "m" || s.Source != "10.20.3.4" || s.Fingerprint != "fp-10.20.3.4") {
+			t.Errorf("handshake signal %+v, want the device, its model, address and TLS fingerprint", s)
+		}
 	}
 }

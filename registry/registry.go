@@ -624,6 +624,13 @@ func (s *Service) AuthorizeUpdates(ctx context.Context, cert *x509.Certificate) 
 func (s *Service) AuthorizeHandshake(ctx context.Context, cert *x509.Certificate) (string, error) {
 	id, err := s.authorize(ctx, cert, true, true)
 	s.certSignal(ctx, cert, err)
+	if err == nil && s.cfg.Signals != nil {
+		if d, derr := s.device(ctx, id); derr == nil { // read afresh just now
+			ri := vitalgate.RequestInfoFrom(ctx)
+			s.cfg.Signals.Emit(detect.Signal{Kind: detect.KindHandshake, At: s.now(), Source: ri.RemoteIP, Device: id,
+				Site: d.Site, Model: d.Model, Fingerprint: ri.TLSFingerprint})
+		}
+	}
 	return id, err
 }
 
