@@ -74,4 +74,11 @@ type QuarantineStore interface {
 	// ReleaseDevice moves a quarantined device back to DeviceActive. ENOTFOUND, ECONFLICT
 	// when the device is not quarantined.
 	ReleaseDevice(ctx context.Context, deviceID string, at time.Time, audit ...[]byte) error
+	// BlockDeviceUpdates refuses a quarantined device the update repository too (by
+	// default a quarantined device may still fetch updates, for remediation), until its
+	// release. ENOTFOUND, ECONFLICT when the device is not quarantined.
+	BlockDeviceUpdates(ctx context.Context, deviceID string, at time.Time, audit ...[]byte) error
+	// DeviceUpdatesBlocked reports whether BlockDeviceUpdates blocked the device's updates.
+	// ENOTFOUND.
+	DeviceUpdatesBlocked(ctx context.Context, deviceID string) (bool, error)
 }

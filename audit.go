@@ -229,6 +229,25 @@ type OutboxStore interface {
 	SetOutboxCursor(ctx context.Context, destination string, next uint64) error
 	// OutboxCursors returns every destination's cursor (an archive must not pass them).
 	OutboxCursors(ctx context.Context) (map[string]uint64, error)
+	// ClaimOutbox takes or renews the lease of destination for holder (a node's name) for
+	// ttl from the store's clock, and reports whether holder has it: a lease another holder
+	// took and that has not expired is kept. One node at a time then delivers to a
+	// destination, so a cluster sends each entry once. Returns EINVALID for an empty
+	// destination or holder, or a ttl outside (0, 1 h].
+	ClaimOutbox(ctx context.Context, destination, holder string, ttl time.Duration) (bool, error)
+}
+
+// CheckOutboxClaim reports whether ClaimOutbox may take a lease; both stores call it.
+func CheckOutboxClaim(destination, holder string, ttl time.Duration) error {
+	switch {
+	case destination == "":
+		return Errorf(EINVALID, "outbox destination is empty")
+	case holder == "":
+		return Errorf(EINVALID, "outbox lease holder is empty")
+	case ttl <= 0 || ttl > time.Hour:
+		return Errorf(EINVALID, "outbox lease of %s is out of range (more than 0, at most 1h)", ttl)
+	}
+	return nil
 }
 
 // CheckOutboxCursor reports whether SetOutboxCursor may record next for destination: EINVALID

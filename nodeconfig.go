@@ -31,10 +31,11 @@ type NodeConfig struct {
 
 // NodeDetection is the detection configuration a node serves with.
 type NodeDetection struct {
-	RulesVersion   int    `json:"rules_version"`   // the rule set's version
-	Rules          int    `json:"rules"`           // rules in force (not disabled)
-	RulesFile      string `json:"rules_file"`      // "" for the shipped rules
-	AutoQuarantine bool   `json:"auto_quarantine"` // serve --detect-quarantine
+	RulesVersion   int    `json:"rules_version"`     // the rule set's version
+	Rules          int    `json:"rules"`             // rules in force (not disabled)
+	RulesFile      string `json:"rules_file"`        // "" for the shipped rules
+	AutoQuarantine bool   `json:"auto_quarantine"`   // serve --detect-quarantine
+	Webhook        string `json:"webhook,omitempty"` // the alert webhook's HOST[:PORT] (serve --alert-webhook), "" for none
 }
 
 // NodeListener is one network interface a node listens on.
@@ -45,6 +46,9 @@ type NodeListener struct {
 	// ClientAuth says how callers authenticate at this interface, e.g. "device certificate
 	// required at the handshake".
 	ClientAuth string `json:"client_auth"`
+	// AllowNetworks are the networks (CIDR, comma-separated) connections are accepted from,
+	// checked before TLS (serve --allow-networks); "" for any.
+	AllowNetworks string `json:"allow_networks,omitempty"`
 }
 
 // NodeTLS is the TLS configuration of the HTTPS (and MLLP) listeners.
@@ -110,6 +114,9 @@ type NodeRegistry struct {
 	CertValidity    time.Duration `json:"cert_validity"`    // validity of device certificates issued through EST
 	ReenrollOverlap time.Duration `json:"reenroll_overlap"` // how long a replaced certificate stays usable
 	MaxStaleness    time.Duration `json:"max_staleness"`    // how late a revocation may reach another node
+	// ModelNetworks are, per device model, the networks its devices may connect from
+	// (serve --model-networks), checked at the handshake.
+	ModelNetworks map[string]string `json:"model_networks,omitempty"`
 }
 
 // NodeConfigStore keeps the latest effective configuration of every node.

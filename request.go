@@ -7,6 +7,10 @@ import "context"
 type RequestInfo struct {
 	ID       string // request id, also in the X-Request-Id header and the logs
 	RemoteIP string // the client's address
+	// TLSFingerprint is a digest of the client's TLS hello (versions, cipher suites,
+	// extensions in order, groups, signature schemes, protocols), set at the handshake;
+	// the same TLS stack gives the same one.
+	TLSFingerprint string
 }
 
 type requestInfoKey struct{}

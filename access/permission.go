@@ -137,3 +137,11 @@ func (s *Service) refusedSignal(p vitalgate.Principal, perm Permission) {
 	s.Signals.Emit(detect.Signal{Kind: detect.KindScopeEscalation, At: at, Source: p.RemoteIP, Client: p.ID, Site: p.Site,
 		Reason: "not permitted: " + string(perm)})
 }
+
+// Remediation reports whether a quarantined device may still act with perm, unless an
+// operator blocked its updates too: it may read the update repository (TUF metadata and
+// targets) and ask for its offer, which its paused rollouts leave empty; it sends no data
+// and reports nothing (its reports would move a rollout).
+func Remediation(perm Permission) bool {
+	return perm == PermUpdateRead || perm == PermUpdateOffer
+}

@@ -50,8 +50,8 @@ func (b *benchRun) server(ctx context.Context) (*benchServer, error) {
 }
 
 // newServer starts a server under test on a data dir of its own, named name in the run's
-// temporary directory (see server); close stops it.
-func (b *benchRun) newServer(ctx context.Context, name string) (*benchServer, error) {
+// temporary directory (see server), with the options tweak changes; close stops it.
+func (b *benchRun) newServer(ctx context.Context, name string, tweak ...func(*node.Options)) (*benchServer, error) {
 	dir := filepath.Join(b.tmp, name)
 	b.progress("   creating the data dir %s and starting the server ...", name)
 	sc, err := node.ParseStoreFlag(b.opt.Store)
@@ -113,6 +113,9 @@ func (b *benchRun) newServer(ctx context.Context, name string) (*benchServer, er
 		return nil, err
 	}
 	opt.Logger = slog.New(slog.NewJSONHandler(logFile, nil))
+	for _, f := range tweak {
+		f(&opt)
+	}
 	srvCtx, stopServer := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	opt.Ready = func(a string) { ready <- a }

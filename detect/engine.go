@@ -122,6 +122,7 @@ type event struct {
 	distinct string
 	reason   string
 	source   string
+	skew     time.Duration
 }
 
 type window struct {
@@ -142,7 +143,7 @@ func (t *threshold) observe(sig Signal) (vitalgate.Alert, bool) {
 	p := t.rule.Params
 	if !t.wants(sig.Kind) || (len(p.Reasons) > 0 && !slices.ContainsFunc(p.Reasons, func(r string) bool {
 		return strings.HasPrefix(sig.Reason, r)
-	})) {
+	})) || (p.SkewAhead != 0 && sig.Skew < time.Duration(p.SkewAhead)) {
 		return vitalgate.Alert{}, false
 	}
 	key := t.key(sig)
@@ -168,7 +169,7 @@ func (t *threshold) observe(sig Signal) (vitalgate.Alert, bool) {
 	for i < len(w.events) && !w.events[i].at.After(cut) {
 		i++
 	}
-	w.events = append(w.events[i:], event{at: sig.At, distinct: field(sig, p.Distinct), reason: sig.Reason, source: sig.Source})
+	w.events = append(w.events[i:], event{at: sig.At, distinct: field(sig, p.Distinct), reason: sig.Reason, source: sig.Source, skew: sig.Skew})
 	n, values := len(w.events), []string(nil)
 	if p.Distinct != "" {
 		set := map[string]bool{}
@@ -192,14 +193,19 @@ func (t *threshold) observe(sig Signal) (vitalgate.Alert, bool) {
 	w.quietTil = sig.At.Add(span)
 	from := w.events[0].at
 	reasons := map[string]bool{}
+	var maxSkew time.Duration
 	for _, e := range w.events {
 		if e.reason != "" {
 			reasons[e.reason] = true
 		}
+		maxSkew = max(maxSkew, e.skew)
 	}
 	facts := map[string]string{
 		"count": strconv.Itoa(len(w.events)), "window": span.String(), "reasons": joinSet(reasons, 5),
 		"source": sig.Source, "network": sig.Network(24, 64),
+	}
+	if maxSkew > 0 {
+		facts["max_skew"] = maxSkew.Round(time.Second).String()
 	}
 	if p.Distinct != "" {
 		facts["distinct"] = strconv.Itoa(n)
@@ -285,11 +291,14 @@ func (n *networks) observe(sig Signal) (vitalgate.Alert, bool) {
 	if !n.wants(sig.Kind) || sig.Device == "" {
 		return vitalgate.Alert{}, false
 	}
+	p := n.rule.Params
 	net := sig.Network(n.prefixes())
+	if p.Learn == "fingerprint" {
+		net = sig.Fingerprint
+	}
 	if net == "" {
 		return vitalgate.Alert{}, false
 	}
-	p := n.rule.Params
 	minPeers := p.MinPeers
 	if minPeers == 0 {
 		minPeers = 3
@@ -340,8 +349,13 @@ func (n *networks) observe(sig Signal) (vitalgate.Alert, bool) {
 		}
 	}
 	sort.Strings(known)
-	a := n.alert(sig, sig.At, map[string]string{"network": net, "source": sig.Source,
-		"known_networks": strings.Join(known[:min(len(known), maxValues)], ","), "baseline": d.baseline})
+	facts := map[string]string{"network": net, "source": sig.Source,
+		"known_networks": strings.Join(known[:min(len(known), maxValues)], ","), "baseline": d.baseline}
+	if p.Learn == "fingerprint" {
+		facts = map[string]string{"fingerprint": net, "source": sig.Source, "network": sig.Network(n.prefixes()),
+			"known_fingerprints": strings.Join(known[:min(len(known), maxValues)], ","), "baseline": d.baseline}
+	}
+	a := n.alert(sig, sig.At, facts)
 	a.Device, a.Source = sig.Device, sig.Source
 	return a, true
 }

@@ -175,6 +175,46 @@ func TestEnumerationCountsDistinctSubjectsAndNeverListsThem(t *testing.T) {
 	}
 }
 
+// TestNewTLSStack: a new-network rule that learns fingerprints alerts on a device's TLS
+// hello it never sent (a stolen key in another stack), not on a new network, and compares a
+// new device with its model's stacks.
+func TestNewTLSStack(t *testing.T) {
+	rule := detect.Rule{ID: "newtls", Severity: detect.SeverityLow, Category: detect.CategoryIdentity, Description: "d",
+		Kind: detect.RuleNewNetwork, Params: detect.Params{Signals: []detect.Kind{detect.KindHandshake}, Learn: "fingerprint",
+			Learning: detect.Duration(time.Hour), MinPeers: 2}, Evidence: []string{"fingerprint", "known_fingerprints", "baseline"}}
+	hs := func(dev, src, fp string, at time.Duration) detect.Signal {
+		return detect.Signal{Kind: detect.KindHandshake, At: t0.Add(at), Device: dev, Model: "m", Source: src, Fingerprint: fp}
+	}
+	learned := []detect.Signal{hs("a", "10.0.1.5", "fp-m", 0), hs("b", "10.0.2.5", "fp-m", 0),
+		hs("a", "10.0.1.5", "fp-m", 2*time.Hour), hs("b", "10.0.2.5", "fp-m", 2*time.Hour)}
+	cases := []struct {
+		name     string
+		next     detect.Signal
+		baseline string // "" = no alert
+	}{
+		{"the same stack from a new network", hs("a", "198.51.100.4", "fp-m", 3*time.Hour), ""},
+		{"another stack", hs("a", "10.0.1.5", "fp-x", 3*time.Hour), "device"},
+		{"no fingerprint", hs("a", "10.0.1.5", "", 3*time.Hour), ""},
+		{"a new device with its model's stack", hs("c", "10.0.3.5", "fp-m", 3*time.Hour), ""},
+		{"a new device with another stack", hs("c", "10.0.3.5", "fp-x", 3*time.Hour), "model"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := run(mustEngine(t, rule), append(learned, c.next))
+			if c.baseline == "" {
+				if len(got) != 0 {
+					t.Fatalf("unexpected alert %+v", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Evidence["baseline"] != c.baseline || got[0].Evidence["fingerprint"] != "fp-x" ||
+				got[0].Evidence["known_fingerprints"] != "fp-m" {
+				t.Fatalf("got %+v, want one alert naming fp-x against fp-m with baseline %s", got, c.baseline)
+			}
+		})
+	}
+}
+
 func TestNewNetwork(t *testing.T) {
 	rule := detect.Rule{ID: "newnet", Severity: detect.SeverityHigh, Category: detect.CategoryIdentity, Description: "d",
 		Kind: detect.RuleNewNetwork, Params: detect.Params{Signals: []detect.Kind{detect.KindAccepted}, Learning: detect.Duration(time.Hour), MinPeers: 2},

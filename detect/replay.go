@@ -11,7 +11,9 @@ import (
 )
 
 // AttackNames are the attacks the scenario generator knows.
-var AttackNames = []string{AttackCredentialStuffing, AttackStolenCertificate, AttackRogueNewDevice, AttackValueFlood}
+var AttackNames = []string{AttackCredentialStuffing, AttackCredentialStuffEST, AttackStolenCertificate, AttackRogueNewDevice,
+	AttackValueFlood, AttackSlowDrift, AttackScopeProbing, AttackPatientEnumeration, AttackImpersonation,
+	AttackMessageFlood, AttackClockAhead, AttackReplay}
 
 // ScenarioFile is the JSON form of a Scenario (`vitalgate simulate --scenario FILE`):
 //
@@ -72,7 +74,7 @@ func ParseScenario(b []byte) (Scenario, error) {
 		if time.Duration(a.At) < 0 || time.Duration(a.At) >= d {
 			return bad("attacks", "attack %d: at must be within the duration", i)
 		}
-		if a.Name != AttackCredentialStuffing && a.Device == "" {
+		if attackByDevice(a.Name) && a.Device == "" {
 			return bad("attacks", "attack %d (%s) names the device it uses", i, a.Name)
 		}
 		sc.Attacks = append(sc.Attacks, Attack{Name: a.Name, At: time.Duration(a.At), Device: a.Device})

@@ -15,21 +15,24 @@ import (
 // tuned on; seeds 7 and 42 were not.
 func TestLabelledReplay(t *testing.T) {
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	attacks := []detect.Attack{
-		{Name: detect.AttackCredentialStuffing, At: 25 * time.Hour},
-		{Name: detect.AttackStolenCertificate, At: 25*time.Hour + 20*time.Minute, Device: detect.DeviceName(7)},
-		{Name: detect.AttackValueFlood, At: 25*time.Hour + 40*time.Minute, Device: detect.DeviceName(11)},
-		{Name: detect.AttackRogueNewDevice, At: 26 * time.Hour, Device: "rogue-1"},
-	}
+	attacks := detect.StandardAttacks(25 * time.Hour)
 	expect := map[string]string{ // attack: the rule that must catch it
 		detect.AttackCredentialStuffing: "credential-stuffing-token",
+		detect.AttackCredentialStuffEST: "credential-stuffing-est",
 		detect.AttackStolenCertificate:  "device-new-network",
-		detect.AttackValueFlood:         "heart-rate-implausible-jumps",
 		detect.AttackRogueNewDevice:     "device-new-network",
+		detect.AttackValueFlood:         "heart-rate-implausible-jumps",
+		detect.AttackSlowDrift:          "heart-rate-out-of-range-burst",
+		detect.AttackScopeProbing:       "scope-probing",
+		detect.AttackPatientEnumeration: "patient-enumeration",
+		detect.AttackImpersonation:      "device-impersonation",
+		detect.AttackMessageFlood:       "message-flood",
+		detect.AttackClockAhead:         "device-clock-ahead",
+		detect.AttackReplay:             "replay-burst",
 	}
 	for _, seed := range []uint64{1, 7, 42} {
 		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
-			sc := detect.Scenario{Seed: seed, Start: start, Duration: 27 * time.Hour, Interval: 5 * time.Minute,
+			sc := detect.Scenario{Seed: seed, Start: start, Duration: 27*time.Hour + 30*time.Minute, Interval: 5 * time.Minute,
 				Devices: 100, Models: 3, Attacks: attacks}
 			eng, err := detect.NewEngine(detect.DefaultRules())
 			if err != nil {

@@ -88,6 +88,9 @@ type Params struct {
 	Signals []Kind `json:"signals,omitempty"`
 	// Reasons, when set, restricts a threshold rule to signals whose Reason is one of them.
 	Reasons []string `json:"reasons,omitempty"`
+	// SkewAhead, when set, restricts a threshold rule to signals whose device clock is at
+	// least this far ahead of the server's (Signal.Skew).
+	SkewAhead Duration `json:"skew_ahead,omitempty"`
 	// By is the key a threshold rule counts per: source, network, device or client.
 	By string `json:"by,omitempty"`
 	// Distinct, when set, counts distinct values of this signal field instead of events:
@@ -96,6 +99,9 @@ type Params struct {
 	Count    int      `json:"count,omitempty"`
 	Window   Duration `json:"window,omitempty"`
 
+	// Learn is what a new-network rule learns per device: "network" (the default, its
+	// source networks) or "fingerprint" (its TLS stacks, from handshake signals).
+	Learn string `json:"learn,omitempty"`
 	// Learning is how long a new-network rule learns a device's (and a model's) networks.
 	Learning Duration `json:"learning,omitempty"`
 	// IPv4Prefix and IPv6Prefix are the prefix lengths of a network (default 24 and 64).
@@ -147,8 +153,8 @@ type Rules struct {
 
 // EvidenceKeys are the evidence facts each rule kind can keep.
 var EvidenceKeys = map[string][]string{
-	RuleThreshold:  {"count", "distinct", "values", "reasons", "window", "source", "network"},
-	RuleNewNetwork: {"network", "source", "known_networks", "baseline"},
+	RuleThreshold:  {"count", "distinct", "values", "reasons", "window", "source", "network", "max_skew"},
+	RuleNewNetwork: {"network", "source", "known_networks", "baseline", "fingerprint", "known_fingerprints"},
 	RuleValueJump:  {"count", "window", "code"},
 	RuleFlatLine:   {"count", "window", "code"},
 	RuleOutOfRange: {"count", "window", "code"},
@@ -161,7 +167,7 @@ func valueKind(kind string) bool {
 var ruleID = regexp.MustCompile(`^[a-z0-9][a-z0-9\-.]{0,63}$`)
 
 var signalKinds = []Kind{KindAuthFailure, KindScopeEscalation, KindEnrollFailure, KindCertRefused, KindRefusal,
-	KindPatientRefused, KindAccepted, KindValue}
+	KindPatientRefused, KindAccepted, KindValue, KindResend, KindHandshake}
 
 // Validate reports the first problem of the rules file, naming the rule and field.
 func (rs Rules) Validate() error {
@@ -243,6 +249,8 @@ func (p Params) validate(kind string) *paramError {
 			return perr("count", "count must be between 2 and 100000")
 		case window < time.Second || window > 24*time.Hour:
 			return perr("window", "window must be between 1s and 24h")
+		case p.SkewAhead != 0 && (time.Duration(p.SkewAhead) < time.Second || time.Duration(p.SkewAhead) > 24*time.Hour):
+			return perr("skew_ahead", "skew_ahead must be between 1s and 24h")
 		}
 	case RuleNewNetwork:
 		switch {
@@ -254,6 +262,8 @@ func (p Params) validate(kind string) *paramError {
 			return perr("ipv6_prefix", "ipv6_prefix must be between 16 and 128")
 		case p.MinPeers < 0 || p.MinPeers > 1000:
 			return perr("min_peers", "min_peers must be between 0 and 1000")
+		case p.Learn != "" && p.Learn != "network" && p.Learn != "fingerprint":
+			return perr("learn", "learn must be network or fingerprint")
 		}
 	case RuleValueJump, RuleFlatLine, RuleOutOfRange:
 		switch {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -189,9 +191,8 @@ func (s *Service) raise(ctx context.Context, a vitalgate.Alert) (vitalgate.Alert
 	quarantine := s.cfg.AutoQuarantine && a.Device != "" && rule.MayQuarantine()
 	e := s.cfg.Audit.Encode(ctx, audit.Entry{Action: audit.ActionCreate, Type: "detect", Subtype: "alert",
 		AgentType: audit.AgentSystem, AgentID: "detect", Outcome: audit.OutcomeSuccess, Site: a.Site,
-		OutcomeDesc: fmt.Sprintf("rule %s (%s, %s) from %s to %s", a.Rule, a.Severity, a.Category,
-			a.From.Format(time.RFC3339), a.To.Format(time.RFC3339)),
-		Resources: implicated(a), SourceIP: a.Source})
+		OutcomeDesc: Summary(a),
+		Resources:   implicated(a), SourceIP: a.Source})
 	if err := s.cfg.Store.CreateAlert(ctx, a, e); err != nil {
 		return a, err
 	}
@@ -216,6 +217,35 @@ func (s *Service) raise(ctx context.Context, a vitalgate.Alert) (vitalgate.Alert
 		}
 	}
 	return a, nil
+}
+
+// Summary is an alert in one line, as its audit entry (and so the syslog forwarder) carries
+// it: the rule, severity and category, whom it implicates, the window and the evidence
+// facts, sorted. An alert holds no clinical value or patient identifier, so neither does
+// its summary; the code of a value-series rule stays out of it too (the audit log says
+// nothing of what was measured), and an evidence value is cut at 200 bytes.
+func Summary(a vitalgate.Alert) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rule %s (%s, %s)", a.Rule, a.Severity, a.Category)
+	if a.Device != "" {
+		b.WriteString(" device " + a.Device)
+	}
+	if a.Client != "" {
+		b.WriteString(" client " + a.Client)
+	}
+	fmt.Fprintf(&b, " from %s to %s", a.From.UTC().Format(time.RFC3339), a.To.UTC().Format(time.RFC3339))
+	keys := slices.DeleteFunc(slices.Sorted(maps.Keys(a.Evidence)), func(k string) bool { return k == "code" })
+	for i, k := range keys {
+		if i == 0 {
+			b.WriteString("; evidence")
+		}
+		v := a.Evidence[k]
+		if len(v) > 200 {
+			v = strings.ToValidUTF8(v[:200], "") + "…"
+		}
+		b.WriteString(" " + k + "=" + v)
+	}
+	return b.String()
 }
 
 func (s *Service) rule(id string) Rule {

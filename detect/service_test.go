@@ -154,7 +154,9 @@ func TestServiceStoresAuditsAndQuarantinesOnlyOnSecurityRules(t *testing.T) {
 			var log strings.Builder
 			size, _ := e.store.AuditSize(ctx)
 			_ = e.store.AuditEntries(ctx, 0, size, func(r vitalgate.AuditRecord) error { log.Write(r.Data); return nil })
-			for _, want := range []string{"revoked-certificate-retry", "alert-ack", "alert-resolve", "DetectedIssue/" + cert.ID} {
+			// What the syslog forwarder sends of an alert: its rule, device, window, evidence.
+			for _, want := range []string{"revoked-certificate-retry", "alert-ack", "alert-resolve", "DetectedIssue/" + cert.ID,
+				"device dev-a from " + t0.Format(time.RFC3339), "evidence count=5"} {
 				if !strings.Contains(log.String(), want) {
 					t.Errorf("the audit log lacks %q", want)
 				}

@@ -39,11 +39,18 @@ const (
 	// KindPatientRefused: a message named a patient identifier that is not the device's
 	// or not known (ingest); Subject is the identifier's blind index, never the value.
 	KindPatientRefused Kind = "patient-refused"
-	// KindAccepted: a device's message was accepted (ingest), from Source.
+	// KindAccepted: a device's message was accepted (ingest), from Source, with the
+	// device's clock Skew.
 	KindAccepted Kind = "accepted"
 	// KindValue: one numeric reading of an accepted message (ingest): Code and Value, in
 	// memory only.
 	KindValue Kind = "value"
+	// KindResend: a device sent an observation stored before, the very same (ingest): a
+	// retry after a lost acknowledgement, or a replay.
+	KindResend Kind = "resend"
+	// KindHandshake: a device completed a TLS handshake (registry), from Source, with the
+	// Fingerprint of its TLS hello.
+	KindHandshake Kind = "handshake"
 )
 
 // Signal is one observation a capability reports. At is event time (the capability's
@@ -62,6 +69,13 @@ type Signal struct {
 	// Subject is an opaque key of what was asked for (the blind index of a patient
 	// identifier), for counting distinct ones; never a plaintext identifier.
 	Subject string
+	// Skew is, for an accepted message, how far the device's clock is ahead of the server's:
+	// the newest effective time of its readings minus the arrival (negative for readings
+	// sent late, as a device that was offline sends them); 0 when unknown.
+	Skew time.Duration
+	// Fingerprint is a digest of the device's TLS hello (KindHandshake): the same TLS
+	// stack gives the same one.
+	Fingerprint string
 
 	// Code and Value are a numeric reading (KindValue only). They stay in memory: they are
 	// never logged (LogValue leaves them out), stored, or copied into an alert.

@@ -5,18 +5,24 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vitalgate/vitalgate/mllp"
+	"github.com/vitalgate/vitalgate/outbox"
 )
 
 // mllpConn is one open MLLP/TLS connection of a device.
@@ -50,9 +56,12 @@ func (c *mllpConn) send(msg []byte) string {
 // while the server runs, stops the device on a kept-alive HTTP/2 connection and on an open
 // MLLP connection (the next request and the next message are refused, within the
 // registry's staleness bound); `device release` lets it in again. Then credential stuffing
-// on /oauth2/token raises a credential-stuffing alert that `vitalgate alerts list` shows.
+// on /oauth2/token raises a credential-stuffing alert that `vitalgate alerts list` shows and
+// that the alert webhook receives, signed, once, after refusing it the first time; the
+// webhook secret is nowhere in the server's log.
 func TestQuarantineCutsOpenConnections(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
+	hook := startWebhookReceiver(t)
 	var init struct {
 		ClientSecret string `json:"client_secret"`
 	}
@@ -60,7 +69,7 @@ func TestQuarantineCutsOpenConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	mllpAddr := freeAddr(t)
-	srv := startServerAt(t, dir, freeAddr(t), "--mllp-addr", mllpAddr)
+	srv := startServerAt(t, dir, freeAddr(t), append([]string{"--mllp-addr", mllpAddr}, hook.flags...)...)
 	token := adminToken(t, srv, init.ClientSecret)
 	pid := createPatient(t, srv, token, mllp.AuthoritySystem("Imaginary Hospital"), "789567")
 	const gw = "ACDE48234567ABCD"
@@ -115,6 +124,28 @@ func TestQuarantineCutsOpenConnections(t *testing.T) {
 	waitFor(t, 5*time.Second, "the open MLLP connection to refuse the quarantined device", func() bool {
 		return ml.send(recent(sample, time.Now().UTC().Add(-time.Minute))) != "AA"
 	})
+	// Remediation: the quarantined device may still ask for updates (its paused rollouts
+	// offer it nothing: 204), on the kept-alive connection and on a new one, until the
+	// operator blocks those too.
+	offer := func(c *http.Client) int {
+		resp, err := c.Get(srv.url + "/updates/offer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	fresh := func() *http.Client {
+		return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: srv.pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}}}
+	}
+	if st, st2 := offer(h2), offer(fresh()); st != http.StatusNoContent || st2 != http.StatusNoContent {
+		t.Errorf("update offer of a quarantined device: %d on the open connection, %d on a new one; want 204 (nothing offered)", st, st2)
+	}
+	run(t, "device", "quarantine", "--data", dir, "--id", gw, "--reason", "firmware tampered with", "--block-updates")
+	if st := offer(h2); st != http.StatusUnauthorized {
+		t.Errorf("update offer once the updates are blocked: %d, want 401", st)
+	}
 	run(t, "device", "release", "--data", dir, "--id", gw, "--reason", "the ward moved to a new subnet")
 	waitFor(t, 5*time.Second, "the released device to be accepted again", func() bool {
 		st, _ := postObs("74")
@@ -136,11 +167,17 @@ func TestQuarantineCutsOpenConnections(t *testing.T) {
 		return strings.Contains(run(t, "alerts", "list", "--data", dir, "--json"), `"rule":"credential-stuffing-token"`)
 	})
 
+	waitFor(t, 10*time.Second, "the alert webhook to receive the alert", func() bool { return hook.has("credential-stuffing-token") })
+	hook.check(t, "credential-stuffing-token")
+	if strings.Contains(srv.stderr.String(), string(webhookSecret)) {
+		t.Error("the server's log holds the webhook secret")
+	}
+
 	// The evidence report reads the live rules and the alerts: an open high-severity alert
 	// needs the operator's attention.
 	status, facts := evidenceJSON(t, dir).control("detection")
 	text := strings.Join(facts, "; ")
-	if status != "attention" || !strings.Contains(text, "the shipped rules, version 1") || !strings.Contains(text, "of high severity") {
+	if status != "attention" || !strings.Contains(text, "the shipped rules, version 2") || !strings.Contains(text, "of high severity") {
 		t.Errorf("evidence row detection: %s %v", status, facts)
 	}
 }
@@ -169,5 +206,78 @@ func TestReadmeDetectionRecipe(t *testing.T) {
 		if !strings.Contains(audit, want) {
 			t.Errorf("the audit log lacks %s", want)
 		}
+	}
+}
+
+var webhookSecret = []byte("e2e-webhook-secret-0123456789abcdef0123")
+
+// webhookReceiver is an HTTPS alert receiver that refuses the first request (503) and
+// accepts the next ones, checking each signature.
+type webhookReceiver struct {
+	flags []string // serve's flags that point at it
+	mu    sync.Mutex
+	calls int
+	got   map[string]int // alert id → deliveries accepted
+	rules []string
+	bad   []string
+}
+
+func startWebhookReceiver(t *testing.T) *webhookReceiver {
+	t.Helper()
+	w := &webhookReceiver{got: map[string]int{}}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.calls++; w.calls == 1 {
+			http.Error(rw, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		if err := outbox.VerifySignature(webhookSecret, r.Header.Get(outbox.SignatureHeader), body, time.Now(), 5*time.Minute); err != nil {
+			w.bad = append(w.bad, err.Error())
+			http.Error(rw, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var p outbox.AlertPayload
+		if err := json.Unmarshal(body, &p); err != nil || p.ID == "" || p.ID != r.Header.Get(outbox.DeliveryHeader) {
+			w.bad = append(w.bad, fmt.Sprintf("payload %s: %v", body, err))
+		}
+		w.got[p.ID]++
+		w.rules = append(w.rules, p.Rule)
+	}))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	secret, ca := filepath.Join(dir, "hook.secret"), filepath.Join(dir, "hook-ca.pem")
+	if err := os.WriteFile(secret, append(webhookSecret, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.flags = []string{"--alert-webhook", srv.URL + "/vitalgate/alerts", "--alert-webhook-secret-file", secret, "--alert-webhook-ca", ca}
+	return w
+}
+
+func (w *webhookReceiver) has(rule string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Contains(w.rules, rule)
+}
+
+// check: no bad request, each alert accepted once, and one of them of rule.
+func (w *webhookReceiver) check(t *testing.T, rule string) {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.bad) > 0 {
+		t.Errorf("webhook: bad requests %q", w.bad)
+	}
+	for id, n := range w.got {
+		if n != 1 {
+			t.Errorf("webhook: alert %s delivered %d times", id, n)
+		}
+	}
+	if !slices.Contains(w.rules, rule) {
+		t.Errorf("webhook: got rules %v, want %s", w.rules, rule)
 	}
 }

@@ -64,6 +64,7 @@ var probes = map[string]probe{
 	"update-rollout":         probeRollouts,
 	"vulnerability-posture":  probePosture,
 	"detection":              probeDetection,
+	"alert-forwarding":       probeAlertForwarding,
 	"authenticated-updates":  probeReleases,
 	"outside-in-assessment":  probeAssessment,
 }
@@ -575,6 +576,46 @@ func probeAssessment(s *State) Finding {
 		st = StatusAttention
 	}
 	return Finding{Status: st, Facts: []string{fmt.Sprintf("assessment of %s started %s: findings %s", a.Target, a.Started.UTC().Format(time.RFC3339), counts(m))}}
+}
+
+// probeAlertForwarding states, per node, where alerts are forwarded and from which networks
+// connections are accepted. Not forwarding, and accepting from any network, are facts, not
+// faults: a deployment chooses them.
+func probeAlertForwarding(s *State) Finding {
+	forward, ok := perNode(s, "alerts forwarded", func(n vitalgate.NodeConfig) string {
+		var to []string
+		if n.Audit.SyslogAddr != "" {
+			to = append(to, "to syslog "+n.Audit.SyslogAddr)
+		}
+		if n.Detection != nil && n.Detection.Webhook != "" {
+			to = append(to, "to the signed webhook at "+n.Detection.Webhook)
+		}
+		if len(to) == 0 {
+			return "nowhere (stored, audited and logged only)"
+		}
+		return strings.Join(to, " and ")
+	})
+	if !ok {
+		return Finding{Status: StatusUnknown, Facts: forward}
+	}
+	nets, _ := perNode(s, "connections accepted", func(n vitalgate.NodeConfig) string {
+		from := "from any network"
+		for _, l := range n.Listeners {
+			if l.Name == "https" && l.AllowNetworks != "" {
+				from = "only from " + l.AllowNetworks + " (checked before TLS)"
+			}
+		}
+		if len(n.Registry.ModelNetworks) > 0 {
+			models := make([]string, 0, len(n.Registry.ModelNetworks))
+			for m, list := range n.Registry.ModelNetworks {
+				models = append(models, m+" from "+list)
+			}
+			sort.Strings(models)
+			from += "; devices of " + strings.Join(models, ", ") + " only (checked at the handshake)"
+		}
+		return from
+	})
+	return Finding{Status: StatusEnforced, Facts: append(forward, nets...)}
 }
 
 // probeDetection states the rules every node evaluates, whether it quarantines by itself,

@@ -116,7 +116,7 @@ func (s *Server) guard(rt Route) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		p, err := s.authenticate(r, rt.Auth)
+		p, err := s.authenticate(r, rt.Auth, rt.Permission)
 		if err != nil {
 			s.writeError(w, r, s.access.AuthenticationFailed(r.Context(), string(rt.Auth), name, err))
 			return
@@ -144,7 +144,7 @@ func remoteIP(r *http.Request) string {
 }
 
 // authenticate establishes who is calling.
-func (s *Server) authenticate(r *http.Request, kind AuthKind) (vitalgate.Principal, error) {
+func (s *Server) authenticate(r *http.Request, kind AuthKind, perm access.Permission) (vitalgate.Principal, error) {
 	p := vitalgate.Principal{RemoteIP: remoteIP(r)}
 	switch kind {
 	case AuthPublic:
@@ -170,7 +170,11 @@ func (s *Server) authenticate(r *http.Request, kind AuthKind) (vitalgate.Princip
 		}
 		// Every request, also on a long-lived connection: revocation, expiry and the device's
 		// state are the registry's decision, within its staleness bound.
-		id, err := s.registry.Authorize(r.Context(), r.TLS.PeerCertificates[0])
+		authorize := s.registry.Authorize
+		if access.Remediation(perm) {
+			authorize = s.registry.AuthorizeUpdates // a quarantined device may still fetch updates
+		}
+		id, err := authorize(r.Context(), r.TLS.PeerCertificates[0])
 		if err != nil {
 			return p, err
 		}

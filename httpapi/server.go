@@ -8,8 +8,11 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +43,9 @@ type Registry interface {
 	// Authorize decides per request, from registry facts at most the registry's staleness
 	// bound old, and returns the device id. EUNAUTHORIZED, EUNAVAILABLE.
 	Authorize(ctx context.Context, cert *x509.Certificate) (string, error)
+	// AuthorizeUpdates is Authorize that also lets in a quarantined device whose updates
+	// are not blocked, for the routes access.Remediation names. EUNAUTHORIZED, EUNAVAILABLE.
+	AuthorizeUpdates(ctx context.Context, cert *x509.Certificate) (string, error)
 	// EnrollDevice exchanges the one-time secret, or else the IDevID chain the device
 	// presented at the handshake, and a base64 PKCS#10 body for a certificate.
 	// EUNAUTHORIZED, ETHROTTLED, EINVALID, EUNPROCESSABLE, ETOOLARGE.
@@ -185,7 +191,15 @@ func requestID(r *http.Request) string {
 // other certificate must be the manufacturer identity (IDevID) of a registered device whose
 // model names its maker's CA, and is good for zero-touch enrollment only. Routes that need a
 // device insist on an operational certificate and ask the registry again on every request.
-func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
+// A quarantined device passes the handshake, for the update routes it may still use.
+func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config { return s.tlsConfig(cert, false) }
+
+// DataTLSConfig is TLSConfig for a listener that carries device data only (MLLP): a device
+// certificate of the built-in CA is required at the handshake, no protocol is negotiated,
+// and a device that may not send data now — quarantined as well — fails the handshake.
+func (s *Server) DataTLSConfig(cert tls.Certificate) *tls.Config { return s.tlsConfig(cert, true) }
+
+func (s *Server) tlsConfig(cert tls.Certificate, data bool) *tls.Config {
 	base := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
@@ -196,7 +210,10 @@ func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 		NextProtos:       []string{"h2", "http/1.1"},
 		Time:             s.now,
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
-		VerifyConnection: s.verifyClient(""),
+		VerifyConnection: s.verifyClient(vitalgate.RequestInfo{}, data),
+	}
+	if data {
+		base.ClientAuth, base.NextProtos = tls.RequireAnyClientCert, nil // verified in VerifyConnection
 	}
 	if s.cfg.AllowTLS12 {
 		base.MinVersion = tls.VersionTLS12
@@ -207,22 +224,32 @@ func (s *Server) TLSConfig(cert tls.Certificate) *tls.Config {
 		if hello.Conn == nil {
 			return nil, nil
 		}
-		conn := base.Clone() // for the refusal log's remote address
-		conn.VerifyConnection = s.verifyClient(hostOnly(hello.Conn.RemoteAddr().String()))
+		conn := base.Clone() // for the refusal log's remote address and the hello's fingerprint
+		conn.VerifyConnection = s.verifyClient(vitalgate.RequestInfo{RemoteIP: hostOnly(hello.Conn.RemoteAddr().String()),
+			TLSFingerprint: helloFingerprint(hello)}, data)
 		return conn, nil
 	}
 	return c
 }
 
-// verifyClient decides a presented client certificate at the handshake (remoteIP, when
-// known, is for the registry's refusal log).
-func (s *Server) verifyClient(remoteIP string) func(tls.ConnectionState) error {
+// verifyClient decides a presented client certificate at the handshake (ri, when known,
+// has the address, for the registry's per-model network allow-lists and its refusal log,
+// and the hello's fingerprint, a detection signal). With data set, only an operational
+// certificate of a device that may send data now passes.
+func (s *Server) verifyClient(ri vitalgate.RequestInfo, data bool) func(tls.ConnectionState) error {
 	roots := s.ca.Pool()
+	remoteIP := ri.RemoteIP
 	return func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
+			if data {
+				return errors.New("this listener needs a device client certificate")
+			}
 			return nil
 		}
 		leaf := cs.PeerCertificates[0]
+		if data && !s.registry.IssuedHere(leaf) {
+			return errors.New("this listener needs an operational device certificate of this server, not a manufacturer certificate")
+		}
 		if !s.registry.IssuedHere(leaf) {
 			p := vitalgate.Principal{Kind: access.KindEnrollee, ID: pki.IDevIDDeviceID(leaf), RemoteIP: remoteIP}
 			_, err := s.registry.AuthorizeIDevID(context.Background(), p, cs.PeerCertificates)
@@ -236,9 +263,49 @@ func (s *Server) verifyClient(remoteIP string) func(tls.ConnectionState) error {
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 			return fmt.Errorf("client certificate: %w", err)
 		}
-		_, err := s.registry.AuthorizeHandshake(context.Background(), leaf)
+		// The address, for the model's network allow-list and the refusal's signal.
+		ctx := vitalgate.WithRequestInfo(context.Background(), ri)
+		if _, err := s.registry.AuthorizeHandshake(ctx, leaf); err != nil || !data {
+			return err
+		}
+		_, err := s.registry.Authorize(ctx, leaf) // as fresh as the handshake's read: a quarantined device sends no data
 		return err
 	}
+}
+
+// helloFingerprint is a digest of what a client's TLS hello says about its TLS stack: the
+// versions, cipher suites, extensions in the order sent, groups, point formats, signature
+// schemes and protocols it offers, without GREASE values (RFC 8701), which a client draws
+// anew for each connection. The first 16 bytes of SHA-256, in hex.
+func helloFingerprint(h *tls.ClientHelloInfo) string {
+	var b []byte
+	list := func(vs []uint16) {
+		for _, v := range vs {
+			if v&0x0f0f != 0x0a0a { // GREASE: 0x0a0a, 0x1a1a, ... 0xfafa
+				b = binary.BigEndian.AppendUint16(b, v)
+			}
+		}
+		b = append(b, '|')
+	}
+	list(h.SupportedVersions)
+	list(h.CipherSuites)
+	list(h.Extensions)
+	groups := make([]uint16, len(h.SupportedCurves))
+	for i, c := range h.SupportedCurves {
+		groups[i] = uint16(c)
+	}
+	list(groups)
+	b = append(append(b, h.SupportedPoints...), '|')
+	schemes := make([]uint16, len(h.SignatureSchemes))
+	for i, sc := range h.SignatureSchemes {
+		schemes[i] = uint16(sc)
+	}
+	list(schemes)
+	for _, p := range h.SupportedProtos {
+		b = append(append(b, p...), ',')
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // hostOnly is the host part of a host:port address.

@@ -78,6 +78,7 @@ type env struct {
 	detect   *detect.Service // the server's detection (tests raise alerts through it)
 	bulk     *bulk.Service   // the server's bulk export (tests run its jobs with RunOne)
 	subs     *subscription.Service
+	cert     tls.Certificate // the server's certificate
 }
 
 // fastHash keeps enrollment secrets cheap to verify in tests.
@@ -194,7 +195,7 @@ func mustEnv(t *testing.T, tweak func(*httpapi.Config), tweakReg func(*registry.
 		_ = store.Close()
 	})
 	return &env{t: t, url: "https://" + ln.Addr().String(), ca: ca, pool: ca.Pool(), store: store, vault: v, clock: clk, srv: srv, key: tokenKey, audit: alog, reg: reg, db: filepath.Join(dir, "db"), met: met,
-		upd: upd, ukeys: ukeys, rollouts: rollouts, releases: releases, detect: det, bulk: bulkSvc, subs: subs}
+		upd: upd, ukeys: ukeys, rollouts: rollouts, releases: releases, detect: det, bulk: bulkSvc, subs: subs, cert: cert}
 }
 
 // mustTokenService is the token service of a test server: the real one, with fast hashes.
@@ -659,6 +660,55 @@ func TestEnrollment(t *testing.T) {
 			t.Fatalf("reenroll without a certificate: status %d", r.status)
 		}
 	})
+}
+
+// TestDataTLSConfig: the TLS of a data-only listener (MLLP) decides at the handshake: a
+// device of this server passes; no certificate fails; a quarantined device fails there,
+// while the HTTPS listener's handshake lets it in for the update routes.
+func TestDataTLSConfig(t *testing.T) {
+	e := MustEnv(t)
+	cert := e.enroll("dev-1", e.addDevice("dev-1", "pat-1"))
+	handshake := func(cfg *tls.Config, c *tls.Certificate) error {
+		t.Helper()
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		got := make(chan error, 1)
+		go func() {
+			conn, err := ln.Accept()
+			if err != nil {
+				got <- err
+				return
+			}
+			defer conn.Close()
+			got <- conn.(*tls.Conn).HandshakeContext(t.Context()) // the server's decision
+		}()
+		cc := &tls.Config{RootCAs: e.pool, MinVersion: tls.VersionTLS13, Time: e.clock.Now}
+		if c != nil {
+			cc.Certificates = []tls.Certificate{*c}
+		}
+		if conn, err := tls.Dial("tcp", ln.Addr().String(), cc); err == nil {
+			defer conn.Close()
+		}
+		return <-got
+	}
+	if err := handshake(e.srv.DataTLSConfig(e.cert), cert); err != nil {
+		t.Fatalf("a device's handshake: %v", err)
+	}
+	if err := handshake(e.srv.DataTLSConfig(e.cert), nil); err == nil {
+		t.Error("a handshake without a certificate passed")
+	}
+	if err := e.reg.Quarantine(t.Context(), registry.Operator("tester"), "dev-1", "stolen"); err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(e.srv.DataTLSConfig(e.cert), cert); err == nil {
+		t.Error("a quarantined device's handshake passed on the data listener")
+	}
+	if err := handshake(e.srv.TLSConfig(e.cert), cert); err != nil {
+		t.Errorf("a quarantined device's HTTPS handshake (for its updates): %v", err)
+	}
 }
 
 func TestRevokedAndExpiredCertificatesFailHandshake(t *testing.T) {

@@ -143,6 +143,7 @@ func (s *Service) existing(ctx context.Context, o *fhir.Observation, d vitalgate
 		if again, err := same.Marshal(); err != nil || !bytes.Equal(again, body) {
 			continue
 		}
+		s.resend(ctx, d)
 		return Created{Type: "Observation", ID: found.ID, Version: found.Version, LastUpdated: found.LastUpdated,
 			Body: body, Existing: true}, true, nil
 	}

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
+	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/ingest"
@@ -418,9 +420,12 @@ func TestRefuseHL7CarriesTheSource(t *testing.T) {
 }
 
 // TestResendReturnsTheStoredObservations: an HL7 retransmission is answered with the
-// observations stored the first time, not with nothing.
+// observations stored the first time, not with nothing, and reported to detection as a
+// resend (the replay-burst rule counts them).
 func TestResendReturnsTheStoredObservations(t *testing.T) {
 	e := mustEnv(t)
+	sigs := &sink{}
+	e.svc.Signals = sigs
 	mk := func() []*fhir.Observation {
 		o, err := fhir.DecodeObservation(obs(t, e.pat["a"], e.now.Add(-time.Minute), func(o map[string]any) {
 			o["identifier"] = []any{map[string]any{"system": "urn:test", "value": "msg-1/1"}}
@@ -440,6 +445,13 @@ func TestResendReturnsTheStoredObservations(t *testing.T) {
 	}
 	if len(again) != 1 || !again[0].Existing || again[0].ID != first[0].ID {
 		t.Fatalf("resend answered %+v, want the stored observation %s", again, first[0].ID)
+	}
+	var kinds []detect.Kind
+	for _, s := range sigs.sigs {
+		kinds = append(kinds, s.Kind)
+	}
+	if !slices.Equal(kinds, []detect.Kind{detect.KindAccepted, detect.KindValue, detect.KindResend}) || sigs.sigs[2].Device != "dev-1" {
+		t.Fatalf("signals %v, want the first message accepted and the second a resend", kinds)
 	}
 }
 

@@ -24,7 +24,8 @@ func (s *Service) accepted(ctx context.Context, d vitalgate.Device, obs ...*fhir
 	}
 	now := s.now()
 	src := vitalgate.RequestInfoFrom(ctx).RemoteIP
-	s.Signals.Emit(detect.Signal{Kind: detect.KindAccepted, At: now, Source: src, Device: d.ID, Site: d.Site, Model: d.Model})
+	s.Signals.Emit(detect.Signal{Kind: detect.KindAccepted, At: now, Source: src, Device: d.ID, Site: d.Site, Model: d.Model,
+		Skew: skew(now, obs)})
 	for _, o := range obs {
 		if o == nil {
 			continue
@@ -34,6 +35,33 @@ func (s *Service) accepted(ctx context.Context, d vitalgate.Device, obs ...*fhir
 			s.reading(now, d, c.Code, c.ValueQuantity)
 		}
 	}
+}
+
+// resend reports an observation the device sent again (stored before, the very same).
+func (s *Service) resend(ctx context.Context, d vitalgate.Device) {
+	if s.Signals == nil {
+		return
+	}
+	s.Signals.Emit(detect.Signal{Kind: detect.KindResend, At: s.now(), Source: vitalgate.RequestInfoFrom(ctx).RemoteIP,
+		Device: d.ID, Site: d.Site, Model: d.Model})
+}
+
+// skew is how far the newest effective time of obs is ahead of now (the device's clock
+// against the server's; negative for readings sent late), 0 when none has one.
+func skew(now time.Time, obs []*fhir.Observation) time.Duration {
+	var newest time.Time
+	for _, o := range obs {
+		if o == nil {
+			continue
+		}
+		if t, ok := o.EffectiveTime(); ok && t.After(newest) {
+			newest = t
+		}
+	}
+	if newest.IsZero() {
+		return 0
+	}
+	return newest.Sub(now)
 }
 
 // reading reports one numeric reading under its LOINC code.

@@ -23,8 +23,9 @@ func (s *sink) Emit(sig detect.Signal) {
 	s.sigs = append(s.sigs, sig)
 }
 
-// TestSignals: ingest reports an accepted message with its source and readings, a refusal
-// by its code and element, and an unknown HL7 patient identifier as a digest.
+// TestSignals: ingest reports an accepted message with its source, its clock skew and its
+// readings, a refusal by its code and element, and an unknown HL7 patient identifier as a
+// digest.
 func TestSignals(t *testing.T) {
 	e := mustEnv(t)
 	sigs := &sink{}
@@ -44,7 +45,7 @@ func TestSignals(t *testing.T) {
 		check func(s detect.Signal) bool
 	}{
 		{detect.KindAccepted, func(s detect.Signal) bool {
-			return s.Source == "10.1.2.3" && s.Device == "dev-1" && s.Model == "Oximeter X"
+			return s.Source == "10.1.2.3" && s.Device == "dev-1" && s.Model == "Oximeter X" && s.Skew == -time.Minute // measured a minute ago
 		}},
 		{detect.KindValue, func(s detect.Signal) bool { return s.Code == "8867-4" && s.Value == 72 }},
 		{detect.KindRefusal, func(s detect.Signal) bool {

@@ -451,6 +451,11 @@ func TestIntakeAuditsRefusalsWithTheSource(t *testing.T) {
 			}, "throttled"},
 		{"another sending device", nil, func(t *testing.T) []byte { return hl7("monitor-2^x", "pat-1^^^VITALGATE^PI", "m", time.Now()) }, nil, "forbidden: MSH-3"},
 		{"another patient", nil, func(t *testing.T) []byte { return message(t, "dev-1", "pat-2") }, nil, "forbidden: PID-3"},
+		// The refusal detection's device-impersonation rule counts (rules.json).
+		{"another device in OBX-18", nil, func(t *testing.T) []byte {
+			m := hl7("dev-1", "pat-1^^^VITALGATE^PI", "o18", time.Now().Add(-time.Minute))
+			return append(m[:len(m)-1], "||||dev-2^VITALGATE\r"...) // OBX-18 after OBX-14
+		}, nil, "forbidden: OBX-18"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

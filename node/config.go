@@ -63,12 +63,19 @@ func (s *server) effectiveConfig() vitalgate.NodeConfig {
 		rc = registry.DefaultConfig()
 	}
 	c.Registry = vitalgate.NodeRegistry{CertValidity: rc.CertValidity, ReenrollOverlap: rc.ReenrollOverlap, MaxStaleness: rc.MaxStaleness}
+	for model, nets := range s.opt.ModelNetworks {
+		if c.Registry.ModelNetworks == nil {
+			c.Registry.ModelNetworks = map[string]string{}
+		}
+		c.Registry.ModelNetworks[model] = nets.String()
+	}
+	allow := s.opt.AllowNetworks.String()
 	c.Detection = s.detectConfig()
 	c.Listeners = append(c.Listeners, vitalgate.NodeListener{Name: "https", Addr: s.addr, Protocol: "HTTPS (" + c.TLS.MinVersion + "+)",
-		ClientAuth: "per route: public, enrollment secret, device certificate, client credentials or bearer token"})
+		ClientAuth: "per route: public, enrollment secret, device certificate, client credentials or bearer token", AllowNetworks: allow})
 	if s.opt.MLLPAddr != "" {
 		c.Listeners = append(c.Listeners, vitalgate.NodeListener{Name: "mllp", Addr: s.opt.MLLPAddr,
-			Protocol: "HL7 v2 MLLP over TLS", ClientAuth: "device certificate required at the handshake, checked again per message"})
+			Protocol: "HL7 v2 MLLP over TLS", ClientAuth: "device certificate required at the handshake, checked again per message", AllowNetworks: allow})
 	}
 	if s.opt.MetricsAddr != "" {
 		c.Listeners = append(c.Listeners, vitalgate.NodeListener{Name: "metrics", Addr: s.opt.MetricsAddr,

@@ -2,10 +2,13 @@ package node_test
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/node"
 )
@@ -20,9 +23,11 @@ func TestServeRecordsEffectiveConfig(t *testing.T) {
 		tls12    bool
 		syslog   string
 		versions []string
+		allow    string // --allow-networks; 10.0.0.0/8 shuts out the test's own 127.0.0.1
 	}{
-		{"defaults", false, "", []string{"TLS 1.3"}},
-		{"tls12 and syslog", true, "127.0.0.1:1", []string{"TLS 1.2", "TLS 1.3"}},
+		{"defaults", false, "", []string{"TLS 1.3"}, ""},
+		{"tls12 and syslog", true, "127.0.0.1:1", []string{"TLS 1.2", "TLS 1.3"}, ""},
+		{"network allow-lists", false, "", []string{"TLS 1.3"}, "10.0.0.0/8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := httpapi.DefaultConfig()
@@ -31,8 +36,14 @@ func TestServeRecordsEffectiveConfig(t *testing.T) {
 			ready := make(chan string, 1)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
+			allow, _ := guard.ParseNetworks(tc.allow)
+			models := guard.ModelNetworks{}
+			if tc.allow != "" {
+				_ = models.Set("VM-100=" + tc.allow)
+			}
 			go func() {
-				done <- n.Serve(ctx, node.Options{HTTP: cfg, MLLPAddr: mllpAddr, SyslogAddr: tc.syslog, Ready: func(a string) { ready <- a }})
+				done <- n.Serve(ctx, node.Options{HTTP: cfg, MLLPAddr: mllpAddr, SyslogAddr: tc.syslog, Ready: func(a string) { ready <- a },
+					AllowNetworks: allow, ModelNetworks: models})
 			}()
 			select {
 			case <-ready:
@@ -40,6 +51,16 @@ func TestServeRecordsEffectiveConfig(t *testing.T) {
 				t.Fatalf("Serve: %v", err)
 			case <-time.After(30 * time.Second):
 				t.Fatal("Serve never became ready")
+			}
+			if tc.allow != "" { // both listeners close the connection before TLS
+				for _, a := range []string{addr, mllpAddr} {
+					waitListening(t, a)
+					c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", a, &tls.Config{InsecureSkipVerify: true}) // #nosec G402 -- whether a handshake happens at all
+					if err == nil {
+						c.Close()
+						t.Errorf("%s: a TLS handshake from outside the allowed networks", a)
+					}
+				}
 			}
 			cs, err := n.Store.NodeConfigs(ctx)
 			cancel()
@@ -68,9 +89,25 @@ func TestServeRecordsEffectiveConfig(t *testing.T) {
 			if c.Audit.SyslogAddr != tc.syslog || c.Audit.SyslogCustomCA {
 				t.Errorf("syslog forwarding recorded as %+v, want %q", c.Audit, tc.syslog)
 			}
+			if c.Listeners[0].AllowNetworks != tc.allow || c.Listeners[1].AllowNetworks != tc.allow || c.Registry.ModelNetworks["VM-100"] != tc.allow {
+				t.Errorf("allow-lists recorded as %+v and %v, want %q", c.Listeners, c.Registry.ModelNetworks, tc.allow)
+			}
 			if len(c.Routes) < 10 || len(c.Listeners) != 2 || c.Listeners[1].Addr != mllpAddr {
 				t.Errorf("routes %d, listeners %+v", len(c.Routes), c.Listeners)
 			}
 		})
 	}
+}
+
+// waitListening waits until addr accepts TCP connections (a bound on a hang, not a timing
+// assertion).
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+	}
+	t.Fatalf("%s never listened", addr)
 }

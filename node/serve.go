@@ -83,6 +83,13 @@ type Options struct {
 	// endpoints' certificates (default: the system roots).
 	SubscriptionAllow []string
 	SubscriptionCA    string
+	// AllowNetworks, when not empty, are the only networks the HTTPS and MLLP listeners
+	// accept connections from: any other is closed at accept, before TLS.
+	AllowNetworks guard.Networks
+	// ModelNetworks are, per device model, the networks its devices may connect from,
+	// checked at the TLS handshake once the certificate names the device
+	// (registry.Config.ModelNetworks).
+	ModelNetworks guard.ModelNetworks
 }
 
 // server is one run of serve: the services assembled on a node, and what runs them.
@@ -111,6 +118,7 @@ type server struct {
 	rollout   *rollout.Service
 	http      *httpapi.Server
 	forwarder *outbox.Destination // nil without --syslog-addr
+	webhook   *outbox.Webhook     // nil without --alert-webhook
 	updates   *updates.Service
 	detect    *detect.Service
 	bulk      *bulk.Service
@@ -203,6 +211,11 @@ func (n *Node) assemble(ctx context.Context, opt Options) (s *server, err error)
 			return nil, err
 		}
 	}
+	if s.opt.Detect.WebhookURL != "" && s.detect != nil {
+		if s.webhook, err = s.newAlertWebhook(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -235,7 +248,9 @@ func (s *server) run(ctx context.Context) (err error) {
 	background(func() { s.heartbeat(ctx) })
 	background(func() { s.refreshUpdates(ctx) })
 	background(func() { s.rolloutTicker(ctx) })
-	background(func() { s.detect.Run(ctx) })
+	if s.detect != nil {
+		background(func() { s.detect.Run(ctx) })
+	}
 	background(func() { s.bulk.Run(ctx) })
 	background(func() { s.subs.Run(ctx) })
 	if s.opt.MetricsAddr != "" {
@@ -248,8 +263,11 @@ func (s *server) run(ctx context.Context) (err error) {
 	if s.forwarder != nil {
 		background(func() { s.forwarder.Run(ctx) })
 	}
+	if s.webhook != nil {
+		background(func() { s.webhook.Run(ctx) })
+	}
 	if s.opt.MLLPAddr != "" {
-		stop, err := s.serveMLLP(s.http.TLSConfig(s.cert))
+		stop, err := s.serveMLLP(s.http.DataTLSConfig(s.cert))
 		if err != nil {
 			return err
 		}
@@ -262,7 +280,7 @@ func (s *server) run(ctx context.Context) (err error) {
 		s.opt.Ready(s.addr)
 	}
 	start := time.Now()
-	err = s.http.Serve(ctx, s.ln, s.cert)
+	err = s.http.Serve(ctx, s.allowed(s.ln, "https"), s.cert)
 	s.log.Info("vitalgate stopped", "uptime", time.Since(start).Round(time.Second).String())
 	return err
 }

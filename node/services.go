@@ -1,12 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -76,21 +78,53 @@ func (s *server) newAuth() (*auth.Service, error) {
 	return auth.NewService(auth.ServiceConfig{
 		Store: s.n.Store, Tokens: s.tokens, Secrets: s.secrets, Failures: s.failures, Audit: s.audit,
 		TokenURLs: auth.PublicTokenURLs(s.publicURL, hosts, port), EmergencyTTL: s.opt.HTTP.EmergencyTTL,
-		Now: s.n.env.Now, Logger: s.log, Signals: s.detect,
+		Now: s.n.env.Now, Logger: s.log, Signals: s.signals(),
 	})
 }
 
 // DetectOptions configure detection: the rules file (default: the shipped rules,
-// detect/rules.json) and whether a high-severity identity, authentication or protocol alert
-// quarantines its device by itself (never a clinical-value alert).
+// detect/rules.json), whether a high-severity identity, authentication or protocol alert
+// quarantines its device by itself (never a clinical-value alert), and the webhook alerts
+// are forwarded to.
 type DetectOptions struct {
 	RulesFile      string
 	AutoQuarantine bool
+	// WebhookURL receives every alert as a signed HTTPS POST (package outbox); "" for none.
+	// WebhookSecretFile holds the HMAC secret (at least 32 bytes; surrounding white space is
+	// dropped); it is read once and never logged. WebhookCA is a PEM file of the receiver's
+	// CA (default: the system roots).
+	WebhookURL        string
+	WebhookSecretFile string
+	WebhookCA         string
+	// Off runs no detection at all: no signals, no alerts (GET /fhir/DetectedIssue answers
+	// 503). It is the same-run baseline of `vitalgate bench --scenario detect`, which
+	// measures what detection adds to ingest; serve has no flag for it.
+	Off bool
+}
+
+// signals is where the capabilities send their detection signals: nil (no interface value
+// at all, so that they skip building them) when detection is off.
+func (s *server) signals() detect.Sink {
+	if s.detect == nil {
+		return nil
+	}
+	return s.detect
+}
+
+// alerts is the detection capability as the DetectedIssue routes use it; nil when off.
+func (s *server) alerts() httpapi.Alerts {
+	if s.detect == nil {
+		return nil
+	}
+	return s.detect
 }
 
 // newDetect builds the detection capability. It is built before the capabilities that
 // emit its signals; it quarantines through the registry, built after it.
 func (s *server) newDetect() (*detect.Service, error) {
+	if s.opt.Detect.Off {
+		return nil, nil
+	}
 	st, ok := s.n.Store.(vitalgate.AlertStore)
 	if !ok {
 		return nil, fmt.Errorf("the store (%T) keeps no alerts", s.n.Store)
@@ -125,7 +159,69 @@ func (s *server) detectConfig() *vitalgate.NodeDetection {
 			n++
 		}
 	}
-	return &vitalgate.NodeDetection{RulesVersion: rs.Version, Rules: n, RulesFile: s.opt.Detect.RulesFile, AutoQuarantine: s.opt.Detect.AutoQuarantine}
+	return &vitalgate.NodeDetection{RulesVersion: rs.Version, Rules: n, RulesFile: s.opt.Detect.RulesFile,
+		AutoQuarantine: s.opt.Detect.AutoQuarantine, Webhook: webhookHost(s.opt.Detect.WebhookURL)}
+}
+
+// webhookHost is the host of the alert webhook, as the node configuration records it (not
+// its path or query, which may carry the receiver's token), "" for none.
+func webhookHost(raw string) string {
+	u, err := url.Parse(raw)
+	if raw == "" || err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// newAlertWebhook forwards alerts to --alert-webhook through the outbox: its cursor and its
+// lease are in the store, so an outage or restart loses nothing and one node of a cluster at
+// a time delivers. The URL's address is on the outbox allow-list by the operator's naming it.
+func (s *server) newAlertWebhook() (*outbox.Webhook, error) {
+	o := s.opt.Detect
+	if o.WebhookSecretFile == "" {
+		return nil, errors.New("--alert-webhook needs --alert-webhook-secret-file (a file of at least 32 random bytes, e.g. openssl rand -hex 32)")
+	}
+	raw, err := os.ReadFile(o.WebhookSecretFile) // #nosec G304 -- the operator names the file
+	if err != nil {
+		return nil, fmt.Errorf("--alert-webhook-secret-file: %w", err)
+	}
+	secret := bytes.TrimSpace(raw)
+	var roots *x509.CertPool
+	if o.WebhookCA != "" {
+		pem, err := os.ReadFile(o.WebhookCA) // #nosec G304 -- the operator names the file
+		if err != nil {
+			return nil, fmt.Errorf("--alert-webhook-ca: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--alert-webhook-ca %s holds no PEM certificate", o.WebhookCA)
+		}
+	}
+	u, err := url.Parse(o.WebhookURL)
+	if err != nil || u.Host == "" {
+		return nil, errors.New("--alert-webhook must be an https:// URL")
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "443")
+	}
+	st, ok := s.n.Store.(vitalgate.AlertStore)
+	if !ok {
+		return nil, fmt.Errorf("the store (%T) keeps no alerts", s.n.Store)
+	}
+	ob, err := outbox.New(outbox.Config{Log: s.n.Store, Cursors: s.n.Store, Allow: []string{addr}, Batch: 100,
+		OnError: func(dest string, err error) {
+			s.log.Warn("alert forwarding failed; will retry", "destination", dest, "error", err.Error())
+		}})
+	if err != nil {
+		return nil, err
+	}
+	w, err := ob.Webhook(outbox.WebhookConfig{URL: o.WebhookURL, Secret: secret, Alerts: st, Leases: s.n.Store,
+		Holder: s.name, Roots: roots, Now: s.n.env.Now})
+	if err != nil {
+		return nil, fmt.Errorf("--alert-webhook: %w", err)
+	}
+	return w, nil
 }
 
 // registryQuarantine quarantines through the server's registry, once it is built.
@@ -145,7 +241,7 @@ func (s *server) newRegistry() (*registry.Service, error) {
 	if cfg.HashParams.Memory == 0 { // not configured: the defaults
 		cfg = registry.DefaultConfig()
 	}
-	cfg.Failures, cfg.Signals = s.failures, s.detect
+	cfg.Failures, cfg.Signals, cfg.ModelNetworks = s.failures, s.signals(), s.opt.ModelNetworks
 	secrets := s.secrets
 	cfg.VerifySecret = func(hash, secret string) (bool, error) {
 		return secrets.Check(context.Background(), hash, secret) // within the process-wide bound
@@ -158,12 +254,12 @@ func (s *server) newIngest() *ingest.Service {
 	n := s.n
 	return &ingest.Service{Registry: s.registry, Resources: n.Store, Vault: n.Vault, Limits: s.limits(), Now: n.env.Now,
 		Audit: s.audit, Finder: n.Store, Units: n.Store, MaxBackdate: s.opt.MaxBackdate, Authorities: s.opt.Authorities,
-		LabAcceptUnknownCodes: s.opt.LabAcceptUnknownCodes, Signals: s.detect}
+		LabAcceptUnknownCodes: s.opt.LabAcceptUnknownCodes, Signals: s.signals()}
 }
 
 // newAccess builds the read and search capability (Device.version from the rollouts).
 func (s *server) newAccess() *access.Service {
-	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit, Versions: s.rollout, Signals: s.detect}
+	return &access.Service{Store: s.n.Store, Vault: s.n.Vault, Now: s.n.env.Now, Audit: s.audit, Versions: s.rollout, Signals: s.signals()}
 }
 
 // newBulk builds the bulk export capability: its jobs run on every node (a lease in the
@@ -197,7 +293,7 @@ func (s *server) newSubscriptions() (*subscription.Service, error) {
 		}
 	}
 	return &subscription.Service{Store: st, Vault: s.n.Vault, Access: s.access, Audit: s.audit, Now: s.n.env.Now,
-		Allow: s.opt.SubscriptionAllow, Roots: roots, Base: s.linkBase() + "/fhir", Logger: s.log}, nil
+		Allow: s.opt.SubscriptionAllow, Roots: roots, Base: s.linkBase() + "/fhir", Node: s.name, Logger: s.log}, nil
 }
 
 // linkBase is the base URL of links this node sends outside a request (notifications): the
@@ -282,7 +378,7 @@ func (s *server) newHTTP() (*httpapi.Server, error) {
 		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store}, Updates: s.updates, Rollouts: s.rollout,
 		Erasure:       n.ErasureService(s.audit), // needs n.Vault to follow keys/ (Open does)
 		Posture:       s.newPosture(),
-		Alerts:        s.detect,
+		Alerts:        s.alerts(),
 		Bulk:          s.bulk,
 		Subscriptions: s.subs,
 	})
@@ -314,9 +410,7 @@ func (s *server) newIntake() *mllp.Intake {
 // the registry at the handshake, exactly as for HTTPS (base is the HTTPS TLS
 // configuration). The returned function stops it gracefully.
 func (s *server) serveMLLP(base *tls.Config) (func(), error) {
-	tc := base.Clone()
-	tc.ClientAuth = tls.RequireAndVerifyClientCert
-	tc.NextProtos = nil
+	tc := base.Clone() // httpapi's DataTLSConfig: a device certificate, decided at the handshake
 	ln, err := net.Listen("tcp", s.opt.MLLPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (MLLP): %w", s.opt.MLLPAddr, err)
@@ -332,7 +426,7 @@ func (s *server) serveMLLP(base *tls.Config) (func(), error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(tls.NewListener(ln, tc)); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
+		if err := srv.Serve(tls.NewListener(s.allowed(ln, "mllp"), tc)); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
 			s.log.Error("MLLP listener failed", "error", err.Error())
 		}
 	}()
@@ -343,6 +437,17 @@ func (s *server) serveMLLP(base *tls.Config) (func(), error) {
 		_ = srv.Shutdown(sctx)
 		<-done
 	}, nil
+}
+
+// allowed wraps a listener with the global network allow-list (--allow-networks): a
+// connection from elsewhere is closed at accept, before TLS, counted
+// (vitalgate_rejected_total{reason="network_not_allowed"}) and logged at debug level (a
+// scan must not flood the log).
+func (s *server) allowed(ln net.Listener, name string) net.Listener {
+	return guard.NewNetworkListener(ln, s.opt.AllowNetworks, func(ip string) {
+		s.metrics.Reject("network_not_allowed")
+		s.log.Debug("connection from a network not allowed", "listener", name, "source", ip)
+	})
 }
 
 // newSyslogForwarder forwards the audit log to a collector over TLS through the outbox: its

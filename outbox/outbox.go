@@ -54,6 +54,9 @@ type Config struct {
 	Batch    int                                 // entries per write (default 500)
 	Interval time.Duration                       // how often to look for new entries (default 1 s)
 	OnError  func(destination string, err error) // called on each failed attempt (logging)
+	// Backoff is the wait after a failure (default 1 s), doubled after each further one up
+	// to MaxBackoff (default 30 s).
+	Backoff, MaxBackoff time.Duration
 }
 
 // Validate checks the configuration.
@@ -84,6 +87,12 @@ func New(cfg Config) (*Outbox, error) {
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = time.Second
+	}
+	if cfg.MaxBackoff < cfg.Backoff {
+		cfg.MaxBackoff = max(30*time.Second, cfg.Backoff)
 	}
 	return &Outbox{cfg: cfg}, nil
 }
@@ -146,27 +155,34 @@ func (d *Destination) ImportCursorFile(ctx context.Context, path string) error {
 // Run delivers until ctx is done, reconnecting with backoff (1 s doubling to 30 s) after
 // failures.
 func (d *Destination) Run(ctx context.Context) {
-	backoff := time.Second
-	defer d.close()
+	d.o.run(ctx, d.name, d.Step, d.close)
+}
+
+// run calls step until ctx is done: at once again after a batch, after the interval when
+// there was nothing to send, and after reset and a backoff (Config.Backoff doubling to
+// Config.MaxBackoff) when it failed.
+func (o *Outbox) run(ctx context.Context, name string, step func(context.Context) (int, error), reset func()) {
+	backoff := o.cfg.Backoff
+	defer reset()
 	for {
-		sent, err := d.Step(ctx)
+		sent, err := step(ctx)
 		switch {
 		case err != nil:
-			if d.o.cfg.OnError != nil && ctx.Err() == nil {
-				d.o.cfg.OnError(d.name, err)
+			if o.cfg.OnError != nil && ctx.Err() == nil {
+				o.cfg.OnError(name, err)
 			}
-			d.close()
+			reset()
 			if !sleep(ctx, backoff) {
 				return
 			}
-			backoff = min(2*backoff, 30*time.Second)
+			backoff = min(2*backoff, o.cfg.MaxBackoff)
 			continue
 		case sent == 0:
-			if !sleep(ctx, d.o.cfg.Interval) {
+			if !sleep(ctx, o.cfg.Interval) {
 				return
 			}
 		}
-		backoff = time.Second
+		backoff = o.cfg.Backoff
 	}
 }
 

@@ -105,6 +105,59 @@ func (s *Service) quarantine(ctx context.Context, p vitalgate.Principal, deviceI
 	return err
 }
 
+// BlockUpdates refuses a quarantined device the update repository too, until its release
+// (a quarantined device may otherwise still fetch updates, for remediation). Operators only,
+// audited (admin/device-block-updates). Errors: ENOTFOUND, ECONFLICT (not quarantined),
+// EINVALID (reason), EFORBIDDEN.
+func (s *Service) BlockUpdates(ctx context.Context, p vitalgate.Principal, deviceID, reason string) error {
+	if err := s.mayAdminister(p, "Device", 'u'); err != nil {
+		return err
+	}
+	if err := checkReason(reason); err != nil {
+		return err
+	}
+	q, err := s.quarantines()
+	if err != nil {
+		return err
+	}
+	unknown := vitalgate.Errorf(vitalgate.ENOTFOUND, "no device %q is registered", deviceID)
+	d, err := s.cfg.Store.Device(ctx, deviceID)
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return unknown
+	} else if err != nil {
+		return err
+	}
+	ae := audit.Entry{Action: audit.ActionUpdate, Type: "admin", Subtype: "device-block-updates", Resources: []string{"Device/" + deviceID}, Site: d.Site}
+	if err := inSite(p, d.Site, fmt.Sprintf("no device %q is registered", deviceID)); err != nil {
+		s.refused(ctx, p, ae, err)
+		return err
+	}
+	ae.Outcome, ae.OutcomeDesc = audit.OutcomeSuccess, strings.TrimSpace(reason)
+	err = q.BlockDeviceUpdates(ctx, deviceID, s.clock(), s.entry(ctx, p, ae))
+	s.devices.Forget(deviceID)
+	switch vitalgate.ErrorCode(err) {
+	case vitalgate.ENOTFOUND:
+		return unknown
+	case vitalgate.ECONFLICT:
+		return vitalgate.Errorf(vitalgate.ECONFLICT, "device %q is %s, not quarantined: quarantine it first", deviceID, d.Status)
+	}
+	if err == nil {
+		s.log.Warn("device updates blocked", "device", deviceID, "by", p.ID)
+	}
+	return err
+}
+
+// updatesBlocked reports whether a quarantined device's updates are blocked; when the store
+// cannot say, they are (deny by default).
+func (s *Service) updatesBlocked(ctx context.Context, deviceID string) bool {
+	q, err := s.quarantines()
+	if err != nil {
+		return true
+	}
+	blocked, err := q.DeviceUpdatesBlocked(ctx, deviceID)
+	return err != nil || blocked
+}
+
 // certSignal reports a refused device certificate to detection (revoked, unknown, expired,
 // or its device not active). Reason is the refusal's message, which names no patient.
 func (s *Service) certSignal(ctx context.Context, cert *x509.Certificate, err error) {

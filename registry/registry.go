@@ -28,6 +28,7 @@ import (
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/fresh"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/pki"
 )
 
@@ -119,6 +120,10 @@ type Config struct {
 	VerifySecret func(hash, secret string) (bool, error)
 	// Signals receives detection signals (refused enrollments and certificates); nil: off.
 	Signals detect.Sink
+	// ModelNetworks are, per device model, the networks its devices may connect from
+	// (serve --model-networks), checked at every TLS handshake once the certificate names
+	// the device: another address is refused. A model without a list is not restricted.
+	ModelNetworks guard.ModelNetworks
 }
 
 // DefaultConfig returns the default settings (no collaborators).
@@ -599,20 +604,37 @@ func (s *Service) leadingAssignment(ctx context.Context, deviceID string, t time
 // clock, and its device active. The registry facts it uses are at most MaxStaleness old.
 // Errors: EUNAUTHORIZED naming the reason; EUNAVAILABLE when the store cannot answer.
 func (s *Service) Authorize(ctx context.Context, cert *x509.Certificate) (string, error) {
-	id, err := s.authorize(ctx, cert, false)
+	id, err := s.authorize(ctx, cert, false, false)
 	s.certSignal(ctx, cert, err)
 	return id, err
 }
 
-// AuthorizeHandshake is Authorize reading the registry afresh, for TLS handshakes (once per
-// connection; every later request or message uses Authorize).
+// AuthorizeUpdates is Authorize for the update repository (remediation): it also lets in a
+// quarantined device, unless an operator blocked its updates (BlockUpdates).
+func (s *Service) AuthorizeUpdates(ctx context.Context, cert *x509.Certificate) (string, error) {
+	id, err := s.authorize(ctx, cert, false, true)
+	s.certSignal(ctx, cert, err)
+	return id, err
+}
+
+// AuthorizeHandshake decides at a TLS handshake, reading the registry afresh (once per
+// connection; every later request or message uses Authorize or AuthorizeUpdates): it lets in
+// what AuthorizeUpdates does, so that a quarantined device can reach the update repository
+// and nothing else.
 func (s *Service) AuthorizeHandshake(ctx context.Context, cert *x509.Certificate) (string, error) {
-	id, err := s.authorize(ctx, cert, true)
+	id, err := s.authorize(ctx, cert, true, true)
 	s.certSignal(ctx, cert, err)
+	if err == nil && s.cfg.Signals != nil {
+		if d, derr := s.device(ctx, id); derr == nil { // read afresh just now
+			ri := vitalgate.RequestInfoFrom(ctx)
+			s.cfg.Signals.Emit(detect.Signal{Kind: detect.KindHandshake, At: s.now(), Source: ri.RemoteIP, Device: id,
+				Site: d.Site, Model: d.Model, Fingerprint: ri.TLSFingerprint})
+		}
+	}
 	return id, err
 }
 
-func (s *Service) authorize(ctx context.Context, cert *x509.Certificate, afresh bool) (string, error) {
+func (s *Service) authorize(ctx context.Context, cert *x509.Certificate, afresh, updates bool) (string, error) {
 	id, ok := pki.DeviceIDFromCert(cert)
 	if !ok || !s.IssuedHere(cert) { // an IDevID authenticates enrollment only
 		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "the client certificate is not a device certificate of this server")
@@ -646,9 +668,17 @@ func (s *Service) authorize(ctx context.Context, cert *x509.Certificate, afresh 
 	}
 	if active(d) != nil {
 		if d.Status == vitalgate.DeviceQuarantined {
+			if updates && !s.updatesBlocked(ctx, id) {
+				return id, nil // remediation: the update repository only
+			}
 			return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device is quarantined")
 		}
 		return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device has been revoked")
+	}
+	if afresh {
+		if nets, ok := s.cfg.ModelNetworks[d.Model]; ok && !nets.Allows(vitalgate.RequestInfoFrom(ctx).RemoteIP) {
+			return "", vitalgate.Errorf(vitalgate.EUNAUTHORIZED, "device of model %s connects from an address outside its model's networks", d.Model)
+		}
 	}
 	return id, nil
 }

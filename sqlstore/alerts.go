@@ -23,7 +23,9 @@ const (
 	deviceExistsSQL     = `SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1)`
 	quarantineDeviceSQL = `UPDATE devices SET status = $1, enroll_secret_hash = '', enroll_expires_at = NULL, updated_at = $2
 		WHERE id = $3 AND status = $4`
-	releaseDeviceSQL = `UPDATE devices SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4`
+	releaseDeviceSQL  = `UPDATE devices SET status = $1, updates_blocked = false, updated_at = $2 WHERE id = $3 AND status = $4`
+	blockUpdatesSQL   = `UPDATE devices SET updates_blocked = true, updated_at = $1 WHERE id = $2 AND status = $3`
+	updatesBlockedSQL = `SELECT updates_blocked FROM devices WHERE id = $1`
 )
 
 // CreateAlert stores a new alert and appends the audit entries, in one transaction.
@@ -93,6 +95,26 @@ func (s Shared) QuarantineDevice(ctx context.Context, deviceID string, at time.T
 // one transaction. ENOTFOUND, ECONFLICT when it is not quarantined.
 func (s Shared) ReleaseDevice(ctx context.Context, deviceID string, at time.Time, audit ...[]byte) error {
 	return s.deviceState(ctx, deviceID, releaseDeviceSQL, vitalgate.DeviceQuarantined, vitalgate.DeviceActive, at, audit)
+}
+
+// BlockDeviceUpdates refuses a quarantined device its updates too, until its release, and
+// appends the audit entries, in one transaction. ENOTFOUND, ECONFLICT when it is not
+// quarantined.
+func (s Shared) BlockDeviceUpdates(ctx context.Context, deviceID string, at time.Time, audit ...[]byte) error {
+	return s.b.InTx(ctx, audit, func(tx Conn) error {
+		return s.conditional(ctx, tx, "device", deviceExistsSQL, deviceID, func() (int64, error) {
+			return tx.Exec(ctx, blockUpdatesSQL, s.b.Time(s.orNow(at)), deviceID, string(vitalgate.DeviceQuarantined))
+		})
+	})
+}
+
+// DeviceUpdatesBlocked reports whether the device's updates are blocked. ENOTFOUND.
+func (s Shared) DeviceUpdatesBlocked(ctx context.Context, deviceID string) (bool, error) {
+	var blocked bool
+	if err := s.b.Reader().QueryRow(ctx, updatesBlockedSQL, deviceID).Scan(&blocked); err != nil {
+		return false, s.b.MapError(err, "device "+deviceID)
+	}
+	return blocked, nil
 }
 
 func (s Shared) deviceState(ctx context.Context, id, query string, from, to vitalgate.DeviceStatus, at time.Time, audit [][]byte) error {

@@ -63,3 +63,24 @@ func (s Shared) SetOutboxCursor(ctx context.Context, destination string, next ui
 	_, err := s.b.Writer().Exec(ctx, setOutboxCursorSQL, destination, int64(next), s.b.Time(s.orNow(time.Time{}))) // #nosec G115 -- CheckOutboxCursor bounds next to math.MaxInt64
 	return s.b.MapError(err, "outbox cursor")
 }
+
+// claimOutboxSQL takes the lease of a destination ($1) for a holder ($2) until $3, unless
+// another holder's lease runs past now ($4): an insert, or an update of one's own or an
+// expired lease; no row changed means someone else holds it.
+const claimOutboxSQL = `INSERT INTO outbox_leases (destination, holder, expires_at) VALUES ($1, $2, $3)
+	ON CONFLICT (destination) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+	WHERE outbox_leases.holder = excluded.holder OR outbox_leases.expires_at <= $4`
+
+// ClaimOutbox takes or renews the lease of destination for holder for ttl from the store's
+// clock and reports whether holder has it (vitalgate.OutboxStore).
+func (s Shared) ClaimOutbox(ctx context.Context, destination, holder string, ttl time.Duration) (bool, error) {
+	if err := vitalgate.CheckOutboxClaim(destination, holder, ttl); err != nil {
+		return false, err
+	}
+	now := s.b.Now()
+	n, err := s.b.Writer().Exec(ctx, claimOutboxSQL, destination, holder, s.b.Time(now.Add(ttl)), s.b.Time(now))
+	if err != nil {
+		return false, s.b.MapError(err, "outbox lease")
+	}
+	return n > 0, nil
+}

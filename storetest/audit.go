@@ -581,3 +581,44 @@ func (s *suite) testOutboxCursor(t *testing.T) {
 		t.Errorf("OutboxCursors = %v, want a at 25 and b at 3", all)
 	}
 }
+
+// testOutboxClaim: one holder at a time has a destination's lease; it renews its own, and
+// another takes it over once it expired; leases of two destinations are apart; bad
+// arguments are EINVALID.
+func (s *suite) testOutboxClaim(t *testing.T) {
+	st := s.store(t)
+	ctx := ctxT(t)
+	steps := []struct {
+		name, dest, holder string
+		ttl                time.Duration
+		want               bool
+	}{
+		{"first holder takes it", "webhook:a", "node-1", time.Hour, true},
+		{"another is refused", "webhook:a", "node-2", time.Hour, false},
+		{"the holder renews", "webhook:a", "node-1", time.Hour, true},
+		{"another destination is apart", "webhook:b", "node-2", time.Hour, true},
+		{"a short lease", "webhook:c", "node-1", time.Millisecond, true},
+	}
+	for _, c := range steps {
+		got, err := st.ClaimOutbox(ctx, c.dest, c.holder, c.ttl)
+		must(t, "ClaimOutbox "+c.name, err)
+		if got != c.want {
+			t.Errorf("%s: ClaimOutbox(%s, %s) = %v, want %v", c.name, c.dest, c.holder, got, c.want)
+		}
+	}
+	time.Sleep(5 * time.Millisecond) // the 1 ms lease of webhook:c is over on any clock
+	if got, err := st.ClaimOutbox(ctx, "webhook:c", "node-2", time.Hour); err != nil || !got {
+		t.Errorf("ClaimOutbox of an expired lease = %v, %v; want true", got, err)
+	}
+	if got, err := st.ClaimOutbox(ctx, "webhook:c", "node-1", time.Hour); err != nil || got {
+		t.Errorf("ClaimOutbox by the former holder after a takeover = %v, %v; want false", got, err)
+	}
+	for _, c := range []struct {
+		name, dest, holder string
+		ttl                time.Duration
+	}{{"no destination", "", "n", time.Second}, {"no holder", "d", "", time.Second},
+		{"no ttl", "d", "n", 0}, {"ttl too long", "d", "n", 2 * time.Hour}} {
+		_, err := st.ClaimOutbox(ctx, c.dest, c.holder, c.ttl)
+		wantCode(t, "ClaimOutbox with "+c.name, err, vitalgate.EINVALID)
+	}
+}

@@ -95,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 		{"Audit/Search", s.testAuditSearch},
 		{"Audit/SearchWithWrites", s.testAuditSearchWithWrites},
 		{"Outbox/Cursor", s.testOutboxCursor},
+		{"Outbox/Claim", s.testOutboxClaim},
 	}
 	tests = append(tests, s.siteTests()...)
 	tests = append(tests, s.deviceTests()...)

@@ -26,6 +26,9 @@ const (
 	minBackoff    = time.Second
 	maxBackoff    = time.Minute
 	notifyTimeout = 10 * time.Second
+	// deliveryLease is how long a node holds a subscription's delivery between rounds: a node
+	// that dies leaves it to another after it.
+	deliveryLease = 30 * time.Second
 )
 
 // retryState is when a failing subscription is tried again.
@@ -72,6 +75,15 @@ func (s *Service) Step(ctx context.Context) error {
 		}
 		if r, ok := s.retry[sub.ID]; ok && s.now().Before(r.next) {
 			continue
+		}
+		if s.Node != "" {
+			mine, err := s.Store.ClaimOutbox(ctx, "subscription:"+sub.ID, s.Node, deliveryLease)
+			if err != nil {
+				return err
+			}
+			if !mine {
+				continue // another node delivers it
+			}
 		}
 		if err := s.deliver(ctx, sub); err != nil {
 			if ctx.Err() != nil {

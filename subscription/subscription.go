@@ -52,6 +52,8 @@ type Store interface {
 	AuditEntries(ctx context.Context, from, to uint64, fn func(vitalgate.AuditRecord) error) error
 	Resource(ctx context.Context, typ, id string) (vitalgate.SealedResource, error)
 	Client(ctx context.Context, id string) (vitalgate.Client, error)
+	// ClaimOutbox gives one node of a cluster at a time a subscription's delivery.
+	ClaimOutbox(ctx context.Context, destination, holder string, ttl time.Duration) (bool, error)
 }
 
 // Service runs subscriptions.
@@ -68,6 +70,9 @@ type Service struct {
 	Roots *x509.CertPool
 	// Base is the FHIR base URL references in notifications are made with.
 	Base string
+	// Node names this node in the lease that gives one node of a cluster at a time a
+	// subscription's delivery; empty: this process delivers every subscription (one node).
+	Node string
 	// Interval is how often Run looks for new events (default 1 s).
 	Interval time.Duration
 	Logger   *slog.Logger

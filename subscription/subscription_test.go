@@ -335,3 +335,32 @@ func TestScopeAndRules(t *testing.T) {
 		t.Error("a deleted subscription was notified")
 	}
 }
+
+// TestOneNodeDelivers: two nodes on one store step in turn; each event reaches the endpoint
+// once (a lease in the store gives the delivery to one node at a time).
+func TestOneNodeDelivers(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, b := e.service(), e.service()
+	a.Node, b.Node = "node-a", "node-b"
+	if _, err := a.Create(ctx, ehr, subscription.Request{Topic: subscription.TopicObservation, Endpoint: e.endpoint()}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		e.write(t, site, fmt.Sprint("p", i%2+1))
+		e.step(t, b)
+		e.step(t, a)
+	}
+	if got := e.rcv.events(); !slices.Equal(got, []int{1, 2, 3, 4, 5}) {
+		t.Errorf("events received %v, want 1..5 once each", got)
+	}
+	handshakes := 0
+	for _, n := range e.rcv.got {
+		if n.Type == "handshake" {
+			handshakes++
+		}
+	}
+	if handshakes != 1 {
+		t.Errorf("%d handshakes, want 1", handshakes)
+	}
+}

@@ -10,6 +10,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vitalgate/vitalgate/bench"
+	"github.com/vitalgate/vitalgate/detect"
 )
 
 // TestMain lets the test binary stand in for vitalgate as the connections scenario's client
@@ -216,5 +219,58 @@ func TestRunBenchExport(t *testing.T) {
 		if _, ok := r["ratio"].(float64); !ok {
 			t.Errorf("row %v has no ratio", r)
 		}
+	}
+}
+
+// TestRunBenchDetect runs the detect scenario with two devices and 1 s loads: every attack
+// has its detected row (all replays) and a delay within 60 s of simulated time, the
+// false-alarm rate is at most 1 per 1000 device-hours, the ingest row compares detection on
+// with off by a ratio, and the quarantine delay is reported (no wall-clock timing is
+// asserted).
+func TestRunBenchDetect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers and enrolls devices")
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	m := &Main{Stdout: &stdout, Stderr: &stderr}
+	err := m.runBench(context.Background(), []string{"--scenario", "detect", "--duration", "1s", "--warmup", "0s", "--devices", "2", "--out", out})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	detected, delays, falseAlarms, ingest, quarantine := map[string]float64{}, map[string]bool{}, false, false, false
+	for _, r := range benchResults(t, out) {
+		metric, _ := r["metric"].(string)
+		v, _ := r["value"].(float64)
+		if r["scenario"] != "detect" {
+			t.Errorf("row of scenario %v", r["scenario"])
+		}
+		switch {
+		case strings.HasPrefix(metric, "attacks detected: "):
+			detected[strings.TrimPrefix(metric, "attacks detected: ")] = v
+		case strings.HasPrefix(metric, "slowest detection (simulated time): "):
+			delays[strings.TrimPrefix(metric, "slowest detection (simulated time): ")] = v >= 0 && v <= 60
+		case metric == "false alarms on normal traffic":
+			falseAlarms = r["unit"] == "per 1000 device-hours" && v >= 0 && v <= 1
+		case strings.HasPrefix(metric, "quarantine to the first refused request"):
+			quarantine = r["unit"] == "ms" && v > 0
+		case strings.HasPrefix(metric, "stored obs/s with detection on"):
+			ratio, ok := r["ratio"].(float64)
+			ingest = ok && ratio > 0 && v > 0 && r["baseline_name"] == "same run, detection off"
+		}
+	}
+	for _, name := range detect.AttackNames {
+		if detected[name] != float64(len(bench.DetectSeeds)) || !delays[name] {
+			t.Errorf("attack %s: detected in %v of %d replays, delay within 60 s: %v", name, detected[name], len(bench.DetectSeeds), delays[name])
+		}
+	}
+	if !falseAlarms {
+		t.Error("no false-alarm row of at most 1 per 1000 device-hours")
+	}
+	if !ingest {
+		t.Error("no ingest row with detection on against off, with a ratio")
+	}
+	if !quarantine {
+		t.Error("no row of the delay from a quarantine to the device's first refused request")
 	}
 }

@@ -34,10 +34,18 @@ func (m *Main) deviceRelease(ctx context.Context, args []string) error {
 }
 
 func (m *Main) deviceIsolation(ctx context.Context, args []string, verb string, on bool) error {
-	fs := m.flags("device "+verb, "device "+verb+" --data DIR --id ID --reason TEXT")
+	usage := "device " + verb + " --data DIR --id ID --reason TEXT"
+	if on {
+		usage += " [--block-updates]"
+	}
+	fs := m.flags("device "+verb, usage)
 	dir := fs.String("data", "", "data directory")
 	id := fs.String("id", "", "device id")
 	reason := fs.String("reason", "", "why (kept in the audit log)")
+	block := new(bool)
+	if on {
+		fs.BoolVar(block, "block-updates", false, "refuse it the update repository too (by default a quarantined device may still fetch updates, for remediation); also for a device quarantined already")
+	}
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
@@ -57,11 +65,23 @@ func (m *Main) deviceIsolation(ctx context.Context, args []string, verb string, 
 		return err
 	}
 	if on {
-		if err := reg.Quarantine(ctx, registry.Operator(operator()), *id, *reason); err != nil {
+		op := registry.Operator(operator())
+		err := reg.Quarantine(ctx, op, *id, *reason)
+		switch {
+		case err == nil:
+			fmt.Fprintf(m.Stderr, "Quarantined device %s: every transport refuses its data (on running servers within %s), its enrollment secret is void and its rollouts offer it nothing. Release it with `vitalgate device release --data %s --id %s --reason TEXT`.\n",
+				*id, reg.MaxStaleness(), *dir, *id)
+		case !*block || vitalgate.ErrorCode(err) != vitalgate.ECONFLICT:
 			return cliError(err)
 		}
-		fmt.Fprintf(m.Stderr, "Quarantined device %s: every transport refuses it (on running servers within %s), its enrollment secret is void and its rollouts offer it nothing. Release it with `vitalgate device release --data %s --id %s --reason TEXT`.\n",
-			*id, reg.MaxStaleness(), *dir, *id)
+		if !*block {
+			fmt.Fprintf(m.Stderr, "It may still fetch updates (remediation); `--block-updates` refuses it those too.\n")
+			return nil
+		}
+		if err := reg.BlockUpdates(ctx, op, *id, *reason); err != nil {
+			return cliError(err)
+		}
+		fmt.Fprintf(m.Stderr, "Blocked the updates of quarantined device %s: it may fetch nothing until its release.\n", *id)
 		return nil
 	}
 	if err := reg.Release(ctx, registry.Operator(operator()), *id, *reason); err != nil {

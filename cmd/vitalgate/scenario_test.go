@@ -24,7 +24,7 @@ func TestSimulateScenario(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Attacks) != 4 || len(res.FalseAlarms) != 0 {
+	if len(res.Attacks) != len(detect.AttackNames) || len(res.FalseAlarms) != 0 {
 		t.Fatalf("result %+v", res)
 	}
 	for _, a := range res.Attacks {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vitalgate/vitalgate/bulk"
 	"github.com/vitalgate/vitalgate/fhir"
+	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
 	"github.com/vitalgate/vitalgate/httpapi"
 	"github.com/vitalgate/vitalgate/ingest"
@@ -61,12 +62,18 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	opt.Authorities = hl7v2.AuthorityTable{}
 	fs.BoolVar(&opt.Detect.AutoQuarantine, "detect-quarantine", false, "quarantine a device by itself on a high-severity identity, authentication or protocol alert (never on a clinical-value rule)")
 	fs.StringVar(&opt.Detect.RulesFile, "detect-rules", "", "detection rules file (JSON, docs/detection.md; default: the shipped rules)")
+	fs.StringVar(&opt.Detect.WebhookURL, "alert-webhook", "", "POST every alert, signed with HMAC-SHA-256, to this https:// URL (retried until it answers 2xx)")
+	fs.StringVar(&opt.Detect.WebhookSecretFile, "alert-webhook-secret-file", "", "file holding the alert webhook's HMAC secret (at least 32 bytes)")
+	fs.StringVar(&opt.Detect.WebhookCA, "alert-webhook-ca", "", "PEM file of the CA that signed the alert webhook's certificate (default: the system roots)")
 	fs.BoolVar(&opt.LabAcceptUnknownCodes, "lab-accept-unknown-codes", false, "accept HL7 lab results whose LOINC code is not in the analyte table (stored as measured, without unit or range checks)")
 	fs.Var(opt.Authorities, "hl7-authority", "HL7 v2 assigning authority namespace and the FHIR identifier system it stands for, NAMESPACE=SYSTEM (repeatable)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&opt.MLLPAddr, "mllp-addr", "", "also accept HL7 v2 (IHE PCD-01) over MLLP with TLS on this address, e.g. 127.0.0.1:2575")
 	fs.StringVar(&opt.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9464")
 	fs.StringVar(&opt.SyslogAddr, "syslog-addr", "", "forward the audit log to this syslog collector over TLS (RFC 5425), e.g. siem.example.org:6514")
+	opt.ModelNetworks = guard.ModelNetworks{}
+	fs.Var(&opt.AllowNetworks, "allow-networks", "accept HTTPS and MLLP connections only from these networks, CIDR,CIDR... (repeatable); any other is closed before TLS (default: any)")
+	fs.Var(opt.ModelNetworks, "model-networks", "devices of a model may connect only from these networks, MODEL=CIDR,CIDR... (repeatable), checked at the TLS handshake")
 	fs.StringVar(&opt.SyslogCA, "syslog-ca", "", "PEM file of the CA that signed the syslog collector's certificate (default: the system roots)")
 	if err := parse(fs, args, false); err != nil {
 		return err

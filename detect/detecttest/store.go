@@ -4,6 +4,7 @@ package detecttest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -94,6 +95,19 @@ func TestStore(t *testing.T, st Store) {
 		EnrollSecretHash: "$argon2id$x", EnrollExpiresAt: t0.Add(time.Hour), CreatedAt: t0, UpdatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
+	// blocked checks, after a successful step, whether the device's updates are blocked.
+	blocked := func(err error, want bool) error {
+		if err != nil {
+			return err
+		}
+		if got, err := st.DeviceUpdatesBlocked(ctx, "qd"); err != nil || got != want {
+			return fmt.Errorf("updates blocked %v (%v), want %v", got, err, want)
+		}
+		return nil
+	}
+	if _, err := st.DeviceUpdatesBlocked(ctx, "nobody"); vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND {
+		t.Errorf("DeviceUpdatesBlocked of an unknown device: %v, want ENOTFOUND", err)
+	}
 	steps := []struct {
 		name string
 		do   func() error
@@ -103,7 +117,10 @@ func TestStore(t *testing.T, st Store) {
 		{"release an active device", func() error { return st.ReleaseDevice(ctx, "qd", t0) }, vitalgate.ECONFLICT, vitalgate.DeviceActive},
 		{"quarantine", func() error { return st.QuarantineDevice(ctx, "qd", t0) }, "", vitalgate.DeviceQuarantined},
 		{"quarantine twice", func() error { return st.QuarantineDevice(ctx, "qd", t0) }, vitalgate.ECONFLICT, vitalgate.DeviceQuarantined},
-		{"release", func() error { return st.ReleaseDevice(ctx, "qd", t0) }, "", vitalgate.DeviceActive},
+		{"block its updates", func() error { return blocked(st.BlockDeviceUpdates(ctx, "qd", t0), true) }, "", vitalgate.DeviceQuarantined},
+		{"release", func() error { return blocked(st.ReleaseDevice(ctx, "qd", t0), false) }, "", vitalgate.DeviceActive},
+		{"block an active device's updates", func() error { return st.BlockDeviceUpdates(ctx, "qd", t0) }, vitalgate.ECONFLICT, vitalgate.DeviceActive},
+		{"block an unknown device's updates", func() error { return st.BlockDeviceUpdates(ctx, "nobody", t0) }, vitalgate.ENOTFOUND, vitalgate.DeviceActive},
 		{"unknown device", func() error { return st.QuarantineDevice(ctx, "nobody", t0) }, vitalgate.ENOTFOUND, vitalgate.DeviceActive},
 	}
 	for _, s := range steps {
