@@ -102,6 +102,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 	tests = append(tests, s.updateTests()...)
 	tests = append(tests, s.rolloutTests()...)
 	tests = append(tests, s.postureTests()...)
+	tests = append(tests, s.userTests()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
