@@ -41,6 +41,12 @@ const (
 	PermPostureRead            Permission = "posture:read"  // the fleet's vulnerability posture (admin, auditor)
 	// PermDetectedIssueRead reads security alerts (GET /fhir/DetectedIssue): auditors.
 	PermDetectedIssueRead Permission = "detectedissue:read"
+	// PermConsole is held by every person who may sign in to the web console (its home
+	// page, sign-out); each page asks for the permission of what it shows as well.
+	PermConsole Permission = "console:session"
+	// PermFleetRead lists the devices of a site with their patients, certificates and
+	// software (the console's fleet page): admins.
+	PermFleetRead Permission = "fleet:read"
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -55,12 +61,13 @@ const (
 // rolePermissions is the whole grant table: a role may do exactly what is listed here.
 var rolePermissions = map[vitalgate.Role][]Permission{
 	vitalgate.RoleDevice: {PermReenroll, PermObservationCreate, PermUpdateRead, PermUpdateOffer, PermUpdateReport},
-	vitalgate.RoleAdmin:  {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead, PermPatientErase, PermPostureRead},
+	vitalgate.RoleAdmin: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead, PermPatientErase, PermPostureRead,
+		PermConsole, PermFleetRead},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
-		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
-	vitalgate.RoleAuditor: {PermAuditRead, PermPostureRead, PermDetectedIssueRead},
+		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead, PermConsole},
+	vitalgate.RoleAuditor: {PermAuditRead, PermPostureRead, PermDetectedIssueRead, PermConsole},
 }
 
 // kindPermissions are granted by the kind of credential alone, before any role is known.

@@ -79,6 +79,7 @@ type Server struct {
 	erasure  Erasure
 	posture  Posture
 	alerts   Alerts
+	console  http.Handler
 
 	routes []Route
 	mux    *http.ServeMux
@@ -103,6 +104,9 @@ type Options struct {
 	Erasure  Erasure          // patient erasure and legal holds (*erasure.Service)
 	Posture  Posture          // the vulnerability posture report (*posture.Service); nil: 503
 	Alerts   Alerts           // security alerts as DetectedIssue (*detect.Service); nil: 503
+	// Console serves the people's web pages under /console/ (console.Server.Handler), with
+	// their own authentication (session cookie), route table and headers; nil: no console.
+	Console http.Handler
 }
 
 // New returns a Server with its routes registered.
@@ -127,7 +131,7 @@ func New(o Options) (*Server, error) {
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
 		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts, erasure: o.Erasure, posture: o.Posture, alerts: o.Alerts,
-		mux: http.NewServeMux(),
+		console: o.Console, mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -157,6 +161,14 @@ func (s *Server) Handler() http.Handler {
 		h.Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		r = r.WithContext(vitalgate.WithRequestInfo(ctx, vitalgate.RequestInfo{ID: id, RemoteIP: remoteIP(r)}))
+		if s.console != nil && (strings.HasPrefix(r.URL.Path, "/console/") || r.URL.Path == "/console") {
+			if r.URL.Path == "/console" {
+				http.Redirect(w, r, "/console/", http.StatusSeeOther)
+				return
+			}
+			s.console.ServeHTTP(w, r) // browser routes: a table of their own, never an API route
+			return
+		}
 		if _, pattern := s.mux.Handler(r); pattern == "" {
 			s.writeError(w, r, vitalgate.Errorf(vitalgate.ENOTFOUND, "no such endpoint"))
 			return

@@ -74,6 +74,9 @@ type Options struct {
 	RolloutTick time.Duration
 	// Detect configures intrusion and anomaly detection (services.go).
 	Detect DetectOptions
+	// ConsoleIdle is the idle timeout of web console sessions (0: auth.DefaultIdleTimeout,
+	// 15 min).
+	ConsoleIdle time.Duration
 }
 
 // server is one run of serve: the services assembled on a node, and what runs them.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +20,7 @@ import (
 	"github.com/vitalgate/vitalgate/audit"
 	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/console"
 	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
@@ -219,13 +221,35 @@ func (s *server) deviceMetrics(store vitalgate.Store) *metrics.Metrics {
 	})
 }
 
+// newConsole builds the people's web console on the services built before it: sign-in
+// (auth.People, sharing the process's secret-hashing bound and failure throttle) and the
+// pages over access, registry and auditquery.
+func (s *server) newConsole(auditor *auditquery.Service) (http.Handler, error) {
+	people, err := auth.NewPeople(auth.PeopleConfig{Store: s.n.Store, Secrets: s.secrets, Failures: s.failures, Audit: s.audit,
+		Hash: s.n.HashParams(), IdleTimeout: s.opt.ConsoleIdle, Now: s.n.env.Now, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	c, err := console.New(console.Options{People: people, Access: s.access, Fleet: s.registry, Versions: s.rollout,
+		Auditor: auditor, Logger: s.log, Now: s.n.env.Now})
+	if err != nil {
+		return nil, err
+	}
+	return c.Handler(), nil
+}
+
 // newHTTP builds the HTTPS server on the services built before it.
 func (s *server) newHTTP() (*httpapi.Server, error) {
 	n := s.n
+	auditor := &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store, Key: s.audit.Verifier()}
+	web, err := s.newConsole(auditor)
+	if err != nil {
+		return nil, err
+	}
 	return httpapi.New(httpapi.Options{
 		Config: s.opt.HTTP, CA: n.CA, Registry: s.registry, Ingest: s.ingest, Ready: n.Store.Ping, Logger: s.log, Now: n.env.Now,
 		Access: s.access, Auth: s.auth, Metrics: s.metrics, Audit: s.audit,
-		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store}, Updates: s.updates, Rollouts: s.rollout,
+		Auditor: auditor, Updates: s.updates, Rollouts: s.rollout, Console: web,
 		Erasure: n.ErasureService(s.audit), // needs n.Vault to follow keys/ (Open does)
 		Posture: s.newPosture(),
 		Alerts:  s.detect,

@@ -228,6 +228,8 @@ func agent(e audit.Entry, p vitalgate.Principal) audit.Entry {
 		e.AgentType, e.AgentRole = audit.AgentSystem, "detect"
 	case "device", "enrollee":
 		e.AgentType, e.AgentRole = audit.AgentDevice, "device"
+	case audit.AgentUser:
+		e.AgentType, e.AgentRole = audit.AgentUser, string(p.Role)
 	default:
 		e.AgentType, e.AgentRole = audit.AgentClient, string(p.Role)
 	}
