@@ -38,7 +38,7 @@ type PeopleConfig struct {
 	Hash     HashParams // of new passwords; zero: DefaultHashParams
 	TOTP     TOTP
 	// IdleTimeout ends a session after this long without a request (0: DefaultIdleTimeout;
-	// 10 s to 12 h).
+	// 1 s to 12 h).
 	IdleTimeout time.Duration
 	Now         func() time.Time
 	Rand        io.Reader
@@ -62,8 +62,8 @@ func NewPeople(cfg PeopleConfig) (*People, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
-	if cfg.IdleTimeout < 10*time.Second || cfg.IdleTimeout > MaxSessionLifetime {
-		return nil, errors.New("auth: the console idle timeout must be between 10 s and 12 h")
+	if cfg.IdleTimeout < time.Second || cfg.IdleTimeout > MaxSessionLifetime {
+		return nil, errors.New("auth: the console idle timeout must be between 1 s and 12 h")
 	}
 	if cfg.Hash == (HashParams{}) {
 		cfg.Hash = DefaultHashParams

@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -39,7 +42,7 @@ type consoleEnv struct {
 
 func startConsole(t *testing.T, extra ...string) *consoleEnv {
 	t.Helper()
-	dir := filepathJoin(t.TempDir(), "data")
+	dir := filepath.Join(t.TempDir(), "data")
 	var ini struct {
 		ClientID     string `json:"client_id"`
 		ClientSecret string `json:"client_secret"`
@@ -67,8 +70,6 @@ func startConsole(t *testing.T, extra ...string) *consoleEnv {
 	}
 	return e
 }
-
-func filepathJoin(a, b string) string { return strings.TrimSuffix(a, "/") + "/" + b }
 
 // createNamedPatient stores a Patient with the identifier value and name given, and returns its id.
 func createNamedPatient(t *testing.T, srv *server, token, ident, name string) string {
@@ -370,4 +371,46 @@ func TestConsole(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestConsoleBrowser drives the console in headless Chromium (e2e/browser/console.mjs,
+// playwright-core): sign-up with the setup code (password + TOTP), the fleet, a patient's
+// chart and the audit log, stored XSS shown as text with no script run, framing and a
+// cross-origin post refused, a patient outside the care team refused, sign-out and the idle
+// logoff (a short --console-idle). Screenshots of the fleet, the chart and the audit log
+// are kept in e2e/artifacts/ (or $VG_ARTIFACTS).
+func TestConsoleBrowser(t *testing.T) {
+	needTools(t, "node", "chromium")
+	if _, err := os.Stat("browser/node_modules/playwright-core"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("playwright-core is not installed: .ci/run must run `npm ci` in e2e/browser")
+		}
+		t.Skip("playwright-core is not installed: run `npm ci` in e2e/browser (and apt-get install chromium)")
+	}
+	art := os.Getenv("VG_ARTIFACTS")
+	if art == "" {
+		art, _ = filepath.Abs("artifacts")
+	}
+	if err := os.MkdirAll(art, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const idle = 6 * time.Second
+	e := startConsole(t, "--console-idle", idle.String())
+	cmd := exec.Command("node", "console.mjs")
+	cmd.Dir = "browser"
+	cmd.Env = append(os.Environ(), "VG_URL="+strings.Replace(e.srv.url, "127.0.0.1", "localhost", 1), "VG_ARTIFACTS="+art,
+		"VG_IDLE_MS="+fmt.Sprint(idle.Milliseconds()), "VG_PA="+e.pa, "VG_PB="+e.pb,
+		"VG_SETUP_ADA="+e.setup["ada"], "VG_SETUP_DOC="+e.setup["doc"], "VG_SETUP_AUD="+e.setup["aud"],
+		"VG_XSS_MODEL="+xssModel, "VG_XSS_IDENT="+xssIdent)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("browser test: %v\n%s\n%s\nserver:\n%s", err, stdout.String(), stderr.String(), e.srv.stderr.String())
+	}
+	for _, f := range []string{"fleet.png", "patient-chart.png", "audit.png"} {
+		if st, err := os.Stat(filepath.Join(art, f)); err != nil || st.Size() < 1000 {
+			t.Errorf("screenshot %s: %v", f, err)
+		}
+	}
+	t.Logf("screenshots in %s: %s", art, strings.TrimSpace(stdout.String()))
 }
