@@ -394,7 +394,7 @@ func TestConsoleBrowser(t *testing.T) {
 	if err := os.MkdirAll(art, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	const idle = 6 * time.Second
+	const idle = 8 * time.Second
 	e := startConsole(t, "--console-idle", idle.String())
 	cmd := exec.Command("node", "console.mjs")
 	cmd.Dir = "browser"
