@@ -47,6 +47,8 @@ const (
 	// PermFleetRead lists the devices of a site with their patients, certificates and
 	// software (the console's fleet page): admins.
 	PermFleetRead Permission = "fleet:read"
+	// PermDeviceRevoke revokes a device from the console (after re-authentication): admins.
+	PermDeviceRevoke Permission = "device:revoke"
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -62,7 +64,7 @@ const (
 var rolePermissions = map[vitalgate.Role][]Permission{
 	vitalgate.RoleDevice: {PermReenroll, PermObservationCreate, PermUpdateRead, PermUpdateOffer, PermUpdateReport},
 	vitalgate.RoleAdmin: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead, PermPatientErase, PermPostureRead,
-		PermConsole, PermFleetRead},
+		PermConsole, PermFleetRead, PermDeviceRevoke},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,

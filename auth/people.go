@@ -257,6 +257,43 @@ func (p *People) Login(ctx context.Context, in SignIn) (string, vitalgate.User, 
 	return p.open(ctx, u, in)
 }
 
+// Reauthenticate checks the password and a new authenticator code of the signed-in person p
+// again, for a dangerous act, and returns p marked Reauthenticated (what such acts ask for).
+// The check and every refusal are audited and throttled like a sign-in. EUNAUTHORIZED,
+// ETHROTTLED, EFORBIDDEN for a principal that is not a console user.
+func (p *People) Reauthenticate(ctx context.Context, who vitalgate.Principal, in SignIn) (vitalgate.Principal, error) {
+	if who.Kind != audit.AgentUser {
+		return who, vitalgate.Errorf(vitalgate.EFORBIDDEN, "only a person signed in to the console re-authenticates")
+	}
+	in.ID, in.Source = who.ID, who.RemoteIP
+	if err := p.gate(ctx, in, "console-reauth"); err != nil {
+		return who, err
+	}
+	u, err := p.user(ctx, in.ID)
+	if err != nil {
+		return who, err
+	}
+	ok, err := p.cfg.Secrets.Check(ctx, u.PasswordHash, in.Password)
+	if vitalgate.ErrorCode(err) == vitalgate.ETHROTTLED || vitalgate.ErrorCode(err) == vitalgate.EUNAVAILABLE {
+		return who, err
+	}
+	switch {
+	case !ok:
+		return who, p.refuse(ctx, u, in, "console-reauth", "wrong password")
+	case u.Disabled:
+		return who, p.refuse(ctx, u, in, "console-reauth", "user is disabled")
+	}
+	if err := p.checkCode(ctx, u, in, "console-reauth"); err != nil {
+		return who, err
+	}
+	p.cfg.Failures.Succeed(in.ID, in.Source)
+	if err := p.cfg.Audit.Append(ctx, p.entry(u, in, "console-reauth", "re-authenticated with password and TOTP", nil)); err != nil {
+		return who, vitalgate.Unavailable(err, "the re-authentication could not be audited; try again")
+	}
+	who.Reauthenticated = true
+	return who, nil
+}
+
 // open starts a session of u, audited as a sign-in.
 func (p *People) open(ctx context.Context, u vitalgate.User, in SignIn) (string, vitalgate.User, error) {
 	p.cfg.Failures.Succeed(in.ID, in.Source)

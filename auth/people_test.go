@@ -200,6 +200,26 @@ func TestPeopleLogin(t *testing.T) {
 			t.Fatalf("after logout: %v", err)
 		}
 	})
+	t.Run("reauthenticate", func(t *testing.T) {
+		e.now = e.now.Add(30 * time.Second)
+		who := vitalgate.Principal{Kind: "user", ID: "carol", Role: vitalgate.RoleClinician, RemoteIP: "192.0.2.1"}
+		for _, bad := range []auth.SignIn{{Password: "wrong password here", Code: e.code(secret)}, {Password: pw, Code: "000000"}} {
+			if p, err := e.people.Reauthenticate(ctx, who, bad); vitalgate.ErrorCode(err) != vitalgate.EUNAUTHORIZED || p.Reauthenticated {
+				t.Fatalf("Reauthenticate(%+v) = %+v, %v; want EUNAUTHORIZED", bad, p, err)
+			}
+		}
+		from := e.size()
+		p, err := e.people.Reauthenticate(ctx, who, auth.SignIn{Password: pw, Code: e.code(secret)})
+		if err != nil || !p.Reauthenticated || p.ID != "carol" {
+			t.Fatalf("Reauthenticate = %+v, %v", p, err)
+		}
+		if es := e.entries(from); len(es) != 1 || es[0].Subtype != "console-reauth" || es[0].Outcome != "0" {
+			t.Fatalf("audit: %+v", es)
+		}
+		if _, err := e.people.Reauthenticate(ctx, vitalgate.Principal{Kind: "client", ID: "carol"}, auth.SignIn{Password: pw}); vitalgate.ErrorCode(err) != vitalgate.EFORBIDDEN {
+			t.Fatalf("an API client re-authenticates: %v", err)
+		}
+	})
 	t.Run("disable and reset end sessions", func(t *testing.T) {
 		e.now = e.now.Add(30 * time.Second)
 		tok, _, err := e.people.Login(ctx, in(pw, e.code(secret), "192.0.2.1"))

@@ -56,6 +56,7 @@ type People interface {
 	Login(ctx context.Context, in auth.SignIn) (string, vitalgate.User, error)
 	Session(ctx context.Context, token, source string) (vitalgate.Principal, error)
 	Logout(ctx context.Context, token, source string) error
+	Reauthenticate(ctx context.Context, who vitalgate.Principal, in auth.SignIn) (vitalgate.Principal, error)
 }
 
 // Access is the authorization and the reads of patient data (access.Service).
@@ -65,9 +66,10 @@ type Access interface {
 	Read(ctx context.Context, p vitalgate.Principal, typ, id string) ([]byte, vitalgate.SealedResource, error)
 }
 
-// Fleet lists devices (registry.Service).
+// Fleet lists and revokes devices (registry.Service).
 type Fleet interface {
 	Overview(ctx context.Context, p vitalgate.Principal) ([]registry.DeviceRow, error)
+	Revoke(ctx context.Context, p vitalgate.Principal, deviceID string) error
 }
 
 // Versions gives the software version a device reported installed (rollout.Service).
@@ -167,6 +169,8 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/console/{$}", AuthSession, access.PermConsole, s.handleHome},
 		{"POST", "/console/logout", AuthSession, access.PermConsole, s.handleLogout},
 		{"GET", "/console/fleet", AuthSession, access.PermFleetRead, s.handleFleet},
+		{"GET", "/console/devices/{id}", AuthSession, access.PermFleetRead, s.handleDevice},
+		{"POST", "/console/devices/{id}/revoke", AuthSession, access.PermDeviceRevoke, s.handleRevoke},
 		{"GET", "/console/patients", AuthSession, access.PermPatientSearch, s.handlePatients},
 		{"GET", "/console/patients/{id}", AuthSession, access.PermObservationSearch, s.handlePatient},
 		{"GET", "/console/audit", AuthSession, access.PermAuditRead, s.handleAudit},

@@ -22,7 +22,7 @@ import (
 
 // parsePages parses each page template with the layout.
 func parsePages() (map[string]*template.Template, error) {
-	names := []string{"login", "setup", "enroll", "home", "fleet", "patients", "patient", "audit", "auditentry", "error"}
+	names := []string{"login", "setup", "enroll", "home", "fleet", "device", "patients", "patient", "audit", "auditentry", "error"}
 	funcs := template.FuncMap{
 		"time": func(t time.Time) string {
 			if t.IsZero() {
@@ -242,6 +242,60 @@ func (s *Server) handleFleet(w http.ResponseWriter, r *http.Request, p vitalgate
 		Rows      []fleetRow
 		Total     int
 	}{q, status, out, len(rows)})
+}
+
+// deviceRow returns the fleet row of one device, ENOTFOUND when p does not see it.
+func (s *Server) deviceRow(r *http.Request, p vitalgate.Principal, id string) (fleetRow, error) {
+	rows, err := s.o.Fleet.Overview(r.Context(), p)
+	if err != nil {
+		return fleetRow{}, err
+	}
+	for _, d := range rows {
+		if d.ID == id {
+			fr := fleetRow{ID: d.ID, Model: d.Model, Patient: d.PatientID, Status: string(d.Status), CertExpires: d.Cert.NotAfter,
+				LastSeen: d.LastSeen, Enrolled: d.Enrolled()}
+			if s.o.Versions != nil {
+				fr.Version, _ = s.o.Versions.InstalledVersion(r.Context(), d.ID)
+			}
+			return fr, nil
+		}
+	}
+	return fleetRow{}, vitalgate.Errorf(vitalgate.ENOTFOUND, "no device %q is registered", id)
+}
+
+type deviceData struct {
+	Device  fleetRow
+	Error   string
+	Revoked bool
+}
+
+func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	d, err := s.deviceRow(r, p, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	s.render(w, r, p, "device", "Device", http.StatusOK, deviceData{Device: d, Revoked: r.URL.Query().Get("revoked") != ""})
+}
+
+// handleRevoke revokes a device once its admin has given password and code again.
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	id := r.PathValue("id")
+	again, err := s.o.People.Reauthenticate(r.Context(), p, auth.SignIn{Password: r.PostForm.Get("password"), Code: r.PostForm.Get("code")})
+	if err == nil {
+		err = s.o.Fleet.Revoke(r.Context(), again, id)
+	}
+	if err != nil {
+		if c := vitalgate.ErrorCode(err); c == vitalgate.EUNAUTHORIZED || c == vitalgate.EFORBIDDEN {
+			if d, derr := s.deviceRow(r, p, id); derr == nil {
+				s.render(w, r, p, "device", "Device", statusOf(c), deviceData{Device: d, Error: vitalgate.ErrorMessage(err)})
+				return
+			}
+		}
+		s.fail(w, r, p, err)
+		return
+	}
+	http.Redirect(w, r, "/console/devices/"+url.PathEscape(id)+"?revoked=1", http.StatusSeeOther)
 }
 
 // patientView is a Patient as the console shows it.

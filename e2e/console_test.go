@@ -56,6 +56,7 @@ func startConsole(t *testing.T, extra ...string) *consoleEnv {
 	e.pa = createNamedPatient(t, srv, tok, xssIdent, xssName)
 	e.pb = createNamedPatient(t, srv, tok, "mrn-other", "Other Patient")
 	secret := strings.TrimSpace(run(t, "device", "add", "--data", dir, "--id", "dev-a", "--patient", e.pa, "--model", xssModel))
+	run(t, "device", "add", "--data", dir, "--id", "dev-b", "--patient", e.pb, "--model", "pump-b")
 	cert := srv.enroll(t, "dev-a", secret)
 	c := srv.client(&cert)
 	for i := range 6 {
@@ -207,9 +208,10 @@ func TestConsole(t *testing.T) {
 		method string
 		path   string
 		form   url.Values
-		token  bool   // send the page's form token
-		status int    // expected
-		has    string // the body must contain
+		formFn func() url.Values // the form, made when the request is sent (authenticator codes)
+		token  bool              // send the page's form token
+		status int               // expected
+		has    string            // the body must contain
 	}
 	// A session of its own for the logout case.
 	logoutUser := e.anonymous(t)
@@ -235,6 +237,14 @@ func TestConsole(t *testing.T) {
 			right: req{who: logoutUser, method: "POST", path: "/console/logout", token: true, status: 303}},
 		"GET /console/fleet": {anon: req{who: anon, path: "/console/fleet", status: 303}, wrong: req{who: doc, path: "/console/fleet", status: 403},
 			right: req{who: ada, path: "/console/fleet", status: 200, has: "dev-a"}},
+		"GET /console/devices/{id}": {anon: req{who: anon, path: "/console/devices/dev-b", status: 303}, wrong: req{who: doc, path: "/console/devices/dev-b", status: 403},
+			right: req{who: ada, path: "/console/devices/dev-b", status: 200, has: `id="revoke"`}},
+		"POST /console/devices/{id}/revoke": {anon: req{who: anon, method: "POST", path: "/console/devices/dev-b/revoke", token: true, status: 401},
+			wrong: req{who: doc, method: "POST", path: "/console/devices/dev-b/revoke", token: true,
+				form: url.Values{"password": {"correct horse battery doc"}, "code": {"000000"}}, status: 403}, // refused before any check of the code
+			right: req{who: ada, method: "POST", path: "/console/devices/dev-b/revoke", token: true, formFn: func() url.Values {
+				return url.Values{"password": {"correct horse battery ada"}, "code": {ada.code()}}
+			}, status: 303}},
 		"GET /console/patients": {anon: req{who: anon, path: "/console/patients", status: 303}, wrong: req{who: aud, path: "/console/patients", status: 403},
 			right: req{who: doc, path: "/console/patients?identifier=" + url.QueryEscape("urn:test:mrn|"+xssIdent), status: 200, has: e.pa}},
 		"GET /console/patients/{id}": {anon: req{who: anon, path: "/console/patients/" + e.pa, status: 303}, wrong: req{who: aud, path: "/console/patients/" + e.pa, status: 403},
@@ -258,6 +268,9 @@ func TestConsole(t *testing.T) {
 		var body string
 		if r.method == "POST" {
 			form := url.Values{}
+			if r.formFn != nil {
+				r.form = r.formFn()
+			}
 			for k, v := range r.form {
 				form[k] = v
 			}
@@ -291,6 +304,29 @@ func TestConsole(t *testing.T) {
 		})
 	}
 
+	t.Run("revoke needs re-authentication", func(t *testing.T) {
+		run(t, "device", "add", "--data", e.dir, "--id", "dev-c", "--patient", e.pb)
+		tok := ada.formToken("/console/devices/dev-c")
+		for _, f := range []url.Values{{"password": {"correct horse battery ada"}, "code": {"000000"}},
+			{"password": {"wrong password!"}, "code": {"000000"}}, {}} {
+			f.Set("form_token", tok)
+			if status, body := ada.post("/console/devices/dev-c/revoke", f, nil); status != 401 || !strings.Contains(body, `id="revoke"`) {
+				t.Fatalf("revoke without re-authentication: %d\n%s", status, body)
+			}
+		}
+		if _, body, _ := ada.get("/console/devices/dev-c"); !strings.Contains(body, `id="status">active`) {
+			t.Fatalf("dev-c is no longer active:\n%s", body)
+		}
+		if _, body, _ := ada.get("/console/devices/dev-b"); !strings.Contains(body, `id="status">revoked`) {
+			t.Fatalf("dev-b is not revoked:\n%s", body)
+		}
+		_, body, _ := aud.get("/console/audit?agent=ada")
+		for _, want := range []string{"console-reauth", "device-revoke"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the audit log lacks %s by ada", want)
+			}
+		}
+	})
 	t.Run("care team", func(t *testing.T) {
 		if status, body, _ := doc.get("/console/patients/" + e.pb); status != 403 || !strings.Contains(body, "care team") {
 			t.Fatalf("a patient outside the care team: %d\n%s", status, body)

@@ -2,7 +2,7 @@
 // as people would: first sign-in with the setup code (password + TOTP), the fleet, a
 // patient's chart and the audit log, a stored XSS payload shown as text, a cross-origin
 // form post refused, framing refused, a patient outside the care team refused, and the
-// idle logoff. Screenshots go to VG_ARTIFACTS. Run by e2e/console_test.go
+// idle logoff, a device revoked only after re-authentication. Screenshots go to VG_ARTIFACTS. Run by e2e/console_test.go
 // (TestConsoleBrowser), which seeds the server and passes it in the environment.
 import { chromium } from 'playwright-core';
 import { createHmac } from 'node:crypto';
@@ -145,6 +145,19 @@ try {
   const framed = ada.page.frames().find((f) => f !== ada.page.mainFrame());
   const framedSignIn = framed ? await framed.locator('#signin').count().catch(() => 0) : 0;
   check(framedSignIn === 0, 'the console does not render in a frame');
+
+  // Revoking a device is a dangerous act: it takes the password and a new code again.
+  await ada.page.goto(url + '/console/devices/dev-b');
+  await ada.page.fill('#reauth-password', 'correct horse battery ada');
+  await ada.page.fill('#reauth-code', '000000');
+  await ada.page.click('#revoke');
+  check((await ada.page.textContent('#error')).includes('sign-in failed'), 'a revoke without the right code is refused');
+  check((await ada.page.textContent('#status')).startsWith('active'), 'the device is still active');
+  await ada.page.fill('#reauth-password', 'correct horse battery ada');
+  await ada.page.fill('#reauth-code', await ada.code());
+  await Promise.all([ada.page.waitForURL(/revoked=1/), ada.page.click('#revoke')]);
+  check((await ada.page.textContent('#status')).startsWith('revoked'), 'the device is revoked after re-authentication');
+  await ada.page.screenshot({ path: join(artifacts, 'device-revoked.png'), fullPage: true });
 
   // CSRF: a page of another origin posts the logout form with the victim's browser.
   await doc.context.route('https://evil.test/', (r) => r.fulfill({
