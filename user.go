@@ -27,9 +27,12 @@ type User struct {
 	SetupExpiresAt time.Time
 	// PatientIndexes are the blind indexes of a clinician's care team.
 	PatientIndexes [][]byte
-	Disabled       bool
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// Passkeys are the user's WebAuthn credentials, each an opaque JSON document of package
+	// auth (public key, credential id, signature counter).
+	Passkeys  [][]byte
+	Disabled  bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Session is a signed-in user's console session. The browser holds a random token; the store
@@ -53,7 +56,7 @@ type UserStore interface {
 	// Users returns every user, ordered by id.
 	Users(ctx context.Context) ([]User, error)
 	// UpdateUser replaces an existing user's role, site, password hash, TOTP secret, setup
-	// code, care team and disabled flag (its id, creation time and TOTP step stay); when
+	// code, care team, passkeys and disabled flag (its id, creation time and TOTP step stay); when
 	// endSessions is set it also ends every session of the user, in the same transaction.
 	// ENOTFOUND.
 	UpdateUser(ctx context.Context, u User, endSessions bool, audit ...[]byte) error
@@ -69,4 +72,10 @@ type UserStore interface {
 	TouchSession(ctx context.Context, idHash string, at time.Time) error
 	// DeleteSession ends a session. ENOTFOUND.
 	DeleteSession(ctx context.Context, idHash string, audit ...[]byte) error
+	// PutChallenge keeps data under key until expires (a WebAuthn ceremony's state),
+	// replacing what the key held.
+	PutChallenge(ctx context.Context, key string, data []byte, expires time.Time) error
+	// TakeChallenge returns and deletes what key holds: ENOTFOUND when nothing, or only
+	// something expired at now.
+	TakeChallenge(ctx context.Context, key string, now time.Time) ([]byte, error)
 }

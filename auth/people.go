@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/vitalgate/vitalgate"
 	"github.com/vitalgate/vitalgate/audit"
 )
@@ -52,6 +54,7 @@ type PeopleConfig struct {
 // change and sign-out is audited here, never by a transport.
 type People struct {
 	cfg PeopleConfig
+	wa  *webauthn.WebAuthn // nil: passkeys off (EnablePasskeys)
 }
 
 // NewPeople returns the console's sign-in service.
@@ -296,13 +299,18 @@ func (p *People) Reauthenticate(ctx context.Context, who vitalgate.Principal, in
 
 // open starts a session of u, audited as a sign-in.
 func (p *People) open(ctx context.Context, u vitalgate.User, in SignIn) (string, vitalgate.User, error) {
+	return p.openWith(ctx, u, in, "signed in with password and TOTP")
+}
+
+// openWith is open with the audit entry's description of how the user signed in.
+func (p *People) openWith(ctx context.Context, u vitalgate.User, in SignIn, how string) (string, vitalgate.User, error) {
 	p.cfg.Failures.Succeed(in.ID, in.Source)
 	token, err := NewSecret(p.cfg.Rand)
 	if err != nil {
 		return "", u, err
 	}
 	now := p.cfg.Now().UTC()
-	e := p.entry(u, in, "console-login", "signed in with password and TOTP", nil)
+	e := p.entry(u, in, "console-login", how, nil)
 	if err := p.cfg.Store.CreateSession(ctx, vitalgate.Session{IDHash: sessionHash(token), UserID: u.ID, Source: in.Source,
 		CreatedAt: now, LastSeen: now}, e.Marshal()); err != nil {
 		return "", u, err

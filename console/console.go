@@ -1,6 +1,7 @@
 // Package console is Vitalgate's web console for people: server-rendered pages (html/template,
-// embedded assets, no script) on the same HTTPS server as the API but on routes of their own
-// (/console/...), authenticated by a session cookie instead of a token.
+// embedded assets, no inline script; one script file, for passkeys) on the same HTTPS server
+// as the API but on routes of their own (/console/...), authenticated by a session cookie
+// instead of a token.
 //
 // It is a transport: every page decodes its request, calls the same capabilities the API
 // calls (auth.People for sign-in and sessions, access for patient data, registry for the
@@ -22,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -57,6 +59,11 @@ type People interface {
 	Session(ctx context.Context, token, source string) (vitalgate.Principal, error)
 	Logout(ctx context.Context, token, source string) error
 	Reauthenticate(ctx context.Context, who vitalgate.Principal, in auth.SignIn) (vitalgate.Principal, error)
+	PasskeysEnabled() bool
+	BeginPasskeyRegistration(ctx context.Context, who vitalgate.Principal, token string) ([]byte, error)
+	FinishPasskeyRegistration(ctx context.Context, who vitalgate.Principal, token string, body io.Reader) error
+	BeginPasskeyLogin(ctx context.Context, token string) ([]byte, error)
+	FinishPasskeyLogin(ctx context.Context, token string, body io.Reader, source string) (string, vitalgate.User, error)
 }
 
 // Access is the authorization and the reads of patient data (access.Service).
@@ -166,6 +173,11 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/console/setup", AuthPublic, access.PermPublic, s.handleSetupForm},
 		{"POST", "/console/setup", AuthPublic, access.PermPublic, s.handleSetup},
 		{"POST", "/console/setup/complete", AuthPublic, access.PermPublic, s.handleSetupComplete},
+		{"POST", "/console/login/passkey/begin", AuthPublic, access.PermPublic, s.handlePasskeyLoginBegin},
+		{"POST", "/console/login/passkey/finish", AuthPublic, access.PermPublic, s.handlePasskeyLoginFinish},
+		{"GET", "/console/passkeys", AuthSession, access.PermConsole, s.handlePasskeys},
+		{"POST", "/console/passkeys/begin", AuthSession, access.PermConsole, s.handlePasskeyBegin},
+		{"POST", "/console/passkeys/finish", AuthSession, access.PermConsole, s.handlePasskeyFinish},
 		{"GET", "/console/{$}", AuthSession, access.PermConsole, s.handleHome},
 		{"POST", "/console/logout", AuthSession, access.PermConsole, s.handleLogout},
 		{"GET", "/console/fleet", AuthSession, access.PermFleetRead, s.handleFleet},
@@ -228,22 +240,33 @@ func (s *Server) guard(rt Route) http.Handler {
 var errForm = vitalgate.Errorf(vitalgate.EFORBIDDEN, "this form is out of date or was not sent from this console; reload the page and try again")
 
 // checkForm checks a form's anti-forgery token: bound to the session, or before sign-in to
-// the pre-session cookie.
+// the pre-session cookie. A form sends it as form_token; a JSON request of the console's
+// own script (passkeys) as the X-Form-Token header.
 func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, ctx context.Context) error {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		return vitalgate.Errorf(vitalgate.EINVALID, "the form could not be read")
-	}
-	bound, _ := ctx.Value(tokenKey{}).(string)
-	if bound == "" {
-		if c, err := r.Cookie(preCookie); err == nil {
-			bound = c.Value
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	sent := r.Header.Get("X-Form-Token")
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		if err := r.ParseForm(); err != nil {
+			return vitalgate.Errorf(vitalgate.EINVALID, "the form could not be read")
 		}
+		sent = r.PostForm.Get("form_token")
 	}
-	if !auth.CheckFormToken(bound, r.PostForm.Get("form_token")) {
+	if !auth.CheckFormToken(boundToken(r, ctx), sent) {
 		return errForm
 	}
 	return nil
+}
+
+// boundToken is what the request's form token is bound to: its session token, or before
+// sign-in its pre-session cookie.
+func boundToken(r *http.Request, ctx context.Context) string {
+	if t, _ := ctx.Value(tokenKey{}).(string); t != "" {
+		return t
+	}
+	if c, err := r.Cookie(preCookie); err == nil {
+		return c.Value
+	}
+	return ""
 }
 
 // formToken returns the form token of the request's session, or of its pre-session cookie
@@ -280,9 +303,10 @@ func remoteIP(r *http.Request) string {
 }
 
 // ContentSecurityPolicy is the policy of every console answer: nothing but this origin's
-// style sheet and images, no script at all, forms only to this origin, never in a frame.
-const ContentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; " +
-	"frame-ancestors 'none'; base-uri 'none'"
+// style sheet, images and one script file (passkeys; no inline script, no eval), requests
+// and forms only to this origin, never in a frame.
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // Handler returns the console's HTTP handler: security headers, cross-origin protection of
 // state-changing requests, routing. A path outside the route table gets a 404 page.
@@ -304,7 +328,7 @@ func (s *Server) Handler() http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), usb=(), payment=(), interest-cohort=()")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), usb=(), payment=(), interest-cohort=(), publickey-credentials-create=(self), publickey-credentials-get=(self)")
 		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 		h.Set("Cache-Control", "no-store")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
@@ -323,6 +347,8 @@ func (s *Server) handleStatic(w http.ResponseWriter, r *http.Request, _ vitalgat
 	switch {
 	case strings.HasSuffix(name, ".css"):
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	case strings.HasSuffix(name, ".js"):
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 	case strings.HasSuffix(name, ".svg"):
 		w.Header().Set("Content-Type", "image/svg+xml")
 	default:

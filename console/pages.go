@@ -22,7 +22,7 @@ import (
 
 // parsePages parses each page template with the layout.
 func parsePages() (map[string]*template.Template, error) {
-	names := []string{"login", "setup", "enroll", "home", "fleet", "device", "patients", "patient", "audit", "auditentry", "error"}
+	names := []string{"login", "setup", "enroll", "home", "passkeys", "fleet", "device", "patients", "patient", "audit", "auditentry", "error"}
 	funcs := template.FuncMap{
 		"time": func(t time.Time) string {
 			if t.IsZero() {
@@ -111,13 +111,73 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, p vitalgate.Princi
 // --- sign-in ---
 
 type loginData struct {
-	Ended bool
-	Error string
-	ID    string
+	Ended    bool
+	Error    string
+	ID       string
+	Passkeys bool
 }
 
 func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
-	s.render(w, r, p, "login", "Sign in", http.StatusOK, loginData{Ended: r.URL.Query().Get("ended") != ""})
+	s.render(w, r, p, "login", "Sign in", http.StatusOK, loginData{Ended: r.URL.Query().Get("ended") != "", Passkeys: s.o.People.PasskeysEnabled()})
+}
+
+// writeJSON answers a request of the passkey script.
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body) // #nosec G705 -- JSON served as application/json (nosniff), never as HTML
+}
+
+// failJSON answers a request of the passkey script with the error's safe message.
+func (s *Server) failJSON(w http.ResponseWriter, r *http.Request, err error) {
+	code := vitalgate.ErrorCode(err)
+	msg := vitalgate.ErrorMessage(err)
+	if code == vitalgate.EINTERNAL || code == vitalgate.EUNAVAILABLE {
+		s.o.Logger.Error("console request failed", "path", r.URL.Path, "error", err.Error())
+		msg = "something went wrong on the server"
+	}
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	writeJSON(w, statusOf(code), b)
+}
+
+func (s *Server) handlePasskeyLoginBegin(w http.ResponseWriter, r *http.Request, _ vitalgate.Principal) {
+	b, err := s.o.People.BeginPasskeyLogin(r.Context(), boundToken(r, r.Context()))
+	if err != nil {
+		s.failJSON(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) handlePasskeyLoginFinish(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	token, _, err := s.o.People.FinishPasskeyLogin(r.Context(), boundToken(r, r.Context()), r.Body, p.RemoteIP)
+	if err != nil {
+		s.failJSON(w, r, err)
+		return
+	}
+	s.signIn(w, token)
+	writeJSON(w, http.StatusOK, []byte(`{"redirect":"/console/"}`))
+}
+
+func (s *Server) handlePasskeys(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	s.render(w, r, p, "passkeys", "Passkeys", http.StatusOK, struct{ Enabled bool }{s.o.People.PasskeysEnabled()})
+}
+
+func (s *Server) handlePasskeyBegin(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	b, err := s.o.People.BeginPasskeyRegistration(r.Context(), p, boundToken(r, r.Context()))
+	if err != nil {
+		s.failJSON(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) handlePasskeyFinish(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	if err := s.o.People.FinishPasskeyRegistration(r.Context(), p, boundToken(r, r.Context()), r.Body); err != nil {
+		s.failJSON(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"ok":true}`))
 }
 
 func (s *Server) signIn(w http.ResponseWriter, token string) {

@@ -153,6 +153,22 @@ func (p *person) post(path string, form url.Values, h map[string]string) (int, s
 	return resp.StatusCode, string(b)
 }
 
+// postBody sends body with headers h and returns the status and body.
+func (p *person) postBody(path, body string, h map[string]string) (int, string) {
+	p.t.Helper()
+	req, _ := http.NewRequest("POST", p.base+path, strings.NewReader(body))
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	resp, err := p.c.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // code returns an authenticator code for a step not used before: the oldest the server
 // still accepts (one step back), waiting for the clock when every acceptable one is used.
 func (p *person) code() string {
@@ -210,6 +226,7 @@ func TestConsole(t *testing.T) {
 		form   url.Values
 		formFn func() url.Values // the form, made when the request is sent (authenticator codes)
 		token  bool              // send the page's form token
+		json   string            // send this JSON body (the form token as X-Form-Token) instead of a form
 		status int               // expected
 		has    string            // the body must contain
 	}
@@ -230,6 +247,19 @@ func TestConsole(t *testing.T) {
 		"POST /console/setup/complete": {
 			right: req{who: anon, method: "POST", path: "/console/setup/complete", token: true, form: url.Values{"id": {"doc"}, "setup": {e.setup["doc"]},
 				"password": {"correct horse battery x"}, "password2": {"correct horse battery x"}, "code": {"123456"}}, status: 401}},
+		"POST /console/login/passkey/begin": {
+			wrong: req{who: anon, method: "POST", path: "/console/login/passkey/begin", json: "{}", status: 403},
+			right: req{who: anon, method: "POST", path: "/console/login/passkey/begin", json: "{}", token: true, status: 200, has: `"challenge"`}},
+		"POST /console/login/passkey/finish": {
+			wrong: req{who: anon, method: "POST", path: "/console/login/passkey/finish", json: "{}", status: 403},
+			right: req{who: anon, method: "POST", path: "/console/login/passkey/finish", json: "{}", token: true, status: 400, has: "could not be read"}},
+		"GET /console/passkeys": {anon: req{who: anon, path: "/console/passkeys", status: 303}, right: req{who: doc, path: "/console/passkeys", status: 200, has: "passkey-add"}},
+		"POST /console/passkeys/begin": {anon: req{who: anon, method: "POST", path: "/console/passkeys/begin", json: "{}", token: true, status: 401},
+			wrong: req{who: doc, method: "POST", path: "/console/passkeys/begin", json: "{}", status: 403},
+			right: req{who: doc, method: "POST", path: "/console/passkeys/begin", json: "{}", token: true, status: 200, has: `"challenge"`}},
+		"POST /console/passkeys/finish": {anon: req{who: anon, method: "POST", path: "/console/passkeys/finish", json: "{}", token: true, status: 401},
+			wrong: req{who: doc, method: "POST", path: "/console/passkeys/finish", json: "{}", status: 403},
+			right: req{who: doc, method: "POST", path: "/console/passkeys/finish", json: "{}", token: true, status: 400, has: "could not be read"}},
 		"GET /console/{$}": {anon: req{who: anon, path: "/console/", status: 303}, right: req{who: doc, path: "/console/", status: 200, has: "Patients"}},
 		"POST /console/logout": {
 			anon:  req{who: anon, method: "POST", path: "/console/logout", token: true, status: 401},
@@ -277,7 +307,15 @@ func TestConsole(t *testing.T) {
 			if r.token {
 				form.Set("form_token", r.who.formToken(map[bool]string{true: "/console/", false: "/console/login"}[r.who != anon && r.who.secret != nil]))
 			}
-			status, body = r.who.post(r.path, form, nil)
+			if r.json != "" {
+				h := map[string]string{"Content-Type": "application/json"}
+				if t := form.Get("form_token"); t != "" {
+					h["X-Form-Token"] = t
+				}
+				status, body = r.who.postBody(r.path, r.json, h)
+			} else {
+				status, body = r.who.post(r.path, form, nil)
+			}
 		} else {
 			status, body, _ = r.who.get(r.path)
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -230,12 +231,35 @@ func (s *server) newConsole(auditor *auditquery.Service) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	if rpID, origins := passkeyOrigins(s.opt.HTTP.PublicURL, s.addr); rpID != "" {
+		if err := people.EnablePasskeys(rpID, origins); err != nil {
+			return nil, fmt.Errorf("passkeys: %w", err)
+		}
+	}
 	c, err := console.New(console.Options{People: people, Access: s.access, Fleet: s.registry, Versions: s.rollout,
 		Auditor: auditor, Logger: s.log, Now: s.n.env.Now})
 	if err != nil {
 		return nil, err
 	}
 	return c.Handler(), nil
+}
+
+// passkeyOrigins returns the WebAuthn relying-party id and origins of the console: the host
+// name of the public URL; when that is an IP address (a WebAuthn RP id cannot be one),
+// localhost at the listening port, for a console opened on the machine itself.
+func passkeyOrigins(publicURL, addr string) (string, []string) {
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Hostname() == "" {
+		return "", nil
+	}
+	if net.ParseIP(u.Hostname()) == nil {
+		return u.Hostname(), []string{strings.TrimSuffix(publicURL, "/")}
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", nil
+	}
+	return "localhost", []string{"https://localhost:" + port}
 }
 
 // newHTTP builds the HTTPS server on the services built before it.

@@ -11,13 +11,13 @@ import (
 
 const (
 	insertUserSQL = `INSERT INTO users (id, site, role, password_hash, totp_secret, totp_step, setup_hash, setup_expires_at,
-		patient_indexes, disabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11)`
+		patient_indexes, disabled, created_at, updated_at, passkeys) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12)`
 	userColumns = `SELECT id, site, role, password_hash, totp_secret, totp_step, setup_hash, setup_expires_at,
-		patient_indexes, disabled, created_at, updated_at FROM users`
+		patient_indexes, disabled, created_at, updated_at, passkeys FROM users`
 	selectUserSQL  = userColumns + ` WHERE id = $1`
 	selectUsersSQL = userColumns + ` ORDER BY id`
 	updateUserSQL  = `UPDATE users SET site = $1, role = $2, password_hash = $3, totp_secret = $4, setup_hash = $5,
-		setup_expires_at = $6, patient_indexes = $7, disabled = $8, updated_at = $9 WHERE id = $10`
+		setup_expires_at = $6, patient_indexes = $7, disabled = $8, updated_at = $9, passkeys = $11 WHERE id = $10`
 	useTOTPStepSQL      = `UPDATE users SET totp_step = $1 WHERE id = $2 AND totp_step < $1`
 	userExistsSQL       = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`
 	deleteUserSessions  = `DELETE FROM user_sessions WHERE user_id = $1`
@@ -26,22 +26,39 @@ const (
 	touchSessionSQL     = `UPDATE user_sessions SET last_seen = $1 WHERE id_hash = $2`
 	deleteSessionSQL    = `DELETE FROM user_sessions WHERE id_hash = $1`
 	sessionUserExistSQL = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND disabled = $2)`
+	putChallengeSQL     = `INSERT INTO user_challenges (key, data, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (key) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at`
+	takeChallengeSQL  = `DELETE FROM user_challenges WHERE key = $1 RETURNING data, expires_at`
+	purgeChallengeSQL = `DELETE FROM user_challenges WHERE expires_at < $1`
 )
 
 // CreateUser registers a user and appends the audit entries, in one transaction. ECONFLICT
 // if the id exists.
 func (s Shared) CreateUser(ctx context.Context, u vitalgate.User, audit ...[]byte) error {
-	pidx, err := json.Marshal(nonNil(u.PatientIndexes))
+	pidx, keys, err := userJSON(u)
 	if err != nil {
-		return vitalgate.Internal(err, "user care team")
+		return err
 	}
 	t := s.b.Time
 	created := s.orNow(u.CreatedAt)
 	return s.b.InTx(ctx, audit, func(tx Conn) error {
 		_, err := tx.Exec(ctx, insertUserSQL, u.ID, u.Site, string(u.Role), u.PasswordHash, u.TOTPSecret, u.SetupHash,
-			t(u.SetupExpiresAt), string(pidx), u.Disabled, t(created), t(s.orNow(u.UpdatedAt)))
+			t(u.SetupExpiresAt), pidx, u.Disabled, t(created), t(s.orNow(u.UpdatedAt)), keys)
 		return s.b.MapError(err, "user")
 	})
+}
+
+// userJSON encodes a user's care team and passkeys for their columns.
+func userJSON(u vitalgate.User) (string, string, error) {
+	pidx, err := json.Marshal(nonNil(u.PatientIndexes))
+	if err != nil {
+		return "", "", vitalgate.Internal(err, "user care team")
+	}
+	keys, err := json.Marshal(nonNil(u.Passkeys))
+	if err != nil {
+		return "", "", vitalgate.Internal(err, "user passkeys")
+	}
+	return string(pidx), string(keys), nil
 }
 
 func nonNil(b [][]byte) [][]byte {
@@ -54,11 +71,11 @@ func nonNil(b [][]byte) [][]byte {
 func scanUser(r rowiter.Scanner) (vitalgate.User, error) {
 	var (
 		u                       vitalgate.User
-		role, pidx              string
+		role, pidx, keys        string
 		expires, created, moved Time
 	)
 	if err := r.Scan(&u.ID, &u.Site, &role, &u.PasswordHash, &u.TOTPSecret, &u.TOTPStep, &u.SetupHash, &expires,
-		&pidx, &u.Disabled, &created, &moved); err != nil {
+		&pidx, &u.Disabled, &created, &moved, &keys); err != nil {
 		return u, err
 	}
 	u.Role, u.SetupExpiresAt, u.CreatedAt, u.UpdatedAt = vitalgate.Role(role), expires.T, created.T, moved.T
@@ -67,6 +84,12 @@ func scanUser(r rowiter.Scanner) (vitalgate.User, error) {
 	}
 	if len(u.PatientIndexes) == 0 {
 		u.PatientIndexes = nil
+	}
+	if err := json.Unmarshal([]byte(keys), &u.Passkeys); err != nil {
+		return u, vitalgate.Internal(err, "user passkeys")
+	}
+	if len(u.Passkeys) == 0 {
+		u.Passkeys = nil
 	}
 	if len(u.TOTPSecret) == 0 {
 		u.TOTPSecret = nil
@@ -88,14 +111,14 @@ func (s Shared) Users(ctx context.Context) ([]vitalgate.User, error) {
 // its sessions when endSessions is set, and appends the audit entries, in one transaction.
 // ENOTFOUND.
 func (s Shared) UpdateUser(ctx context.Context, u vitalgate.User, endSessions bool, audit ...[]byte) error {
-	pidx, err := json.Marshal(nonNil(u.PatientIndexes))
+	pidx, keys, err := userJSON(u)
 	if err != nil {
-		return vitalgate.Internal(err, "user care team")
+		return err
 	}
 	t := s.b.Time
 	return s.b.InTx(ctx, audit, func(tx Conn) error {
 		n, err := tx.Exec(ctx, updateUserSQL, u.Site, string(u.Role), u.PasswordHash, u.TOTPSecret, u.SetupHash,
-			t(u.SetupExpiresAt), string(pidx), u.Disabled, t(s.orNow(u.UpdatedAt)), u.ID)
+			t(u.SetupExpiresAt), pidx, u.Disabled, t(s.orNow(u.UpdatedAt)), u.ID, keys)
 		if err != nil {
 			return s.b.MapError(err, "user")
 		}
@@ -175,6 +198,35 @@ func (s Shared) DeleteSession(ctx context.Context, idHash string, audit ...[]byt
 		}
 		return nil
 	})
+}
+
+// PutChallenge keeps data under key until expires, replacing what the key held.
+func (s Shared) PutChallenge(ctx context.Context, key string, data []byte, expires time.Time) error {
+	_, err := s.b.Writer().Exec(ctx, putChallengeSQL, key, string(data), s.b.Time(expires))
+	return s.b.MapError(err, "challenge")
+}
+
+// TakeChallenge returns and deletes what key holds: ENOTFOUND when nothing, or only
+// something expired at now. Every challenge expired at now is deleted on the way.
+func (s Shared) TakeChallenge(ctx context.Context, key string, now time.Time) ([]byte, error) {
+	var (
+		data    string
+		expires Time
+	)
+	err := s.b.InTx(ctx, nil, func(tx Conn) error {
+		if err := tx.QueryRow(ctx, takeChallengeSQL, key).Scan(&data, &expires); err != nil {
+			return s.b.MapError(err, "challenge")
+		}
+		_, err := tx.Exec(ctx, purgeChallengeSQL, s.b.Time(now))
+		return s.b.MapError(err, "challenges")
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !now.Before(expires.T) {
+		return nil, vitalgate.NotFound("challenge", nil)
+	}
+	return []byte(data), nil
 }
 
 var _ vitalgate.UserStore = Shared{}

@@ -21,22 +21,27 @@ func (s *suite) userTests() []struct {
 		{"User/CreateGetUpdate", s.testUserCreateGetUpdate},
 		{"User/TOTPStep", s.testUserTOTPStep},
 		{"User/Sessions", s.testUserSessions},
+		{"User/Challenges", s.testUserChallenges},
 	}
 }
 
 func testUser(id string) vitalgate.User {
 	return vitalgate.User{ID: id, Site: vitalgate.DefaultSite, Role: vitalgate.RoleClinician,
 		SetupHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$" + id, SetupExpiresAt: at(60),
-		PatientIndexes: [][]byte{[]byte("pidx-1"), []byte("pidx-2")}, CreatedAt: at(0), UpdatedAt: at(0)}
+		PatientIndexes: [][]byte{[]byte("pidx-1"), []byte("pidx-2")}, Passkeys: [][]byte{[]byte(`{"id":"a"}`)}, CreatedAt: at(0), UpdatedAt: at(0)}
 }
 
 func checkUser(t *testing.T, got, want vitalgate.User) {
 	t.Helper()
 	if got.ID != want.ID || got.Site != want.Site || got.Role != want.Role || got.PasswordHash != want.PasswordHash ||
-		got.SetupHash != want.SetupHash || got.Disabled != want.Disabled || len(got.PatientIndexes) != len(want.PatientIndexes) {
+		got.SetupHash != want.SetupHash || got.Disabled != want.Disabled || len(got.PatientIndexes) != len(want.PatientIndexes) ||
+		len(got.Passkeys) != len(want.Passkeys) {
 		t.Errorf("user = %+v, want %+v", got, want)
 	}
 	checkBytes(t, "TOTPSecret", got.TOTPSecret, want.TOTPSecret)
+	for i := range min(len(got.Passkeys), len(want.Passkeys)) {
+		checkBytes(t, "Passkeys", got.Passkeys[i], want.Passkeys[i])
+	}
 	for i := range min(len(got.PatientIndexes), len(want.PatientIndexes)) {
 		checkBytes(t, "PatientIndexes", got.PatientIndexes[i], want.PatientIndexes[i])
 	}
@@ -67,6 +72,7 @@ func (s *suite) testUserCreateGetUpdate(t *testing.T) {
 
 	u.PasswordHash, u.TOTPSecret, u.SetupHash, u.SetupExpiresAt = "$argon2id$pw", []byte{1, 2, 3}, "", time.Time{}
 	u.PatientIndexes, u.Disabled, u.UpdatedAt = nil, true, at(5)
+	u.Passkeys = append(u.Passkeys, []byte(`{"id":"b"}`))
 	must(t, "UpdateUser", st.UpdateUser(ctxT(t), u, false, entries("user-upd", 2)...))
 	got, err = st.User(ctxT(t), "carol")
 	must(t, "User", err)
@@ -137,4 +143,22 @@ func (s *suite) testUserSessions(t *testing.T) {
 		wantCode(t, "Session after the user's sessions ended", err, vitalgate.ENOTFOUND)
 	}
 	wantCode(t, "CreateSession(disabled user)", st.CreateSession(ctxT(t), vitalgate.Session{IDHash: "c3", UserID: "carol", CreatedAt: at(4), LastSeen: at(4)}), vitalgate.ENOTFOUND)
+}
+
+func (s *suite) testUserChallenges(t *testing.T) {
+	st := s.store(t)
+	must(t, "PutChallenge", st.PutChallenge(ctxT(t), "k1", []byte(`{"challenge":"a"}`), at(10)))
+	must(t, "PutChallenge(replace)", st.PutChallenge(ctxT(t), "k1", []byte(`{"challenge":"b"}`), at(10)))
+	must(t, "PutChallenge(k2)", st.PutChallenge(ctxT(t), "k2", []byte(`{}`), at(10)))
+	got, err := st.TakeChallenge(ctxT(t), "k1", at(5))
+	must(t, "TakeChallenge", err)
+	if string(got) != `{"challenge":"b"}` {
+		t.Errorf("TakeChallenge = %s, want the replacement", got)
+	}
+	_, err = st.TakeChallenge(ctxT(t), "k1", at(5))
+	wantCode(t, "TakeChallenge(taken)", err, vitalgate.ENOTFOUND)
+	_, err = st.TakeChallenge(ctxT(t), "k2", at(10))
+	wantCode(t, "TakeChallenge(expired)", err, vitalgate.ENOTFOUND)
+	_, err = st.TakeChallenge(ctxT(t), "none", at(5))
+	wantCode(t, "TakeChallenge(none)", err, vitalgate.ENOTFOUND)
 }

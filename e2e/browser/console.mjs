@@ -2,7 +2,8 @@
 // as people would: first sign-in with the setup code (password + TOTP), the fleet, a
 // patient's chart and the audit log, a stored XSS payload shown as text, a cross-origin
 // form post refused, framing refused, a patient outside the care team refused, and the
-// idle logoff, a device revoked only after re-authentication. Screenshots go to VG_ARTIFACTS. Run by e2e/console_test.go
+// idle logoff, a device revoked only after re-authentication, a passkey added and used
+// through Chromium's virtual authenticator. Screenshots go to VG_ARTIFACTS. Run by e2e/console_test.go
 // (TestConsoleBrowser), which seeds the server and passes it in the environment.
 import { chromium } from 'playwright-core';
 import { createHmac } from 'node:crypto';
@@ -81,15 +82,6 @@ async function signUp(p) {
   await page.fill('#code', await p.code());
   await Promise.all([page.waitForURL(url + '/console/'), page.click('#finish')]);
   check((await page.textContent('#who')).includes(p.id), `${p.id} is signed in`);
-}
-
-async function signIn(p) {
-  const { page } = p;
-  await page.goto(url + '/console/login');
-  await page.fill('#id', p.id);
-  await page.fill('#password', 'correct horse battery ' + p.id);
-  await page.fill('#code', await p.code());
-  await Promise.all([page.waitForURL(url + '/console/'), page.click('#signin')]);
 }
 
 async function noScriptRan(p) {
@@ -173,11 +165,28 @@ try {
   const still = await doc.page.goto(url + '/console/');
   check(still.url() === url + '/console/', 'the session survived the forged post');
 
-  // Sign-out ends the session; signing in again works.
+  // A passkey (Chromium's virtual authenticator, relying-party id localhost): added once
+  // signed in, then the sign-in after a sign-out takes only the passkey.
+  const cdp = await aud.context.newCDPSession(aud.page);
+  await cdp.send('WebAuthn.enable');
+  await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'internal',
+    hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true } });
+  await aud.page.goto(url + '/console/passkeys');
+  await aud.page.click('#passkey-add');
+  await aud.page.waitForSelector('#passkey-added:not([hidden]), #passkey-error:not([hidden])');
+  check(await aud.page.isVisible('#passkey-added'), 'the passkey was added: ' + (await aud.page.textContent('#passkey-error')));
+
+  // Sign-out ends the session; signing in again with the passkey works.
   await Promise.all([aud.page.waitForURL(url + '/console/login'), aud.page.click('#logout')]);
   await aud.page.goto(url + '/console/audit');
   check(aud.page.url().startsWith(url + '/console/login'), 'signed out');
-  await signIn(aud);
+  await aud.page.click('#passkey-login');
+  await aud.page.waitForURL(url + '/console/', { timeout: 10000 }).catch(async () => {
+    throw new Error('passkey sign-in: ' + (await aud.page.textContent('#passkey-error')));
+  });
+  check((await aud.page.textContent('#who')).includes('aud'), 'signed in with the passkey');
+  await aud.page.goto(url + '/console/audit?agent=aud');
+  check((await aud.page.textContent('#audit')).includes('signed in with a passkey'), 'the passkey sign-in is audited');
 
   // Idle logoff: nothing for longer than the idle timeout, then the next page asks for a
   // new sign-in.

@@ -2,7 +2,8 @@
 -- password is stored only as a hash, the one-time setup code only as a hash, the care team
 -- as a JSON array of base64 blind indexes. A session is kept by the SHA-256 of its token
 -- (hex), so that a copy of the database opens no session; every node reads the same rows,
--- and a deleted row ends the session everywhere.
+-- and a deleted row ends the session everywhere. A user's passkeys (WebAuthn credentials:
+-- public keys, ids, counters) are a JSON array of the credential documents.
 CREATE TABLE users (
 	id               TEXT    NOT NULL PRIMARY KEY,
 	site             TEXT    NOT NULL,
@@ -13,6 +14,7 @@ CREATE TABLE users (
 	setup_hash       TEXT    NOT NULL DEFAULT '',
 	setup_expires_at INTEGER,
 	patient_indexes  TEXT    NOT NULL DEFAULT '[]',
+	passkeys         TEXT    NOT NULL DEFAULT '[]',
 	disabled         INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
 	created_at       INTEGER NOT NULL,
 	updated_at       INTEGER NOT NULL
@@ -27,3 +29,11 @@ CREATE TABLE user_sessions (
 ) STRICT;
 
 CREATE INDEX user_sessions_user ON user_sessions (user_id);
+
+-- A WebAuthn ceremony's challenge between its two requests, by the hash of the browser's
+-- session or pre-session token; taken (deleted) once.
+CREATE TABLE user_challenges (
+	key        TEXT    NOT NULL PRIMARY KEY,
+	data       TEXT    NOT NULL,
+	expires_at INTEGER NOT NULL
+) STRICT;
