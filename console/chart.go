@@ -82,7 +82,7 @@ func parseObservation(b []byte) []reading {
 		return nil
 	}
 	one := func(c codeable, q *quantity, rr refRange) (reading, bool) {
-		if q == nil || q.Value == nil || math.IsNaN(*q.Value) || math.IsInf(*q.Value, 0) {
+		if q == nil || q.Value == nil || !plausible(*q.Value) {
 			return reading{}, false
 		}
 		key, name := c.name()
@@ -92,10 +92,10 @@ func parseObservation(b []byte) []reading {
 		}
 		r := reading{Key: key + "|" + unit, Name: name, Unit: unit, At: at, Value: *q.Value, Low: math.NaN(), High: math.NaN()}
 		if len(rr) > 0 {
-			if rr[0].Low != nil && rr[0].Low.Value != nil {
+			if rr[0].Low != nil && rr[0].Low.Value != nil && plausible(*rr[0].Low.Value) {
 				r.Low = *rr[0].Low.Value
 			}
-			if rr[0].High != nil && rr[0].High.Value != nil {
+			if rr[0].High != nil && rr[0].High.Value != nil && plausible(*rr[0].High.Value) {
 				r.High = *rr[0].High.Value
 			}
 		}
@@ -112,6 +112,10 @@ func parseObservation(b []byte) []reading {
 	}
 	return out
 }
+
+// plausible reports whether v can be charted: finite, and small enough that differences of
+// two values stay finite (no vital sign comes near 1e12).
+func plausible(v float64) bool { return !math.IsNaN(v) && math.Abs(v) < 1e12 }
 
 // chart is one vital sign's readings as SVG geometry (computed here; the template only
 // writes numbers into attributes).

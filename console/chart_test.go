@@ -56,3 +56,22 @@ func TestCharts(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseObservation: stored Observations came from devices over the wire; whatever they
+// hold, reading and charting them never panics and gives finite coordinates.
+func FuzzParseObservation(f *testing.F) {
+	f.Add([]byte(`{"effectiveDateTime":"2026-01-01T00:30:00Z","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":72,"unit":"/min"}}`))
+	f.Add([]byte(`{"effectiveDateTime":"2026-01-01T00:30:00Z","component":[{"code":{"text":"x"},"valueQuantity":{"value":1e308}}],"referenceRange":[{"low":{"value":-1e308}}]}`))
+	f.Add([]byte(`{}`))
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cs := buildCharts(parseObservation(b), from, from.Add(time.Hour))
+		for _, c := range cs {
+			for _, d := range c.Dots {
+				if d.X != d.X || d.Y != d.Y || d.X < 0 || d.X > chartW {
+					t.Fatalf("dot %+v out of the chart", d)
+				}
+			}
+		}
+	})
+}

@@ -166,6 +166,10 @@ func (s *Server) Handler() http.Handler {
 				http.Redirect(w, r, "/console/", http.StatusSeeOther)
 				return
 			}
+			if err := s.beforeAuth(w, r, Route{Pattern: r.URL.Path}); err != nil { // the per-address rate limit
+				s.writeError(w, r, err)
+				return
+			}
 			s.console.ServeHTTP(w, r) // browser routes: a table of their own, never an API route
 			return
 		}
