@@ -46,7 +46,7 @@ func (TOTP) Step(t time.Time) int64 { return t.Unix() / int64(totpPeriod/time.Se
 
 // Code returns the code of secret at time step step.
 func (o TOTP) Code(secret []byte, step int64) string {
-	return hotp(sha256.New, secret, uint64(step))
+	return hotp(sha256.New, secret, uint64(max(step, 0))) // #nosec G115 -- clamped to >= 0: steps count up from the Unix epoch
 }
 
 // hotp is RFC 4226 §5.3: HMAC of the counter, dynamic truncation, modulo 10^digits.
