@@ -450,9 +450,11 @@ func TestConsole(t *testing.T) {
 // TestConsoleBrowser drives the console in headless Chromium (e2e/browser/console.mjs,
 // playwright-core): sign-up with the setup code (password + TOTP), the fleet, a patient's
 // chart and the audit log, stored XSS shown as text with no script run, framing and a
-// cross-origin post refused, a patient outside the care team refused, sign-out and the idle
-// logoff (a short --console-idle). Screenshots of the fleet, the chart and the audit log
-// are kept in e2e/artifacts/ (or $VG_ARTIFACTS).
+// cross-origin post refused, a patient outside the care team refused, a device revoked only
+// after re-authentication, a passkey added and used (Chromium's virtual authenticator),
+// sign-out, and the idle logoff (on a second server with a short --console-idle, so that
+// a pause of a loaded machine cannot log the main flow off). Screenshots of the fleet, the
+// chart, the audit log and the revoked device are kept in e2e/artifacts/ (or $VG_ARTIFACTS).
 func TestConsoleBrowser(t *testing.T) {
 	needTools(t, "node", "chromium")
 	if _, err := os.Stat("browser/node_modules/playwright-core"); err != nil {
@@ -468,11 +470,16 @@ func TestConsoleBrowser(t *testing.T) {
 	if err := os.MkdirAll(art, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	const idle = 8 * time.Second
-	e := startConsole(t, "--console-idle", idle.String())
+	e := startConsole(t)
+	// A second server with a short idle timeout, for the idle logoff alone.
+	const idle = 3 * time.Second
+	idleDir := initDir(t)
+	idleSetup := strings.TrimSpace(run(t, "user", "add", "--data", idleDir, "--id", "idle", "--role", "admin"))
+	idleSrv := startServerAt(t, idleDir, freeAddr(t), "--console-idle", idle.String())
 	cmd := exec.Command("node", "console.mjs")
 	cmd.Dir = "browser"
 	cmd.Env = append(os.Environ(), "VG_URL="+strings.Replace(e.srv.url, "127.0.0.1", "localhost", 1), "VG_ARTIFACTS="+art,
+		"VG_IDLE_URL="+strings.Replace(idleSrv.url, "127.0.0.1", "localhost", 1), "VG_SETUP_IDLE="+idleSetup,
 		"VG_IDLE_MS="+fmt.Sprint(idle.Milliseconds()), "VG_PA="+e.pa, "VG_PB="+e.pb,
 		"VG_SETUP_ADA="+e.setup["ada"], "VG_SETUP_DOC="+e.setup["doc"], "VG_SETUP_AUD="+e.setup["aud"],
 		"VG_XSS_MODEL="+xssModel, "VG_XSS_IDENT="+xssIdent)

@@ -16,9 +16,12 @@ const env = (k) => {
 };
 const url = env('VG_URL');
 const artifacts = env('VG_ARTIFACTS');
+// The idle logoff runs on a second server with a short idle timeout, so that no pause of a
+// loaded machine can log the people of the main flow off.
+const idleURL = env('VG_IDLE_URL');
 const idleMs = Number(env('VG_IDLE_MS'));
 const [pa, pb] = [env('VG_PA'), env('VG_PB')];
-const setup = { ada: env('VG_SETUP_ADA'), doc: env('VG_SETUP_DOC'), aud: env('VG_SETUP_AUD') };
+const setup = { ada: env('VG_SETUP_ADA'), doc: env('VG_SETUP_DOC'), aud: env('VG_SETUP_AUD'), idle: env('VG_SETUP_IDLE') };
 const xss = { model: env('VG_XSS_MODEL'), ident: env('VG_XSS_IDENT') };
 
 function check(cond, what) {
@@ -50,10 +53,10 @@ function totp(key, step) {
 }
 
 // A person: a browser context of its own, its authenticator, the last step it used.
-async function person(browser, id) {
+async function person(browser, id, base = url) {
   const context = await browser.newContext({ ignoreHTTPSErrors: true }); // the deployment's own CA is not in Chromium's store
   const page = await context.newPage();
-  const p = { id, context, page, key: null, last: 0, dialogs: [] };
+  const p = { id, base, context, page, key: null, last: 0, dialogs: [] };
   page.on('dialog', async (d) => { p.dialogs.push(d.message()); await d.dismiss(); });
   p.code = async () => {
     for (;;) {
@@ -70,8 +73,8 @@ async function person(browser, id) {
 }
 
 async function signUp(p) {
-  const { page } = p;
-  await page.goto(url + '/console/setup');
+  const { page, base } = p;
+  await page.goto(base + '/console/setup');
   await page.fill('#id', p.id);
   await page.fill('#setup', setup[p.id]);
   await page.click('#next');
@@ -80,7 +83,7 @@ async function signUp(p) {
   await page.fill('#password', pw);
   await page.fill('#password2', pw);
   await page.fill('#code', await p.code());
-  await Promise.all([page.waitForURL(url + '/console/'), page.click('#finish')]);
+  await Promise.all([page.waitForURL(base + '/console/'), page.click('#finish')]);
   check((await page.textContent('#who')).includes(p.id), `${p.id} is signed in`);
 }
 
@@ -95,8 +98,9 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
 });
 try {
-  const [ada, doc, aud] = await Promise.all(['ada', 'doc', 'aud'].map((id) => person(browser, id)));
-  await Promise.all([signUp(ada), signUp(doc), signUp(aud)]);
+  const [ada, doc, aud, idle] = await Promise.all([person(browser, 'ada'), person(browser, 'doc'), person(browser, 'aud'), person(browser, 'idle', idleURL)]);
+  await Promise.all([signUp(ada), signUp(doc), signUp(aud), signUp(idle)]);
+  const idleSince = Date.now(); // idle's last request: the page after the setup
 
   // Fleet (admin): the stored model is text, never markup.
   await ada.page.goto(url + '/console/fleet');
@@ -188,12 +192,12 @@ try {
   await aud.page.goto(url + '/console/audit?agent=aud');
   check((await aud.page.textContent('#audit')).includes('signed in with a passkey'), 'the passkey sign-in is audited');
 
-  // Idle logoff: nothing for longer than the idle timeout, then the next page asks for a
-  // new sign-in.
-  await doc.page.waitForTimeout(idleMs + 1500);
-  await doc.page.goto(url + '/console/patients');
-  check(doc.page.url().startsWith(url + '/console/login'), `idle logoff (${doc.page.url()})`);
-  check(await doc.page.locator('#ended').count() === 1, 'the page says the session ended');
+  // Idle logoff (the second server): nothing for longer than the idle timeout, then the
+  // next page asks for a new sign-in.
+  await idle.page.waitForTimeout(Math.max(0, idleSince + idleMs + 1500 - Date.now()));
+  await idle.page.goto(idleURL + '/console/fleet');
+  check(idle.page.url().startsWith(idleURL + '/console/login'), `idle logoff (${idle.page.url()})`);
+  check(await idle.page.locator('#ended').count() === 1, 'the page says the session ended');
   console.log(JSON.stringify({ ok: true, screenshots: ['fleet.png', 'patient-chart.png', 'audit.png'] }));
 } finally {
   await browser.close();
