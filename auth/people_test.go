@@ -187,6 +187,24 @@ func TestPeopleLogin(t *testing.T) {
 			t.Fatalf("audit of the logoff: %+v", es)
 		}
 	})
+	t.Run("absolute lifetime", func(t *testing.T) {
+		e.now = e.now.Add(30 * time.Second)
+		tok, _, err := e.people.Login(ctx, in(pw, e.code(secret), "192.0.2.1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := e.now
+		for e.now.Sub(start) < auth.MaxSessionLifetime-time.Minute { // busy all along: never idle
+			e.now = e.now.Add(50 * time.Second)
+			if _, err := e.people.Session(ctx, tok, "192.0.2.1"); err != nil {
+				t.Fatalf("after %v: %v", e.now.Sub(start), err)
+			}
+		}
+		e.now = start.Add(auth.MaxSessionLifetime)
+		if _, err := e.people.Session(ctx, tok, "192.0.2.1"); vitalgate.ErrorCode(err) != vitalgate.EUNAUTHORIZED {
+			t.Fatalf("after 12 h: %v, want EUNAUTHORIZED", err)
+		}
+	})
 	t.Run("logout", func(t *testing.T) {
 		e.now = e.now.Add(30 * time.Second)
 		tok, _, err := e.people.Login(ctx, in(pw, e.code(secret), "192.0.2.1"))
