@@ -263,3 +263,87 @@ func (p *People) FinishPasskeyLogin(ctx context.Context, token string, body io.R
 	tok, u, err := p.openWith(ctx, found, in, "signed in with a passkey (user verified)")
 	return tok, u, err
 }
+
+// BeginPasskeyReauth starts a re-authentication of the signed-in person who with one of
+// their passkeys (for a dangerous act), for the browser holding the session token; it
+// returns the options for navigator.credentials.get (JSON). EUNSUPPORTED, EINVALID when
+// the person has no passkey.
+func (p *People) BeginPasskeyReauth(ctx context.Context, who vitalgate.Principal, token string) ([]byte, error) {
+	if p.wa == nil {
+		return nil, errNoPasskeys
+	}
+	if who.Kind != audit.AgentUser {
+		return nil, vitalgate.Errorf(vitalgate.EFORBIDDEN, "only a person signed in to the console re-authenticates")
+	}
+	u, err := p.cfg.Store.User(ctx, who.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(u.Passkeys) == 0 {
+		return nil, vitalgate.Errorf(vitalgate.EINVALID, "you have no passkey: confirm with your password and authenticator code")
+	}
+	w, err := newWAUser(u)
+	if err != nil {
+		return nil, err
+	}
+	assertion, sd, err := p.wa.BeginLogin(w, webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return nil, vitalgate.Internal(err, "webauthn re-authentication")
+	}
+	if err := p.putSession(ctx, challengeKey("reauth", token), sd); err != nil {
+		return nil, err
+	}
+	return json.Marshal(assertion)
+}
+
+// ReauthenticatePasskey verifies the browser's assertion (body, JSON) with one of who's own
+// passkeys and returns who marked Reauthenticated; audited and throttled like
+// Reauthenticate. EUNAUTHORIZED, ETHROTTLED.
+func (p *People) ReauthenticatePasskey(ctx context.Context, who vitalgate.Principal, token string, body io.Reader) (vitalgate.Principal, error) {
+	if p.wa == nil {
+		return who, errNoPasskeys
+	}
+	if who.Kind != audit.AgentUser {
+		return who, vitalgate.Errorf(vitalgate.EFORBIDDEN, "only a person signed in to the console re-authenticates")
+	}
+	in := SignIn{ID: who.ID, Source: who.RemoteIP}
+	if err := p.gate(ctx, in, "console-reauth"); err != nil {
+		return who, err
+	}
+	sd, err := p.takeSession(ctx, challengeKey("reauth", token))
+	if err != nil {
+		return who, err
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBody(io.LimitReader(body, maxPasskeyBody))
+	if err != nil {
+		return who, vitalgate.Errorf(vitalgate.EINVALID, "the passkey answer could not be read")
+	}
+	u, err := p.cfg.Store.User(ctx, who.ID)
+	if err != nil {
+		return who, err
+	}
+	w, err := newWAUser(u)
+	if err != nil {
+		return who, err
+	}
+	cred, err := p.wa.ValidateLogin(w, sd, parsed)
+	if err != nil || u.Disabled {
+		return who, p.refuse(ctx, u, in, "console-reauth", "passkey refused")
+	}
+	for i, b := range u.Passkeys {
+		var c webauthn.Credential
+		if json.Unmarshal(b, &c) == nil && bytes.Equal(c.ID, cred.ID) {
+			if nb, err := json.Marshal(cred); err == nil {
+				u.Passkeys[i] = nb
+			}
+		}
+	}
+	u.UpdatedAt = p.cfg.Now().UTC()
+	e := p.entry(u, in, "console-reauth", "re-authenticated with a passkey (user verified)", nil)
+	if err := p.cfg.Store.UpdateUser(ctx, u, false, e.Marshal()); err != nil {
+		return who, err
+	}
+	p.cfg.Failures.Succeed(in.ID, in.Source)
+	who.Reauthenticated = true
+	return who, nil
+}

@@ -254,9 +254,17 @@ func TestPeopleLogin(t *testing.T) {
 		if _, _, err := e.people.Login(ctx, in(pw, e.code(secret), "192.0.2.1")); vitalgate.ErrorCode(err) != vitalgate.EUNAUTHORIZED {
 			t.Fatalf("a disabled user signs in: %v", err)
 		}
+		u, _ := e.store.User(ctx, "carol")
+		u.Passkeys = [][]byte{[]byte(`{}`)}
+		if err := e.store.UpdateUser(ctx, u, false); err != nil {
+			t.Fatal(err)
+		}
 		code, err := e.admin.Reset(ctx, "carol")
 		if err != nil || code == "" {
 			t.Fatal(err)
+		}
+		if u, _ := e.store.User(ctx, "carol"); u.Passkeys != nil || u.TOTPSecret != nil || u.PasswordHash != "" {
+			t.Fatalf("after a reset: %+v", u)
 		}
 		e.now = e.now.Add(30 * time.Second)
 		if _, _, err := e.people.Login(ctx, in(pw, e.code(secret), "192.0.2.1")); vitalgate.ErrorCode(err) != vitalgate.EUNAUTHORIZED {

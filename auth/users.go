@@ -56,7 +56,7 @@ func (a *UserAdmin) hash() HashParams {
 }
 
 // setupCode gives u a new one-time setup code, returned once (only its hash is stored),
-// and clears its password and second factor.
+// and clears its password and second factors (TOTP and passkeys).
 func (a *UserAdmin) setupCode(u *vitalgate.User) (string, error) {
 	code, err := NewSecret(a.Rand)
 	if err != nil {
@@ -66,7 +66,7 @@ func (a *UserAdmin) setupCode(u *vitalgate.User) (string, error) {
 		return "", err
 	}
 	u.SetupExpiresAt = a.now().UTC().Add(SetupCodeTTL)
-	u.PasswordHash, u.TOTPSecret = "", nil
+	u.PasswordHash, u.TOTPSecret, u.Passkeys = "", nil, nil
 	return code, nil
 }
 
@@ -131,16 +131,16 @@ func (a *UserAdmin) Disable(ctx context.Context, id string) error {
 	})
 }
 
-// Reset clears a user's password and second factor, ends every session of the user,
-// enables it again and returns a new one-time setup code, shown once: the user sets a new
-// password and enrolls a new authenticator. ENOTFOUND.
+// Reset clears a user's password and second factors (TOTP, passkeys), ends every session
+// of the user, enables it again and returns a new one-time setup code, shown once: the user
+// sets a new password and enrolls a new authenticator. ENOTFOUND.
 func (a *UserAdmin) Reset(ctx context.Context, id string) (string, error) {
 	var code string
 	err := a.update(ctx, id, "user-reset", func(u *vitalgate.User) (string, error) {
 		c, err := a.setupCode(u)
 		code = c
 		u.Disabled = false
-		return "password and second factor cleared; new setup code; sessions ended", err
+		return "password, TOTP and passkeys cleared; new setup code; sessions ended", err
 	})
 	return code, err
 }

@@ -64,6 +64,8 @@ type People interface {
 	FinishPasskeyRegistration(ctx context.Context, who vitalgate.Principal, token string, body io.Reader) error
 	BeginPasskeyLogin(ctx context.Context, token string) ([]byte, error)
 	FinishPasskeyLogin(ctx context.Context, token string, body io.Reader, source string) (string, vitalgate.User, error)
+	BeginPasskeyReauth(ctx context.Context, who vitalgate.Principal, token string) ([]byte, error)
+	ReauthenticatePasskey(ctx context.Context, who vitalgate.Principal, token string, body io.Reader) (vitalgate.Principal, error)
 }
 
 // Access is the authorization and the reads of patient data (access.Service).
@@ -178,6 +180,7 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/console/passkeys", AuthSession, access.PermConsole, s.handlePasskeys},
 		{"POST", "/console/passkeys/begin", AuthSession, access.PermConsole, s.handlePasskeyBegin},
 		{"POST", "/console/passkeys/finish", AuthSession, access.PermConsole, s.handlePasskeyFinish},
+		{"POST", "/console/reauth/passkey/begin", AuthSession, access.PermConsole, s.handlePasskeyReauthBegin},
 		{"GET", "/console/{$}", AuthSession, access.PermConsole, s.handleHome},
 		{"POST", "/console/logout", AuthSession, access.PermConsole, s.handleLogout},
 		{"GET", "/console/fleet", AuthSession, access.PermFleetRead, s.handleFleet},

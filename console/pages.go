@@ -172,6 +172,15 @@ func (s *Server) handlePasskeyBegin(w http.ResponseWriter, r *http.Request, p vi
 	writeJSON(w, http.StatusOK, b)
 }
 
+func (s *Server) handlePasskeyReauthBegin(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
+	b, err := s.o.People.BeginPasskeyReauth(r.Context(), p, boundToken(r, r.Context()))
+	if err != nil {
+		s.failJSON(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
 func (s *Server) handlePasskeyFinish(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
 	if err := s.o.People.FinishPasskeyRegistration(r.Context(), p, boundToken(r, r.Context()), r.Body); err != nil {
 		s.failJSON(w, r, err)
@@ -324,9 +333,10 @@ func (s *Server) deviceRow(r *http.Request, p vitalgate.Principal, id string) (f
 }
 
 type deviceData struct {
-	Device  fleetRow
-	Error   string
-	Revoked bool
+	Device   fleetRow
+	Error    string
+	Revoked  bool
+	Passkeys bool
 }
 
 func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
@@ -335,12 +345,26 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request, p vitalgat
 		s.fail(w, r, p, err)
 		return
 	}
-	s.render(w, r, p, "device", "Device", http.StatusOK, deviceData{Device: d, Revoked: r.URL.Query().Get("revoked") != ""})
+	s.render(w, r, p, "device", "Device", http.StatusOK, deviceData{Device: d, Revoked: r.URL.Query().Get("revoked") != "", Passkeys: s.o.People.PasskeysEnabled()})
 }
 
-// handleRevoke revokes a device once its admin has given password and code again.
+// handleRevoke revokes a device once its admin has re-authenticated: password and code in
+// the form, or a passkey assertion as JSON (the passkey script).
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, p vitalgate.Principal) {
 	id := r.PathValue("id")
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		again, err := s.o.People.ReauthenticatePasskey(r.Context(), p, boundToken(r, r.Context()), r.Body)
+		if err == nil {
+			err = s.o.Fleet.Revoke(r.Context(), again, id)
+		}
+		if err != nil {
+			s.failJSON(w, r, err)
+			return
+		}
+		b, _ := json.Marshal(map[string]string{"redirect": "/console/devices/" + url.PathEscape(id) + "?revoked=1"})
+		writeJSON(w, http.StatusOK, b)
+		return
+	}
 	again, err := s.o.People.Reauthenticate(r.Context(), p, auth.SignIn{Password: r.PostForm.Get("password"), Code: r.PostForm.Get("code")})
 	if err == nil {
 		err = s.o.Fleet.Revoke(r.Context(), again, id)

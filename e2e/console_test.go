@@ -57,6 +57,7 @@ func startConsole(t *testing.T, extra ...string) *consoleEnv {
 	e.pb = createNamedPatient(t, srv, tok, "mrn-other", "Other Patient")
 	secret := strings.TrimSpace(run(t, "device", "add", "--data", dir, "--id", "dev-a", "--patient", e.pa, "--model", xssModel))
 	run(t, "device", "add", "--data", dir, "--id", "dev-b", "--patient", e.pb, "--model", "pump-b")
+	run(t, "device", "add", "--data", dir, "--id", "dev-c", "--patient", e.pb, "--model", "pump-c")
 	cert := srv.enroll(t, "dev-a", secret)
 	c := srv.client(&cert)
 	for i := range 6 {
@@ -260,6 +261,9 @@ func TestConsole(t *testing.T) {
 		"POST /console/passkeys/finish": {anon: req{who: anon, method: "POST", path: "/console/passkeys/finish", json: "{}", token: true, status: 401},
 			wrong: req{who: doc, method: "POST", path: "/console/passkeys/finish", json: "{}", status: 403},
 			right: req{who: doc, method: "POST", path: "/console/passkeys/finish", json: "{}", token: true, status: 400, has: "could not be read"}},
+		"POST /console/reauth/passkey/begin": {anon: req{who: anon, method: "POST", path: "/console/reauth/passkey/begin", json: "{}", token: true, status: 401},
+			wrong: req{who: doc, method: "POST", path: "/console/reauth/passkey/begin", json: "{}", status: 403},
+			right: req{who: doc, method: "POST", path: "/console/reauth/passkey/begin", json: "{}", token: true, status: 400, has: "no passkey"}},
 		"GET /console/{$}": {anon: req{who: anon, path: "/console/", status: 303}, right: req{who: doc, path: "/console/", status: 200, has: "Patients"}},
 		"POST /console/logout": {
 			anon:  req{who: anon, method: "POST", path: "/console/logout", token: true, status: 401},
@@ -343,17 +347,17 @@ func TestConsole(t *testing.T) {
 	}
 
 	t.Run("revoke needs re-authentication", func(t *testing.T) {
-		run(t, "device", "add", "--data", e.dir, "--id", "dev-c", "--patient", e.pb)
-		tok := ada.formToken("/console/devices/dev-c")
+		run(t, "device", "add", "--data", e.dir, "--id", "dev-d", "--patient", e.pb)
+		tok := ada.formToken("/console/devices/dev-d")
 		for _, f := range []url.Values{{"password": {"correct horse battery ada"}, "code": {"000000"}},
 			{"password": {"wrong password!"}, "code": {"000000"}}, {}} {
 			f.Set("form_token", tok)
-			if status, body := ada.post("/console/devices/dev-c/revoke", f, nil); status != 401 || !strings.Contains(body, `id="revoke"`) {
+			if status, body := ada.post("/console/devices/dev-d/revoke", f, nil); status != 401 || !strings.Contains(body, `id="revoke"`) {
 				t.Fatalf("revoke without re-authentication: %d\n%s", status, body)
 			}
 		}
-		if _, body, _ := ada.get("/console/devices/dev-c"); !strings.Contains(body, `id="status">active`) {
-			t.Fatalf("dev-c is no longer active:\n%s", body)
+		if _, body, _ := ada.get("/console/devices/dev-d"); !strings.Contains(body, `id="status">active`) {
+			t.Fatalf("dev-d is no longer active:\n%s", body)
 		}
 		if _, body, _ := ada.get("/console/devices/dev-b"); !strings.Contains(body, `id="status">revoked`) {
 			t.Fatalf("dev-b is not revoked:\n%s", body)
@@ -488,7 +492,7 @@ func TestConsoleBrowser(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("browser test: %v\n%s\n%s\nserver:\n%s", err, stdout.String(), stderr.String(), e.srv.stderr.String())
 	}
-	for _, f := range []string{"fleet.png", "patient-chart.png", "audit.png"} {
+	for _, f := range []string{"fleet.png", "patient-chart.png", "audit.png", "device-revoked.png"} {
 		if st, err := os.Stat(filepath.Join(art, f)); err != nil || st.Size() < 1000 {
 			t.Errorf("screenshot %s: %v", f, err)
 		}

@@ -69,7 +69,28 @@ async function loginPasskey() {
   window.location.assign(done.redirect);
 }
 
+// A dangerous act confirmed with a passkey: the assertion goes to the act's own endpoint.
+async function actWithPasskey(action) {
+  const { publicKey } = await post('/console/reauth/passkey/begin');
+  publicKey.challenge = b64urlToBytes(publicKey.challenge);
+  for (const c of publicKey.allowCredentials || []) c.id = b64urlToBytes(c.id);
+  const cred = await navigator.credentials.get({ publicKey });
+  const r = cred.response;
+  const done = await post(action, {
+    id: cred.id, rawId: bytesToB64url(cred.rawId), type: cred.type,
+    response: {
+      clientDataJSON: bytesToB64url(r.clientDataJSON),
+      authenticatorData: bytesToB64url(r.authenticatorData),
+      signature: bytesToB64url(r.signature),
+      userHandle: r.userHandle ? bytesToB64url(r.userHandle) : null,
+    },
+  });
+  window.location.assign(done.redirect);
+}
+
 document.addEventListener('DOMContentLoaded', () => {
+  const act = document.getElementById('revoke-passkey');
+  if (act) act.addEventListener('click', () => actWithPasskey(act.dataset.action).catch(showError));
   const add = document.getElementById('passkey-add');
   if (add) add.addEventListener('click', () => addPasskey().catch(showError));
   const login = document.getElementById('passkey-login');

@@ -87,6 +87,18 @@ async function signUp(p) {
   check((await page.textContent('#who')).includes(p.id), `${p.id} is signed in`);
 }
 
+// addPasskey gives p's browser a virtual authenticator and adds a passkey with it.
+async function addPasskey(p) {
+  const cdp = await p.context.newCDPSession(p.page);
+  await cdp.send('WebAuthn.enable');
+  await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'internal',
+    hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true } });
+  await p.page.goto(url + '/console/passkeys');
+  await p.page.click('#passkey-add');
+  await p.page.waitForSelector('#passkey-added:not([hidden]), #passkey-error:not([hidden])');
+  check(await p.page.isVisible('#passkey-added'), `${p.id}'s passkey was added: ` + (await p.page.textContent('#passkey-error')));
+}
+
 async function noScriptRan(p) {
   check(p.dialogs.length === 0, `no dialog opened for ${p.id}: ${p.dialogs}`);
   const title = await p.page.title();
@@ -155,6 +167,14 @@ try {
   check((await ada.page.textContent('#status')).startsWith('revoked'), 'the device is revoked after re-authentication');
   await ada.page.screenshot({ path: join(artifacts, 'device-revoked.png'), fullPage: true });
 
+  // The same act confirmed with a passkey instead (Chromium's virtual authenticator).
+  await addPasskey(ada);
+  await ada.page.goto(url + '/console/devices/dev-c');
+  await Promise.all([ada.page.waitForURL(/revoked=1/, { timeout: 10000 }), ada.page.click('#revoke-passkey')]).catch(async (e) => {
+    throw new Error('revoke with a passkey: ' + (await ada.page.textContent('#passkey-error')) + ' ' + e);
+  });
+  check((await ada.page.textContent('#status')).startsWith('revoked'), 'the device is revoked after a passkey re-authentication');
+
   // CSRF: a page of another origin posts the logout form with the victim's browser.
   await doc.context.route('https://evil.test/', (r) => r.fulfill({
     contentType: 'text/html',
@@ -171,14 +191,7 @@ try {
 
   // A passkey (Chromium's virtual authenticator, relying-party id localhost): added once
   // signed in, then the sign-in after a sign-out takes only the passkey.
-  const cdp = await aud.context.newCDPSession(aud.page);
-  await cdp.send('WebAuthn.enable');
-  await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'internal',
-    hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true } });
-  await aud.page.goto(url + '/console/passkeys');
-  await aud.page.click('#passkey-add');
-  await aud.page.waitForSelector('#passkey-added:not([hidden]), #passkey-error:not([hidden])');
-  check(await aud.page.isVisible('#passkey-added'), 'the passkey was added: ' + (await aud.page.textContent('#passkey-error')));
+  await addPasskey(aud);
 
   // Sign-out ends the session; signing in again with the passkey works.
   await Promise.all([aud.page.waitForURL(url + '/console/login'), aud.page.click('#logout')]);
@@ -198,7 +211,7 @@ try {
   await idle.page.goto(idleURL + '/console/fleet');
   check(idle.page.url().startsWith(idleURL + '/console/login'), `idle logoff (${idle.page.url()})`);
   check(await idle.page.locator('#ended').count() === 1, 'the page says the session ended');
-  console.log(JSON.stringify({ ok: true, screenshots: ['fleet.png', 'patient-chart.png', 'audit.png'] }));
+  console.log(JSON.stringify({ ok: true, screenshots: ['fleet.png', 'patient-chart.png', 'audit.png', 'device-revoked.png'] }));
 } finally {
   await browser.close();
 }
