@@ -76,6 +76,9 @@ type Principal struct {
 	// Emergency marks break-glass access, with the reason the clinician gave.
 	Emergency       bool
 	EmergencyReason string
+	// Reauthenticated marks a person of the web console who has just given their password
+	// and second factor again (auth.People.Reauthenticate): dangerous acts ask for it.
+	Reauthenticated bool
 }
 
 // NodeStore tracks the nodes serving one store, so that limits meant for the whole

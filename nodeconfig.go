@@ -66,6 +66,11 @@ type NodeTLS struct {
 type NodeTokens struct {
 	AccessTokenTTL time.Duration `json:"access_token_ttl"` // OAuth2 access tokens
 	EmergencyTTL   time.Duration `json:"emergency_ttl"`    // emergency-access ("break glass") tokens
+	// ConsoleIdle and ConsoleLifetime end a web console session after this long without a
+	// request, and this long after sign-in (zero in configurations recorded before the
+	// console).
+	ConsoleIdle     time.Duration `json:"console_idle,omitempty"`
+	ConsoleLifetime time.Duration `json:"console_lifetime,omitempty"`
 }
 
 // NodeLimits are the resource limits and timeouts of the node.

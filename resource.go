@@ -225,6 +225,7 @@ type Store interface {
 	ErasureStore
 	KEKRetirementStore
 	CareUnitStore
+	UserStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources after pending commits finish.

@@ -27,7 +27,18 @@ type Store interface {
 	Resources(ctx context.Context, f vitalgate.ResourceFilter, fn func(vitalgate.SealedResource) error) error
 	Device(ctx context.Context, id string) (vitalgate.Device, error)
 	Client(ctx context.Context, id string) (vitalgate.Client, error)
+	// User returns a console user (the care team of a clinician signed in to the console).
+	User(ctx context.Context, id string) (vitalgate.User, error)
 	Site(ctx context.Context, id string) (vitalgate.Site, error)
+}
+
+// AgentType is the audit agent type of principal p: a person signed in to the console
+// (audit.AgentUser), else an API client.
+func AgentType(p vitalgate.Principal) string {
+	if p.Kind == audit.AgentUser {
+		return audit.AgentUser
+	}
+	return audit.AgentClient
 }
 
 // entrySite is the site of an audit entry about what a principal of site did: its site, or
@@ -83,7 +94,7 @@ func (s *Service) recordIn(ctx context.Context, site string, p vitalgate.Princip
 	if s.Audit == nil {
 		return nil
 	}
-	e := audit.Entry{Action: audit.ActionRead, Type: "rest", Subtype: subtype, AgentType: audit.AgentClient,
+	e := audit.Entry{Action: audit.ActionRead, Type: "rest", Subtype: subtype, AgentType: AgentType(p),
 		AgentID: p.ID, AgentRole: string(p.Role), Emergency: p.Emergency, Count: n, Site: site}
 	if len(pidx) > 0 {
 		e.PatientIndex = audit.PatientIndex(pidx)
@@ -142,6 +153,19 @@ func opName(op rune) string {
 func (s *Service) CheckPatient(ctx context.Context, p vitalgate.Principal, pidx []byte) error {
 	if p.Role != vitalgate.RoleClinician || p.Emergency {
 		return nil
+	}
+	if p.Kind == audit.AgentUser {
+		u, err := s.Store.User(ctx, p.ID)
+		if err != nil && vitalgate.ErrorCode(err) != vitalgate.ENOTFOUND {
+			return err
+		}
+		if err != nil || u.Disabled {
+			return vitalgate.Errorf(vitalgate.EFORBIDDEN, "user is disabled or no longer registered")
+		}
+		if slices.ContainsFunc(u.PatientIndexes, func(b []byte) bool { return bytes.Equal(b, pidx) }) {
+			return nil
+		}
+		return vitalgate.Errorf(vitalgate.EFORBIDDEN, "this patient is not in your care team; use emergency access if you must")
 	}
 	c, err := s.Store.Client(ctx, p.ID)
 	if err != nil {

@@ -47,6 +47,14 @@ const (
 	// PermSubscribe creates, reads, deletes and replays ($status, $events) a client's own
 	// topic-based subscriptions and lists the topics: EHR systems and clinicians.
 	PermSubscribe Permission = "subscription:manage"
+	// PermConsole is held by every person who may sign in to the web console (its home
+	// page, sign-out); each page asks for the permission of what it shows as well.
+	PermConsole Permission = "console:session"
+	// PermFleetRead lists the devices of a site with their patients, certificates and
+	// software (the console's fleet page): admins.
+	PermFleetRead Permission = "fleet:read"
+	// PermDeviceRevoke revokes a device from the console (after re-authentication): admins.
+	PermDeviceRevoke Permission = "device:revoke"
 )
 
 // Principal kinds that hold no role yet: a device presenting its one-time enrollment secret,
@@ -61,12 +69,13 @@ const (
 // rolePermissions is the whole grant table: a role may do exactly what is listed here.
 var rolePermissions = map[vitalgate.Role][]Permission{
 	vitalgate.RoleDevice: {PermReenroll, PermObservationCreate, PermUpdateRead, PermUpdateOffer, PermUpdateReport},
-	vitalgate.RoleAdmin:  {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead, PermPatientErase, PermPostureRead},
+	vitalgate.RoleAdmin: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermDeviceRead, PermDeviceAssign, PermOrganizationRead, PermPatientErase, PermPostureRead,
+		PermConsole, PermFleetRead, PermDeviceRevoke},
 	vitalgate.RoleEHRSystem: {PermPatientCreate, PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
 		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead, PermBulkExport, PermSubscribe},
 	vitalgate.RoleClinician: {PermPatientRead, PermPatientSearch, PermObservationRead, PermObservationSearch, PermDeviceRead, PermOrganizationRead,
-		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead, PermSubscribe},
-	vitalgate.RoleAuditor: {PermAuditRead, PermPostureRead, PermDetectedIssueRead},
+		PermDiagnosticReportRead, PermDiagnosticReportSearch, PermSpecimenRead, PermSubscribe, PermConsole},
+	vitalgate.RoleAuditor: {PermAuditRead, PermPostureRead, PermDetectedIssueRead, PermConsole},
 }
 
 // kindPermissions are granted by the kind of credential alone, before any role is known.

@@ -57,6 +57,14 @@ var vettedFIPS = map[string]string{
 	"golang.org/x/crypto/pbkdf2":                   "under go-securesystemslib/encrypted (password-encrypted keys): never called (TestNoEncryptedKeys)",
 	"golang.org/x/crypto/salsa20/salsa":            "under go-securesystemslib/encrypted (password-encrypted keys): never called (TestNoEncryptedKeys)",
 	"golang.org/x/crypto/scrypt":                   "under go-securesystemslib/encrypted (password-encrypted keys): never called (TestNoEncryptedKeys)",
+	// Under go-webauthn (console passkeys, auth/passkeys.go): a new credential is refused
+	// before the library verifies anything unless it is an ES256 (P-256) key with the "none"
+	// attestation format (auth.approvedPasskey), so no attestation verifier and no other
+	// curve runs; assertions of stored ES256 keys are verified by crypto/ecdsa.
+	"github.com/go-webauthn/x/crypto/secp256k1":       "ES256K keys of webauthncose: refused before verification (auth.approvedPasskey accepts ES256 only)",
+	"github.com/go-webauthn/x/crypto/secp256k1/ecdsa": "see go-webauthn/x/crypto/secp256k1",
+	"github.com/golang-jwt/jwt/v5":                    "SafetyNet attestation and the FIDO metadata blob of go-webauthn: attestation formats other than none are refused first, no metadata provider is configured",
+	"golang.org/x/crypto/ocsp":                        "certificate revocation of attestation chains (go-webauthn/x/revoke): attestation formats other than none are refused first",
 }
 
 // nonApprovedStd are standard packages that this module's own code must not import: what

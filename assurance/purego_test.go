@@ -23,6 +23,8 @@ var vettedUnsafe = map[string]string{
 	"google.golang.org/protobuf":         "the Go protobuf runtime under prometheus/client_golang (metrics): unsafe for fast message reflection",
 	"github.com/cespare/xxhash/v2":       "xxHash under prometheus/client_golang (metrics): unsafe string-to-bytes view without copying",
 	"github.com/sigstore/protobuf-specs": "generated protobuf messages under sigstore's signature options (go-tuf, package updates): protoimpl's unsafe message layout, as google.golang.org/protobuf",
+	"github.com/tinylib/msgp":            "MessagePack (de)serializers generated for go-webauthn's types (under auth/passkeys.go): unsafe for zero-copy string views; Vitalgate stores those types as JSON and never calls them",
+	"github.com/philhofer/fwd":           "buffered reader under tinylib/msgp (above): unsafe string view",
 	"golang.org/x/crypto":                "internal/alias only (buffer-overlap checks), under go-securesystemslib/encrypted, which is never called (TestNoEncryptedKeys)",
 }
 

@@ -33,6 +33,7 @@ const (
 	AgentClient   = "client"   // an API client (OAuth2)
 	AgentOperator = "operator" // a person at the command line
 	AgentSystem   = "system"   // Vitalgate itself
+	AgentUser     = "user"     // a person signed in to the web console
 )
 
 // Entry is one audit record: who did what to which resources, when, from where and with what
@@ -48,7 +49,7 @@ type Entry struct {
 	Subtype      string    // event subtype, e.g. "create", "read", "search", "login", "revoke"
 	Outcome      string    // OutcomeSuccess, OutcomeMinorFailure, OutcomeSeriousFailure or OutcomeMajorFailure
 	OutcomeDesc  string    // short description of a failure; never clinical data
-	AgentType    string    // AgentDevice, AgentClient, AgentOperator or AgentSystem
+	AgentType    string    // AgentDevice, AgentClient, AgentOperator, AgentSystem or AgentUser
 	AgentID      string    // device id, client id, operator name or node name
 	AgentRole    string    // the agent's role, e.g. "device", "clinician", "auditor", "admin"
 	Emergency    bool      // break-glass access
@@ -251,7 +252,7 @@ func (e Entry) Validate() error {
 		return fmt.Errorf("audit: unknown outcome %q", e.Outcome)
 	}
 	switch e.AgentType {
-	case AgentDevice, AgentClient, AgentOperator, AgentSystem:
+	case AgentDevice, AgentClient, AgentOperator, AgentSystem, AgentUser:
 	default:
 		return fmt.Errorf("audit: unknown agent type %q", e.AgentType)
 	}

@@ -63,6 +63,8 @@ type Service struct {
 	// Sites lets a deployment auditor's patient search cover every site; without it the
 	// search covers the default site's patients only.
 	Sites SiteLister
+	// Key verifies the log's checkpoints (audit.Log.Verifier), for Status.
+	Key audit.Verifier
 }
 
 // Default and largest number of AuditEvents one search returns.
@@ -278,7 +280,7 @@ func (s *Service) archivedNote(ctx context.Context, q Query) ([]byte, error) {
 // record appends the entry of an AuditEvent search; err is the search's refusal, if any. It
 // returns err, or EUNAVAILABLE if the entry could not be written.
 func (s *Service) record(ctx context.Context, p vitalgate.Principal, n int, err error) error {
-	e := audit.Entry{Action: audit.ActionRead, Type: "rest", Subtype: "search", AgentType: audit.AgentClient,
+	e := audit.Entry{Action: audit.ActionRead, Type: "rest", Subtype: "search", AgentType: access.AgentType(p),
 		AgentID: p.ID, AgentRole: string(p.Role), Resources: []string{"AuditEvent"}, Count: n}
 	if p.Site != vitalgate.AllSites {
 		e.Site = p.Site
@@ -375,4 +377,71 @@ func (s *Service) checkProof(ctx context.Context, p vitalgate.Principal, size ui
 		return vitalgate.Errorf(vitalgate.EINVALID, "size is beyond the log (%d entries)", n)
 	}
 	return nil
+}
+
+// Status is what an auditor sees of the log's integrity at a glance: its size and its
+// latest signed checkpoint, whether that checkpoint's signature verifies with this log's
+// key, and how many entries came after it (not yet covered by a signature).
+type Status struct {
+	Size       uint64           // entries in the log
+	Note       string           // the latest signed checkpoint ("" before the first)
+	Checkpoint audit.Checkpoint // its contents, when its signature verifies
+	Verified   bool             // the signature verifies with Key, and the log is at least that long
+	Problem    string           // why not, when a checkpoint exists and Verified is false
+}
+
+// Status returns the log's size and latest checkpoint, the checkpoint's signature checked
+// with s.Key. It needs the AuditEvent read scope. Errors: EFORBIDDEN.
+func (s *Service) Status(ctx context.Context, p vitalgate.Principal) (Status, error) {
+	if err := access.RequireScope(p, "AuditEvent", access.OpRead); err != nil {
+		return Status{}, err
+	}
+	var st Status
+	var err error
+	if st.Size, err = s.Store.AuditSize(ctx); err != nil {
+		return st, err
+	}
+	note, err := s.Log.Latest(ctx)
+	if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
+		return st, nil
+	} else if err != nil {
+		return st, err
+	}
+	st.Note = string(note)
+	cp, err := audit.OpenCheckpoint(note, s.Key)
+	switch {
+	case err != nil:
+		st.Problem = "the latest checkpoint's signature does not verify with this log's key: " + err.Error()
+	case cp.Size > st.Size:
+		st.Problem = "the latest checkpoint covers " + strconv.FormatUint(cp.Size, 10) + " entries but the log holds " +
+			strconv.FormatUint(st.Size, 10) + ": entries were removed"
+	default:
+		st.Checkpoint, st.Verified = cp, true
+	}
+	return st, nil
+}
+
+// Entry returns the entry at index as a FHIR AuditEvent, for an auditor of its site (or of
+// the whole deployment), and records the read. Errors: EFORBIDDEN (scope), ENOTFOUND (no
+// such entry, or one of another site: the same answer), EUNAVAILABLE (not audited).
+func (s *Service) Entry(ctx context.Context, p vitalgate.Principal, index uint64) ([]byte, error) {
+	if err := access.RequireScope(p, "AuditEvent", access.OpRead); err != nil {
+		return nil, s.record(ctx, p, 0, err)
+	}
+	var ev []byte
+	err := s.Store.AuditEntries(ctx, index, index+1, func(r vitalgate.AuditRecord) error {
+		e, err := audit.UnmarshalEntry(r.Data)
+		if err != nil || (p.Site != vitalgate.AllSites && e.Site != p.Site) {
+			return nil
+		}
+		ev, err = e.FHIR(r.Index)
+		return err
+	})
+	if err == nil && ev == nil {
+		err = vitalgate.Errorf(vitalgate.ENOTFOUND, "AuditEvent/%d is not known", index)
+	}
+	if err != nil {
+		return nil, s.record(ctx, p, 0, err)
+	}
+	return ev, s.record(ctx, p, 1, nil)
 }

@@ -111,6 +111,13 @@ func (a *ClientAdmin) Add(ctx context.Context, c vitalgate.Client) (secret strin
 // an auditor. Only an EHR system or an auditor may act within several sites (one per
 // token): a care team and an admin's authority belong to one site.
 func (a *ClientAdmin) checkSite(ctx context.Context, c vitalgate.Client) error {
+	return checkSites(ctx, a.Store, c)
+}
+
+// checkSites is the rule of checkSite, for clients and console users alike.
+func checkSites(ctx context.Context, st interface {
+	Site(ctx context.Context, id string) (vitalgate.Site, error)
+}, c vitalgate.Client) error {
 	if c.Site == vitalgate.AllSites && c.Role != vitalgate.RoleAuditor {
 		return vitalgate.FieldErrorf(vitalgate.EINVALID, "site", "only an auditor may act for every site (--site '*')")
 	}
@@ -125,14 +132,14 @@ func (a *ClientAdmin) checkSite(ctx context.Context, c vitalgate.Client) error {
 		return nil
 	}
 	for _, site := range append([]string{c.Site}, c.OtherSites...) {
-		st, err := a.Store.Site(ctx, site)
+		rec, err := st.Site(ctx, site)
 		if err != nil {
 			if vitalgate.ErrorCode(err) == vitalgate.ENOTFOUND {
 				return vitalgate.FieldErrorf(vitalgate.ENOTFOUND, "site", "no site %q exists; add it first (vitalgate site add)", site)
 			}
 			return err
 		}
-		if err := vitalgate.CheckSiteOpen(st); err != nil {
+		if err := vitalgate.CheckSiteOpen(rec); err != nil {
 			return err
 		}
 	}

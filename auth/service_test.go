@@ -33,6 +33,7 @@ type svcEnv struct {
 	store   *sqlite.DB
 	svc     *auth.Service
 	secrets *auth.SecretChecker
+	alog    *audit.Log
 	now     time.Time
 }
 
@@ -61,6 +62,7 @@ func mustService(t *testing.T) *svcEnv {
 	}
 	alog := audit.NewLog(store, signer, "test/audit", "node-1", clock)
 	alog.SetRefusalWindow(0) // every refusal its own entry: the cases count them (folding is audit's test)
+	e.alog = alog
 	e.svc, err = auth.NewService(auth.ServiceConfig{
 		Store: store, Tokens: tokens, Secrets: e.secrets, Failures: guard.NewFailures(5, time.Minute, clock),
 		Audit: alog, TokenURLs: []string{tokenURL}, Now: clock,

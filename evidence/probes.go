@@ -44,6 +44,8 @@ var probes = map[string]probe{
 	"scopes-care-teams":      probeScopes,
 	"emergency-access":       probeEmergency,
 	"token-lifetime":         probeTokens,
+	"people-mfa":             probePeople,
+	"console-sessions":       probeConsoleSessions,
 	"tls":                    probeTLS,
 	"transmission-integrity": probeAEAD,
 	"encryption-at-rest":     probeAtRest,
@@ -221,6 +223,28 @@ func probeEmergency(s *State) Finding {
 func probeTokens(s *State) Finding {
 	facts, ok := perNode(s, "access token lifetime", func(n vitalgate.NodeConfig) string { return days(n.Tokens.AccessTokenTTL) })
 	return nodeFinding(facts, ok, false)
+}
+
+func probePeople(s *State) Finding {
+	n := s.Users[string(vitalgate.RoleAdmin)] + s.Users[string(vitalgate.RoleClinician)] + s.Users[string(vitalgate.RoleAuditor)]
+	return Finding{Status: StatusEnforced, Facts: []string{fmt.Sprintf("console users: %d (admin %d, clinician %d, auditor %d; disabled %d, setup pending %d)",
+		n, s.Users[string(vitalgate.RoleAdmin)], s.Users[string(vitalgate.RoleClinician)], s.Users[string(vitalgate.RoleAuditor)],
+		s.Users["disabled"], s.Users["setup-pending"]),
+		"every console sign-in takes the password and a TOTP code (RFC 6238, HMAC-SHA-256), each code good once"}}
+}
+
+func probeConsoleSessions(s *State) Finding {
+	facts, ok := perNode(s, "console idle timeout", func(n vitalgate.NodeConfig) string {
+		if n.Tokens.ConsoleIdle == 0 {
+			return "not recorded (node started before the console)"
+		}
+		return n.Tokens.ConsoleIdle.String() + ", absolute " + n.Tokens.ConsoleLifetime.String()
+	})
+	attention := slices.ContainsFunc(s.Nodes, func(n vitalgate.NodeConfig) bool { return n.Tokens.ConsoleIdle > 30*time.Minute })
+	if attention {
+		facts = append(facts, "a node lets console sessions idle longer than 30 minutes (--console-idle)")
+	}
+	return nodeFinding(facts, ok, attention)
 }
 
 func allowsTLS12(n vitalgate.NodeConfig) bool { return slices.Contains(n.TLS.Versions, "TLS 1.2") }

@@ -336,7 +336,7 @@ func checkMDS2(t *testing.T, data []byte) {
 		t.Errorf("last row %v", recs[len(recs)-1])
 	}
 	answered := 0
-	want := map[string]string{"EMRG-1": "Yes", "STCF-1": "Yes", "CSUP-2": "Yes", "PAUT-2": "No", "DTBK-2": "Yes"} // gaps answer No; backup is built
+	want := map[string]string{"EMRG-1": "Yes", "STCF-1": "Yes", "CSUP-2": "Yes", "PAUT-2": "Yes", "DTBK-2": "Yes"} // gaps answer No; backup and people's MFA are built
 	for _, rec := range recs[2 : len(recs)-1] {
 		if len(rec) != 6 || !slices.Contains([]string{"Yes", "No", "N/A"}, rec[3]) {
 			t.Errorf("row %v", rec)

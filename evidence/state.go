@@ -119,6 +119,8 @@ type State struct {
 	Nodes       []vitalgate.NodeConfig `json:"nodes"`
 	Devices     map[string]int         `json:"devices"` // by status, plus "pending-enrollment"
 	Clients     map[string]int         `json:"clients"` // by role, plus "disabled" and "key-authenticated"
+	// Users are the people of the web console by role, plus "disabled" and "setup-pending".
+	Users       map[string]int         `json:"users"`
 	CA          *CertInfo              `json:"ca,omitempty"`
 	Server      *CertInfo              `json:"server_certificate,omitempty"`
 	Keys        []KeyFile              `json:"keys"`
@@ -149,7 +151,7 @@ type SiteSummary struct {
 
 // gather reads the deployment's state at now.
 func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*State, error) {
-	s := &State{GeneratedAt: now.UTC(), Origin: d.Origin, Devices: map[string]int{}, Clients: map[string]int{}, CryptoMode: d.CryptoMode}
+	s := &State{GeneratedAt: now.UTC(), Origin: d.Origin, Devices: map[string]int{}, Clients: map[string]int{}, Users: map[string]int{}, CryptoMode: d.CryptoMode}
 	var err error
 	if s.RetiredKEKs, err = d.Store.RetiredKEKs(ctx); err != nil {
 		return nil, fmt.Errorf("retired key-encryption keys: %w", err)
@@ -190,6 +192,23 @@ func gather(ctx context.Context, d Deployment, now time.Time, verify bool) (*Sta
 		}
 		if len(c.JWKS) > 0 {
 			s.Clients["key-authenticated"]++
+		}
+	}
+	if us, ok := d.Store.(interface {
+		Users(ctx context.Context) ([]vitalgate.User, error)
+	}); ok {
+		users, err := us.Users(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("console users: %w", err)
+		}
+		for _, u := range users {
+			s.Users[string(u.Role)]++
+			if u.Disabled {
+				s.Users["disabled"]++
+			}
+			if u.SetupHash != "" {
+				s.Users["setup-pending"]++
+			}
 		}
 	}
 	if s.CA, err = readCert(filepath.Join(d.Dir, d.Files.CACert), now); err != nil {

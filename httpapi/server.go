@@ -88,6 +88,7 @@ type Server struct {
 	bulk     Bulk
 
 	subscriptions Subscriptions
+	console       http.Handler
 
 	routes []Route
 	mux    *http.ServeMux
@@ -115,6 +116,9 @@ type Options struct {
 	Bulk     Bulk             // FHIR Bulk Data export (*bulk.Service); nil: 503
 	// Subscriptions are topic-based subscriptions (*subscription.Service); nil: 503.
 	Subscriptions Subscriptions
+	// Console serves the people's web pages under /console/ (console.Server.Handler), with
+	// their own authentication (session cookie), route table and headers; nil: no console.
+	Console http.Handler
 }
 
 // New returns a Server with its routes registered.
@@ -139,7 +143,7 @@ func New(o Options) (*Server, error) {
 		started: o.Now().UTC(),
 		protect: newProtection(o.Config, o.Metrics, nil), // rate limits run on the real clock
 		audit:   o.Audit, auditor: o.Auditor, updates: o.Updates, rollouts: o.Rollouts, erasure: o.Erasure, posture: o.Posture, alerts: o.Alerts, bulk: o.Bulk, subscriptions: o.Subscriptions,
-		mux: http.NewServeMux(),
+		console: o.Console, mux: http.NewServeMux(),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -169,6 +173,18 @@ func (s *Server) Handler() http.Handler {
 		h.Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		r = r.WithContext(vitalgate.WithRequestInfo(ctx, vitalgate.RequestInfo{ID: id, RemoteIP: remoteIP(r)}))
+		if s.console != nil && (strings.HasPrefix(r.URL.Path, "/console/") || r.URL.Path == "/console") {
+			if r.URL.Path == "/console" {
+				http.Redirect(w, r, "/console/", http.StatusSeeOther)
+				return
+			}
+			if err := s.beforeAuth(w, r, Route{Pattern: r.URL.Path}); err != nil { // the per-address rate limit
+				s.writeError(w, r, err)
+				return
+			}
+			s.console.ServeHTTP(w, r) // browser routes: a table of their own, never an API route
+			return
+		}
 		if _, pattern := s.mux.Handler(r); pattern == "" {
 			s.writeError(w, r, vitalgate.Errorf(vitalgate.ENOTFOUND, "no such endpoint"))
 			return

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/backup"
 	"github.com/vitalgate/vitalgate/evidence"
 	"github.com/vitalgate/vitalgate/ingest"
@@ -38,8 +39,9 @@ func (s *server) effectiveConfig() vitalgate.NodeConfig {
 	h := s.opt.HTTP
 	c := vitalgate.NodeConfig{
 		Node: s.name, RecordedAt: s.n.env.Now().UTC(), FIPS140: fips140.Enabled(), Store: storeDriver(s.n.Store),
-		TLS:    tlsSettings(s.http.TLSConfig(s.cert)),
-		Tokens: vitalgate.NodeTokens{AccessTokenTTL: s.tokens.TTL(), EmergencyTTL: h.EmergencyTTL},
+		TLS: tlsSettings(s.http.TLSConfig(s.cert)),
+		Tokens: vitalgate.NodeTokens{AccessTokenTTL: s.tokens.TTL(), EmergencyTTL: h.EmergencyTTL,
+			ConsoleIdle: consoleIdle(s.opt.ConsoleIdle), ConsoleLifetime: auth.MaxSessionLifetime},
 		Limits: vitalgate.NodeLimits{
 			MaxBodyBytes: h.MaxBodyBytes, MaxBundleEntries: h.MaxBundleEntries, MaxJSONDepth: h.MaxJSONDepth,
 			MaxHeaderBytes: h.MaxHeaderBytes, ReadHeaderTimeout: h.ReadHeaderTimeout, ReadTimeout: h.ReadTimeout,
@@ -146,4 +148,12 @@ func (n *Node) EvidenceDeployment() (evidence.Deployment, error) {
 		Keys:         []string{CAKeyFile, ServerKeyFile, TokenKeyFile, AuditKeyFile, evidence.SigningKeyFile},
 		BackupStatus: backup.StatusFile,
 	}, Posture: n.evidencePosture()}, nil
+}
+
+// consoleIdle is the console's idle timeout as configured (0: the default).
+func consoleIdle(d time.Duration) time.Duration {
+	if d == 0 {
+		return auth.DefaultIdleTimeout
+	}
+	return d
 }

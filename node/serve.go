@@ -90,6 +90,9 @@ type Options struct {
 	// checked at the TLS handshake once the certificate names the device
 	// (registry.Config.ModelNetworks).
 	ModelNetworks guard.ModelNetworks
+	// ConsoleIdle is the idle timeout of web console sessions (0: auth.DefaultIdleTimeout,
+	// 15 min).
+	ConsoleIdle time.Duration
 }
 
 // server is one run of serve: the services assembled on a node, and what runs them.

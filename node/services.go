@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/bulk"
+	"github.com/vitalgate/vitalgate/console"
 	"github.com/vitalgate/vitalgate/detect"
 	"github.com/vitalgate/vitalgate/guard"
 	"github.com/vitalgate/vitalgate/hl7v2"
@@ -369,13 +371,58 @@ func (s *server) deviceMetrics(store vitalgate.Store) *metrics.Metrics {
 	})
 }
 
+// newConsole builds the people's web console on the services built before it: sign-in
+// (auth.People, sharing the process's secret-hashing bound and failure throttle) and the
+// pages over access, registry and auditquery.
+func (s *server) newConsole(auditor *auditquery.Service) (http.Handler, error) {
+	people, err := auth.NewPeople(auth.PeopleConfig{Store: s.n.Store, Secrets: s.secrets, Failures: s.failures, Audit: s.audit,
+		Hash: s.n.HashParams(), IdleTimeout: s.opt.ConsoleIdle, Now: s.n.env.Now, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	if rpID, origins := passkeyOrigins(s.opt.HTTP.PublicURL, s.addr); rpID != "" {
+		if err := people.EnablePasskeys(rpID, origins); err != nil {
+			return nil, fmt.Errorf("passkeys: %w", err)
+		}
+	}
+	c, err := console.New(console.Options{People: people, Access: s.access, Fleet: s.registry, Versions: s.rollout,
+		Auditor: auditor, Logger: s.log, Now: s.n.env.Now})
+	if err != nil {
+		return nil, err
+	}
+	return c.Handler(), nil
+}
+
+// passkeyOrigins returns the WebAuthn relying-party id and origins of the console: the host
+// name of the public URL; when that is an IP address (a WebAuthn RP id cannot be one),
+// localhost at the listening port, for a console opened on the machine itself.
+func passkeyOrigins(publicURL, addr string) (string, []string) {
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Hostname() == "" {
+		return "", nil
+	}
+	if net.ParseIP(u.Hostname()) == nil {
+		return u.Hostname(), []string{strings.TrimSuffix(publicURL, "/")}
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", nil
+	}
+	return "localhost", []string{"https://localhost:" + port}
+}
+
 // newHTTP builds the HTTPS server on the services built before it.
 func (s *server) newHTTP() (*httpapi.Server, error) {
 	n := s.n
+	auditor := &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store, Key: s.audit.Verifier()}
+	web, err := s.newConsole(auditor)
+	if err != nil {
+		return nil, err
+	}
 	return httpapi.New(httpapi.Options{
 		Config: s.opt.HTTP, CA: n.CA, Registry: s.registry, Ingest: s.ingest, Ready: n.Store.Ping, Logger: s.log, Now: n.env.Now,
 		Access: s.access, Auth: s.auth, Metrics: s.metrics, Audit: s.audit,
-		Auditor: &auditquery.Service{Store: n.Store, Log: s.audit, Patients: n.Vault, Sites: n.Store}, Updates: s.updates, Rollouts: s.rollout,
+		Auditor: auditor, Updates: s.updates, Rollouts: s.rollout, Console: web,
 		Erasure:       n.ErasureService(s.audit), // needs n.Vault to follow keys/ (Open does)
 		Posture:       s.newPosture(),
 		Alerts:        s.alerts(),

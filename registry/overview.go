@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vitalgate/vitalgate"
+	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/audit"
 )
 
@@ -37,16 +38,29 @@ type opener interface {
 	OpenValue(ctx context.Context, patientIndex []byte, purpose string, sealed []byte) ([]byte, error)
 }
 
-// Overview lists every device with its patient, latest certificate and last activity, for
-// an operator (it shows patient ids, so it is audited as a read: device-list). Each device
-// costs a few indexed lookups, whatever the history.
+// Overview lists the devices with their patient, latest certificate and last activity: every
+// device for an operator at the command line, the devices of their own site for an admin
+// signed in to the console (who must hold the Device read and update scopes). It shows
+// patient ids, so it is audited as a read: device-list. Each device costs a few indexed
+// lookups, whatever the history. EFORBIDDEN for anyone else.
 func (s *Service) Overview(ctx context.Context, p vitalgate.Principal) ([]DeviceRow, error) {
 	if p.Kind != KindOperator {
-		return nil, vitalgate.Errorf(vitalgate.EFORBIDDEN, "not permitted")
+		if p.Kind != audit.AgentUser || p.Role != vitalgate.RoleAdmin || !vitalgate.InSite(p.Site, p.Site) {
+			return nil, vitalgate.Errorf(vitalgate.EFORBIDDEN, "not permitted")
+		}
+		if err := access.RequireScope(p, "Device", access.OpUpdate); err != nil {
+			return nil, err
+		}
 	}
-	ds, err := s.cfg.Store.Devices(ctx)
+	all, err := s.cfg.Store.Devices(ctx)
 	if err != nil {
 		return nil, err
+	}
+	ds := all[:0:0]
+	for _, d := range all {
+		if p.Kind == KindOperator || vitalgate.InSite(p.Site, d.Site) {
+			ds = append(ds, d)
+		}
 	}
 	st, _ := s.cfg.Store.(overviewStore)
 	op, _ := s.cfg.Vault.(opener)

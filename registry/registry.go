@@ -233,6 +233,8 @@ func agent(e audit.Entry, p vitalgate.Principal) audit.Entry {
 		e.AgentType, e.AgentRole = audit.AgentSystem, "detect"
 	case "device", "enrollee":
 		e.AgentType, e.AgentRole = audit.AgentDevice, "device"
+	case audit.AgentUser:
+		e.AgentType, e.AgentRole = audit.AgentUser, string(p.Role)
 	default:
 		e.AgentType, e.AgentRole = audit.AgentClient, string(p.Role)
 	}
@@ -404,9 +406,21 @@ func (s *Service) Assignments(ctx context.Context, deviceID string, limit int) (
 }
 
 // Revoke revokes device deviceID and every one of its certificates, at once on this node and
-// within MaxStaleness on every other. Errors: ENOTFOUND.
+// within MaxStaleness on every other. A person of the web console must be an admin of the
+// device's site who has just re-authenticated (p.Reauthenticated): revoking is a dangerous
+// act. Errors: EFORBIDDEN, ENOTFOUND.
 func (s *Service) Revoke(ctx context.Context, p vitalgate.Principal, deviceID string) error {
-	if err := s.mayAdminister(p, "Device", access.OpUpdate); err != nil {
+	if p.Kind == audit.AgentUser {
+		switch {
+		case p.Role != vitalgate.RoleAdmin:
+			return vitalgate.Errorf(vitalgate.EFORBIDDEN, "not permitted")
+		case !p.Reauthenticated:
+			return vitalgate.Errorf(vitalgate.EFORBIDDEN, "revoking a device needs your password and authenticator code again")
+		}
+		if err := access.RequireScope(p, "Device", access.OpUpdate); err != nil {
+			return err
+		}
+	} else if err := s.mayAdminister(p, "Device", access.OpUpdate); err != nil {
 		return err
 	}
 	d, err := s.cfg.Store.Device(ctx, deviceID)

@@ -136,7 +136,7 @@ func (s Shared) conditional(ctx context.Context, tx Conn, what, exists, id strin
 		return nil
 	}
 	var found bool
-	// assurance:sql-ok exists is alertExistsSQL or deviceExistsSQL, constants
+	// assurance:sql-ok exists is alertExistsSQL, deviceExistsSQL or userExistsSQL, constants
 	if err := tx.QueryRow(ctx, exists, id).Scan(&found); err != nil {
 		return s.b.MapError(err, what)
 	}

@@ -106,6 +106,7 @@ func Run(t *testing.T, open func(t *testing.T) vitalgate.Store) {
 	tests = append(tests, s.exportTests()...)
 	tests = append(tests, s.subscriptionTests()...)
 	tests = append(tests, s.archiveTests()...)
+	tests = append(tests, s.userTests()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

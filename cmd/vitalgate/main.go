@@ -52,6 +52,7 @@ var commands = map[string]command{
 	"assess":   {"outside-in security assessment of a running deployment", (*Main).runAssess},
 	"audit":    {"verify the tamper-evident audit log offline, print its checkpoint, export it", (*Main).runAudit},
 	"client":   {"register, list, disable, rotate and re-scope API clients (EHR, clinician app, auditor, admin)", (*Main).runClient},
+	"user":     {"add, list, disable or reset the people who sign in to the web console (password and TOTP)", (*Main).runUser},
 	"keys":     {"rotate the key-encryption key", (*Main).runKeys},
 	"site":     {"add, list or erase sites (the hospitals or facilities a deployment serves)", (*Main).runSite},
 	"model":    {"add, set or list device models and their patient binding (assigned or identified)", (*Main).runModel},

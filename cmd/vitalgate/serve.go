@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/vitalgate/vitalgate/auth"
 	"github.com/vitalgate/vitalgate/bulk"
 	"github.com/vitalgate/vitalgate/fhir"
 	"github.com/vitalgate/vitalgate/guard"
@@ -41,6 +42,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.MaxInFlightWrites, "max-inflight-writes", cfg.MaxInFlightWrites, "writes in progress before new ones get 503 (load shedding)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "time for the TLS handshake and request headers")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive idle time")
+	fs.DurationVar(&opt.ConsoleIdle, "console-idle", auth.DefaultIdleTimeout, "idle timeout of web console sessions (automatic logoff), 1s to 12h")
 	fs.DurationVar(&cfg.EmergencyTTL, "emergency-ttl", cfg.EmergencyTTL, "life of an emergency-access (break glass) token, 10s to 5m")
 	opt.Registry = registry.DefaultConfig()
 	fs.DurationVar(&opt.Registry.ReenrollOverlap, "reenroll-overlap", opt.Registry.ReenrollOverlap, "how long a certificate replaced by simplereenroll stays usable (0: revoked at once)")
