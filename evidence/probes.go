@@ -43,6 +43,8 @@ var probes = map[string]probe{
 	"deny-by-default":        probeRoutes,
 	"scopes-care-teams":      probeScopes,
 	"emergency-access":       probeEmergency,
+	"bulk-export":            probeRoutePermission("bulk export routes", "bulk:export"),
+	"subscriptions":          probeRoutePermission("subscription routes", "subscription:manage"),
 	"token-lifetime":         probeTokens,
 	"people-mfa":             probePeople,
 	"console-sessions":       probeConsoleSessions,
@@ -199,6 +201,26 @@ func probeRoutes(s *State) Finding {
 		return strings.Join(pub, ", ")
 	})
 	return nodeFinding(append(facts, f2...), ok, false)
+}
+
+// probeRoutePermission states, per node, the routes that require permission perm: a
+// capability whose routes a node serves is there only behind its permission.
+func probeRoutePermission(label, perm string) probe {
+	return func(s *State) Finding {
+		facts, ok := perNode(s, label+" (permission "+perm+")", func(n vitalgate.NodeConfig) string {
+			var rs []string
+			for _, r := range n.Routes {
+				if r.Permission == perm {
+					rs = append(rs, r.Method+" "+r.Pattern)
+				}
+			}
+			if len(rs) == 0 {
+				return "none (node started before this capability)"
+			}
+			return strings.Join(rs, ", ")
+		})
+		return nodeFinding(facts, ok, false)
+	}
 }
 
 func probeScopes(s *State) Finding {
