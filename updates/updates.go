@@ -532,8 +532,8 @@ func parseMetadataName(name string) (role string, version int64, ok bool) {
 		return roleTimestamp, 0, true
 	}
 	num, role, found := strings.Cut(base, ".")
-	if !found || num == "" || num[0] == '0' || role == roleTimestamp {
-		return "", 0, false
+	if !found || num == "" || num[0] == '0' || role == roleTimestamp || strings.Trim(num, "0123456789") != "" {
+		return "", 0, false // digits only: ParseInt also takes a sign ("+1.ROLE.json")
 	}
 	v, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || v < 1 {
