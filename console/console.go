@@ -243,8 +243,8 @@ func (s *Server) guard(rt Route) http.Handler {
 var errForm = vitalgate.Errorf(vitalgate.EFORBIDDEN, "this form is out of date or was not sent from this console; reload the page and try again")
 
 // checkForm checks a form's anti-forgery token: bound to the session, or before sign-in to
-// the pre-session cookie. A form sends it as form_token; a JSON request of the console's
-// own script (passkeys) as the X-Form-Token header.
+// the pre-session cookie. A form sends it as csrf_token (the name frameworks and scanners
+// know); a JSON request of the console's own script (passkeys) as the X-Form-Token header.
 func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, ctx context.Context) error {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	sent := r.Header.Get("X-Form-Token")
@@ -252,7 +252,7 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, ctx context.C
 		if err := r.ParseForm(); err != nil {
 			return vitalgate.Errorf(vitalgate.EINVALID, "the form could not be read")
 		}
-		sent = r.PostForm.Get("form_token")
+		sent = r.PostForm.Get("csrf_token")
 	}
 	if !auth.CheckFormToken(boundToken(r, ctx), sent) {
 		return errForm

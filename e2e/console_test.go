@@ -112,7 +112,7 @@ func (e *consoleEnv) anonymous(t *testing.T) *person {
 	return &person{t: t, c: c, base: e.srv.url}
 }
 
-var formTokenRE = regexp.MustCompile(`name="form_token" value="([^"]+)"`)
+var formTokenRE = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // get returns the status, body and headers of a GET.
 func (p *person) get(path string) (int, string, http.Header) {
@@ -192,7 +192,7 @@ func (e *consoleEnv) signUp(t *testing.T, id string) *person {
 	t.Helper()
 	p := e.anonymous(t)
 	tok := p.formToken("/console/setup")
-	status, body := p.post("/console/setup", url.Values{"form_token": {tok}, "id": {id}, "setup": {e.setup[id]}}, nil)
+	status, body := p.post("/console/setup", url.Values{"csrf_token": {tok}, "id": {id}, "setup": {e.setup[id]}}, nil)
 	m := secretRE.FindStringSubmatch(body)
 	if status != 200 || m == nil {
 		t.Fatalf("setup of %s: %d\n%s", id, status, body)
@@ -201,7 +201,7 @@ func (e *consoleEnv) signUp(t *testing.T, id string) *person {
 	if p.secret, err = base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(m[1]); err != nil {
 		t.Fatal(err)
 	}
-	status, body = p.post("/console/setup/complete", url.Values{"form_token": {tok}, "id": {id}, "setup": {e.setup[id]},
+	status, body = p.post("/console/setup/complete", url.Values{"csrf_token": {tok}, "id": {id}, "setup": {e.setup[id]},
 		"password": {"correct horse battery " + id}, "password2": {"correct horse battery " + id}, "code": {p.code()}}, nil)
 	if status != http.StatusSeeOther {
 		t.Fatalf("setup/complete of %s: %d\n%s", id, status, body)
@@ -267,7 +267,7 @@ func TestConsole(t *testing.T) {
 		"GET /console/{$}": {anon: req{who: anon, path: "/console/", status: 303}, right: req{who: doc, path: "/console/", status: 200, has: "Patients"}},
 		"POST /console/logout": {
 			anon:  req{who: anon, method: "POST", path: "/console/logout", token: true, status: 401},
-			wrong: req{who: doc, method: "POST", path: "/console/logout", form: url.Values{"form_token": {anonToken}}, status: 403},
+			wrong: req{who: doc, method: "POST", path: "/console/logout", form: url.Values{"csrf_token": {anonToken}}, status: 403},
 			right: req{who: logoutUser, method: "POST", path: "/console/logout", token: true, status: 303}},
 		"GET /console/fleet": {anon: req{who: anon, path: "/console/fleet", status: 303}, wrong: req{who: doc, path: "/console/fleet", status: 403},
 			right: req{who: ada, path: "/console/fleet", status: 200, has: "dev-a"}},
@@ -291,7 +291,7 @@ func TestConsole(t *testing.T) {
 	// The logout case's own session.
 	{
 		tok := logoutUser.formToken("/console/login")
-		if status, body := logoutUser.post("/console/login", url.Values{"form_token": {tok}, "id": {"doc"}, "password": {"correct horse battery doc"}, "code": {logoutUser.code()}}, nil); status != 303 {
+		if status, body := logoutUser.post("/console/login", url.Values{"csrf_token": {tok}, "id": {"doc"}, "password": {"correct horse battery doc"}, "code": {logoutUser.code()}}, nil); status != 303 {
 			t.Fatalf("login for the logout case: %d %s", status, body)
 		}
 		doc.last = logoutUser.last
@@ -309,11 +309,11 @@ func TestConsole(t *testing.T) {
 				form[k] = v
 			}
 			if r.token {
-				form.Set("form_token", r.who.formToken(map[bool]string{true: "/console/", false: "/console/login"}[r.who != anon && r.who.secret != nil]))
+				form.Set("csrf_token", r.who.formToken(map[bool]string{true: "/console/", false: "/console/login"}[r.who != anon && r.who.secret != nil]))
 			}
 			if r.json != "" {
 				h := map[string]string{"Content-Type": "application/json"}
-				if t := form.Get("form_token"); t != "" {
+				if t := form.Get("csrf_token"); t != "" {
 					h["X-Form-Token"] = t
 				}
 				status, body = r.who.postBody(r.path, r.json, h)
@@ -351,7 +351,7 @@ func TestConsole(t *testing.T) {
 		tok := ada.formToken("/console/devices/dev-d")
 		for _, f := range []url.Values{{"password": {"correct horse battery ada"}, "code": {"000000"}},
 			{"password": {"wrong password!"}, "code": {"000000"}}, {}} {
-			f.Set("form_token", tok)
+			f.Set("csrf_token", tok)
 			if status, body := ada.post("/console/devices/dev-d/revoke", f, nil); status != 401 || !strings.Contains(body, `id="revoke"`) {
 				t.Fatalf("revoke without re-authentication: %d\n%s", status, body)
 			}
@@ -391,7 +391,7 @@ func TestConsole(t *testing.T) {
 	})
 	t.Run("cross-origin post refused", func(t *testing.T) {
 		tok := aud.formToken("/console/")
-		status, _ := aud.post("/console/logout", url.Values{"form_token": {tok}}, map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+		status, _ := aud.post("/console/logout", url.Values{"csrf_token": {tok}}, map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
 		if status != 403 {
 			t.Fatalf("cross-origin logout: %d, want 403", status)
 		}
@@ -417,7 +417,7 @@ func TestConsole(t *testing.T) {
 		p := e.anonymous(t)
 		p.secret, p.last = ada.secret, ada.last
 		tok := p.formToken("/console/login")
-		req, _ := http.NewRequest("POST", e.srv.url+"/console/login", strings.NewReader(url.Values{"form_token": {tok}, "id": {"ada"},
+		req, _ := http.NewRequest("POST", e.srv.url+"/console/login", strings.NewReader(url.Values{"csrf_token": {tok}, "id": {"ada"},
 			"password": {"correct horse battery ada"}, "code": {p.code()}}.Encode()))
 		ada.last = p.last
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

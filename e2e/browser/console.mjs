@@ -178,7 +178,7 @@ try {
   // CSRF: a page of another origin posts the logout form with the victim's browser.
   await doc.context.route('https://evil.test/', (r) => r.fulfill({
     contentType: 'text/html',
-    body: `<form id="f" method="post" action="${url}/console/logout"><input name="form_token" value="forged"></form>` +
+    body: `<form id="f" method="post" action="${url}/console/logout"><input name="csrf_token" value="forged"></form>` +
       '<script>document.getElementById("f").submit()</script>',
   }));
   const [forged] = await Promise.all([
