@@ -10,7 +10,7 @@ import (
 // Package groups of DESIGN.md §2, relative to the module path.
 var (
 	pureGroup      = []string{"fhir", "hl7v2", "vitals", "seal", "pcd01", "audit", "deid", "lab"}
-	transportGroup = []string{"httpapi", "mllp"}
+	transportGroup = []string{"httpapi", "mllp", "console"}
 	storeGroup     = []string{"sqlite", "postgres", "sqlstore", "storetest"}
 	// assemblyGroup may wire a store to a transport: the binary, the node assembly it
 	// shares with demo and bench, and bench, which runs that assembly.

@@ -18,6 +18,7 @@ import (
 	"github.com/vitalgate/vitalgate/access"
 	"github.com/vitalgate/vitalgate/auditquery"
 	"github.com/vitalgate/vitalgate/auth"
+	"github.com/vitalgate/vitalgate/httpapi"
 )
 
 // parsePages parses each page template with the layout.
@@ -67,27 +68,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, p vitalgate.Prin
 	_, _ = w.Write(buf.Bytes())
 }
 
-// statusOf maps an error code to the status of the console's error page: the one mapping of
-// this transport.
-func statusOf(code string) int {
-	switch code {
-	case vitalgate.EINVALID:
-		return http.StatusBadRequest
-	case vitalgate.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case vitalgate.EFORBIDDEN:
-		return http.StatusForbidden
-	case vitalgate.ENOTFOUND:
-		return http.StatusNotFound
-	case vitalgate.ECONFLICT:
-		return http.StatusConflict
-	case vitalgate.ETHROTTLED:
-		return http.StatusTooManyRequests
-	case vitalgate.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
+// statusOf is the HTTP status of an error code: the mapping of httpapi, the other HTTP
+// transport, so that both answer the same error alike.
+func statusOf(code string) int { return httpapi.StatusOf(code) }
 
 // fail answers with an error page: the error's safe message, and for an internal error only
 // an error id that is logged with the cause.

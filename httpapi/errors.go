@@ -11,9 +11,10 @@ import (
 	"github.com/vitalgate/vitalgate/fhir"
 )
 
-// statusOf maps an error code to its HTTP status: the only place where Vitalgate's errors
-// become HTTP statuses (fhir.OperationOutcomeFromError gives the matching FHIR issue type).
-func statusOf(code string) int {
+// StatusOf maps an error code to its HTTP status: the only place where Vitalgate's errors
+// become HTTP statuses (fhir.OperationOutcomeFromError gives the matching FHIR issue type);
+// the console's pages use it too.
+func StatusOf(code string) int {
 	switch code {
 	case vitalgate.EINVALID:
 		return http.StatusBadRequest
@@ -50,7 +51,7 @@ func (s *Server) outcome(r *http.Request, err error) (int, *fhir.OperationOutcom
 			slog.String("request_id", requestID(r)), slog.String("error_id", id),
 			slog.String("code", code), slog.String("error", err.Error()))
 	}
-	return statusOf(code), fhir.OperationOutcomeFromError(err, id)
+	return StatusOf(code), fhir.OperationOutcomeFromError(err, id)
 }
 
 // writeError answers a request with an OperationOutcome for err.
