@@ -39,12 +39,14 @@ func writeResource(w http.ResponseWriter, status int, body []byte, version int, 
 	_, _ = w.Write(body) // #nosec G705 -- FHIR JSON resource served as application/fhir+json (nosniff), never as HTML
 }
 
-// fhirBase is the absolute FHIR base URL for links: the public URL, unless it names the
-// listen address without a host (the default public URL of a server listening on all
-// addresses, "https://[::]:8443"), which no client can reach: then the host the client
-// reached (its TLS handshake checked it against the server certificate).
+// fhirBase is the absolute FHIR base URL for links: the public URL the operator gave, or else
+// the host the client reached (its TLS handshake checked it against the server
+// certificate); a default public URL naming the listen address ("https://[::]:8443",
+// "https://127.0.0.1:8443") is not one a client can be sure to reach.
 func (s *Server) fhirBase(r *http.Request) string {
-	if u, err := url.Parse(s.cfg.PublicURL); err == nil && s.cfg.PublicURL != "" {
+	// Without --public-url the node's default is https://LISTEN-ADDRESS, which the server
+	// certificate need not name (init --host localhost, --addr 127.0.0.1:8443).
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && s.cfg.PublicURL != "" && s.cfg.PublicURL != "https://"+s.cfg.Addr {
 		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsUnspecified() {
 			return strings.TrimSuffix(s.cfg.PublicURL, "/") + "/fhir"
 		}
