@@ -100,6 +100,18 @@ func TestLabMessages(t *testing.T) {
 	sample := func(name string, replace ...string) func(t *testing.T) []byte {
 		return func(t *testing.T) []byte { return labSample(t, name, replace...) }
 	}
+	// resent is one message sent twice: the sample shifted once, so that both sends are the
+	// same bytes (two shifts a second apart are two messages).
+	resent := func(f func(t *testing.T) []byte) func(t *testing.T) []byte {
+		var b []byte
+		return func(t *testing.T) []byte {
+			if b == nil {
+				b = f(t)
+			}
+			return b
+		}
+	}
+	bloodGasTwice := resent(sample("10_spec_poc_blood_gas_oru_r01.hl7"))
 	tests := []struct {
 		name    string
 		device  string
@@ -148,7 +160,7 @@ func TestLabMessages(t *testing.T) {
 				}
 			}},
 		{name: "retransmission stored once", device: "bga-icu-01", binding: vitalgate.BindingIdentified,
-			sends: []send{{msg: sample("10_spec_poc_blood_gas_oru_r01.hl7"), ack: "AA"}, {msg: sample("10_spec_poc_blood_gas_oru_r01.hl7"), ack: "AA"}},
+			sends: []send{{msg: bloodGasTwice, ack: "AA"}, {msg: bloodGasTwice, ack: "AA"}},
 			obs:   14, reports: 1, specimens: 1,
 			check: func(t *testing.T, e *intakeEnv) {
 				for _, o := range stored(t, e, "Observation") {
